@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeEru.Dev;
+
+public sealed class EtcdServerOptions
+{
+    /// <summary>Data directory; a new temporary one (removed on dispose) when null.</summary>
+    public string? DataDir { get; init; }
+
+    /// <summary>Client port on 127.0.0.1; a free one when 0.</summary>
+    public int ClientPort { get; init; }
+
+    public int PeerPort { get; init; }
+
+    /// <summary>Extra etcd flags (e.g. --max-txn-ops=10000).</summary>
+    public IReadOnlyList<string> ExtraArgs { get; init; } = [];
+}
+
+/// <summary>
+/// A real etcd (Debian package etcd-server) on loopback, as a child process. Stop/Start keep its data
+/// and ports, so tests can take etcd away and bring it back.
+/// </summary>
+public sealed class EtcdServer : IAsyncDisposable
+{
+    private readonly string _binary;
+    private readonly string _dataDir;
+    private readonly bool _ownsDataDir;
+    private readonly IReadOnlyList<string> _extraArgs;
+    private readonly ILogger _log;
+    private readonly Queue<string> _outputTail = new();
+    private Process? _process;
+
+    private EtcdServer(string binary, string dataDir, bool ownsDataDir, int clientPort, int peerPort, IReadOnlyList<string> extraArgs, ILogger log)
+    {
+        _binary = binary;
+        _dataDir = dataDir;
+        _ownsDataDir = ownsDataDir;
+        ClientPort = clientPort;
+        PeerPort = peerPort;
+        _extraArgs = extraArgs;
+        _log = log;
+    }
+
+    public int ClientPort { get; private set; }
+    public int PeerPort { get; private set; }
+    public string ClientUrl => $"http://127.0.0.1:{ClientPort}";
+    public string DataDir => _dataDir;
+    public bool IsRunning => _process is { HasExited: false };
+    public int? ProcessId => _process?.Id;
+
+    public static async Task<EtcdServer> StartAsync(EtcdServerOptions? options = null, ILogger? log = null, CancellationToken ct = default)
+    {
+        options ??= new EtcdServerOptions();
+        var binary = Tools.Find("etcd", "etcd-server");
+        var owns = options.DataDir is null;
+        var dataDir = options.DataDir ?? Path.Combine(Path.GetTempPath(), "eru-etcd-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(dataDir);
+        var fixedPorts = options.ClientPort != 0;
+        for (var attempt = 1; ; attempt++)
+        {
+            var server = new EtcdServer(binary, dataDir, owns,
+                options.ClientPort != 0 ? options.ClientPort : Ports.FreeTcp(),
+                options.PeerPort != 0 ? options.PeerPort : Ports.FreeTcp(),
+                options.ExtraArgs, log ?? NullLogger.Instance);
+            try
+            {
+                await server.StartAsync(ct);
+                return server;
+            }
+            catch (EtcdStartException) when (!fixedPorts && attempt < 3)
+            {
+                // A free port was taken between choosing it and etcd binding it: choose again.
+                await server.StopAsync();
+            }
+            catch
+            {
+                await server.DisposeAsync();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>(Re)starts the process on the same ports and data directory and waits until it serves.</summary>
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        if (IsRunning) return;
+        var psi = new ProcessStartInfo(_binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        string[] args =
+        [
+            "--name", "eru",
+            "--data-dir", Path.Combine(_dataDir, "data"),
+            "--listen-client-urls", ClientUrl,
+            "--advertise-client-urls", ClientUrl,
+            "--listen-peer-urls", $"http://127.0.0.1:{PeerPort}",
+            "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPort}",
+            "--initial-cluster", $"eru=http://127.0.0.1:{PeerPort}",
+            "--logger", "zap",
+            "--log-outputs", "stderr",
+            .. _extraArgs,
+        ];
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        lock (_outputTail) _outputTail.Clear();
+        var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) => Remember(e.Data);
+        p.ErrorDataReceived += (_, e) => Remember(e.Data);
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        _process = p;
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (p.HasExited)
+                throw new EtcdStartException($"etcd exited with code {p.ExitCode} while starting on {ClientUrl}:\n{OutputTail()}");
+            try
+            {
+                var body = await http.GetStringAsync(new Uri(ClientUrl + "/health"), ct);
+                if (body.Contains("\"health\":\"true\"", StringComparison.Ordinal)) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+            if (DateTime.UtcNow > deadline)
+                throw new EtcdStartException($"etcd did not become healthy on {ClientUrl} within 30 s:\n{OutputTail()}");
+            await Task.Delay(50, ct);
+        }
+        _log.LogInformation("etcd {Pid} serving on {Url} (data {DataDir})", p.Id, ClientUrl, _dataDir);
+    }
+
+    /// <summary>Stops etcd gracefully (SIGTERM), keeping its data; <paramref name="kill"/> sends SIGKILL (a crash).</summary>
+    public async Task StopAsync(bool kill = false)
+    {
+        var p = _process;
+        if (p is null) return;
+        _process = null;
+        if (!p.HasExited)
+        {
+            if (kill) p.Kill();
+            else Posix.Terminate(p.Id);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await p.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                p.Kill();
+                await p.WaitForExitAsync();
+            }
+        }
+        p.Dispose();
+    }
+
+    public string OutputTail()
+    {
+        lock (_outputTail) return string.Join('\n', _outputTail);
+    }
+
+    private void Remember(string? line)
+    {
+        if (line is null) return;
+        lock (_outputTail)
+        {
+            _outputTail.Enqueue(line);
+            while (_outputTail.Count > 40) _outputTail.Dequeue();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        if (_ownsDataDir)
+        {
+            try
+            {
+                Directory.Delete(_dataDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}
+
+public sealed class EtcdStartException(string message) : Exception(message);

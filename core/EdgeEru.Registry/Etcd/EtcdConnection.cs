@@ -1,0 +1,59 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EdgeEru.Registry.Etcd;
+
+/// <summary>
+/// gRPC channels to the etcd members (dotnet-etcd's generated clients). One endpoint is current;
+/// <see cref="Failover"/> moves to the next after a transport failure.
+/// </summary>
+public sealed class EtcdConnection : IDisposable
+{
+    private readonly GrpcChannel[] _channels;
+    private int _current;
+
+    public EtcdConnection(RegistryOptions options)
+    {
+        Options = options;
+        Endpoints = options.ParseEndpoints();
+        _channels = Endpoints.Select(e => GrpcChannel.ForAddress(e, new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                KeepAlivePingDelay = options.KeepAlive,
+                KeepAlivePingTimeout = options.KeepAlive,
+                KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
+                ConnectTimeout = options.RequestTimeout,
+                EnableMultipleHttp2Connections = true,
+            },
+            // A watch batch or a page of a large registry can exceed gRPC's 4 MiB default.
+            MaxReceiveMessageSize = 256 * 1024 * 1024,
+            Credentials = e.Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+        })).ToArray();
+    }
+
+    public RegistryOptions Options { get; }
+    public IReadOnlyList<Uri> Endpoints { get; }
+    public Uri CurrentEndpoint => Endpoints[Volatile.Read(ref _current)];
+
+    public Etcdserverpb.KV.KVClient KV => new(_channels[Volatile.Read(ref _current)]);
+    public Etcdserverpb.Watch.WatchClient Watch => new(_channels[Volatile.Read(ref _current)]);
+    public Etcdserverpb.Lease.LeaseClient Lease => new(_channels[Volatile.Read(ref _current)]);
+
+    public DateTime Deadline => DateTime.UtcNow + Options.RequestTimeout;
+
+    /// <summary>Moves to the next endpoint (no-op with one).</summary>
+    public void Failover()
+    {
+        if (_channels.Length > 1) Interlocked.Exchange(ref _current, (_current + 1) % _channels.Length);
+    }
+
+    public static bool IsTransient(RpcException ex) =>
+        ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal
+            or StatusCode.Unknown or StatusCode.Aborted or StatusCode.ResourceExhausted;
+
+    public void Dispose()
+    {
+        foreach (var c in _channels) c.Dispose();
+    }
+}

@@ -1,0 +1,280 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using EdgeEru.Registry.Serialization;
+
+namespace EdgeEru.Registry.Model;
+
+/// <summary>Every registry value: a schema version and a self-check run on write and on read.</summary>
+public interface IRegistryRecord
+{
+    /// <summary>Schema major version. Additive changes keep it; readers ignore fields they do not know.</summary>
+    int V { get; }
+
+    /// <summary>The name this value is stored under (the last part of its key).</summary>
+    string KeyName { get; }
+
+    /// <summary>What is wrong with this value, or an empty list.</summary>
+    IReadOnlyList<string> Validate();
+}
+
+/// <summary>A group of nodes; deploys target one pod.</summary>
+public sealed record Pod : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Name { get; init; }
+    public string Description { get; init; } = "";
+    public StringMap Labels { get; init; } = StringMap.Empty;
+
+    [JsonIgnore] public string KeyName => Name;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsLabel(Name), $"pod name \"{Name}\" must be a DNS label (a-z, 0-9, '-', at most 63)");
+        return e;
+    }
+}
+
+/// <summary>How Core reaches a node's Docker engine. TLS material is referenced by path, never stored.</summary>
+public sealed record DockerEndpoint
+{
+    /// <summary><c>unix:///var/run/docker.sock</c> or <c>tcp://host:2376</c>.</summary>
+    public required string Address { get; init; }
+    public string? TlsCaPath { get; init; }
+    public string? TlsCertPath { get; init; }
+    public string? TlsKeyPath { get; init; }
+
+    internal void Validate(List<string> e)
+    {
+        var ok = Uri.TryCreate(Address, UriKind.Absolute, out var uri) && uri.Scheme is "unix" or "tcp";
+        Names.Require(e, ok, $"docker endpoint \"{Address}\" must be unix:///path or tcp://host:port");
+        if (ok && uri!.Scheme == "tcp")
+            Names.Require(e, (TlsCertPath is null) == (TlsKeyPath is null), "docker endpoint TLS needs both a certificate and a key");
+    }
+}
+
+public sealed record NumaNode
+{
+    [JsonConverter(typeof(PooledStringConverter))] public required string Id { get; init; }
+    public int[] Cpus { get; init; } = [];
+    public long MemoryBytes { get; init; }
+}
+
+public sealed record NodeCapacity
+{
+    public int CpuCores { get; init; }
+
+    /// <summary>Share pieces per core: 100 = no oversell; 200 = each core can be bound twice.</summary>
+    public int PiecesPerCore { get; init; } = 100;
+    public long MemoryBytes { get; init; }
+    public NumaNode[] Numa { get; init; } = [];
+
+    internal void Validate(List<string> e)
+    {
+        Names.Require(e, CpuCores >= 0, "capacity.cpu_cores must not be negative");
+        Names.Require(e, PiecesPerCore >= 100, "capacity.pieces_per_core must be at least 100 (100 = no oversell)");
+        Names.Require(e, MemoryBytes >= 0, "capacity.memory_bytes must not be negative");
+        var seen = new HashSet<int>();
+        foreach (var n in Numa)
+            foreach (var cpu in n.Cpus)
+            {
+                Names.Require(e, cpu >= 0 && cpu < CpuCores, $"numa node {n.Id}: cpu {cpu} is outside 0..{CpuCores - 1}");
+                Names.Require(e, seen.Add(cpu), $"numa node {n.Id}: cpu {cpu} belongs to two NUMA nodes");
+            }
+    }
+}
+
+/// <summary>A Docker host. Its resource usage is derived from its workload records, never stored.</summary>
+public sealed record Node : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Name { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Pod { get; init; }
+    public required DockerEndpoint Endpoint { get; init; }
+    /// <summary>The host's own address (served as <c>{node}.node.{zone}</c>).</summary>
+    public string? Address { get; init; }
+    public StringMap Labels { get; init; } = StringMap.Empty;
+    public NodeCapacity Capacity { get; init; } = new();
+    /// <summary>Docker networks workloads on this node can attach to.</summary>
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Networks { get; init; } = [];
+    /// <summary>Bypassed: keeps its workloads, receives no new ones.</summary>
+    public bool Unschedulable { get; init; }
+
+    [JsonIgnore] public string KeyName => Name;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsLabel(Name), $"node name \"{Name}\" must be a DNS label");
+        Names.Require(e, Names.IsLabel(Pod), $"node {Name}: pod \"{Pod}\" must be a DNS label");
+        Endpoint.Validate(e);
+        Capacity.Validate(e);
+        return e;
+    }
+}
+
+/// <summary>The agent's heartbeat, under its lease: the node is alive while this key exists.</summary>
+public sealed record NodeStatus : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Node { get; init; }
+    public DateTimeOffset HeartbeatAt { get; init; }
+    public string? AgentVersion { get; init; }
+    public string? DockerVersion { get; init; }
+
+    [JsonIgnore] public string KeyName => Node;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsLabel(Node), $"node-status: node \"{Node}\" must be a DNS label");
+        return e;
+    }
+}
+
+public sealed record PublishedPort
+{
+    [JsonConverter(typeof(PooledStringConverter))] public required string Name { get; init; }
+    public int Port { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public string Protocol { get; init; } = "tcp";
+}
+
+/// <summary>One core bound to a workload: <c>pieces</c> of the node's pieces-per-core (100 = a full core).</summary>
+public sealed record CpuBinding
+{
+    public int Core { get; init; }
+    public int Pieces { get; init; }
+}
+
+/// <summary>What Core reserved for a workload; node usage is the sum of these over the node's workloads.</summary>
+public sealed record ResourceAllocation
+{
+    public long MemoryRequestBytes { get; init; }
+    public long MemoryLimitBytes { get; init; }
+    /// <summary>CPU request in cores (the CFS quota when not bound).</summary>
+    public double CpuRequest { get; init; }
+    public double CpuLimit { get; init; }
+    /// <summary>Bound cores; empty when the workload runs in the shared pool.</summary>
+    public CpuBinding[] CpuBind { get; init; } = [];
+    [JsonConverter(typeof(PooledStringConverter))] public string? NumaNode { get; init; }
+}
+
+public sealed record HttpCheck
+{
+    /// <summary>Name of a published port.</summary>
+    [JsonConverter(typeof(PooledStringConverter))] public required string Port { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public string Path { get; init; } = "/";
+    /// <summary>0: any 2xx or 3xx.</summary>
+    public int ExpectedCode { get; init; }
+}
+
+public sealed record HealthCheckSpec
+{
+    /// <summary>Names of published ports that must accept a TCP connection.</summary>
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] TcpPorts { get; init; } = [];
+    public HttpCheck? Http { get; init; }
+    public int IntervalMs { get; init; } = 5000;
+    public int TimeoutMs { get; init; } = 2000;
+    public int HealthyAfter { get; init; } = 1;
+    public int UnhealthyAfter { get; init; } = 3;
+    public int StartGraceMs { get; init; }
+}
+
+/// <summary>A container Core created, as Core recorded it.</summary>
+public sealed record Workload : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    /// <summary>The Docker container id.</summary>
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string App { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Entrypoint { get; init; }
+    public required string Ident { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Pod { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Node { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Image { get; init; }
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Tags { get; init; } = [];
+    public StringMap Labels { get; init; } = StringMap.Empty;
+    /// <summary>Docker network name → IPv4 address requested ("" when the driver assigns it).</summary>
+    public StringMap Networks { get; init; } = StringMap.Empty;
+    public PublishedPort[] Ports { get; init; } = [];
+    public ResourceAllocation Resources { get; init; } = new();
+    public HealthCheckSpec? Healthcheck { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+
+    [JsonIgnore] public string KeyName => Id;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsId(Id), $"workload id \"{Id}\" must be 1-253 of [A-Za-z0-9._-]");
+        Names.Require(e, Names.IsId(Name), $"workload {Id}: name \"{Name}\" must be 1-253 of [A-Za-z0-9._-]");
+        Names.Require(e, Names.IsLabel(App), $"workload {Id}: app \"{App}\" must be a DNS label");
+        Names.Require(e, Names.IsLabel(Entrypoint), $"workload {Id}: entrypoint \"{Entrypoint}\" must be a DNS label");
+        Names.Require(e, Names.IsLabel(Ident), $"workload {Id}: ident \"{Ident}\" must be a DNS label");
+        Names.Require(e, Names.IsLabel(Pod), $"workload {Id}: pod \"{Pod}\" must be a DNS label");
+        Names.Require(e, Names.IsLabel(Node), $"workload {Id}: node \"{Node}\" must be a DNS label");
+        Names.Require(e, !string.IsNullOrWhiteSpace(Image), $"workload {Id}: image is empty");
+        foreach (var t in Tags) Names.Require(e, Names.IsLabel(t), $"workload {Id}: tag \"{t}\" must be a DNS label");
+        foreach (var p in Ports)
+        {
+            Names.Require(e, Names.IsLabel(p.Name), $"workload {Id}: port name \"{p.Name}\" must be a DNS label");
+            Names.Require(e, p.Port is > 0 and < 65536, $"workload {Id}: port {p.Name} number {p.Port} is outside 1-65535");
+            Names.Require(e, p.Protocol is "tcp" or "udp", $"workload {Id}: port {p.Name} protocol \"{p.Protocol}\" must be tcp or udp");
+        }
+        foreach (var (net, ip) in Networks)
+            Names.Require(e, ip.Length == 0 || System.Net.IPAddress.TryParse(ip, out _), $"workload {Id}: network {net} address \"{ip}\" is not an IP address");
+        Names.Require(e, Resources.MemoryRequestBytes >= 0 && Resources.MemoryLimitBytes >= 0, $"workload {Id}: memory must not be negative");
+        Names.Require(e, Resources.CpuRequest >= 0 && Resources.CpuLimit >= 0, $"workload {Id}: cpu must not be negative");
+        foreach (var b in Resources.CpuBind)
+            Names.Require(e, b.Core >= 0 && b.Pieces > 0, $"workload {Id}: cpu binding core {b.Core} pieces {b.Pieces} is invalid");
+        return e;
+    }
+}
+
+/// <summary>What the agent observes of a workload, under the agent's lease.</summary>
+public sealed record WorkloadStatus : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Id { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Node { get; init; }
+    public bool Running { get; init; }
+    public bool Healthy { get; init; }
+    /// <summary>Docker network name → address observed on the container.</summary>
+    public StringMap Addresses { get; init; } = StringMap.Empty;
+    public DateTimeOffset CheckedAt { get; init; }
+    public string? Reason { get; init; }
+
+    [JsonIgnore] public string KeyName => Id;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsId(Id), $"workload-status id \"{Id}\" must be 1-253 of [A-Za-z0-9._-]");
+        Names.Require(e, Names.IsLabel(Node), $"workload-status {Id}: node \"{Node}\" must be a DNS label");
+        foreach (var (net, ip) in Addresses)
+            Names.Require(e, System.Net.IPAddress.TryParse(ip, out _), $"workload-status {Id}: network {net} address \"{ip}\" is not an IP address");
+        return e;
+    }
+}
+
+/// <summary>
+/// A value whose schema belongs to a later issue (<c>lb/domains</c>, <c>ssh/users</c>): kept as a JSON object
+/// with its version, so the registry can carry it before its follower exists.
+/// </summary>
+public sealed record ReservedRecord : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Name { get; init; }
+    public JsonElement Spec { get; init; }
+
+    [JsonIgnore] public string KeyName => Name;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsDomain(Name) || Names.IsUser(Name), $"name \"{Name}\" is neither a domain nor a user name");
+        Names.Require(e, Spec.ValueKind is JsonValueKind.Object or JsonValueKind.Undefined, $"{Name}: spec must be a JSON object");
+        return e;
+    }
+}

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Serialization;
+
+namespace EdgeEru.Registry;
+
+/// <summary>A kind of registry value: where it lives under the prefix and how it is encoded.</summary>
+public abstract class RegistryKind
+{
+    private protected RegistryKind(string segment, int version)
+    {
+        Segment = segment;
+        Version = version;
+    }
+
+    /// <summary>Key segment under the prefix, e.g. <c>workloads</c> or <c>lb/domains</c>.</summary>
+    public string Segment { get; }
+
+    /// <summary>Newest schema major version this build reads and writes.</summary>
+    public int Version { get; }
+
+    public abstract IRegistryRecord DecodeRecord(ReadOnlySpan<byte> json, string keyName);
+
+    public override string ToString() => Segment;
+}
+
+public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRecord
+{
+    private readonly JsonTypeInfo<T> _typeInfo;
+
+    internal RegistryKind(string segment, int version, JsonTypeInfo<T> typeInfo) : base(segment, version) =>
+        _typeInfo = typeInfo;
+
+    /// <summary>Encodes a value after validating it; a value that fails validation never reaches etcd.</summary>
+    public byte[] Encode(T value)
+    {
+        var errors = value.Validate();
+        if (errors.Count > 0) throw new RegistryValueException(Segment, value.KeyName, string.Join("; ", errors));
+        if (value.V > Version)
+            throw new RegistryValueException(Segment, value.KeyName, $"schema version {value.V} is newer than this build's {Version}");
+        return JsonSerializer.SerializeToUtf8Bytes(value, _typeInfo);
+    }
+
+    /// <summary>Decodes and checks a stored value; anything wrong raises <see cref="RegistryValueException"/>.</summary>
+    public T Decode(ReadOnlySpan<byte> json, string keyName)
+    {
+        T? value;
+        try
+        {
+            value = JsonSerializer.Deserialize(json, _typeInfo);
+        }
+        catch (JsonException ex)
+        {
+            var v = PeekVersion(json);
+            var why = v > Version ? $"schema version {v} is newer than this build's {Version}" : $"invalid JSON: {ex.Message}";
+            throw new RegistryValueException(Segment, keyName, why);
+        }
+        if (value is null) throw new RegistryValueException(Segment, keyName, "value is JSON null");
+        if (value.V > Version)
+            throw new RegistryValueException(Segment, keyName, $"schema version {value.V} is newer than this build's {Version}");
+        if (value.V < 1) throw new RegistryValueException(Segment, keyName, $"schema version {value.V} is invalid (must be >= 1)");
+        if (value.KeyName != keyName)
+            throw new RegistryValueException(Segment, keyName, $"value names \"{value.KeyName}\" but is stored under \"{keyName}\"");
+        var errors = value.Validate();
+        if (errors.Count > 0) throw new RegistryValueException(Segment, keyName, string.Join("; ", errors));
+        return value;
+    }
+
+    public override IRegistryRecord DecodeRecord(ReadOnlySpan<byte> json, string keyName) => Decode(json, keyName);
+
+    private static int PeekVersion(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(json);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return 0;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isV = reader.ValueTextEquals("v"u8);
+                reader.Read();
+                if (isV && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var v)) return v;
+                reader.Skip();
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        return 0;
+    }
+}
+
+/// <summary>The kinds of value in the registry (docs/registry.md).</summary>
+public static class Kinds
+{
+    public static readonly RegistryKind<Pod> Pods = new("pods", 1, RegistryJsonContext.Default.Pod);
+    public static readonly RegistryKind<Node> Nodes = new("nodes", 1, RegistryJsonContext.Default.Node);
+    public static readonly RegistryKind<NodeStatus> NodeStatus = new("node-status", 1, RegistryJsonContext.Default.NodeStatus);
+    public static readonly RegistryKind<Workload> Workloads = new("workloads", 1, RegistryJsonContext.Default.Workload);
+    public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
+    public static readonly RegistryKind<ReservedRecord> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.ReservedRecord);
+    public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
+
+    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Workloads, WorkloadStatus, LbDomains, SshUsers];
+}
+
+/// <summary>A registry value that is invalid: names the key and what is wrong.</summary>
+public sealed class RegistryValueException(string segment, string keyName, string problem)
+    : Exception($"{segment}/{keyName}: {problem}")
+{
+    public string Segment { get; } = segment;
+    public string KeyName { get; } = keyName;
+    public string Problem { get; } = problem;
+}

@@ -1,0 +1,19 @@
+using System.Text.Json.Serialization;
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Registry.Serialization;
+
+/// <summary>Source-generated JSON for every registry value: snake_case, no nulls written.</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    RespectRequiredConstructorParameters = true,
+    AllowTrailingCommas = false,
+    ReadCommentHandling = System.Text.Json.JsonCommentHandling.Disallow)]
+[JsonSerializable(typeof(Pod))]
+[JsonSerializable(typeof(Node))]
+[JsonSerializable(typeof(NodeStatus))]
+[JsonSerializable(typeof(Workload))]
+[JsonSerializable(typeof(WorkloadStatus))]
+[JsonSerializable(typeof(ReservedRecord))]
+public sealed partial class RegistryJsonContext : JsonSerializerContext;

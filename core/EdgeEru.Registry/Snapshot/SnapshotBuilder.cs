@@ -1,0 +1,282 @@
+using System.Collections.Immutable;
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Registry.Snapshot;
+
+/// <summary>
+/// Turns changes into the next snapshot. The incremental path touches only what a change touches:
+/// O(log n) in the maps, O(group size) in the one or few group arrays the workload belongs to.
+/// The full build (initial list) groups in plain collections and freezes once.
+/// </summary>
+internal sealed class SnapshotBuilder
+{
+    private readonly ImmutableDictionary<string, Pod>.Builder _pods;
+    private readonly ImmutableDictionary<string, Node>.Builder _nodes;
+    private readonly ImmutableDictionary<string, NodeStatus>.Builder _nodeStatuses;
+    private readonly ImmutableDictionary<string, WorkloadView>.Builder _workloads;
+    private readonly ImmutableDictionary<string, ReservedRecord>.Builder _lbDomains;
+    private readonly ImmutableDictionary<string, ReservedRecord>.Builder _sshUsers;
+    private readonly ImmutableDictionary<string, string>.Builder _problems;
+    private readonly ImmutableDictionary<ServiceKey, ImmutableArray<WorkloadView>>.Builder _byService;
+    private readonly ImmutableDictionary<TagKey, ImmutableArray<WorkloadView>>.Builder _byTag;
+    private readonly ImmutableDictionary<LabelKey, ImmutableArray<WorkloadView>>.Builder _byLabel;
+    private readonly ImmutableDictionary<string, ImmutableArray<WorkloadView>>.Builder _byNode;
+    private readonly ImmutableDictionary<string, ImmutableArray<WorkloadView>>.Builder _byIp;
+    private readonly ImmutableDictionary<string, ImmutableArray<string>>.Builder _idsByNode;
+    private int _liveCount;
+
+    public SnapshotBuilder(RegistrySnapshot from)
+    {
+        _pods = from.Pods.ToBuilder();
+        _nodes = from.Nodes.ToBuilder();
+        _nodeStatuses = from.NodeStatuses.ToBuilder();
+        _workloads = from.Workloads.ToBuilder();
+        _lbDomains = from.LbDomains.ToBuilder();
+        _sshUsers = from.SshUsers.ToBuilder();
+        _problems = from.Problems.ToBuilder();
+        _byService = from.LiveByService.ToBuilder();
+        _byTag = from.LiveByTag.ToBuilder();
+        _byLabel = from.LiveByLabel.ToBuilder();
+        _byNode = from.LiveByNode.ToBuilder();
+        _byIp = from.LiveByIp.ToBuilder();
+        _idsByNode = from.IdsByNode.ToBuilder();
+        _liveCount = from.LiveCount;
+    }
+
+    public RegistrySnapshot Build(long revision) => new(
+        revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads.ToImmutable(),
+        _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
+        _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp.ToImmutable(),
+        _idsByNode.ToImmutable(), _liveCount);
+
+    public void Apply(RegistryChange c)
+    {
+        var problemKey = c.Kind.Segment + "/" + c.Name;
+        if (c.Problem is not null)
+        {
+            // Keep the last good value: a bad write must not take a working thing away.
+            _problems[problemKey] = c.Problem;
+            return;
+        }
+        _problems.Remove(problemKey);
+
+        switch (c.Value)
+        {
+            case null when ReferenceEquals(c.Kind, Kinds.Pods): _pods.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.Nodes): _nodes.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.NodeStatus): SetNodeStatus(c.Name, null); break;
+            case null when ReferenceEquals(c.Kind, Kinds.Workloads): SetWorkload(c.Name, null, true, null, 0, false); break;
+            case null when ReferenceEquals(c.Kind, Kinds.WorkloadStatus): SetWorkload(c.Name, null, false, null, 0, true); break;
+            case null when ReferenceEquals(c.Kind, Kinds.LbDomains): _lbDomains.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers.Remove(c.Name); break;
+            case Pod p: _pods[c.Name] = p; break;
+            case Node n: _nodes[c.Name] = n; break;
+            case NodeStatus s: SetNodeStatus(c.Name, s); break;
+            case Workload w: SetWorkload(c.Name, w, true, null, 0, false); break;
+            case WorkloadStatus s: SetWorkload(c.Name, null, false, s, c.Lease, true); break;
+            case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.LbDomains): _lbDomains[c.Name] = r; break;
+            case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers[c.Name] = r; break;
+            default: break;
+        }
+    }
+
+    private void SetNodeStatus(string node, NodeStatus? status)
+    {
+        var wasAlive = _nodeStatuses.ContainsKey(node);
+        if (status is null) _nodeStatuses.Remove(node);
+        else _nodeStatuses[node] = status;
+        if (wasAlive == status is not null) return;
+        // The node's liveness flipped: every workload on it may change (cost: that node's workloads).
+        foreach (var id in _idsByNode.GetValueOrDefault(node, []))
+        {
+            var old = _workloads[id];
+            Replace(id, old, old.Record, old.Status, old.StatusLease);
+        }
+    }
+
+    private void SetWorkload(string id, Workload? record, bool setRecord, WorkloadStatus? status, long lease, bool setStatus)
+    {
+        var old = _workloads.GetValueOrDefault(id);
+        var rec = setRecord ? record : old?.Record;
+        var st = setStatus ? status : old?.Status;
+        var stLease = setStatus ? lease : old?.StatusLease ?? 0;
+        Replace(id, old, rec, st, stLease);
+    }
+
+    private void Replace(string id, WorkloadView? old, Workload? rec, WorkloadStatus? st, long lease)
+    {
+        var next = rec is null && st is null ? null : NewView(id, rec, st, lease, _nodeStatuses);
+        if (old is { IsLive: true }) RemoveLive(old);
+        var oldNode = old?.Record?.Node;
+        var newNode = next?.Record?.Node;
+        if (oldNode != newNode)
+        {
+            if (oldNode is not null) Groups.RemoveId(_idsByNode, oldNode, id);
+            if (newNode is not null) Groups.AddId(_idsByNode, newNode, id);
+        }
+        if (next is null) _workloads.Remove(id);
+        else _workloads[id] = next;
+        if (next is { IsLive: true }) AddLive(next);
+    }
+
+    private static WorkloadView NewView(string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses) =>
+        new(id, rec, st, lease, Liveness.IsLive(rec, st, lease, rec is not null && nodeStatuses.ContainsKey(rec.Node)));
+
+    private void AddLive(WorkloadView v)
+    {
+        var r = v.Record!;
+        Groups.Add(_byService, new ServiceKey(r.App, r.Entrypoint), v);
+        foreach (var tag in r.Tags.Distinct()) Groups.Add(_byTag, new TagKey(r.App, r.Entrypoint, tag), v);
+        foreach (var (k, val) in r.Labels) Groups.Add(_byLabel, new LabelKey(k, val), v);
+        Groups.Add(_byNode, r.Node, v);
+        foreach (var (_, ip) in v.Addresses()) Groups.Add(_byIp, ip, v);
+        _liveCount++;
+    }
+
+    private void RemoveLive(WorkloadView v)
+    {
+        var r = v.Record!;
+        Groups.Remove(_byService, new ServiceKey(r.App, r.Entrypoint), v.Id);
+        foreach (var tag in r.Tags.Distinct()) Groups.Remove(_byTag, new TagKey(r.App, r.Entrypoint, tag), v.Id);
+        foreach (var (k, val) in r.Labels) Groups.Remove(_byLabel, new LabelKey(k, val), v.Id);
+        Groups.Remove(_byNode, r.Node, v.Id);
+        foreach (var (_, ip) in v.Addresses()) Groups.Remove(_byIp, ip, v.Id);
+        _liveCount--;
+    }
+
+    /// <summary>The initial build: the whole registry at one revision, grouped in plain collections, frozen once.</summary>
+    public static RegistrySnapshot BuildFull(IEnumerable<RegistryChange> state, long revision)
+    {
+        var empty = RegistrySnapshot.Empty;
+        var pods = empty.Pods.ToBuilder();
+        var nodes = empty.Nodes.ToBuilder();
+        var nodeStatuses = empty.NodeStatuses.ToBuilder();
+        var lb = empty.LbDomains.ToBuilder();
+        var ssh = empty.SshUsers.ToBuilder();
+        var problems = empty.Problems.ToBuilder();
+        var joined = new Dictionary<string, (Workload? Rec, WorkloadStatus? St, long Lease)>(StringComparer.Ordinal);
+
+        foreach (var c in state)
+        {
+            if (c.Problem is not null)
+            {
+                problems[c.Kind.Segment + "/" + c.Name] = c.Problem;
+                continue;
+            }
+            switch (c.Value)
+            {
+                case Pod p: pods[c.Name] = p; break;
+                case Node n: nodes[c.Name] = n; break;
+                case NodeStatus s: nodeStatuses[c.Name] = s; break;
+                case Workload w:
+                    joined[c.Name] = (w, joined.GetValueOrDefault(c.Name).St, joined.GetValueOrDefault(c.Name).Lease);
+                    break;
+                case WorkloadStatus s:
+                    joined[c.Name] = (joined.GetValueOrDefault(c.Name).Rec, s, c.Lease);
+                    break;
+                case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.LbDomains): lb[c.Name] = r; break;
+                case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
+                default: break;
+            }
+        }
+
+        var frozenStatuses = nodeStatuses.ToImmutable();
+        var views = new List<KeyValuePair<string, WorkloadView>>(joined.Count);
+        var ids = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var byService = new Dictionary<ServiceKey, List<WorkloadView>>();
+        var byTag = new Dictionary<TagKey, List<WorkloadView>>();
+        var byLabel = new Dictionary<LabelKey, List<WorkloadView>>();
+        var byNode = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
+        var byIp = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
+        var live = 0;
+        foreach (var (id, (rec, st, lease)) in joined)
+        {
+            var v = NewView(id, rec, st, lease, frozenStatuses);
+            views.Add(new(id, v));
+            if (rec is not null) Groups.Collect(ids, rec.Node, id);
+            if (!v.IsLive) continue;
+            live++;
+            Groups.Collect(byService, new ServiceKey(rec!.App, rec.Entrypoint), v);
+            foreach (var tag in rec.Tags.Distinct()) Groups.Collect(byTag, new TagKey(rec.App, rec.Entrypoint, tag), v);
+            foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
+            Groups.Collect(byNode, rec.Node, v);
+            foreach (var (_, ip) in v.Addresses()) Groups.Collect(byIp, ip, v);
+        }
+
+        return new RegistrySnapshot(
+            revision, pods.ToImmutable(), nodes.ToImmutable(), frozenStatuses,
+            empty.Workloads.AddRange(views), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
+            Groups.Freeze(empty.LiveByService, byService), Groups.Freeze(empty.LiveByTag, byTag),
+            Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
+            Groups.Freeze(empty.LiveByIp, byIp),
+            empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, ImmutableArray<string>>(
+                kv.Key, [.. kv.Value.Order(StringComparer.Ordinal)]))),
+            live);
+    }
+}
+
+/// <summary>Sorted-by-id group arrays: copy-on-write, binary-searched.</summary>
+internal static class Groups
+{
+    private static int Find(ImmutableArray<WorkloadView> a, string id)
+    {
+        int lo = 0, hi = a.Length - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var c = string.CompareOrdinal(a[mid].Id, id);
+            if (c == 0) return mid;
+            if (c < 0) lo = mid + 1; else hi = mid - 1;
+        }
+        return ~lo;
+    }
+
+    public static void Add<TKey>(ImmutableDictionary<TKey, ImmutableArray<WorkloadView>>.Builder d, TKey key, WorkloadView v)
+        where TKey : notnull
+    {
+        var a = d.GetValueOrDefault(key, []);
+        var i = Find(a, v.Id);
+        d[key] = i >= 0 ? a.SetItem(i, v) : a.Insert(~i, v);
+    }
+
+    public static void Remove<TKey>(ImmutableDictionary<TKey, ImmutableArray<WorkloadView>>.Builder d, TKey key, string id)
+        where TKey : notnull
+    {
+        if (!d.TryGetValue(key, out var a)) return;
+        var i = Find(a, id);
+        if (i < 0) return;
+        if (a.Length == 1) d.Remove(key);
+        else d[key] = a.RemoveAt(i);
+    }
+
+    public static void AddId(ImmutableDictionary<string, ImmutableArray<string>>.Builder d, string key, string id)
+    {
+        var a = d.GetValueOrDefault(key, []);
+        var i = a.BinarySearch(id, StringComparer.Ordinal);
+        if (i < 0) d[key] = a.Insert(~i, id);
+    }
+
+    public static void RemoveId(ImmutableDictionary<string, ImmutableArray<string>>.Builder d, string key, string id)
+    {
+        if (!d.TryGetValue(key, out var a)) return;
+        var i = a.BinarySearch(id, StringComparer.Ordinal);
+        if (i < 0) return;
+        if (a.Length == 1) d.Remove(key);
+        else d[key] = a.RemoveAt(i);
+    }
+
+    public static void Collect<TKey, TValue>(Dictionary<TKey, List<TValue>> d, TKey key, TValue v) where TKey : notnull
+    {
+        if (!d.TryGetValue(key, out var list)) d[key] = list = [];
+        list.Add(v);
+    }
+
+    public static ImmutableDictionary<TKey, ImmutableArray<WorkloadView>> Freeze<TKey>(
+        ImmutableDictionary<TKey, ImmutableArray<WorkloadView>> empty, Dictionary<TKey, List<WorkloadView>> groups)
+        where TKey : notnull =>
+        empty.AddRange(groups.Select(kv =>
+        {
+            kv.Value.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+            return new KeyValuePair<TKey, ImmutableArray<WorkloadView>>(kv.Key, [.. kv.Value]);
+        }));
+}

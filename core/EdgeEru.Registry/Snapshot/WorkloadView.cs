@@ -1,0 +1,78 @@
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Registry.Snapshot;
+
+/// <summary>
+/// One workload as a snapshot sees it: Core's record and the agent's status, joined by id, and
+/// whether it is live at the snapshot's revision. Immutable; a change makes a new view.
+/// </summary>
+public sealed class WorkloadView
+{
+    internal WorkloadView(string id, Workload? record, WorkloadStatus? status, long statusLease, bool isLive)
+    {
+        Id = id;
+        Record = record;
+        Status = status;
+        StatusLease = statusLease;
+        IsLive = isLive;
+    }
+
+    public string Id { get; }
+
+    /// <summary>What Core created; null while only a status exists (a record deleted before its status).</summary>
+    public Workload? Record { get; }
+
+    public WorkloadStatus? Status { get; }
+
+    /// <summary>The etcd lease the status key is attached to (0: none, which the liveness rule refuses).</summary>
+    public long StatusLease { get; }
+
+    /// <summary>
+    /// Live: the record exists, the status says running and healthy, the status is under a lease
+    /// (so it vanishes when its agent does), and the node's heartbeat exists.
+    /// </summary>
+    public bool IsLive { get; }
+
+    /// <summary>The address on a Docker network: observed by the agent, else the one Core requested.</summary>
+    public string? Address(string network)
+    {
+        if (Status is not null && Status.Addresses.TryGetValue(network, out var observed)) return observed;
+        if (Record is not null && Record.Networks.TryGetValue(network, out var requested) && requested.Length > 0) return requested;
+        return null;
+    }
+
+    /// <summary>Every (network, address) pair, observed ones first.</summary>
+    public IEnumerable<(string Network, string Address)> Addresses()
+    {
+        if (Status is not null)
+            foreach (var (net, ip) in Status.Addresses) yield return (net, ip);
+        if (Record is not null)
+            foreach (var (net, ip) in Record.Networks)
+                if (ip.Length > 0 && (Status is null || !Status.Addresses.ContainsKey(net)))
+                    yield return (net, ip);
+    }
+
+    public override string ToString() => $"{Id} {(Record is null ? "-" : $"{Record.App}.{Record.Entrypoint}@{Record.Node}")} live={IsLive}";
+}
+
+/// <summary>The liveness rule of docs/registry.md, as a pure function.</summary>
+public static class Liveness
+{
+    public static bool IsLive(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
+        record is not null && status is not null && status.Running && status.Healthy && statusLease != 0 && nodeAlive;
+}
+
+public readonly record struct ServiceKey(string App, string Entrypoint)
+{
+    public override string ToString() => $"{Entrypoint}.{App}";
+}
+
+public readonly record struct TagKey(string App, string Entrypoint, string Tag)
+{
+    public override string ToString() => $"{Tag}.{Entrypoint}.{App}";
+}
+
+public readonly record struct LabelKey(string Key, string Value)
+{
+    public override string ToString() => $"{Key}={Value}";
+}

@@ -1,0 +1,165 @@
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using Etcdserverpb;
+using Google.Protobuf;
+
+namespace EdgeEru.Registry.Store;
+
+/// <summary>A registry value with the etcd metadata needed for optimistic concurrency.</summary>
+public sealed record Versioned<T>(T Value, long ModRevision, long Lease);
+
+/// <summary>
+/// Typed reads and writes of registry values. Writers (Core, agents) use this; followers use
+/// <see cref="Watch.RegistryWatcher"/> and never read etcd per request.
+/// </summary>
+public sealed class RegistryStore
+{
+    /// <summary>Page size of list reads: keeps each response well under gRPC limits.</summary>
+    public const int PageSize = 2000;
+
+    private readonly EtcdConnection _etcd;
+
+    public RegistryStore(EtcdConnection etcd)
+    {
+        _etcd = etcd;
+        Keys = new RegistryKeys(etcd.Options.Prefix);
+    }
+
+    public RegistryKeys Keys { get; }
+    internal EtcdConnection Etcd => _etcd;
+
+    public async Task<Versioned<T>?> GetAsync<T>(RegistryKind<T> kind, string name, CancellationToken ct = default)
+        where T : class, IRegistryRecord
+    {
+        var key = Keys.Key(kind, name);
+        var resp = await _etcd.KV.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: _etcd.Deadline, cancellationToken: ct);
+        if (resp.Kvs.Count == 0) return null;
+        var kv = resp.Kvs[0];
+        return new Versioned<T>(kind.Decode(kv.Value.Span, name), kv.ModRevision, kv.Lease);
+    }
+
+    /// <summary>
+    /// Every value of a kind, read page by page at one revision. Invalid values are passed to
+    /// <paramref name="onInvalid"/> (or skipped): one bad key never hides the others.
+    /// </summary>
+    public async Task<(IReadOnlyList<Versioned<T>> Items, long Revision)> ListAsync<T>(
+        RegistryKind<T> kind, Action<RegistryValueException>? onInvalid = null, long revision = 0, CancellationToken ct = default)
+        where T : class, IRegistryRecord
+    {
+        var items = new List<Versioned<T>>();
+        var prefix = Keys.KindPrefix(kind);
+        var rev = await RangePagesAsync(prefix, revision, kvs =>
+        {
+            foreach (var kv in kvs)
+            {
+                var name = kv.Key.ToStringUtf8()[prefix.Length..];
+                try
+                {
+                    items.Add(new Versioned<T>(kind.Decode(kv.Value.Span, name), kv.ModRevision, kv.Lease));
+                }
+                catch (RegistryValueException ex)
+                {
+                    onInvalid?.Invoke(ex);
+                }
+            }
+        }, ct);
+        return (items, rev);
+    }
+
+    /// <summary>Reads every key under <paramref name="prefix"/> at one revision (the first page's, unless given).</summary>
+    internal async Task<long> RangePagesAsync(string prefix, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct)
+    {
+        var start = ByteString.CopyFromUtf8(prefix);
+        var end = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span));
+        while (true)
+        {
+            var resp = await _etcd.KV.RangeAsync(new RangeRequest
+            {
+                Key = start,
+                RangeEnd = end,
+                Limit = PageSize,
+                Revision = revision,
+            }, deadline: _etcd.Deadline, cancellationToken: ct);
+            if (revision == 0) revision = resp.Header.Revision;
+            onPage(resp.Kvs);
+            if (!resp.More || resp.Kvs.Count == 0) return revision;
+            // Next page starts just after the last key.
+            var last = resp.Kvs[^1].Key.ToByteArray();
+            start = ByteString.CopyFrom([.. last, 0]);
+        }
+    }
+
+    /// <summary>Writes a value unconditionally (last writer wins): for values only one writer owns.</summary>
+    public async Task<long> PutAsync<T>(RegistryKind<T> kind, T value, long lease = 0, CancellationToken ct = default)
+        where T : class, IRegistryRecord
+    {
+        var resp = await _etcd.KV.PutAsync(new PutRequest
+        {
+            Key = ByteString.CopyFromUtf8(Keys.Key(kind, value.KeyName)),
+            Value = ByteString.CopyFrom(kind.Encode(value)),
+            Lease = lease,
+        }, deadline: _etcd.Deadline, cancellationToken: ct);
+        return resp.Header.Revision;
+    }
+
+    /// <summary>Creates a value only if its key does not exist; false if it does.</summary>
+    public async Task<bool> CreateAsync<T>(RegistryKind<T> kind, T value, long lease = 0, CancellationToken ct = default)
+        where T : class, IRegistryRecord
+    {
+        var tx = Begin();
+        tx.RequireAbsent(kind, value.KeyName);
+        tx.Put(kind, value, lease);
+        return await tx.CommitAsync(ct);
+    }
+
+    /// <summary>Deletes a key; false if there was none.</summary>
+    public async Task<bool> DeleteAsync(RegistryKind kind, string name, CancellationToken ct = default)
+    {
+        var resp = await _etcd.KV.DeleteRangeAsync(new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(Keys.Key(kind, name)) },
+            deadline: _etcd.Deadline, cancellationToken: ct);
+        return resp.Deleted > 0;
+    }
+
+    /// <summary>
+    /// Read-modify-write of one value under a revision guard, retried on conflict. <paramref name="mutate"/>
+    /// gets the current value (null if absent) and returns the new one (null deletes); it may run more than once.
+    /// </summary>
+    public Task<T?> UpdateAsync<T>(RegistryKind<T> kind, string name, Func<T?, T?> mutate, long lease = 0, CancellationToken ct = default)
+        where T : class, IRegistryRecord =>
+        TransactAsync(async (tx, token) =>
+        {
+            var current = await tx.GetAsync(kind, name, token);
+            var next = mutate(current?.Value);
+            if (next is null) tx.Delete(kind, name);
+            else tx.Put(kind, next, lease);
+            return next;
+        }, ct: ct);
+
+    /// <summary>Starts a multi-key transaction: reads record revision guards, writes commit atomically.</summary>
+    public RegistryTransaction Begin() => new(this);
+
+    /// <summary>
+    /// Runs <paramref name="body"/> in a transaction and commits it; on a conflict (a read key changed)
+    /// runs it again with fresh reads, up to <paramref name="maxAttempts"/> times.
+    /// </summary>
+    public async Task<TResult> TransactAsync<TResult>(Func<RegistryTransaction, CancellationToken, Task<TResult>> body,
+        int maxAttempts = 32, CancellationToken ct = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var tx = Begin();
+            var result = await body(tx, ct);
+            if (await tx.CommitAsync(ct)) return result;
+            if (attempt >= maxAttempts) throw new RegistryConflictException(attempt);
+            // Back off a little, with jitter, so that contending writers spread out.
+            await Task.Delay(Random.Shared.Next(0, Math.Min(50, 2 << attempt)), ct);
+        }
+    }
+
+    /// <summary>Grants a lease; with <paramref name="keepAlive"/> it is renewed every TTL/3 until disposed.</summary>
+    public Task<RegistryLease> GrantLeaseAsync(TimeSpan ttl, bool keepAlive = true, CancellationToken ct = default) =>
+        RegistryLease.GrantAsync(_etcd, ttl, keepAlive, ct);
+}
+
+public sealed class RegistryConflictException(int attempts)
+    : Exception($"registry transaction still conflicted after {attempts} attempts");

@@ -1,0 +1,287 @@
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Snapshot;
+using EdgeEru.Registry.Store;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Mvccpb;
+
+namespace EdgeEru.Registry.Watch;
+
+/// <summary>
+/// Follows the registry: lists the whole prefix at one revision, then watches from the next, and
+/// publishes an immutable <see cref="RegistrySnapshot"/> after every batch of changes. When etcd is
+/// away it keeps the last snapshot and retries; when its revision was compacted away it lists again.
+/// </summary>
+public sealed class RegistryWatcher : IAsyncDisposable
+{
+    private readonly EtcdConnection _etcd;
+    private readonly RegistryStore _store;
+    private readonly ILogger _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly object _subscribersLock = new();
+    private Action<RegistrySnapshot>[] _subscribers = [];
+    private RegistrySnapshot _current = RegistrySnapshot.Empty;
+    private Task? _loop;
+    private long _outOfTouchSinceTicks = DateTime.UtcNow.Ticks; // out of touch until the first watch is up
+    private long _relists;
+    private long _skipped;
+    private long _observedRevision;
+
+    public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log)
+    {
+        _etcd = etcd;
+        _store = new RegistryStore(etcd);
+        _log = log;
+    }
+
+    /// <summary>The latest snapshot (Empty until the first list completes).</summary>
+    public RegistrySnapshot Current => Volatile.Read(ref _current);
+
+    /// <summary>Completes when the first full snapshot is published.</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>The newest revision etcd confirmed this watcher has seen (progress notifications included).</summary>
+    public long ObservedRevision => Interlocked.Read(ref _observedRevision);
+
+    /// <summary>How long the watcher has been without a working watch (zero when in touch).</summary>
+    public TimeSpan OutOfTouchFor
+    {
+        get
+        {
+            var since = Interlocked.Read(ref _outOfTouchSinceTicks);
+            return since == 0 ? TimeSpan.Zero : DateTime.UtcNow - new DateTime(since, DateTimeKind.Utc);
+        }
+    }
+
+    public bool InTouch => Interlocked.Read(ref _outOfTouchSinceTicks) == 0;
+
+    /// <summary>Full lists done (the first one, then one per compaction or cancelled watch).</summary>
+    public long Relists => Interlocked.Read(ref _relists);
+
+    /// <summary>Values skipped because they could not be decoded.</summary>
+    public long SkippedValues => Interlocked.Read(ref _skipped);
+
+    /// <summary>
+    /// Calls <paramref name="onSnapshot"/> with each new snapshot, on the watcher's loop: keep it short.
+    /// It is called at once with the current one if that is already built.
+    /// </summary>
+    public IDisposable Subscribe(Action<RegistrySnapshot> onSnapshot)
+    {
+        lock (_subscribersLock) _subscribers = [.. _subscribers, onSnapshot];
+        if (_ready.Task.IsCompleted) onSnapshot(Current);
+        return new Subscription(this, onSnapshot);
+    }
+
+    public void Start()
+    {
+        _loop ??= Task.Run(() => RunAsync(_stop.Token));
+    }
+
+    /// <summary>Waits until a snapshot at or past <paramref name="revision"/> is published.</summary>
+    public async Task<RegistrySnapshot> WaitForRevisionAsync(long revision, CancellationToken ct = default)
+    {
+        var tcs = new TaskCompletionSource<RegistrySnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sub = Subscribe(s =>
+        {
+            if (s.Revision >= revision) tcs.TrySetResult(s);
+        });
+        using var reg = ct.Register(() => tcs.TrySetCanceled(ct));
+        var current = Current;
+        if (_ready.Task.IsCompleted && current.Revision >= revision) return current;
+        return await tcs.Task;
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var needList = true;
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                if (needList)
+                {
+                    await ListAsync(ct);
+                    needList = false;
+                }
+                needList = await WatchAsync(() => backoff = TimeSpan.FromMilliseconds(100), ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is RpcException or HttpRequestException or IOException)
+            {
+                MarkOutOfTouch();
+                _log.LogWarning("registry watch on {Endpoint} failed ({Error}); keeping snapshot at revision {Revision}, out of touch for {Seconds:F1}s, retrying in {Backoff}ms",
+                    _etcd.CurrentEndpoint, ex is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : ex.Message,
+                    Current.Revision, OutOfTouchFor.TotalSeconds, backoff.TotalMilliseconds);
+                _etcd.Failover();
+                try
+                {
+                    await Task.Delay(backoff, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                backoff = TimeSpan.FromMilliseconds(Math.Min(5000, backoff.TotalMilliseconds * 2));
+            }
+        }
+    }
+
+    private async Task ListAsync(CancellationToken ct)
+    {
+        var kvs = new List<KeyValue>();
+        var revision = await _store.RangePagesAsync(_store.Keys.Root, 0, kvs.AddRange, ct);
+        // Decoding is the expensive part of a large list: spread it over the cores.
+        var changes = new RegistryChange[kvs.Count];
+        var known = new bool[kvs.Count];
+        Parallel.For(0, kvs.Count, i => known[i] = RegistryChange.TryDecode(_store.Keys, kvs[i], false, out changes[i]));
+        var state = new List<RegistryChange>(kvs.Count);
+        for (var i = 0; i < changes.Length; i++)
+        {
+            if (!known[i]) continue;
+            ReportProblem(changes[i]);
+            state.Add(changes[i]);
+        }
+        var snapshot = RegistrySnapshot.Build(state, revision);
+        Interlocked.Increment(ref _relists);
+        _log.LogInformation("registry listed at revision {Revision}: {Keys} keys, {Workloads} workloads, {Live} live, {Problems} unreadable",
+            revision, kvs.Count, snapshot.Workloads.Count, snapshot.LiveCount, snapshot.Problems.Count);
+        Publish(snapshot);
+    }
+
+    /// <summary>Runs one watch stream until it breaks; returns true when a full list is needed first.</summary>
+    private async Task<bool> WatchAsync(Action onCreated, CancellationToken ct)
+    {
+        var from = Current.Revision + 1;
+        var prefix = ByteString.CopyFromUtf8(_store.Keys.Root);
+        using var call = _etcd.Watch.Watch(cancellationToken: ct);
+        await call.RequestStream.WriteAsync(new WatchRequest
+        {
+            CreateRequest = new WatchCreateRequest
+            {
+                Key = prefix,
+                RangeEnd = ByteString.CopyFrom(RegistryKeys.RangeEnd(prefix.Span)),
+                StartRevision = from,
+                ProgressNotify = true,
+                Fragment = true,
+            },
+        }, ct);
+
+        var pending = new List<Mvccpb.Event>();
+        while (await call.ResponseStream.MoveNext(ct))
+        {
+            var r = call.ResponseStream.Current;
+            if (r.CompactRevision != 0)
+            {
+                _log.LogWarning("registry revision {From} was compacted (compact revision {Compact}); listing the registry again",
+                    from, r.CompactRevision);
+                return true;
+            }
+            if (r.Canceled)
+            {
+                _log.LogWarning("registry watch cancelled by etcd: {Reason}; listing again", r.CancelReason);
+                return true;
+            }
+            if (r.Created)
+            {
+                MarkInTouch();
+                onCreated();
+                _log.LogInformation("registry watch on {Endpoint} from revision {From}", _etcd.CurrentEndpoint, from);
+                continue;
+            }
+            pending.AddRange(r.Events);
+            if (r.Fragment) continue;
+            if (pending.Count == 0)
+            {
+                // Progress notification: everything up to the header revision has been sent.
+                UpdateObserved(r.Header.Revision);
+                continue;
+            }
+            var changes = new List<RegistryChange>(pending.Count);
+            long revision = 0;
+            foreach (var ev in pending)
+            {
+                revision = Math.Max(revision, ev.Kv.ModRevision);
+                if (!RegistryChange.TryDecode(_store.Keys, ev.Kv, ev.Type == Mvccpb.Event.Types.EventType.Delete, out var change)) continue;
+                ReportProblem(change);
+                changes.Add(change);
+            }
+            pending.Clear();
+            Publish(Current.Apply(changes, revision));
+        }
+        // The server closed the stream: reconnect from where we are.
+        throw new RpcException(new Status(StatusCode.Unavailable, "watch stream ended"));
+    }
+
+    private void ReportProblem(in RegistryChange change)
+    {
+        if (change.Problem is null) return;
+        Interlocked.Increment(ref _skipped);
+        _log.LogWarning("registry value {Key} skipped: {Problem}", _store.Keys.Root + change.Kind.Segment + "/" + change.Name, change.Problem);
+    }
+
+    private void Publish(RegistrySnapshot snapshot)
+    {
+        Volatile.Write(ref _current, snapshot);
+        UpdateObserved(snapshot.Revision);
+        _ready.TrySetResult();
+        foreach (var s in Volatile.Read(ref _subscribers))
+        {
+            try
+            {
+                s(snapshot);
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "registry snapshot subscriber failed");
+            }
+        }
+    }
+
+    private void UpdateObserved(long revision)
+    {
+        long seen;
+        while (revision > (seen = Interlocked.Read(ref _observedRevision)))
+            if (Interlocked.CompareExchange(ref _observedRevision, revision, seen) == seen) break;
+    }
+
+    private void MarkOutOfTouch() => Interlocked.CompareExchange(ref _outOfTouchSinceTicks, DateTime.UtcNow.Ticks, 0);
+
+    private void MarkInTouch()
+    {
+        var since = Interlocked.Exchange(ref _outOfTouchSinceTicks, 0);
+        if (since != 0 && _ready.Task.IsCompleted && _relists > 0)
+            _log.LogInformation("registry back in touch after {Seconds:F1}s", (DateTime.UtcNow - new DateTime(since, DateTimeKind.Utc)).TotalSeconds);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        await _stop.CancelAsync();
+        if (_loop is not null)
+        {
+            try
+            {
+                await _loop;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        _stop.Dispose();
+    }
+
+    private sealed class Subscription(RegistryWatcher watcher, Action<RegistrySnapshot> callback) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (watcher._subscribersLock) watcher._subscribers = [.. watcher._subscribers.Where(s => s != callback)];
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Text;
+using EdgeEru.Registry.Model;
+using EdgeEru.TestSupport;
+using Xunit;
+
+namespace EdgeEru.Registry.Tests;
+
+public class CodecTests
+{
+    [Fact]
+    public void Workload_round_trips_with_snake_case_fields_and_version()
+    {
+        var w = Samples.Workload("abc123", tags: ["v1", "canary"], ip: "198.18.16.5");
+        var json = Kinds.Workloads.Encode(w);
+        var text = Encoding.UTF8.GetString(json);
+        Assert.Contains("\"v\":1", text);
+        Assert.Contains("\"memory_limit_bytes\":134217728", text);
+        Assert.Contains("\"cpu_bind\":[{\"core\":2,\"pieces\":100}", text);
+        var back = Kinds.Workloads.Decode(json, "abc123");
+        Assert.Equal(text, Encoding.UTF8.GetString(Kinds.Workloads.Encode(back)));
+        Assert.Equal(["v1", "canary"], back.Tags);
+        Assert.Equal("198.18.16.5", back.Networks["eru-mv"]);
+        Assert.Equal(w.Labels, back.Labels);
+    }
+
+    [Fact]
+    public void Every_kind_round_trips()
+    {
+        Check(Kinds.Pods, Samples.Pod());
+        Check(Kinds.Nodes, Samples.Node("n1"));
+        Check(Kinds.NodeStatus, Samples.NodeStatus("n1"));
+        Check(Kinds.WorkloadStatus, Samples.Status("abc", ip: "198.18.16.9"));
+        Check(Kinds.LbDomains, new ReservedRecord { Name = "hello.eru.local", Spec = System.Text.Json.JsonDocument.Parse("{\"init\":\"a\"}").RootElement });
+        Check(Kinds.SshUsers, new ReservedRecord { Name = "ops", Spec = System.Text.Json.JsonDocument.Parse("{\"keys\":[]}").RootElement });
+
+        static void Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord
+        {
+            var json = kind.Encode(value);
+            var back = kind.Decode(json, value.KeyName);
+            Assert.Equal(Encoding.UTF8.GetString(json), Encoding.UTF8.GetString(kind.Encode(back)));
+        }
+    }
+
+    [Fact]
+    public void Unknown_fields_are_ignored_so_older_readers_read_newer_additive_values()
+    {
+        var json = """{"v":1,"name":"dev","description":"d","labels":{},"added_later":{"x":[1,2]}}"""u8;
+        Assert.Equal("dev", Kinds.Pods.Decode(json, "dev").Name);
+    }
+
+    [Fact]
+    public void A_newer_schema_major_version_is_refused_with_the_key_named()
+    {
+        var ex = Assert.Throws<RegistryValueException>(() => Kinds.Pods.Decode("""{"v":2,"name":"dev"}"""u8, "dev"));
+        Assert.Equal("pods/dev: schema version 2 is newer than this build's 1", ex.Message);
+        // Even when the newer shape no longer parses as this version's type.
+        var ex2 = Assert.Throws<RegistryValueException>(() => Kinds.Pods.Decode("""{"v":3,"name":{"first":"dev"}}"""u8, "dev"));
+        Assert.Contains("schema version 3 is newer", ex2.Message);
+    }
+
+    [Theory]
+    [InlineData("not json", "invalid JSON")]
+    [InlineData("null", "JSON null")]
+    [InlineData("{\"v\":1}", "invalid JSON")] // required name missing
+    [InlineData("{\"v\":1,\"name\":\"other\"}", "stored under \"dev\"")]
+    [InlineData("{\"v\":1,\"name\":\"Bad_Name\"}", "stored under")]
+    [InlineData("{\"v\":0,\"name\":\"dev\"}", "schema version 0 is invalid")]
+    [InlineData("{\"v\":1,\"name\":\"dev\",\"labels\":{\"a\":1}}", "must be a string")]
+    public void Bad_values_are_refused_with_what_is_wrong(string json, string expected)
+    {
+        var ex = Assert.Throws<RegistryValueException>(() => Kinds.Pods.Decode(Encoding.UTF8.GetBytes(json), "dev"));
+        Assert.Contains(expected, ex.Message);
+        Assert.StartsWith("pods/dev:", ex.Message);
+    }
+
+    [Fact]
+    public void Invalid_values_never_encode()
+    {
+        var bad = Samples.Workload("w1") with { App = "Shop", Ports = [new PublishedPort { Name = "http", Port = 70000 }] };
+        var ex = Assert.Throws<RegistryValueException>(() => Kinds.Workloads.Encode(bad));
+        Assert.Contains("app \"Shop\" must be a DNS label", ex.Message);
+        Assert.Contains("number 70000 is outside 1-65535", ex.Message);
+
+        var node = Samples.Node("n1") with { Capacity = new NodeCapacity { CpuCores = 2, PiecesPerCore = 50, Numa = [new NumaNode { Id = "0", Cpus = [0, 5] }] } };
+        var ex2 = Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Encode(node));
+        Assert.Contains("pieces_per_core must be at least 100", ex2.Message);
+        Assert.Contains("cpu 5 is outside 0..1", ex2.Message);
+
+        var endpoint = Samples.Node("n1") with { Endpoint = new DockerEndpoint { Address = "http://x" } };
+        Assert.Contains("must be unix:///path or tcp://host:port", Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Encode(endpoint)).Message);
+    }
+
+    [Fact]
+    public void Keys_have_the_documented_layout()
+    {
+        var keys = new RegistryKeys("/eru");
+        Assert.Equal("/eru/workload-status/abc", keys.Key(Kinds.WorkloadStatus, "abc"));
+        Assert.Equal("/eru/lb/domains/hello.eru.local", keys.Key(Kinds.LbDomains, "hello.eru.local"));
+        Assert.True(keys.TryParse("/eru/lb/domains/*.example.com", out var kind, out var name));
+        Assert.Same(Kinds.LbDomains, kind);
+        Assert.Equal("*.example.com", name);
+        Assert.True(keys.TryParse("/eru/node-status/n1", out kind, out name));
+        Assert.Same(Kinds.NodeStatus, kind);
+        Assert.False(keys.TryParse("/eru/nodes/a/b", out _, out _));
+        Assert.False(keys.TryParse("/eru/unknown/x", out _, out _));
+        Assert.False(keys.TryParse("/erux/nodes/x", out _, out _));
+        Assert.Throws<ArgumentException>(() => keys.Key(Kinds.Nodes, "a/b"));
+        Assert.Throws<ArgumentException>(() => new RegistryKeys("eru/"));
+        Assert.Equal("/erv"u8.ToArray(), RegistryKeys.RangeEnd("/eru"u8));
+    }
+
+    [Fact]
+    public void StringMap_is_sorted_deduplicated_and_compares_by_content()
+    {
+        var a = StringMap.Of(("b", "2"), ("a", "1"), ("b", "3"));
+        Assert.Equal(["a", "b"], a.Keys);
+        Assert.Equal("3", a["b"]);
+        Assert.Equal(a, StringMap.Of(("a", "1"), ("b", "3")));
+        Assert.False(a.ContainsKey("c"));
+    }
+}

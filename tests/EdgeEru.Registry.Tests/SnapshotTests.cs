@@ -1,0 +1,165 @@
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+using EdgeEru.TestSupport;
+using Xunit;
+
+namespace EdgeEru.Registry.Tests;
+
+/// <summary>Pure snapshot logic: liveness, indexes, incremental updates, bad values. No etcd.</summary>
+public class SnapshotTests
+{
+    private static RegistryChange Put(RegistryKind kind, IRegistryRecord v, long lease = 0) => RegistryChange.Put(kind, v, lease);
+
+    private static RegistrySnapshot LiveOne(string id = "w1") => RegistrySnapshot.Empty.Apply(
+    [
+        Put(Kinds.NodeStatus, Samples.NodeStatus("n1")),
+        Put(Kinds.Workloads, Samples.Workload(id, tags: ["v1", "canary"], ip: "198.18.16.1")),
+        Put(Kinds.WorkloadStatus, Samples.Status(id, ip: "198.18.16.1"), lease: 7),
+    ], 3);
+
+    [Fact]
+    public void A_workload_with_record_healthy_leased_status_and_live_node_is_live_and_indexed()
+    {
+        var s = LiveOne();
+        Assert.True(s.IsLive("w1"));
+        Assert.Equal(3, s.Revision);
+        Assert.Equal(1, s.LiveCount);
+        Assert.Equal("w1", Assert.Single(s.Live("shop", "web")).Id);
+        Assert.Single(s.LiveWithTag("shop", "web", "canary"));
+        Assert.Empty(s.LiveWithTag("shop", "web", "v2"));
+        Assert.Single(s.LiveWithLabel("team", "core"));
+        Assert.Single(s.LiveOnNode("n1"));
+        Assert.Equal("w1", s.LiveAt("198.18.16.1")!.Id);
+    }
+
+    [Fact]
+    public void Each_of_the_four_liveness_conditions_is_required()
+    {
+        var live = LiveOne();
+        // 1. the record exists
+        var noRecord = live.Apply([RegistryChange.Delete(Kinds.Workloads, "w1")], 4);
+        Assert.False(noRecord.IsLive("w1"));
+        Assert.Empty(noRecord.Live("shop", "web"));
+        Assert.NotNull(noRecord.Workloads["w1"].Status); // the status alone is kept, not live
+        // 2. the status says running and healthy
+        var unhealthy = live.Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1", healthy: false), 7)], 4);
+        Assert.False(unhealthy.IsLive("w1"));
+        var stopped = live.Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1", running: false), 7)], 4);
+        Assert.False(stopped.IsLive("w1"));
+        // 3. the status is under a lease (a lease-less status could outlive its agent forever)
+        var noLease = live.Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1"), lease: 0)], 4);
+        Assert.False(noLease.IsLive("w1"));
+        var leaseExpired = live.Apply([RegistryChange.Delete(Kinds.WorkloadStatus, "w1")], 4);
+        Assert.False(leaseExpired.IsLive("w1"));
+        // 4. the node's heartbeat exists
+        var nodeDead = live.Apply([RegistryChange.Delete(Kinds.NodeStatus, "n1")], 4);
+        Assert.False(nodeDead.IsLive("w1"));
+        Assert.Empty(nodeDead.LiveOnNode("n1"));
+        Assert.Null(nodeDead.LiveAt("198.18.16.1"));
+        Assert.Equal(0, nodeDead.LiveCount);
+        // ...and it comes back with the heartbeat.
+        Assert.True(nodeDead.Apply([Put(Kinds.NodeStatus, Samples.NodeStatus("n1"))], 5).IsLive("w1"));
+        // Snapshots are immutable: the first one is unchanged by all of this.
+        Assert.True(live.IsLive("w1"));
+    }
+
+    [Fact]
+    public void A_bad_value_keeps_the_last_good_one_and_is_reported_until_fixed()
+    {
+        var live = LiveOne();
+        var bad = live.Apply([new RegistryChange(Kinds.Workloads, "w1", null, 0, "invalid JSON")], 4);
+        Assert.True(bad.IsLive("w1"));
+        Assert.Equal("invalid JSON", bad.Problems["workloads/w1"]);
+        var fixedUp = bad.Apply([Put(Kinds.Workloads, Samples.Workload("w1", tags: ["v2"], ip: "198.18.16.1"))], 5);
+        Assert.Empty(fixedUp.Problems);
+        Assert.Single(fixedUp.LiveWithTag("shop", "web", "v2"));
+        Assert.Empty(fixedUp.LiveWithTag("shop", "web", "v1"));
+    }
+
+    [Fact]
+    public void Moving_a_workload_between_services_and_nodes_moves_it_in_every_index()
+    {
+        var s = LiveOne().Apply(
+        [
+            Put(Kinds.NodeStatus, Samples.NodeStatus("n2")),
+            Put(Kinds.Workloads, Samples.Workload("w1", app: "blog", node: "n2", ip: "198.18.16.1")),
+            Put(Kinds.WorkloadStatus, Samples.Status("w1", node: "n2", ip: "198.18.16.2"), 7),
+        ], 9);
+        Assert.Empty(s.Live("shop", "web"));
+        Assert.Single(s.Live("blog", "web"));
+        Assert.Empty(s.LiveOnNode("n1"));
+        Assert.Equal(["w1"], s.IdsByNode["n2"].ToArray());
+        Assert.False(s.IdsByNode.ContainsKey("n1"));
+        Assert.Null(s.LiveAt("198.18.16.1")); // the observed address replaced the requested one
+        Assert.Equal("w1", s.LiveAt("198.18.16.2")!.Id);
+    }
+
+    /// <summary>
+    /// Property: any sequence of changes applied one batch at a time gives the same snapshot as
+    /// building from the final state at once (the two code paths of the watcher).
+    /// </summary>
+    [Fact]
+    public void Incremental_updates_equal_a_full_build_of_the_final_state()
+    {
+        for (var seed = 1; seed <= 60; seed++)
+        {
+            var rnd = new Random(seed);
+            var state = new Dictionary<(RegistryKind, string), RegistryChange>();
+            var snapshot = RegistrySnapshot.Empty;
+            var rev = 0L;
+            for (var step = 0; step < 40; step++)
+            {
+                var batch = new List<RegistryChange>();
+                for (var i = rnd.Next(1, 5); i > 0; i--)
+                {
+                    var c = RandomChange(rnd);
+                    batch.Add(c);
+                    if (c.IsDelete) state.Remove((c.Kind, c.Name));
+                    else if (c.Problem is null) state[(c.Kind, c.Name)] = c;
+                }
+                snapshot = snapshot.Apply(batch, ++rev);
+            }
+            var full = RegistrySnapshot.Build(state.Values, rev);
+            Assert.True(Describe(full) == Describe(snapshot), $"seed {seed}:\nfull:\n{Describe(full)}\nincremental:\n{Describe(snapshot)}");
+        }
+    }
+
+    private static RegistryChange RandomChange(Random rnd)
+    {
+        string[] nodes = ["n1", "n2", "n3"];
+        var id = "w" + rnd.Next(8);
+        var node = nodes[rnd.Next(nodes.Length)];
+        var ip = "198.18.16." + rnd.Next(1, 6);
+        return rnd.Next(9) switch
+        {
+            0 => Put(Kinds.NodeStatus, Samples.NodeStatus(node)),
+            1 => RegistryChange.Delete(Kinds.NodeStatus, node),
+            2 or 3 => Put(Kinds.Workloads, Samples.Workload(id, app: rnd.Next(2) == 0 ? "shop" : "blog", node: node,
+                tags: rnd.Next(3) switch { 0 => ["v1"], 1 => ["v2", "canary"], _ => [] }, ip: rnd.Next(2) == 0 ? ip : null,
+                labels: [("team", rnd.Next(2) == 0 ? "a" : "b")])),
+            4 => RegistryChange.Delete(Kinds.Workloads, id),
+            5 or 6 => Put(Kinds.WorkloadStatus, Samples.Status(id, node, running: rnd.Next(5) > 0, healthy: rnd.Next(4) > 0,
+                ip: rnd.Next(2) == 0 ? ip : null), lease: rnd.Next(6) == 0 ? 0 : 42),
+            7 => RegistryChange.Delete(Kinds.WorkloadStatus, id),
+            _ => Put(Kinds.Nodes, Samples.Node(node)),
+        };
+    }
+
+    private static string Describe(RegistrySnapshot s)
+    {
+        static string Group<TKey>(IEnumerable<KeyValuePair<TKey, System.Collections.Immutable.ImmutableArray<WorkloadView>>> d) =>
+            string.Join(" ", d.Select(kv => $"{kv.Key}=[{string.Join(",", kv.Value.Select(v => v.Id))}]").Order(StringComparer.Ordinal));
+        return string.Join("\n",
+            "nodes " + string.Join(",", s.Nodes.Keys.Order(StringComparer.Ordinal)),
+            "alive " + string.Join(",", s.NodeStatuses.Keys.Order(StringComparer.Ordinal)),
+            "workloads " + string.Join(" ", s.Workloads.Values.OrderBy(v => v.Id, StringComparer.Ordinal)
+                .Select(v => $"{v.Id}:{v.Record?.App}/{v.Record?.Node}/{v.Status?.Healthy}/{v.StatusLease}/{v.IsLive}")),
+            "service " + Group(s.LiveByService),
+            "tag " + Group(s.LiveByTag),
+            "label " + Group(s.LiveByLabel),
+            "node " + Group(s.LiveByNode),
+            "ip " + Group(s.LiveByIp),
+            "ids " + string.Join(" ", s.IdsByNode.Select(kv => $"{kv.Key}=[{string.Join(",", kv.Value)}]").Order(StringComparer.Ordinal)),
+            "live " + s.LiveCount);
+    }
+}

@@ -1,0 +1,78 @@
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.TestSupport;
+
+/// <summary>Valid registry values for tests, varied by the few fields a test cares about.</summary>
+public static class Samples
+{
+    public static Pod Pod(string name = "dev") => new() { Name = name, Description = "test pod", Labels = StringMap.Of(("zone", "a")) };
+
+    public static Node Node(string name, string pod = "dev", params string[] networks) => new()
+    {
+        Name = name,
+        Pod = pod,
+        Endpoint = new DockerEndpoint { Address = $"unix:///run/eru/{name}/docker.sock" },
+        Address = "198.18.1.1",
+        Labels = StringMap.Of(("disk", "ssd")),
+        Capacity = new NodeCapacity
+        {
+            CpuCores = 4,
+            PiecesPerCore = 200,
+            MemoryBytes = 8L << 30,
+            Numa = [new NumaNode { Id = "0", Cpus = [0, 1], MemoryBytes = 4L << 30 }, new NumaNode { Id = "1", Cpus = [2, 3], MemoryBytes = 4L << 30 }],
+        },
+        Networks = networks.Length == 0 ? ["eru-mv"] : networks,
+    };
+
+    public static NodeStatus NodeStatus(string node) => new()
+    {
+        Node = node,
+        HeartbeatAt = DateTimeOffset.UtcNow,
+        AgentVersion = "test",
+        DockerVersion = "28.2.2",
+    };
+
+    public static Workload Workload(string id, string app = "shop", string entrypoint = "web", string node = "n1",
+        string[]? tags = null, string? ip = null, (string, string)[]? labels = null) => new()
+    {
+        Id = id,
+        Name = $"{app}_{entrypoint}_{id[..Math.Min(6, id.Length)]}",
+        App = app,
+        Entrypoint = entrypoint,
+        Ident = id[..Math.Min(6, id.Length)].ToLowerInvariant(),
+        Pod = "dev",
+        Node = node,
+        Image = "edgeeru/busybox:test",
+        Tags = tags ?? ["v1"],
+        Labels = StringMap.Of(labels ?? [("team", "core")]),
+        Networks = StringMap.Of(("eru-mv", ip ?? "")),
+        Ports = [new PublishedPort { Name = "http", Port = 80 }],
+        Resources = new ResourceAllocation
+        {
+            MemoryRequestBytes = 64L << 20,
+            MemoryLimitBytes = 128L << 20,
+            CpuRequest = 1.5,
+            CpuLimit = 1.5,
+            CpuBind = [new CpuBinding { Core = 2, Pieces = 100 }, new CpuBinding { Core = 3, Pieces = 50 }],
+            NumaNode = "1",
+        },
+        Healthcheck = new HealthCheckSpec
+        {
+            TcpPorts = ["http"],
+            Http = new HttpCheck { Port = "http", Path = "/healthz", ExpectedCode = 200 },
+            IntervalMs = 1000,
+        },
+        CreatedAt = DateTimeOffset.UtcNow,
+    };
+
+    public static WorkloadStatus Status(string id, string node = "n1", bool running = true, bool healthy = true, string? ip = null) => new()
+    {
+        Id = id,
+        Node = node,
+        Running = running,
+        Healthy = healthy,
+        Addresses = ip is null ? StringMap.Empty : StringMap.Of(("eru-mv", ip)),
+        CheckedAt = DateTimeOffset.UtcNow,
+        Reason = healthy ? null : "http /healthz answered 503",
+    };
+}
