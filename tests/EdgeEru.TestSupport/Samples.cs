@@ -36,10 +36,10 @@ public static class Samples
         string[]? tags = null, string? ip = null, (string, string)[]? labels = null) => new()
     {
         Id = id,
-        Name = $"{app}_{entrypoint}_{id[..Math.Min(6, id.Length)]}",
+        Name = $"{app}_{entrypoint}_{Ident(id)}",
         App = app,
         Entrypoint = entrypoint,
-        Ident = id[..Math.Min(6, id.Length)].ToLowerInvariant(),
+        Ident = Ident(id),
         Pod = "dev",
         Node = node,
         Image = "edgeeru/busybox:test",
@@ -64,6 +64,13 @@ public static class Samples
         },
         CreatedAt = DateTimeOffset.UtcNow,
     };
+
+    /// <summary>A short DNS-label ident derived from the id, as Core makes one.</summary>
+    public static string Ident(string id)
+    {
+        var alnum = new string(id.ToLowerInvariant().Where(char.IsAsciiLetterOrDigit).ToArray());
+        return alnum[..Math.Min(6, alnum.Length)];
+    }
 
     public static WorkloadStatus Status(string id, string node = "n1", bool running = true, bool healthy = true, string? ip = null) => new()
     {

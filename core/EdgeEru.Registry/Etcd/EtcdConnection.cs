@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
+using Grpc.Net.Client.Configuration;
 
 namespace EdgeEru.Registry.Etcd;
 
@@ -29,8 +30,35 @@ public sealed class EtcdConnection : IDisposable
             // A watch batch or a page of a large registry can exceed gRPC's 4 MiB default.
             MaxReceiveMessageSize = 256 * 1024 * 1024,
             Credentials = e.Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+            // etcd restarts are routine: reconnect quickly, and retry calls that never reached it.
+            InitialReconnectBackoff = TimeSpan.FromMilliseconds(100),
+            MaxReconnectBackoff = TimeSpan.FromSeconds(2),
+            ServiceConfig = RetryUnreached,
         })).ToArray();
     }
+
+    /// <summary>
+    /// Calls that fail with Unavailable before etcd saw them (connection refused, subchannel in backoff)
+    /// are retried by gRPC itself; a call etcd answered is never retried here.
+    /// </summary>
+    private static readonly ServiceConfig RetryUnreached = new()
+    {
+        MethodConfigs =
+        {
+            new MethodConfig
+            {
+                Names = { MethodName.Default },
+                RetryPolicy = new RetryPolicy
+                {
+                    MaxAttempts = 5,
+                    InitialBackoff = TimeSpan.FromMilliseconds(200),
+                    MaxBackoff = TimeSpan.FromSeconds(2),
+                    BackoffMultiplier = 2,
+                    RetryableStatusCodes = { StatusCode.Unavailable },
+                },
+            },
+        },
+    };
 
     public RegistryOptions Options { get; }
     public IReadOnlyList<Uri> Endpoints { get; }

@@ -29,6 +29,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
     private long _relists;
     private long _skipped;
     private long _observedRevision;
+    private bool _everInTouch;
 
     public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log)
     {
@@ -109,7 +110,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
                 }
                 needList = await WatchAsync(() => backoff = TimeSpan.FromMilliseconds(100), ct);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (Exception ex) when (ct.IsCancellationRequested && ex is OperationCanceledException or RpcException)
             {
                 return;
             }
@@ -256,7 +257,9 @@ public sealed class RegistryWatcher : IAsyncDisposable
     private void MarkInTouch()
     {
         var since = Interlocked.Exchange(ref _outOfTouchSinceTicks, 0);
-        if (since != 0 && _ready.Task.IsCompleted && _relists > 0)
+        var wasInTouch = _everInTouch;
+        _everInTouch = true;
+        if (since != 0 && wasInTouch)
             _log.LogInformation("registry back in touch after {Seconds:F1}s", (DateTime.UtcNow - new DateTime(since, DateTimeKind.Utc)).TotalSeconds);
     }
 
