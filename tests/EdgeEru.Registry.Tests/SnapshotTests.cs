@@ -147,18 +147,18 @@ public class SnapshotTests
 
     private static string Describe(RegistrySnapshot s)
     {
-        static string Group<TKey>(IEnumerable<KeyValuePair<TKey, System.Collections.Immutable.ImmutableArray<WorkloadView>>> d) =>
+        static string Group<TKey>(IEnumerable<KeyValuePair<TKey, PersistentSortedSet<WorkloadView, WorkloadView.KeyById>>> d) =>
             string.Join(" ", d.Select(kv => $"{kv.Key}=[{string.Join(",", kv.Value.Select(v => v.Id))}]").Order(StringComparer.Ordinal));
         return string.Join("\n",
             "nodes " + string.Join(",", s.Nodes.Keys.Order(StringComparer.Ordinal)),
             "alive " + string.Join(",", s.NodeStatuses.Keys.Order(StringComparer.Ordinal)),
-            "workloads " + string.Join(" ", s.Workloads.Values.OrderBy(v => v.Id, StringComparer.Ordinal)
+            "workloads " + string.Join(" ", s.Workloads.OrderBy(v => v.Id, StringComparer.Ordinal)
                 .Select(v => $"{v.Id}:{v.Record?.App}/{v.Record?.Node}/{v.Status?.Healthy}/{v.StatusLease}/{v.IsLive}")),
             "service " + Group(s.LiveByService),
             "tag " + Group(s.LiveByTag),
             "label " + Group(s.LiveByLabel),
             "node " + Group(s.LiveByNode),
-            "ip " + Group(s.LiveByIp),
+            "ip " + string.Join(" ", s.LiveByIp.Select(a => $"{a.Address}=[{string.Join(",", a.Views.Select(v => v.Id))}]")),
             "ids " + string.Join(" ", s.IdsByNode.Select(kv => $"{kv.Key}=[{string.Join(",", kv.Value)}]").Order(StringComparer.Ordinal)),
             "live " + s.LiveCount);
     }

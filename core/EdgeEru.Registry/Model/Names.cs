@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace EdgeEru.Registry.Model;
 
@@ -35,8 +36,27 @@ public static class Names
         !string.IsNullOrEmpty(s) && s.Length <= 32 && (char.IsAsciiLetterLower(s[0]) || s[0] == '_')
         && !s.AsSpan().ContainsAnyExcept(IdChars) && !s.Any(char.IsAsciiLetterUpper);
 
-    internal static void Require(List<string> errors, bool ok, string message)
+    /// <summary>Adds <paramref name="message"/> when <paramref name="ok"/> is false; the message is only formatted then.</summary>
+    internal static void Require(List<string> errors, bool ok, [InterpolatedStringHandlerArgument("ok")] ref ProblemMessage message)
     {
-        if (!ok) errors.Add(message);
+        if (!ok) errors.Add(message.ToStringAndClear());
     }
+}
+
+/// <summary>An interpolated message formatted only when its check failed: validation runs on every decode.</summary>
+[InterpolatedStringHandler]
+internal ref struct ProblemMessage
+{
+    private DefaultInterpolatedStringHandler _inner;
+
+    public ProblemMessage(int literalLength, int formattedCount, bool ok, out bool shouldAppend)
+    {
+        shouldAppend = !ok;
+        _inner = ok ? default : new DefaultInterpolatedStringHandler(literalLength, formattedCount);
+    }
+
+    public void AppendLiteral(string value) => _inner.AppendLiteral(value);
+    public void AppendFormatted<T>(T value) => _inner.AppendFormatted(value);
+    public void AppendFormatted(string? value) => _inner.AppendFormatted(value);
+    public string ToStringAndClear() => _inner.ToStringAndClear();
 }

@@ -49,7 +49,7 @@ public sealed record DockerEndpoint
         var ok = Uri.TryCreate(Address, UriKind.Absolute, out var uri) && uri.Scheme is "unix" or "tcp";
         Names.Require(e, ok, $"docker endpoint \"{Address}\" must be unix:///path or tcp://host:port");
         if (ok && uri!.Scheme == "tcp")
-            Names.Require(e, (TlsCertPath is null) == (TlsKeyPath is null), "docker endpoint TLS needs both a certificate and a key");
+            Names.Require(e, (TlsCertPath is null) == (TlsKeyPath is null), $"docker endpoint TLS needs both a certificate and a key");
     }
 }
 
@@ -71,9 +71,9 @@ public sealed record NodeCapacity
 
     internal void Validate(List<string> e)
     {
-        Names.Require(e, CpuCores >= 0, "capacity.cpu_cores must not be negative");
-        Names.Require(e, PiecesPerCore >= 100, "capacity.pieces_per_core must be at least 100 (100 = no oversell)");
-        Names.Require(e, MemoryBytes >= 0, "capacity.memory_bytes must not be negative");
+        Names.Require(e, CpuCores >= 0, $"capacity.cpu_cores must not be negative");
+        Names.Require(e, PiecesPerCore >= 100, $"capacity.pieces_per_core must be at least 100 (100 = no oversell)");
+        Names.Require(e, MemoryBytes >= 0, $"capacity.memory_bytes must not be negative");
         var seen = new HashSet<int>();
         foreach (var n in Numa)
             foreach (var cpu in n.Cpus)
@@ -157,6 +157,13 @@ public sealed record ResourceAllocation
     /// <summary>Bound cores; empty when the workload runs in the shared pool.</summary>
     public CpuBinding[] CpuBind { get; init; } = [];
     [JsonConverter(typeof(PooledStringConverter))] public string? NumaNode { get; init; }
+
+    public bool Equals(ResourceAllocation? other) =>
+        other is not null && MemoryRequestBytes == other.MemoryRequestBytes && MemoryLimitBytes == other.MemoryLimitBytes
+        && CpuRequest.Equals(other.CpuRequest) && CpuLimit.Equals(other.CpuLimit) && NumaNode == other.NumaNode
+        && CpuBind.AsSpan().SequenceEqual(other.CpuBind);
+
+    public override int GetHashCode() => HashCode.Combine(MemoryRequestBytes, MemoryLimitBytes, CpuRequest, CpuLimit, NumaNode, CpuBind.Length);
 }
 
 public sealed record HttpCheck
@@ -178,6 +185,13 @@ public sealed record HealthCheckSpec
     public int HealthyAfter { get; init; } = 1;
     public int UnhealthyAfter { get; init; } = 3;
     public int StartGraceMs { get; init; }
+
+    public bool Equals(HealthCheckSpec? other) =>
+        other is not null && Http == other.Http && IntervalMs == other.IntervalMs && TimeoutMs == other.TimeoutMs
+        && HealthyAfter == other.HealthyAfter && UnhealthyAfter == other.UnhealthyAfter && StartGraceMs == other.StartGraceMs
+        && TcpPorts.AsSpan().SequenceEqual(other.TcpPorts);
+
+    public override int GetHashCode() => HashCode.Combine(Http, IntervalMs, TimeoutMs, HealthyAfter, UnhealthyAfter, StartGraceMs, TcpPorts.Length);
 }
 
 /// <summary>A container Core created, as Core recorded it.</summary>
@@ -196,10 +210,10 @@ public sealed record Workload : IRegistryRecord
     [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Tags { get; init; } = [];
     public StringMap Labels { get; init; } = StringMap.Empty;
     /// <summary>Docker network name → IPv4 address requested ("" when the driver assigns it).</summary>
-    public StringMap Networks { get; init; } = StringMap.Empty;
-    public PublishedPort[] Ports { get; init; } = [];
-    public ResourceAllocation Resources { get; init; } = new();
-    public HealthCheckSpec? Healthcheck { get; init; }
+    [JsonConverter(typeof(AddressMapConverter))] public StringMap Networks { get; init; } = StringMap.Empty;
+    [JsonConverter(typeof(InterningConverter<PublishedPort[]>))] public PublishedPort[] Ports { get; init; } = [];
+    [JsonConverter(typeof(InterningConverter<ResourceAllocation>))] public ResourceAllocation Resources { get; init; } = new();
+    [JsonConverter(typeof(InterningConverter<HealthCheckSpec>))] public HealthCheckSpec? Healthcheck { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
 
     [JsonIgnore] public string KeyName => Id;
@@ -241,7 +255,7 @@ public sealed record WorkloadStatus : IRegistryRecord
     public bool Running { get; init; }
     public bool Healthy { get; init; }
     /// <summary>Docker network name → address observed on the container.</summary>
-    public StringMap Addresses { get; init; } = StringMap.Empty;
+    [JsonConverter(typeof(AddressMapConverter))] public StringMap Addresses { get; init; } = StringMap.Empty;
     public DateTimeOffset CheckedAt { get; init; }
     public string? Reason { get; init; }
 

@@ -83,9 +83,13 @@ public sealed class StringMap : IReadOnlyDictionary<string, string>, IEquatable<
     public override string ToString() => "{" + string.Join(", ", _items.Select(i => $"{i.Key}={i.Value}")) + "}";
 }
 
+/// <summary>Labels and the like: keys and values repeat across records, so both are pooled and equal maps shared.</summary>
 public sealed class StringMapConverter : JsonConverter<StringMap>
 {
-    public override StringMap Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    public override StringMap Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        InternPool<StringMap>.Get(ReadMap(ref reader, poolValues: true));
+
+    internal static StringMap ReadMap(ref Utf8JsonReader reader, bool poolValues)
     {
         if (reader.TokenType == JsonTokenType.Null) return StringMap.Empty;
         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("expected an object of strings");
@@ -95,7 +99,7 @@ public sealed class StringMapConverter : JsonConverter<StringMap>
             var key = StringPool.Shared.Get(ref reader);
             reader.Read();
             if (reader.TokenType != JsonTokenType.String) throw new JsonException($"value of \"{key}\" must be a string");
-            items.Add(new(key, StringPool.Shared.Get(ref reader)));
+            items.Add(new(key, poolValues ? StringPool.Shared.Get(ref reader) : reader.GetString()!));
         }
         return StringMap.From(items);
     }
@@ -106,4 +110,14 @@ public sealed class StringMapConverter : JsonConverter<StringMap>
         foreach (var kv in value) writer.WriteString(kv.Key, kv.Value);
         writer.WriteEndObject();
     }
+}
+
+/// <summary>Network → address maps: addresses are unique per workload, so only the network names are pooled.</summary>
+public sealed class AddressMapConverter : JsonConverter<StringMap>
+{
+    public override StringMap Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        StringMapConverter.ReadMap(ref reader, poolValues: false);
+
+    public override void Write(Utf8JsonWriter writer, StringMap value, JsonSerializerOptions options) =>
+        new StringMapConverter().Write(writer, value, options);
 }

@@ -26,7 +26,9 @@ public sealed class StringPool
         _lookup = _strings.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
-    public int Count => _strings.Count;
+    private int _count; // ConcurrentDictionary.Count takes every lock: keep our own
+
+    public int Count => Volatile.Read(ref _count);
 
     public string Get(ref Utf8JsonReader reader)
     {
@@ -44,8 +46,10 @@ public sealed class StringPool
     {
         if (_lookup.TryGetValue(value, out var existing)) return existing;
         var s = value.ToString();
-        if (value.Length > _maxLength || _strings.Count >= _capacity) return s;
-        return _strings.GetOrAdd(s, s);
+        if (value.Length > _maxLength || Count >= _capacity) return s;
+        var shared = _strings.GetOrAdd(s, s);
+        if (ReferenceEquals(shared, s)) Interlocked.Increment(ref _count);
+        return shared;
     }
 }
 
@@ -69,7 +73,7 @@ public sealed class PooledStringArrayConverter : JsonConverter<string[]>
         var items = new List<string>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             items.Add(StringPool.Shared.Get(ref reader));
-        return items.Count == 0 ? [] : [.. items];
+        return items.Count == 0 ? [] : InternPool<string[]>.Get([.. items]);
     }
 
     public override void Write(Utf8JsonWriter writer, string[] value, JsonSerializerOptions options)

@@ -13,16 +13,16 @@ internal sealed class SnapshotBuilder
     private readonly ImmutableDictionary<string, Pod>.Builder _pods;
     private readonly ImmutableDictionary<string, Node>.Builder _nodes;
     private readonly ImmutableDictionary<string, NodeStatus>.Builder _nodeStatuses;
-    private readonly ImmutableDictionary<string, WorkloadView>.Builder _workloads;
+    private ViewSet _workloads;
     private readonly ImmutableDictionary<string, ReservedRecord>.Builder _lbDomains;
     private readonly ImmutableDictionary<string, ReservedRecord>.Builder _sshUsers;
     private readonly ImmutableDictionary<string, string>.Builder _problems;
-    private readonly ImmutableDictionary<ServiceKey, ImmutableArray<WorkloadView>>.Builder _byService;
-    private readonly ImmutableDictionary<TagKey, ImmutableArray<WorkloadView>>.Builder _byTag;
-    private readonly ImmutableDictionary<LabelKey, ImmutableArray<WorkloadView>>.Builder _byLabel;
-    private readonly ImmutableDictionary<string, ImmutableArray<WorkloadView>>.Builder _byNode;
-    private readonly ImmutableDictionary<string, ImmutableArray<WorkloadView>>.Builder _byIp;
-    private readonly ImmutableDictionary<string, ImmutableArray<string>>.Builder _idsByNode;
+    private readonly ImmutableDictionary<ServiceKey, ViewSet>.Builder _byService;
+    private readonly ImmutableDictionary<TagKey, ViewSet>.Builder _byTag;
+    private readonly ImmutableDictionary<LabelKey, ViewSet>.Builder _byLabel;
+    private readonly ImmutableDictionary<string, ViewSet>.Builder _byNode;
+    private AddressSet _byIp;
+    private readonly ImmutableDictionary<string, IdSet>.Builder _idsByNode;
     private int _liveCount;
 
     public SnapshotBuilder(RegistrySnapshot from)
@@ -30,7 +30,7 @@ internal sealed class SnapshotBuilder
         _pods = from.Pods.ToBuilder();
         _nodes = from.Nodes.ToBuilder();
         _nodeStatuses = from.NodeStatuses.ToBuilder();
-        _workloads = from.Workloads.ToBuilder();
+        _workloads = from.Workloads;
         _lbDomains = from.LbDomains.ToBuilder();
         _sshUsers = from.SshUsers.ToBuilder();
         _problems = from.Problems.ToBuilder();
@@ -38,15 +38,15 @@ internal sealed class SnapshotBuilder
         _byTag = from.LiveByTag.ToBuilder();
         _byLabel = from.LiveByLabel.ToBuilder();
         _byNode = from.LiveByNode.ToBuilder();
-        _byIp = from.LiveByIp.ToBuilder();
+        _byIp = from.LiveByIp;
         _idsByNode = from.IdsByNode.ToBuilder();
         _liveCount = from.LiveCount;
     }
 
     public RegistrySnapshot Build(long revision) => new(
-        revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads.ToImmutable(),
+        revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads,
         _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
-        _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp.ToImmutable(),
+        _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp,
         _idsByNode.ToImmutable(), _liveCount);
 
     public void Apply(RegistryChange c)
@@ -87,7 +87,7 @@ internal sealed class SnapshotBuilder
         else _nodeStatuses[node] = status;
         if (wasAlive == status is not null) return;
         // The node's liveness flipped: every workload on it may change (cost: that node's workloads).
-        foreach (var id in _idsByNode.GetValueOrDefault(node, []))
+        foreach (var id in _idsByNode.GetValueOrDefault(node))
         {
             var old = _workloads[id];
             Replace(id, old, old.Record, old.Status, old.StatusLease);
@@ -111,11 +111,10 @@ internal sealed class SnapshotBuilder
         var newNode = next?.Record?.Node;
         if (oldNode != newNode)
         {
-            if (oldNode is not null) Groups.RemoveId(_idsByNode, oldNode, id);
-            if (newNode is not null) Groups.AddId(_idsByNode, newNode, id);
+            if (oldNode is not null) Groups.Remove(_idsByNode, oldNode, id);
+            if (newNode is not null) Groups.Add(_idsByNode, newNode, id);
         }
-        if (next is null) _workloads.Remove(id);
-        else _workloads[id] = next;
+        _workloads = next is null ? _workloads.Remove(id) : _workloads.SetItem(next);
         if (next is { IsLive: true }) AddLive(next);
     }
 
@@ -126,10 +125,14 @@ internal sealed class SnapshotBuilder
     {
         var r = v.Record!;
         Groups.Add(_byService, new ServiceKey(r.App, r.Entrypoint), v);
-        foreach (var tag in r.Tags.Distinct()) Groups.Add(_byTag, new TagKey(r.App, r.Entrypoint, tag), v);
+        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) => Groups.Add(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
         foreach (var (k, val) in r.Labels) Groups.Add(_byLabel, new LabelKey(k, val), v);
         Groups.Add(_byNode, r.Node, v);
-        foreach (var (_, ip) in v.Addresses()) Groups.Add(_byIp, ip, v);
+        v.ForEachAddress((b: this, v), static (s, _, ip) =>
+        {
+            var views = s.b._byIp.TryGetValue(ip, out var at) ? at.Views : default;
+            s.b._byIp = s.b._byIp.SetItem(new AddressEntry(ip, views.SetItem(s.v)));
+        });
         _liveCount++;
     }
 
@@ -137,10 +140,15 @@ internal sealed class SnapshotBuilder
     {
         var r = v.Record!;
         Groups.Remove(_byService, new ServiceKey(r.App, r.Entrypoint), v.Id);
-        foreach (var tag in r.Tags.Distinct()) Groups.Remove(_byTag, new TagKey(r.App, r.Entrypoint, tag), v.Id);
+        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) => Groups.Remove(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v.Id));
         foreach (var (k, val) in r.Labels) Groups.Remove(_byLabel, new LabelKey(k, val), v.Id);
         Groups.Remove(_byNode, r.Node, v.Id);
-        foreach (var (_, ip) in v.Addresses()) Groups.Remove(_byIp, ip, v.Id);
+        v.ForEachAddress((b: this, id: v.Id), static (s, _, ip) =>
+        {
+            if (!s.b._byIp.TryGetValue(ip, out var at)) return;
+            var views = at.Views.Remove(s.id);
+            s.b._byIp = views.IsEmpty ? s.b._byIp.Remove(ip) : s.b._byIp.SetItem(new AddressEntry(ip, views));
+        });
         _liveCount--;
     }
 
@@ -181,7 +189,7 @@ internal sealed class SnapshotBuilder
         }
 
         var frozenStatuses = nodeStatuses.ToImmutable();
-        var views = new List<KeyValuePair<string, WorkloadView>>(joined.Count);
+        var views = new List<WorkloadView>(joined.Count);
         var ids = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var byService = new Dictionary<ServiceKey, List<WorkloadView>>();
         var byTag = new Dictionary<TagKey, List<WorkloadView>>();
@@ -192,77 +200,47 @@ internal sealed class SnapshotBuilder
         foreach (var (id, (rec, st, lease)) in joined)
         {
             var v = NewView(id, rec, st, lease, frozenStatuses);
-            views.Add(new(id, v));
+            views.Add(v);
             if (rec is not null) Groups.Collect(ids, rec.Node, id);
             if (!v.IsLive) continue;
             live++;
             Groups.Collect(byService, new ServiceKey(rec!.App, rec.Entrypoint), v);
-            foreach (var tag in rec.Tags.Distinct()) Groups.Collect(byTag, new TagKey(rec.App, rec.Entrypoint, tag), v);
+            WorkloadView.ForEachDistinctTag(rec, (byTag, v), static (s, tag) => Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
             foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
             Groups.Collect(byNode, rec.Node, v);
-            foreach (var (_, ip) in v.Addresses()) Groups.Collect(byIp, ip, v);
+            v.ForEachAddress((byIp, v), static (s, _, ip) => Groups.Collect(s.byIp, ip, s.v));
         }
 
         return new RegistrySnapshot(
             revision, pods.ToImmutable(), nodes.ToImmutable(), frozenStatuses,
-            empty.Workloads.AddRange(views), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
+            ViewSet.FromSorted(Groups.SortById(views)), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
             Groups.Freeze(empty.LiveByService, byService), Groups.Freeze(empty.LiveByTag, byTag),
             Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
-            Groups.Freeze(empty.LiveByIp, byIp),
-            empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, ImmutableArray<string>>(
-                kv.Key, [.. kv.Value.Order(StringComparer.Ordinal)]))),
+            AddressSet.FromSorted(byIp.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => new AddressEntry(kv.Key, ViewSet.FromSorted(Groups.SortById(kv.Value)))).ToList()),
+            empty.IdsByNode.AddRange(ids.Select(kv =>
+            {
+                kv.Value.Sort(StringComparer.Ordinal);
+                return new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value));
+            })),
             live);
     }
 }
 
-/// <summary>Sorted-by-id group arrays: copy-on-write, binary-searched.</summary>
+/// <summary>Group maintenance: each group is a persistent sorted set; an emptied group is removed.</summary>
 internal static class Groups
 {
-    private static int Find(ImmutableArray<WorkloadView> a, string id)
-    {
-        int lo = 0, hi = a.Length - 1;
-        while (lo <= hi)
-        {
-            var mid = (lo + hi) >>> 1;
-            var c = string.CompareOrdinal(a[mid].Id, id);
-            if (c == 0) return mid;
-            if (c < 0) lo = mid + 1; else hi = mid - 1;
-        }
-        return ~lo;
-    }
+    public static void Add<TKey, T, TKeyOf>(ImmutableDictionary<TKey, PersistentSortedSet<T, TKeyOf>>.Builder d, TKey key, T item)
+        where TKey : notnull where T : class where TKeyOf : IKeyOf<T> =>
+        d[key] = d.GetValueOrDefault(key).SetItem(item);
 
-    public static void Add<TKey>(ImmutableDictionary<TKey, ImmutableArray<WorkloadView>>.Builder d, TKey key, WorkloadView v)
-        where TKey : notnull
+    public static void Remove<TKey, T, TKeyOf>(ImmutableDictionary<TKey, PersistentSortedSet<T, TKeyOf>>.Builder d, TKey key, string id)
+        where TKey : notnull where T : class where TKeyOf : IKeyOf<T>
     {
-        var a = d.GetValueOrDefault(key, []);
-        var i = Find(a, v.Id);
-        d[key] = i >= 0 ? a.SetItem(i, v) : a.Insert(~i, v);
-    }
-
-    public static void Remove<TKey>(ImmutableDictionary<TKey, ImmutableArray<WorkloadView>>.Builder d, TKey key, string id)
-        where TKey : notnull
-    {
-        if (!d.TryGetValue(key, out var a)) return;
-        var i = Find(a, id);
-        if (i < 0) return;
-        if (a.Length == 1) d.Remove(key);
-        else d[key] = a.RemoveAt(i);
-    }
-
-    public static void AddId(ImmutableDictionary<string, ImmutableArray<string>>.Builder d, string key, string id)
-    {
-        var a = d.GetValueOrDefault(key, []);
-        var i = a.BinarySearch(id, StringComparer.Ordinal);
-        if (i < 0) d[key] = a.Insert(~i, id);
-    }
-
-    public static void RemoveId(ImmutableDictionary<string, ImmutableArray<string>>.Builder d, string key, string id)
-    {
-        if (!d.TryGetValue(key, out var a)) return;
-        var i = a.BinarySearch(id, StringComparer.Ordinal);
-        if (i < 0) return;
-        if (a.Length == 1) d.Remove(key);
-        else d[key] = a.RemoveAt(i);
+        if (!d.TryGetValue(key, out var set)) return;
+        var next = set.Remove(id);
+        if (next.IsEmpty) d.Remove(key);
+        else d[key] = next;
     }
 
     public static void Collect<TKey, TValue>(Dictionary<TKey, List<TValue>> d, TKey key, TValue v) where TKey : notnull
@@ -271,12 +249,13 @@ internal static class Groups
         list.Add(v);
     }
 
-    public static ImmutableDictionary<TKey, ImmutableArray<WorkloadView>> Freeze<TKey>(
-        ImmutableDictionary<TKey, ImmutableArray<WorkloadView>> empty, Dictionary<TKey, List<WorkloadView>> groups)
+    public static List<WorkloadView> SortById(List<WorkloadView> views)
+    {
+        views.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        return views;
+    }
+
+    public static ImmutableDictionary<TKey, ViewSet> Freeze<TKey>(ImmutableDictionary<TKey, ViewSet> empty, Dictionary<TKey, List<WorkloadView>> groups)
         where TKey : notnull =>
-        empty.AddRange(groups.Select(kv =>
-        {
-            kv.Value.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
-            return new KeyValuePair<TKey, ImmutableArray<WorkloadView>>(kv.Key, [.. kv.Value]);
-        }));
+        empty.AddRange(groups.Select(kv => new KeyValuePair<TKey, ViewSet>(kv.Key, ViewSet.FromSorted(SortById(kv.Value)))));
 }

@@ -42,14 +42,36 @@ public sealed class WorkloadView
     }
 
     /// <summary>Every (network, address) pair, observed ones first.</summary>
-    public IEnumerable<(string Network, string Address)> Addresses()
+    public List<(string Network, string Address)> Addresses()
+    {
+        var list = new List<(string, string)>(1);
+        ForEachAddress(list, static (l, net, ip) => l.Add((net, ip)));
+        return list;
+    }
+
+    /// <summary>Calls <paramref name="action"/> for each (network, address) pair without allocating.</summary>
+    public void ForEachAddress<TState>(TState state, Action<TState, string, string> action)
     {
         if (Status is not null)
-            foreach (var (net, ip) in Status.Addresses) yield return (net, ip);
+            foreach (var (net, ip) in Status.Addresses) action(state, net, ip);
         if (Record is not null)
             foreach (var (net, ip) in Record.Networks)
                 if (ip.Length > 0 && (Status is null || !Status.Addresses.ContainsKey(net)))
-                    yield return (net, ip);
+                    action(state, net, ip);
+    }
+
+    /// <summary>The record's tags without repeats (a record may list a tag twice).</summary>
+    internal static void ForEachDistinctTag<TState>(Workload record, TState state, Action<TState, string> action)
+    {
+        var tags = record.Tags;
+        for (var i = 0; i < tags.Length; i++)
+            if (Array.IndexOf(tags, tags[i], 0, i) < 0) action(state, tags[i]);
+    }
+
+    /// <summary>Orders views by workload id in a <see cref="PersistentSortedSet{T, TKeyOf}"/>.</summary>
+    public readonly struct KeyById : IKeyOf<WorkloadView>
+    {
+        public static string Key(WorkloadView item) => item.Id;
     }
 
     public override string ToString() => $"{Id} {(Record is null ? "-" : $"{Record.App}.{Record.Entrypoint}@{Record.Node}")} live={IsLive}";
@@ -60,6 +82,24 @@ public static class Liveness
 {
     public static bool IsLive(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
         record is not null && status is not null && status.Running && status.Healthy && statusLease != 0 && nodeAlive;
+}
+
+/// <summary>Orders plain strings (workload ids) in a <see cref="PersistentSortedSet{T, TKeyOf}"/>.</summary>
+public readonly struct SelfKey : IKeyOf<string>
+{
+    public static string Key(string item) => item;
+}
+
+/// <summary>The live workloads at one address (more than one only while an address is being reused).</summary>
+public sealed class AddressEntry(string address, ViewSet views)
+{
+    public string Address { get; } = address;
+    public ViewSet Views { get; } = views;
+
+    public readonly struct KeyByAddress : IKeyOf<AddressEntry>
+    {
+        public static string Key(AddressEntry item) => item.Address;
+    }
 }
 
 public readonly record struct ServiceKey(string App, string Entrypoint)

@@ -14,8 +14,11 @@ public sealed record Versioned<T>(T Value, long ModRevision, long Lease);
 /// </summary>
 public sealed class RegistryStore
 {
-    /// <summary>Page size of list reads: keeps each response well under gRPC limits.</summary>
-    public const int PageSize = 2000;
+    /// <summary>
+    /// Keys per page of a list read: a few MB per response. etcd 3.4 counts the whole range on every
+    /// limited read, so small pages make a large list quadratic.
+    /// </summary>
+    public const int PageSize = 10_000;
 
     private readonly EtcdConnection _etcd;
 

@@ -136,24 +136,36 @@ public sealed class RegistryWatcher : IAsyncDisposable
 
     private async Task ListAsync(CancellationToken ct)
     {
-        var kvs = new List<KeyValue>();
-        var revision = await _store.RangePagesAsync(_store.Keys.Root, 0, kvs.AddRange, ct);
-        // Decoding is the expensive part of a large list: spread it over the cores.
-        var changes = new RegistryChange[kvs.Count];
-        var known = new bool[kvs.Count];
-        Parallel.For(0, kvs.Count, i => known[i] = RegistryChange.TryDecode(_store.Keys, kvs[i], false, out changes[i]));
-        var state = new List<RegistryChange>(kvs.Count);
-        for (var i = 0; i < changes.Length; i++)
+        // Pages are decoded on the thread pool while the next page is fetched: decoding is the
+        // expensive part of a large list, and this spreads it over the cores and under the I/O.
+        var pages = new List<Task<List<RegistryChange>>>();
+        var keys = 0;
+        var revision = await _store.RangePagesAsync(_store.Keys.Root, 0, page =>
         {
-            if (!known[i]) continue;
-            ReportProblem(changes[i]);
-            state.Add(changes[i]);
-        }
+            var kvs = page.ToArray();
+            keys += kvs.Length;
+            pages.Add(Task.Run(() => Decode(kvs), ct));
+        }, ct);
+        var state = new List<RegistryChange>(keys);
+        foreach (var page in pages)
+            foreach (var change in await page)
+            {
+                ReportProblem(change);
+                state.Add(change);
+            }
         var snapshot = RegistrySnapshot.Build(state, revision);
         Interlocked.Increment(ref _relists);
         _log.LogInformation("registry listed at revision {Revision}: {Keys} keys, {Workloads} workloads, {Live} live, {Problems} unreadable",
-            revision, kvs.Count, snapshot.Workloads.Count, snapshot.LiveCount, snapshot.Problems.Count);
+            revision, keys, snapshot.Workloads.Count, snapshot.LiveCount, snapshot.Problems.Count);
         Publish(snapshot);
+    }
+
+    private List<RegistryChange> Decode(KeyValue[] kvs)
+    {
+        var changes = new List<RegistryChange>(kvs.Length);
+        foreach (var kv in kvs)
+            if (RegistryChange.TryDecode(_store.Keys, kv, false, out var change)) changes.Add(change);
+        return changes;
     }
 
     /// <summary>Runs one watch stream until it breaks; returns true when a full list is needed first.</summary>

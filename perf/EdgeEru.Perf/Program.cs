@@ -1,0 +1,13 @@
+using EdgeEru.Perf;
+
+var name = args.Length > 0 ? args[0] : "";
+IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictionary<string, Func<string[], Task<int>>>
+{
+    ["registry"] = RegistryBenchmark.RunAsync,
+};
+if (!benchmarks.TryGetValue(name, out var run))
+{
+    Console.Error.WriteLine($"usage: perf/run.sh NAME [options]; NAME is one of: {string.Join(", ", benchmarks.Keys)}");
+    return 2;
+}
+return await run(args[1..]);

@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EdgeEru.Dev;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
+using Etcdserverpb;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeEru.Perf;
+
+/// <summary>
+/// registry: 100k workloads with status in a real etcd; full snapshot build; 10k changes through the
+/// watcher. Anchor: a raw paged range read of the same keys (no decoding) in the same run.
+/// </summary>
+internal static class RegistryBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var workloads = Arg(args, "--workloads", 100_000);
+        var changes = Arg(args, "--changes", 10_000);
+        const int nodeCount = 200, apps = 100;
+        using var logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+
+        await using var etcd = await EtcdServer.StartAsync(new EtcdServerOptions
+        {
+            ExtraArgs = ["--quota-backend-bytes", (8L << 30).ToString(), "--max-txn-ops", "1024", "--max-request-bytes", (8 << 20).ToString()],
+        });
+        var options = new RegistryOptions { Endpoints = etcd.ClientUrl, RequestTimeout = TimeSpan.FromSeconds(60) };
+        using var conn = new EtcdConnection(options);
+        var store = new RegistryStore(conn);
+
+        // Load: nodes with heartbeats, workloads with statuses under one kept lease.
+        var sw = Stopwatch.StartNew();
+        await using var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
+        for (var n = 0; n < nodeCount; n += 100)
+        {
+            var tx = store.Begin();
+            for (var i = n; i < Math.Min(nodeCount, n + 100); i++)
+            {
+                tx.Put(Kinds.Nodes, MakeNode(i));
+                tx.Put(Kinds.NodeStatus, new NodeStatus { Node = NodeName(i), HeartbeatAt = DateTimeOffset.UtcNow }, lease.Id);
+            }
+            await tx.CommitAsync();
+        }
+        const int batch = 250;
+        var batches = Enumerable.Range(0, (workloads + batch - 1) / batch);
+        await Parallel.ForEachAsync(batches, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, ct) =>
+        {
+            var tx = store.Begin();
+            for (var i = b * batch; i < Math.Min(workloads, (b + 1) * batch); i++)
+            {
+                tx.Put(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, "v1"));
+                tx.Put(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: true), lease.Id);
+            }
+            if (!await tx.CommitAsync(ct)) throw new InvalidOperationException("load transaction failed");
+        });
+        var loadSeconds = sw.Elapsed.TotalSeconds;
+        Console.WriteLine($"loaded {workloads} workloads + statuses, {nodeCount} nodes in {loadSeconds:F1}s");
+
+        // Anchor: the same keys read raw, paged like the watcher's list, nothing decoded.
+        var rawMs = new List<double>();
+        long rawBytes = 0;
+        for (var i = 0; i < 3; i++)
+        {
+            rawBytes = 0;
+            sw.Restart();
+            await RawRangeAsync(conn, store.Keys.Root, kv => rawBytes += kv.Value.Length);
+            rawMs.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        foreach (var ps in new long[] { 2000, 10000, 50000, 0 })
+        {
+            sw.Restart();
+            await RawRangeAsync(conn, store.Keys.Root, _ => { }, ps);
+            Console.WriteLine($"page {ps}: {sw.Elapsed.TotalMilliseconds:F0} ms");
+        }
+        // Full build, end to end: list + decode + index, until the first snapshot is published.
+        var buildMs = new List<double>();
+        long bytesPerWorkload = 0;
+        RegistryWatcher? watcher = null;
+        for (var i = 0; i < 3; i++)
+        {
+            if (watcher is not null) await watcher.DisposeAsync();
+            watcher = null;
+            watcher = new RegistryWatcher(conn, logs.CreateLogger<RegistryWatcher>());
+            sw.Restart();
+            watcher.Start();
+            await watcher.Ready;
+            buildMs.Add(sw.Elapsed.TotalMilliseconds);
+            Console.WriteLine($"  build {i}: {buildMs[^1]:F0} ms");
+            if (watcher.Current.LiveCount != workloads) throw new InvalidOperationException($"expected {workloads} live, got {watcher.Current.LiveCount}");
+        }
+        Console.WriteLine($"full build {buildMs.Min():F0} ms best of 3 (raw range anchor {rawMs.Min():F0} ms, {rawBytes / 1e6:F1} MB)");
+
+        // The CPU parts of the full build, apart: decoding (one core) and indexing decoded values.
+        var raw = new List<Mvccpb.KeyValue>();
+        await RawRangeAsync(conn, store.Keys.Root, raw.Add);
+        var decoded = new List<RegistryChange>(raw.Count);
+        sw.Restart();
+        foreach (var kv in raw)
+            if (RegistryChange.TryDecode(store.Keys, kv, false, out var c)) decoded.Add(c);
+        var decodeUsPerValue = sw.Elapsed.TotalMicroseconds / raw.Count;
+        raw.Clear();
+        sw.Restart();
+        RegistrySnapshot? pure = RegistrySnapshot.Build(decoded, 1);
+        var pureBuildMs = sw.Elapsed.TotalMilliseconds;
+        decoded.Clear();
+        // Retained size of a snapshot: measured with and without it (shared pools excluded: they hold each value once).
+        GC.Collect(2, GCCollectionMode.Forced, true, true);
+        var withSnapshot = GC.GetTotalMemory(true);
+        GC.KeepAlive(pure);
+        pure = null;
+        GC.Collect(2, GCCollectionMode.Forced, true, true);
+        bytesPerWorkload = (withSnapshot - GC.GetTotalMemory(true)) / workloads;
+        Console.WriteLine($"decode {decodeUsPerValue:F1} us/value on one core, index build {pureBuildMs:F0} ms, snapshot {bytesPerWorkload} B/workload");
+
+        // 10k changes through the watcher: status flips and record updates, one at a time.
+        var published = new System.Collections.Concurrent.ConcurrentQueue<(long Rev, long Ticks)>();
+        using var sub = watcher!.Subscribe(s => published.Enqueue((s.Revision, Stopwatch.GetTimestamp())));
+        var fromSend = new List<double>(changes);
+        var fromAck = new List<double>(changes);
+        var rnd = new Random(42);
+        var watchDeadline = TimeSpan.FromSeconds(10);
+        sw.Restart();
+        for (var c = 0; c < changes; c++)
+        {
+            var i = rnd.Next(workloads);
+            var t0 = Stopwatch.GetTimestamp();
+            var rev = c % 2 == 0
+                ? await store.PutAsync(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
+                : await store.PutAsync(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, rnd.Next(2) == 0 ? "v1" : "v2"));
+            var ack = Stopwatch.GetTimestamp();
+            var snap = await watcher.WaitForRevisionAsync(rev).WaitAsync(watchDeadline);
+            long pub = 0;
+            while (published.TryDequeue(out var p))
+                if (p.Rev >= rev && pub == 0) pub = p.Ticks;
+            if (pub == 0) pub = Stopwatch.GetTimestamp();
+            fromSend.Add(Stopwatch.GetElapsedTime(t0, pub).TotalMilliseconds);
+            fromAck.Add(Math.Max(0, Stopwatch.GetElapsedTime(ack, pub).TotalMilliseconds));
+        }
+        var changeSeconds = sw.Elapsed.TotalSeconds;
+
+        // The in-process cost of applying one change to a 100k snapshot (what "grows with the change" means).
+        var applyUs = new List<double>(changes);
+        var snapshot = watcher.Current;
+        for (var c = 0; c < changes; c++)
+        {
+            var i = rnd.Next(workloads);
+            var change = c % 2 == 0
+                ? RegistryChange.Put(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
+                : RegistryChange.Put(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, rnd.Next(2) == 0 ? "v1" : "v2"));
+            var t0 = Stopwatch.GetTimestamp();
+            snapshot = snapshot.Apply([change], snapshot.Revision + 1);
+            applyUs.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
+        }
+        await watcher.DisposeAsync();
+
+        var result = new Dictionary<string, object>
+        {
+            ["workloads"] = workloads,
+            ["changes"] = changes,
+            ["load_s"] = Stats.Round(loadSeconds, 1),
+            ["full_build_ms"] = Stats.Round(buildMs.Min(), 1),
+            ["anchor_raw_range_ms"] = Stats.Round(rawMs.Min(), 1),
+            ["full_build_vs_raw_range"] = Stats.Round(buildMs.Min() / rawMs.Min(), 2),
+            ["index_build_ms"] = Stats.Round(pureBuildMs, 1),
+            ["decode_us_per_value"] = Stats.Round(decodeUsPerValue, 2),
+            ["registry_mb"] = Stats.Round(rawBytes / 1e6, 1),
+            ["update_from_ack_p50_ms"] = Stats.Round(Stats.Percentile(fromAck, 50)),
+            ["update_from_ack_p99_ms"] = Stats.Round(Stats.Percentile(fromAck, 99)),
+            ["update_from_send_p50_ms"] = Stats.Round(Stats.Percentile(fromSend, 50)),
+            ["update_from_send_p99_ms"] = Stats.Round(Stats.Percentile(fromSend, 99)),
+            ["apply_p50_us"] = Stats.Round(Stats.Percentile(applyUs, 50), 1),
+            ["apply_p99_us"] = Stats.Round(Stats.Percentile(applyUs, 99), 1),
+            ["changes_per_s"] = Stats.Round(changes / changeSeconds, 0),
+            ["bytes_per_workload"] = bytesPerWorkload,
+            ["targets_met"] = buildMs.Min() < 1000 && Stats.Percentile(fromAck, 99) < 5 && bytesPerWorkload < 1024,
+        };
+        Console.WriteLine("RESULT registry " + JsonSerializer.Serialize(result));
+        return 0;
+    }
+
+    private static async Task RawRangeAsync(EtcdConnection conn, string prefix, Action<Mvccpb.KeyValue> onKv, long pageSize = RegistryStore.PageSize)
+    {
+        var start = ByteString.CopyFromUtf8(prefix);
+        var end = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span));
+        long revision = 0;
+        while (true)
+        {
+            var resp = await conn.KV.RangeAsync(new RangeRequest { Key = start, RangeEnd = end, Limit = pageSize, Revision = revision });
+            if (revision == 0) revision = resp.Header.Revision;
+            foreach (var kv in resp.Kvs) onKv(kv);
+            if (!resp.More) return;
+            start = ByteString.CopyFrom([.. resp.Kvs[^1].Key.ToByteArray(), 0]);
+        }
+    }
+
+    private static string NodeName(int i) => $"node-{i:D3}";
+    private static string Id(int i) => $"{(uint)(i * 2654435761u):x8}{i:x8}c0ffee{i:x6}";
+
+    private static Node MakeNode(int i) => new()
+    {
+        Name = NodeName(i),
+        Pod = "bench",
+        Endpoint = new DockerEndpoint { Address = $"tcp://10.0.{i / 250}.{i % 250}:2376", TlsCertPath = "/etc/eru/tls/cert.pem", TlsKeyPath = "/etc/eru/tls/key.pem" },
+        Capacity = new NodeCapacity { CpuCores = 64, PiecesPerCore = 200, MemoryBytes = 256L << 30 },
+        Networks = ["eru-mv"],
+    };
+
+    private static Workload MakeWorkload(int i, int nodes, int apps, string version) => new()
+    {
+        Id = Id(i),
+        Name = $"app{i % apps}_web_{i:x6}",
+        App = $"app{i % apps}",
+        Entrypoint = i % 3 == 0 ? "worker" : "web",
+        Ident = $"{i:x6}",
+        Pod = "bench",
+        Node = NodeName(i % nodes),
+        Image = $"registry.local/app{i % apps}:{version}",
+        Tags = [version, i % 10 == 0 ? "canary" : "stable"],
+        Labels = StringMap.Of(("team", $"team{i % 7}"), ("tier", "frontend")),
+        Networks = StringMap.Of(("eru-mv", Ip(i))),
+        Ports = [new PublishedPort { Name = "http", Port = 8080 }],
+        Resources = new ResourceAllocation { MemoryRequestBytes = 512L << 20, MemoryLimitBytes = 1L << 30, CpuRequest = 0.5, CpuLimit = 1 },
+        Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/healthz" }, TcpPorts = ["http"] },
+        CreatedAt = DateTimeOffset.UnixEpoch.AddSeconds(1_790_000_000 + i),
+    };
+
+    private static WorkloadStatus MakeStatus(int i, int nodes, bool healthy) => new()
+    {
+        Id = Id(i),
+        Node = NodeName(i % nodes),
+        Running = true,
+        Healthy = healthy,
+        Addresses = StringMap.Of(("eru-mv", Ip(i))),
+        CheckedAt = DateTimeOffset.UnixEpoch.AddSeconds(1_790_000_000 + i),
+        Reason = healthy ? null : "http /healthz: 503",
+    };
+
+    private static string Ip(int i) => $"198.{18 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}";
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) && v > 0 ? v : fallback;
+    }
+}
