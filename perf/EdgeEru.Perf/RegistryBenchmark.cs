@@ -73,12 +73,6 @@ internal static class RegistryBenchmark
             rawMs.Add(sw.Elapsed.TotalMilliseconds);
         }
 
-        foreach (var ps in new long[] { 2000, 10000, 50000, 0 })
-        {
-            sw.Restart();
-            await RawRangeAsync(conn, store.Keys.Root, _ => { }, ps);
-            Console.WriteLine($"page {ps}: {sw.Elapsed.TotalMilliseconds:F0} ms");
-        }
         // Full build, end to end: list + decode + index, until the first snapshot is published.
         var buildMs = new List<double>();
         long bytesPerWorkload = 0;
@@ -106,9 +100,12 @@ internal static class RegistryBenchmark
             if (RegistryChange.TryDecode(store.Keys, kv, false, out var c)) decoded.Add(c);
         var decodeUsPerValue = sw.Elapsed.TotalMicroseconds / raw.Count;
         raw.Clear();
+        var allocBefore = GC.GetAllocatedBytesForCurrentThread();
+        var gcsBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
         sw.Restart();
         RegistrySnapshot? pure = RegistrySnapshot.Build(decoded, 1);
         var pureBuildMs = sw.Elapsed.TotalMilliseconds;
+        Console.WriteLine($"index build allocated {(GC.GetAllocatedBytesForCurrentThread() - allocBefore) / 1e6:F0} MB, GCs gen0/1/2 {GC.CollectionCount(0) - gcsBefore.Item1}/{GC.CollectionCount(1) - gcsBefore.Item2}/{GC.CollectionCount(2) - gcsBefore.Item3}");
         decoded.Clear();
         // Retained size of a snapshot: measured with and without it (shared pools excluded: they hold each value once).
         GC.Collect(2, GCCollectionMode.Forced, true, true);
@@ -201,7 +198,8 @@ internal static class RegistryBenchmark
     }
 
     private static string NodeName(int i) => $"node-{i:D3}";
-    private static string Id(int i) => $"{(uint)(i * 2654435761u):x8}{i:x8}c0ffee{i:x6}";
+    /// <summary>A Docker container id: 64 hex digits, as Core records them.</summary>
+    private static string Id(int i) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
 
     private static Node MakeNode(int i) => new()
     {

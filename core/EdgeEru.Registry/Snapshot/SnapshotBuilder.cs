@@ -118,8 +118,24 @@ internal sealed class SnapshotBuilder
         if (next is { IsLive: true }) AddLive(next);
     }
 
-    private static WorkloadView NewView(string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses) =>
-        new(id, rec, st, lease, Liveness.IsLive(rec, st, lease, rec is not null && nodeStatuses.ContainsKey(rec.Node)));
+    private static WorkloadView NewView(string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses)
+    {
+        if (rec is not null && st is not null) st = ShareWithRecord(rec, st);
+        return new(rec?.Id ?? st?.Id ?? id, rec, st, lease,
+            Liveness.IsLive(rec, st, lease, rec is not null && nodeStatuses.ContainsKey(rec.Node)));
+    }
+
+    /// <summary>
+    /// A status repeats its record's id and, usually, its addresses: share the record's copies so a
+    /// workload holds its 64-character id and its address map once.
+    /// </summary>
+    private static WorkloadStatus ShareWithRecord(Workload rec, WorkloadStatus st)
+    {
+        var shareId = !ReferenceEquals(st.Id, rec.Id);
+        var shareAddresses = !ReferenceEquals(st.Addresses, rec.Networks) && st.Addresses.Equals(rec.Networks);
+        if (!shareId && !shareAddresses) return st;
+        return st with { Id = rec.Id, Addresses = shareAddresses ? rec.Networks : st.Addresses };
+    }
 
     private void AddLive(WorkloadView v)
     {
@@ -152,7 +168,11 @@ internal sealed class SnapshotBuilder
         _liveCount--;
     }
 
-    /// <summary>The initial build: the whole registry at one revision, grouped in plain collections, frozen once.</summary>
+    /// <summary>
+    /// The initial build: the whole registry at one revision, grouped in plain collections, frozen once.
+    /// Records and statuses are merge-joined by id (etcd lists keys sorted, so they usually arrive in
+    /// order); views then come out in id order and every group is collected already sorted.
+    /// </summary>
     public static RegistrySnapshot BuildFull(IEnumerable<RegistryChange> state, long revision)
     {
         var empty = RegistrySnapshot.Empty;
@@ -162,7 +182,8 @@ internal sealed class SnapshotBuilder
         var lb = empty.LbDomains.ToBuilder();
         var ssh = empty.SshUsers.ToBuilder();
         var problems = empty.Problems.ToBuilder();
-        var joined = new Dictionary<string, (Workload? Rec, WorkloadStatus? St, long Lease)>(StringComparer.Ordinal);
+        var records = new List<Workload>();
+        var statuses = new List<(WorkloadStatus Status, long Lease)>();
 
         foreach (var c in state)
         {
@@ -176,20 +197,18 @@ internal sealed class SnapshotBuilder
                 case Pod p: pods[c.Name] = p; break;
                 case Node n: nodes[c.Name] = n; break;
                 case NodeStatus s: nodeStatuses[c.Name] = s; break;
-                case Workload w:
-                    joined[c.Name] = (w, joined.GetValueOrDefault(c.Name).St, joined.GetValueOrDefault(c.Name).Lease);
-                    break;
-                case WorkloadStatus s:
-                    joined[c.Name] = (joined.GetValueOrDefault(c.Name).Rec, s, c.Lease);
-                    break;
+                case Workload w: records.Add(w); break;
+                case WorkloadStatus s: statuses.Add((s, c.Lease)); break;
                 case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.LbDomains): lb[c.Name] = r; break;
                 case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
                 default: break;
             }
         }
+        SortIfNeeded(records, static w => w.Id);
+        SortIfNeeded(statuses, static s => s.Status.Id);
 
         var frozenStatuses = nodeStatuses.ToImmutable();
-        var views = new List<WorkloadView>(joined.Count);
+        var views = new List<WorkloadView>(Math.Max(records.Count, statuses.Count));
         var ids = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var byService = new Dictionary<ServiceKey, List<WorkloadView>>();
         var byTag = new Dictionary<TagKey, List<WorkloadView>>();
@@ -197,33 +216,50 @@ internal sealed class SnapshotBuilder
         var byNode = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
         var byIp = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
         var live = 0;
-        foreach (var (id, (rec, st, lease)) in joined)
+        int ri = 0, si = 0;
+        while (ri < records.Count || si < statuses.Count)
         {
-            var v = NewView(id, rec, st, lease, frozenStatuses);
+            var order = ri == records.Count ? 1 : si == statuses.Count ? -1 : string.CompareOrdinal(records[ri].Id, statuses[si].Status.Id);
+            var rec = order <= 0 ? records[ri++] : null;
+            var (st, lease) = order >= 0 ? statuses[si++] : default;
+            var v = NewView(rec?.Id ?? st!.Id, rec, st, lease, frozenStatuses);
+            if (views.Count > 0 && views[^1].Id == v.Id) throw new ArgumentException($"workload {v.Id} appears twice in the state", nameof(state));
             views.Add(v);
-            if (rec is not null) Groups.Collect(ids, rec.Node, id);
+            if (rec is null) continue;
+            Groups.Collect(ids, rec.Node, v.Id);
             if (!v.IsLive) continue;
             live++;
-            Groups.Collect(byService, new ServiceKey(rec!.App, rec.Entrypoint), v);
+            Groups.Collect(byService, new ServiceKey(rec.App, rec.Entrypoint), v);
             WorkloadView.ForEachDistinctTag(rec, (byTag, v), static (s, tag) => Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
             foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
             Groups.Collect(byNode, rec.Node, v);
             v.ForEachAddress((byIp, v), static (s, _, ip) => Groups.Collect(s.byIp, ip, s.v));
         }
 
+        var addresses = new List<AddressEntry>(byIp.Count);
+        foreach (var (ip, list) in byIp) addresses.Add(new AddressEntry(ip, ViewSet.FromSorted(list)));
+        SortIfNeeded(addresses, static a => a.Address);
         return new RegistrySnapshot(
             revision, pods.ToImmutable(), nodes.ToImmutable(), frozenStatuses,
-            ViewSet.FromSorted(Groups.SortById(views)), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
+            ViewSet.FromSorted(views), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
             Groups.Freeze(empty.LiveByService, byService), Groups.Freeze(empty.LiveByTag, byTag),
             Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
-            AddressSet.FromSorted(byIp.OrderBy(kv => kv.Key, StringComparer.Ordinal)
-                .Select(kv => new AddressEntry(kv.Key, ViewSet.FromSorted(Groups.SortById(kv.Value)))).ToList()),
-            empty.IdsByNode.AddRange(ids.Select(kv =>
-            {
-                kv.Value.Sort(StringComparer.Ordinal);
-                return new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value));
-            })),
+            AddressSet.FromSorted(addresses),
+            empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value)))),
             live);
+    }
+
+    /// <summary>Sorts by key (ordinal) unless already sorted: an O(n) check saves the sort in the usual case.</summary>
+    private static void SortIfNeeded<T>(List<T> items, Func<T, string> key)
+    {
+        for (var i = 1; i < items.Count; i++)
+        {
+            if (string.CompareOrdinal(key(items[i - 1]), key(items[i])) > 0)
+            {
+                items.Sort((a, b) => string.CompareOrdinal(key(a), key(b)));
+                return;
+            }
+        }
     }
 }
 
@@ -249,13 +285,8 @@ internal static class Groups
         list.Add(v);
     }
 
-    public static List<WorkloadView> SortById(List<WorkloadView> views)
-    {
-        views.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return views;
-    }
-
+    /// <summary>Freezes groups collected in id order.</summary>
     public static ImmutableDictionary<TKey, ViewSet> Freeze<TKey>(ImmutableDictionary<TKey, ViewSet> empty, Dictionary<TKey, List<WorkloadView>> groups)
         where TKey : notnull =>
-        empty.AddRange(groups.Select(kv => new KeyValuePair<TKey, ViewSet>(kv.Key, ViewSet.FromSorted(SortById(kv.Value)))));
+        empty.AddRange(groups.Select(kv => new KeyValuePair<TKey, ViewSet>(kv.Key, ViewSet.FromSorted(kv.Value))));
 }
