@@ -22,6 +22,8 @@ public abstract class RegistryKind
 
     public abstract IRegistryRecord DecodeRecord(ReadOnlySpan<byte> json, string keyName);
 
+    public abstract byte[] EncodeRecord(IRegistryRecord value);
+
     public override string ToString() => Segment;
 }
 
@@ -68,6 +70,8 @@ public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRec
     }
 
     public override IRegistryRecord DecodeRecord(ReadOnlySpan<byte> json, string keyName) => Decode(json, keyName);
+
+    public override byte[] EncodeRecord(IRegistryRecord value) => Encode((T)value);
 
     private static int PeekVersion(ReadOnlySpan<byte> json)
     {
