@@ -1,6 +1,8 @@
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Store;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
@@ -29,6 +31,8 @@ public sealed class RegistryWatcher : IAsyncDisposable
     private long _relists;
     private long _skipped;
     private long _observedRevision;
+    private readonly Meter _meter;
+    private readonly Histogram<double> _applySeconds;
     private bool _everInTouch;
 
     public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log)
@@ -36,7 +40,17 @@ public sealed class RegistryWatcher : IAsyncDisposable
         _etcd = etcd;
         _store = new RegistryStore(etcd);
         _log = log;
+        // Exported by each service's /metrics (names become eru_registry_*).
+        _meter = new Meter(MeterName);
+        _meter.CreateObservableGauge("eru.registry.revision", () => Current.Revision, description: "etcd revision of the published snapshot");
+        _meter.CreateObservableGauge("eru.registry.out_of_touch", () => OutOfTouchFor.TotalSeconds, "s", "time without a working watch on etcd (0 when in touch)");
+        _meter.CreateObservableCounter("eru.registry.relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
+        _meter.CreateObservableCounter("eru.registry.skipped_values", () => SkippedValues, description: "registry values skipped as unreadable");
+        _meter.CreateObservableGauge("eru.registry.live_workloads", () => Current.LiveCount, description: "live workloads in the snapshot");
+        _applySeconds = _meter.CreateHistogram<double>("eru.registry.apply_duration", "s", "time to apply one watch batch and publish the snapshot");
     }
+
+    public const string MeterName = "EdgeEru.Registry";
 
     /// <summary>The latest snapshot (Empty until the first list completes).</summary>
     public RegistrySnapshot Current => Volatile.Read(ref _current);
@@ -226,7 +240,9 @@ public sealed class RegistryWatcher : IAsyncDisposable
                 changes.Add(change);
             }
             pending.Clear();
+            var started = Stopwatch.GetTimestamp();
             Publish(Current.Apply(changes, revision));
+            _applySeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
         // The server closed the stream: reconnect from where we are.
         throw new RpcException(new Status(StatusCode.Unavailable, "watch stream ended"));
@@ -290,6 +306,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
             }
         }
         _stop.Dispose();
+        _meter.Dispose();
     }
 
     private sealed class Subscription(RegistryWatcher watcher, Action<RegistrySnapshot> callback) : IDisposable
