@@ -22,7 +22,12 @@ public class HostingTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         using var host = builder.Build();
         var measured = new Dictionary<string, double>();
         using var listener = new MeterListener();
-        listener.InstrumentPublished = (i, l) => { if (i.Meter.Name == RegistryWatcher.MeterName) l.EnableMeasurementEvents(i); };
+        listener.InstrumentPublished = (i, l) =>
+        {
+            // Other tests run watchers at the same time: listen to this one only (its meter is tagged with its prefix).
+            if (i.Meter.Name == RegistryWatcher.MeterName && i.Meter.Tags?.Any(t => t.Key == "prefix" && (string?)t.Value == prefix) == true)
+                l.EnableMeasurementEvents(i);
+        };
         listener.SetMeasurementEventCallback<long>((i, v, _, _) => { lock (measured) measured[i.Name] = v; });
         listener.SetMeasurementEventCallback<int>((i, v, _, _) => { lock (measured) measured[i.Name] = v; });
         listener.SetMeasurementEventCallback<double>((i, v, _, _) => { lock (measured) measured[i.Name] = v; });
@@ -31,6 +36,8 @@ public class HostingTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await host.StartAsync();
         var watcher = host.Services.GetRequiredService<RegistryWatcher>();
         var store = host.Services.GetRequiredService<RegistryStore>();
+        await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(15));
+        await Eventually.True(() => watcher.InTouch, TimeSpan.FromSeconds(15), "watch established");
         Assert.Equal(prefix, host.Services.GetRequiredService<IOptions<RegistryOptions>>().Value.Prefix);
         var rev = await store.PutAsync(Kinds.Pods, Samples.Pod("hosted"));
         var s = await watcher.WaitForRevisionAsync(rev).WaitAsync(TimeSpan.FromSeconds(15));

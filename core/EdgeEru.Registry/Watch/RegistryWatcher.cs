@@ -41,7 +41,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
         _store = new RegistryStore(etcd);
         _log = log;
         // Exported by each service's /metrics (names become eru_registry_*).
-        _meter = new Meter(MeterName);
+        _meter = new Meter(MeterName, null, [new("prefix", _store.Keys.Prefix)]);
         _meter.CreateObservableGauge("eru.registry.revision", () => Current.Revision, description: "etcd revision of the published snapshot");
         _meter.CreateObservableGauge("eru.registry.out_of_touch", () => OutOfTouchFor.TotalSeconds, "s", "time without a working watch on etcd (0 when in touch)");
         _meter.CreateObservableCounter("eru.registry.relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
