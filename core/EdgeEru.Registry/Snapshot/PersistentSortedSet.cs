@@ -73,6 +73,33 @@ public readonly struct PersistentSortedSet<T, TKeyOf> : IReadOnlyList<T>
 
     public T? GetValueOrDefault(string key) => TryGetValue(key, out var v) ? v : null;
 
+    /// <summary>Lookup by a key that is not a string yet (a name parsed from a packet): no allocation.</summary>
+    public bool TryGetValue(ReadOnlySpan<char> key, out T item)
+    {
+        var node = _root;
+        while (node is Inner inner) node = inner.Children[inner.ChildFor(key)].Node;
+        if (node is T[] leaf)
+        {
+            int lo = 0, hi = leaf.Length - 1;
+            while (lo <= hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                var c = TKeyOf.Key(leaf[mid]).AsSpan().CompareTo(key, StringComparison.Ordinal);
+                if (c == 0)
+                {
+                    item = leaf[mid];
+                    return true;
+                }
+                if (c < 0) lo = mid + 1; else hi = mid - 1;
+            }
+        }
+        item = null!;
+        return false;
+    }
+
+    /// <summary>True when both are the very same version (unchanged between two snapshots).</summary>
+    public bool IsSameAs(PersistentSortedSet<T, TKeyOf> other) => ReferenceEquals(_root, other._root);
+
     public bool ContainsKey(string key) => TryGetValue(key, out _);
 
     /// <summary>A set with <paramref name="item"/> added, or replacing the item with the same key.</summary>
@@ -247,13 +274,13 @@ public readonly struct PersistentSortedSet<T, TKeyOf> : IReadOnlyList<T>
         public int Count { get; }
 
         /// <summary>The last child whose first key is at or before <paramref name="key"/> (or the first).</summary>
-        public int ChildFor(string key)
+        public int ChildFor(ReadOnlySpan<char> key)
         {
             int lo = 1, hi = Children.Length - 1, result = 0;
             while (lo <= hi)
             {
                 var mid = (lo + hi) >>> 1;
-                if (string.CompareOrdinal(Children[mid].FirstKey, key) <= 0)
+                if (Children[mid].FirstKey.AsSpan().CompareTo(key, StringComparison.Ordinal) <= 0)
                 {
                     result = mid;
                     lo = mid + 1;

@@ -1,0 +1,238 @@
+using System.Net;
+using System.Net.Sockets;
+using EdgeEru.Dns.Wire;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+
+namespace EdgeEru.Dns.Answers;
+
+/// <summary>
+/// Everything the server answers, built from one registry snapshot: pre-encoded record sets per name.
+/// Rebuilt on every snapshot, but only for the services whose live workloads changed.
+/// </summary>
+internal sealed class DnsTable
+{
+    public required RegistrySnapshot Snapshot { get; init; }
+    public required ZoneAnswers[] Zones { get; init; }
+    public required ReverseZone[] Reverse { get; init; }
+
+    /// <summary>Labels a name is split into at most (a name has at most 127).</summary>
+    public const int MaxLabels = 128;
+}
+
+internal sealed class ZoneAnswers
+{
+    public required ZoneOptions Options { get; init; }
+    public required byte[] Apex { get; init; }
+    public required int ApexLabels { get; init; }
+    /// <summary>SOA without owner: appended after a pointer to the apex inside the question.</summary>
+    public required byte[] SoaTail { get; init; }
+    public required RRset Ns { get; init; }
+    public required Dictionary<string, ServiceAnswers> Services { get; init; }
+    /// <summary>Apps with at least one service: <c>{app}.{zone}</c> exists with no data.</summary>
+    public required Dictionary<string, int> Apps { get; init; }
+    public required Dictionary<string, NodeAnswers> Nodes { get; init; }
+}
+
+internal sealed class ReverseZone
+{
+    public required byte[] Apex { get; init; }
+    public required int ApexLabels { get; init; }
+    public required byte[] SoaTail { get; init; }
+    public required uint Ttl { get; init; }
+}
+
+internal static class DnsTableBuilder
+{
+    public static DnsTable Build(DnsOptions options, RegistrySnapshot snapshot, DnsTable? previous)
+    {
+        var zones = options.EffectiveZones;
+        var built = new ZoneAnswers[zones.Count];
+        for (var i = 0; i < zones.Count; i++)
+        {
+            var prev = previous is not null && i < previous.Zones.Length && ReferenceEquals(previous.Zones[i].Options, zones[i]) ? previous.Zones[i] : null;
+            built[i] = BuildZone(zones[i], snapshot, prev, previous?.Snapshot);
+        }
+        var serial = (uint)snapshot.Revision;
+        var reverse = ReverseZones(options.ReverseSubnets).Select(apex =>
+        {
+            var wire = DnsName.Encode(apex);
+            var z = zones[0];
+            return new ReverseZone
+            {
+                Apex = wire,
+                ApexLabels = apex.TrimEnd('.').Split('.').Length,
+                SoaTail = RRset.SoaTail(DnsName.Encode(z.EffectiveNameServers[0]), DnsName.Encode(z.EffectiveHostmaster), serial, z.NegativeTtl, z.NegativeTtl),
+                Ttl = z.Ttl,
+            };
+        }).ToArray();
+        return new DnsTable { Snapshot = snapshot, Zones = built, Reverse = reverse };
+    }
+
+    private static ZoneAnswers BuildZone(ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot)
+    {
+        var apex = DnsName.Encode(zone.Normalized);
+        var mname = DnsName.Encode(zone.EffectiveNameServers[0]);
+        var glueAddress = IPAddress.Parse(zone.NameServerAddress);
+        var ns = new RRset(DnsType.NS,
+            [.. zone.EffectiveNameServers.Select(n => RRset.NameRecord(DnsType.NS, DnsName.Encode(n), zone.Ttl))],
+            [.. zone.EffectiveNameServers.Where(n => n.TrimEnd('.').EndsWith(zone.Normalized.TrimEnd('.'), StringComparison.OrdinalIgnoreCase))
+                .Select(n => RRset.AddressRecord(DnsName.Encode(n), glueAddress, zone.Ttl))]);
+
+        // Services: rebuild only those whose group of live workloads is not the very same as before.
+        Dictionary<string, ServiceAnswers> services;
+        if (prev is null || prevSnapshot is null)
+        {
+            services = new(StringComparer.Ordinal);
+            foreach (var (key, group) in snapshot.LiveByService) services[Key(key)] = BuildService(key, group, zone);
+        }
+        else
+        {
+            services = new(prev.Services, StringComparer.Ordinal);
+            foreach (var (key, group) in snapshot.LiveByService)
+                if (!prevSnapshot.LiveByService.TryGetValue(key, out var before) || !before.IsSameAs(group))
+                    services[Key(key)] = BuildService(key, group, zone);
+            foreach (var key in prevSnapshot.LiveByService.Keys)
+                if (!snapshot.LiveByService.ContainsKey(key)) services.Remove(Key(key));
+        }
+        if (zone.EmptyService == EmptyServiceAnswer.NoData)
+        {
+            foreach (var (key, s) in services.ToList())
+                if (s.IsEmpty) services.Remove(key);
+            foreach (var w in snapshot.Workloads)
+                if (w.Record is { } r) services.TryAdd(r.Entrypoint + "." + r.App, new ServiceAnswers());
+        }
+
+        var apps = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var key in services.Keys)
+        {
+            var app = key[(key.IndexOf('.', StringComparison.Ordinal) + 1)..];
+            apps[app] = apps.GetValueOrDefault(app) + 1;
+        }
+
+        var nodes = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.Nodes, snapshot.Nodes)
+            && ReferenceEquals(prevSnapshot.NodeStatuses, snapshot.NodeStatuses) && ReferenceEquals(prevSnapshot.LiveByNode, snapshot.LiveByNode)
+            ? prev.Nodes
+            : BuildNodes(snapshot, zone);
+
+        return new ZoneAnswers
+        {
+            Options = zone,
+            Apex = apex,
+            ApexLabels = zone.Normalized.TrimEnd('.').Split('.').Length,
+            SoaTail = RRset.SoaTail(mname, DnsName.Encode(zone.EffectiveHostmaster), (uint)snapshot.Revision, zone.NegativeTtl, zone.NegativeTtl),
+            Ns = ns,
+            Services = services,
+            Apps = apps,
+            Nodes = nodes,
+        };
+    }
+
+    /// <summary>The key of a service in <see cref="ZoneAnswers.Services"/>: its name relative to the zone.</summary>
+    public static string Key(ServiceKey key) => key.Entrypoint + "." + key.App;
+
+    /// <summary>The address a zone serves for a workload: on its network, or the first one it has.</summary>
+    public static IPAddress? AddressOf(WorkloadView v, ZoneOptions zone)
+    {
+        string? ip;
+        if (zone.Network.Length > 0) ip = v.Address(zone.Network);
+        else
+        {
+            var all = v.Addresses();
+            ip = all.Count > 0 ? all[0].Address : null;
+        }
+        return ip is not null && IPAddress.TryParse(ip, out var parsed) ? parsed : null;
+    }
+
+    private static ServiceAnswers BuildService(ServiceKey key, ViewSet group, ZoneOptions zone)
+    {
+        var ttl = zone.Ttl;
+        var all = new List<IPAddress>(group.Count);
+        var byTag = new Dictionary<string, List<IPAddress>>(StringComparer.Ordinal);
+        var below = new Dictionary<string, Subset>(StringComparer.Ordinal);
+        var srv = new Dictionary<string, (List<byte[]> Records, List<byte[]> Additional)>(StringComparer.Ordinal);
+        var protocols = new HashSet<string>(StringComparer.Ordinal);
+        var suffix = "." + key.Entrypoint + "." + key.App + "." + zone.Normalized;
+        foreach (var v in group)
+        {
+            var ip = AddressOf(v, zone);
+            if (ip is null) continue;
+            var r = v.Record!;
+            all.Add(ip);
+            foreach (var tag in r.Tags)
+            {
+                if (!byTag.TryGetValue(tag, out var list)) byTag[tag] = list = [];
+                if (!list.Contains(ip)) list.Add(ip);
+            }
+            var type = ip.AddressFamily == AddressFamily.InterNetwork ? DnsType.A : DnsType.AAAA;
+            below[r.Ident] = type == DnsType.A
+                ? new Subset { A = new RRset(DnsType.A, [RRset.AddressRecord(null, ip, ttl)]) }
+                : new Subset { AAAA = new RRset(DnsType.AAAA, [RRset.AddressRecord(null, ip, ttl)]) };
+            var target = DnsName.Encode(r.Ident + suffix);
+            foreach (var port in r.Ports)
+            {
+                var name = "_" + port.Name + "._" + port.Protocol;
+                if (!srv.TryGetValue(name, out var set)) srv[name] = set = ([], []);
+                set.Records.Add(RRset.Srv(Label(r, "srv.priority", 1), Label(r, "srv.weight", 1), (ushort)port.Port, target, ttl));
+                set.Additional.Add(RRset.AddressRecord(target, ip, ttl));
+                protocols.Add("_" + port.Protocol);
+            }
+        }
+        foreach (var (tag, ips) in byTag)
+            below.TryAdd(tag, new Subset { A = RRset.Addresses(ips, DnsType.A, ttl), AAAA = RRset.Addresses(ips, DnsType.AAAA, ttl) });
+        return new ServiceAnswers
+        {
+            A = RRset.Addresses(all, DnsType.A, ttl),
+            AAAA = RRset.Addresses(all, DnsType.AAAA, ttl),
+            Txt = all.Count == 0 ? null : new RRset(DnsType.TXT, [RRset.Txt([$"live={all.Count}", "tags=" + string.Join(",", byTag.Select(t => $"{t.Key}:{t.Value.Count}"))], ttl)]),
+            Below = below,
+            Srv = srv.ToDictionary(kv => kv.Key, kv => new RRset(DnsType.SRV, [.. kv.Value.Records], [.. kv.Value.Additional]), StringComparer.Ordinal),
+            SrvProtocols = protocols,
+        };
+    }
+
+    private static ushort Label(Workload r, string key, ushort fallback) =>
+        r.Labels.TryGetValue(key, out var v) && ushort.TryParse(v, out var n) ? n : fallback;
+
+    private static Dictionary<string, NodeAnswers> BuildNodes(RegistrySnapshot snapshot, ZoneOptions zone)
+    {
+        var nodes = new Dictionary<string, NodeAnswers>(StringComparer.Ordinal);
+        foreach (var (name, node) in snapshot.Nodes)
+        {
+            IPAddress? ip = node.Address is not null && IPAddress.TryParse(node.Address, out var parsed) ? parsed : null;
+            var txt = RRset.Txt([$"pod={node.Pod}", $"alive={(snapshot.IsNodeAlive(name) ? "yes" : "no")}", $"live={snapshot.LiveOnNode(name).Count}",
+                $"schedulable={(node.Unschedulable ? "no" : "yes")}"], zone.Ttl);
+            nodes[name] = new NodeAnswers
+            {
+                A = ip is null ? null : RRset.Addresses([ip], DnsType.A, zone.Ttl),
+                AAAA = ip is null ? null : RRset.Addresses([ip], DnsType.AAAA, zone.Ttl),
+                Txt = new RRset(DnsType.TXT, [txt]),
+            };
+        }
+        return nodes;
+    }
+
+    /// <summary>Octet-aligned reverse zones covering each IPv4 subnet (a /15 gives two /16 zones).</summary>
+    public static IEnumerable<string> ReverseZones(IEnumerable<string> subnets)
+    {
+        var seen = new HashSet<string>();
+        foreach (var s in subnets)
+        {
+            var net = IPNetwork.Parse(s);
+            var octets = Math.Max(1, (net.PrefixLength + 7) / 8);
+            var count = 1 << (octets * 8 - net.PrefixLength);
+            var b = net.BaseAddress.GetAddressBytes();
+            var start = (uint)((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+            for (var i = 0; i < Math.Min(count, 256); i++)
+            {
+                var addr = start + ((uint)i << (32 - octets * 8));
+                var parts = Enumerable.Range(0, octets).Select(o => ((addr >> (24 - 8 * o)) & 0xff).ToString()).Reverse();
+                var zone = string.Join('.', parts) + ".in-addr.arpa.";
+                if (seen.Add(zone)) yield return zone;
+            }
+        }
+    }
+
+    /// <summary>The label under which node names live: <c>{node}.node.{zone}</c> (an app cannot be called "node" in DNS).</summary>
+    internal static bool IsNodeLabel(ReadOnlySpan<byte> label) => label.SequenceEqual("node"u8);
+}

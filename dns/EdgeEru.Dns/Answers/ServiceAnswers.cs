@@ -1,0 +1,36 @@
+namespace EdgeEru.Dns.Answers;
+
+/// <summary>Everything one service (<c>{entrypoint}.{app}.{zone}</c>) answers, pre-encoded.</summary>
+internal sealed class ServiceAnswers
+{
+    public RRset? A { get; init; }
+    public RRset? AAAA { get; init; }
+    public RRset? Txt { get; init; }
+
+    /// <summary>Instance idents and tags: the first label below the service. An ident wins over an equal tag.</summary>
+    public Dictionary<string, Subset> Below { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>SRV sets by "_{port}._{proto}".</summary>
+    public Dictionary<string, RRset> Srv { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>Protocol labels ("_tcp") that have SRV names below them: those names exist with no data.</summary>
+    public HashSet<string> SrvProtocols { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>No live instance (kept only when empty services answer NODATA).</summary>
+    public bool IsEmpty => A is null && AAAA is null;
+}
+
+/// <summary>The addresses of one instance or one tag subset.</summary>
+internal sealed class Subset
+{
+    public RRset? A { get; init; }
+    public RRset? AAAA { get; init; }
+}
+
+/// <summary>A node's own name, <c>{node}.node.{zone}</c>.</summary>
+internal sealed class NodeAnswers
+{
+    public RRset? A { get; init; }
+    public RRset? AAAA { get; init; }
+    public RRset? Txt { get; init; }
+}

@@ -1,0 +1,1 @@
+global using ViewSet = EdgeEru.Registry.Snapshot.PersistentSortedSet<EdgeEru.Registry.Snapshot.WorkloadView, EdgeEru.Registry.Snapshot.WorkloadView.KeyById>;
