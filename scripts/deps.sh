@@ -4,8 +4,8 @@
 set -euo pipefail
 
 case "${1:-}" in
-  dev)  pkgs=(etcd-server etcd-client) ;;
-  test) pkgs=(etcd-server etcd-client) ;;
+  dev)  pkgs=(etcd-server etcd-client bind9-dnsutils) ;;
+  test) pkgs=(etcd-server etcd-client bind9-dnsutils) ;;
   perf) pkgs=(etcd-server etcd-client) ;;
   *) echo "usage: $0 dev|test|perf" >&2; exit 2 ;;
 esac
