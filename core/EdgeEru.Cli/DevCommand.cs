@@ -23,6 +23,13 @@ internal static class DevCommand
         var etcdPort = new Option<int>("--etcd-port") { Description = "Loopback port of the etcd this starts", DefaultValueFactory = _ => 23790 };
         var stateDir = new Option<string>("--state-dir") { Description = "Where the local cluster keeps its files", DefaultValueFactory = _ => ".dev" };
         var prefix = new Option<string>("--prefix") { Description = "Registry key prefix", DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
+        var dnsPort = new Option<int>("--dns-port") { Description = "Loopback port of the DNS server (UDP and TCP)", DefaultValueFactory = _ => 1053 };
+        var dnsHttpPort = new Option<int>("--dns-http-port") { Description = "Port of the DNS server's /metrics and /healthz", DefaultValueFactory = _ => 9153 };
+        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort])
+            port.Validators.Add(r =>
+            {
+                if (r.GetValue(port) is < 1 or > 65535) r.AddError($"{port.Name} must be between 1 and 65535");
+            });
         etcdPort.Validators.Add(r =>
         {
             if (r.GetValue(etcdPort) is < 1 or > 65534) r.AddError("--etcd-port must be between 1 and 65534 (the next port is etcd's peer port)");
@@ -47,40 +54,47 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort,
         };
-        cmd.SetAction((pr, ct) => RunAsync(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!, ct));
+        cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
+            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort)), ct));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(string? etcdUrl, int etcdPort, string stateDir, string prefix, CancellationToken ct)
+    private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort);
+
+    private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
         using var logs = LoggerFactory.Create(b => b
             .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
             .SetMinimumLevel(LogLevel.Information));
         var log = logs.CreateLogger("eru.dev");
-        stateDir = Path.GetFullPath(stateDir);
+        var stateDir = Path.GetFullPath(settings.StateDir);
         Directory.CreateDirectory(stateDir);
-        var pidFile = Path.Combine(stateDir, "etcd.pid");
+        var etcdPid = Path.Combine(stateDir, "etcd.pid");
+        var dnsPid = Path.Combine(stateDir, "dns.pid");
+        var etcdUrl = settings.EtcdUrl;
         EtcdServer? etcd = null;
+        ChildProcess? dns = null;
         try
         {
+            Leftovers.Clean(dnsPid, "eru-dns.dll", log);
             if (etcdUrl is null)
             {
-                Leftovers.Clean(pidFile, "etcd", log);
+                Leftovers.Clean(etcdPid, "etcd", log);
                 var dataDir = Path.Combine(stateDir, "etcd");
                 if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true); // the dev cluster starts clean
                 etcd = await EtcdServer.StartAsync(new EtcdServerOptions
                 {
                     DataDir = dataDir,
-                    ClientPort = etcdPort,
-                    PeerPort = etcdPort + 1,
+                    ClientPort = settings.EtcdPort,
+                    PeerPort = settings.EtcdPort + 1,
                 }, logs.CreateLogger("etcd"), ct);
-                await File.WriteAllTextAsync(pidFile, etcd.ProcessId.ToString(), ct);
+                await File.WriteAllTextAsync(etcdPid, etcd.ProcessId.ToString(), ct);
                 etcdUrl = etcd.ClientUrl;
             }
 
-            using var conn = new EtcdConnection(new RegistryOptions { Endpoints = etcdUrl, Prefix = prefix });
+            using var conn = new EtcdConnection(new RegistryOptions { Endpoints = etcdUrl, Prefix = settings.Prefix });
             var store = new RegistryStore(conn);
             await store.CreateAsync(Kinds.Pods, new Pod { Name = "dev", Description = "local cluster of eru dev" }, ct: ct);
             await using var watcher = new RegistryWatcher(conn, logs.CreateLogger<RegistryWatcher>());
@@ -88,12 +102,22 @@ internal static class DevCommand
             watcher.Start();
             await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(30), ct);
 
+            dns = await StartServiceAsync("dns", "eru-dns.dll", dnsPid, settings.DnsHttpPort,
+            [
+                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
+                "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
+                "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", "--Logging:Format", "simple",
+            ], ct);
+
             Console.WriteLine();
             Console.WriteLine("EdgeEru dev cluster is up");
-            Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
+            Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
+            Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-18} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
             Console.WriteLine();
             Console.WriteLine("Try it:");
-            Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {prefix}/ --keys-only");
+            Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} eru SOA");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru        (once a workload is live)");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -104,21 +128,71 @@ internal static class DevCommand
             log.LogInformation("stopping");
             return 0;
         }
-        catch (Exception ex) when (ex is ToolMissingException or EtcdStartException or Grpc.Core.RpcException or TimeoutException)
+        catch (Exception ex) when (ex is ToolMissingException or EtcdStartException or ServiceStartException or Grpc.Core.RpcException or TimeoutException)
         {
             log.LogError("eru dev failed: {Error}", ex.Message);
             return 1;
         }
         finally
         {
+            if (dns is not null)
+            {
+                await dns.DisposeAsync();
+                File.Delete(dnsPid);
+                log.LogInformation("dns stopped");
+            }
             if (etcd is not null)
             {
                 await etcd.DisposeAsync();
-                File.Delete(pidFile);
+                File.Delete(etcdPid);
                 log.LogInformation("etcd stopped");
             }
         }
     }
+
+    /// <summary>Starts one of our services (built by ./eru next to the CLI) and waits for its /healthz.</summary>
+    private static async Task<ChildProcess> StartServiceAsync(string name, string dll, string pidFile, int httpPort, string[] args, CancellationToken ct)
+    {
+        var path = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", name, dll));
+        if (!File.Exists(path)) throw new ServiceStartException($"{name}: {path} is missing; ./eru builds it");
+        var child = ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{name}] {line}"));
+        try
+        {
+            await File.WriteAllTextAsync(pidFile, child.Id.ToString(), ct);
+            await WaitHealthyAsync(name, child, httpPort, ct);
+            return child;
+        }
+        catch
+        {
+            await child.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task WaitHealthyAsync(string name, ChildProcess child, int httpPort, CancellationToken ct)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            if (child.HasExited) throw new ServiceStartException($"{name} exited with code {child.ExitCode}:\n{child.OutputTail()}");
+            try
+            {
+                using var resp = await http.GetAsync(new Uri($"http://127.0.0.1:{httpPort}/healthz"), ct);
+                if (resp.IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+            if (DateTime.UtcNow > deadline) throw new ServiceStartException($"{name} did not become healthy within 60 s:\n{child.OutputTail()}");
+            await Task.Delay(100, ct);
+        }
+    }
+
+    private sealed class ServiceStartException(string message) : Exception(message);
 
     /// <summary>Logs what the registry holds whenever it changes, at most once a second.</summary>
     private sealed class SnapshotSummary(ILogger log)

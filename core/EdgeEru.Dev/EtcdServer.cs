@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -29,8 +28,7 @@ public sealed class EtcdServer : IAsyncDisposable
     private readonly bool _ownsDataDir;
     private readonly IReadOnlyList<string> _extraArgs;
     private readonly ILogger _log;
-    private readonly Queue<string> _outputTail = new();
-    private Process? _process;
+    private ChildProcess? _process;
 
     private EtcdServer(string binary, string dataDir, bool ownsDataDir, int clientPort, int peerPort, IReadOnlyList<string> extraArgs, ILogger log)
     {
@@ -86,12 +84,6 @@ public sealed class EtcdServer : IAsyncDisposable
     public async Task StartAsync(CancellationToken ct = default)
     {
         if (IsRunning) return;
-        var psi = new ProcessStartInfo(_binary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
         string[] args =
         [
             "--name", "eru",
@@ -105,14 +97,7 @@ public sealed class EtcdServer : IAsyncDisposable
             "--log-outputs", "stderr",
             .. _extraArgs,
         ];
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        lock (_outputTail) _outputTail.Clear();
-        var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => Remember(e.Data);
-        p.ErrorDataReceived += (_, e) => Remember(e.Data);
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        var p = ChildProcess.Start(_binary, args);
         _process = p;
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -121,7 +106,7 @@ public sealed class EtcdServer : IAsyncDisposable
         {
             ct.ThrowIfCancellationRequested();
             if (p.HasExited)
-                throw new EtcdStartException($"etcd exited with code {p.ExitCode} while starting on {ClientUrl}:\n{OutputTail()}");
+                throw new EtcdStartException($"etcd exited with code {p.ExitCode} while starting on {ClientUrl}:\n{p.OutputTail()}");
             try
             {
                 var body = await http.GetStringAsync(new Uri(ClientUrl + "/health"), ct);
@@ -134,7 +119,7 @@ public sealed class EtcdServer : IAsyncDisposable
             {
             }
             if (DateTime.UtcNow > deadline)
-                throw new EtcdStartException($"etcd did not become healthy on {ClientUrl} within 30 s:\n{OutputTail()}");
+                throw new EtcdStartException($"etcd did not become healthy on {ClientUrl} within 30 s:\n{p.OutputTail()}");
             await Task.Delay(50, ct);
         }
         _log.LogInformation("etcd {Pid} serving on {Url} (data {DataDir})", p.Id, ClientUrl, _dataDir);
@@ -146,37 +131,7 @@ public sealed class EtcdServer : IAsyncDisposable
         var p = _process;
         if (p is null) return;
         _process = null;
-        if (!p.HasExited)
-        {
-            if (kill) p.Kill();
-            else Posix.Terminate(p.Id);
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            try
-            {
-                await p.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                p.Kill();
-                await p.WaitForExitAsync();
-            }
-        }
-        p.Dispose();
-    }
-
-    public string OutputTail()
-    {
-        lock (_outputTail) return string.Join('\n', _outputTail);
-    }
-
-    private void Remember(string? line)
-    {
-        if (line is null) return;
-        lock (_outputTail)
-        {
-            _outputTail.Enqueue(line);
-            while (_outputTail.Count > 40) _outputTail.Dequeue();
-        }
+        await p.DisposeAsync(kill);
     }
 
     public async ValueTask DisposeAsync()

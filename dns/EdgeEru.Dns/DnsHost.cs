@@ -16,8 +16,9 @@ public static class DnsHost
         builder.Configuration.AddEnvironmentVariables("ERU_");
         builder.Configuration.AddCommandLine(args);
         builder.Logging.ClearProviders();
-        if (logging is null) builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
-        else logging(builder.Logging);
+        if (logging is not null) logging(builder.Logging);
+        else if (builder.Configuration["Logging:Format"] == "simple") builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        else builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
         builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9153");
 
         builder.Services.AddRegistryWatcher(builder.Configuration);

@@ -24,7 +24,7 @@ public sealed class DnsOptions
     public List<ZoneOptions> Zones { get; set; } = [];
 
     /// <summary>Reverse zones: PTR records for workload addresses in these IPv4 subnets.</summary>
-    public List<string> ReverseSubnets { get; set; } = ["198.18.0.0/15"];
+    public List<string> ReverseSubnets { get; set; } = [];
 
     /// <summary>The configured zones, or the default <c>eru.</c> zone.</summary>
     public IReadOnlyList<ZoneOptions> EffectiveZones => Zones.Count > 0 ? Zones : [new ZoneOptions()];
