@@ -12,7 +12,8 @@ public static class DnsHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // appsettings.json is the one next to the binary, whatever the working directory.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddEnvironmentVariables("ERU_");
         builder.Configuration.AddCommandLine(args);
         builder.Logging.ClearProviders();

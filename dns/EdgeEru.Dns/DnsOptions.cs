@@ -26,8 +26,13 @@ public sealed class DnsOptions
     /// <summary>Reverse zones: PTR records for workload addresses in these IPv4 subnets.</summary>
     public List<string> ReverseSubnets { get; set; } = [];
 
-    /// <summary>The configured zones, or the default <c>eru.</c> zone.</summary>
-    public IReadOnlyList<ZoneOptions> EffectiveZones => Zones.Count > 0 ? Zones : [new ZoneOptions()];
+    private List<ZoneOptions>? _defaultZones;
+
+    /// <summary>
+    /// The configured zones, or the default <c>eru.</c> zone. The same instances every time: the table
+    /// builder reuses a zone's previous answers only when its options are the very same object.
+    /// </summary>
+    public IReadOnlyList<ZoneOptions> EffectiveZones => Zones.Count > 0 ? Zones : _defaultZones ??= [new ZoneOptions()];
 
     /// <summary>Everything wrong with this configuration, named (empty when it is fine).</summary>
     public IReadOnlyList<string> Problems()

@@ -4,6 +4,7 @@ var name = args.Length > 0 ? args[0] : "";
 IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["registry"] = RegistryBenchmark.RunAsync,
+    ["dns"] = DnsBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

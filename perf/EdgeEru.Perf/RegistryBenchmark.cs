@@ -3,7 +3,6 @@ using System.Text.Json;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
-using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
@@ -21,9 +20,9 @@ internal static class RegistryBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var workloads = Arg(args, "--workloads", 100_000);
-        var changes = Arg(args, "--changes", 10_000);
-        const int nodeCount = 200, apps = 100;
+        var workloads = BenchCluster.Arg(args, "--workloads", 100_000);
+        var changes = BenchCluster.Arg(args, "--changes", 10_000);
+        const int nodeCount = 200;
         using var logs = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
 
         await using var etcd = await EtcdServer.StartAsync(new EtcdServerOptions
@@ -37,28 +36,7 @@ internal static class RegistryBenchmark
         // Load: nodes with heartbeats, workloads with statuses under one kept lease.
         var sw = Stopwatch.StartNew();
         await using var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(5));
-        for (var n = 0; n < nodeCount; n += 100)
-        {
-            var tx = store.Begin();
-            for (var i = n; i < Math.Min(nodeCount, n + 100); i++)
-            {
-                tx.Put(Kinds.Nodes, MakeNode(i));
-                tx.Put(Kinds.NodeStatus, new NodeStatus { Node = NodeName(i), HeartbeatAt = DateTimeOffset.UtcNow }, lease.Id);
-            }
-            await tx.CommitAsync();
-        }
-        const int batch = 250;
-        var batches = Enumerable.Range(0, (workloads + batch - 1) / batch);
-        await Parallel.ForEachAsync(batches, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, ct) =>
-        {
-            var tx = store.Begin();
-            for (var i = b * batch; i < Math.Min(workloads, (b + 1) * batch); i++)
-            {
-                tx.Put(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, "v1"));
-                tx.Put(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: true), lease.Id);
-            }
-            if (!await tx.CommitAsync(ct)) throw new InvalidOperationException("load transaction failed");
-        });
+        await BenchCluster.LoadAsync(store, lease.Id, workloads, services: 200, nodeCount);
         var loadSeconds = sw.Elapsed.TotalSeconds;
         Console.WriteLine($"loaded {workloads} workloads + statuses, {nodeCount} nodes in {loadSeconds:F1}s");
 
@@ -129,8 +107,8 @@ internal static class RegistryBenchmark
             var i = rnd.Next(workloads);
             var t0 = Stopwatch.GetTimestamp();
             var rev = c % 2 == 0
-                ? await store.PutAsync(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
-                : await store.PutAsync(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, rnd.Next(2) == 0 ? "v1" : "v2"));
+                ? await store.PutAsync(Kinds.WorkloadStatus, BenchCluster.Status(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
+                : await store.PutAsync(Kinds.Workloads, BenchCluster.Workload(i, nodeCount, 200, rnd.Next(2) == 0 ? "v1" : "v2"));
             var ack = Stopwatch.GetTimestamp();
             var snap = await watcher.WaitForRevisionAsync(rev).WaitAsync(watchDeadline);
             long pub = 0;
@@ -149,8 +127,8 @@ internal static class RegistryBenchmark
         {
             var i = rnd.Next(workloads);
             var change = c % 2 == 0
-                ? RegistryChange.Put(Kinds.WorkloadStatus, MakeStatus(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
-                : RegistryChange.Put(Kinds.Workloads, MakeWorkload(i, nodeCount, apps, rnd.Next(2) == 0 ? "v1" : "v2"));
+                ? RegistryChange.Put(Kinds.WorkloadStatus, BenchCluster.Status(i, nodeCount, healthy: rnd.Next(2) == 0), lease.Id)
+                : RegistryChange.Put(Kinds.Workloads, BenchCluster.Workload(i, nodeCount, 200, rnd.Next(2) == 0 ? "v1" : "v2"));
             var t0 = Stopwatch.GetTimestamp();
             snapshot = snapshot.Apply([change], snapshot.Revision + 1);
             applyUs.Add(Stopwatch.GetElapsedTime(t0).TotalMicroseconds);
@@ -197,54 +175,4 @@ internal static class RegistryBenchmark
         }
     }
 
-    private static string NodeName(int i) => $"node-{i:D3}";
-    /// <summary>A Docker container id: 64 hex digits, as Core records them.</summary>
-    private static string Id(int i) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)));
-
-    private static Node MakeNode(int i) => new()
-    {
-        Name = NodeName(i),
-        Pod = "bench",
-        Endpoint = new DockerEndpoint { Address = $"tcp://10.0.{i / 250}.{i % 250}:2376", TlsCertPath = "/etc/eru/tls/cert.pem", TlsKeyPath = "/etc/eru/tls/key.pem" },
-        Capacity = new NodeCapacity { CpuCores = 64, PiecesPerCore = 200, MemoryBytes = 256L << 30 },
-        Networks = ["eru-mv"],
-    };
-
-    private static Workload MakeWorkload(int i, int nodes, int apps, string version) => new()
-    {
-        Id = Id(i),
-        Name = $"app{i % apps}_web_{i:x6}",
-        App = $"app{i % apps}",
-        Entrypoint = i % 3 == 0 ? "worker" : "web",
-        Ident = $"{i:x6}",
-        Pod = "bench",
-        Node = NodeName(i % nodes),
-        Image = $"registry.local/app{i % apps}:{version}",
-        Tags = [version, i % 10 == 0 ? "canary" : "stable"],
-        Labels = StringMap.Of(("team", $"team{i % 7}"), ("tier", "frontend")),
-        Networks = StringMap.Of(("eru-mv", Ip(i))),
-        Ports = [new PublishedPort { Name = "http", Port = 8080 }],
-        Resources = new ResourceAllocation { MemoryRequestBytes = 512L << 20, MemoryLimitBytes = 1L << 30, CpuRequest = 0.5, CpuLimit = 1 },
-        Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/healthz" }, TcpPorts = ["http"] },
-        CreatedAt = DateTimeOffset.UnixEpoch.AddSeconds(1_790_000_000 + i),
-    };
-
-    private static WorkloadStatus MakeStatus(int i, int nodes, bool healthy) => new()
-    {
-        Id = Id(i),
-        Node = NodeName(i % nodes),
-        Running = true,
-        Healthy = healthy,
-        Addresses = StringMap.Of(("eru-mv", Ip(i))),
-        CheckedAt = DateTimeOffset.UnixEpoch.AddSeconds(1_790_000_000 + i),
-        Reason = healthy ? null : "http /healthz: 503",
-    };
-
-    private static string Ip(int i) => $"198.{18 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}";
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], out var v) && v > 0 ? v : fallback;
-    }
 }

@@ -8,64 +8,78 @@ using Microsoft.Extensions.Options;
 namespace EdgeEru.Dns.Server;
 
 /// <summary>
-/// DNS over UDP: several receive loops on one socket, each with its own buffers and address, so a
-/// query costs a receive, the processor and a send, with no allocation.
+/// DNS over UDP. One socket per loop on the same port (SO_REUSEPORT: the kernel spreads clients over
+/// them), each served by a dedicated thread with blocking receive/send into its own buffers: a query
+/// costs two system calls and the processor, with no allocation and no thread-pool hop.
 /// </summary>
-internal sealed class UdpServer(QueryProcessor processor, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log) : BackgroundService
+internal sealed class UdpServer(QueryProcessor processor, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log) : IHostedService, IDisposable
 {
-    private Socket? _socket;
+    private const int SolSocket = 1, SoReusePort = 15;
+    private readonly List<Socket> _sockets = [];
+    private readonly List<Thread> _threads = [];
+    private volatile bool _stopping;
 
-    public IPEndPoint? LocalEndPoint => _socket?.LocalEndPoint as IPEndPoint;
-
-    public override Task StartAsync(CancellationToken cancellationToken)
+    public Task StartAsync(CancellationToken cancellationToken)
     {
         var o = options.Value;
         var address = IPAddress.Parse(o.Listen);
-        _socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        _socket.ReceiveBufferSize = 4 << 20;
-        _socket.SendBufferSize = 4 << 20;
-        _socket.Bind(new IPEndPoint(address, o.Port));
-        log.LogInformation("dns listening on udp {Endpoint}", _socket.LocalEndPoint);
-        return base.StartAsync(cancellationToken);
+        var loops = o.UdpLoops > 0 ? o.UdpLoops : Environment.ProcessorCount;
+        var port = o.Port;
+        for (var i = 0; i < loops; i++)
+        {
+            var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1));
+            socket.ReceiveBufferSize = 4 << 20;
+            socket.SendBufferSize = 4 << 20;
+            socket.Bind(new IPEndPoint(address, port));
+            port = ((IPEndPoint)socket.LocalEndPoint!).Port; // a port of 0 picks one; the other loops join it
+            _sockets.Add(socket);
+            var thread = new Thread(() => Loop(socket)) { IsBackground = true, Name = $"dns-udp-{i}" };
+            _threads.Add(thread);
+        }
+        foreach (var t in _threads) t.Start();
+        log.LogInformation("dns listening on udp {Address}:{Port} with {Loops} loops", address, port, loops);
+        return Task.CompletedTask;
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    private void Loop(Socket socket)
     {
-        var loops = options.Value.UdpLoops > 0 ? options.Value.UdpLoops : Environment.ProcessorCount;
-        return Task.WhenAll(Enumerable.Range(0, loops).Select(_ => Task.Run(() => LoopAsync(_socket!, stoppingToken), stoppingToken)));
-    }
-
-    private async Task LoopAsync(Socket socket, CancellationToken ct)
-    {
-        // Queries may be large (EDNS); never receive into 512 bytes.
+        // Queries may be large (EDNS): never receive into 512 bytes.
         var rx = GC.AllocateUninitializedArray<byte>(DnsLimits.MaxMessage, pinned: true);
         var tx = GC.AllocateUninitializedArray<byte>(DnsLimits.MaxMessage, pinned: true);
         var from = new SocketAddress(socket.AddressFamily);
-        while (!ct.IsCancellationRequested)
+        while (!_stopping)
         {
             try
             {
-                var n = await socket.ReceiveFromAsync(rx, SocketFlags.None, from, ct);
+                var n = socket.ReceiveFrom(rx, SocketFlags.None, from);
                 var started = Stopwatch.GetTimestamp();
                 var outcome = processor.Process(rx.AsSpan(0, n), tx, tcp: false);
-                if (!outcome.Dropped) await socket.SendToAsync(tx.AsMemory(0, outcome.Length), SocketFlags.None, from, ct);
+                if (!outcome.Dropped) socket.SendTo(tx.AsSpan(0, outcome.Length), SocketFlags.None, from);
                 metrics.Query(false, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (SocketException ex)
+            catch (SocketException ex) when (!_stopping)
             {
                 // ICMP errors from earlier sends surface here; the socket is fine.
                 log.LogDebug("udp: {Error}", ex.SocketErrorCode);
             }
+            catch (Exception) when (_stopping)
+            {
+                return;
+            }
         }
     }
 
-    public override void Dispose()
+    public Task StopAsync(CancellationToken cancellationToken)
     {
-        _socket?.Dispose();
-        base.Dispose();
+        _stopping = true;
+        foreach (var s in _sockets) s.Dispose(); // unblocks the receives
+        foreach (var t in _threads) t.Join(TimeSpan.FromSeconds(2));
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _sockets) s.Dispose();
     }
 }
