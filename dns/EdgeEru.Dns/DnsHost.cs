@@ -1,4 +1,5 @@
 using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Server;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Watch;
@@ -29,6 +30,7 @@ public static class DnsHost
         builder.Services.AddSingleton<DnsTableHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DnsTableHolder>());
         builder.Services.AddSingleton(sp => new QueryProcessor(() => sp.GetRequiredService<DnsTableHolder>().Current));
+        builder.Services.AddSingleton<Forwarder>();
         builder.Services.AddHostedService<UdpServer>();
         builder.Services.AddHostedService<TcpServer>();
 

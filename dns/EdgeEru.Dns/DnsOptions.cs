@@ -23,6 +23,9 @@ public sealed class DnsOptions
 
     public List<ZoneOptions> Zones { get; set; } = [];
 
+    /// <summary>Names outside the zones: off unless upstreams are configured.</summary>
+    public Forwarding.ForwardOptions Forward { get; set; } = new();
+
     /// <summary>Reverse zones: PTR records for workload addresses in these IPv4 subnets.</summary>
     public List<string> ReverseSubnets { get; set; } = [];
 
@@ -47,6 +50,7 @@ public sealed class DnsOptions
             foreach (var e in z.Problems()) p.Add($"Dns:Zones[{z.Name}]: {e}");
             if (!names.Add(z.Normalized)) p.Add($"Dns:Zones: zone {z.Name} appears twice");
         }
+        p.AddRange(Forward.Problems());
         foreach (var s in ReverseSubnets)
             if (!IPNetwork.TryParse(s, out var n) || n.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
                 p.Add($"Dns:ReverseSubnets: \"{s}\" is not an IPv4 CIDR subnet");

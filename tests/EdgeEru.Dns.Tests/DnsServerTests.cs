@@ -8,8 +8,6 @@ using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -19,33 +17,19 @@ namespace EdgeEru.Dns.Tests;
 public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
-    private WebApplication? _app;
+    private DnsTestServer? _server;
     private int _port;
     private int _httpPort;
 
     private async Task<(EtcdConnection Conn, RegistryStore Store)> StartAsync(string? etcdUrl = null)
     {
-        var prefix = EtcdFixture.NewPrefix();
-        _port = Ports.FreeTcp();
-        _httpPort = Ports.FreeTcp();
-        _app = DnsHost.Create(
-        [
-            "--Registry:Endpoints", etcdUrl ?? etcd.Url, "--Registry:Prefix", prefix,
-            "--Dns:Listen", "127.0.0.1", "--Dns:Port", _port.ToString(), "--Http:Urls", $"http://127.0.0.1:{_httpPort}",
-        ], logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await _app.StartAsync();
-        var conn = new EtcdConnection(etcd.Options(prefix, etcdUrl));
-        return (conn, new RegistryStore(conn));
+        _server = await DnsTestServer.StartAsync(etcd, output, etcdUrl);
+        _port = _server.Port;
+        _httpPort = _server.HttpPort;
+        return (_server.Conn, _server.Store);
     }
 
-    private LookupClient Client(bool tcpOnly = false) => new(new LookupClientOptions(new NameServer(IPAddress.Loopback, _port))
-    {
-        UseCache = false,
-        Retries = 0,
-        Timeout = TimeSpan.FromSeconds(2),
-        UseTcpOnly = tcpOnly,
-        ThrowDnsErrors = false,
-    });
+    private LookupClient Client(bool tcpOnly = false) => _server!.Client(tcpOnly);
 
     private static async Task<RegistryLease> LiveAsync(RegistryStore store, string id, string ip, string[] tags, string node = "n1")
     {
@@ -75,8 +59,7 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
     [Fact]
     public async Task Names_follow_the_registry_live_health_and_lease_expiry_included()
     {
-        var (conn, store) = await StartAsync();
-        using var _ = conn;
+        var (_, store) = await StartAsync();
         await using var node = await store.GrantLeaseAsync(TimeSpan.FromSeconds(10));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), node.Id);
         await using var l1 = await LiveAsync(store, "aaaa01", "198.18.16.1", ["v1"]);
@@ -105,8 +88,7 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
     [Fact]
     public async Task Dig_as_an_outside_client_gets_answers_and_retries_large_ones_over_TCP()
     {
-        var (conn, store) = await StartAsync();
-        using var _ = conn;
+        var (_, store) = await StartAsync();
         await using var node = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), node.Id);
         await using var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
@@ -152,8 +134,7 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
     [Fact]
     public async Task Garbage_gets_FORMERR_or_silence_and_the_server_keeps_answering()
     {
-        var (conn, store) = await StartAsync();
-        using var _ = conn;
+        var (_, store) = await StartAsync();
         await using var node = await store.GrantLeaseAsync(TimeSpan.FromSeconds(10));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), node.Id);
         await using var l1 = await LiveAsync(store, "aaaa01", "198.18.16.1", ["v1"]);
@@ -195,8 +176,7 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
     public async Task Answers_continue_from_the_last_snapshot_through_an_etcd_restart()
     {
         await using var server = await EtcdServer.StartAsync();
-        var (conn, store) = await StartAsync(server.ClientUrl);
-        using var _ = conn;
+        var (_, store) = await StartAsync(server.ClientUrl);
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), (await store.GrantLeaseAsync(TimeSpan.FromSeconds(60))).Id);
         var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(60));
         await store.PutAsync(Kinds.Workloads, Samples.Workload("aaaa01", ip: "198.18.16.1"));
@@ -236,10 +216,6 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
 
     public async ValueTask DisposeAsync()
     {
-        if (_app is not null)
-        {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-        }
+        if (_server is not null) await _server.DisposeAsync();
     }
 }

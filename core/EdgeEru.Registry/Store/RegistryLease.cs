@@ -96,9 +96,9 @@ public sealed class RegistryLease : IAsyncDisposable
         {
             await _etcd.Lease.LeaseRevokeAsync(new LeaseRevokeRequest { ID = Id }, deadline: _etcd.Deadline);
         }
-        catch (RpcException)
+        catch (Exception ex) when (ex is RpcException or ObjectDisposedException)
         {
-            // etcd is away: the lease expires on its own after its TTL.
+            // etcd is away (or the connection already closed): the lease expires on its own after its TTL.
         }
         _stop.Dispose();
         _lost.Dispose();

@@ -4,7 +4,7 @@ using EdgeEru.Dns.Wire;
 namespace EdgeEru.Dns.Answers;
 
 /// <summary>What happened to one query, for metrics and logs.</summary>
-internal readonly record struct QueryOutcome(int Length, ushort QType, int Rcode)
+internal readonly record struct QueryOutcome(int Length, ushort QType, int Rcode, bool NotOurs = false, int ClientUdpLimit = 0)
 {
     /// <summary>No response at all: too short to carry an id, or a response rather than a query.</summary>
     public bool Dropped => Length == 0;
@@ -63,7 +63,7 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         for (var i = 0; i < an + ns + ar; i++)
         {
             var ownerIsRoot = pos < q.Length && q[pos] == 0;
-            if (!SkipName(q, ref pos) || pos + 10 > q.Length) return Header(q, r, DnsRcode.FormErr, qtype);
+            if (!DnsName.Skip(q, ref pos) || pos + 10 > q.Length) return Header(q, r, DnsRcode.FormErr, qtype);
             var type = U16(q, pos);
             var rdLength = U16(q, pos + 8);
             if (type == DnsType.OPT)
@@ -100,8 +100,12 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             if (qtype is DnsType.AXFR or DnsType.IXFR) return w.Finish(DnsRcode.Refused, qtype, authoritative: false);
             return ReverseLookup(ref w, t, zone, name, starts, labels, rel, qtype);
         }
-        // Not ours, and we are not an open resolver.
-        return w.Finish(DnsRcode.Refused, qtype, authoritative: false);
+        // Not ours: REFUSED (we are not an open resolver), unless the server forwards it for this client.
+        return w.Finish(DnsRcode.Refused, qtype, authoritative: false) with
+        {
+            NotOurs = true,
+            ClientUdpLimit = edns ? Math.Min(udpSize, DnsLimits.EdnsUdp) : DnsLimits.ClassicUdp,
+        };
     }
 
     private static QueryOutcome Forward(ref Response w, DnsTable t, ZoneAnswers zone, scoped ReadOnlySpan<byte> name, scoped ReadOnlySpan<int> starts, int rel, ushort qtype)
@@ -198,28 +202,6 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         r[3] = (byte)(rcode & 0xF);
         r[4..12].Clear();
         return new QueryOutcome(12, qtype, rcode);
-    }
-
-    private static bool SkipName(ReadOnlySpan<byte> q, ref int pos)
-    {
-        for (var hops = 0; hops < 128; hops++)
-        {
-            if (pos >= q.Length) return false;
-            var len = q[pos];
-            if (len == 0)
-            {
-                pos++;
-                return true;
-            }
-            if ((len & 0xC0) == 0xC0)
-            {
-                pos += 2;
-                return pos <= q.Length;
-            }
-            if (len > 63) return false;
-            pos += len + 1;
-        }
-        return false;
     }
 
     private static ReadOnlySpan<byte> Label(ReadOnlySpan<byte> name, int start) => name.Slice(start + 1, name[start]);

@@ -17,6 +17,7 @@ internal sealed class DnsMetrics
     private readonly Gauge _services;
     private readonly Histogram _build;
     private readonly Gauge _tableTime;
+    private readonly Counter _forwarded;
 
     public DnsMetrics()
     {
@@ -37,6 +38,8 @@ internal sealed class DnsMetrics
         _build = Metrics.CreateHistogram("eru_dns_table_build_seconds", "Time to rebuild the answers from a new registry snapshot.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.00001, 2, 20) });
         _tableTime = Metrics.CreateGauge("eru_dns_table_timestamp_seconds", "Unix time the served answers were built.");
+        _forwarded = Metrics.CreateCounter("eru_dns_forwarded_total", "Queries for other names: answered from the cache, by an upstream, or an upstream failure.",
+            new CounterConfiguration { LabelNames = ["result"] });
     }
 
     public void Query(bool tcp, QueryOutcome outcome, double seconds)
@@ -51,6 +54,8 @@ internal sealed class DnsMetrics
         _queries[tcp ? 1 : 0, q < 0 ? Types.Length : q, r < 0 ? Rcodes.Length : r].Inc();
         _latency.Observe(seconds);
     }
+
+    public void Forwarded(string result) => _forwarded.WithLabels(result).Inc();
 
     public void TableBuilt(DnsTable table, TimeSpan took)
     {

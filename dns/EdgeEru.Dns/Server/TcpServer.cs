@@ -3,13 +3,15 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Wire;
 using Microsoft.Extensions.Options;
 
 namespace EdgeEru.Dns.Server;
 
 /// <summary>DNS over TCP (RFC 7766): length-prefixed messages, several per connection, idle timeout, connection cap.</summary>
-internal sealed class TcpServer(QueryProcessor processor, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<TcpServer> log) : BackgroundService
+internal sealed class TcpServer(QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<TcpServer> log)
+    : BackgroundService
 {
     private TcpListener? _listener;
     private SemaphoreSlim? _slots;
@@ -67,6 +69,15 @@ internal sealed class TcpServer(QueryProcessor processor, IOptions<DnsOptions> o
                 if (length == 0 || !await ReadExactlyAsync(client, rx.AsMemory(0, length), idle.Token)) return;
                 var started = Stopwatch.GetTimestamp();
                 var outcome = processor.Process(rx.AsSpan(0, length), tx.AsSpan(2), tcp: true);
+                if (outcome.NotOurs && forwarder.Enabled && client.RemoteEndPoint is IPEndPoint peer && forwarder.Allows(peer.Address))
+                {
+                    var answer = new byte[DnsLimits.MaxMessage];
+                    var n = await forwarder.ForwardAsync(rx[..length], answer, DnsLimits.MaxMessage, ct);
+                    BinaryPrimitives.WriteUInt16BigEndian(tx, (ushort)n);
+                    answer.AsSpan(0, n).CopyTo(tx.AsSpan(2));
+                    await client.SendAsync(tx.AsMemory(0, n + 2), SocketFlags.None, ct);
+                    continue;
+                }
                 if (!outcome.Dropped)
                 {
                     BinaryPrimitives.WriteUInt16BigEndian(tx, (ushort)outcome.Length);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Wire;
 using Microsoft.Extensions.Options;
 
@@ -12,7 +13,8 @@ namespace EdgeEru.Dns.Server;
 /// them), each served by a dedicated thread with blocking receive/send into its own buffers: a query
 /// costs two system calls and the processor, with no allocation and no thread-pool hop.
 /// </summary>
-internal sealed class UdpServer(QueryProcessor processor, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log) : IHostedService, IDisposable
+internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log)
+    : IHostedService, IDisposable
 {
     private const int SolSocket = 1, SoReusePort = 15;
     private readonly List<Socket> _sockets = [];
@@ -55,6 +57,12 @@ internal sealed class UdpServer(QueryProcessor processor, IOptions<DnsOptions> o
                 var n = socket.ReceiveFrom(rx, SocketFlags.None, from);
                 var started = Stopwatch.GetTimestamp();
                 var outcome = processor.Process(rx.AsSpan(0, n), tx, tcp: false);
+                if (outcome.NotOurs && forwarder.Enabled && Forwardable(from) is { } client)
+                {
+                    // Off the loop: an upstream may take its time; the loop keeps answering our names.
+                    _ = ForwardAsync(socket, rx.AsSpan(0, n).ToArray(), client, outcome.ClientUdpLimit);
+                    continue;
+                }
                 if (!outcome.Dropped) socket.SendTo(tx.AsSpan(0, outcome.Length), SocketFlags.None, from);
                 metrics.Query(false, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
@@ -67,6 +75,28 @@ internal sealed class UdpServer(QueryProcessor processor, IOptions<DnsOptions> o
             {
                 return;
             }
+        }
+    }
+
+    private IPEndPoint? Forwardable(SocketAddress from)
+    {
+        var client = (IPEndPoint)AnyEndPoint.Create(from);
+        return forwarder.Allows(client.Address) ? client : null;
+    }
+
+    private static readonly IPEndPoint AnyEndPoint = new(IPAddress.Any, 0);
+
+    private async Task ForwardAsync(Socket socket, byte[] query, IPEndPoint client, int clientLimit)
+    {
+        try
+        {
+            var response = new byte[DnsLimits.MaxMessage];
+            var n = await forwarder.ForwardAsync(query, response, clientLimit, CancellationToken.None);
+            if (!_stopping) await socket.SendToAsync(response.AsMemory(0, n), SocketFlags.None, client);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            log.LogDebug("forwarded answer to {Client} not sent: {Error}", client, ex.Message);
         }
     }
 

@@ -42,6 +42,28 @@ public static class DnsName
         return sb.Length == 0 ? "." : sb.ToString();
     }
 
+    /// <summary>Moves <paramref name="pos"/> past a name (compressed or not); false if it runs off the message or loops.</summary>
+    public static bool Skip(ReadOnlySpan<byte> m, ref int pos)
+    {
+        for (var hops = 0; hops < 128 && pos < m.Length; hops++)
+        {
+            var len = m[pos];
+            if (len == 0)
+            {
+                pos++;
+                return true;
+            }
+            if ((len & 0xC0) == 0xC0)
+            {
+                pos += 2;
+                return pos <= m.Length;
+            }
+            if (len > 63) return false;
+            pos += len + 1;
+        }
+        return false;
+    }
+
     /// <summary>Offsets of each label of a wire name (up to 128), for suffix matching.</summary>
     public static int LabelStarts(ReadOnlySpan<byte> wire, Span<int> starts)
     {
