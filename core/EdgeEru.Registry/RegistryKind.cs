@@ -104,8 +104,9 @@ public static class Kinds
     public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
     public static readonly RegistryKind<ReservedRecord> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.ReservedRecord);
     public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
+    public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
 
-    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Workloads, WorkloadStatus, LbDomains, SshUsers];
+    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

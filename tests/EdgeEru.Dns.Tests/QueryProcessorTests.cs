@@ -2,6 +2,7 @@ using ARSoft.Tools.Net.Dns;
 using EdgeEru.Dns.Answers;
 using EdgeEru.Dns.Wire;
 using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
 using EdgeEru.TestSupport;
 using Xunit;
@@ -265,5 +266,55 @@ public class QueryProcessorTests
         Assert.Equal(ReturnCode.Refused, Query.Ask(p, "example.com", DnsType.A).ReturnCode);
         Assert.Equal(DnsRcode.Refused, Query.Rcode(Query.Raw(p, Query.Build("version.bind", DnsType.TXT, qclass: 3))));
         Assert.Equal(ReturnCode.Refused, Query.Ask(p, "eru", DnsType.AXFR, tcp: true).ReturnCode);
+    }
+
+    [Fact]
+    public void Static_records_from_the_registry_are_served_and_take_precedence()
+    {
+        Cluster();
+        Registry(RegistryChange.Put(Kinds.DnsRecords, new DnsRecordSet
+        {
+            Name = "db.eru",
+            Records =
+            [
+                new StaticDnsRecord { Type = "A", Value = "198.18.0.5", Ttl = 60 },
+                new StaticDnsRecord { Type = "TXT", Value = "primary" },
+                new StaticDnsRecord { Type = "MX", Value = "10 mail.example.org" },
+            ],
+        }), RegistryChange.Put(Kinds.DnsRecords, new DnsRecordSet
+        {
+            Name = "_pg._tcp.db.eru",
+            Records = [new StaticDnsRecord { Type = "SRV", Value = "1 1 5432 db.eru" }],
+        }), RegistryChange.Put(Kinds.DnsRecords, new DnsRecordSet { Name = "web.shop.eru", Records = [new StaticDnsRecord { Type = "A", Value = "192.0.2.1" }] }));
+        var p = Processor();
+        var a = Query.Ask(p, "db.eru", DnsType.A);
+        Assert.Equal(["198.18.0.5"], Addresses(a));
+        Assert.Equal(60, a.AnswerRecords[0].TimeToLive);
+        Assert.Equal("primary", Assert.IsType<TxtRecord>(Assert.Single(Query.Ask(p, "DB.eru", DnsType.TXT).AnswerRecords)).TextData);
+        Assert.Equal("mail.example.org.", Assert.IsType<MxRecord>(Assert.Single(Query.Ask(p, "db.eru", DnsType.MX).AnswerRecords)).ExchangeDomainName.ToString());
+        Assert.Equal(5432, Assert.IsType<SrvRecord>(Assert.Single(Query.Ask(p, "_pg._tcp.db.eru", DnsType.SRV).AnswerRecords)).Port);
+        Assert.Equal(ReturnCode.NoError, Query.Ask(p, "_tcp.db.eru", DnsType.A).ReturnCode); // on the way: exists, no data
+        Assert.Equal(["192.0.2.1"], Addresses(Query.Ask(p, "web.shop.eru", DnsType.A))); // an operator's override wins
+        Assert.Equal(ReturnCode.NoError, Query.Ask(p, "db.eru", DnsType.AAAA).ReturnCode);
+
+        Registry(RegistryChange.Delete(Kinds.DnsRecords, "db.eru"), RegistryChange.Delete(Kinds.DnsRecords, "web.shop.eru"));
+        Assert.Equal(ReturnCode.NoError, Query.Ask(p, "db.eru", DnsType.A).ReturnCode); // still on the way to _pg._tcp.db.eru
+        Assert.Empty(Query.Ask(p, "db.eru", DnsType.A).AnswerRecords);
+        Assert.Equal(3, Query.Ask(p, "web.shop.eru", DnsType.A).AnswerRecords.Count);
+    }
+
+    [Fact]
+    public void The_hot_path_allocates_nothing()
+    {
+        Cluster();
+        var p = Processor();
+        var queries = new[] { Query.Build("web.shop.eru", DnsType.A), Query.Build("_http._tcp.web.shop.eru", DnsType.SRV),
+            Query.Build("nope.shop.eru", DnsType.A), Query.Build("v1.web.shop.eru", DnsType.A), Query.Build("1.16.18.198.in-addr.arpa", DnsType.PTR) };
+        var buffer = new byte[DnsLimits.MaxMessage];
+        foreach (var q in queries) p.Process(q, buffer, false); // warm up
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+            foreach (var q in queries) p.Process(q, buffer, false);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }

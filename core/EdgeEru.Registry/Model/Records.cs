@@ -292,3 +292,56 @@ public sealed record ReservedRecord : IRegistryRecord
         return e;
     }
 }
+
+/// <summary>
+/// Static DNS records an operator adds beside the generated ones (<c>dns/records/{name}</c>): served by
+/// eru-dns when the name lies inside one of its zones, taking precedence over generated names.
+/// </summary>
+public sealed record DnsRecordSet : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+
+    /// <summary>The owner name without the final dot, e.g. <c>db.eru</c>.</summary>
+    public required string Name { get; init; }
+
+    public StaticDnsRecord[] Records { get; init; } = [];
+
+    [JsonIgnore] public string KeyName => Name;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsDomain(Name) && !Name.StartsWith("*.", StringComparison.Ordinal), $"dns record name \"{Name}\" must be a host name (no wildcard)");
+        Names.Require(e, Records.Length > 0, $"dns records {Name}: no records");
+        foreach (var r in Records)
+        {
+            var problem = r.Problem();
+            Names.Require(e, problem is null, $"dns records {Name}: {r.Type} \"{r.Value}\": {problem}");
+        }
+        return e;
+    }
+}
+
+public sealed record StaticDnsRecord
+{
+    /// <summary>A, AAAA, TXT, SRV ("priority weight port target") or MX ("preference exchange").</summary>
+    [JsonConverter(typeof(PooledStringConverter))] public required string Type { get; init; }
+    public required string Value { get; init; }
+    public uint Ttl { get; init; } = 60;
+
+    internal string? Problem()
+    {
+        if (Ttl > 86400) return "ttl is over a day";
+        var parts = Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return Type switch
+        {
+            "A" => System.Net.IPAddress.TryParse(Value, out var a) && a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? null : "not an IPv4 address",
+            "AAAA" => System.Net.IPAddress.TryParse(Value, out var b) && b.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? null : "not an IPv6 address",
+            "TXT" => Value.Length is > 0 and <= 255 && Value.All(char.IsAscii) ? null : "must be 1-255 ASCII characters",
+            "SRV" => parts.Length == 4 && ushort.TryParse(parts[0], out _) && ushort.TryParse(parts[1], out _) && ushort.TryParse(parts[2], out _) && Names.IsDomain(parts[3].TrimEnd('.'))
+                ? null : "must be \"priority weight port target\"",
+            "MX" => parts.Length == 2 && ushort.TryParse(parts[0], out _) && Names.IsDomain(parts[1].TrimEnd('.')) ? null : "must be \"preference exchange\"",
+            _ => "type must be A, AAAA, TXT, SRV or MX",
+        };
+    }
+}

@@ -16,4 +16,5 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(Workload))]
 [JsonSerializable(typeof(WorkloadStatus))]
 [JsonSerializable(typeof(ReservedRecord))]
+[JsonSerializable(typeof(DnsRecordSet))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

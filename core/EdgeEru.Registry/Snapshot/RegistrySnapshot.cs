@@ -19,6 +19,7 @@ public sealed class RegistrySnapshot
         default,
         ImmutableDictionary<string, ReservedRecord>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, ReservedRecord>.Empty.WithComparers(StringComparer.Ordinal),
+        ImmutableDictionary<string, DnsRecordSet>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<ServiceKey, ViewSet>.Empty,
         ImmutableDictionary<TagKey, ViewSet>.Empty,
@@ -36,6 +37,7 @@ public sealed class RegistrySnapshot
         ViewSet workloads,
         ImmutableDictionary<string, ReservedRecord> lbDomains,
         ImmutableDictionary<string, ReservedRecord> sshUsers,
+        ImmutableDictionary<string, DnsRecordSet> dnsRecords,
         ImmutableDictionary<string, string> problems,
         ImmutableDictionary<ServiceKey, ViewSet> liveByService,
         ImmutableDictionary<TagKey, ViewSet> liveByTag,
@@ -52,6 +54,7 @@ public sealed class RegistrySnapshot
         Workloads = workloads;
         LbDomains = lbDomains;
         SshUsers = sshUsers;
+        DnsRecords = dnsRecords;
         Problems = problems;
         LiveByService = liveByService;
         LiveByTag = liveByTag;
@@ -76,6 +79,9 @@ public sealed class RegistrySnapshot
 
     public ImmutableDictionary<string, ReservedRecord> LbDomains { get; }
     public ImmutableDictionary<string, ReservedRecord> SshUsers { get; }
+
+    /// <summary>Static DNS records by owner name.</summary>
+    public ImmutableDictionary<string, DnsRecordSet> DnsRecords { get; }
 
     /// <summary>Keys whose stored value could not be used, and why. The last good value (if any) stays in force.</summary>
     public ImmutableDictionary<string, string> Problems { get; }

@@ -16,6 +16,7 @@ internal sealed class SnapshotBuilder
     private ViewSet _workloads;
     private readonly ImmutableDictionary<string, ReservedRecord>.Builder _lbDomains;
     private readonly ImmutableDictionary<string, ReservedRecord>.Builder _sshUsers;
+    private readonly ImmutableDictionary<string, DnsRecordSet>.Builder _dnsRecords;
     private readonly ImmutableDictionary<string, string>.Builder _problems;
     private readonly ImmutableDictionary<ServiceKey, ViewSet>.Builder _byService;
     private readonly ImmutableDictionary<TagKey, ViewSet>.Builder _byTag;
@@ -33,6 +34,7 @@ internal sealed class SnapshotBuilder
         _workloads = from.Workloads;
         _lbDomains = from.LbDomains.ToBuilder();
         _sshUsers = from.SshUsers.ToBuilder();
+        _dnsRecords = from.DnsRecords.ToBuilder();
         _problems = from.Problems.ToBuilder();
         _byService = from.LiveByService.ToBuilder();
         _byTag = from.LiveByTag.ToBuilder();
@@ -45,7 +47,7 @@ internal sealed class SnapshotBuilder
 
     public RegistrySnapshot Build(long revision) => new(
         revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads,
-        _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
+        _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _dnsRecords.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
         _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp,
         _idsByNode.ToImmutable(), _liveCount);
 
@@ -69,6 +71,7 @@ internal sealed class SnapshotBuilder
             case null when ReferenceEquals(c.Kind, Kinds.WorkloadStatus): SetWorkload(c.Name, null, false, null, 0, true); break;
             case null when ReferenceEquals(c.Kind, Kinds.LbDomains): _lbDomains.Remove(c.Name); break;
             case null when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.DnsRecords): _dnsRecords.Remove(c.Name); break;
             case Pod p: _pods[c.Name] = p; break;
             case Node n: _nodes[c.Name] = n; break;
             case NodeStatus s: SetNodeStatus(c.Name, s); break;
@@ -76,6 +79,7 @@ internal sealed class SnapshotBuilder
             case WorkloadStatus s: SetWorkload(c.Name, null, false, s, c.Lease, true); break;
             case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.LbDomains): _lbDomains[c.Name] = r; break;
             case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers[c.Name] = r; break;
+            case DnsRecordSet d: _dnsRecords[c.Name] = d; break;
             default: break;
         }
     }
@@ -181,6 +185,7 @@ internal sealed class SnapshotBuilder
         var nodeStatuses = empty.NodeStatuses.ToBuilder();
         var lb = empty.LbDomains.ToBuilder();
         var ssh = empty.SshUsers.ToBuilder();
+        var dnsRecords = empty.DnsRecords.ToBuilder();
         var problems = empty.Problems.ToBuilder();
         var records = new List<Workload>();
         var statuses = new List<(WorkloadStatus Status, long Lease)>();
@@ -201,6 +206,7 @@ internal sealed class SnapshotBuilder
                 case WorkloadStatus s: statuses.Add((s, c.Lease)); break;
                 case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.LbDomains): lb[c.Name] = r; break;
                 case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
+                case DnsRecordSet d: dnsRecords[c.Name] = d; break;
                 default: break;
             }
         }
@@ -241,7 +247,7 @@ internal sealed class SnapshotBuilder
         SortIfNeeded(addresses, static a => a.Address);
         return new RegistrySnapshot(
             revision, pods.ToImmutable(), nodes.ToImmutable(), frozenStatuses,
-            ViewSet.FromSorted(views), lb.ToImmutable(), ssh.ToImmutable(), problems.ToImmutable(),
+            ViewSet.FromSorted(views), lb.ToImmutable(), ssh.ToImmutable(), dnsRecords.ToImmutable(), problems.ToImmutable(),
             Groups.Freeze(empty.LiveByService, byService), Groups.Freeze(empty.LiveByTag, byTag),
             Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
             AddressSet.FromSorted(addresses),

@@ -32,6 +32,8 @@ internal sealed class ZoneAnswers
     /// <summary>Apps with at least one service: <c>{app}.{zone}</c> exists with no data.</summary>
     public required Dictionary<string, int> Apps { get; init; }
     public required Dictionary<string, NodeAnswers> Nodes { get; init; }
+    /// <summary>Static records by name relative to the zone ("db", "x.y"), with the names on the way to them.</summary>
+    public required Dictionary<string, StaticAnswers> Static { get; init; }
 }
 
 internal sealed class ReverseZone
@@ -115,6 +117,10 @@ internal static class DnsTableBuilder
             ? prev.Nodes
             : BuildNodes(snapshot, zone);
 
+        var statics = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.DnsRecords, snapshot.DnsRecords)
+            ? prev.Static
+            : BuildStatic(snapshot, zone);
+
         return new ZoneAnswers
         {
             Options = zone,
@@ -125,7 +131,44 @@ internal static class DnsTableBuilder
             Services = services,
             Apps = apps,
             Nodes = nodes,
+            Static = statics,
         };
+    }
+
+    private static Dictionary<string, StaticAnswers> BuildStatic(RegistrySnapshot snapshot, ZoneOptions zone)
+    {
+        var result = new Dictionary<string, StaticAnswers>(StringComparer.Ordinal);
+        var suffix = "." + zone.Normalized.TrimEnd('.');
+        foreach (var (name, set) in snapshot.DnsRecords)
+        {
+            if (!name.EndsWith(suffix, StringComparison.Ordinal)) continue; // another zone's
+            var relative = name[..^suffix.Length];
+            RRset? Of(string type, Func<StaticDnsRecord, byte[]> encode)
+            {
+                var records = set.Records.Where(r => r.Type == type).Select(encode).ToArray();
+                return records.Length == 0 ? null : new RRset(type switch { "A" => DnsType.A, "AAAA" => DnsType.AAAA, "TXT" => DnsType.TXT, "SRV" => DnsType.SRV, _ => DnsType.MX }, records);
+            }
+            result[relative] = new StaticAnswers
+            {
+                A = Of("A", r => RRset.AddressRecord(null, IPAddress.Parse(r.Value), r.Ttl)),
+                AAAA = Of("AAAA", r => RRset.AddressRecord(null, IPAddress.Parse(r.Value), r.Ttl)),
+                Txt = Of("TXT", r => RRset.Txt([r.Value], r.Ttl)),
+                Srv = Of("SRV", r =>
+                {
+                    var p = r.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return RRset.Srv(ushort.Parse(p[0]), ushort.Parse(p[1]), ushort.Parse(p[2]), DnsName.Encode(p[3]), r.Ttl);
+                }),
+                Mx = Of("MX", r =>
+                {
+                    var p = r.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                    return RRset.Mx(ushort.Parse(p[0]), DnsName.Encode(p[1]), r.Ttl);
+                }),
+            };
+            // The names between the zone and a static name exist, with no data (RFC 8020).
+            for (var dot = relative.IndexOf('.', StringComparison.Ordinal); dot >= 0; dot = relative.IndexOf('.', dot + 1))
+                result.TryAdd(relative[(dot + 1)..], new StaticAnswers());
+        }
+        return result;
     }
 
     /// <summary>The key of a service in <see cref="ZoneAnswers.Services"/>: its name relative to the zone.</summary>

@@ -117,6 +117,16 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             if (qtype == DnsType.NS) return w.Answer(zone.Ns, qtype);
             return w.NoData(zone.SoaTail, apexAt, qtype);
         }
+        if (zone.Static.Count > 0)
+        {
+            // Operators' static names come first: "db" for db.eru., "x.y" for x.y.eru.
+            var relativeLength = starts[rel] - 1;
+            Span<char> relative = stackalloc char[DnsLimits.MaxName];
+            for (var i = 0; i < relativeLength; i++) relative[i] = (char)name[i + 1];
+            for (var l = 1; l < rel; l++) relative[starts[l] - 1] = '.';
+            if (zone.Static.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(relative[..relativeLength], out var fixedName))
+                return w.Records(qtype, fixedName.A, fixedName.AAAA, fixedName.Txt, fixedName.Srv, zone.SoaTail, apexAt, fixedName.Mx);
+        }
         var last = Label(name, starts[rel - 1]);
         if (DnsTableBuilder.IsNodeLabel(last))
         {
@@ -243,7 +253,7 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         }
 
         /// <summary>Answers one name that has these sets; ANY gets just one of them (RFC 8482).</summary>
-        public QueryOutcome Records(ushort qtype, RRset? a, RRset? aaaa, RRset? txt, RRset? srv, byte[] soa, int apexAt)
+        public QueryOutcome Records(ushort qtype, RRset? a, RRset? aaaa, RRset? txt, RRset? srv, byte[] soa, int apexAt, RRset? mx = null)
         {
             var set = qtype switch
             {
@@ -251,7 +261,8 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
                 DnsType.AAAA => aaaa,
                 DnsType.TXT => txt,
                 DnsType.SRV => srv,
-                DnsType.ANY => a ?? aaaa ?? srv ?? txt,
+                DnsType.MX => mx,
+                DnsType.ANY => a ?? aaaa ?? srv ?? mx ?? txt,
                 _ => null,
             };
             return set is null ? NoData(soa, apexAt, qtype) : Answer(set, qtype);

@@ -81,6 +81,18 @@ internal sealed class RRset(ushort type, byte[][] records, byte[][]? additional 
         return buf[..w.Position].ToArray();
     }
 
+    public static byte[] Mx(ushort preference, byte[] exchange, uint ttl)
+    {
+        Span<byte> buf = stackalloc byte[300];
+        var w = new DnsWriter(buf);
+        Owner(ref w, null);
+        var start = w.RecordHeader(DnsType.MX, ttl);
+        w.U16(preference);
+        w.Bytes(exchange);
+        w.EndRecord(start);
+        return buf[..w.Position].ToArray();
+    }
+
     /// <summary>A record whose RDATA is one name (NS, PTR, CNAME).</summary>
     public static byte[] NameRecord(ushort type, byte[] target, uint ttl)
     {

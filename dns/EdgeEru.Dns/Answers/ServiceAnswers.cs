@@ -34,3 +34,13 @@ internal sealed class NodeAnswers
     public RRset? AAAA { get; init; }
     public RRset? Txt { get; init; }
 }
+
+/// <summary>An operator's static records at one name (<c>dns/records</c>); empty for a name on the way to one.</summary>
+internal sealed class StaticAnswers
+{
+    public RRset? A { get; init; }
+    public RRset? AAAA { get; init; }
+    public RRset? Txt { get; init; }
+    public RRset? Srv { get; init; }
+    public RRset? Mx { get; init; }
+}
