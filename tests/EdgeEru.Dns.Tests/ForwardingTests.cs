@@ -34,6 +34,12 @@ public sealed class ForwardingTests(EtcdFixture etcd, ITestOutputHelper output) 
         Assert.False(r.Header.HasAuthorityAnswer); // we forwarded it: not ours to vouch for
         var nx = await ours.Client().QueryAsync("nope.shop.other", QueryType.A);
         Assert.Equal(DnsHeaderResponseCode.NotExistentDomain, nx.Header.ResponseCode);
+        using (var http = new HttpClient())
+        {
+            var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{ours.HttpPort}/metrics"));
+            Assert.Contains($"eru_dns_upstream_up{{upstream=\"127.0.0.1:{upstream.Port}\"}} 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("eru_dns_forwarded_total{result=\"upstream\"}", metrics, StringComparison.Ordinal);
+        }
         // Our own zone is still answered by us, authoritatively.
         Assert.True((await ours.Client().QueryAsync("eru", QueryType.SOA)).Header.HasAuthorityAnswer);
 

@@ -31,6 +31,7 @@ internal sealed class Forwarder
         _allowed = _options.EffectiveAllowFrom.Select(a => IPNetwork.Parse(a)).ToArray();
         _metrics = metrics;
         _log = log;
+        if (Enabled) metrics.WatchUpstreams(this);
     }
 
     public bool Enabled => _upstreams.Length > 0;

@@ -18,6 +18,7 @@ internal sealed class DnsMetrics
     private readonly Histogram _build;
     private readonly Gauge _tableTime;
     private readonly Counter _forwarded;
+    private readonly Gauge _upstreamUp;
 
     public DnsMetrics()
     {
@@ -40,9 +41,11 @@ internal sealed class DnsMetrics
         _tableTime = Metrics.CreateGauge("eru_dns_table_timestamp_seconds", "Unix time the served answers were built.");
         _forwarded = Metrics.CreateCounter("eru_dns_forwarded_total", "Queries for other names: answered from the cache, by an upstream, or an upstream failure.",
             new CounterConfiguration { LabelNames = ["result"] });
+        _upstreamUp = Metrics.CreateGauge("eru_dns_upstream_up", "1 while a forwarding upstream is in use, 0 while it is skipped after failures.",
+            new GaugeConfiguration { LabelNames = ["upstream"] });
     }
 
-    public void Query(bool tcp, QueryOutcome outcome, double seconds)
+    public void Query(bool tcp, QueryOutcome outcome)
     {
         if (outcome.Dropped)
         {
@@ -52,10 +55,23 @@ internal sealed class DnsMetrics
         var q = Array.IndexOf(Types, outcome.QType);
         var r = Array.IndexOf(Rcodes, outcome.Rcode);
         _queries[tcp ? 1 : 0, q < 0 ? Types.Length : q, r < 0 ? Rcodes.Length : r].Inc();
-        _latency.Observe(seconds);
     }
 
+    /// <summary>Latency of one query in <see cref="LatencySample"/>: a histogram is the priciest thing on the UDP path.</summary>
+    public void Latency(double seconds) => _latency.Observe(seconds);
+
+    public const int LatencySample = 16;
+
     public void Forwarded(string result) => _forwarded.WithLabels(result).Inc();
+
+    /// <summary>Exports each upstream's health when /metrics is scraped.</summary>
+    public void WatchUpstreams(Forwarding.Forwarder forwarder)
+    {
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+        {
+            foreach (var (endPoint, isUp) in forwarder.Health()) _upstreamUp.WithLabels(endPoint.ToString()).Set(isUp ? 1 : 0);
+        });
+    }
 
     public void TableBuilt(DnsTable table, TimeSpan took)
     {

@@ -83,7 +83,8 @@ internal sealed class TcpServer(QueryProcessor processor, Forwarder forwarder, I
                     BinaryPrimitives.WriteUInt16BigEndian(tx, (ushort)outcome.Length);
                     await client.SendAsync(tx.AsMemory(0, outcome.Length + 2), SocketFlags.None, ct);
                 }
-                metrics.Query(true, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                metrics.Query(true, outcome);
+                metrics.Latency(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 if (outcome.Dropped) return;
             }
         }

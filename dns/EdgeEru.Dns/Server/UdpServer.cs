@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using EdgeEru.Dns.Answers;
 using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Wire;
@@ -32,6 +33,7 @@ internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, I
             var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1));
             socket.ReceiveBufferSize = 4 << 20;
+            socket.ReceiveTimeout = 500; // blocking receives wake up now and then to notice a stop
             socket.SendBufferSize = 4 << 20;
             socket.Bind(new IPEndPoint(address, port));
             port = ((IPEndPoint)socket.LocalEndPoint!).Port; // a port of 0 picks one; the other loops join it
@@ -46,16 +48,70 @@ internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, I
 
     private void Loop(Socket socket)
     {
+        if (OperatingSystem.IsLinux() && Environment.Is64BitProcess && BatchLoop(socket)) return;
+        PortableLoop(socket);
+    }
+
+    /// <summary>Many datagrams per system call (recvmmsg/sendmmsg); false if the kernel lacks them.</summary>
+    private bool BatchLoop(Socket socket)
+    {
+        const int EINTR = 4, EAGAIN = 11, ENOSYS = 38;
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+        using var batch = new UdpBatch();
+        var responses = new (int Slot, int Length)[UdpBatch.Slots];
+        var count = 0;
+        while (!_stopping)
+        {
+            var n = batch.Receive(fd);
+            if (n < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == ENOSYS) return false;
+                if (errno is not (EINTR or EAGAIN)) log.LogDebug("udp recvmmsg: errno {Errno}", errno);
+                continue; // EAGAIN: the receive timeout, so that a stop is noticed
+            }
+            var k = 0;
+            for (var i = 0; i < n; i++)
+            {
+                var timed = ++count % DnsMetrics.LatencySample == 0;
+                var started = timed ? Stopwatch.GetTimestamp() : 0;
+                var outcome = processor.Process(batch.Query(i), batch.Response(i), tcp: false);
+                if (outcome.NotOurs && forwarder.Enabled && Forwardable(batch.Peer(i), socket.AddressFamily) is { } client)
+                {
+                    _ = ForwardAsync(socket, batch.Query(i).ToArray(), client, outcome.ClientUdpLimit);
+                    continue;
+                }
+                if (!outcome.Dropped) responses[k++] = (i, outcome.Length);
+                metrics.Query(false, outcome);
+                if (timed) metrics.Latency(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+            if (k > 0) batch.Send(fd, responses.AsSpan(0, k));
+        }
+        return true;
+    }
+
+    private IPEndPoint? Forwardable(ReadOnlySpan<byte> sockaddr, AddressFamily family)
+    {
+        var address = new SocketAddress(family, sockaddr.Length);
+        sockaddr.CopyTo(address.Buffer.Span);
+        return Forwardable(address);
+    }
+
+    /// <summary>One datagram per system call: where recvmmsg is not available.</summary>
+    private void PortableLoop(Socket socket)
+    {
         // Queries may be large (EDNS): never receive into 512 bytes.
         var rx = GC.AllocateUninitializedArray<byte>(DnsLimits.MaxMessage, pinned: true);
         var tx = GC.AllocateUninitializedArray<byte>(DnsLimits.MaxMessage, pinned: true);
         var from = new SocketAddress(socket.AddressFamily);
+        var count = 0;
         while (!_stopping)
         {
             try
             {
                 var n = socket.ReceiveFrom(rx, SocketFlags.None, from);
-                var started = Stopwatch.GetTimestamp();
+                var timed = ++count % DnsMetrics.LatencySample == 0;
+                var started = timed ? Stopwatch.GetTimestamp() : 0;
                 var outcome = processor.Process(rx.AsSpan(0, n), tx, tcp: false);
                 if (outcome.NotOurs && forwarder.Enabled && Forwardable(from) is { } client)
                 {
@@ -64,7 +120,12 @@ internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, I
                     continue;
                 }
                 if (!outcome.Dropped) socket.SendTo(tx.AsSpan(0, outcome.Length), SocketFlags.None, from);
-                metrics.Query(false, outcome, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                metrics.Query(false, outcome);
+                if (timed) metrics.Latency(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
+            {
+                // The receive timeout: look at _stopping again.
             }
             catch (SocketException ex) when (!_stopping)
             {
@@ -103,8 +164,8 @@ internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, I
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping = true;
-        foreach (var s in _sockets) s.Dispose(); // unblocks the receives
-        foreach (var t in _threads) t.Join(TimeSpan.FromSeconds(2));
+        foreach (var t in _threads) t.Join(TimeSpan.FromSeconds(2)); // receives time out within 0.5 s
+        foreach (var s in _sockets) s.Dispose();
         return Task.CompletedTask;
     }
 
