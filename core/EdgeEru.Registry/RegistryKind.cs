@@ -102,7 +102,7 @@ public static class Kinds
     public static readonly RegistryKind<NodeStatus> NodeStatus = new("node-status", 1, RegistryJsonContext.Default.NodeStatus);
     public static readonly RegistryKind<Workload> Workloads = new("workloads", 1, RegistryJsonContext.Default.Workload);
     public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
-    public static readonly RegistryKind<ReservedRecord> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.ReservedRecord);
+    public static readonly RegistryKind<LbDomain> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.LbDomain);
     public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
 

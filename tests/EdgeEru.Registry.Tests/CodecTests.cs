@@ -30,7 +30,7 @@ public class CodecTests
         Check(Kinds.Nodes, Samples.Node("n1"));
         Check(Kinds.NodeStatus, Samples.NodeStatus("n1"));
         Check(Kinds.WorkloadStatus, Samples.Status("abc", ip: "198.18.16.9"));
-        Check(Kinds.LbDomains, new ReservedRecord { Name = "hello.eru.local", Spec = System.Text.Json.JsonDocument.Parse("{\"init\":\"a\"}").RootElement });
+        Check(Kinds.LbDomains, Samples.LbDomain());
         Check(Kinds.SshUsers, new ReservedRecord { Name = "ops", Spec = System.Text.Json.JsonDocument.Parse("{\"keys\":[]}").RootElement });
 
         static void Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord

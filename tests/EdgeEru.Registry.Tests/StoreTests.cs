@@ -19,7 +19,7 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await Check(Kinds.NodeStatus, Samples.NodeStatus("n1"));
         await Check(Kinds.Workloads, Samples.Workload("3f2a9c01", tags: ["v1", "canary"], ip: "198.18.16.7"));
         await Check(Kinds.WorkloadStatus, Samples.Status("3f2a9c01", ip: "198.18.16.7"));
-        await Check(Kinds.LbDomains, new ReservedRecord { Name = "hello.eru.local", Spec = JsonDocument.Parse("{\"init\":\"n\"}").RootElement });
+        await Check(Kinds.LbDomains, Samples.LbDomain());
         await Check(Kinds.SshUsers, new ReservedRecord { Name = "ops", Spec = JsonDocument.Parse("{\"keys\":[\"ssh-ed25519 AAAA\"]}").RootElement });
 
         async Task Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord

@@ -82,4 +82,23 @@ public static class Samples
         CheckedAt = DateTimeOffset.UtcNow,
         Reason = healthy ? null : "http /healthz answered 503",
     };
+
+    /// <summary>The canary graph of the dev cluster: X-Canary: 1 or 10% of users (by cookie) to v2, the rest to v1.</summary>
+    public static LbDomain LbDomain(string name = "hello.eru.local", string app = "hello") => new()
+    {
+        Name = name,
+        Init = "canary-header",
+        Nodes = new()
+        {
+            ["canary-header"] = new LbNode { Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split" },
+            ["split"] = new LbNode { Type = "percent", Key = "cookie:uid", Percent = 10, Succ = "v2", Fail = "v1" },
+            ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = app, Entrypoint = "web", Port = "http", Tags = ["v1"] } },
+            ["v2"] = new LbNode
+            {
+                Type = "backend",
+                Select = new LbSelector { App = app, Entrypoint = "web", Port = "http", Tags = ["v2"] },
+                Fallback = new LbSelector { Tags = ["v1"] },
+            },
+        },
+    };
 }

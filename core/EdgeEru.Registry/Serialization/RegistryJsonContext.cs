@@ -17,4 +17,5 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(WorkloadStatus))]
 [JsonSerializable(typeof(ReservedRecord))]
 [JsonSerializable(typeof(DnsRecordSet))]
+[JsonSerializable(typeof(LbDomain))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

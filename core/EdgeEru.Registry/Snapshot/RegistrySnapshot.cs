@@ -17,7 +17,7 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, Node>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, NodeStatus>.Empty.WithComparers(StringComparer.Ordinal),
         default,
-        ImmutableDictionary<string, ReservedRecord>.Empty.WithComparers(StringComparer.Ordinal),
+        ImmutableDictionary<string, LbDomain>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, ReservedRecord>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, DnsRecordSet>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal),
@@ -35,7 +35,7 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, Node> nodes,
         ImmutableDictionary<string, NodeStatus> nodeStatuses,
         ViewSet workloads,
-        ImmutableDictionary<string, ReservedRecord> lbDomains,
+        ImmutableDictionary<string, LbDomain> lbDomains,
         ImmutableDictionary<string, ReservedRecord> sshUsers,
         ImmutableDictionary<string, DnsRecordSet> dnsRecords,
         ImmutableDictionary<string, string> problems,
@@ -77,7 +77,7 @@ public sealed class RegistrySnapshot
     /// <summary>Every workload with a record or a status, live or not, by id.</summary>
     public ViewSet Workloads { get; }
 
-    public ImmutableDictionary<string, ReservedRecord> LbDomains { get; }
+    public ImmutableDictionary<string, LbDomain> LbDomains { get; }
     public ImmutableDictionary<string, ReservedRecord> SshUsers { get; }
 
     /// <summary>Static DNS records by owner name.</summary>
