@@ -1,0 +1,109 @@
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+
+namespace EdgeEru.Lb.Backends;
+
+/// <summary>The live destinations of one selector (a backend, one of its groups, or its fallback).</summary>
+internal sealed class Pool(Destination[] destinations)
+{
+    private int _next;
+
+    public Destination[] Destinations { get; } = destinations;
+
+    public bool IsEmpty => Destinations.Length == 0;
+
+    /// <summary>Picks a destination by policy, skipping ejected ones while any other remains.</summary>
+    public Destination? Pick(string policy)
+    {
+        var d = Destinations;
+        if (d.Length == 0) return null;
+        if (d.Length == 1) return d[0];
+        switch (policy)
+        {
+            case "round_robin":
+                for (var tries = 0; tries < d.Length; tries++)
+                {
+                    var c = d[(int)((uint)Interlocked.Increment(ref _next) % (uint)d.Length)];
+                    if (!c.IsEjected) return c;
+                }
+                return d[0];
+            case "least_requests":
+                Destination? best = null;
+                foreach (var c in d)
+                    if (!c.IsEjected && (best is null || c.InFlight < best.InFlight)) best = c;
+                return best ?? d[0];
+            default:
+            {
+                // Power of two choices: two at random, the less busy wins (ejected ones lose).
+                var a = d[Random.Shared.Next(d.Length)];
+                var b = d[Random.Shared.Next(d.Length)];
+                if (a.IsEjected != b.IsEjected) return a.IsEjected ? b : a;
+                return a.InFlight <= b.InFlight ? a : b;
+            }
+        }
+    }
+}
+
+/// <summary>A backend terminal's pools: the main selection (or weighted groups) and the fallback.</summary>
+internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, Pool? fallback)
+{
+    public Pool Main { get; } = main;
+    public (int Weight, Pool Pool)[] Groups { get; } = groups;
+    public Pool? Fallback { get; } = fallback;
+
+    /// <summary>The pool for one request: a weighted group (if any), else the main one; the fallback when that is empty.</summary>
+    public Pool Choose()
+    {
+        var pool = Main;
+        if (Groups.Length > 0)
+        {
+            var total = 0;
+            foreach (var g in Groups) total += g.Weight;
+            var roll = Random.Shared.Next(total);
+            foreach (var g in Groups)
+            {
+                if (roll < g.Weight)
+                {
+                    pool = g.Pool;
+                    break;
+                }
+                roll -= g.Weight;
+            }
+        }
+        return pool.IsEmpty && Fallback is not null ? Fallback : pool;
+    }
+
+    /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>
+    public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known, Dictionary<string, Destination> used)
+    {
+        var select = node.Select!;
+        Pool PoolOf(string[]? extraTags, Dictionary<string, string>? extraLabels, LbSelector? over = null)
+        {
+            var app = over?.App ?? select.App!;
+            var entrypoint = over?.Entrypoint ?? select.Entrypoint!;
+            var portName = over?.Port ?? select.Port!;
+            var tags = (over is null ? select.Tags ?? [] : over.Tags ?? []).Concat(extraTags ?? []).ToArray();
+            var labels = (over is null ? select.Labels : over.Labels) ?? [];
+            var list = new List<Destination>();
+            foreach (var v in snapshot.Live(app, entrypoint))
+            {
+                var r = v.Record!;
+                if (!tags.All(r.Tags.Contains)) continue;
+                if (!labels.All(l => r.Labels.TryGetValue(l.Key, out var x) && x == l.Value)) continue;
+                if (extraLabels is not null && !extraLabels.All(l => r.Labels.TryGetValue(l.Key, out var x) && x == l.Value)) continue;
+                var port = r.Ports.FirstOrDefault(p => p.Name == portName);
+                var addresses = v.Addresses();
+                if (port is null || addresses.Count == 0) continue;
+                var key = Destination.Key(v.Id, addresses[0].Address, port.Port);
+                if (!known.TryGetValue(key, out var d)) d = new Destination(v.Id, addresses[0].Address, port.Port);
+                used[key] = d;
+                list.Add(d);
+            }
+            return new Pool([.. list]);
+        }
+        var main = PoolOf(null, null);
+        var groups = (node.Groups ?? []).Select(g => (g.Weight, PoolOf(g.Tags, g.Labels))).ToArray();
+        var fallback = node.Fallback is null ? null : PoolOf(null, null, node.Fallback);
+        return new BackendPools(main, groups, fallback);
+    }
+}

@@ -1,0 +1,26 @@
+namespace EdgeEru.Lb.Backends;
+
+/// <summary>One live workload's port, as a place to send requests. Kept across snapshots so its counters survive.</summary>
+internal sealed class Destination(string workloadId, string address, int port)
+{
+    private int _inFlight;
+    private long _ejectedUntilTicks;
+
+    public string WorkloadId { get; } = workloadId;
+    public string Address { get; } = address;
+    public int Port { get; } = port;
+
+    /// <summary>The URL prefix YARP forwards to.</summary>
+    public string Prefix { get; } = address.Contains(':', StringComparison.Ordinal) ? $"http://[{address}]:{port}/" : $"http://{address}:{port}/";
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Passive health: ejected for a while after a transport failure.</summary>
+    public bool IsEjected => Interlocked.Read(ref _ejectedUntilTicks) > DateTime.UtcNow.Ticks;
+
+    public void Begin() => Interlocked.Increment(ref _inFlight);
+    public void End() => Interlocked.Decrement(ref _inFlight);
+    public void Eject(TimeSpan period) => Interlocked.Exchange(ref _ejectedUntilTicks, (DateTime.UtcNow + period).Ticks);
+
+    public static string Key(string workloadId, string address, int port) => $"{workloadId}|{address}|{port}";
+}

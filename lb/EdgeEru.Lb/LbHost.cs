@@ -1,0 +1,52 @@
+using EdgeEru.Lb.Proxy;
+using EdgeEru.Registry.Hosting;
+using EdgeEru.Registry.Watch;
+using Prometheus;
+
+namespace EdgeEru.Lb;
+
+/// <summary>The balancer's host, built the same way for the binary and for tests.</summary>
+public static class LbHost
+{
+    public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddEnvironmentVariables("ERU_");
+        builder.Configuration.AddCommandLine(args);
+        builder.Logging.ClearProviders();
+        if (logging is not null) logging(builder.Logging);
+        else if (builder.Configuration["Logging:Format"] == "simple") builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        else builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+
+        // Traffic on Lb:Urls; /metrics and /healthz on Http:Urls (a port of their own).
+        var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
+        var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
+        builder.WebHost.UseUrls($"{proxyUrls};{opsUrls}");
+        var opsPorts = opsUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+
+        builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient());
+        builder.Services.AddSingleton<RoutesHolder>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
+
+        var app = builder.Build();
+        app.MapWhen(ctx => opsPorts.Contains(ctx.Connection.LocalPort), ops =>
+        {
+            ops.UseRouting();
+            ops.UseEndpoints(e =>
+            {
+                e.MapMetrics("/metrics");
+                e.MapGet("/healthz", (RoutesHolder routes, RegistryWatcher watcher) => Results.Json(new
+                {
+                    status = watcher.Ready.IsCompleted ? "serving" : "starting",
+                    revision = routes.Current.Snapshot.Revision,
+                    domains = routes.Current.Graphs.Count(),
+                    registryInTouch = watcher.InTouch,
+                }, statusCode: watcher.Ready.IsCompleted ? 200 : 503));
+            });
+        });
+        app.UseMiddleware<ProxyMiddleware>();
+        return app;
+    }
+}

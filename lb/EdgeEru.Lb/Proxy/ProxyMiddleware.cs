@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Routing;
+using Prometheus;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace EdgeEru.Lb.Proxy;
+
+/// <summary>
+/// The data plane: find the domain's graph, walk it, and answer (respond, redirect) or hand the request
+/// to YARP's forwarder with a destination picked from the backend's live workloads.
+/// </summary>
+internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client, ILogger<ProxyMiddleware> log)
+{
+    private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status.",
+        new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
+    private static readonly Histogram Duration = Metrics.CreateHistogram("eru_lb_request_duration_seconds", "Time to answer a request, by domain.",
+        new HistogramConfiguration { LabelNames = ["domain"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
+
+    /// <summary>The connection pool to backends, one for the process (DI disposes it).</summary>
+    public static HttpMessageInvoker CreateClient() => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        UseCookies = false,
+        EnableMultipleHttp2Connections = true,
+        ActivityHeadersPropagator = null,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
+    });
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        _ = next; // the proxy is the end of the pipeline
+        var started = Stopwatch.GetTimestamp();
+        var current = routes.Current;
+        var host = context.Request.Host.Host;
+        var graph = current.Find(host);
+        if (graph is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
+            return;
+        }
+        var decision = graph.Evaluate(new HttpRequestFacts(context));
+        var node = decision.Terminal.Node;
+        switch (node.Type)
+        {
+            case "respond":
+                context.Response.StatusCode = node.Status;
+                if (node.ContentType is not null) context.Response.ContentType = node.ContentType;
+                if (node.Body is not null) await context.Response.WriteAsync(node.Body);
+                break;
+            case "redirect":
+                context.Response.StatusCode = node.Status;
+                context.Response.Headers.Location = node.Location!
+                    .Replace("{scheme}", context.Request.Scheme, StringComparison.Ordinal)
+                    .Replace("{host}", context.Request.Host.Value, StringComparison.Ordinal)
+                    .Replace("{path}", decision.RewrittenPath ?? context.Request.Path.Value, StringComparison.Ordinal)
+                    .Replace("{query}", context.Request.QueryString.Value, StringComparison.Ordinal);
+                break;
+            default:
+                await ForwardAsync(context, current.Pools(graph, decision.Terminal), decision, node.Options);
+                break;
+        }
+        Requests.WithLabels(graph.Domain.Name, decision.Terminal.Id, context.Response.StatusCode.ToString()).Inc();
+        Duration.WithLabels(graph.Domain.Name).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    private async Task ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
+    {
+        var pool = pools.Choose();
+        if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
+        if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)
+        {
+            context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
+            return;
+        }
+        var policy = options?.Policy ?? "p2c";
+        var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMilliseconds(options?.TimeoutMs ?? 30_000) };
+        var transformer = options is null ? EdgeTransformer.Default : new EdgeTransformer(options);
+        var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
+        var attempts = 1 + (idempotent ? options?.Retries ?? 1 : 0);
+        for (var attempt = 1; ; attempt++)
+        {
+            var destination = pool.Pick(policy);
+            if (destination is null)
+            {
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                await context.Response.WriteAsync("no live workload for this backend\n");
+                return;
+            }
+            destination.Begin();
+            ForwarderError error;
+            try
+            {
+                error = await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
+            }
+            finally
+            {
+                destination.End();
+            }
+            if (error == ForwarderError.None) return;
+            // Connect failures eject the destination for a while (passive health); retried when safe.
+            if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
+            {
+                destination.Eject(TimeSpan.FromSeconds(10));
+                log.LogWarning("backend {Destination} ({Workload}) failed: {Error}; ejected for 10s", destination.Prefix, destination.WorkloadId, error);
+                if (attempt < attempts && !context.Response.HasStarted)
+                {
+                    context.Response.Clear();
+                    context.Response.StatusCode = StatusCodes.Status200OK;
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect.</summary>
+internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) : HttpTransformer
+{
+    public static new readonly EdgeTransformer Default = new(null);
+
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    {
+        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
+        var client = httpContext.Connection.RemoteIpAddress?.ToString();
+        var prior = httpContext.Request.Headers["X-Forwarded-For"].ToString();
+        proxyRequest.Headers.Remove("X-Forwarded-For");
+        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-For", prior.Length > 0 ? $"{prior}, {client}" : client);
+        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Proto", httpContext.Request.Scheme);
+        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", httpContext.Request.Host.Value);
+        proxyRequest.Headers.Host = null; // the backend sees its own authority
+        if (options is null) return;
+        foreach (var name in options.RemoveRequestHeaders) proxyRequest.Headers.Remove(name);
+        foreach (var (name, value) in options.SetRequestHeaders)
+        {
+            proxyRequest.Headers.Remove(name);
+            proxyRequest.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        var result = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        if (options is not null)
+            foreach (var (name, value) in options.SetResponseHeaders) httpContext.Response.Headers[name] = value;
+        return result;
+    }
+}

@@ -1,0 +1,182 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Lb.Routing;
+
+/// <summary>Where a walk through a graph ended, the path rewrite it picked up, and (when explaining) how it got there.</summary>
+internal readonly record struct Decision(Terminal Terminal, string? RewrittenPath);
+
+/// <summary>A terminal node: a backend, a redirect or a fixed response.</summary>
+internal sealed class Terminal(string id, int index, LbNode node)
+{
+    public string Id { get; } = id;
+    public int Index { get; } = index;
+    public LbNode Node { get; } = node;
+    public bool IsBackend => Node.Type == "backend";
+}
+
+/// <summary>
+/// A domain's rule graph compiled for the hot path: nodes in an array, edges as indexes, regexes
+/// compiled once. Immutable; a new graph replaces the old one atomically and in-flight requests keep
+/// the one they started with. Hit counts per node feed the dashboard and /metrics.
+/// </summary>
+internal sealed class RuleGraph
+{
+    private readonly Step[] _steps;
+    private readonly int _init;
+    private readonly long[] _hits;
+
+    public RuleGraph(LbDomain domain)
+    {
+        var errors = domain.Validate();
+        if (errors.Count > 0) throw new ArgumentException(string.Join("; ", errors), nameof(domain));
+        Domain = domain;
+        var ids = domain.Nodes.Keys.Order(StringComparer.Ordinal).ToArray();
+        var index = ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i, StringComparer.Ordinal);
+        _steps = ids.Select((id, i) => Step.Compile(id, i, domain.Nodes[id], index)).ToArray();
+        _init = index[domain.Init];
+        _hits = new long[_steps.Length];
+        TrustedProxies = (domain.TrustedProxies ?? []).Select(p => IPNetwork.Parse(p)).ToArray();
+        Terminals = _steps.Where(s => s.Terminal is not null).Select(s => s.Terminal!).ToArray();
+    }
+
+    public LbDomain Domain { get; }
+    public IReadOnlyList<IPNetwork> TrustedProxies { get; }
+    public IReadOnlyList<Terminal> Terminals { get; }
+
+    /// <summary>Hit count of each node since this graph was compiled.</summary>
+    public IEnumerable<(string Id, long Hits)> Hits() => _steps.Select(s => (s.Id, Interlocked.Read(ref _hits[s.Index])));
+
+    /// <summary>Walks the graph for a request. <paramref name="trace"/>, when given, receives each node and its outcome.</summary>
+    public Decision Evaluate(IRequestFacts request, List<(string Node, bool? Matched)>? trace = null)
+    {
+        string? rewritten = null;
+        var i = _init;
+        for (var guard = 0; guard <= _steps.Length; guard++)
+        {
+            var step = _steps[i];
+            Interlocked.Increment(ref _hits[i]);
+            if (step.Terminal is not null)
+            {
+                trace?.Add((step.Id, null));
+                return new Decision(step.Terminal, rewritten);
+            }
+            var matched = step.Matches(request, TrustedProxies, ref rewritten);
+            trace?.Add((step.Id, matched));
+            i = matched ? step.Succ : step.Fail;
+        }
+        throw new InvalidOperationException("rule graph walk did not end"); // validation refuses cycles
+    }
+
+    /// <summary>One compiled node.</summary>
+    private sealed class Step
+    {
+        public required string Id { get; init; }
+        public required int Index { get; init; }
+        public Terminal? Terminal { get; init; }
+        public int Succ { get; init; } = -1;
+        public int Fail { get; init; } = -1;
+        private LbNode Node { get; init; } = null!;
+        private Regex? Regex { get; init; }
+        private IPNetwork[] Networks { get; init; } = [];
+        private StringComparison Comparison { get; init; }
+
+        public static Step Compile(string id, int i, LbNode node, Dictionary<string, int> index)
+        {
+            if (!node.IsFilter) return new Step { Id = id, Index = i, Terminal = new Terminal(id, i, node), Node = node };
+            var options = RegexOptions.Compiled | RegexOptions.CultureInvariant | (node.IgnoreCase || node.Type == "ua" ? RegexOptions.IgnoreCase : 0);
+            return new Step
+            {
+                Id = id,
+                Index = i,
+                Node = node,
+                Succ = index[node.Succ!],
+                Fail = index[node.Fail!],
+                Regex = node.Match == "regex" || node.Type == "ua" ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50)) : null,
+                Networks = (node.Cidrs ?? []).Select(c => IPNetwork.Parse(c)).ToArray(),
+                Comparison = node.IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal,
+            };
+        }
+
+        public bool Matches(IRequestFacts r, IReadOnlyList<IPNetwork> trusted, ref string? rewritten)
+        {
+            switch (Node.Type)
+            {
+                case "path":
+                {
+                    var path = rewritten ?? r.Path;
+                    switch (Node.Match)
+                    {
+                        case "exact":
+                            return string.Equals(path, Node.Value, Comparison);
+                        case "prefix":
+                            if (!path.StartsWith(Node.Value!, Comparison)) return false;
+                            if (Node.StripPrefix) rewritten = "/" + path[Node.Value!.Length..].TrimStart('/');
+                            else if (Node.Rewrite is not null) rewritten = Node.Rewrite + path[Node.Value!.Length..];
+                            return true;
+                        default:
+                            var m = Regex!.Match(path);
+                            if (!m.Success) return false;
+                            if (Node.Rewrite is not null) rewritten = m.Result(Node.Rewrite);
+                            return true;
+                    }
+                }
+                case "method":
+                    foreach (var v in Node.Values!)
+                        if (string.Equals(v, r.Method, StringComparison.OrdinalIgnoreCase)) return true;
+                    return false;
+                case "header":
+                    return Value(r.Header(Node.Name!));
+                case "query":
+                    return Value(r.Query(Node.Name!));
+                case "cookie":
+                    return Value(r.Cookie(Node.Name!));
+                case "ua":
+                    return r.Header("User-Agent") is { } ua && Regex!.IsMatch(ua);
+                case "ip":
+                {
+                    var client = r.ClientAddress(trusted);
+                    foreach (var n in Networks)
+                        if (n.Contains(client)) return true;
+                    return false;
+                }
+                case "percent":
+                    return Bucket(r, trusted) < Node.Percent;
+                default:
+                    return false;
+            }
+        }
+
+        private bool Value(string? actual) => Node.Match switch
+        {
+            "present" => actual is not null,
+            "absent" => actual is null,
+            "exact" => actual is not null && string.Equals(actual, Node.Value, Comparison),
+            "prefix" => actual is not null && actual.StartsWith(Node.Value!, Comparison),
+            "regex" => actual is not null && Regex!.IsMatch(actual),
+            _ => false,
+        };
+
+        /// <summary>
+        /// 0-99, stable for a user: a hash of the key (cookie, header or client address). Raising the
+        /// percentage only moves users from fail to succ, never back: a user stays on the side they were.
+        /// </summary>
+        private int Bucket(IRequestFacts r, IReadOnlyList<IPNetwork> trusted)
+        {
+            var key = Node.Key switch
+            {
+                { } k when k.StartsWith("cookie:", StringComparison.Ordinal) => r.Cookie(k[7..]),
+                { } k when k.StartsWith("header:", StringComparison.Ordinal) => r.Header(k[7..]),
+                _ => null,
+            } ?? r.ClientAddress(trusted).ToString(); // no cookie yet: the client address keeps it stable
+            uint h = 2166136261;
+            foreach (var c in key)
+            {
+                h ^= c;
+                h *= 16777619;
+            }
+            return (int)(h % 100);
+        }
+    }
+}
