@@ -21,10 +21,16 @@ public static class LbHost
         // Traffic on Lb:Urls; /metrics and /healthz on Http:Urls (a port of their own).
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
         var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
-        builder.WebHost.UseUrls($"{proxyUrls};{opsUrls}");
         var opsPorts = opsUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        // The admin API: its own port, always behind a token (a random one, logged, when none is configured).
+        var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
+        var adminPorts = adminUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        var configuredToken = builder.Configuration["Lb:AdminToken"];
+        var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
+        builder.WebHost.UseUrls($"{proxyUrls};{opsUrls};{adminUrls}");
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient());
         builder.Services.AddSingleton<RoutesHolder>();
@@ -46,6 +52,13 @@ public static class LbHost
                 }, statusCode: watcher.Ready.IsCompleted ? 200 : 503));
             });
         });
+        app.MapWhen(ctx => adminPorts.Contains(ctx.Connection.LocalPort), admin =>
+        {
+            admin.UseRouting();
+            admin.UseEndpoints(e => Admin.AdminApi.Map(e, adminToken));
+        });
+        if (string.IsNullOrWhiteSpace(configuredToken))
+            app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}", adminUrls, adminToken);
         app.UseMiddleware<ProxyMiddleware>();
         return app;
     }

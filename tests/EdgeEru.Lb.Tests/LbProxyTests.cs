@@ -14,7 +14,7 @@ using Xunit.Abstractions;
 namespace EdgeEru.Lb.Tests;
 
 /// <summary>The balancer for real: etcd, eru-lb, and backends on their own loopback addresses.</summary>
-public sealed class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private readonly int _backendPort = Ports.FreeTcp();
@@ -24,6 +24,8 @@ public sealed class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : I
     private RegistryStore _store = null!;
     private RegistryLease? _lease;
     private HttpClient _http = null!;
+    private HttpClient _admin = null!;
+    private const string Token = "test-admin-token";
 
     public async Task InitializeAsync()
     {
@@ -48,11 +50,14 @@ public sealed class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : I
         await _store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
 
         var lbPort = Ports.FreeTcp();
+        var adminPort = Ports.FreeTcp();
         _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
-            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}"],
+            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+            "--Lb:AdminUrls", $"http://127.0.0.1:{adminPort}", "--Lb:AdminToken", Token],
             logging => logging.AddProvider(new XunitLoggerProvider(output)));
         await _lb.StartAsync();
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{lbPort}") };
+        _admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}") };
         await Until(async () => (await Get("/")).StartsWith('v'), "lb routes hello.test");
     }
 
@@ -175,5 +180,6 @@ public sealed class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : I
     {
         _conn?.Dispose();
         _http?.Dispose();
+        _admin?.Dispose();
     }
 }
