@@ -25,7 +25,10 @@ internal static class DevCommand
         var prefix = new Option<string>("--prefix") { Description = "Registry key prefix", DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
         var dnsPort = new Option<int>("--dns-port") { Description = "Loopback port of the DNS server (UDP and TCP)", DefaultValueFactory = _ => 1053 };
         var dnsHttpPort = new Option<int>("--dns-http-port") { Description = "Port of the DNS server's /metrics and /healthz", DefaultValueFactory = _ => 9153 };
-        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort])
+        var lbPort = new Option<int>("--lb-port") { Description = "Loopback port of the balancer's traffic", DefaultValueFactory = _ => 8080 };
+        var lbAdminPort = new Option<int>("--lb-admin-port") { Description = "Port of the balancer's admin API", DefaultValueFactory = _ => 9181 };
+        var lbHttpPort = new Option<int>("--lb-http-port") { Description = "Port of the balancer's /metrics and /healthz", DefaultValueFactory = _ => 9180 };
+        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort])
             port.Validators.Add(r =>
             {
                 if (r.GetValue(port) is < 1 or > 65535) r.AddError($"{port.Name} must be between 1 and 65535");
@@ -54,14 +57,15 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
-            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort)), ct));
+            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort)), ct));
         return cmd;
     }
 
-    private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort);
+    private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
+        int LbPort, int LbAdminPort, int LbHttpPort);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -73,12 +77,15 @@ internal static class DevCommand
         Directory.CreateDirectory(stateDir);
         var etcdPid = Path.Combine(stateDir, "etcd.pid");
         var dnsPid = Path.Combine(stateDir, "dns.pid");
+        var lbPid = Path.Combine(stateDir, "lb.pid");
         var etcdUrl = settings.EtcdUrl;
         EtcdServer? etcd = null;
         ChildProcess? dns = null;
+        ChildProcess? lb = null;
         try
         {
             Leftovers.Clean(dnsPid, "eru-dns.dll", log);
+            Leftovers.Clean(lbPid, "eru-lb.dll", log);
             if (etcdUrl is null)
             {
                 Leftovers.Clean(etcdPid, "etcd", log);
@@ -109,15 +116,29 @@ internal static class DevCommand
                 "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", "--Logging:Format", "simple",
             ], ct);
 
+            // The balancer, with the demo domain's canary graph (503 until hello's workloads are live).
+            var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            await File.WriteAllTextAsync(Path.Combine(stateDir, "lb.token"), token, ct);
+            lb = await StartServiceAsync("lb", "eru-lb.dll", lbPid, settings.LbHttpPort,
+            [
+                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
+                "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort}", "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}",
+                "--Lb:AdminToken", token, "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}", "--Logging:Format", "simple",
+            ], ct);
+            await store.PutAsync(Kinds.LbDomains, DemoDomain(), ct: ct);
+
             Console.WriteLine();
             Console.WriteLine("EdgeEru dev cluster is up");
             Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
             Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-18} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
+            Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-12} admin http://127.0.0.1:{settings.LbAdminPort} (token in {Path.Combine(settings.StateDir, "lb.token")})");
             Console.WriteLine();
             Console.WriteLine("Try it:");
             Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} eru SOA");
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru        (once a workload is live)");
+            Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/      (503 until hello's workloads are live)");
+            Console.WriteLine("  ./eru lb explain hello.eru.local --header X-Canary=1");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -135,6 +156,12 @@ internal static class DevCommand
         }
         finally
         {
+            if (lb is not null)
+            {
+                await lb.DisposeAsync();
+                File.Delete(lbPid);
+                log.LogInformation("lb stopped");
+            }
             if (dns is not null)
             {
                 await dns.DisposeAsync();
@@ -191,6 +218,25 @@ internal static class DevCommand
             await Task.Delay(100, ct);
         }
     }
+
+    /// <summary>The demo domain: X-Canary: 1 or 10% of users (sticky by cookie) to hello v2, the rest to v1.</summary>
+    private static LbDomain DemoDomain() => new()
+    {
+        Name = "hello.eru.local",
+        Init = "canary-header",
+        Nodes = new()
+        {
+            ["canary-header"] = new LbNode { Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split" },
+            ["split"] = new LbNode { Type = "percent", Key = "cookie:uid", Percent = 10, Succ = "v2", Fail = "v1" },
+            ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v1"] } },
+            ["v2"] = new LbNode
+            {
+                Type = "backend",
+                Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v2"] },
+                Fallback = new LbSelector { Tags = ["v1"] },
+            },
+        },
+    };
 
     private sealed class ServiceStartException(string message) : Exception(message);
 

@@ -12,6 +12,7 @@ using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Stop);
 var root = new RootCommand("eru: the EdgeEru command line")
 {
     DevCommand.Create(),
+    LbCommand.Create(),
 };
 var parsed = root.Parse(args);
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);

@@ -1,0 +1,138 @@
+using System.CommandLine;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace EdgeEru.Cli;
+
+/// <summary><c>eru lb</c>: the balancer's admin API from the command line (token from --token, ERU_LB_TOKEN or .dev/lb.token).</summary>
+internal static class LbCommand
+{
+    public static Command Create()
+    {
+        var admin = new Option<string>("--admin") { Description = "Admin API URL of eru-lb", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_LB_ADMIN") ?? "http://127.0.0.1:9181", Recursive = true };
+        var token = new Option<string?>("--token") { Description = "Admin token (default: $ERU_LB_TOKEN, then .dev/lb.token)", Recursive = true };
+        var domain = new Argument<string>("domain") { Description = "Host name of the domain" };
+
+        var ls = new Command("ls", "List domains");
+        ls.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/domains", null, ct));
+
+        var get = new Command("get", "Show a domain's graph") { domain };
+        get.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, $"/api/domains/{pr.GetValue(domain)}", null, ct));
+
+        var file = new Argument<FileInfo>("graph.json") { Description = "The graph (docs/registry.md); - reads standard input" };
+        var set = new Command("set", "Validate and store a domain's graph") { domain, file };
+        set.SetAction(async (pr, ct) =>
+        {
+            var f = pr.GetValue(file)!;
+            string body;
+            if (f.Name == "-") body = await Console.In.ReadToEndAsync(ct);
+            else if (!f.Exists)
+            {
+                await Console.Error.WriteLineAsync($"eru lb set: {f.FullName} does not exist");
+                return 2;
+            }
+            else body = await File.ReadAllTextAsync(f.FullName, ct);
+            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put, $"/api/domains/{pr.GetValue(domain)}", body, ct);
+        });
+
+        var rm = new Command("rm", "Delete a domain") { domain };
+        rm.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete, $"/api/domains/{pr.GetValue(domain)}", null, ct));
+
+        var method = new Option<string>("--method") { DefaultValueFactory = _ => "GET" };
+        var path = new Option<string>("--path") { DefaultValueFactory = _ => "/" };
+        var headers = new Option<string[]>("--header") { Description = "NAME=VALUE, repeatable" };
+        var cookies = new Option<string[]>("--cookie") { Description = "NAME=VALUE, repeatable" };
+        var query = new Option<string[]>("--query") { Description = "NAME=VALUE, repeatable" };
+        var clientIp = new Option<string>("--client-ip") { DefaultValueFactory = _ => "127.0.0.1" };
+        var explain = new Command("explain", "Why would this request go where it goes: the walk, the backend and its live workloads")
+        {
+            domain, method, path, headers, cookies, query, clientIp,
+        };
+        explain.SetAction(async (pr, ct) =>
+        {
+            Dictionary<string, string>? Pairs(Option<string[]> o, out string? bad)
+            {
+                bad = null;
+                var d = new Dictionary<string, string>();
+                foreach (var kv in pr.GetValue(o) ?? [])
+                {
+                    var eq = kv.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0)
+                    {
+                        bad = $"{o.Name} \"{kv}\" must be NAME=VALUE";
+                        return null;
+                    }
+                    d[kv[..eq]] = kv[(eq + 1)..];
+                }
+                return d;
+            }
+            var h = Pairs(headers, out var e1);
+            var c = Pairs(cookies, out var e2);
+            var q = Pairs(query, out var e3);
+            if ((e1 ?? e2 ?? e3) is { } problem)
+            {
+                await Console.Error.WriteLineAsync("eru lb explain: " + problem);
+                return 2;
+            }
+            var body = JsonSerializer.Serialize(new Dictionary<string, object?>
+            {
+                ["host"] = pr.GetValue(domain), ["method"] = pr.GetValue(method), ["path"] = pr.GetValue(path),
+                ["headers"] = h, ["cookies"] = c, ["query"] = q, ["client_ip"] = pr.GetValue(clientIp),
+            });
+            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Post, "/api/explain", body, ct);
+        });
+
+        return new Command("lb", "The layer-7 balancer: domains and their rule graphs")
+        {
+            admin, token, ls, get, set, rm, explain,
+        };
+    }
+
+    private static async Task<int> CallAsync(string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)
+    {
+        token ??= Environment.GetEnvironmentVariable("ERU_LB_TOKEN");
+        if (token is null && File.Exists(Path.Combine(".dev", "lb.token"))) token = (await File.ReadAllTextAsync(Path.Combine(".dev", "lb.token"), ct)).Trim();
+        if (string.IsNullOrEmpty(token))
+        {
+            await Console.Error.WriteLineAsync("eru lb: no admin token (--token, ERU_LB_TOKEN, or run inside a checkout with ./eru dev running)");
+            return 2;
+        }
+        if (!Uri.TryCreate(admin, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
+        {
+            await Console.Error.WriteLineAsync($"eru lb: --admin \"{admin}\" is not an http(s) URL");
+            return 2;
+        }
+        using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(10) };
+        using var req = new HttpRequestMessage(method, path);
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (body is not null) req.Content = new StringContent(body, Encoding.UTF8, "application/json");
+        try
+        {
+            using var resp = await http.SendAsync(req, ct);
+            var text = await resp.Content.ReadAsStringAsync(ct);
+            Console.WriteLine(Pretty(text));
+            return resp.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (HttpRequestException ex)
+        {
+            await Console.Error.WriteLineAsync($"eru lb: {admin}: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static string Pretty(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return JsonSerializer.Serialize(doc.RootElement, Indented);
+        }
+        catch (JsonException)
+        {
+            return json;
+        }
+    }
+}
