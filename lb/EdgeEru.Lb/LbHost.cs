@@ -28,6 +28,7 @@ public static class LbHost
         var configuredToken = builder.Configuration["Lb:AdminToken"];
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
         builder.WebHost.UseUrls($"{proxyUrls};{opsUrls};{adminUrls}");
+        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);

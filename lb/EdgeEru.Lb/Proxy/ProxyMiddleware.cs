@@ -12,10 +12,15 @@ namespace EdgeEru.Lb.Proxy;
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client, ILogger<ProxyMiddleware> log)
 {
-    private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status.",
+    private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",
         new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
     private static readonly Histogram Duration = Metrics.CreateHistogram("eru_lb_request_duration_seconds", "Time to answer a request, by domain.",
         new HistogramConfiguration { LabelNames = ["domain"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
+    private static readonly string[] Classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    // Label children are looked up once per (domain, node, class), not per request.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), Counter.Child> _requestChildren = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Histogram.Child> _durationChildren = new();
 
     /// <summary>The connection pool to backends, one for the process (DI disposes it).</summary>
     public static HttpMessageInvoker CreateClient() => new(new SocketsHttpHandler
@@ -64,8 +69,10 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                 await ForwardAsync(context, current.Pools(graph, decision.Terminal), decision, node.Options);
                 break;
         }
-        Requests.WithLabels(graph.Domain.Name, decision.Terminal.Id, context.Response.StatusCode.ToString()).Inc();
-        Duration.WithLabels(graph.Domain.Name).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
+        _requestChildren.GetOrAdd((graph.Domain.Name, decision.Terminal.Id, statusClass),
+            static k => Requests.WithLabels(k.Item1, k.Item2, Classes[k.Item3])).Inc();
+        _durationChildren.GetOrAdd(graph.Domain.Name, static d => Duration.WithLabels(d)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     private async Task ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)

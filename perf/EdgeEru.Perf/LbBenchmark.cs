@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using EdgeEru.Dev;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+
+namespace EdgeEru.Perf;
+
+/// <summary>
+/// lb: wrk against the backend directly, nginx proxying to it (upstream keepalive), and eru-lb walking a
+/// three-level graph to the same backend, in the same run; then the time from a change in etcd
+/// (graph or health) to the first request that follows it.
+/// </summary>
+internal static partial class LbBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var seconds = BenchCluster.Arg(args, "--seconds", 10);
+        var connections = BenchCluster.Arg(args, "--connections", 64);
+        var dir = Directory.CreateTempSubdirectory("eru-lb-bench-").FullName;
+        var nginx = Tools.Find("nginx", "nginx-light");
+        try
+        {
+            // The backend: nginx answering a small body, one worker.
+            var backendPort = Ports.FreeTcp();
+            var proxyPort = Ports.FreeTcp();
+            WriteNginx(dir, "backend", $$"""
+                worker_processes 1;
+                events { worker_connections 4096; }
+                http { access_log off; server { listen 127.0.0.1:{{backendPort}}; keepalive_requests 100000;
+                  location / { return 200 "hello from the backend\n"; } } }
+                """);
+            WriteNginx(dir, "proxy", $$"""
+                worker_processes auto;
+                events { worker_connections 4096; }
+                http { access_log off;
+                  upstream backend { server 127.0.0.1:{{backendPort}}; keepalive 128; }
+                  server { listen 127.0.0.1:{{proxyPort}}; keepalive_requests 100000;
+                    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+                """);
+            await using var backend = ChildProcess.Start(nginx, ["-p", dir, "-c", Path.Combine(dir, "backend.conf"), "-g", "daemon off;"]);
+            await using var proxy = ChildProcess.Start(nginx, ["-p", dir, "-c", Path.Combine(dir, "proxy.conf"), "-g", "daemon off;"]);
+
+            await using var etcd = await EtcdServer.StartAsync();
+            using var conn = new EtcdConnection(new RegistryOptions { Endpoints = etcd.ClientUrl });
+            var store = new RegistryStore(conn);
+            await using var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(10));
+            await store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = "node-000", HeartbeatAt = DateTimeOffset.UtcNow }, lease.Id);
+            var workload = BenchCluster.Workload(0, 1, 1) with
+            {
+                App = "bench", Entrypoint = "web", Tags = ["v1"], Networks = StringMap.Of(("eru-mv", "127.0.0.1")),
+                Ports = [new PublishedPort { Name = "http", Port = backendPort }],
+            };
+            await store.PutAsync(Kinds.Workloads, workload);
+            var healthy = BenchCluster.Status(0, 1, true) with { Addresses = StringMap.Of(("eru-mv", "127.0.0.1")) };
+            await store.PutAsync(Kinds.WorkloadStatus, healthy, lease.Id);
+            await store.PutAsync(Kinds.LbDomains, Graph(teapot: false));
+
+            var lbPort = Ports.FreeTcp();
+            var dll = Path.Combine(AppContext.BaseDirectory, "..", "lb", "eru-lb.dll");
+            await using var lb = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
+                "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+            using var http = new HttpClient();
+            await Until(async () => await Status(http, lbPort) == 200, "eru-lb routing", lb);
+            await Until(async () => await Status(http, proxyPort) == 200, "nginx proxying", proxy);
+
+            // Same load on each, twice, alternating; the best of each counts.
+            var runs = new List<(string Who, WrkResult R)>();
+            for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 2); round++)
+            {
+                runs.Add(("direct", await WrkAsync(backendPort, seconds, connections, [backend])));
+                runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
+                runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+            }
+            foreach (var (who, r) in runs)
+                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s  rss {r.RssMb:F0} MB  errors {r.Errors}");
+            var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(x => x.R.Rps).R);
+
+            // Propagation: a change in etcd → the first request that shows it.
+            var graphMs = new List<double>();
+            var healthMs = new List<double>();
+            for (var k = 0; k < 40; k++)
+            {
+                var teapot = k % 2 == 0;
+                await store.PutAsync(Kinds.LbDomains, Graph(teapot));
+                var t0 = Stopwatch.GetTimestamp();
+                await Until(async () => await Status(http, lbPort) == (teapot ? 418 : 200), "graph change", lb);
+                graphMs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+
+                await store.PutAsync(Kinds.WorkloadStatus, healthy with { Healthy = teapot }, lease.Id);
+                if (teapot) continue;
+                t0 = Stopwatch.GetTimestamp();
+                await Until(async () => await Status(http, lbPort) == 503, "health change", lb);
+                healthMs.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                await store.PutAsync(Kinds.WorkloadStatus, healthy, lease.Id);
+                await Until(async () => await Status(http, lbPort) == 200, "healthy again", lb);
+            }
+
+            var ratio = best["eru"].Rps / best["nginx"].Rps;
+            var result = new Dictionary<string, object>
+            {
+                ["seconds_per_run"] = seconds,
+                ["connections"] = connections,
+                ["direct_rps"] = Math.Round(best["direct"].Rps),
+                ["nginx_rps"] = Math.Round(best["nginx"].Rps),
+                ["eru_rps"] = Math.Round(best["eru"].Rps),
+                ["rps_ratio_vs_nginx"] = Math.Round(ratio, 3),
+                ["nginx_p50_ms"] = best["nginx"].P50Ms, ["nginx_p99_ms"] = best["nginx"].P99Ms,
+                ["eru_p50_ms"] = best["eru"].P50Ms, ["eru_p99_ms"] = best["eru"].P99Ms,
+                ["nginx_cpu_s"] = Math.Round(best["nginx"].CpuSeconds, 1), ["eru_cpu_s"] = Math.Round(best["eru"].CpuSeconds, 1),
+                ["nginx_rss_mb"] = Math.Round(best["nginx"].RssMb), ["eru_rss_mb"] = Math.Round(best["eru"].RssMb),
+                ["eru_errors"] = best["eru"].Errors,
+                ["graph_change_p50_ms"] = Stats.Round(Stats.Percentile(graphMs, 50)),
+                ["graph_change_p99_ms"] = Stats.Round(Stats.Percentile(graphMs, 99)),
+                ["health_change_p50_ms"] = Stats.Round(Stats.Percentile(healthMs, 50)),
+                ["health_change_p99_ms"] = Stats.Round(Stats.Percentile(healthMs, 99)),
+                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100,
+            };
+            Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>host → path → header → percent → tag-selected backend (or a 418 when <paramref name="teapot"/>).</summary>
+    private static LbDomain Graph(bool teapot) => new()
+    {
+        Name = "bench.test",
+        Init = "path",
+        Nodes = new()
+        {
+            ["path"] = new LbNode { Type = "path", Match = "prefix", Value = "/", Succ = "canary", Fail = "nope" },
+            ["canary"] = new LbNode { Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split" },
+            ["split"] = new LbNode { Type = "percent", Key = "cookie:uid", Percent = 0, Succ = "v2", Fail = teapot ? "teapot" : "v1" },
+            ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v1"] } },
+            ["v2"] = new LbNode { Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v2"] } },
+            ["teapot"] = new LbNode { Type = "respond", Status = 418 },
+            ["nope"] = new LbNode { Type = "respond", Status = 404 },
+        },
+    };
+
+    private static void WriteNginx(string dir, string name, string config)
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "logs"));
+        File.WriteAllText(Path.Combine(dir, name + ".conf"), $"pid {dir}/{name}.pid;\nerror_log {dir}/{name}.err warn;\n{config}\n");
+    }
+
+    private static async Task<int> Status(HttpClient http, int port)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/");
+        req.Headers.Host = "bench.test";
+        try
+        {
+            using var resp = await http.SendAsync(req);
+            return (int)resp.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return 0;
+        }
+    }
+
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb);
+
+    private static async Task<WrkResult> WrkAsync(int port, int seconds, int connections, ChildProcess[] servers)
+    {
+        var pids = servers.SelectMany(s => Tree(s.Id)).ToList();
+        var cpuBefore = pids.Sum(CpuTicks);
+        var output = new System.Text.StringBuilder();
+        await using (var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
+            ["-t", "2", "-c", connections.ToString(), "-d", $"{seconds}s", "--latency", "-H", "Host: bench.test", $"http://127.0.0.1:{port}/"],
+            line => { lock (output) output.AppendLine(line); }))
+        {
+            await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
+        }
+        var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
+        var rss = pids.Sum(RssKb) / 1024.0;
+        var text = output.ToString();
+        var rps = double.Parse(RpsLine().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
+        var errors = ErrorsLine().Match(text) is { Success: true } e ? long.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        errors += Non2xx().Match(text) is { Success: true } n ? long.Parse(n.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss);
+    }
+
+    private static double Percent(string wrk, string which)
+    {
+        var m = Regex.Match(wrk, $@"^\s*{Regex.Escape(which)}\s+([\d.]+)(us|ms|s)\s*$", RegexOptions.Multiline);
+        var v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        return Math.Round(m.Groups[2].Value switch { "us" => v / 1000, "s" => v * 1000, _ => v }, 3);
+    }
+
+    [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")] private static partial Regex RpsLine();
+    [GeneratedRegex(@"Socket errors: connect (\d+)")] private static partial Regex ErrorsLine();
+    [GeneratedRegex(@"Non-2xx or 3xx responses: (\d+)")] private static partial Regex Non2xx();
+
+    private static IEnumerable<int> Tree(int pid)
+    {
+        yield return pid;
+        var children = $"/proc/{pid}/task/{pid}/children";
+        if (!File.Exists(children)) yield break;
+        foreach (var c in File.ReadAllText(children).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            foreach (var d in Tree(int.Parse(c, CultureInfo.InvariantCulture))) yield return d;
+    }
+
+    private static long CpuTicks(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime + stime
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    private static long RssKb(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    private static async Task Until(Func<Task<bool>> condition, string what, ChildProcess process, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (!await condition())
+        {
+            if (process.HasExited && what != "wrk done") throw new InvalidOperationException($"{what}: process exited:\n{process.OutputTail()}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not in time:\n{process.OutputTail()}");
+            await Task.Delay(5);
+        }
+    }
+}
