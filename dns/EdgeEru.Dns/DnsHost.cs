@@ -15,12 +15,7 @@ public static class DnsHost
     {
         // appsettings.json is the one next to the binary, whatever the working directory.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.AddEnvironmentVariables("ERU_");
-        builder.Configuration.AddCommandLine(args);
-        builder.Logging.ClearProviders();
-        if (logging is not null) logging(builder.Logging);
-        else if (builder.Configuration["Logging:Format"] == "simple") builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        else builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+        builder.ApplyEruConventions(args, logging);
         builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9153");
 
         builder.Services.AddRegistryWatcher(builder.Configuration);

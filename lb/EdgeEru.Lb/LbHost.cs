@@ -11,12 +11,7 @@ public static class LbHost
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-        builder.Configuration.AddEnvironmentVariables("ERU_");
-        builder.Configuration.AddCommandLine(args);
-        builder.Logging.ClearProviders();
-        if (logging is not null) logging(builder.Logging);
-        else if (builder.Configuration["Logging:Format"] == "simple") builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        else builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+        builder.ApplyEruConventions(args, logging);
 
         // Traffic on Lb:Urls; /metrics and /healthz on Http:Urls (a port of their own).
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";

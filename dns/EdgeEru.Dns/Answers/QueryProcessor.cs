@@ -231,7 +231,7 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         private readonly bool _edns;
         private readonly int _limit;
         private readonly int _questionEnd;
-        private int _pos;
+        private DnsWriter _w;
         private int _answers, _authority, _additional;
         private bool _full;
 
@@ -241,8 +241,8 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             _edns = edns;
             _limit = limit;
             _questionEnd = questionEnd;
-            q[..questionEnd].CopyTo(r);
-            _pos = questionEnd;
+            _w = new DnsWriter(r);
+            _w.Bytes(q[..questionEnd]);
         }
 
         public QueryOutcome Answer(RRset set, ushort qtype)
@@ -272,8 +272,8 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         {
             if (Fits(2 + soaTail.Length))
             {
-                Pointer(12 + apexAt);
-                Copy(soaTail);
+                _w.Pointer(12 + apexAt);
+                _w.Bytes(soaTail);
                 _answers++;
             }
             return Finish(DnsRcode.NoError, qtype, authoritative: true);
@@ -289,18 +289,15 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             var size = 2 + 10 + ident.Length + entrypoint.Length + app.Length + 3 + zoneApex.Length;
             if (Fits(size))
             {
-                Pointer(12);
-                WriteU16(DnsType.PTR);
-                WriteU16(DnsClass.IN);
-                BinaryPrimitives.WriteUInt32BigEndian(_r[_pos..], ttl);
-                _pos += 4;
-                WriteU16((ushort)(size - 12));
+                _w.Pointer(12);
+                var rdata = _w.RecordHeader(DnsType.PTR, ttl);
                 foreach (var label in (ReadOnlySpan<string>)[ident, entrypoint, app])
                 {
-                    _r[_pos++] = (byte)label.Length;
-                    foreach (var c in label) _r[_pos++] = (byte)c;
+                    _w.U8((byte)label.Length);
+                    foreach (var c in label) _w.U8((byte)c);
                 }
-                Copy(zoneApex);
+                _w.Bytes(zoneApex);
+                _w.EndRecord(rdata);
                 _answers++;
             }
             return Finish(DnsRcode.NoError, qtype, authoritative: true);
@@ -310,8 +307,8 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         {
             if (Fits(2 + soaTail.Length))
             {
-                Pointer(12 + apexAt);
-                Copy(soaTail);
+                _w.Pointer(12 + apexAt);
+                _w.Bytes(soaTail);
                 _authority++;
             }
             return Finish(rcode, qtype, authoritative: true);
@@ -322,19 +319,19 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             if (_full && _limit < DnsLimits.MaxMessage)
             {
                 // Over UDP: send no records at all with TC set; the client retries over TCP (RFC 2181 9).
-                _pos = _questionEnd;
+                _w.Rewind(_questionEnd);
                 _answers = _authority = _additional = 0;
             }
             var optCount = 0;
             if (_edns)
             {
-                _r[_pos++] = 0; // root
-                WriteU16(DnsType.OPT);
-                WriteU16(DnsLimits.EdnsUdp);      // our size, not the client's
-                _r[_pos++] = (byte)(rcode >> 4);  // extended rcode
-                _r[_pos++] = 0;                   // version 0
-                WriteU16(0);                      // no DO: no DNSSEC here
-                WriteU16(0);
+                _w.U8(0);                         // root
+                _w.U16(DnsType.OPT);
+                _w.U16(DnsLimits.EdnsUdp);        // our size, not the client's
+                _w.U8((byte)(rcode >> 4));        // extended rcode
+                _w.U8(0);                         // version 0
+                _w.U16(0);                        // no DO: no DNSSEC here
+                _w.U16(0);
                 optCount = 1;
             }
             var q2 = _r[2];
@@ -344,7 +341,7 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
             BinaryPrimitives.WriteUInt16BigEndian(_r[6..], (ushort)_answers);
             BinaryPrimitives.WriteUInt16BigEndian(_r[8..], (ushort)_authority);
             BinaryPrimitives.WriteUInt16BigEndian(_r[10..], (ushort)(_additional + optCount));
-            return new QueryOutcome(_pos, qtype, rcode);
+            return new QueryOutcome(_w.Position, qtype, rcode);
         }
 
         private void AddSet(RRset set, ref int count)
@@ -357,7 +354,7 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         private void Add(byte[] record, ref int count)
         {
             if (!Fits(record.Length)) return;
-            Copy(record);
+            _w.Bytes(record);
             count++;
         }
 
@@ -365,23 +362,9 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         private bool Fits(int n)
         {
             if (_full) return false;
-            if (_pos + n + (_edns ? 11 : 0) <= _limit) return true;
+            if (_w.Position + n + (_edns ? 11 : 0) <= _limit) return true;
             _full = true;
             return false;
-        }
-
-        private void Pointer(int offset) => WriteU16((ushort)(0xC000 | offset));
-
-        private void WriteU16(ushort v)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(_r[_pos..], v);
-            _pos += 2;
-        }
-
-        private void Copy(ReadOnlySpan<byte> bytes)
-        {
-            bytes.CopyTo(_r[_pos..]);
-            _pos += bytes.Length;
         }
     }
 }

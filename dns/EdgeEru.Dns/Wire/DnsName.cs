@@ -85,6 +85,9 @@ public ref struct DnsWriter(Span<byte> buffer)
 
     public int Position { get; private set; }
 
+    /// <summary>Drops everything after <paramref name="position"/> (a response cut for UDP).</summary>
+    public void Rewind(int position) => Position = position;
+
     public void U8(byte v) => _buffer[Position++] = v;
 
     public void U16(ushort v)

@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeEru.Registry.Hosting;
+
+/// <summary>What every EdgeEru service does the same way: configuration sources and log format.</summary>
+public static class ServiceConventions
+{
+    /// <summary>
+    /// appsettings.json (by the host), then <c>ERU_</c> environment variables (<c>ERU_Dns__Port</c>), then
+    /// <c>--Section:Key value</c> flags. Logs are JSON lines unless <c>Logging:Format</c> is <c>simple</c>;
+    /// tests pass <paramref name="logging"/> to send them elsewhere.
+    /// </summary>
+    public static void ApplyEruConventions(this IHostApplicationBuilder builder, string[] args, Action<ILoggingBuilder>? logging = null)
+    {
+        builder.Configuration.AddEnvironmentVariables("ERU_");
+        builder.Configuration.AddCommandLine(args);
+        builder.Logging.ClearProviders();
+        if (logging is not null) logging(builder.Logging);
+        else if (builder.Configuration["Logging:Format"] == "simple") builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        else builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ");
+    }
+}
