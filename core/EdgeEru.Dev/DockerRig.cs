@@ -1,0 +1,237 @@
+using System.Formats.Tar;
+using System.Net.Sockets;
+
+namespace EdgeEru.Dev;
+
+/// <summary>
+/// Simulated Docker hosts on one machine: each a network namespace on a shared bridge, with its own
+/// dockerd (vfs storage, no iptables, no default bridge) and a macvlan network <c>eru-mv</c> in
+/// 198.18.0.0/16 with a disjoint address range per host. The root namespace reaches containers through
+/// the bridge (198.18.255.254). A busybox image is imported offline on each host. Needs root, iproute2,
+/// docker.io and busybox-static.
+/// </summary>
+public sealed class DockerRig : IAsyncDisposable
+{
+    public const string Network = "eru-mv";
+    public const string Image = "edgeeru/busybox:test";
+    private readonly string _id;
+    private readonly string _dir;
+    private readonly List<DockerHost> _hosts = [];
+
+    private DockerRig(string id, string dir)
+    {
+        _id = id;
+        _dir = dir;
+    }
+
+    public string Bridge => "br-" + _id;
+    public IReadOnlyList<DockerHost> Hosts => _hosts;
+
+    public static async Task<DockerRig> StartAsync(int hosts)
+    {
+        if (hosts is < 1 or > 12) throw new ArgumentOutOfRangeException(nameof(hosts), "1 to 12 simulated hosts");
+        Tools.Find("ip", "iproute2");
+        Tools.Find("nsenter", "util-linux");
+        Tools.Find("dockerd", "docker.io");
+        Tools.Find("docker", "docker.io");
+        Tools.Find("busybox", "busybox-static");
+        var id = "e" + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
+        var dir = Path.Combine("/tmp", "eru-rig-" + id);
+        Directory.CreateDirectory(dir);
+        var rig = new DockerRig(id, dir);
+        try
+        {
+            await Ip("link", "add", rig.Bridge, "type", "bridge");
+            await Ip("link", "set", rig.Bridge, "up");
+            await Ip("addr", "add", "198.18.255.254/16", "dev", rig.Bridge);
+            var image = BusyboxImage();
+            for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image));
+            return rig;
+        }
+        catch
+        {
+            await rig.DisposeAsync();
+            throw;
+        }
+    }
+
+    internal string Id => _id;
+
+    internal static Task<string> Ip(params string[] args) => Command.RunAsync("ip", args);
+
+    /// <summary>A root filesystem of busybox and its applets, as a tar for `docker import`.</summary>
+    private static byte[] BusyboxImage()
+    {
+        using var ms = new MemoryStream();
+        using (var tar = new TarWriter(ms, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101 });
+            tar.WriteEntry(Tools.Find("busybox", "busybox-static"), "bin/busybox");
+            foreach (var applet in new[] { "sh", "httpd", "ls", "cat", "echo", "sleep", "hostname", "wget", "mkdir", "true", "false", "ps", "kill" })
+                tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "tmp/") { Mode = (UnixFileMode)0b111_111_111 });
+        }
+        return ms.ToArray();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var h in _hosts) await h.DisposeAsync();
+        try
+        {
+            await Ip("link", "del", Bridge);
+        }
+        catch (CommandFailedException)
+        {
+            // Never created, or already gone.
+        }
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>One simulated host: a network namespace with eth0 on the rig's bridge and its own dockerd.</summary>
+public sealed class DockerHost : IAsyncDisposable
+{
+    private ChildProcess? _dockerd;
+
+    private DockerHost(string name, int index, string address, string socketPath, string dir)
+    {
+        Name = name;
+        Index = index;
+        Address = address;
+        SocketPath = socketPath;
+        Dir = dir;
+    }
+
+    public string Name { get; }
+    public int Index { get; }
+
+    /// <summary>The host's own address on the bridge (198.18.{index}.1).</summary>
+    public string Address { get; }
+    public string SocketPath { get; }
+    public string Endpoint => "unix://" + SocketPath;
+    private string Dir { get; }
+
+    /// <summary>Container addresses this host's macvlan network hands out (disjoint per host).</summary>
+    public string IpRange => $"198.18.{16 * Index}.0/20";
+
+    internal static async Task<DockerHost> StartAsync(DockerRig rig, int index, string rigDir, byte[] image)
+    {
+        var ns = $"{rig.Id}h{index}";
+        var dir = Path.Combine(rigDir, "h" + index);
+        Directory.CreateDirectory(dir);
+        var host = new DockerHost(ns, index, $"198.18.{index}.1", Path.Combine(dir, "d.sock"), dir);
+        await DockerRig.Ip("netns", "add", ns);
+        await DockerRig.Ip("link", "add", "v" + ns, "type", "veth", "peer", "name", "p" + ns);
+        await DockerRig.Ip("link", "set", "v" + ns, "master", rig.Bridge, "up");
+        await DockerRig.Ip("link", "set", "p" + ns, "netns", ns);
+        await DockerRig.Ip("-n", ns, "link", "set", "p" + ns, "name", "eth0");
+        await DockerRig.Ip("-n", ns, "link", "set", "eth0", "up");
+        await DockerRig.Ip("-n", ns, "link", "set", "lo", "up");
+        await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/16", "dev", "eth0");
+
+        // nsenter, not `ip netns exec`: that remounts /sys and dockerd then finds no cgroups.
+        host._dockerd = ChildProcess.Start(Tools.Find("nsenter", "util-linux"),
+        [
+            $"--net=/var/run/netns/{ns}", Tools.Find("dockerd", "docker.io"),
+            "--data-root", Path.Combine(dir, "data"), "--exec-root", $"/tmp/{ns}", // unix socket paths are limited to 108 bytes
+            "-H", host.Endpoint, "--pidfile", Path.Combine(dir, "d.pid"),
+            "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+        ]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!await host.PingAsync())
+        {
+            if (host._dockerd.HasExited) throw new InvalidOperationException($"dockerd of {ns} exited:\n{host._dockerd.OutputTail()}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"dockerd of {ns} did not answer within 60 s:\n{host._dockerd.OutputTail()}");
+            await Task.Delay(50);
+        }
+        await host.DockerAsync(["import", "-", DockerRig.Image], image);
+        await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", "198.18.0.0/16", "--ip-range", host.IpRange,
+            "--gateway", "198.18.255.253", "-o", "parent=eth0", DockerRig.Network]);
+        return host;
+    }
+
+    /// <summary>Runs the docker CLI against this host (fixture set-up; the platform itself speaks the Engine API).</summary>
+    public Task<string> DockerAsync(IEnumerable<string> args, byte[]? stdin = null) =>
+        Command.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Endpoint, .. args], stdin);
+
+    private async Task<bool> PingAsync()
+    {
+        if (!File.Exists(SocketPath)) return false;
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath));
+            await socket.SendAsync("GET /_ping HTTP/1.0\r\n\r\n"u8.ToArray());
+            var buffer = new byte[256];
+            var n = await socket.ReceiveAsync(buffer);
+            return n > 0 && System.Text.Encoding.ASCII.GetString(buffer, 0, n).Contains(" 200 ", StringComparison.Ordinal);
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Removes everything this host started: its containers (killed, not waited for: a busybox PID 1
+    /// ignores SIGTERM), dockerd, any shim left behind, its mounts, its namespace and its files.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            var ids = (await DockerAsync(["ps", "-aq"])).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            if (ids.Length > 0) await DockerAsync(["rm", "-f", .. ids]);
+        }
+        catch (Exception ex) when (ex is CommandFailedException or TimeoutException)
+        {
+            // dockerd is already gone: the sweep below finds what it left.
+        }
+        if (_dockerd is not null) await _dockerd.DisposeAsync();
+        var execRoot = $"/tmp/{Name}";
+        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => p!.All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+                if (cmdline.Contains(execRoot, StringComparison.Ordinal) || cmdline.Contains(Dir, StringComparison.Ordinal))
+                    System.Diagnostics.Process.GetProcessById(int.Parse(pid!)).Kill(entireProcessTree: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+            }
+        }
+        foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1])
+                     .Where(m => m.StartsWith(execRoot, StringComparison.Ordinal) || m.StartsWith(Dir, StringComparison.Ordinal)).Reverse())
+        {
+            try
+            {
+                await Command.RunAsync("umount", ["-l", mount]);
+            }
+            catch (CommandFailedException)
+            {
+            }
+        }
+        try
+        {
+            await DockerRig.Ip("netns", "del", Name);
+        }
+        catch (CommandFailedException)
+        {
+        }
+        try
+        {
+            Directory.Delete(execRoot, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
