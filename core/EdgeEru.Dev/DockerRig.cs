@@ -57,7 +57,7 @@ public sealed class DockerRig : IAsyncDisposable
 
     internal string Id => _id;
 
-    internal static Task<string> Ip(params string[] args) => Command.RunAsync("ip", args);
+    internal static Task<string> Ip(params string[] args) => Shell.RunAsync("ip", args);
 
     /// <summary>A root filesystem of busybox and its applets, as a tar for `docker import`.</summary>
     private static byte[] BusyboxImage()
@@ -159,7 +159,7 @@ public sealed class DockerHost : IAsyncDisposable
 
     /// <summary>Runs the docker CLI against this host (fixture set-up; the platform itself speaks the Engine API).</summary>
     public Task<string> DockerAsync(IEnumerable<string> args, byte[]? stdin = null) =>
-        Command.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Endpoint, .. args], stdin);
+        Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Endpoint, .. args], stdin);
 
     private async Task<bool> PingAsync()
     {
@@ -213,7 +213,7 @@ public sealed class DockerHost : IAsyncDisposable
         {
             try
             {
-                await Command.RunAsync("umount", ["-l", mount]);
+                await Shell.RunAsync("umount", ["-l", mount]);
             }
             catch (CommandFailedException)
             {

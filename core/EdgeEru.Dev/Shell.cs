@@ -3,7 +3,7 @@ using System.Diagnostics;
 namespace EdgeEru.Dev;
 
 /// <summary>Runs a short command (ip, docker, ...) to completion; a failure says what ran and what it printed.</summary>
-public static class Command
+public static class Shell
 {
     public static async Task<string> RunAsync(string program, IEnumerable<string> args, byte[]? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
         TimeSpan? timeout = null)
