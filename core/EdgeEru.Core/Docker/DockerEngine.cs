@@ -1,0 +1,156 @@
+using System.Globalization;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Core.Docker;
+
+/// <summary>A container to create: what Core decided for one instance.</summary>
+public sealed record ContainerSpec
+{
+    public required string Name { get; init; }
+    public required string Image { get; init; }
+    public IReadOnlyList<string> Command { get; init; } = [];
+    public IReadOnlyList<string> Env { get; init; } = [];
+    public string? User { get; init; }
+    public string? WorkingDir { get; init; }
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Docker network → fixed IPv4 address, or "" for one the driver picks.</summary>
+    public IReadOnlyDictionary<string, string> Networks { get; init; } = new Dictionary<string, string>();
+
+    public long MemoryLimit { get; init; }
+
+    /// <summary>CFS quota in cores (unbound workloads); 0: none.</summary>
+    public double CpuQuota { get; init; }
+
+    /// <summary>Bound cores ("2,3"); null for the shared pool.</summary>
+    public string? Cpuset { get; init; }
+
+    public string? CpusetMems { get; init; }
+}
+
+/// <summary>What Docker says about a container.</summary>
+public sealed record ContainerState(string Id, string Name, bool Running, IReadOnlyDictionary<string, string> Addresses,
+    long MemoryLimit, string Cpuset, long CpuQuota, IReadOnlyDictionary<string, string> Labels);
+
+/// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
+public sealed class DockerEngine : IDisposable
+{
+    /// <summary>Labels that mark what EdgeEru created.</summary>
+    public const string AppLabel = "eru.app", EntrypointLabel = "eru.entrypoint", IdentLabel = "eru.ident", NodeLabel = "eru.node";
+
+    private const long CfsPeriod = 100_000;
+    private readonly DockerClient _client;
+
+    public DockerEngine(DockerEndpoint endpoint)
+    {
+        if (endpoint.TlsCertPath is not null)
+            throw new NotSupportedException($"{endpoint.Address}: TLS client certificates are not supported yet; use a unix socket or plain tcp on a trusted network");
+        _client = new DockerClientConfiguration(new Uri(endpoint.Address), defaultTimeout: TimeSpan.FromSeconds(60)).CreateClient();
+    }
+
+    /// <summary>The engine's CPUs and memory (a node added without capacity takes these).</summary>
+    public async Task<(int Cpus, long Memory, string Version)> InfoAsync(CancellationToken ct = default)
+    {
+        var info = await _client.System.GetSystemInfoAsync(ct);
+        return ((int)info.NCPU, info.MemTotal, info.ServerVersion);
+    }
+
+    /// <summary>Creates and starts a container; if anything after the create fails, the container is removed again.</summary>
+    public async Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct = default)
+    {
+        var endpoints = spec.Networks.ToDictionary(n => n.Key, n => new EndpointSettings
+        {
+            IPAMConfig = n.Value.Length > 0 ? new EndpointIPAMConfig { IPv4Address = n.Value } : null,
+        });
+        var created = await _client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = spec.Name,
+            Image = spec.Image,
+            Cmd = spec.Command.Count > 0 ? [.. spec.Command] : null,
+            Env = [.. spec.Env],
+            User = spec.User,
+            WorkingDir = spec.WorkingDir,
+            Labels = spec.Labels.ToDictionary(),
+            HostConfig = new HostConfig
+            {
+                Memory = spec.MemoryLimit,
+                MemorySwap = spec.MemoryLimit > 0 ? spec.MemoryLimit : 0, // no swap beyond the limit
+                CPUPeriod = spec.CpuQuota > 0 ? CfsPeriod : 0,
+                CPUQuota = spec.CpuQuota > 0 ? (long)(spec.CpuQuota * CfsPeriod) : 0,
+                CpusetCpus = spec.Cpuset,
+                CpusetMems = spec.CpusetMems,
+                NetworkMode = spec.Networks.Keys.FirstOrDefault() ?? "none",
+            },
+            // Docker attaches one network at create; the others are connected before start.
+            NetworkingConfig = spec.Networks.Count == 0 ? null : new NetworkingConfig
+            {
+                EndpointsConfig = new Dictionary<string, EndpointSettings> { [spec.Networks.Keys.First()] = endpoints[spec.Networks.Keys.First()] },
+            },
+        }, ct);
+        try
+        {
+            foreach (var (network, settings) in endpoints.Skip(1))
+                await _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters { Container = created.ID, EndpointConfig = settings }, ct);
+            await _client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), ct);
+            return created.ID;
+        }
+        catch
+        {
+            await RemoveAsync(created.ID, TimeSpan.Zero, CancellationToken.None);
+            throw;
+        }
+    }
+
+    public async Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default)
+    {
+        try
+        {
+            var c = await _client.Containers.InspectContainerAsync(id, ct);
+            var addresses = (c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
+                .Where(n => !string.IsNullOrEmpty(n.Value.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress);
+            return new ContainerState(c.ID, c.Name.TrimStart('/'), c.State.Running, addresses, c.HostConfig.Memory,
+                c.HostConfig.CpusetCpus ?? "", c.HostConfig.CPUQuota, c.Config.Labels?.ToDictionary() ?? []);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Stops (SIGTERM, then SIGKILL after <paramref name="stopTimeout"/>) and removes; true if it existed.</summary>
+    public async Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default)
+    {
+        try
+        {
+            if (stopTimeout > TimeSpan.Zero)
+                await _client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+            await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, ct);
+            return true;
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Every container EdgeEru created on this engine (by label), running or not.</summary>
+    public async Task<IReadOnlyList<ContainerState>> ListEdgeEruAsync(CancellationToken ct = default)
+    {
+        var list = await _client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [AppLabel] = true } },
+        }, ct);
+        var states = new List<ContainerState>();
+        foreach (var c in list)
+            if (await InspectAsync(c.ID, ct) is { } s) states.Add(s);
+        return states;
+    }
+
+    /// <summary>The cpuset string of a CPU plan ("2,3").</summary>
+    public static string Cpuset(IEnumerable<int> cores) => string.Join(',', cores.Order().Select(c => c.ToString(CultureInfo.InvariantCulture)));
+
+    public void Dispose() => _client.Dispose();
+}
