@@ -6,7 +6,7 @@ using Xunit;
 namespace EdgeEru.Core.Tests;
 
 /// <summary>Core's Docker driver against a real dockerd in a simulated host.</summary>
-[Collection(EdgeEru.TestSupport.DockerRigCollection.Name)]
+[Collection(DockerRigCollection.Name)]
 public sealed class DockerEngineTests : IAsyncLifetime
 {
     private DockerRig? _rig;

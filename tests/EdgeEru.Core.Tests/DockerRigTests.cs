@@ -4,7 +4,7 @@ using Xunit;
 namespace EdgeEru.Core.Tests;
 
 /// <summary>The simulated Docker hosts Core, the agent and the SSH gateway are tested on: real dockerd in network namespaces.</summary>
-[Collection(EdgeEru.TestSupport.DockerRigCollection.Name)]
+[Collection(DockerRigCollection.Name)]
 public class DockerRigTests
 {
     [Fact]
