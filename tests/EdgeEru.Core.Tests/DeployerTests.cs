@@ -90,6 +90,21 @@ public sealed class DeployerTests(EtcdFixture etcd, ITestOutputHelper output) : 
     }
 
     [Fact]
+    public async Task Removing_stops_the_container_and_deletes_the_record_freeing_the_room()
+    {
+        var deployed = await Deployer().DeployAsync(Spec(8)); // both hosts full
+        Assert.True(deployed.Ok);
+        Assert.Contains("no capacity", (await Deployer().DeployAsync(Spec(1))).Error, StringComparison.Ordinal);
+        var victim = deployed.Instances[0].WorkloadId!;
+        var removed = await Deployer().RemoveAsync([victim, "not-a-workload"], TimeSpan.Zero);
+        Assert.Null(removed[0].Error);
+        Assert.Equal("no workload not-a-workload", removed[1].Error);
+        Assert.DoesNotContain(victim, (await Records()).Select(r => r.Id));
+        Assert.DoesNotContain(victim, (await Containers()).Select(c => c.Id));
+        Assert.True((await Deployer().DeployAsync(Spec(1))).Ok); // its room is free again
+    }
+
+    [Fact]
     public async Task Bound_instances_get_distinct_cores_and_the_cpuset_is_on_the_container()
     {
         var result = await Deployer().DeployAsync(Spec(2, bind: true, cpu: 1, strategy: Strategy.Fill) with { Nodes = ["h1"] });

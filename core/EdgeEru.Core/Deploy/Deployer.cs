@@ -99,6 +99,42 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         }
     }
 
+    /// <summary>
+    /// Removes workloads: stop (SIGTERM, then SIGKILL after <paramref name="stopTimeout"/>), remove the
+    /// container, delete the record; a container already gone still has its record deleted.
+    /// </summary>
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default)
+    {
+        var outcomes = new List<InstanceOutcome>();
+        foreach (var id in workloadIds)
+        {
+            var record = await store.GetAsync(Kinds.Workloads, id, ct);
+            if (record is null)
+            {
+                outcomes.Add(new InstanceOutcome("", id, null, $"no workload {id}"));
+                continue;
+            }
+            var w = record.Value;
+            var node = await store.GetAsync(Kinds.Nodes, w.Node, ct);
+            try
+            {
+                if (node is not null)
+                {
+                    using var engine = engines(node.Value.Endpoint);
+                    await engine.RemoveAsync(id, stopTimeout, ct);
+                }
+                await store.DeleteAsync(Kinds.Workloads, id, ct);
+                outcomes.Add(new InstanceOutcome(w.Node, id, w.Name, null));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The record stays while its container may still run: registry and Docker keep agreeing.
+                outcomes.Add(new InstanceOutcome(w.Node, id, w.Name, ex.Message));
+            }
+        }
+        return outcomes;
+    }
+
     private static bool StillFits(CpuPlan plan, NodeResources free) => plan.Cores.All(c => c.Core < free.FreePieces.Length && free.FreePieces[c.Core] >= c.Pieces);
 
     private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, CpuPlan? plan) => new()
