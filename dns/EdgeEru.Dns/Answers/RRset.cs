@@ -36,91 +36,77 @@ internal sealed class RRset(ushort type, byte[][] records, byte[][]? additional 
         return records.Count == 0 ? null : new RRset(type, [.. records]);
     }
 
-    /// <summary>An A or AAAA record; owner is the question (pointer) when <paramref name="owner"/> is null.</summary>
-    public static byte[] AddressRecord(byte[]? owner, IPAddress ip, uint ttl)
-    {
-        Span<byte> buf = stackalloc byte[300];
-        var w = new DnsWriter(buf);
-        Owner(ref w, owner);
-        var start = w.RecordHeader(ip.AddressFamily == AddressFamily.InterNetwork ? DnsType.A : DnsType.AAAA, ttl);
-        Span<byte> addr = stackalloc byte[16];
-        ip.TryWriteBytes(addr, out var n);
-        w.Bytes(addr[..n]);
-        w.EndRecord(start);
-        return buf[..w.Position].ToArray();
-    }
+    /// <summary>Writes a record's RDATA.</summary>
+    private delegate void Rdata(ref DnsWriter w);
 
-    public static byte[] Txt(IEnumerable<string> strings, uint ttl)
+    /// <summary>
+    /// One record: owner (the question, as a pointer, when <paramref name="owner"/> is null; none at all for
+    /// an SOA tail), type, class, TTL, then RDATA with its length filled in.
+    /// </summary>
+    private static byte[] Record(byte[]? owner, ushort type, uint ttl, Rdata rdata, bool withOwner = true)
     {
         Span<byte> buf = stackalloc byte[4096];
         var w = new DnsWriter(buf);
-        Owner(ref w, null);
-        var start = w.RecordHeader(DnsType.TXT, ttl);
-        foreach (var s in strings)
-        {
-            var bytes = System.Text.Encoding.ASCII.GetBytes(s.Length > 255 ? s[..255] : s);
-            w.U8((byte)bytes.Length);
-            w.Bytes(bytes);
-        }
+        if (withOwner) Owner(ref w, owner);
+        var start = w.RecordHeader(type, ttl);
+        rdata(ref w);
         w.EndRecord(start);
         return buf[..w.Position].ToArray();
     }
+
+    /// <summary>An A or AAAA record; owner is the question (pointer) when <paramref name="owner"/> is null.</summary>
+    public static byte[] AddressRecord(byte[]? owner, IPAddress ip, uint ttl) =>
+        Record(owner, ip.AddressFamily == AddressFamily.InterNetwork ? DnsType.A : DnsType.AAAA, ttl, (ref DnsWriter w) =>
+        {
+            Span<byte> addr = stackalloc byte[16];
+            ip.TryWriteBytes(addr, out var n);
+            w.Bytes(addr[..n]);
+        });
+
+    public static byte[] Txt(IEnumerable<string> strings, uint ttl) =>
+        Record(null, DnsType.TXT, ttl, (ref DnsWriter w) =>
+        {
+            foreach (var s in strings)
+            {
+                var bytes = System.Text.Encoding.ASCII.GetBytes(s.Length > 255 ? s[..255] : s);
+                w.U8((byte)bytes.Length);
+                w.Bytes(bytes);
+            }
+        });
 
     /// <summary>An SRV record (RFC 2782); the target is written uncompressed, as the RFC requires.</summary>
-    public static byte[] Srv(ushort priority, ushort weight, ushort port, byte[] target, uint ttl)
-    {
-        Span<byte> buf = stackalloc byte[300];
-        var w = new DnsWriter(buf);
-        Owner(ref w, null);
-        var start = w.RecordHeader(DnsType.SRV, ttl);
-        w.U16(priority);
-        w.U16(weight);
-        w.U16(port);
-        w.Bytes(target);
-        w.EndRecord(start);
-        return buf[..w.Position].ToArray();
-    }
+    public static byte[] Srv(ushort priority, ushort weight, ushort port, byte[] target, uint ttl) =>
+        Record(null, DnsType.SRV, ttl, (ref DnsWriter w) =>
+        {
+            w.U16(priority);
+            w.U16(weight);
+            w.U16(port);
+            w.Bytes(target);
+        });
 
-    public static byte[] Mx(ushort preference, byte[] exchange, uint ttl)
-    {
-        Span<byte> buf = stackalloc byte[300];
-        var w = new DnsWriter(buf);
-        Owner(ref w, null);
-        var start = w.RecordHeader(DnsType.MX, ttl);
-        w.U16(preference);
-        w.Bytes(exchange);
-        w.EndRecord(start);
-        return buf[..w.Position].ToArray();
-    }
+    public static byte[] Mx(ushort preference, byte[] exchange, uint ttl) =>
+        Record(null, DnsType.MX, ttl, (ref DnsWriter w) =>
+        {
+            w.U16(preference);
+            w.Bytes(exchange);
+        });
 
     /// <summary>A record whose RDATA is one name (NS, PTR, CNAME).</summary>
-    public static byte[] NameRecord(ushort type, byte[] target, uint ttl)
-    {
-        Span<byte> buf = stackalloc byte[300];
-        var w = new DnsWriter(buf);
-        Owner(ref w, null);
-        var start = w.RecordHeader(type, ttl);
-        w.Bytes(target);
-        w.EndRecord(start);
-        return buf[..w.Position].ToArray();
-    }
+    public static byte[] NameRecord(ushort type, byte[] target, uint ttl) =>
+        Record(null, type, ttl, (ref DnsWriter w) => w.Bytes(target));
 
     /// <summary>The SOA record without its owner: the owner (the zone apex) is a pointer chosen per query.</summary>
-    public static byte[] SoaTail(byte[] mname, byte[] rname, uint serial, uint ttl, uint minimum)
-    {
-        Span<byte> buf = stackalloc byte[600];
-        var w = new DnsWriter(buf);
-        var start = w.RecordHeader(DnsType.SOA, ttl);
-        w.Bytes(mname);
-        w.Bytes(rname);
-        w.U32(serial);
-        w.U32(3600);    // refresh
-        w.U32(600);     // retry
-        w.U32(86400);   // expire
-        w.U32(minimum);
-        w.EndRecord(start);
-        return buf[..w.Position].ToArray();
-    }
+    public static byte[] SoaTail(byte[] mname, byte[] rname, uint serial, uint ttl, uint minimum) =>
+        Record(null, DnsType.SOA, ttl, (ref DnsWriter w) =>
+        {
+            w.Bytes(mname);
+            w.Bytes(rname);
+            w.U32(serial);
+            w.U32(3600);    // refresh
+            w.U32(600);     // retry
+            w.U32(86400);   // expire
+            w.U32(minimum);
+        }, withOwner: false);
 
     private static void Owner(ref DnsWriter w, byte[]? owner)
     {

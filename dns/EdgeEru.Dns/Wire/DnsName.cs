@@ -102,7 +102,7 @@ public ref struct DnsWriter(Span<byte> buffer)
         Position += 4;
     }
 
-    public void Bytes(ReadOnlySpan<byte> v)
+    public void Bytes(scoped ReadOnlySpan<byte> v)
     {
         v.CopyTo(_buffer[Position..]);
         Position += v.Length;
