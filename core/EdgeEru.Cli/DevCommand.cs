@@ -1,4 +1,7 @@
 using System.CommandLine;
+using EdgeEru.Agent;
+using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
@@ -28,6 +31,11 @@ internal static class DevCommand
         var lbPort = new Option<int>("--lb-port") { Description = "Loopback port of the balancer's traffic", DefaultValueFactory = _ => 8080 };
         var lbAdminPort = new Option<int>("--lb-admin-port") { Description = "Port of the balancer's admin API", DefaultValueFactory = _ => 9181 };
         var lbHttpPort = new Option<int>("--lb-http-port") { Description = "Port of the balancer's /metrics and /healthz", DefaultValueFactory = _ => 9180 };
+        var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
+        hosts.Validators.Add(r =>
+        {
+            if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
+        });
         foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort])
             port.Validators.Add(r =>
             {
@@ -57,15 +65,15 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, hosts,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
-            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort)), ct));
+            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(hosts)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
-        int LbPort, int LbAdminPort, int LbHttpPort);
+        int LbPort, int LbAdminPort, int LbHttpPort, int Hosts);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -82,6 +90,9 @@ internal static class DevCommand
         EtcdServer? etcd = null;
         ChildProcess? dns = null;
         ChildProcess? lb = null;
+        DockerRig? rig = null;
+        using var stopAgents = new CancellationTokenSource();
+        var agents = new List<(NodeAgent Agent, Task Run)>();
         try
         {
             Leftovers.Clean(dnsPid, "eru-dns.dll", log);
@@ -127,6 +138,35 @@ internal static class DevCommand
             ], ct);
             await store.PutAsync(Kinds.LbDomains, DemoDomain(), ct: ct);
 
+            if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
+                log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, or --hosts 0");
+            else if (settings.Hosts > 0)
+            {
+                await DockerRig.CleanLeftoversAsync('d');
+                log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
+                rig = await DockerRig.StartAsync(settings.Hosts, 'd');
+                foreach (var h in rig.Hosts)
+                {
+                    await store.PutAsync(Kinds.Nodes, new Node
+                    {
+                        Name = $"h{h.Index}", Pod = "dev", Endpoint = new DockerEndpoint { Address = h.Endpoint }, Address = h.Address,
+                        Capacity = new NodeCapacity { CpuCores = Environment.ProcessorCount, MemoryBytes = 2L << 30 }, Networks = [DockerRig.Network],
+                    }, ct: ct);
+                    var agent = new NodeAgent(store, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
+                        new AgentOptions { Node = $"h{h.Index}" }, logs.CreateLogger<NodeAgent>());
+                    agents.Add((agent, Task.Run(() => agent.RunAsync(stopAgents.Token), CancellationToken.None)));
+                }
+                var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>());
+                while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < rig.Hosts.Count) await Task.Delay(200, ct);
+                foreach (var (version, count) in new[] { ("v1", 3), ("v2", 1) })
+                {
+                    var result = await deployer.DeployAsync(HelloSpec(version, count), ct);
+                    foreach (var i in result.Instances)
+                        log.LogInformation("hello {Version}: {Name} on {Node} {Outcome}", version, i.Name, i.Node, i.Error ?? "created");
+                    if (result.Error is not null) log.LogError("deploy hello {Version}: {Error}", version, result.Error);
+                }
+            }
+
             Console.WriteLine();
             Console.WriteLine("EdgeEru dev cluster is up");
             Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
@@ -136,8 +176,12 @@ internal static class DevCommand
             Console.WriteLine("Try it:");
             Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} eru SOA");
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru        (once a workload is live)");
-            Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/      (503 until hello's workloads are live)");
+            if (rig is not null)
+                Console.WriteLine($"  hosts      {string.Join(", ", rig.Hosts.Select(h => $"h{h.Index} {h.Address} ({h.Endpoint})"))}");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru +short");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} v2.web.hello.eru +short");
+            Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/");
+            Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://127.0.0.1:{settings.LbPort}/");
             Console.WriteLine("  ./eru lb explain hello.eru.local --header X-Canary=1");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
@@ -156,6 +200,20 @@ internal static class DevCommand
         }
         finally
         {
+            if (agents.Count > 0)
+            {
+                await stopAgents.CancelAsync();
+                foreach (var (agent, run) in agents)
+                {
+                    await run;
+                    await agent.DisposeAsync();
+                }
+            }
+            if (rig is not null)
+            {
+                await rig.DisposeAsync();
+                log.LogInformation("simulated hosts removed");
+            }
             if (lb is not null)
             {
                 await lb.DisposeAsync();
@@ -218,6 +276,17 @@ internal static class DevCommand
             await Task.Delay(100, ct);
         }
     }
+
+    /// <summary>The demo app: busybox httpd answering with its instance's hostname and version.</summary>
+    private static DeploySpec HelloSpec(string version, int count) => new()
+    {
+        App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = count, Tags = [version],
+        Command = ["sh", "-c", $"mkdir -p /www; echo \"hello from $(hostname) ({version})\" > /www/index.html; exec httpd -f -p 80 -h /www"],
+        Ports = [new PublishedPort { Name = "http", Port = 80 }],
+        Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 1000, TimeoutMs = 1000 },
+        Networks = new Dictionary<string, string> { [DockerRig.Network] = "" },
+        MemoryRequest = 32L << 20, MemoryLimit = 64L << 20, Cpu = 0.2,
+    };
 
     /// <summary>The demo domain: X-Canary: 1 or 10% of users (sticky by cookie) to hello v2, the rest to v1.</summary>
     private static LbDomain DemoDomain() => new()

@@ -27,7 +27,8 @@ public sealed class DockerRig : IAsyncDisposable
     public string Bridge => "br-" + _id;
     public IReadOnlyList<DockerHost> Hosts => _hosts;
 
-    public static async Task<DockerRig> StartAsync(int hosts)
+    /// <summary>Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart: "e" for tests, "d" for eru dev.</summary>
+    public static async Task<DockerRig> StartAsync(int hosts, char idPrefix = 'e')
     {
         if (hosts is < 1 or > 12) throw new ArgumentOutOfRangeException(nameof(hosts), "1 to 12 simulated hosts");
         Tools.Find("ip", "iproute2");
@@ -35,7 +36,7 @@ public sealed class DockerRig : IAsyncDisposable
         Tools.Find("dockerd", "docker.io");
         Tools.Find("docker", "docker.io");
         Tools.Find("busybox", "busybox-static");
-        var id = "e" + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
+        var id = idPrefix + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
         var dir = Path.Combine("/tmp", "eru-rig-" + id);
         Directory.CreateDirectory(dir);
         var rig = new DockerRig(id, dir);
@@ -56,6 +57,55 @@ public sealed class DockerRig : IAsyncDisposable
     }
 
     internal string Id => _id;
+
+    /// <summary>
+    /// Removes what rigs with this prefix left behind when their process died (eru dev after a crash):
+    /// their dockerd and shims, mounts, namespaces, bridges and files.
+    /// </summary>
+    public static async Task CleanLeftoversAsync(char idPrefix)
+    {
+        var marker = $"/tmp/eru-rig-{idPrefix}";
+        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => p!.All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+                if (cmdline.Contains(marker, StringComparison.Ordinal) || System.Text.RegularExpressions.Regex.IsMatch(cmdline, $"/tmp/{idPrefix}[0-9a-f]{{6}}h[0-9]+"))
+                    System.Diagnostics.Process.GetProcessById(int.Parse(pid!)).Kill(entireProcessTree: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+            }
+        }
+        var ours = new System.Text.RegularExpressions.Regex($"^/tmp/(eru-rig-{idPrefix}|{idPrefix}[0-9a-f]{{6}}h[0-9]+)");
+        foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(m => ours.IsMatch(m)).Reverse())
+        {
+            try
+            {
+                await Shell.RunAsync("umount", ["-l", mount]);
+            }
+            catch (CommandFailedException)
+            {
+            }
+        }
+        var names = new System.Text.RegularExpressions.Regex($"^{idPrefix}[0-9a-f]{{6}}h[0-9]+$");
+        foreach (var ns in (await Ip("netns", "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => names.IsMatch(n)))
+            await Ip("netns", "del", ns);
+        var bridges = new System.Text.RegularExpressions.Regex($"^br-{idPrefix}[0-9a-f]{{6}}$");
+        foreach (var link in (await Ip("-o", "link", "show", "type", "bridge")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                     .Select(l => l.Split(':')[1].Trim()).Where(b => bridges.IsMatch(b)))
+            await Ip("link", "del", link);
+        foreach (var dir in Directory.EnumerateDirectories("/tmp").Where(d => ours.IsMatch(d)))
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
 
     internal static Task<string> Ip(params string[] args) => Shell.RunAsync("ip", args);
 
