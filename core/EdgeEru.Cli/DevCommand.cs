@@ -183,6 +183,7 @@ internal static class DevCommand
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/");
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://127.0.0.1:{settings.LbPort}/");
             Console.WriteLine("  ./eru lb explain hello.eru.local --header X-Canary=1");
+            Console.WriteLine($"  ./eru ps --etcd {etcdUrl}");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);

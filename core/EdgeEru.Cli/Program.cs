@@ -13,6 +13,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
 {
     DevCommand.Create(),
     LbCommand.Create(),
+    PsCommand.Create(),
 };
 var parsed = root.Parse(args);
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);
