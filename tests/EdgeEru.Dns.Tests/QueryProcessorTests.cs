@@ -181,6 +181,9 @@ public class QueryProcessorTests
         Assert.Equal(ReturnCode.NxDomain, Query.Ask(p, "9.16.18.198.in-addr.arpa", DnsType.PTR).ReturnCode);
         Assert.IsType<SoaRecord>(Assert.Single(Query.Ask(p, "18.198.in-addr.arpa", DnsType.SOA).AnswerRecords));
         Assert.Equal(ReturnCode.Refused, Query.Ask(p, "1.0.0.10.in-addr.arpa", DnsType.PTR).ReturnCode);
+        // Names on the way exist only where live addresses lie below them.
+        Assert.Equal(ReturnCode.NoError, Query.Ask(p, "16.18.198.in-addr.arpa", DnsType.PTR).ReturnCode);
+        Assert.Equal(ReturnCode.NxDomain, Query.Ask(p, "17.18.198.in-addr.arpa", DnsType.PTR).ReturnCode);
     }
 
     [Fact]

@@ -62,4 +62,22 @@ public class PersistentSortedSetTests
         Assert.True(emptied.IsEmpty);
         Assert.Empty(emptied);
     }
+
+    [Fact]
+    public void Prefix_lookups_find_keys_anywhere_in_a_deep_tree()
+    {
+        var keys = Enumerable.Range(0, 5000).Select(i => $"198.18.{i / 250}.{i % 250}").Order(StringComparer.Ordinal).ToList();
+        var set = Set.FromSorted(keys);
+        foreach (var k in keys.Where((_, i) => i % 97 == 0))
+        {
+            Assert.True(set.HasKeyWithPrefix(k));
+            Assert.True(set.HasKeyWithPrefix(k.AsSpan(0, k.Length - 1)));
+        }
+        Assert.True(set.HasKeyWithPrefix("198.18.19."));
+        Assert.False(set.HasKeyWithPrefix("198.18.20."));
+        Assert.False(set.HasKeyWithPrefix("198.19."));
+        Assert.False(set.HasKeyWithPrefix("zzz"));
+        Assert.True(set.HasKeyWithPrefix(""));
+        Assert.False(default(Set).HasKeyWithPrefix("1"));
+    }
 }

@@ -97,6 +97,28 @@ public readonly struct PersistentSortedSet<T, TKeyOf> : IReadOnlyList<T>
         return false;
     }
 
+    /// <summary>Whether any key starts with <paramref name="prefix"/> (keys sharing a prefix sit together in order).</summary>
+    public bool HasKeyWithPrefix(ReadOnlySpan<char> prefix) =>
+        _root is not null && LowerBound(_root, prefix) is { } key && key.AsSpan().StartsWith(prefix, StringComparison.Ordinal);
+
+    /// <summary>The first key at or after <paramref name="key"/>, or null.</summary>
+    private static string? LowerBound(object node, ReadOnlySpan<char> key)
+    {
+        if (node is T[] leaf)
+        {
+            int lo = 0, hi = leaf.Length - 1;
+            while (lo <= hi)
+            {
+                var mid = (lo + hi) >>> 1;
+                if (TKeyOf.Key(leaf[mid]).AsSpan().CompareTo(key, StringComparison.Ordinal) < 0) lo = mid + 1; else hi = mid - 1;
+            }
+            return lo < leaf.Length ? TKeyOf.Key(leaf[lo]) : null;
+        }
+        var inner = (Inner)node;
+        var c = inner.ChildFor(key);
+        return LowerBound(inner.Children[c].Node, key) ?? (c + 1 < inner.Children.Length ? inner.Children[c + 1].FirstKey : null);
+    }
+
     /// <summary>True when both are the very same version (unchanged between two snapshots).</summary>
     public bool IsSameAs(PersistentSortedSet<T, TKeyOf> other) => ReferenceEquals(_root, other._root);
 

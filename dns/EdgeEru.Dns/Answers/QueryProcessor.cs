@@ -182,7 +182,19 @@ internal sealed class QueryProcessor(Func<DnsTable?> table)
         var apexAt = starts[rel];
         if (rel == 0 && qtype is DnsType.SOA or DnsType.ANY) return w.Soa(zone.SoaTail, apexAt, qtype);
         var octets = labels - 2; // without "in-addr.arpa"
-        if (octets < 4) return w.NoData(zone.SoaTail, apexAt, qtype); // a name on the way to addresses
+        if (octets < 4)
+        {
+            // A name on the way to addresses exists only if some live address lies below it (RFC 8020).
+            Span<char> prefix = stackalloc char[16];
+            var p = 0;
+            for (var i = octets - 1; i >= 0; i--)
+            {
+                foreach (var c in Label(name, starts[i])) prefix[p++] = (char)c;
+                prefix[p++] = '.';
+            }
+            return t.Snapshot.LiveByIp.HasKeyWithPrefix(prefix[..p])
+                ? w.NoData(zone.SoaTail, apexAt, qtype) : w.NxDomain(zone.SoaTail, apexAt, qtype);
+        }
         if (octets > 4) return w.NxDomain(zone.SoaTail, apexAt, qtype);
         // d.c.b.a.in-addr.arpa → "a.b.c.d"
         Span<char> ip = stackalloc char[15];
