@@ -47,7 +47,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
         _meter.CreateObservableCounter("eru.registry.relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
         _meter.CreateObservableCounter("eru.registry.skipped_values", () => SkippedValues, description: "registry values skipped as unreadable");
         _meter.CreateObservableGauge("eru.registry.live_workloads", () => Current.LiveCount, description: "live workloads in the snapshot");
-        _applySeconds = _meter.CreateHistogram<double>("eru.registry.apply_duration", "s", "time to apply one watch batch and publish the snapshot");
+        _applySeconds = _meter.CreateHistogram<double>("eru.registry.apply_duration", "s", "time to apply one watch batch to the snapshot");
     }
 
     public const string MeterName = "EdgeEru.Registry";
@@ -241,8 +241,9 @@ public sealed class RegistryWatcher : IAsyncDisposable
             }
             pending.Clear();
             var started = Stopwatch.GetTimestamp();
-            Publish(Current.Apply(changes, revision));
-            _applySeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            var next = Current.Apply(changes, revision);
+            _applySeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds); // before subscribers see it
+            Publish(next);
         }
         // The server closed the stream: reconnect from where we are.
         throw new RpcException(new Status(StatusCode.Unavailable, "watch stream ended"));
