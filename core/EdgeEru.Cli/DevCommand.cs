@@ -147,11 +147,7 @@ internal static class DevCommand
                 rig = await DockerRig.StartAsync(settings.Hosts, 'd');
                 foreach (var h in rig.Hosts)
                 {
-                    await store.PutAsync(Kinds.Nodes, new Node
-                    {
-                        Name = $"h{h.Index}", Pod = "dev", Endpoint = new DockerEndpoint { Address = h.Endpoint }, Address = h.Address,
-                        Capacity = new NodeCapacity { CpuCores = Environment.ProcessorCount, MemoryBytes = 2L << 30 }, Networks = [DockerRig.Network],
-                    }, ct: ct);
+                    await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
                     var agent = new NodeAgent(store, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
                         new AgentOptions { Node = $"h{h.Index}" }, logs.CreateLogger<NodeAgent>());
                     agents.Add((agent, Task.Run(() => agent.RunAsync(stopAgents.Token), CancellationToken.None)));

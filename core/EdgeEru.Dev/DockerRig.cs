@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Net.Sockets;
+using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Dev;
 
@@ -64,30 +65,8 @@ public sealed class DockerRig : IAsyncDisposable
     /// </summary>
     public static async Task CleanLeftoversAsync(char idPrefix)
     {
-        var marker = $"/tmp/eru-rig-{idPrefix}";
-        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => p!.All(char.IsAsciiDigit)))
-        {
-            try
-            {
-                var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
-                if (cmdline.Contains(marker, StringComparison.Ordinal) || System.Text.RegularExpressions.Regex.IsMatch(cmdline, $"/tmp/{idPrefix}[0-9a-f]{{6}}h[0-9]+"))
-                    System.Diagnostics.Process.GetProcessById(int.Parse(pid!)).Kill(entireProcessTree: true);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
-            {
-            }
-        }
-        var ours = new System.Text.RegularExpressions.Regex($"^/tmp/(eru-rig-{idPrefix}|{idPrefix}[0-9a-f]{{6}}h[0-9]+)");
-        foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(m => ours.IsMatch(m)).Reverse())
-        {
-            try
-            {
-                await Shell.RunAsync("umount", ["-l", mount]);
-            }
-            catch (CommandFailedException)
-            {
-            }
-        }
+        var ours = new System.Text.RegularExpressions.Regex($"/tmp/(eru-rig-{idPrefix}|{idPrefix}[0-9a-f]{{6}}h[0-9]+)");
+        await SweepAsync(ours.IsMatch);
         var names = new System.Text.RegularExpressions.Regex($"^{idPrefix}[0-9a-f]{{6}}h[0-9]+$");
         foreach (var ns in (await Ip("netns", "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => names.IsMatch(n)))
             await Ip("netns", "del", ns);
@@ -108,6 +87,36 @@ public sealed class DockerRig : IAsyncDisposable
     }
 
     internal static Task<string> Ip(params string[] args) => Shell.RunAsync("ip", args);
+
+    /// <summary>
+    /// Kills every process whose command line names a path <paramref name="ours"/> matches (dockerd,
+    /// containerd, shims left behind), then lazily unmounts every mount point it matches, innermost first.
+    /// </summary>
+    internal static async Task SweepAsync(Func<string, bool> ours)
+    {
+        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => p!.All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                if (ours(File.ReadAllText($"/proc/{pid}/cmdline")))
+                    System.Diagnostics.Process.GetProcessById(int.Parse(pid!)).Kill(entireProcessTree: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+            {
+                // Gone meanwhile, or not ours to read.
+            }
+        }
+        foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1]).Where(ours).Reverse())
+        {
+            try
+            {
+                await Shell.RunAsync("umount", ["-l", mount]);
+            }
+            catch (CommandFailedException)
+            {
+            }
+        }
+    }
 
     /// <summary>A root filesystem of busybox and its applets, as a tar for `docker import`.</summary>
     private static byte[] BusyboxImage()
@@ -207,6 +216,17 @@ public sealed class DockerHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>This host as a registry node (<c>h{index}</c>) of <paramref name="pod"/>, attachable to the rig's network.</summary>
+    public Node AsNode(string pod, int cpuCores, long memoryBytes) => new()
+    {
+        Name = $"h{Index}",
+        Pod = pod,
+        Endpoint = new DockerEndpoint { Address = Endpoint },
+        Address = Address,
+        Capacity = new NodeCapacity { CpuCores = cpuCores, PiecesPerCore = 100, MemoryBytes = memoryBytes },
+        Networks = [DockerRig.Network],
+    };
+
     /// <summary>Runs the docker CLI against this host (fixture set-up; the platform itself speaks the Engine API).</summary>
     public Task<string> DockerAsync(IEnumerable<string> args, byte[]? stdin = null) =>
         Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Endpoint, .. args], stdin);
@@ -246,29 +266,7 @@ public sealed class DockerHost : IAsyncDisposable
         }
         if (_dockerd is not null) await _dockerd.DisposeAsync();
         var execRoot = $"/tmp/{Name}";
-        foreach (var pid in Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(p => p!.All(char.IsAsciiDigit)))
-        {
-            try
-            {
-                var cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
-                if (cmdline.Contains(execRoot, StringComparison.Ordinal) || cmdline.Contains(Dir, StringComparison.Ordinal))
-                    System.Diagnostics.Process.GetProcessById(int.Parse(pid!)).Kill(entireProcessTree: true);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
-            {
-            }
-        }
-        foreach (var mount in File.ReadAllLines("/proc/self/mounts").Select(l => l.Split(' ')[1])
-                     .Where(m => m.StartsWith(execRoot, StringComparison.Ordinal) || m.StartsWith(Dir, StringComparison.Ordinal)).Reverse())
-        {
-            try
-            {
-                await Shell.RunAsync("umount", ["-l", mount]);
-            }
-            catch (CommandFailedException)
-            {
-            }
-        }
+        await DockerRig.SweepAsync(text => text.Contains(execRoot, StringComparison.Ordinal) || text.Contains(Dir, StringComparison.Ordinal));
         try
         {
             await DockerRig.Ip("netns", "del", Name);

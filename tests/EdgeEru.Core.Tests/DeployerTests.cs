@@ -34,12 +34,7 @@ public sealed class DeployerTests(EtcdFixture etcd, ITestOutputHelper output) : 
         foreach (var h in _rig.Hosts)
         {
             var name = $"h{h.Index}";
-            await _store.PutAsync(Kinds.Nodes, new Node
-            {
-                Name = name, Pod = "dev", Endpoint = new DockerEndpoint { Address = h.Endpoint }, Address = h.Address,
-                Capacity = new NodeCapacity { CpuCores = 2, PiecesPerCore = 100, MemoryBytes = 256 * MiB },
-                Networks = [DockerRig.Network],
-            });
+            await _store.PutAsync(Kinds.Nodes, h.AsNode("dev", cpuCores: 2, memoryBytes: 256 * MiB));
             await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = name, HeartbeatAt = DateTimeOffset.UtcNow }, _lease.Id);
         }
     }

@@ -37,11 +37,7 @@ public sealed class PlatformTests(EtcdFixture etcd, ITestOutputHelper output) : 
         using var conn = new EtcdConnection(etcd.Options(prefix));
         var store = new RegistryStore(conn);
         foreach (var h in rig.Hosts)
-            await store.PutAsync(Kinds.Nodes, new Node
-            {
-                Name = $"h{h.Index}", Pod = "dev", Endpoint = new DockerEndpoint { Address = h.Endpoint }, Address = h.Address,
-                Capacity = new NodeCapacity { CpuCores = 2, MemoryBytes = 1L << 30 }, Networks = [DockerRig.Network],
-            });
+            await store.PutAsync(Kinds.Nodes, h.AsNode("dev", cpuCores: 2, memoryBytes: 1L << 30));
 
         // An agent per host, in this process (they reach the containers through the bridge, as on a host).
         using var stopAgents = new CancellationTokenSource();
