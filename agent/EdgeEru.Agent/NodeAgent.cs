@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using EdgeEru.Core.Docker;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Store;
 using Microsoft.Extensions.Logging;
 
@@ -22,7 +23,9 @@ public sealed class AgentOptions
 /// only when it changes. Health follows the workload's spec: healthy after N successes, unhealthy after
 /// M failures, not judged during the start grace. A status is never written for a workload without a record.
 /// </summary>
-public sealed class NodeAgent(RegistryStore store, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log) : IAsyncDisposable
+/// <remarks>Records come from <paramref name="registry"/> (a watcher's current snapshot): no etcd read per container per tick.</remarks>
+public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> registry, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log)
+    : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Health> _health = new();
     private readonly Dictionary<string, WorkloadStatus> _written = [];
@@ -80,13 +83,12 @@ public sealed class NodeAgent(RegistryStore store, DockerEngine engine, AgentOpt
         }
 
         var containers = await engine.ListEdgeEruAsync(ct);
+        var snapshot = registry();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var c in containers)
         {
-            var record = await store.GetAsync(Kinds.Workloads, c.Id, ct);
-            if (record is null) continue; // never a status for a workload without a record
+            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue; // never a status without a record
             seen.Add(c.Id);
-            var w = record.Value;
             var address = c.Addresses.Values.FirstOrDefault();
             var h = _health.GetOrAdd(c.Id, _ => new Health());
             if (!c.Running)

@@ -148,7 +148,7 @@ internal static class DevCommand
                 foreach (var h in rig.Hosts)
                 {
                     await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-                    var agent = new NodeAgent(store, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
+                    var agent = new NodeAgent(store, () => watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
                         new AgentOptions { Node = $"h{h.Index}" }, logs.CreateLogger<NodeAgent>());
                     agents.Add((agent, Task.Run(() => agent.RunAsync(stopAgents.Token), CancellationToken.None)));
                 }

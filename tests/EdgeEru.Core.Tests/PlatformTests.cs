@@ -10,6 +10,7 @@ using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
 using EdgeEru.TestSupport;
 using Microsoft.Extensions.Logging;
 using Xunit;
@@ -39,9 +40,12 @@ public sealed class PlatformTests(EtcdFixture etcd, ITestOutputHelper output) : 
         foreach (var h in rig.Hosts)
             await store.PutAsync(Kinds.Nodes, h.AsNode("dev", cpuCores: 2, memoryBytes: 1L << 30));
 
-        // An agent per host, in this process (they reach the containers through the bridge, as on a host).
+        // An agent per host, in this process (they reach the containers through the bridge, as on a host),
+        // following the registry through one watcher.
+        await using var watcher = new RegistryWatcher(conn, _logs.CreateLogger<RegistryWatcher>());
+        watcher.Start();
         using var stopAgents = new CancellationTokenSource();
-        var agents = rig.Hosts.Select(h => new NodeAgent(store, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
+        var agents = rig.Hosts.Select(h => new NodeAgent(store, () => watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
             new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
             _logs.CreateLogger<NodeAgent>())).ToList();
         var running = agents.Select(a => Task.Run(() => a.RunAsync(stopAgents.Token))).ToList();
