@@ -85,8 +85,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             return;
         }
         var policy = options?.Policy ?? "p2c";
-        var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMilliseconds(options?.TimeoutMs ?? 30_000) };
-        var transformer = options is null ? EdgeTransformer.Default : new EdgeTransformer(options);
+        var settings = options is null ? ForwardSettings.Default : ForwardSettings.For(options);
+        var (config, transformer) = (settings.Config, settings.Transformer);
         var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
         var attempts = 1 + (idempotent ? options?.Retries ?? 1 : 0);
         for (var attempt = 1; ; attempt++)
@@ -124,6 +124,20 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             return;
         }
     }
+}
+
+/// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
+internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Registry.Model.LbBackendOptions, ForwardSettings> Cache = new();
+
+    public static readonly ForwardSettings Default = new(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(30) }, EdgeTransformer.Default);
+
+    public ForwarderRequestConfig Config { get; } = config;
+    public EdgeTransformer Transformer { get; } = transformer;
+
+    public static ForwardSettings For(Registry.Model.LbBackendOptions options) => Cache.GetValue(options, static o =>
+        new ForwardSettings(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMilliseconds(o.TimeoutMs) }, new EdgeTransformer(o)));
 }
 
 /// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect.</summary>
