@@ -31,12 +31,14 @@ internal static class DevCommand
         var lbPort = new Option<int>("--lb-port") { Description = "Loopback port of the balancer's traffic", DefaultValueFactory = _ => 8080 };
         var lbAdminPort = new Option<int>("--lb-admin-port") { Description = "Port of the balancer's admin API", DefaultValueFactory = _ => 9181 };
         var lbHttpPort = new Option<int>("--lb-http-port") { Description = "Port of the balancer's /metrics and /healthz", DefaultValueFactory = _ => 9180 };
+        var corePort = new Option<int>("--core-port") { Description = "Loopback port of Core's gRPC API", DefaultValueFactory = _ => 5001 };
+        var coreHttpPort = new Option<int>("--core-http-port") { Description = "Port of Core's /metrics and /healthz", DefaultValueFactory = _ => 9182 };
         var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
         hosts.Validators.Add(r =>
         {
             if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
         });
-        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort])
+        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort])
             port.Validators.Add(r =>
             {
                 if (r.GetValue(port) is < 1 or > 65535) r.AddError($"{port.Name} must be between 1 and 65535");
@@ -65,15 +67,16 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, hosts,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, hosts,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
-            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(hosts)), ct));
+            pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort),
+            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(hosts)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
-        int LbPort, int LbAdminPort, int LbHttpPort, int Hosts);
+        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int Hosts);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -86,10 +89,12 @@ internal static class DevCommand
         var etcdPid = Path.Combine(stateDir, "etcd.pid");
         var dnsPid = Path.Combine(stateDir, "dns.pid");
         var lbPid = Path.Combine(stateDir, "lb.pid");
+        var corePid = Path.Combine(stateDir, "core.pid");
         var etcdUrl = settings.EtcdUrl;
         EtcdServer? etcd = null;
         ChildProcess? dns = null;
         ChildProcess? lb = null;
+        ChildProcess? core = null;
         DockerRig? rig = null;
         using var stopAgents = new CancellationTokenSource();
         var agents = new List<(NodeAgent Agent, Task Run)>();
@@ -97,6 +102,7 @@ internal static class DevCommand
         {
             Leftovers.Clean(dnsPid, "eru-dns.dll", log);
             Leftovers.Clean(lbPid, "eru-lb.dll", log);
+            Leftovers.Clean(corePid, "eru-core.dll", log);
             if (etcdUrl is null)
             {
                 Leftovers.Clean(etcdPid, "etcd", log);
@@ -138,6 +144,16 @@ internal static class DevCommand
             ], ct);
             await store.PutAsync(Kinds.LbDomains, DemoDomain(), ct: ct);
 
+            // Core's API, for ./eru pod|node|deploy|capacity|replace|rm (the token is read from .dev/core.token).
+            var coreToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            await File.WriteAllTextAsync(Path.Combine(stateDir, "core.token"), coreToken, ct);
+            core = await StartServiceAsync("core", "eru-core.dll", corePid, settings.CoreHttpPort,
+            [
+                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
+                "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", coreToken,
+                "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}", "--Logging:Format", "simple",
+            ], ct);
+
             if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
                 log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, or --hosts 0");
             else if (settings.Hosts > 0)
@@ -151,7 +167,7 @@ internal static class DevCommand
                         new AgentOptions { Node = $"h{h.Index}" }, logs.CreateLogger<NodeAgent>());
                     agents.Add((agent, Task.Run(() => agent.RunAsync(stopAgents.Token), CancellationToken.None)));
                 }
-                var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>());
+                var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>(), watcher);
                 while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < rig.Hosts.Count) await Task.Delay(200, ct);
                 foreach (var (version, count) in new[] { ("v1", 3), ("v2", 1) })
                 {
@@ -167,6 +183,7 @@ internal static class DevCommand
             Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
             Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-18} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
             Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-12} admin http://127.0.0.1:{settings.LbAdminPort} (token in {Path.Combine(settings.StateDir, "lb.token")})");
+            Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-12} gRPC edgeeru.core.v1 (token in {Path.Combine(settings.StateDir, "core.token")})");
             Console.WriteLine();
             Console.WriteLine("Try it:");
             Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
@@ -179,6 +196,9 @@ internal static class DevCommand
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://127.0.0.1:{settings.LbPort}/");
             Console.WriteLine("  ./eru lb explain hello.eru.local --header X-Canary=1");
             Console.WriteLine($"  ./eru ps --etcd {etcdUrl}");
+            Console.WriteLine("  ./eru node ls");
+            Console.WriteLine("  ./eru capacity examples/hello.yaml --pod dev --memory 64M");
+            Console.WriteLine("  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 64M --network eru-mv --tag v3");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -209,6 +229,12 @@ internal static class DevCommand
             {
                 await rig.DisposeAsync();
                 log.LogInformation("simulated hosts removed");
+            }
+            if (core is not null)
+            {
+                await core.DisposeAsync();
+                File.Delete(corePid);
+                log.LogInformation("core stopped");
             }
             if (lb is not null)
             {
@@ -274,15 +300,14 @@ internal static class DevCommand
     }
 
     /// <summary>The demo app: busybox httpd answering with its instance's hostname and version.</summary>
-    private static DeploySpec HelloSpec(string version, int count) => new()
-    {
-        App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = count, Tags = [version],
-        Command = ["sh", "-c", $"mkdir -p /www; echo \"hello from $(hostname) ({version})\" > /www/index.html; exec httpd -f -p 80 -h /www"],
-        Ports = [new PublishedPort { Name = "http", Port = 80 }],
-        Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 1000, TimeoutMs = 1000 },
-        Networks = new Dictionary<string, string> { [DockerRig.Network] = "" },
-        MemoryRequest = 32L << 20, MemoryLimit = 64L << 20, Cpu = 0.2,
-    };
+    /// <summary>hello's web entrypoint from examples/hello.yaml, as `eru deploy` would send it.</summary>
+    private static DeploySpec HelloSpec(string version, int count) =>
+        AppSpec.Parse(File.ReadAllText(Path.Combine("examples", "hello.yaml"))).ToDeploySpec("web", new DeploySpec
+        {
+            App = "hello", Entrypoint = "web", Image = "", Pod = "dev", Count = count, Tags = [version], Env = [$"VERSION={version}"],
+            Networks = new Dictionary<string, string> { [DockerRig.Network] = "" },
+            MemoryRequest = 32L << 20, MemoryLimit = 64L << 20, Cpu = 0.2,
+        });
 
     /// <summary>The demo domain: X-Canary: 1 or 10% of users (sticky by cookie) to hello v2, the rest to v1.</summary>
     private static LbDomain DemoDomain() => new()

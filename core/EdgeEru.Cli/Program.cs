@@ -14,7 +14,10 @@ var root = new RootCommand("eru: the EdgeEru command line")
     DevCommand.Create(),
     LbCommand.Create(),
     PsCommand.Create(),
+    PodNodeCommands.Pod(),
+    PodNodeCommands.Node(),
 };
+foreach (var command in DeployCommands.Create()) root.Subcommands.Add(command);
 var parsed = root.Parse(args);
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);
 

@@ -100,13 +100,14 @@ public static class Kinds
     public static readonly RegistryKind<Pod> Pods = new("pods", 1, RegistryJsonContext.Default.Pod);
     public static readonly RegistryKind<Node> Nodes = new("nodes", 1, RegistryJsonContext.Default.Node);
     public static readonly RegistryKind<NodeStatus> NodeStatus = new("node-status", 1, RegistryJsonContext.Default.NodeStatus);
+    public static readonly RegistryKind<NodeAllocation> Allocations = new("allocations", 1, RegistryJsonContext.Default.NodeAllocation);
     public static readonly RegistryKind<Workload> Workloads = new("workloads", 1, RegistryJsonContext.Default.Workload);
     public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
     public static readonly RegistryKind<LbDomain> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.LbDomain);
     public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
 
-    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords];
+    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

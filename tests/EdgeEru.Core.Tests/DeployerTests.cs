@@ -137,7 +137,7 @@ public sealed class DeployerTests(EtcdFixture etcd, ITestOutputHelper output) : 
         Assert.Contains("memory request 10 is above the limit 5", bad.Error, StringComparison.Ordinal);
         await _store.DeleteAsync(Kinds.NodeStatus, "h2");
         var dead = await Deployer().DeployAsync(Spec(1) with { Nodes = ["h2"] });
-        Assert.Equal("node h2 has no heartbeat: it is not alive", dead.Error);
+        Assert.Equal("node h2 has no heartbeat: it is not alive (force to use it anyway)", dead.Error);
         var image = await Deployer().DeployAsync(Spec(1) with { Image = "no/such:image" });
         Assert.False(image.Ok);
         Assert.NotNull(Assert.Single(image.Instances).Error); // failed instance rolled back...

@@ -11,6 +11,20 @@ public sealed record DeploySpec
     public required string Image { get; init; }
     public IReadOnlyList<string> Command { get; init; } = [];
     public IReadOnlyList<string> Env { get; init; } = [];
+    public string? WorkingDir { get; init; }
+    public string? User { get; init; }
+
+    /// <summary>Docker restart policy: no, always, on-failure, unless-stopped ("" = no).</summary>
+    public string Restart { get; init; } = "";
+
+    /// <summary>Commands run inside each new container after it starts; one failing fails that instance.</summary>
+    public IReadOnlyList<string> AfterStart { get; init; } = [];
+
+    /// <summary>Commands run inside a container before it is stopped (recorded with the workload).</summary>
+    public IReadOnlyList<string> BeforeStop { get; init; } = [];
+
+    /// <summary>Registry credentials ("user:password" or a token) for pulling a missing image.</summary>
+    public string? ImageAuth { get; init; }
     public IReadOnlyList<PublishedPort> Ports { get; init; } = [];
     public HealthCheckSpec? Healthcheck { get; init; }
     public int Count { get; init; } = 1;
@@ -18,6 +32,15 @@ public sealed record DeploySpec
 
     /// <summary>Only these nodes (empty: every schedulable, alive node of the pod).</summary>
     public IReadOnlyList<string> Nodes { get; init; } = [];
+
+    /// <summary>Only nodes carrying all of these labels.</summary>
+    public IReadOnlyDictionary<string, string> NodeLabels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>No node carrying any of these labels.</summary>
+    public IReadOnlyDictionary<string, string> ExcludeNodeLabels { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Named nodes are used even without a heartbeat.</summary>
+    public bool Force { get; init; }
 
     /// <summary>Docker network → fixed IPv4 ("" lets the driver choose). A fixed address fits one instance.</summary>
     public IReadOnlyDictionary<string, string> Networks { get; init; } = new Dictionary<string, string>();
@@ -46,6 +69,39 @@ public sealed record DeploySpec
             if (ip.Length > 0 && Count > 1) p.Add($"network {net}: a fixed address fits one instance, count is {Count}");
         }
         foreach (var t in Tags) if (!Names.IsLabel(t)) p.Add($"tag \"{t}\" must be a DNS label");
+        if (Restart is not ("" or "no" or "always" or "on-failure" or "unless-stopped"))
+            p.Add($"restart \"{Restart}\" must be no, always, on-failure or unless-stopped");
+        foreach (var port in Ports)
+        {
+            if (!Names.IsLabel(port.Name)) p.Add($"ports: name \"{port.Name}\" must be a DNS label");
+            if (port.Port is < 1 or > 65535) p.Add($"ports: {port.Name} number {port.Port} is outside 1-65535");
+            if (port.Protocol is not ("tcp" or "udp")) p.Add($"ports: {port.Name} protocol \"{port.Protocol}\" must be tcp or udp");
+        }
+        if (Ports.Select(x => x.Name).Distinct(StringComparer.Ordinal).Count() != Ports.Count) p.Add("ports: names must be distinct");
+        if (Healthcheck is { } h)
+        {
+            foreach (var name in h.TcpPorts.Concat(h.Http is null ? [] : [h.Http.Port]))
+                if (Ports.All(x => x.Name != name)) p.Add($"healthcheck: port \"{name}\" is not a published port");
+            if (h.Http is { } http && !http.Path.StartsWith('/')) p.Add($"healthcheck: http path \"{http.Path}\" must start with /");
+            if (h.Http is { ExpectedCode: not 0 and (< 100 or > 599) }) p.Add($"healthcheck: expected code {h.Http.ExpectedCode} is not an HTTP status");
+            if (h.IntervalMs < 100) p.Add($"healthcheck: interval {h.IntervalMs} ms is below 100");
+            if (h.TimeoutMs < 10) p.Add($"healthcheck: timeout {h.TimeoutMs} ms is below 10");
+            if (h.HealthyAfter < 1 || h.UnhealthyAfter < 1) p.Add("healthcheck: healthy_after and unhealthy_after must be at least 1");
+            if (h.StartGraceMs < 0) p.Add("healthcheck: start grace must not be negative");
+        }
+        foreach (var hook in AfterStart.Concat(BeforeStop))
+        {
+            try
+            {
+                if (CommandLine.Split(hook).Count == 0) p.Add("hooks: a command is empty");
+            }
+            catch (FormatException ex)
+            {
+                p.Add("hooks: " + ex.Message);
+            }
+        }
+        if (Nodes.Any(n => !Names.IsLabel(n))) p.Add($"nodes: \"{Nodes.First(n => !Names.IsLabel(n))}\" is not a node name");
+        if (PerNodeLimit < 0) p.Add($"per-node limit {PerNodeLimit} must not be negative");
         p.AddRange(Resources.Problems());
         return p;
     }
@@ -54,7 +110,17 @@ public sealed record DeploySpec
 }
 
 /// <summary>What happened to one instance.</summary>
-public sealed record InstanceOutcome(string Node, string? WorkloadId, string? Name, string? Error);
+public sealed record InstanceOutcome(string Node, string? WorkloadId, string? Name, string? Error)
+{
+    /// <summary>Docker network → address, as Docker gave it.</summary>
+    public IReadOnlyDictionary<string, string> Addresses { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>What a deploy reports while it runs: the plan first, then each instance.</summary>
+public sealed record DeployProgress(IReadOnlyDictionary<string, int>? Planned, InstanceOutcome? Instance, string? Note = null);
+
+/// <summary>How many instances fit on one node (a dry run), and why none when none.</summary>
+public sealed record NodeFit(string Node, int Capacity, int Existing, string? Reason);
 
 public sealed record DeployResult(IReadOnlyList<InstanceOutcome> Instances, string? Error)
 {

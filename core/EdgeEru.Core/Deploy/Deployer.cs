@@ -4,57 +4,134 @@ using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeEru.Core.Deploy;
 
 /// <summary>
-/// Orchestrates a deploy: plan on the registry's view (usage derived from workload records), create each
-/// instance through its node's Docker engine, record it in a transaction guarded by the workloads'
-/// revision. No pod lock: when another writer got in between, the instance is checked again against
-/// fresh usage and either recorded or removed, so memory and CPU pieces are never overcommitted.
+/// Orchestrates deploys and the life of workloads: plan on the registry's view (usage derived from
+/// workload records), create each instance through its node's Docker engine, record it in a transaction
+/// guarded by that node's allocation fence (docs/registry.md). No pod lock: when another writer changed
+/// the node in between, the instance is checked again against fresh usage and either recorded or
+/// removed, so memory and CPU pieces are never overcommitted.
 /// </summary>
-public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEngine> engines, ILogger<Deployer> log)
+/// <param name="watcher">
+/// Optional: a node's workloads are then read from the watcher's snapshot (once it has caught up with the
+/// node's fence) instead of from etcd, so an allocation costs one key read however large the registry is.
+/// </param>
+public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEngine> engines, ILogger<Deployer> log, RegistryWatcher? watcher = null)
 {
     private const int Attempts = 16;
+    private static readonly TimeSpan HookTimeout = TimeSpan.FromSeconds(60);
 
-    public async Task<DeployResult> DeployAsync(DeploySpec spec, CancellationToken ct = default)
+    public async Task<DeployResult> DeployAsync(DeploySpec spec, CancellationToken ct = default) => await DeployAsync(spec, null, ct);
+
+    public async Task<DeployResult> DeployAsync(DeploySpec spec, Action<DeployProgress>? progress, CancellationToken ct = default)
     {
         var problems = spec.Problems();
         if (problems.Count > 0) return new DeployResult([], "invalid deploy spec: " + string.Join("; ", problems));
+        var (candidates, usage, error) = await CandidatesAsync(spec, ct);
+        if (error is not null) return new DeployResult([], error);
 
-        var (nodes, _) = await store.ListAsync(Kinds.Nodes, ct: ct);
-        var (alive, _) = await store.ListAsync(Kinds.NodeStatus, ct: ct);
-        var (workloads, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
-        var aliveNames = alive.Select(s => s.Value.Node).ToHashSet(StringComparer.Ordinal);
-        var inPod = nodes.Select(n => n.Value).Where(n => n.Pod == spec.Pod).ToDictionary(n => n.Name, StringComparer.Ordinal);
-        foreach (var named in spec.Nodes)
-        {
-            if (!inPod.ContainsKey(named)) return new DeployResult([], $"node {named} is not in pod {spec.Pod}");
-            // Named explicitly still means alive (ERU placed on dead named nodes).
-            if (!aliveNames.Contains(named)) return new DeployResult([], $"node {named} has no heartbeat: it is not alive");
-        }
-        var candidates = (spec.Nodes.Count > 0 ? spec.Nodes.Select(n => inPod[n]) : inPod.Values.Where(n => !n.Unschedulable && aliveNames.Contains(n.Name))).ToList();
-        if (candidates.Count == 0) return new DeployResult([], $"pod {spec.Pod} has no alive, schedulable node");
-
-        var byNode = workloads.Select(w => w.Value).ToLookup(w => w.Node, StringComparer.Ordinal);
-        var free = candidates.Select(n => NodeUsage.Free(n, byNode[n.Name], spec.App)).ToList();
-        var placement = Scheduler.Place(free, new PlacementRequest(spec.Resources, spec.Count, spec.Strategy, spec.PerNodeLimit));
+        var placement = Scheduler.Place(usage, new PlacementRequest(spec.Resources, spec.Count, spec.Strategy, spec.PerNodeLimit));
         if (!placement.Ok)
             return new DeployResult([], $"no capacity: {placement.Error}" +
                 (placement.NodeReasons.Count > 0 ? " (" + string.Join("; ", placement.NodeReasons.Select(r => $"{r.Key}: {r.Value}")) + ")" : ""));
+        progress?.Invoke(new DeployProgress(placement.PerNode.Where(p => p.Value > 0).ToDictionary(), null));
 
-        var perNode = await Task.WhenAll(placement.PerNode.Select(async p =>
+        var perNode = await Task.WhenAll(placement.PerNode.Where(p => p.Value > 0).Select(async p =>
         {
-            var node = inPod[p.Key];
+            var node = candidates[p.Key];
             using var engine = engines(node.Endpoint);
             var outcomes = new List<InstanceOutcome>();
-            for (var i = 0; i < p.Value; i++) outcomes.Add(await OneAsync(engine, node, spec, ct));
+            try
+            {
+                await engine.EnsureImageAsync(spec.Image, spec.ImageAuth, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                for (var i = 0; i < p.Value; i++) Report(outcomes, progress, new InstanceOutcome(node.Name, null, null, $"image {spec.Image}: {ex.Message}"));
+                return outcomes;
+            }
+            for (var i = 0; i < p.Value; i++) Report(outcomes, progress, await OneAsync(engine, node, spec, ct));
             return outcomes;
         }));
         var instances = perNode.SelectMany(o => o).ToList();
         log.LogInformation("deploy {App}.{Entrypoint}: {Ok} of {Count} instances created", spec.App, spec.Entrypoint, instances.Count(i => i.Error is null), spec.Count);
         return new DeployResult(instances, null);
+    }
+
+    private static void Report(List<InstanceOutcome> outcomes, Action<DeployProgress>? progress, InstanceOutcome outcome)
+    {
+        outcomes.Add(outcome);
+        progress?.Invoke(new DeployProgress(null, outcome));
+    }
+
+    /// <summary>A dry run: how many instances of <paramref name="spec"/> fit on each candidate node.</summary>
+    public async Task<(IReadOnlyList<NodeFit> Nodes, string? Error)> CapacityAsync(DeploySpec spec, CancellationToken ct = default)
+    {
+        var problems = spec.Problems();
+        if (problems.Count > 0) return ([], "invalid deploy spec: " + string.Join("; ", problems));
+        var (_, usage, error) = await CandidatesAsync(spec, ct);
+        if (error is not null) return ([], error);
+        return (usage.Select(n =>
+        {
+            var fit = Scheduler.Capacity(n, spec.Resources);
+            if (spec.PerNodeLimit > 0) fit = Math.Min(fit, Math.Max(0, spec.PerNodeLimit - n.Existing));
+            return new NodeFit(n.Name, fit, n.Existing, fit == 0 ? Scheduler.Reason(n, new PlacementRequest(spec.Resources, 1, spec.Strategy, spec.PerNodeLimit)) : null);
+        }).OrderBy(f => f.Node, StringComparer.Ordinal).ToList(), null);
+    }
+
+    /// <summary>The nodes a spec may use (pod, names, labels, alive, schedulable) and their free resources.</summary>
+    private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, string? Error)> CandidatesAsync(DeploySpec spec, CancellationToken ct)
+    {
+        var (nodes, _) = await store.ListAsync(Kinds.Nodes, ct: ct);
+        var (alive, _) = await store.ListAsync(Kinds.NodeStatus, ct: ct);
+        var aliveNames = alive.Select(s => s.Value.Node).ToHashSet(StringComparer.Ordinal);
+        var inPod = nodes.Select(n => n.Value).Where(n => n.Pod == spec.Pod).ToDictionary(n => n.Name, StringComparer.Ordinal);
+        if (inPod.Count == 0 && await store.GetAsync(Kinds.Pods, spec.Pod, ct) is null) return ([], [], $"pod {spec.Pod} does not exist");
+        foreach (var named in spec.Nodes)
+        {
+            if (!inPod.ContainsKey(named)) return ([], [], $"node {named} is not in pod {spec.Pod}");
+            // Named explicitly still means alive (ERU placed on dead named nodes), unless forced.
+            if (!spec.Force && !aliveNames.Contains(named)) return ([], [], $"node {named} has no heartbeat: it is not alive (force to use it anyway)");
+        }
+        var candidates = (spec.Nodes.Count > 0 ? spec.Nodes.Select(n => inPod[n]) : inPod.Values.Where(n => !n.Unschedulable && aliveNames.Contains(n.Name)))
+            .Where(n => spec.NodeLabels.All(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+            .Where(n => !spec.ExcludeNodeLabels.Any(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
+            .ToDictionary(n => n.Name, StringComparer.Ordinal);
+        if (candidates.Count == 0) return ([], [], $"pod {spec.Pod} has no alive, schedulable node matching the filter");
+
+        var usage = new List<NodeResources>();
+        foreach (var n in candidates.Values)
+        {
+            var fence = await store.GetAsync(Kinds.Allocations, n.Name, ct);
+            usage.Add(NodeUsage.Free(n, await WorkloadsOnAsync(n.Name, fence?.ModRevision ?? 0, null, ct), spec.App));
+        }
+        return (candidates, usage, null);
+    }
+
+    /// <summary>
+    /// The node's workload records as of (at least) the fence revision: from the watcher's snapshot once it
+    /// has caught up, else one range read at <paramref name="readRevision"/>.
+    /// </summary>
+    private async Task<IEnumerable<Workload>> WorkloadsOnAsync(string node, long fenceRevision, long? readRevision, CancellationToken ct)
+    {
+        if (watcher is not null)
+        {
+            try
+            {
+                var snapshot = await watcher.WaitForRevisionAsync(fenceRevision, ct).WaitAsync(TimeSpan.FromSeconds(2), ct);
+                return snapshot.WorkloadsOn(node).ToList();
+            }
+            catch (TimeoutException)
+            {
+                log.LogWarning("registry watcher is behind revision {Revision}; reading workloads of {Node} from etcd", fenceRevision, node);
+            }
+        }
+        var (all, _) = await store.ListAsync(Kinds.Workloads, revision: readRevision ?? 0, ct: ct);
+        return all.Select(w => w.Value).Where(w => w.Node == node).ToList();
     }
 
     private async Task<InstanceOutcome> OneAsync(DockerEngine engine, Node node, DeploySpec spec, CancellationToken ct)
@@ -68,7 +145,8 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             for (var attempt = 1; attempt <= Attempts; attempt++)
             {
                 var tx = store.Begin();
-                var onNode = (await tx.ListAsync(Kinds.Workloads, ct)).Select(w => w.Value).Where(w => w.Node == node.Name && w.Id != id);
+                var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
+                var onNode = (await WorkloadsOnAsync(node.Name, fence?.ModRevision ?? 0, tx.ReadRevision, ct)).Where(w => w.Id != id);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
                 {
@@ -82,11 +160,18 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
                     id = await engine.CreateAndStartAsync(Container(spec, node, name, ident, plan), ct);
+                    foreach (var hook in spec.AfterStart)
+                    {
+                        var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
+                        if (r.ExitCode != 0) throw new InvalidOperationException($"after_start hook `{hook}` exited {r.ExitCode}: {r.Output}");
+                    }
                 }
                 var state = await engine.InspectAsync(id, ct);
                 tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state));
-                if (await tx.CommitAsync(ct)) return new InstanceOutcome(node.Name, id, name, null);
-                await Task.Delay(Random.Shared.Next(5, 30), ct); // another writer got in: look again
+                tx.Put(Kinds.Allocations, Bump(node.Name, fence));
+                if (await tx.CommitAsync(ct))
+                    return new InstanceOutcome(node.Name, id, name, null) { Addresses = state?.Addresses ?? new Dictionary<string, string>() };
+                await Task.Delay(Random.Shared.Next(5, 30), ct); // another writer changed the node: look again
             }
             throw new RegistryConflictException(Attempts);
         }
@@ -99,40 +184,172 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         }
     }
 
+    private static NodeAllocation Bump(string node, Versioned<NodeAllocation>? fence) =>
+        new() { Node = node, Generation = (fence?.Value.Generation ?? 0) + 1, ChangedAt = DateTimeOffset.UtcNow };
+
     /// <summary>
-    /// Removes workloads: stop (SIGTERM, then SIGKILL after <paramref name="stopTimeout"/>), remove the
-    /// container, delete the record; a container already gone still has its record deleted.
+    /// Removes workloads: before_stop hooks, stop (SIGTERM, then SIGKILL after <paramref name="stopTimeout"/>),
+    /// remove the container, delete the record (bumping the node's fence); a container already gone still
+    /// has its record deleted.
     /// </summary>
-    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default)
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default) =>
+        await RemoveAsync(workloadIds, stopTimeout, null, ct);
+
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default)
+    {
+        var outcomes = new List<InstanceOutcome>();
+        foreach (var id in workloadIds)
+        {
+            var outcome = await RemoveOneAsync(id, stopTimeout, ct);
+            outcomes.Add(outcome);
+            progress?.Invoke(outcome);
+        }
+        return outcomes;
+    }
+
+    private async Task<InstanceOutcome> RemoveOneAsync(string id, TimeSpan stopTimeout, CancellationToken ct)
+    {
+        var record = await store.GetAsync(Kinds.Workloads, id, ct);
+        if (record is null) return new InstanceOutcome("", id, null, $"no workload {id}");
+        var w = record.Value;
+        var node = await store.GetAsync(Kinds.Nodes, w.Node, ct);
+        try
+        {
+            if (node is not null)
+            {
+                using var engine = engines(node.Value.Endpoint);
+                foreach (var hook in w.BeforeStop ?? [])
+                {
+                    try
+                    {
+                        var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
+                        if (r.ExitCode != 0) log.LogWarning("before_stop hook `{Hook}` of {Name} exited {Code}: {Output}", hook, w.Name, r.ExitCode, r.Output);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        // A hook must not keep a container alive (it may be stopped or gone already).
+                        log.LogWarning("before_stop hook `{Hook}` of {Name} failed: {Error}", hook, w.Name, ex.Message);
+                    }
+                }
+                await engine.RemoveAsync(id, stopTimeout, ct);
+            }
+            await store.TransactAsync(async (tx, c) =>
+            {
+                var fence = await tx.GetAsync(Kinds.Allocations, w.Node, c);
+                tx.Delete(Kinds.Workloads, id);
+                tx.Put(Kinds.Allocations, Bump(w.Node, fence));
+                return true;
+            }, ct: ct);
+            return new InstanceOutcome(w.Node, id, w.Name, null);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The record stays while its container may still run: registry and Docker keep agreeing.
+            return new InstanceOutcome(w.Node, id, w.Name, ex.Message);
+        }
+    }
+
+    /// <summary>Starts, stops or restarts workloads' containers; their records and allocations stay.</summary>
+    public async Task<IReadOnlyList<InstanceOutcome>> ControlAsync(IEnumerable<string> workloadIds, ControlAction action, TimeSpan stopTimeout,
+        Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
     {
         var outcomes = new List<InstanceOutcome>();
         foreach (var id in workloadIds)
         {
             var record = await store.GetAsync(Kinds.Workloads, id, ct);
-            if (record is null)
+            InstanceOutcome outcome;
+            if (record is null) outcome = new InstanceOutcome("", id, null, $"no workload {id}");
+            else if (await store.GetAsync(Kinds.Nodes, record.Value.Node, ct) is not { } node) outcome = new InstanceOutcome(record.Value.Node, id, record.Value.Name, $"node {record.Value.Node} is gone");
+            else
             {
-                outcomes.Add(new InstanceOutcome("", id, null, $"no workload {id}"));
-                continue;
-            }
-            var w = record.Value;
-            var node = await store.GetAsync(Kinds.Nodes, w.Node, ct);
-            try
-            {
-                if (node is not null)
+                try
                 {
                     using var engine = engines(node.Value.Endpoint);
-                    await engine.RemoveAsync(id, stopTimeout, ct);
+                    switch (action)
+                    {
+                        case ControlAction.Start: await engine.StartAsync(id, ct); break;
+                        case ControlAction.Stop: await engine.StopAsync(id, stopTimeout, ct); break;
+                        case ControlAction.Restart: await engine.RestartAsync(id, stopTimeout, ct); break;
+                        default: throw new ArgumentOutOfRangeException(nameof(action), action, "start, stop or restart");
+                    }
+                    outcome = new InstanceOutcome(record.Value.Node, id, record.Value.Name, null);
                 }
-                await store.DeleteAsync(Kinds.Workloads, id, ct);
-                outcomes.Add(new InstanceOutcome(w.Node, id, w.Name, null));
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    outcome = new InstanceOutcome(record.Value.Node, id, record.Value.Name, ex.Message);
+                }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // The record stays while its container may still run: registry and Docker keep agreeing.
-                outcomes.Add(new InstanceOutcome(w.Node, id, w.Name, ex.Message));
-            }
+            outcomes.Add(outcome);
+            progress?.Invoke(outcome);
         }
         return outcomes;
+    }
+
+    /// <summary>
+    /// Rolling replace of app.entrypoint's instances (those with all <see cref="ReplaceOptions.OnlyTags"/>)
+    /// by <paramref name="spec"/>: per batch, one new instance per old one (on the old one's node when it
+    /// fits, else wherever the strategy puts it); each new one must be reported healthy by its agent before
+    /// the batch's old ones are removed. A failed batch removes its new instances and stops the rollout,
+    /// leaving the old ones serving. Nothing is ever unavailable: new ones come up before old ones go.
+    /// </summary>
+    public async Task<DeployResult> ReplaceAsync(DeploySpec spec, ReplaceOptions options, Action<DeployProgress>? progress = null, CancellationToken ct = default)
+    {
+        var problems = spec.Problems();
+        if (options.BatchSize < 1) problems = [.. problems, $"batch size {options.BatchSize} must be at least 1"];
+        if (problems.Count > 0) return new DeployResult([], "invalid replace spec: " + string.Join("; ", problems));
+        var (all, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
+        var olds = all.Select(w => w.Value)
+            .Where(w => w.App == spec.App && w.Entrypoint == spec.Entrypoint && w.Pod == spec.Pod && options.OnlyTags.All(t => w.Tags.Contains(t)))
+            .OrderBy(w => w.Node, StringComparer.Ordinal).ThenBy(w => w.Name, StringComparer.Ordinal).ToList();
+        if (olds.Count == 0) return new DeployResult([], $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace");
+
+        var results = new List<InstanceOutcome>();
+        foreach (var batch in olds.Chunk(options.BatchSize))
+        {
+            progress?.Invoke(new DeployProgress(null, null, $"batch: replacing {string.Join(", ", batch.Select(b => b.Name))}"));
+            var fresh = new List<InstanceOutcome>();
+            foreach (var old in batch)
+            {
+                var onSameNode = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false }, ct);
+                var r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                var outcome = r.Instances.Count > 0 ? r.Instances[0] : new InstanceOutcome(old.Node, null, null, r.Error);
+                fresh.Add(outcome);
+                progress?.Invoke(new DeployProgress(null, outcome));
+            }
+            string? failure = fresh.FirstOrDefault(f => f.Error is not null)?.Error;
+            if (failure is null)
+            {
+                progress?.Invoke(new DeployProgress(null, null, $"waiting for {fresh.Count} new instance(s) to be reported healthy"));
+                var healthy = await Task.WhenAll(fresh.Select(f => WaitHealthyAsync(f.WorkloadId!, options.HealthTimeout, ct)));
+                if (healthy.Any(h => h is not null)) failure = healthy.First(h => h is not null);
+            }
+            if (failure is not null)
+            {
+                await RemoveAsync(fresh.Where(f => f.WorkloadId is not null).Select(f => f.WorkloadId!), TimeSpan.Zero, ct);
+                results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
+                log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving", spec.App, spec.Entrypoint, failure);
+                return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}");
+            }
+            results.AddRange(fresh);
+            foreach (var removed in await RemoveAsync(batch.Select(b => b.Id), options.StopTimeout, ct))
+                progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
+        }
+        return new DeployResult(results, null);
+    }
+
+    /// <summary>Null once the agent reports the workload running and healthy; else why not in time.</summary>
+    private async Task<string?> WaitHealthyAsync(string id, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        string? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            var status = await store.GetAsync(Kinds.WorkloadStatus, id, ct);
+            if (status is { Value: { Running: true, Healthy: true } }) return null;
+            last = status?.Value.Reason ?? (status is null ? "no status from the agent yet" : "not running");
+            await Task.Delay(200, ct);
+        }
+        return $"{id[..Math.Min(12, id.Length)]} not healthy within {timeout.TotalSeconds:0} s ({last})";
     }
 
     private static bool StillFits(CpuPlan plan, NodeResources free) => plan.Cores.All(c => c.Core < free.FreePieces.Length && free.FreePieces[c.Core] >= c.Pieces);
@@ -143,6 +360,9 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         Image = spec.Image,
         Command = spec.Command,
         Env = spec.Env,
+        User = spec.User,
+        WorkingDir = spec.WorkingDir,
+        Restart = spec.Restart,
         Labels = new Dictionary<string, string>
         {
             [DockerEngine.AppLabel] = spec.App, [DockerEngine.EntrypointLabel] = spec.Entrypoint,
@@ -180,6 +400,22 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             NumaNode = plan?.Numa,
         },
         Healthcheck = spec.Healthcheck,
+        BeforeStop = spec.BeforeStop.Count > 0 ? [.. spec.BeforeStop] : null,
         CreatedAt = DateTimeOffset.UtcNow,
     };
+}
+
+public enum ControlAction
+{
+    Start,
+    Stop,
+    Restart,
+}
+
+public sealed record ReplaceOptions
+{
+    public int BatchSize { get; init; } = 1;
+    public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public IReadOnlyList<string> OnlyTags { get; init; } = [];
 }

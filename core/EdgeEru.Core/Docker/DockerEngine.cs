@@ -28,7 +28,13 @@ public sealed record ContainerSpec
     public string? Cpuset { get; init; }
 
     public string? CpusetMems { get; init; }
+
+    /// <summary>Docker restart policy: no, always, on-failure, unless-stopped ("" = no).</summary>
+    public string Restart { get; init; } = "";
 }
+
+/// <summary>What a command run inside a container (docker exec) returned.</summary>
+public sealed record ExecResult(long ExitCode, string Output);
 
 /// <summary>What Docker says about a container.</summary>
 public sealed record ContainerState(string Id, string Name, bool Running, IReadOnlyDictionary<string, string> Addresses,
@@ -45,9 +51,37 @@ public sealed class DockerEngine : IDisposable
 
     public DockerEngine(DockerEndpoint endpoint)
     {
-        if (endpoint.TlsCertPath is not null)
-            throw new NotSupportedException($"{endpoint.Address}: TLS client certificates are not supported yet; use a unix socket or plain tcp on a trusted network");
-        _client = new DockerClientConfiguration(new Uri(endpoint.Address), defaultTimeout: TimeSpan.FromSeconds(60)).CreateClient();
+        var uri = new Uri(endpoint.Address);
+        _client = (endpoint.TlsCertPath is null
+            ? new DockerClientConfiguration(uri, defaultTimeout: TimeSpan.FromSeconds(60))
+            : new DockerClientConfiguration(uri, TlsCredentials(endpoint), TimeSpan.FromSeconds(60))).CreateClient();
+    }
+
+    /// <summary>
+    /// A client certificate (PEM cert + key) for an engine behind <c>--tlsverify</c>; the engine's own
+    /// certificate must chain to the configured CA (a private CA: the system store is not consulted).
+    /// </summary>
+    private static global::Docker.DotNet.X509.CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
+    {
+        if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
+        using var pem = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
+        // Re-imported so the private key is usable by SslStream on every platform.
+        var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(pem.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
+        var credentials = new global::Docker.DotNet.X509.CertificateCredentials(cert);
+        if (endpoint.TlsCaPath is not null)
+        {
+            var ca = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
+            credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                if (certificate is null) return false;
+                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+                return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
+            };
+        }
+        return credentials;
     }
 
     /// <summary>The engine's CPUs and memory (a node added without capacity takes these).</summary>
@@ -82,6 +116,7 @@ public sealed class DockerEngine : IDisposable
                 CpusetCpus = spec.Cpuset,
                 CpusetMems = spec.CpusetMems,
                 NetworkMode = spec.Networks.Keys.FirstOrDefault() ?? "none",
+                RestartPolicy = new RestartPolicy { Name = RestartPolicyFor(spec.Restart) },
             },
             // Docker attaches one network at create; the others are connected before start.
             NetworkingConfig = spec.Networks.Count == 0 ? null : new NetworkingConfig
@@ -148,6 +183,81 @@ public sealed class DockerEngine : IDisposable
             if (await InspectAsync(c.ID, ct) is { } s) states.Add(s);
         return states;
     }
+
+    /// <summary>
+    /// Pulls <paramref name="image"/> unless the engine has it already. <paramref name="auth"/> is the
+    /// registry's "user:password" when it needs one.
+    /// </summary>
+    public async Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Images.InspectImageAsync(image, ct);
+            return;
+        }
+        catch (DockerImageNotFoundException)
+        {
+        }
+        var (name, tag) = SplitImage(image);
+        AuthConfig? credentials = null;
+        if (!string.IsNullOrEmpty(auth))
+        {
+            var colon = auth.IndexOf(':', StringComparison.Ordinal);
+            credentials = colon < 0 ? new AuthConfig { IdentityToken = auth } : new AuthConfig { Username = auth[..colon], Password = auth[(colon + 1)..] };
+        }
+        string? error = null;
+        await _client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, credentials,
+            new Progress<JSONMessage>(m => error ??= m.ErrorMessage ?? m.Error?.Message), ct);
+        if (error is not null) throw new InvalidOperationException($"pull {image}: {error}");
+    }
+
+    /// <summary>Splits "registry:5000/repo/name:tag" into name and tag (a colon before the last slash is a port).</summary>
+    internal static (string Name, string Tag) SplitImage(string image)
+    {
+        if (image.Contains('@', StringComparison.Ordinal)) return (image, "");
+        var colon = image.LastIndexOf(':');
+        return colon > image.LastIndexOf('/') ? (image[..colon], image[(colon + 1)..]) : (image, "latest");
+    }
+
+    /// <summary>Runs <paramref name="command"/> inside a running container and waits for it (hooks).</summary>
+    public async Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct = default)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        var exec = await _client.Exec.ExecCreateContainerAsync(id, new ContainerExecCreateParameters
+        {
+            Cmd = [.. command], AttachStdout = true, AttachStderr = true,
+        }, cts.Token);
+        try
+        {
+            using var stream = await _client.Exec.StartAndAttachContainerExecAsync(exec.ID, tty: false, cts.Token);
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(cts.Token);
+            var inspect = await _client.Exec.InspectContainerExecAsync(exec.ID, cts.Token);
+            return new ExecResult(inspect.ExitCode, (stdout + stderr).Trim());
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TimeoutException($"`{string.Join(' ', command)}` did not finish within {timeout.TotalSeconds:0} s");
+        }
+    }
+
+    public async Task StartAsync(string id, CancellationToken ct = default) =>
+        await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
+
+    public async Task StopAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) =>
+        await _client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+
+    public async Task RestartAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) =>
+        await _client.Containers.RestartContainerAsync(id, new ContainerRestartParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+
+    private static RestartPolicyKind RestartPolicyFor(string restart) => restart switch
+    {
+        "" or "no" => RestartPolicyKind.No,
+        "always" => RestartPolicyKind.Always,
+        "on-failure" => RestartPolicyKind.OnFailure,
+        "unless-stopped" => RestartPolicyKind.UnlessStopped,
+        _ => throw new ArgumentException($"restart \"{restart}\" must be no, always, on-failure or unless-stopped", nameof(restart)),
+    };
 
     /// <summary>The cpuset string of a CPU plan ("2,3").</summary>
     public static string Cpuset(IEnumerable<int> cores) => string.Join(',', cores.Order().Select(c => c.ToString(CultureInfo.InvariantCulture)));

@@ -132,7 +132,8 @@ public static class Scheduler
     private static int Limit(NodeResources n, int capacity, int perNodeLimit) =>
         perNodeLimit > 0 ? Math.Max(0, Math.Min(capacity, perNodeLimit - n.Existing)) : capacity;
 
-    private static string Reason(NodeResources n, PlacementRequest request)
+    /// <summary>Why nothing of <paramref name="request"/> fits on <paramref name="n"/>.</summary>
+    public static string Reason(NodeResources n, PlacementRequest request)
     {
         var r = request.Resources;
         if (r.Memory > n.FreeMemory) return $"free memory {n.FreeMemory} < request {r.Memory}";

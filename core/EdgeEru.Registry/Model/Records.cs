@@ -113,6 +113,30 @@ public sealed record Node : IRegistryRecord
     }
 }
 
+/// <summary>
+/// A node's allocation fence. Every transaction that adds or removes workloads on the node also bumps
+/// this key, so a writer that read the fence and planned on that node's workloads can guard its commit
+/// on the fence alone: one key per node, instead of a guard on (and a read of) the whole workloads range.
+/// </summary>
+public sealed record NodeAllocation : IRegistryRecord
+{
+    public int V { get; init; } = 1;
+    public required string Node { get; init; }
+    /// <summary>Bumped by each change; the key's mod revision is what writers guard on.</summary>
+    public long Generation { get; init; }
+    public DateTimeOffset ChangedAt { get; init; }
+
+    [JsonIgnore] public string KeyName => Node;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsLabel(Node), $"allocations: node \"{Node}\" must be a DNS label");
+        Names.Require(e, Generation >= 0, $"allocations/{Node}: generation {Generation} must not be negative");
+        return e;
+    }
+}
+
 /// <summary>The agent's heartbeat, under its lease: the node is alive while this key exists.</summary>
 public sealed record NodeStatus : IRegistryRecord
 {
@@ -214,6 +238,8 @@ public sealed record Workload : IRegistryRecord
     [JsonConverter(typeof(InterningConverter<PublishedPort[]>))] public PublishedPort[] Ports { get; init; } = [];
     [JsonConverter(typeof(InterningConverter<ResourceAllocation>))] public ResourceAllocation Resources { get; init; } = new();
     [JsonConverter(typeof(InterningConverter<HealthCheckSpec>))] public HealthCheckSpec? Healthcheck { get; init; }
+    /// <summary>Commands Core runs inside the container (docker exec) before stopping it; absent when none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? BeforeStop { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
 
     [JsonIgnore] public string KeyName => Id;

@@ -13,6 +13,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(Pod))]
 [JsonSerializable(typeof(Node))]
 [JsonSerializable(typeof(NodeStatus))]
+[JsonSerializable(typeof(NodeAllocation))]
 [JsonSerializable(typeof(Workload))]
 [JsonSerializable(typeof(WorkloadStatus))]
 [JsonSerializable(typeof(ReservedRecord))]

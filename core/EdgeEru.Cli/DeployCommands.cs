@@ -1,0 +1,190 @@
+using System.CommandLine;
+using System.Globalization;
+using EdgeEru.Core.Api;
+using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Scheduling;
+using Google.Protobuf;
+using Grpc.Core;
+using V1 = EdgeEru.Core.Api.V1;
+
+namespace EdgeEru.Cli;
+
+/// <summary><c>eru deploy|capacity|replace|rm|start|stop|restart</c> through eru-core's API.</summary>
+internal static class DeployCommands
+{
+    /// <summary>An app spec file plus the deploy options of the command line, the way ERU took them.</summary>
+    private sealed class SpecOptions
+    {
+        public Argument<FileInfo> File { get; } = new("app.yaml") { Description = "App spec (appname, entrypoints with cmd, ports, healthcheck, restart, hook)" };
+        public Option<string?> Entrypoint { get; } = new("--entrypoint", "-e") { Description = "Which entrypoint (default: the only one)" };
+        public Option<string> Image { get; } = new("--image") { Description = "Image to run", DefaultValueFactory = _ => "" };
+        public Option<int> Count { get; } = new("--count", "-n") { Description = "Instances", DefaultValueFactory = _ => 1 };
+        public Option<string> Pod { get; } = new("--pod") { Description = "Target pod", Required = true };
+        public Option<string[]> Nodes { get; } = new("--node") { Description = "Only these nodes, repeatable" };
+        public Option<string[]> NodeLabels { get; } = new("--node-label") { Description = "Only nodes with NAME=VALUE, repeatable" };
+        public Option<string[]> ExcludeNodeLabels { get; } = new("--exclude-node-label") { Description = "No node with NAME=VALUE, repeatable" };
+        public Option<string[]> Networks { get; } = new("--network") { Description = "Docker network, or NETWORK=IPv4 for a fixed address, repeatable" };
+        public Option<string[]> Tags { get; } = new("--tag") { Description = "Tags (DNS subsets, LB selectors), repeatable" };
+        public Option<string[]> Labels { get; } = new("--label") { Description = "NAME=VALUE, repeatable" };
+        public Option<string[]> Env { get; } = new("--env") { Description = "NAME=VALUE, repeatable" };
+        public Option<string?> Memory { get; } = new("--memory") { Description = "Memory request, e.g. 256M" };
+        public Option<string?> MemoryLimit { get; } = new("--memory-limit") { Description = "Memory limit (default: the request)" };
+        public Option<double> Cpu { get; } = new("--cpu") { Description = "CPUs (a CFS quota, or with --cpu-bind whole and fragment cores)" };
+        public Option<bool> CpuBind { get; } = new("--cpu-bind") { Description = "Bind CPUs (cpuset)" };
+        public Option<Strategy> Strategy { get; } = new("--strategy") { Description = "auto, fill, each, global, drained", DefaultValueFactory = _ => Core.Scheduling.Strategy.Auto };
+        public Option<int> PerNodeLimit { get; } = new("--per-node-limit") { Description = "At most this many of the app per node" };
+        public Option<bool> Force { get; } = new("--force") { Description = "Use named nodes even without a heartbeat" };
+
+        public IEnumerable<Symbol> All => [File, Entrypoint, Image, Count, Pod, Nodes, NodeLabels, ExcludeNodeLabels, Networks, Tags, Labels, Env, Memory, MemoryLimit, Cpu, CpuBind, Strategy, PerNodeLimit, Force];
+
+        public async Task<V1.DeployRequest> RequestAsync(ParseResult pr, CancellationToken ct)
+        {
+            var file = pr.GetValue(File)!;
+            if (!file.Exists) throw new FormatException($"{file.FullName} does not exist");
+            var app = AppSpec.Parse(await System.IO.File.ReadAllTextAsync(file.FullName, ct));
+            var entrypoint = pr.GetValue(Entrypoint) ?? (app.Entrypoints.Count == 1 ? app.Entrypoints.Keys.First()
+                : throw new FormatException($"{file.Name} has {app.Entrypoints.Count} entrypoints ({string.Join(", ", app.Entrypoints.Keys)}): pick one with --entrypoint"));
+            var memory = CoreApi.Size(pr.GetValue(Memory), "--memory");
+            var options = new DeploySpec
+            {
+                App = app.Appname, Entrypoint = entrypoint, Image = pr.GetValue(Image)!, Pod = pr.GetValue(Pod)!, Count = pr.GetValue(Count),
+                Nodes = pr.GetValue(Nodes) ?? [], NodeLabels = CoreApi.Pairs(pr.GetValue(NodeLabels), "--node-label"),
+                ExcludeNodeLabels = CoreApi.Pairs(pr.GetValue(ExcludeNodeLabels), "--exclude-node-label"),
+                Networks = CoreApi.Pairs(pr.GetValue(Networks), "--network", valueOptional: true),
+                Tags = pr.GetValue(Tags) ?? [], Labels = CoreApi.Pairs(pr.GetValue(Labels), "--label"),
+                Env = [.. CoreApi.Pairs(pr.GetValue(Env), "--env").Select(kv => $"{kv.Key}={kv.Value}")],
+                MemoryRequest = memory, MemoryLimit = pr.GetValue(MemoryLimit) is { } l ? CoreApi.Size(l, "--memory-limit") : memory,
+                Cpu = pr.GetValue(Cpu), CpuBind = pr.GetValue(CpuBind), Strategy = pr.GetValue(Strategy), PerNodeLimit = pr.GetValue(PerNodeLimit), Force = pr.GetValue(Force),
+            };
+            return SpecMapping.ToRequest(app.ToDeploySpec(entrypoint, options));
+        }
+    }
+
+    public static IEnumerable<Command> Create()
+    {
+        var api = new CoreApi();
+
+        var spec = new SpecOptions();
+        var deploy = new Command("deploy", "Deploy instances of an app spec's entrypoint; shows each instance as it is created");
+        foreach (var s in spec.All) Add(deploy, s);
+        deploy.SetAction((pr, ct) => api.RunAsync(pr, "deploy", async (c, t) =>
+            await StreamAsync(c.Deploy(await spec.RequestAsync(pr, t), cancellationToken: t), pr.GetValue(api.Json), t), ct));
+
+        var cspec = new SpecOptions();
+        var capacity = new Command("capacity", "How many instances would fit, per node (a dry run: nothing is created)");
+        foreach (var s in cspec.All) Add(capacity, s);
+        capacity.SetAction((pr, ct) => api.RunAsync(pr, "capacity", async (c, t) =>
+        {
+            var reply = await c.CapacityAsync(new V1.CapacityRequest { Request = await cspec.RequestAsync(pr, t) }, cancellationToken: t);
+            if (pr.GetValue(api.Json)) Console.WriteLine(JsonFormatter.Default.Format(reply));
+            else
+            {
+                PodNodeCommands.Table(["NODE", "FITS", "EXISTING", "WHY NOT"], reply.Nodes.Select(n => new[]
+                    { n.Node, n.Capacity.ToString(CultureInfo.InvariantCulture), n.Existing.ToString(CultureInfo.InvariantCulture), n.Reason }));
+                Console.WriteLine($"total: {reply.Total}");
+            }
+            return 0;
+        }, ct));
+
+        var rspec = new SpecOptions();
+        var batch = new Option<int>("--batch-size") { Description = "Old instances replaced at a time", DefaultValueFactory = _ => 1 };
+        var healthTimeout = new Option<int>("--health-timeout") { Description = "Seconds a new instance may take to be reported healthy", DefaultValueFactory = _ => 60 };
+        var onlyTags = new Option<string[]>("--only-tag") { Description = "Replace only instances with this tag, repeatable" };
+        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags };
+        foreach (var s in rspec.All) Add(replace, s);
+        replace.SetAction((pr, ct) => api.RunAsync(pr, "replace", async (c, t) =>
+        {
+            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000 };
+            req.OnlyTags.Add(pr.GetValue(onlyTags) ?? []);
+            return await StreamAsync(c.Replace(req, cancellationToken: t), pr.GetValue(api.Json), t);
+        }, ct));
+
+        var workloads = new Argument<string[]>("workload") { Description = "Workload ids (or 6+ character prefixes) or names", Arity = ArgumentArity.OneOrMore };
+        var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds between SIGTERM and SIGKILL", DefaultValueFactory = _ => 10 };
+        var rm = new Command("rm", "Remove workloads: before_stop hooks, stop, remove, forget") { workloads, stopTimeout };
+        rm.SetAction((pr, ct) => api.RunAsync(pr, "rm", async (c, t) =>
+        {
+            var req = new V1.RemoveRequest { StopTimeoutS = pr.GetValue(stopTimeout) };
+            req.Workloads.Add(pr.GetValue(workloads)!);
+            return await ResultsAsync(c.Remove(req, cancellationToken: t), pr.GetValue(api.Json), "removed", t);
+        }, ct));
+
+        var controls = new[] { ("start", V1.ControlAction.Start, "Start stopped workloads"), ("stop", V1.ControlAction.Stop, "Stop workloads (they stay recorded)"), ("restart", V1.ControlAction.Restart, "Restart workloads") }
+            .Select(x =>
+            {
+                var cmd = new Command(x.Item1, x.Item3) { workloads, stopTimeout };
+                cmd.SetAction((pr, ct) => api.RunAsync(pr, x.Item1, async (c, t) =>
+                {
+                    var req = new V1.ControlRequest { Action = x.Item2, StopTimeoutS = pr.GetValue(stopTimeout) };
+                    req.Workloads.Add(pr.GetValue(workloads)!);
+                    return await ResultsAsync(c.Control(req, cancellationToken: t), pr.GetValue(api.Json), x.Item1 + (x.Item1.EndsWith('p') ? "ped" : "ed"), t);
+                }, ct));
+                return cmd;
+            });
+
+        var all = new List<Command> { deploy, capacity, replace, rm };
+        all.AddRange(controls);
+        foreach (var c in all) api.AddTo(c);
+        return all;
+    }
+
+    private static void Add(Command c, Symbol s)
+    {
+        if (s is Argument a) c.Arguments.Add(a);
+        else c.Options.Add((Option)s);
+    }
+
+    /// <summary>Prints deploy events as they come (one line per instance), then the summary; exit 1 if any instance failed.</summary>
+    private static async Task<int> StreamAsync(AsyncServerStreamingCall<V1.DeployEvent> call, bool json, CancellationToken ct)
+    {
+        using (call)
+        {
+            var failed = 0;
+            await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
+            {
+                if (json)
+                {
+                    Console.WriteLine(JsonFormatter.Default.Format(e));
+                    if (e.Instance is { Error.Length: > 0 }) failed++;
+                    continue;
+                }
+                switch (e.EventCase)
+                {
+                    case V1.DeployEvent.EventOneofCase.Planned:
+                        Console.WriteLine("plan: " + string.Join(", ", e.Planned.PerNode.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key} ×{p.Value}")));
+                        break;
+                    case V1.DeployEvent.EventOneofCase.Instance:
+                        var i = e.Instance;
+                        if (i.Error.Length > 0) failed++;
+                        Console.WriteLine(i.Error.Length == 0
+                            ? $"  ✓ {i.Node,-8} {i.Name}  {string.Join(" ", i.Addresses.Select(a => a.Value))}  {Short(i.WorkloadId)}"
+                            : $"  ✗ {i.Node,-8} {i.Name}  {i.Error}");
+                        break;
+                    case V1.DeployEvent.EventOneofCase.Note:
+                        Console.WriteLine("  " + e.Note);
+                        break;
+                    case V1.DeployEvent.EventOneofCase.Summary:
+                        Console.WriteLine($"{e.Summary.Created} created, {e.Summary.Failed} failed");
+                        break;
+                }
+            }
+            return failed > 0 ? 1 : 0;
+        }
+    }
+
+    private static async Task<int> ResultsAsync(AsyncServerStreamingCall<V1.InstanceResult> call, bool json, string done, CancellationToken ct)
+    {
+        using (call)
+        {
+            var failed = 0;
+            await foreach (var r in call.ResponseStream.ReadAllAsync(ct))
+            {
+                if (r.Error.Length > 0) failed++;
+                Console.WriteLine(json ? JsonFormatter.Default.Format(r) : r.Error.Length == 0 ? $"{done} {r.Name} ({r.Node})" : $"failed {r.Name} ({r.Node}): {r.Error}");
+            }
+            return failed > 0 ? 1 : 0;
+        }
+    }
+
+    private static string Short(string id) => id.Length > 12 ? id[..12] : id;
+}

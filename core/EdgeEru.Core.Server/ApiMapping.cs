@@ -1,0 +1,134 @@
+using EdgeEru.Core.Api;
+using EdgeEru.Core.Deploy;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+using Grpc.Core;
+using V1 = EdgeEru.Core.Api.V1;
+
+namespace EdgeEru.Core.Server;
+
+/// <summary>Between the wire's messages and Core's records: pure, no I/O.</summary>
+public static class ApiMapping
+{
+    /// <summary>Checks a spec: INVALID_ARGUMENT naming every bad field.</summary>
+    public static DeploySpec Checked(V1.DeployRequest? r)
+    {
+        if (r is null) throw Invalid("request is missing");
+        DeploySpec spec;
+        try
+        {
+            spec = SpecMapping.ToSpec(r);
+        }
+        catch (ArgumentException ex)
+        {
+            throw Invalid(ex.Message);
+        }
+        var problems = spec.Problems();
+        if (problems.Count > 0) throw Invalid("invalid deploy spec: " + string.Join("; ", problems));
+        return spec;
+    }
+
+    public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    public static RpcException NotFound(string message) => new(new Status(StatusCode.NotFound, message));
+
+    public static RpcException Precondition(string message) => new(new Status(StatusCode.FailedPrecondition, message));
+
+    /// <summary>The status of a deployer refusal: capacity, a missing thing, or a bad request.</summary>
+    public static RpcException Refusal(string error) =>
+        error.StartsWith("no capacity", StringComparison.Ordinal) ? new RpcException(new Status(StatusCode.ResourceExhausted, error))
+        : error.StartsWith("invalid", StringComparison.Ordinal) ? Invalid(error)
+        : error.Contains("does not exist", StringComparison.Ordinal) || error.Contains("is not in pod", StringComparison.Ordinal) || error.StartsWith("no instances", StringComparison.Ordinal) ? NotFound(error)
+        : Precondition(error);
+
+    public static V1.InstanceResult ToResult(InstanceOutcome o)
+    {
+        var r = new V1.InstanceResult { Node = o.Node, WorkloadId = o.WorkloadId ?? "", Name = o.Name ?? "", Error = o.Error ?? "" };
+        r.Addresses.Add(o.Addresses.ToDictionary());
+        return r;
+    }
+
+    public static Node ToNode(V1.Node n)
+    {
+        var node = new Node
+        {
+            Name = n.Name,
+            Pod = n.Pod,
+            Endpoint = new DockerEndpoint
+            {
+                Address = n.Endpoint,
+                TlsCaPath = n.TlsCaPath.Length > 0 ? n.TlsCaPath : null,
+                TlsCertPath = n.TlsCertPath.Length > 0 ? n.TlsCertPath : null,
+                TlsKeyPath = n.TlsKeyPath.Length > 0 ? n.TlsKeyPath : null,
+            },
+            Address = n.Address.Length > 0 ? n.Address : null,
+            Labels = StringMap.From(n.Labels),
+            Capacity = new NodeCapacity
+            {
+                CpuCores = n.Capacity?.CpuCores ?? 0,
+                PiecesPerCore = n.Capacity is { PiecesPerCore: > 0 } ? n.Capacity.PiecesPerCore : 100,
+                MemoryBytes = n.Capacity?.MemoryBytes ?? 0,
+                Numa = n.Capacity is null ? [] : [.. n.Capacity.Numa.Select(x => new NumaNode { Id = x.Id, Cpus = [.. x.Cpus], MemoryBytes = x.MemoryBytes })],
+            },
+            Networks = [.. n.Networks],
+            Unschedulable = n.Unschedulable,
+        };
+        return node;
+    }
+
+    public static V1.Node FromNode(Node n, bool alive, IEnumerable<Workload> workloads)
+    {
+        var list = workloads.ToList();
+        var v = new V1.Node
+        {
+            Name = n.Name,
+            Pod = n.Pod,
+            Endpoint = n.Endpoint.Address,
+            Address = n.Address ?? "",
+            Capacity = new V1.NodeCapacity { CpuCores = n.Capacity.CpuCores, PiecesPerCore = n.Capacity.PiecesPerCore, MemoryBytes = n.Capacity.MemoryBytes },
+            Unschedulable = n.Unschedulable,
+            Alive = alive,
+            Workloads = list.Count,
+            MemoryUsedBytes = list.Sum(w => w.Resources.MemoryRequestBytes),
+            PiecesUsed = list.Sum(w => w.Resources.CpuBind.Sum(b => b.Pieces)),
+            TlsCaPath = n.Endpoint.TlsCaPath ?? "",
+            TlsCertPath = n.Endpoint.TlsCertPath ?? "",
+            TlsKeyPath = n.Endpoint.TlsKeyPath ?? "",
+        };
+        v.Labels.Add(n.Labels.ToDictionary(l => l.Key, l => l.Value));
+        v.Networks.Add(n.Networks);
+        v.Capacity.Numa.Add(n.Capacity.Numa.Select(x => new V1.NumaNode { Id = x.Id, Cpus = { x.Cpus }, MemoryBytes = x.MemoryBytes }));
+        return v;
+    }
+
+    public static V1.Workload FromView(WorkloadView w, RegistrySnapshot s)
+    {
+        var r = w.Record!;
+        var v = new V1.Workload
+        {
+            Id = r.Id, Name = r.Name, App = r.App, Entrypoint = r.Entrypoint, Ident = r.Ident, Pod = r.Pod, Node = r.Node, Image = r.Image,
+            Resources = new V1.Resources
+            {
+                MemoryRequestBytes = r.Resources.MemoryRequestBytes, MemoryLimitBytes = r.Resources.MemoryLimitBytes,
+                Cpu = r.Resources.CpuRequest, CpuBind = r.Resources.CpuBind.Length > 0,
+            },
+            Running = w.Status?.Running ?? false,
+            Healthy = w.Status?.Healthy ?? false,
+            Live = w.IsLive,
+            Reason = w.IsLive ? "" : WhyNotLive(w, s),
+            CreatedAt = r.CreatedAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        v.Tags.Add(r.Tags);
+        foreach (var (net, ip) in w.Addresses()) v.Networks.TryAdd(net, ip);
+        v.CpuCores.Add(r.Resources.CpuBind.Select(b => b.Core));
+        return v;
+    }
+
+    /// <summary>Which of the four liveness conditions fails.</summary>
+    public static string WhyNotLive(WorkloadView w, RegistrySnapshot s) =>
+        w.Status is null ? "no status (agent?)"
+        : !s.IsNodeAlive(w.Record!.Node) ? "node has no heartbeat"
+        : w.StatusLease == 0 ? "status without a lease"
+        : !w.Status.Running ? "not running"
+        : "unhealthy: " + (w.Status.Reason ?? "?");
+}

@@ -1,0 +1,79 @@
+using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Docker;
+using EdgeEru.Registry.Hosting;
+using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Prometheus;
+
+namespace EdgeEru.Core.Server;
+
+/// <summary>eru-core's host, built the same way for the binary and for tests.</summary>
+public static class CoreHost
+{
+    public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.ApplyEruConventions(args, logging);
+
+        // gRPC on Core:Urls (HTTP/2 without TLS: h2c); /metrics and /healthz on Http:Urls (HTTP/1.1).
+        var apiUrls = Urls(builder.Configuration["Core:Urls"] ?? "http://127.0.0.1:5001", "Core:Urls");
+        var opsUrls = Urls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9182", "Http:Urls");
+        var configuredToken = builder.Configuration["Core:Token"];
+        var token = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken.Trim();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            foreach (var u in apiUrls) k.Listen(Endpoint(u), o => o.Protocols = u.Scheme == "https" ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http2);
+            foreach (var u in opsUrls) k.Listen(Endpoint(u), o => o.Protocols = HttpProtocols.Http1);
+        });
+        var opsPorts = opsUrls.Select(u => u.Port).ToHashSet();
+
+        builder.Services.AddRegistryStore(builder.Configuration);
+        builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.AddSingleton(sp => new Deployer(sp.GetRequiredService<RegistryStore>(), e => new DockerEngine(e),
+            sp.GetRequiredService<ILogger<Deployer>>(), sp.GetRequiredService<RegistryWatcher>()));
+        builder.Services.AddSingleton(new BearerToken(token));
+        builder.Services.AddGrpc(o =>
+        {
+            o.Interceptors.Add<AuthInterceptor>();
+            o.MaxReceiveMessageSize = 4 << 20;
+        });
+
+        var app = builder.Build();
+        app.MapWhen(ctx => opsPorts.Contains(ctx.Connection.LocalPort), ops =>
+        {
+            ops.UseRouting();
+            ops.UseEndpoints(e =>
+            {
+                e.MapMetrics("/metrics");
+                e.MapGet("/healthz", (RegistryWatcher watcher) => Results.Json(new
+                {
+                    status = watcher.Ready.IsCompleted && watcher.InTouch ? "serving" : watcher.Ready.IsCompleted ? "registry out of touch" : "starting",
+                    revision = watcher.Current.Revision,
+                    registry_in_touch = watcher.InTouch,
+                }, statusCode: watcher.Ready.IsCompleted && watcher.InTouch ? 200 : 503));
+            });
+        });
+        app.MapGrpcService<CoreService>();
+        if (string.IsNullOrWhiteSpace(configuredToken))
+            app.Logger.LogWarning("no Core:Token configured; the API on {Urls} takes this one for this run: {Token}", string.Join(";", apiUrls), token);
+        return app;
+    }
+
+    private static List<Uri> Urls(string value, string setting)
+    {
+        var list = new List<Uri>();
+        foreach (var part in value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(part, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https") || u.Port <= 0)
+                throw new ArgumentException($"{setting}: \"{part}\" is not an http://host:port URL");
+            list.Add(u);
+        }
+        if (list.Count == 0) throw new ArgumentException($"{setting} is empty");
+        return list;
+    }
+
+    private static System.Net.IPEndPoint Endpoint(Uri u) =>
+        new(u.Host is "localhost" ? System.Net.IPAddress.Loopback : System.Net.IPAddress.Parse(u.Host), u.Port);
+}

@@ -1,0 +1,3 @@
+using EdgeEru.Core.Server;
+
+await CoreHost.Create(args).RunAsync();
