@@ -44,16 +44,16 @@ internal static class DeployCommands
             var app = AppSpec.Parse(await System.IO.File.ReadAllTextAsync(file.FullName, ct));
             var entrypoint = pr.GetValue(Entrypoint) ?? (app.Entrypoints.Count == 1 ? app.Entrypoints.Keys.First()
                 : throw new FormatException($"{file.Name} has {app.Entrypoints.Count} entrypoints ({string.Join(", ", app.Entrypoints.Keys)}): pick one with --entrypoint"));
-            var memory = CoreApi.Size(pr.GetValue(Memory), "--memory");
+            var memory = CliText.Size(pr.GetValue(Memory), "--memory");
             var options = new DeploySpec
             {
                 App = app.Appname, Entrypoint = entrypoint, Image = pr.GetValue(Image)!, Pod = pr.GetValue(Pod)!, Count = pr.GetValue(Count),
-                Nodes = pr.GetValue(Nodes) ?? [], NodeLabels = CoreApi.Pairs(pr.GetValue(NodeLabels), "--node-label"),
-                ExcludeNodeLabels = CoreApi.Pairs(pr.GetValue(ExcludeNodeLabels), "--exclude-node-label"),
-                Networks = CoreApi.Pairs(pr.GetValue(Networks), "--network", valueOptional: true),
-                Tags = pr.GetValue(Tags) ?? [], Labels = CoreApi.Pairs(pr.GetValue(Labels), "--label"),
-                Env = [.. CoreApi.Pairs(pr.GetValue(Env), "--env").Select(kv => $"{kv.Key}={kv.Value}")],
-                MemoryRequest = memory, MemoryLimit = pr.GetValue(MemoryLimit) is { } l ? CoreApi.Size(l, "--memory-limit") : memory,
+                Nodes = pr.GetValue(Nodes) ?? [], NodeLabels = CliText.Pairs(pr.GetValue(NodeLabels), "--node-label"),
+                ExcludeNodeLabels = CliText.Pairs(pr.GetValue(ExcludeNodeLabels), "--exclude-node-label"),
+                Networks = CliText.Pairs(pr.GetValue(Networks), "--network", valueOptional: true),
+                Tags = pr.GetValue(Tags) ?? [], Labels = CliText.Pairs(pr.GetValue(Labels), "--label"),
+                Env = [.. CliText.Pairs(pr.GetValue(Env), "--env").Select(kv => $"{kv.Key}={kv.Value}")],
+                MemoryRequest = memory, MemoryLimit = pr.GetValue(MemoryLimit) is { } l ? CliText.Size(l, "--memory-limit") : memory,
                 Cpu = pr.GetValue(Cpu), CpuBind = pr.GetValue(CpuBind), Strategy = pr.GetValue(Strategy), PerNodeLimit = pr.GetValue(PerNodeLimit), Force = pr.GetValue(Force),
             };
             return SpecMapping.ToRequest(app.ToDeploySpec(entrypoint, options));
@@ -79,7 +79,7 @@ internal static class DeployCommands
             if (pr.GetValue(api.Json)) Console.WriteLine(JsonFormatter.Default.Format(reply));
             else
             {
-                PodNodeCommands.Table(["NODE", "FITS", "EXISTING", "WHY NOT"], reply.Nodes.Select(n => new[]
+                CliText.Table(["NODE", "FITS", "EXISTING", "WHY NOT"], reply.Nodes.Select(n => new[]
                     { n.Node, n.Capacity.ToString(CultureInfo.InvariantCulture), n.Existing.ToString(CultureInfo.InvariantCulture), n.Reason }));
                 Console.WriteLine($"total: {reply.Total}");
             }

@@ -51,29 +51,14 @@ internal static class LbCommand
         };
         explain.SetAction(async (pr, ct) =>
         {
-            Dictionary<string, string>? Pairs(Option<string[]> o, out string? bad)
+            Dictionary<string, string> h, c, q;
+            try
             {
-                bad = null;
-                var d = new Dictionary<string, string>();
-                foreach (var kv in pr.GetValue(o) ?? [])
-                {
-                    var eq = kv.IndexOf('=', StringComparison.Ordinal);
-                    if (eq <= 0)
-                    {
-                        bad = $"{o.Name} \"{kv}\" must be NAME=VALUE";
-                        return null;
-                    }
-                    d[kv[..eq]] = kv[(eq + 1)..];
-                }
-                return d;
+                (h, c, q) = (CliText.Pairs(pr.GetValue(headers), headers.Name), CliText.Pairs(pr.GetValue(cookies), cookies.Name), CliText.Pairs(pr.GetValue(query), query.Name));
             }
-            var h = Pairs(headers, out var e1);
-            var c = Pairs(cookies, out var e2);
-            var q = Pairs(query, out var e3);
-            if ((e1 ?? e2 ?? e3) is { } problem)
+            catch (FormatException ex)
             {
-                await Console.Error.WriteLineAsync("eru lb explain: " + problem);
-                return 2;
+                return await CliText.Fail("lb explain", ex.Message, 2);
             }
             var body = JsonSerializer.Serialize(new Dictionary<string, object?>
             {
@@ -91,9 +76,8 @@ internal static class LbCommand
 
     private static async Task<int> CallAsync(string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)
     {
-        token ??= Environment.GetEnvironmentVariable("ERU_LB_TOKEN");
-        if (token is null && File.Exists(Path.Combine(".dev", "lb.token"))) token = (await File.ReadAllTextAsync(Path.Combine(".dev", "lb.token"), ct)).Trim();
-        if (string.IsNullOrEmpty(token))
+        token = await CliText.TokenAsync(token, "ERU_LB_TOKEN", "lb.token", ct);
+        if (token is null)
         {
             await Console.Error.WriteLineAsync("eru lb: no admin token (--token, ERU_LB_TOKEN, or run inside a checkout with ./eru dev running)");
             return 2;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Google.Protobuf;
-using Spectre.Console;
 using V1 = EdgeEru.Core.Api.V1;
 
 namespace EdgeEru.Cli;
@@ -19,7 +18,7 @@ internal static class PodNodeCommands
         add.SetAction((pr, ct) => api.RunAsync(pr, "pod add", async (c, t) =>
         {
             var req = new V1.AddPodRequest { Name = pr.GetValue(name)!, Description = pr.GetValue(description)! };
-            req.Labels.Add(CoreApi.Pairs(pr.GetValue(labels), "--label"));
+            req.Labels.Add(CliText.Pairs(pr.GetValue(labels), "--label"));
             Print(pr.GetValue(api.Json), await c.AddPodAsync(req, cancellationToken: t), $"pod {req.Name} added");
             return 0;
         }, ct));
@@ -37,7 +36,7 @@ internal static class PodNodeCommands
         {
             var reply = await c.ListPodsAsync(new V1.ListPodsRequest(), cancellationToken: t);
             if (pr.GetValue(api.Json)) Console.WriteLine(JsonFormatter.Default.Format(reply));
-            else Table(["POD", "NODES", "DESCRIPTION"], reply.Pods.Select(p => new[] { p.Name, p.Nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), p.Description }));
+            else CliText.Table(["POD", "NODES", "DESCRIPTION"], reply.Pods.Select(p => new[] { p.Name, p.Nodes.ToString(System.Globalization.CultureInfo.InvariantCulture), p.Description }));
             return 0;
         }, ct));
 
@@ -68,13 +67,13 @@ internal static class PodNodeCommands
             var node = new V1.Node
             {
                 Name = pr.GetValue(name)!, Pod = pr.GetValue(pod)!, Endpoint = pr.GetValue(endpoint)!, Address = pr.GetValue(address)!,
-                Capacity = new V1.NodeCapacity { CpuCores = pr.GetValue(cpus), PiecesPerCore = pr.GetValue(pieces), MemoryBytes = CoreApi.Size(pr.GetValue(memory), "--memory") },
+                Capacity = new V1.NodeCapacity { CpuCores = pr.GetValue(cpus), PiecesPerCore = pr.GetValue(pieces), MemoryBytes = CliText.Size(pr.GetValue(memory), "--memory") },
                 TlsCaPath = pr.GetValue(tlsCa)!, TlsCertPath = pr.GetValue(tlsCert)!, TlsKeyPath = pr.GetValue(tlsKey)!,
             };
-            node.Labels.Add(CoreApi.Pairs(pr.GetValue(labels), "--label"));
+            node.Labels.Add(CliText.Pairs(pr.GetValue(labels), "--label"));
             node.Networks.Add(pr.GetValue(networks) ?? []);
             var added = await c.AddNodeAsync(new V1.AddNodeRequest { Node = node }, cancellationToken: t);
-            Print(pr.GetValue(api.Json), added, $"node {added.Name} added to pod {added.Pod}: {added.Capacity.CpuCores} cores, {CoreApi.Bytes(added.Capacity.MemoryBytes)} memory");
+            Print(pr.GetValue(api.Json), added, $"node {added.Name} added to pod {added.Pod}: {added.Capacity.CpuCores} cores, {CliText.Bytes(added.Capacity.MemoryBytes)} memory");
             return 0;
         }, ct));
 
@@ -93,11 +92,11 @@ internal static class PodNodeCommands
         {
             var reply = await c.ListNodesAsync(new V1.ListNodesRequest { Pod = pr.GetValue(podFilter)! }, cancellationToken: t);
             if (pr.GetValue(api.Json)) Console.WriteLine(JsonFormatter.Default.Format(reply));
-            else Table(["NODE", "POD", "ALIVE", "SCHEDULABLE", "CPUS", "BOUND", "MEMORY USED", "WORKLOADS", "ENDPOINT"], reply.Nodes.Select(n => new[]
+            else CliText.Table(["NODE", "POD", "ALIVE", "SCHEDULABLE", "CPUS", "BOUND", "MEMORY USED", "WORKLOADS", "ENDPOINT"], reply.Nodes.Select(n => new[]
             {
                 n.Name, n.Pod, n.Alive ? "yes" : "no", n.Unschedulable ? "no (bypass)" : "yes", n.Capacity.CpuCores.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 $"{n.PiecesUsed / 100.0:0.##}/{n.Capacity.CpuCores * n.Capacity.PiecesPerCore / 100.0:0.##}",
-                $"{CoreApi.Bytes(n.MemoryUsedBytes)}/{CoreApi.Bytes(n.Capacity.MemoryBytes)}", n.Workloads.ToString(System.Globalization.CultureInfo.InvariantCulture), n.Endpoint,
+                $"{CliText.Bytes(n.MemoryUsedBytes)}/{CliText.Bytes(n.Capacity.MemoryBytes)}", n.Workloads.ToString(System.Globalization.CultureInfo.InvariantCulture), n.Endpoint,
             }));
             return 0;
         }, ct));
@@ -109,7 +108,7 @@ internal static class PodNodeCommands
         {
             var req = new V1.SetNodeRequest { Name = pr.GetValue(name)! };
             if (pr.GetValue(unschedulable) is { } u) req.Unschedulable = u;
-            req.SetLabels.Add(CoreApi.Pairs(pr.GetValue(labels), "--label"));
+            req.SetLabels.Add(CliText.Pairs(pr.GetValue(labels), "--label"));
             req.RemoveLabels.Add(pr.GetValue(removeLabels) ?? []);
             var n = await c.SetNodeAsync(req, cancellationToken: t);
             Print(pr.GetValue(api.Json), n, $"node {n.Name}: {(n.Unschedulable ? "unschedulable" : "schedulable")}, labels {string.Join(",", n.Labels.Select(l => $"{l.Key}={l.Value}"))}");
@@ -122,21 +121,4 @@ internal static class PodNodeCommands
     }
 
     public static void Print(bool json, IMessage message, string human) => Console.WriteLine(json ? JsonFormatter.Default.Format(message) : human);
-
-    /// <summary>A table for humans (Spectre.Console); plain columns when output is not a terminal.</summary>
-    public static void Table(string[] header, IEnumerable<string[]> rows)
-    {
-        var list = rows.ToList();
-        if (Console.IsOutputRedirected)
-        {
-            var widths = header.Select((h, i) => list.Select(r => r[i].Length).Append(h.Length).Max()).ToArray();
-            Console.WriteLine(string.Join("  ", header.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
-            foreach (var r in list) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-            return;
-        }
-        var table = new Table().Border(TableBorder.Simple);
-        foreach (var h in header) table.AddColumn(h);
-        foreach (var r in list) table.AddRow(r.Select(Markup.Escape).ToArray());
-        AnsiConsole.Write(table);
-    }
 }

@@ -55,22 +55,11 @@ internal static class PsCommand
             .Select(w => new[]
             {
                 w.Record!.Name, w.Record.Node, w.Addresses().FirstOrDefault().Address ?? "-", string.Join(",", w.Record.Tags),
-                w.IsLive ? "live" : Why(w, s), Age(DateTimeOffset.UtcNow - w.Record.CreatedAt),
+                s.WhyNotLive(w) ?? "live", Age(DateTimeOffset.UtcNow - w.Record.CreatedAt),
             }).ToList();
-        string[] header = ["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"];
-        var widths = header.Select((h, i) => rows.Select(r => r[i].Length).Append(h.Length).Max()).ToArray();
-        Console.WriteLine(string.Join("  ", header.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
-        foreach (var r in rows) Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
+        CliText.Table(["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"], rows);
         if (rows.Count == 0) Console.WriteLine(app is null ? "(no workloads)" : $"(no workloads of {app})");
     }
-
-    /// <summary>Which of the four liveness conditions fails.</summary>
-    private static string Why(WorkloadView w, RegistrySnapshot s) =>
-        w.Status is null ? "no status (agent?)"
-        : !s.IsNodeAlive(w.Record!.Node) ? "node has no heartbeat"
-        : w.StatusLease == 0 ? "status without a lease"
-        : !w.Status.Running ? "not running"
-        : "unhealthy: " + (w.Status.Reason ?? "?");
 
     private static string Age(TimeSpan t) => t.TotalDays >= 1 ? $"{(int)t.TotalDays}d" : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m" : $"{Math.Max(0, (int)t.TotalSeconds)}s";
 }

@@ -28,18 +28,16 @@ public static class ApiMapping
         return spec;
     }
 
-    public static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+    private static RpcException Invalid(string message) => Refused(RefusalKind.Invalid, message);
 
-    public static RpcException NotFound(string message) => new(new Status(StatusCode.NotFound, message));
-
-    public static RpcException Precondition(string message) => new(new Status(StatusCode.FailedPrecondition, message));
-
-    /// <summary>The status of a deployer refusal: capacity, a missing thing, or a bad request.</summary>
-    public static RpcException Refusal(string error) =>
-        error.StartsWith("no capacity", StringComparison.Ordinal) ? new RpcException(new Status(StatusCode.ResourceExhausted, error))
-        : error.StartsWith("invalid", StringComparison.Ordinal) ? Invalid(error)
-        : error.Contains("does not exist", StringComparison.Ordinal) || error.Contains("is not in pod", StringComparison.Ordinal) || error.StartsWith("no instances", StringComparison.Ordinal) ? NotFound(error)
-        : Precondition(error);
+    /// <summary>The status of a deployer refusal.</summary>
+    public static RpcException Refused(RefusalKind kind, string message) => new(new Status(kind switch
+    {
+        RefusalKind.Invalid => StatusCode.InvalidArgument,
+        RefusalKind.NotFound => StatusCode.NotFound,
+        RefusalKind.NoCapacity => StatusCode.ResourceExhausted,
+        _ => StatusCode.FailedPrecondition,
+    }, message));
 
     public static V1.InstanceResult ToResult(InstanceOutcome o)
     {
@@ -115,7 +113,7 @@ public static class ApiMapping
             Running = w.Status?.Running ?? false,
             Healthy = w.Status?.Healthy ?? false,
             Live = w.IsLive,
-            Reason = w.IsLive ? "" : WhyNotLive(w, s),
+            Reason = s.WhyNotLive(w) ?? "",
             CreatedAt = r.CreatedAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
         };
         v.Tags.Add(r.Tags);
@@ -123,12 +121,4 @@ public static class ApiMapping
         v.CpuCores.Add(r.Resources.CpuBind.Select(b => b.Core));
         return v;
     }
-
-    /// <summary>Which of the four liveness conditions fails.</summary>
-    public static string WhyNotLive(WorkloadView w, RegistrySnapshot s) =>
-        w.Status is null ? "no status (agent?)"
-        : !s.IsNodeAlive(w.Record!.Node) ? "node has no heartbeat"
-        : w.StatusLease == 0 ? "status without a lease"
-        : !w.Status.Running ? "not running"
-        : "unhealthy: " + (w.Status.Reason ?? "?");
 }

@@ -132,8 +132,8 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
     public override async Task<V1.CapacityReply> Capacity(V1.CapacityRequest request, ServerCallContext context)
     {
         var spec = Checked(request.Request);
-        var (nodes, error) = await deployer.CapacityAsync(spec, context.CancellationToken);
-        if (error is not null) throw Refused(ApiMapping.Refusal(error));
+        var (nodes, refusal) = await deployer.CapacityAsync(spec, context.CancellationToken);
+        if (refusal is not null) throw Refused(ApiMapping.Refused(refusal.Kind, refusal.Message));
         var reply = new V1.CapacityReply { Total = nodes.Sum(n => n.Capacity) };
         reply.Nodes.Add(nodes.Select(n => new V1.NodeFit { Node = n.Node, Capacity = n.Capacity, Existing = n.Existing, Reason = n.Reason ?? "" }));
         return reply;
@@ -192,7 +192,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
             await stream.WriteAsync(e, ct);
         }
         var result = await work;
-        if (result.Error is not null && result.Instances.Count == 0) throw Refused(ApiMapping.Refusal(result.Error));
+        if (result.Refused != RefusalKind.None) throw Refused(ApiMapping.Refused(result.Refused, result.Error!));
         if (result.Error is not null) await stream.WriteAsync(new V1.DeployEvent { Note = result.Error }, ct);
         await stream.WriteAsync(new V1.DeployEvent
         {

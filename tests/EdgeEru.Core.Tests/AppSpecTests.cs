@@ -1,6 +1,7 @@
 using EdgeEru.Core.Api;
 using EdgeEru.Core.Deploy;
 using EdgeEru.Core.Scheduling;
+using EdgeEru.TestSupport;
 using Xunit;
 
 namespace EdgeEru.Core.Tests;
@@ -10,13 +11,10 @@ public class AppSpecTests
 {
     private static readonly DeploySpec Options = new() { App = "", Entrypoint = "", Image = "", Pod = "dev", Count = 2, MemoryRequest = 64L << 20 };
 
-    private static string Repo([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", ".."));
-
     [Fact]
     public void The_example_app_spec_parses_into_a_valid_deploy_spec()
     {
-        var app = AppSpec.Parse(File.ReadAllText(Path.Combine(Repo(), "examples", "hello.yaml")));
+        var app = AppSpec.Parse(File.ReadAllText(Path.Combine(Repo.Root, "examples", "hello.yaml")));
         var spec = app.ToDeploySpec("web", Options);
         Assert.Equal("hello", spec.App);
         Assert.Equal("edgeeru/busybox:test", spec.Image);
@@ -96,7 +94,7 @@ public class AppSpecTests
     [Fact]
     public void A_spec_survives_the_wire()
     {
-        var app = AppSpec.Parse(File.ReadAllText(Path.Combine(Repo(), "examples", "hello.yaml")));
+        var app = AppSpec.Parse(File.ReadAllText(Path.Combine(Repo.Root, "examples", "hello.yaml")));
         var spec = app.ToDeploySpec("web", Options with
         {
             Nodes = ["h1"], NodeLabels = new Dictionary<string, string> { ["disk"] = "ssd" }, Tags = ["v1"], Strategy = Strategy.Drained,

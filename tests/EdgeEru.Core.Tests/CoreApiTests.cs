@@ -219,15 +219,15 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         Assert.Equal(now.Count(w => w.Node == "h1"), (await Workloads()).Count(w => w.Node == "h1"));
 
         // The eru CLI, as a user runs it.
-        var cli = await Eru("capacity", Path.Combine(Repo(), "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--json");
+        var cli = await Eru("capacity", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--json");
         Assert.Equal(0, cli.Code);
         Assert.Contains("\"total\"", cli.Output, StringComparison.Ordinal);
-        cli = await Eru("deploy", Path.Combine(Repo(), "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--network", DockerRig.Network, "--tag", "cli", "--env", "VERSION=cli");
+        cli = await Eru("deploy", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--network", DockerRig.Network, "--tag", "cli", "--env", "VERSION=cli");
         Assert.True(cli.Code == 0, cli.Output);
         Assert.Contains("1 created, 0 failed", cli.Output, StringComparison.Ordinal);
         cli = await Eru("node", "ls");
         Assert.Contains("no (bypass)", cli.Output, StringComparison.Ordinal);
-        cli = await Eru("deploy", Path.Combine(Repo(), "examples", "hello.yaml"), "--pod", "dev", "--count", "0");
+        cli = await Eru("deploy", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--count", "0");
         Assert.Equal(2, cli.Code);
         Assert.Contains("count 0", cli.Output, StringComparison.Ordinal);
         cli = await RunEru(["pod", "ls", "--core", _url, "--token", "wrong"]);
@@ -258,7 +258,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         // The CLI's own build output (same configuration as these tests), with its own dependencies.
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
-        psi.ArgumentList.Add(Path.Combine(Repo(), "core", "EdgeEru.Cli", "bin", configuration, "net10.0", "eru.dll"));
+        psi.ArgumentList.Add(Path.Combine(Repo.Root, "core", "EdgeEru.Cli", "bin", configuration, "net10.0", "eru.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = System.Diagnostics.Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -268,9 +268,6 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         output.WriteLine($"$ eru {string.Join(' ', args)}\n{text}");
         return (p.ExitCode, text);
     }
-
-    private static string Repo([System.Runtime.CompilerServices.CallerFilePath] string here = "") =>
-        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", ".."));
 
     public async Task DisposeAsync()
     {

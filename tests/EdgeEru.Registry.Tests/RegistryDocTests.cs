@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using EdgeEru.TestSupport;
 using Xunit;
 
 namespace EdgeEru.Registry.Tests;
@@ -13,7 +14,7 @@ public partial class RegistryDocTests
     [Fact]
     public void Every_example_in_the_contract_decodes_and_reencodes_to_itself()
     {
-        var doc = File.ReadAllText(Path.Combine(RepoRoot(), "docs", "registry.md"));
+        var doc = File.ReadAllText(Path.Combine(Repo.Root, "docs", "registry.md"));
         var keys = new RegistryKeys();
         var covered = new HashSet<RegistryKind>();
         foreach (Match m in Example().Matches(doc))
@@ -29,10 +30,4 @@ public partial class RegistryDocTests
         Assert.Equal(Kinds.All.Count, covered.Count);
     }
 
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EdgeEru.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("EdgeEru.sln not found above " + AppContext.BaseDirectory);
-    }
 }

@@ -122,7 +122,23 @@ public sealed record DeployProgress(IReadOnlyDictionary<string, int>? Planned, I
 /// <summary>How many instances fit on one node (a dry run), and why none when none.</summary>
 public sealed record NodeFit(string Node, int Capacity, int Existing, string? Reason);
 
+/// <summary>Why a request was refused before anything was created (the API maps it to a status code).</summary>
+public enum RefusalKind
+{
+    None,
+    Invalid,
+    NotFound,
+    NoCapacity,
+    Precondition,
+}
+
+public sealed record Refusal(RefusalKind Kind, string Message);
+
 public sealed record DeployResult(IReadOnlyList<InstanceOutcome> Instances, string? Error)
 {
+    public RefusalKind Refused { get; init; }
+
+    public static DeployResult Of(Refusal r) => new([], r.Message) { Refused = r.Kind };
+
     public bool Ok => Error is null && Instances.All(i => i.Error is null);
 }

@@ -30,14 +30,14 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     public async Task<DeployResult> DeployAsync(DeploySpec spec, Action<DeployProgress>? progress, CancellationToken ct = default)
     {
         var problems = spec.Problems();
-        if (problems.Count > 0) return new DeployResult([], "invalid deploy spec: " + string.Join("; ", problems));
-        var (candidates, usage, error) = await CandidatesAsync(spec, ct);
-        if (error is not null) return new DeployResult([], error);
+        if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid deploy spec: " + string.Join("; ", problems)));
+        var (candidates, usage, refusal) = await CandidatesAsync(spec, ct);
+        if (refusal is not null) return DeployResult.Of(refusal);
 
         var placement = Scheduler.Place(usage, new PlacementRequest(spec.Resources, spec.Count, spec.Strategy, spec.PerNodeLimit));
         if (!placement.Ok)
-            return new DeployResult([], $"no capacity: {placement.Error}" +
-                (placement.NodeReasons.Count > 0 ? " (" + string.Join("; ", placement.NodeReasons.Select(r => $"{r.Key}: {r.Value}")) + ")" : ""));
+            return DeployResult.Of(new Refusal(RefusalKind.NoCapacity, $"no capacity: {placement.Error}" +
+                (placement.NodeReasons.Count > 0 ? " (" + string.Join("; ", placement.NodeReasons.Select(r => $"{r.Key}: {r.Value}")) + ")" : "")));
         progress?.Invoke(new DeployProgress(placement.PerNode.Where(p => p.Value > 0).ToDictionary(), null));
 
         var perNode = await Task.WhenAll(placement.PerNode.Where(p => p.Value > 0).Select(async p =>
@@ -69,12 +69,12 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     }
 
     /// <summary>A dry run: how many instances of <paramref name="spec"/> fit on each candidate node.</summary>
-    public async Task<(IReadOnlyList<NodeFit> Nodes, string? Error)> CapacityAsync(DeploySpec spec, CancellationToken ct = default)
+    public async Task<(IReadOnlyList<NodeFit> Nodes, Refusal? Refusal)> CapacityAsync(DeploySpec spec, CancellationToken ct = default)
     {
         var problems = spec.Problems();
-        if (problems.Count > 0) return ([], "invalid deploy spec: " + string.Join("; ", problems));
-        var (_, usage, error) = await CandidatesAsync(spec, ct);
-        if (error is not null) return ([], error);
+        if (problems.Count > 0) return ([], new Refusal(RefusalKind.Invalid, "invalid deploy spec: " + string.Join("; ", problems)));
+        var (_, usage, refusal) = await CandidatesAsync(spec, ct);
+        if (refusal is not null) return ([], refusal);
         return (usage.Select(n =>
         {
             var fit = Scheduler.Capacity(n, spec.Resources);
@@ -84,54 +84,53 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     }
 
     /// <summary>The nodes a spec may use (pod, names, labels, alive, schedulable) and their free resources.</summary>
-    private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, string? Error)> CandidatesAsync(DeploySpec spec, CancellationToken ct)
+    private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, Refusal? Refusal)> CandidatesAsync(DeploySpec spec, CancellationToken ct)
     {
         var (nodes, _) = await store.ListAsync(Kinds.Nodes, ct: ct);
         var (alive, _) = await store.ListAsync(Kinds.NodeStatus, ct: ct);
         var aliveNames = alive.Select(s => s.Value.Node).ToHashSet(StringComparer.Ordinal);
         var inPod = nodes.Select(n => n.Value).Where(n => n.Pod == spec.Pod).ToDictionary(n => n.Name, StringComparer.Ordinal);
-        if (inPod.Count == 0 && await store.GetAsync(Kinds.Pods, spec.Pod, ct) is null) return ([], [], $"pod {spec.Pod} does not exist");
+        if (inPod.Count == 0 && await store.GetAsync(Kinds.Pods, spec.Pod, ct) is null) return ([], [], new Refusal(RefusalKind.NotFound, $"pod {spec.Pod} does not exist"));
         foreach (var named in spec.Nodes)
         {
-            if (!inPod.ContainsKey(named)) return ([], [], $"node {named} is not in pod {spec.Pod}");
+            if (!inPod.ContainsKey(named)) return ([], [], new Refusal(RefusalKind.NotFound, $"node {named} is not in pod {spec.Pod}"));
             // Named explicitly still means alive (ERU placed on dead named nodes), unless forced.
-            if (!spec.Force && !aliveNames.Contains(named)) return ([], [], $"node {named} has no heartbeat: it is not alive (force to use it anyway)");
+            if (!spec.Force && !aliveNames.Contains(named)) return ([], [], new Refusal(RefusalKind.Precondition, $"node {named} has no heartbeat: it is not alive (force to use it anyway)"));
         }
         var candidates = (spec.Nodes.Count > 0 ? spec.Nodes.Select(n => inPod[n]) : inPod.Values.Where(n => !n.Unschedulable && aliveNames.Contains(n.Name)))
             .Where(n => spec.NodeLabels.All(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
             .Where(n => !spec.ExcludeNodeLabels.Any(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
             .ToDictionary(n => n.Name, StringComparer.Ordinal);
-        if (candidates.Count == 0) return ([], [], $"pod {spec.Pod} has no alive, schedulable node matching the filter");
+        if (candidates.Count == 0) return ([], [], new Refusal(RefusalKind.Precondition, $"pod {spec.Pod} has no alive, schedulable node matching the filter"));
 
-        var usage = new List<NodeResources>();
-        foreach (var n in candidates.Values)
-        {
-            var fence = await store.GetAsync(Kinds.Allocations, n.Name, ct);
-            usage.Add(NodeUsage.Free(n, await WorkloadsOnAsync(n.Name, fence?.ModRevision ?? 0, null, ct), spec.App));
-        }
-        return (candidates, usage, null);
+        // One view for every candidate: caught up with the newest fence among them, or one range read.
+        var (fences, _) = await store.ListAsync(Kinds.Allocations, ct: ct);
+        var newest = fences.Where(f => candidates.ContainsKey(f.Value.Node)).Select(f => f.ModRevision).DefaultIfEmpty(0).Max();
+        var byNode = (await WorkloadsAsync(newest, null, ct)).ToLookup(w => w.Node, StringComparer.Ordinal);
+        return (candidates, [.. candidates.Values.Select(n => NodeUsage.Free(n, byNode[n.Name], spec.App))], null);
     }
 
     /// <summary>
-    /// The node's workload records as of (at least) the fence revision: from the watcher's snapshot once it
-    /// has caught up, else one range read at <paramref name="readRevision"/>.
+    /// Workload records as of (at least) <paramref name="fenceRevision"/>: the watcher's snapshot once it has
+    /// caught up, else one range read (at <paramref name="readRevision"/> when given). Only
+    /// <paramref name="node"/>'s when one is named.
     /// </summary>
-    private async Task<IEnumerable<Workload>> WorkloadsOnAsync(string node, long fenceRevision, long? readRevision, CancellationToken ct)
+    private async Task<IEnumerable<Workload>> WorkloadsAsync(long fenceRevision, string? node, CancellationToken ct, long readRevision = 0)
     {
         if (watcher is not null)
         {
             try
             {
                 var snapshot = await watcher.WaitForRevisionAsync(fenceRevision, ct).WaitAsync(TimeSpan.FromSeconds(2), ct);
-                return snapshot.WorkloadsOn(node).ToList();
+                return node is null ? [.. snapshot.Workloads.Select(w => w.Record).OfType<Workload>()] : [.. snapshot.WorkloadsOn(node)];
             }
             catch (TimeoutException)
             {
-                log.LogWarning("registry watcher is behind revision {Revision}; reading workloads of {Node} from etcd", fenceRevision, node);
+                log.LogWarning("registry watcher is behind revision {Revision}; reading workloads from etcd", fenceRevision);
             }
         }
-        var (all, _) = await store.ListAsync(Kinds.Workloads, revision: readRevision ?? 0, ct: ct);
-        return all.Select(w => w.Value).Where(w => w.Node == node).ToList();
+        var (all, _) = await store.ListAsync(Kinds.Workloads, revision: readRevision, ct: ct);
+        return [.. all.Select(w => w.Value).Where(w => node is null || w.Node == node)];
     }
 
     private async Task<InstanceOutcome> OneAsync(DockerEngine engine, Node node, DeploySpec spec, CancellationToken ct)
@@ -146,7 +145,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             {
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
-                var onNode = (await WorkloadsOnAsync(node.Name, fence?.ModRevision ?? 0, tx.ReadRevision, ct)).Where(w => w.Id != id);
+                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
                 {
@@ -296,12 +295,12 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     {
         var problems = spec.Problems();
         if (options.BatchSize < 1) problems = [.. problems, $"batch size {options.BatchSize} must be at least 1"];
-        if (problems.Count > 0) return new DeployResult([], "invalid replace spec: " + string.Join("; ", problems));
+        if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid replace spec: " + string.Join("; ", problems)));
         var (all, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
         var olds = all.Select(w => w.Value)
             .Where(w => w.App == spec.App && w.Entrypoint == spec.Entrypoint && w.Pod == spec.Pod && options.OnlyTags.All(t => w.Tags.Contains(t)))
             .OrderBy(w => w.Node, StringComparer.Ordinal).ThenBy(w => w.Name, StringComparer.Ordinal).ToList();
-        if (olds.Count == 0) return new DeployResult([], $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace");
+        if (olds.Count == 0) return DeployResult.Of(new Refusal(RefusalKind.NotFound, $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace"));
 
         var results = new List<InstanceOutcome>();
         foreach (var batch in olds.Chunk(options.BatchSize))

@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Docker.DotNet.X509;
 using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Core.Docker;
@@ -61,24 +63,24 @@ public sealed class DockerEngine : IDisposable
     /// A client certificate (PEM cert + key) for an engine behind <c>--tlsverify</c>; the engine's own
     /// certificate must chain to the configured CA (a private CA: the system store is not consulted).
     /// </summary>
-    private static global::Docker.DotNet.X509.CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
+    private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
     {
         if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
-        using var pem = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
+        using var pem = X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
         // Re-imported so the private key is usable by SslStream on every platform.
-        var cert = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(pem.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
-        var credentials = new global::Docker.DotNet.X509.CertificateCredentials(cert);
+        var cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        var credentials = new CertificateCredentials(cert);
         if (endpoint.TlsCaPath is not null)
         {
-            var ca = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
+            var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
             credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
             {
                 if (certificate is null) return false;
-                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
-                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
-                return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
             };
         }
         return credentials;

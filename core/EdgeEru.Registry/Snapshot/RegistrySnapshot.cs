@@ -116,6 +116,10 @@ public sealed class RegistrySnapshot
 
     public bool IsLive(string id) => Workloads.TryGetValue(id, out var w) && w.IsLive;
 
+    /// <summary>Why a workload is not live (which liveness condition fails); null when it is.</summary>
+    public string? WhyNotLive(WorkloadView w) =>
+        Liveness.WhyNot(w.Record, w.Status, w.StatusLease, w.Record is not null && IsNodeAlive(w.Record.Node));
+
     /// <summary>Workload records on a node, live or not.</summary>
     public IEnumerable<Workload> WorkloadsOn(string node)
     {

@@ -82,6 +82,16 @@ public static class Liveness
 {
     public static bool IsLive(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
         record is not null && status is not null && status.Running && status.Healthy && statusLease != 0 && nodeAlive;
+
+    /// <summary>Which condition of the rule fails, for people (null when live).</summary>
+    public static string? WhyNot(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
+        record is null ? "no record"
+        : status is null ? "no status (agent?)"
+        : !nodeAlive ? "node has no heartbeat"
+        : statusLease == 0 ? "status without a lease"
+        : !status.Running ? "not running"
+        : !status.Healthy ? "unhealthy: " + (status.Reason ?? "?")
+        : null;
 }
 
 /// <summary>Orders plain strings (workload ids) in a <see cref="PersistentSortedSet{T, TKeyOf}"/>.</summary>
