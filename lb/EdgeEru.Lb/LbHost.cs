@@ -24,6 +24,7 @@ public static class LbHost
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
         builder.WebHost.UseUrls($"{proxyUrls};{opsUrls};{adminUrls}");
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        HotPath.Quiet(builder.Logging);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);

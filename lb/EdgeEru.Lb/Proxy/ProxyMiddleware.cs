@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Routing;
 using Prometheus;
@@ -18,9 +19,10 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         new HistogramConfiguration { LabelNames = ["domain"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
     private static readonly string[] Classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-    // Label children are looked up once per (domain, node, class), not per request.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), Counter.Child> _requestChildren = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Histogram.Child> _durationChildren = new();
+    // Label children are found by the terminal and graph objects (reference lookups, not label strings),
+    // and go away with a replaced graph.
+    private static readonly ConditionalWeakTable<Terminal, Counter.Child[]> RequestChildren = new();
+    private static readonly ConditionalWeakTable<RuleGraph, Histogram.Child> DurationChildren = new();
 
     /// <summary>The connection pool to backends, one for the process (DI disposes it).</summary>
     public static HttpMessageInvoker CreateClient() => new(new SocketsHttpHandler
@@ -70,9 +72,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                 break;
         }
         var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
-        _requestChildren.GetOrAdd((graph.Domain.Name, decision.Terminal.Id, statusClass),
-            static k => Requests.WithLabels(k.Item1, k.Item2, Classes[k.Item3])).Inc();
-        _durationChildren.GetOrAdd(graph.Domain.Name, static d => Duration.WithLabels(d)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        RequestChildren.GetValue(decision.Terminal, t => Classes.Select(c => Requests.WithLabels(graph.Domain.Name, t.Id, c)).ToArray())[statusClass].Inc();
+        DurationChildren.GetValue(graph, static g => Duration.WithLabels(g.Domain.Name)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     private async Task ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
