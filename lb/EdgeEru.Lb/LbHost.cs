@@ -13,17 +13,26 @@ public static class LbHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
 
-        // Traffic on Lb:Urls; /metrics and /healthz on Http:Urls (a port of their own).
+        // Traffic on Lb:Urls (and Lb:Tls:Urls, TLS terminated with a certificate picked by SNI);
+        // /metrics and /healthz on Http:Urls (a port of their own).
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
+        var tlsUrls = builder.Configuration["Lb:Tls:Urls"];
         var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
-        var opsPorts = opsUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        var opsPorts = Listeners.Ports(opsUrls);
         // The admin API: its own port, always behind a token (a random one, logged, when none is configured).
         var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
-        var adminPorts = adminUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        var adminPorts = Listeners.Ports(adminUrls);
         var configuredToken = builder.Configuration["Lb:AdminToken"];
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
-        builder.WebHost.UseUrls($"{proxyUrls};{opsUrls};{adminUrls}");
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
+            if (!string.IsNullOrWhiteSpace(tlsUrls))
+                Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.CertificateDirectory>());
+        });
+        builder.Services.AddSingleton<Tls.CertificateDirectory>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.CertificateDirectory>());
         HotPath.Quiet(builder.Logging);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);

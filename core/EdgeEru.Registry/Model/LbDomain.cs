@@ -274,8 +274,12 @@ public sealed record LbBackendOptions
     public Dictionary<string, string> SetResponseHeaders { get; init; } = [];
     public long MaxBodyBytes { get; init; }
 
+    /// <summary>How the LB talks to the workloads: "http1" (default) or "h2c" (HTTP/2 without TLS, e.g. gRPC servers).</summary>
+    public string? Protocol { get; init; }
+
     internal IEnumerable<string> Problems()
     {
+        if (Protocol is not (null or "http1" or "h2c")) yield return $"protocol \"{Protocol}\" must be http1 or h2c";
         if (TimeoutMs is < 1 or > 3_600_000) yield return $"timeout_ms {TimeoutMs} is outside 1-3600000";
         if (Retries is < 0 or > 5) yield return $"retries {Retries} is outside 0-5";
         if (Affinity is not (null or "cookie")) yield return $"affinity \"{Affinity}\" must be cookie or absent";

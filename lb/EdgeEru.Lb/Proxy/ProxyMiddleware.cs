@@ -132,13 +132,21 @@ internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransfo
 {
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Registry.Model.LbBackendOptions, ForwardSettings> Cache = new();
 
-    public static readonly ForwardSettings Default = new(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(30) }, EdgeTransformer.Default);
+    public static readonly ForwardSettings Default = new(Build(30_000, null), EdgeTransformer.Default);
 
     public ForwarderRequestConfig Config { get; } = config;
     public EdgeTransformer Transformer { get; } = transformer;
 
     public static ForwardSettings For(Registry.Model.LbBackendOptions options) => Cache.GetValue(options, static o =>
-        new ForwardSettings(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMilliseconds(o.TimeoutMs) }, new EdgeTransformer(o)));
+        new ForwardSettings(Build(o.TimeoutMs, o.Protocol), new EdgeTransformer(o)));
+
+    /// <summary>HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.</summary>
+    private static ForwarderRequestConfig Build(int timeoutMs, string? protocol) => new()
+    {
+        ActivityTimeout = TimeSpan.FromMilliseconds(timeoutMs),
+        Version = protocol == "h2c" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
+        VersionPolicy = protocol == "h2c" ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
+    };
 }
 
 /// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect.</summary>
