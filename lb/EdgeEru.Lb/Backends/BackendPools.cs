@@ -73,6 +73,20 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
         return pool.IsEmpty && Fallback is not null ? Fallback : pool;
     }
 
+    /// <summary>The destination an affinity cookie names, if it is still in one of this backend's pools and not ejected.</summary>
+    public Destination? Find(string affinityKey)
+    {
+        foreach (var d in Main.Destinations)
+            if (d.AffinityKey == affinityKey) return d.IsEjected ? null : d;
+        foreach (var g in Groups)
+            foreach (var d in g.Pool.Destinations)
+                if (d.AffinityKey == affinityKey) return d.IsEjected ? null : d;
+        if (Fallback is not null)
+            foreach (var d in Fallback.Destinations)
+                if (d.AffinityKey == affinityKey) return d.IsEjected ? null : d;
+        return null;
+    }
+
     /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>
     public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known, Dictionary<string, Destination> used)
     {

@@ -1,9 +1,13 @@
+using System.Security.Cryptography;
+using System.Text;
+
 namespace EdgeEru.Lb.Backends;
 
 /// <summary>One live workload's port, as a place to send requests. Kept across snapshots so its counters survive.</summary>
 internal sealed class Destination(string workloadId, string address, int port)
 {
     private int _inFlight;
+    private long _requests;
     private long _ejectedUntilTicks;
 
     public string WorkloadId { get; } = workloadId;
@@ -13,12 +17,26 @@ internal sealed class Destination(string workloadId, string address, int port)
     /// <summary>The URL prefix YARP forwards to.</summary>
     public string Prefix { get; } = address.Contains(':', StringComparison.Ordinal) ? $"http://[{address}]:{port}/" : $"http://{address}:{port}/";
 
+    /// <summary>
+    /// What the affinity cookie holds: a hash of workload, address and port, the same in every LB
+    /// instance (so a client keeps its workload behind several LBs) and saying nothing about the inside.
+    /// </summary>
+    public string AffinityKey { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key(workloadId, address, port))).AsSpan(0, 8));
+
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Requests sent here since the destination appeared (the dashboard derives a rate).</summary>
+    public long Requests => Interlocked.Read(ref _requests);
 
     /// <summary>Passive health: ejected for a while after a transport failure.</summary>
     public bool IsEjected => Interlocked.Read(ref _ejectedUntilTicks) > DateTime.UtcNow.Ticks;
 
-    public void Begin() => Interlocked.Increment(ref _inFlight);
+    public void Begin()
+    {
+        Interlocked.Increment(ref _inFlight);
+        Interlocked.Increment(ref _requests);
+    }
+
     public void End() => Interlocked.Decrement(ref _inFlight);
     public void Eject(TimeSpan period) => Interlocked.Exchange(ref _ejectedUntilTicks, (DateTime.UtcNow + period).Ticks);
 

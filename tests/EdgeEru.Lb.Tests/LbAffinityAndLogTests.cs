@@ -1,0 +1,97 @@
+using System.Text.Json;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
+using Xunit;
+
+namespace EdgeEru.Lb.Tests;
+
+/// <summary>Session affinity by cookie and the JSON access log, on the same running balancer.</summary>
+public sealed partial class LbProxyTests
+{
+    private async Task<(string Body, string? SetCookie)> GetWithCookie(string host, string? cookie)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, "/");
+        req.Headers.Host = host;
+        if (cookie is not null) req.Headers.Add("Cookie", cookie);
+        using var resp = await _http.SendAsync(req);
+        var setCookie = resp.Headers.TryGetValues("Set-Cookie", out var v) ? v.Single() : null;
+        return (await resp.Content.ReadAsStringAsync(), setCookie);
+    }
+
+    [Fact]
+    public async Task Cookie_affinity_keeps_a_client_on_one_workload_until_it_leaves()
+    {
+        await _store.PutAsync(Kinds.LbDomains, new LbDomain
+        {
+            Name = "sticky.test",
+            Init = "v1",
+            Nodes = new()
+            {
+                ["v1"] = new LbNode
+                {
+                    Type = "backend",
+                    Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v1"] },
+                    Options = new LbBackendOptions { Affinity = "cookie", Policy = "round_robin" },
+                },
+            },
+        });
+        (string Body, string? SetCookie) first = default;
+        await Until(async () => (first = await GetWithCookie("sticky.test", null)).Body.StartsWith("v1", StringComparison.Ordinal), "sticky.test routes");
+        Assert.NotNull(first.SetCookie);
+        Assert.StartsWith("eru_affinity_v1=", first.SetCookie, StringComparison.Ordinal);
+        Assert.Contains("httponly", first.SetCookie, StringComparison.Ordinal);
+        var cookie = first.SetCookie!.Split(';')[0];
+        var workload = first.Body!.Split(' ')[0];
+
+        // Round robin would alternate; the cookie keeps every request on the first workload, with no new cookie.
+        for (var i = 0; i < 20; i++)
+        {
+            var (body, setCookie) = await GetWithCookie("sticky.test", cookie);
+            Assert.Equal(workload, body.Split(' ')[0]);
+            Assert.Null(setCookie);
+        }
+
+        // Its workload goes unhealthy: the client moves to the other one and gets a new cookie.
+        var (id, ip) = workload == "v1a" ? ("v1aaaa", "127.0.0.2") : ("v1bbbb", "127.0.0.3");
+        await Live(id, ip, "v1", healthy: false);
+        (string Body, string? SetCookie) moved = default;
+        await Until(async () => !(moved = await GetWithCookie("sticky.test", cookie)).Body.StartsWith(workload, StringComparison.Ordinal), "client moves off the unhealthy workload");
+        Assert.StartsWith("eru_affinity_v1=", moved.SetCookie, StringComparison.Ordinal);
+        Assert.NotEqual(cookie, moved.SetCookie!.Split(';')[0]);
+        await Live(id, ip, "v1");
+    }
+
+    [Fact]
+    public async Task Every_request_is_in_the_JSON_access_log()
+    {
+        using (var req = new HttpRequestMessage(HttpMethod.Get, "/logged?x=1"))
+        {
+            req.Headers.Host = "hello.test";
+            req.Headers.UserAgent.ParseAdd("probe/1.0");
+            using var resp = await _http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode);
+        }
+        Assert.StartsWith("404", await Get("/nowhere", host: "unknown.test"), StringComparison.Ordinal);
+
+        List<JsonElement> Entries()
+        {
+            using var f = new FileStream(_accessLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var r = new StreamReader(f);
+            return r.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+        }
+        await Until(() => Task.FromResult(File.Exists(_accessLog) && Entries().Any(e => e.GetProperty("host").GetString() == "unknown.test")), "both requests logged");
+        var entries = Entries();
+        var logged = entries.Single(e => e.GetProperty("path").GetString() == "/logged?x=1");
+        Assert.Equal("GET", logged.GetProperty("method").GetString());
+        Assert.Equal(200, logged.GetProperty("status").GetInt32());
+        Assert.Equal("hello.test", logged.GetProperty("domain").GetString());
+        Assert.Matches("^v[12]$", logged.GetProperty("node").GetString()); // the graph's percent node picks v1 or v2
+        Assert.Matches(@"^127\.0\.0\.[234]:\d+$", logged.GetProperty("upstream").GetString());
+        Assert.Equal("probe/1.0", logged.GetProperty("user_agent").GetString());
+        Assert.Equal("127.0.0.1", logged.GetProperty("client").GetString());
+        Assert.True(logged.GetProperty("duration_ms").GetDouble() >= 0);
+        var unknown = entries.Single(e => e.GetProperty("host").GetString() == "unknown.test");
+        Assert.Equal(404, unknown.GetProperty("status").GetInt32());
+        Assert.False(unknown.TryGetProperty("domain", out _));
+    }
+}
