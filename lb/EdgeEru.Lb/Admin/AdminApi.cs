@@ -74,6 +74,9 @@ internal static class AdminApi
             return Explain(routes.Current, ask);
         });
 
+        api.MapGet("/dashboard", (RoutesHolder routes) => Results.Json(Dashboard.Model(routes.Current), JsonOptions));
+        Dashboard.MapPage(e);
+
         api.MapGet("/stats", (RoutesHolder routes) =>
         {
             var current = routes.Current;
