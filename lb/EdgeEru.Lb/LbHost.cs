@@ -31,6 +31,7 @@ public static class LbHost
             if (!string.IsNullOrWhiteSpace(tlsUrls))
                 Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.CertificateDirectory>());
         });
+        builder.Services.AddHostedService<Backends.ActiveChecks>();
         builder.Services.AddSingleton<AccessLog.AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
         builder.Services.AddSingleton<Tls.CertificateDirectory>();

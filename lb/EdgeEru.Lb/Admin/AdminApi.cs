@@ -139,6 +139,7 @@ internal static class AdminApi
         port = d.Port,
         in_flight = d.InFlight,
         ejected = d.IsEjected,
+        fails_check = d.FailsCheck,
     };
 }
 

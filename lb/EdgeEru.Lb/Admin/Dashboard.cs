@@ -91,7 +91,7 @@ internal static class Dashboard
             byId.TryGetValue(v.Id, out var d);
             var state = !v.IsLive
                 ? v.Status is null ? "no status" : !v.Status.Running ? "not running" : !v.Status.Healthy ? "unhealthy" : "node down"
-                : d is { IsEjected: true } ? "ejected" : "healthy";
+                : d is { FailsCheck: true } ? "failing check" : d is { IsEjected: true } ? "ejected" : "healthy";
             list.Add(new
             {
                 workload = v.Id,

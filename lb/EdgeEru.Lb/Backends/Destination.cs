@@ -31,6 +31,26 @@ internal sealed class Destination(string workloadId, string address, int port)
     /// <summary>Passive health: ejected for a while after a transport failure.</summary>
     public bool IsEjected => Interlocked.Read(ref _ejectedUntilTicks) > DateTime.UtcNow.Ticks;
 
+    /// <summary>Active health: out after the backend's check failed often enough in a row, back after it passed.</summary>
+    public bool FailsCheck => Volatile.Read(ref _failsCheck);
+
+    /// <summary>Not to be picked while another destination is available: ejected or failing its check.</summary>
+    public bool IsOut => FailsCheck || IsEjected;
+
+    private bool _failsCheck;
+    private int _checkStreak; // positive: passes in a row; negative: failures in a row
+
+    /// <summary>Records one check result; returns true when that changed whether the destination is in.</summary>
+    public bool RecordCheck(bool passed, int unhealthyAfter, int healthyAfter)
+    {
+        var streak = passed ? Math.Max(_checkStreak, 0) + 1 : Math.Min(_checkStreak, 0) - 1;
+        _checkStreak = streak;
+        var fails = FailsCheck;
+        if (!fails && -streak >= unhealthyAfter) Volatile.Write(ref _failsCheck, true);
+        else if (fails && streak >= healthyAfter) Volatile.Write(ref _failsCheck, false);
+        return fails != FailsCheck;
+    }
+
     public void Begin()
     {
         Interlocked.Increment(ref _inFlight);

@@ -37,7 +37,13 @@ internal sealed class CertificateDirectory : BackgroundService
     {
         if (_directory is null) return;
         using var timer = new PeriodicTimer(_period);
-        while (await timer.WaitForNextTickAsync(stoppingToken)) Reload();
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken)) Reload();
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
     }
 
     /// <summary>Loads what changed since the last look; returns true when the store was replaced.</summary>
