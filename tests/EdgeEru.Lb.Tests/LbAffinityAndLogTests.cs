@@ -95,3 +95,24 @@ public sealed partial class LbProxyTests
         Assert.False(unknown.TryGetProperty("domain", out _));
     }
 }
+
+public sealed partial class LbProxyTests
+{
+    [Fact]
+    public async Task Metrics_count_requests_per_domain_node_and_backend_workload()
+    {
+        for (var i = 0; i < 4; i++) await Get("/", canary: "1");
+        using var ops = new HttpClient();
+        var metrics = await ops.GetStringAsync($"http://127.0.0.1:{_opsPort}/metrics");
+        double Value(string series)
+        {
+            var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
+            Assert.True(line is not null, $"no series {series} in /metrics");
+            return double.Parse(line!.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.True(Value("eru_lb_node_hits_total{domain=\"hello.test\",node=\"canary-header\"}") >= 4);
+        Assert.True(Value("eru_lb_requests_total{domain=\"hello.test\",node=\"v2\",code=\"2xx\"}") >= 4);
+        Assert.True(Value($"eru_lb_backend_requests_total{{domain=\"hello.test\",node=\"v2\",workload=\"v2cccc\",address=\"127.0.0.4:{_backendPort}\"}}") >= 4);
+        Assert.Equal(0, Value($"eru_lb_backend_out{{domain=\"hello.test\",node=\"v1\",workload=\"v1aaaa\",address=\"127.0.0.2:{_backendPort}\"}}"));
+    }
+}

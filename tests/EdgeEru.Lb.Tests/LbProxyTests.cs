@@ -26,6 +26,7 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
     private HttpClient _http = null!;
     private HttpClient _admin = null!;
     private const string Token = "test-admin-token";
+    private int _opsPort;
     private readonly string _accessLog = Path.Combine(Path.GetTempPath(), $"eru-lb-access-{Guid.NewGuid():N}.log");
 
     public async Task InitializeAsync()
@@ -52,8 +53,9 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
 
         var lbPort = Ports.FreeTcp();
         var adminPort = Ports.FreeTcp();
+        _opsPort = Ports.FreeTcp();
         _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
-            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{_opsPort}",
             "--Lb:AdminUrls", $"http://127.0.0.1:{adminPort}", "--Lb:AdminToken", Token, "--Lb:AccessLog", _accessLog],
             logging => logging.AddProvider(new XunitLoggerProvider(output)));
         await _lb.StartAsync();
