@@ -101,6 +101,8 @@ internal static partial class LbBenchmark
                 await Until(async () => await Status(http, lbPort) == 200, "healthy again", lb);
             }
 
+            var rolling = await RollingReplaceAsync(dir, nginx, store, lease.Id, workload, healthy, lbPort, connections);
+
             var ratio = best["eru"].Rps / best["nginx"].Rps;
             var result = new Dictionary<string, object>
             {
@@ -119,7 +121,9 @@ internal static partial class LbBenchmark
                 ["graph_change_p99_ms"] = Stats.Round(Stats.Percentile(graphMs, 99)),
                 ["health_change_p50_ms"] = Stats.Round(Stats.Percentile(healthMs, 50)),
                 ["health_change_p99_ms"] = Stats.Round(Stats.Percentile(healthMs, 99)),
-                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100,
+                ["rolling_replace_requests"] = rolling.Requests,
+                ["rolling_replace_failed"] = rolling.Failed,
+                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100 && rolling.Failed == 0,
             };
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;
@@ -127,6 +131,82 @@ internal static partial class LbBenchmark
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Rolling replace under constant load: the backend gets two peers, then each of the three is replaced
+    /// by a new one the way a deploy does it (new workload live, old one marked unhealthy by its agent,
+    /// a moment to drain, record deleted, process stopped) while wrk keeps sending. Every failed request counts.
+    /// </summary>
+    private static async Task<(long Requests, long Failed)> RollingReplaceAsync(string dir, string nginx, RegistryStore store, long lease,
+        Workload first, WorkloadStatus firstStatus, int lbPort, int connections)
+    {
+        var running = new List<(Workload W, WorkloadStatus S, ChildProcess? P)> { (first, firstStatus, null) };
+        var spawned = new List<ChildProcess>();
+        async Task<(Workload, WorkloadStatus, ChildProcess)> StartBackend(int n)
+        {
+            var port = Ports.FreeTcp();
+            WriteNginx(dir, $"rolling{n}", $$"""
+                worker_processes 1;
+                events { worker_connections 4096; }
+                http { access_log off; server { listen 127.0.0.1:{{port}}; keepalive_requests 100000;
+                  location / { return 200 "hello from backend {{n}}\n"; } } }
+                """);
+            var p = ChildProcess.Start(nginx, ["-p", dir, "-c", Path.Combine(dir, $"rolling{n}.conf"), "-g", "daemon off;"]);
+            spawned.Add(p);
+            var w = BenchCluster.Workload(1000 + n, 1, 1) with
+            {
+                App = "bench", Entrypoint = "web", Tags = ["v1"], Networks = StringMap.Of(("eru-mv", "127.0.0.1")),
+                Ports = [new PublishedPort { Name = "http", Port = port }],
+            };
+            var st = BenchCluster.Status(1000 + n, 1, true) with { Addresses = StringMap.Of(("eru-mv", "127.0.0.1")) };
+            using var http = new HttpClient();
+            await Until(async () =>
+            {
+                try { return (await http.GetAsync($"http://127.0.0.1:{port}/")).IsSuccessStatusCode; }
+                catch (HttpRequestException) { return false; }
+            }, $"backend {n} up", p);
+            await store.PutAsync(Kinds.Workloads, w);
+            await store.PutAsync(Kinds.WorkloadStatus, st, lease);
+            return (w, st, p);
+        }
+        try
+        {
+            for (var n = 0; n < 2; n++) running.Add(await StartBackend(n));
+            await Task.Delay(500);
+            var output = new System.Text.StringBuilder();
+            var wrkSeconds = 12;
+            await using var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
+                ["-t", "2", "-c", connections.ToString(CultureInfo.InvariantCulture), "-d", $"{wrkSeconds}s", "-H", "Host: bench.test", $"http://127.0.0.1:{lbPort}/"],
+                line => { lock (output) output.AppendLine(line); });
+            await Task.Delay(1000);
+            for (var n = 2; n < 5; n++)
+            {
+                var next = await StartBackend(n);
+                running.Add(next);
+                await Task.Delay(300); // the new one takes traffic
+                var old = running[0];
+                running.RemoveAt(0);
+                await store.PutAsync(Kinds.WorkloadStatus, old.S with { Healthy = false, Reason = "replaced" }, lease); // no new requests
+                await Task.Delay(500); // in-flight ones finish
+                await store.DeleteAsync(Kinds.WorkloadStatus, old.W.Id);
+                await store.DeleteAsync(Kinds.Workloads, old.W.Id);
+                if (old.P is not null) await old.P.StopAsync(); // the first one's process stays: it is the earlier runs' backend
+            }
+            await Until(() => Task.FromResult(wrk.HasExited), "rolling wrk done", wrk, TimeSpan.FromSeconds(wrkSeconds + 30));
+            var text = output.ToString();
+            var requests = RequestsLine().Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            long failed = 0;
+            foreach (Match e in SocketErrors().Matches(text))
+                for (var g = 1; g <= 4; g++) failed += long.Parse(e.Groups[g].Value, CultureInfo.InvariantCulture);
+            failed += Non2xx().Match(text) is { Success: true } x ? long.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            Console.WriteLine($"rolling replace of 3 backends under load: {requests} requests, {failed} failed");
+            return (requests, failed);
+        }
+        finally
+        {
+            foreach (var p in spawned) await p.DisposeAsync();
         }
     }
 
@@ -200,6 +280,8 @@ internal static partial class LbBenchmark
     [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")] private static partial Regex RpsLine();
     [GeneratedRegex(@"Socket errors: connect (\d+)")] private static partial Regex ErrorsLine();
     [GeneratedRegex(@"Non-2xx or 3xx responses: (\d+)")] private static partial Regex Non2xx();
+    [GeneratedRegex(@"(\d+) requests in")] private static partial Regex RequestsLine();
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")] private static partial Regex SocketErrors();
 
     private static IEnumerable<int> Tree(int pid)
     {
