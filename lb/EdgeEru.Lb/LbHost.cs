@@ -13,10 +13,12 @@ public static class LbHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
 
-        // Traffic on Lb:Urls (and Lb:Tls:Urls, TLS terminated with a certificate picked by SNI);
+        // Traffic on Lb:Urls (HTTP/1.1), Lb:H2cUrls (HTTP/2 without TLS) and Lb:Tls:Urls (TLS terminated with
+        // a certificate picked by SNI, h2 or http/1.1);
         // /metrics and /healthz on Http:Urls (a port of their own).
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
         var tlsUrls = builder.Configuration["Lb:Tls:Urls"];
+        var h2cUrls = builder.Configuration["Lb:H2cUrls"]; // cleartext HTTP/2 with prior knowledge (e.g. internal gRPC clients)
         var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
         var opsPorts = Listeners.Ports(opsUrls);
         // The admin API: its own port, always behind a token (a random one, logged, when none is configured).
@@ -28,6 +30,8 @@ public static class LbHost
         {
             k.AddServerHeader = false;
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
+            if (!string.IsNullOrWhiteSpace(h2cUrls))
+                Listeners.Listen(k, h2cUrls, tls: null, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
             if (!string.IsNullOrWhiteSpace(tlsUrls))
                 Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.CertificateDirectory>());
         });

@@ -15,9 +15,9 @@ internal static class Listeners
     /// <summary>
     /// Listens on every URL. With <paramref name="tls"/>, each handshake gets the certificate its SNI name
     /// selects (looked up per handshake, so reloaded certificates apply to new connections) and ALPN offers
-    /// h2 and http/1.1.
+    /// h2 and http/1.1. <paramref name="protocols"/> narrows the endpoint (HTTP/2 only for h2c).
     /// </summary>
-    public static void Listen(KestrelServerOptions k, string urls, CertificateDirectory? tls)
+    public static void Listen(KestrelServerOptions k, string urls, CertificateDirectory? tls, HttpProtocols? protocols = null)
     {
         foreach (var url in Split(urls))
         {
@@ -26,6 +26,7 @@ internal static class Listeners
                 throw new ArgumentException($"listen URL \"{url}\" must start with {(tls is null ? "http" : "https")}:// here");
             Action<ListenOptions> configure = l =>
             {
+                if (protocols is { } p) l.Protocols = p;
                 if (tls is not null) l.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = ctx => Handshake(tls, ctx) });
             };
             if (a.Host is "*" or "+" or "0.0.0.0" or "[::]") k.ListenAnyIP(a.Port, configure);

@@ -34,6 +34,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
     private readonly int _backendPort = Ports.FreeTcp();
     private readonly int _lbPort = Ports.FreeTcp();
     private readonly int _tlsPort = Ports.FreeTcp();
+    private readonly int _h2cPort = Ports.FreeTcp();
     private readonly string _certs = Directory.CreateTempSubdirectory("eru-lb-certs-").FullName;
     private readonly List<WebApplication> _backends = [];
     private readonly HashSet<string> _issued = [];
@@ -102,7 +103,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
             "--Lb:Urls", $"http://127.0.0.1:{_lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
             "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t",
-            "--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"],
+            "--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"],
             logging => logging.AddProvider(new XunitLoggerProvider(output)));
         await _lb.StartAsync();
         using var http = Client(out _);
@@ -155,7 +156,9 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         ConnectCallback = async (ctx, ct) =>
         {
             var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await s.ConnectAsync(IPAddress.Loopback, ctx.DnsEndPoint.Port == 443 ? _tlsPort : ctx.DnsEndPoint.Port == 80 ? _lbPort : ctx.DnsEndPoint.Port, ct);
+            // https:// → the TLS port, ws:// and http:// → the HTTP/1.1 port, http://…:81 → the h2c port.
+            var port = ctx.DnsEndPoint.Port switch { 443 => _tlsPort, 80 => _lbPort, 81 => _h2cPort, var p => p };
+            await s.ConnectAsync(IPAddress.Loopback, port, ct);
             return new NetworkStream(s, ownsSocket: true);
         },
         SslOptions = new SslClientAuthenticationOptions
@@ -253,6 +256,15 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         var error = await Assert.ThrowsAsync<RpcException>(async () => await client.SayAsync(new EchoRequest { Text = "missing" }));
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
         Assert.Equal("no such thing: missing", error.Status.Detail);
+    }
+
+    [Fact]
+    public async Task gRPC_goes_through_cleartext_HTTP2_with_prior_knowledge()
+    {
+        using var channel = GrpcChannel.ForAddress("http://grpc.test:81", new GrpcChannelOptions { HttpHandler = Handler([]) });
+        var reply = await new Echo.EchoClient(channel).SayAsync(new EchoRequest { Text = "plain" });
+        Assert.Equal("plain", reply.Text);
+        Assert.Equal("HTTP/2", reply.Protocol);
     }
 
     [Fact]
