@@ -85,7 +85,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         var r = context.Request;
         accessLog.Write(new AccessLog.AccessEntry(
             DateTime.UtcNow, context.Connection.RemoteIpAddress?.ToString() ?? "", r.Method, r.Host.Value ?? "",
-            r.PathBase.Value + r.Path.Value + r.QueryString.Value, r.Protocol, context.Response.StatusCode,
+            // The target as the client sent it (the graph may have rewritten Path since).
+            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? r.Path.Value + r.QueryString.Value,
+            r.Protocol, context.Response.StatusCode,
             Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
             destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId,
             r.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null));
