@@ -78,7 +78,7 @@ internal static partial class LbBenchmark
                 runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
             }
             foreach (var (who, r) in runs)
-                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s  rss {r.RssMb:F0} MB  errors {r.Errors}");
+                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s ({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
             var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(x => x.R.Rps).R);
 
             // Propagation: a change in etcd → the first request that shows it.
@@ -115,6 +115,9 @@ internal static partial class LbBenchmark
                 ["nginx_p50_ms"] = best["nginx"].P50Ms, ["nginx_p99_ms"] = best["nginx"].P99Ms,
                 ["eru_p50_ms"] = best["eru"].P50Ms, ["eru_p99_ms"] = best["eru"].P99Ms,
                 ["nginx_cpu_s"] = Math.Round(best["nginx"].CpuSeconds, 1), ["eru_cpu_s"] = Math.Round(best["eru"].CpuSeconds, 1),
+                // CPU per request of the proxy process alone: steadier than requests per second on a shared machine.
+                ["nginx_cpu_us_per_request"] = runs.Where(r => r.Who == "nginx").Min(r => r.R.FrontCpuUsPerRequest),
+                ["eru_cpu_us_per_request"] = runs.Where(r => r.Who == "eru").Min(r => r.R.FrontCpuUsPerRequest),
                 ["nginx_rss_mb"] = Math.Round(best["nginx"].RssMb), ["eru_rss_mb"] = Math.Round(best["eru"].RssMb),
                 ["eru_errors"] = best["eru"].Errors,
                 ["graph_change_p50_ms"] = Stats.Round(Stats.Percentile(graphMs, 50)),
@@ -248,12 +251,15 @@ internal static partial class LbBenchmark
         }
     }
 
-    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb);
+    /// <summary>CpuSeconds and RssMb: all <c>servers</c>; FrontCpuUsPerRequest: the first one (the proxy) alone, per request.</summary>
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb, double FrontCpuUsPerRequest);
 
     private static async Task<WrkResult> WrkAsync(int port, int seconds, int connections, ChildProcess[] servers)
     {
         var pids = servers.SelectMany(s => Tree(s.Id)).ToList();
+        var front = Tree(servers[0].Id).ToList();
         var cpuBefore = pids.Sum(CpuTicks);
+        var frontBefore = front.Sum(CpuTicks);
         var output = new System.Text.StringBuilder();
         await using (var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
             ["-t", "2", "-c", connections.ToString(), "-d", $"{seconds}s", "--latency", "-H", "Host: bench.test", $"http://127.0.0.1:{port}/"],
@@ -262,12 +268,14 @@ internal static partial class LbBenchmark
             await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
+        var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;
         var rss = pids.Sum(RssKb) / 1024.0;
         var text = output.ToString();
         var rps = double.Parse(RpsLine().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
         var errors = ErrorsLine().Match(text) is { Success: true } e ? long.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         errors += Non2xx().Match(text) is { Success: true } n ? long.Parse(n.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss);
+        var requests = RequestsLine().Match(text) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss, requests > 0 ? Math.Round(frontCpu * 1e6 / requests, 1) : 0);
     }
 
     private static double Percent(string wrk, string which)
