@@ -33,13 +33,13 @@ public static class LbHost
             if (!string.IsNullOrWhiteSpace(h2cUrls))
                 Listeners.Listen(k, h2cUrls, tls: null, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
             if (!string.IsNullOrWhiteSpace(tlsUrls))
-                Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.CertificateDirectory>());
+                Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.TlsCertificates>());
         });
         builder.Services.AddHostedService<Backends.ActiveChecks>();
         builder.Services.AddSingleton<AccessLog.AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
-        builder.Services.AddSingleton<Tls.CertificateDirectory>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.CertificateDirectory>());
+        builder.Services.AddSingleton<Tls.TlsCertificates>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.TlsCertificates>());
         HotPath.Quiet(builder.Logging);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);

@@ -17,7 +17,7 @@ internal static class Listeners
     /// selects (looked up per handshake, so reloaded certificates apply to new connections) and ALPN offers
     /// h2 and http/1.1. <paramref name="protocols"/> narrows the endpoint (HTTP/2 only for h2c).
     /// </summary>
-    public static void Listen(KestrelServerOptions k, string urls, CertificateDirectory? tls, HttpProtocols? protocols = null)
+    public static void Listen(KestrelServerOptions k, string urls, TlsCertificates? tls, HttpProtocols? protocols = null)
     {
         foreach (var url in Split(urls))
         {
@@ -36,7 +36,7 @@ internal static class Listeners
         }
     }
 
-    private static ValueTask<SslServerAuthenticationOptions> Handshake(CertificateDirectory tls, TlsHandshakeCallbackContext ctx)
+    private static ValueTask<SslServerAuthenticationOptions> Handshake(TlsCertificates tls, TlsHandshakeCallbackContext ctx)
     {
         var cert = tls.Current.Select(ctx.ClientHelloInfo.ServerName)
             ?? throw new AuthenticationException($"no TLS certificate for \"{ctx.ClientHelloInfo.ServerName}\" and no default one");

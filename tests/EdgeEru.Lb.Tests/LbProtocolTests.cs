@@ -35,6 +35,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
     private readonly int _lbPort = Ports.FreeTcp();
     private readonly int _tlsPort = Ports.FreeTcp();
     private readonly int _h2cPort = Ports.FreeTcp();
+    private readonly int _adminPort = Ports.FreeTcp();
     private readonly string _certs = Directory.CreateTempSubdirectory("eru-lb-certs-").FullName;
     private readonly List<WebApplication> _backends = [];
     private readonly HashSet<string> _issued = [];
@@ -102,7 +103,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
 
         _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
             "--Lb:Urls", $"http://127.0.0.1:{_lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t",
+            "--Lb:AdminUrls", $"http://127.0.0.1:{_adminPort}", "--Lb:AdminToken", "t",
             "--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"],
             logging => logging.AddProvider(new XunitLoggerProvider(output)));
         await _lb.StartAsync();
@@ -117,8 +118,8 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         Nodes = new() { ["b"] = new LbNode { Type = "backend", Select = new LbSelector { App = app, Entrypoint = "web", Port = "http" }, Options = options } },
     };
 
-    /// <summary>A self-signed PEM pair in the certificate directory, serving <paramref name="names"/>.</summary>
-    private X509Certificate2 WriteCertificate(string file, string[] names, TimeSpan life)
+    /// <summary>A self-signed certificate for <paramref name="names"/>, trusted by this test's clients.</summary>
+    private (X509Certificate2 Cert, string CertPem, string KeyPem) NewCertificate(string[] names, TimeSpan life)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var req = new CertificateRequest($"CN={names[0]}", key, HashAlgorithmName.SHA256);
@@ -127,9 +128,16 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         req.CertificateExtensions.Add(san.Build());
         var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow + life);
         lock (_issued) _issued.Add(cert.Thumbprint);
+        return (cert, cert.ExportCertificatePem(), key.ExportPkcs8PrivateKeyPem());
+    }
+
+    /// <summary>A self-signed PEM pair in the certificate directory, serving <paramref name="names"/>.</summary>
+    private X509Certificate2 WriteCertificate(string file, string[] names, TimeSpan life)
+    {
+        var (cert, certPem, keyPem) = NewCertificate(names, life);
         // Key first, then the certificate: the directory is watched and a pair is read when the .crt changes.
-        File.WriteAllText(Path.Combine(_certs, file + ".key"), key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllText(Path.Combine(_certs, file + ".crt.tmp"), cert.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(_certs, file + ".key"), keyPem);
+        File.WriteAllText(Path.Combine(_certs, file + ".crt.tmp"), certPem);
         File.Move(Path.Combine(_certs, file + ".crt.tmp"), Path.Combine(_certs, file + ".crt"), overwrite: true);
         return cert;
     }
@@ -235,6 +243,48 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         await Task.Delay(600);
         Assert.StartsWith("web", await Get(http, "https://shop.test/"), StringComparison.Ordinal);
         Assert.Equal(renewed.Thumbprint, seen[^1].Thumbprint);
+    }
+
+    [Fact]
+    public async Task A_certificate_stored_in_the_registry_is_served_by_SNI_and_removed_without_a_restart()
+    {
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_adminPort}") };
+        admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "t");
+        async Task<(int Status, string Body)> Put(string name, object body)
+        {
+            using var resp = await admin.PutAsync($"/api/certificates/{name}", System.Net.Http.Json.JsonContent.Create(body));
+            return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+        }
+
+        // Refused before storing: not PEM, and a key that does not belong to the certificate.
+        var (cert, certPem, keyPem) = NewCertificate(["reg.apps.test"], TimeSpan.FromDays(10));
+        var bad = await Put("reg", new { certificate = "hello", key = keyPem });
+        Assert.Equal(400, bad.Status);
+        Assert.Contains("certificate is not PEM", bad.Body, StringComparison.Ordinal);
+        var (_, _, otherKey) = NewCertificate(["other.test"], TimeSpan.FromDays(10));
+        var mismatch = await Put("reg", new { certificate = certPem, key = otherKey });
+        Assert.Equal(400, mismatch.Status);
+        Assert.Contains("does not load", mismatch.Body, StringComparison.Ordinal);
+
+        using var http = Client(out var seen);
+        Assert.StartsWith("web", await Get(http, "https://reg.apps.test/"), StringComparison.Ordinal);
+        Assert.Equal("CN=*.apps.test", seen[^1].Subject); // the directory's wildcard until the registry has one
+
+        var good = await Put("reg", new { certificate = certPem, key = keyPem });
+        Assert.True(good.Status == 200, good.Body);
+        await Until(async () =>
+        {
+            await Get(http, "https://reg.apps.test/");
+            return seen[^1].Thumbprint == cert.Thumbprint;
+        }, "the registry's certificate is served for its exact name");
+        Assert.Contains("registry:reg", await admin.GetStringAsync("/api/certificates"), StringComparison.Ordinal);
+
+        using (var del = await admin.DeleteAsync("/api/certificates/reg")) Assert.Equal(HttpStatusCode.OK, del.StatusCode);
+        await Until(async () =>
+        {
+            await Get(http, "https://reg.apps.test/");
+            return seen[^1].Subject == "CN=*.apps.test";
+        }, "back to the wildcard once the registry's certificate is deleted");
     }
 
     [Fact]
