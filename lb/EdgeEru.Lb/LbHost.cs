@@ -10,7 +10,13 @@ public static class LbHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // appsettings.json is read once: what changes at run time comes from the registry and the certificate
+        // directory, and a file watcher would take one of the user's few inotify instances.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false", .. args],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         builder.ApplyEruConventions(args, logging);
 
         // Traffic on Lb:Urls (HTTP/1.1), Lb:H2cUrls (HTTP/2 without TLS) and Lb:Tls:Urls (TLS terminated with

@@ -26,7 +26,7 @@ public sealed partial class LbProxyTests
         foreach (var (name, ip) in new[] { ("pa", "127.0.0.7"), ("pb", "127.0.0.8") })
         {
             var state = states[name] = new ProbeBackend();
-            var b = WebApplication.CreateSlimBuilder();
+            var b = WebApplication.CreateSlimBuilder(Backend.Args);
             b.WebHost.UseUrls($"http://{ip}:{_backendPort}");
             b.Logging.ClearProviders();
             var app = b.Build();

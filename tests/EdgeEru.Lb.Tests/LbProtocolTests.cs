@@ -46,7 +46,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
     public async Task InitializeAsync()
     {
         // web: HTTP/1.1 with a WebSocket echo on 127.0.0.5; grpc: HTTP/2 only (h2c) on 127.0.0.6.
-        var web = WebApplication.CreateSlimBuilder();
+        var web = WebApplication.CreateSlimBuilder(Backend.Args);
         web.WebHost.UseUrls($"http://127.0.0.5:{_backendPort}");
         web.Logging.ClearProviders();
         var webApp = web.Build();
@@ -75,7 +75,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         await webApp.StartAsync();
         _backends.Add(webApp);
 
-        var grpc = WebApplication.CreateSlimBuilder();
+        var grpc = WebApplication.CreateSlimBuilder(Backend.Args);
         grpc.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Parse("127.0.0.6"), _backendPort, l => l.Protocols = HttpProtocols.Http2));
         grpc.Logging.ClearProviders();
         grpc.Services.AddGrpc();

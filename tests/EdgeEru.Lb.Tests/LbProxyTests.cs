@@ -34,7 +34,7 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
         // Three workloads of hello.web: two v1, one v2, each a real HTTP server on its own address.
         foreach (var (name, ip) in new[] { ("v1a", "127.0.0.2"), ("v1b", "127.0.0.3"), ("v2", "127.0.0.4") })
         {
-            var b = WebApplication.CreateSlimBuilder();
+            var b = WebApplication.CreateSlimBuilder(Backend.Args);
             b.WebHost.UseUrls($"http://{ip}:{_backendPort}");
             b.Logging.ClearProviders();
             var app = b.Build();
