@@ -38,7 +38,10 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
             b.WebHost.UseUrls($"http://{ip}:{_backendPort}");
             b.Logging.ClearProviders();
             var app = b.Build();
-            app.Run(ctx => ctx.Response.WriteAsync($"{name} {ctx.Request.Path} xff={ctx.Request.Headers["X-Forwarded-For"]}"));
+            // Says who answered, the path it got, and the headers the LB adds or edits.
+            app.Run(ctx => ctx.Response.WriteAsync($"{name} {ctx.Request.Path} xff={ctx.Request.Headers["X-Forwarded-For"]}"
+                + (ctx.Request.Headers.TryGetValue("X-Added", out var added) ? $" added={added}" : "")
+                + (ctx.Request.Headers.TryGetValue("X-Secret", out var secret) ? $" secret={secret}" : "")));
             await app.StartAsync();
             _backends.Add(app);
         }
