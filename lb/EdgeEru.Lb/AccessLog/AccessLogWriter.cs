@@ -55,12 +55,15 @@ internal sealed class AccessLogWriter : BackgroundService
             var buffer = new ArrayBufferWriter<byte>(64 * 1024);
             await using var json = new Utf8JsonWriter(buffer);
             var reader = _entries.Reader;
+            // On stdout the console logger writes too: batches stay under PIPE_BUF (4 KiB), so each write
+            // lands whole and lines do not interleave. A file gets larger batches.
+            var batch = _target == "stdout" ? 3500 : 60 * 1024;
             try
             {
                 while (await reader.WaitToReadAsync(stoppingToken))
                 {
                     // Drain what is there, then write it in one go.
-                    while (buffer.WrittenCount < 60 * 1024 && reader.TryRead(out var e))
+                    while (buffer.WrittenCount < batch && reader.TryRead(out var e))
                     {
                         Format(json, e);
                         json.Flush();
