@@ -68,10 +68,45 @@ internal static class LbCommand
             return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Post, "/api/explain", body, ct);
         });
 
-        return new Command("lb", "The layer-7 balancer: domains and their rule graphs")
+        var stats = new Command("stats", "Hit counts per graph node and the destinations of each backend (in flight, ejected, failing check)");
+        stats.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/stats", null, ct));
+
+        return new Command("lb", "The layer-7 balancer: domains and their rule graphs, TLS certificates")
         {
-            admin, token, ls, get, set, rm, explain,
+            admin, token, ls, get, set, rm, explain, stats, CertCommand(admin, token),
         };
+    }
+
+    /// <summary><c>eru lb cert ls | set NAME CERT.pem KEY.pem | rm NAME</c>: TLS certificates kept in the registry.</summary>
+    private static Command CertCommand(Option<string> admin, Option<string?> token)
+    {
+        var name = new Argument<string>("name") { Description = "Name of the certificate (1-253 of A-Z a-z 0-9 . _ -)" };
+        var ls = new Command("ls", "Certificates eru-lb has loaded (from the registry and its directory): names and expiry");
+        ls.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/certificates", null, ct));
+
+        var certFile = new Argument<FileInfo>("certificate.pem") { Description = "PEM certificate, then its chain" };
+        var keyFile = new Argument<FileInfo>("key.pem") { Description = "PEM private key" };
+        var set = new Command("set", "Store a certificate and key in the registry (eru-lb checks the pair first)") { name, certFile, keyFile };
+        set.SetAction(async (pr, ct) =>
+        {
+            foreach (var f in new[] { pr.GetValue(certFile)!, pr.GetValue(keyFile)! })
+            {
+                if (f.Exists) continue;
+                await Console.Error.WriteLineAsync($"eru lb cert set: {f.FullName} does not exist");
+                return 2;
+            }
+            var body = JsonSerializer.Serialize(new Dictionary<string, string>
+            {
+                ["certificate"] = await File.ReadAllTextAsync(pr.GetValue(certFile)!.FullName, ct),
+                ["key"] = await File.ReadAllTextAsync(pr.GetValue(keyFile)!.FullName, ct),
+            });
+            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put, $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", body, ct);
+        });
+
+        var rm = new Command("rm", "Delete a certificate from the registry") { name };
+        rm.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete, $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", null, ct));
+
+        return new Command("cert", "TLS certificates in the registry, served by SNI") { ls, set, rm };
     }
 
     private static async Task<int> CallAsync(string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)

@@ -106,8 +106,9 @@ public static class Kinds
     public static readonly RegistryKind<LbDomain> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.LbDomain);
     public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
+    public static readonly RegistryKind<LbCertificate> LbCertificates = new("lb/certs", 1, RegistryJsonContext.Default.LbCertificate);
 
-    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords];
+    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

@@ -10,20 +10,43 @@ public static class LbHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // appsettings.json is read once: what changes at run time comes from the registry and the certificate
+        // directory, and a file watcher would take one of the user's few inotify instances.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false", .. args],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         builder.ApplyEruConventions(args, logging);
 
-        // Traffic on Lb:Urls; /metrics and /healthz on Http:Urls (a port of their own).
+        // Traffic on Lb:Urls (HTTP/1.1), Lb:H2cUrls (HTTP/2 without TLS) and Lb:Tls:Urls (TLS terminated with
+        // a certificate picked by SNI, h2 or http/1.1);
+        // /metrics and /healthz on Http:Urls (a port of their own).
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
+        var tlsUrls = builder.Configuration["Lb:Tls:Urls"];
+        var h2cUrls = builder.Configuration["Lb:H2cUrls"]; // cleartext HTTP/2 with prior knowledge (e.g. internal gRPC clients)
         var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
-        var opsPorts = opsUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        var opsPorts = Listeners.Ports(opsUrls);
         // The admin API: its own port, always behind a token (a random one, logged, when none is configured).
         var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
-        var adminPorts = adminUrls.Split(';').Select(u => new Uri(u).Port).ToHashSet();
+        var adminPorts = Listeners.Ports(adminUrls);
         var configuredToken = builder.Configuration["Lb:AdminToken"];
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
-        builder.WebHost.UseUrls($"{proxyUrls};{opsUrls};{adminUrls}");
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
+            if (!string.IsNullOrWhiteSpace(h2cUrls))
+                Listeners.Listen(k, h2cUrls, tls: null, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);
+            if (!string.IsNullOrWhiteSpace(tlsUrls))
+                Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.TlsCertificates>());
+        });
+        builder.Services.AddHostedService<Backends.ActiveChecks>();
+        builder.Services.AddSingleton<AccessLog.AccessLogWriter>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
+        builder.Services.AddSingleton<Tls.TlsCertificates>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.TlsCertificates>());
+        HotPath.Quiet(builder.Logging);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);

@@ -78,7 +78,7 @@ internal static partial class LbBenchmark
                 runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
             }
             foreach (var (who, r) in runs)
-                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s  rss {r.RssMb:F0} MB  errors {r.Errors}");
+                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s ({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
             var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(x => x.R.Rps).R);
 
             // Propagation: a change in etcd → the first request that shows it.
@@ -101,6 +101,8 @@ internal static partial class LbBenchmark
                 await Until(async () => await Status(http, lbPort) == 200, "healthy again", lb);
             }
 
+            var rolling = await RollingReplaceAsync(dir, nginx, store, lease.Id, workload, healthy, lbPort, connections);
+
             var ratio = best["eru"].Rps / best["nginx"].Rps;
             var result = new Dictionary<string, object>
             {
@@ -113,13 +115,18 @@ internal static partial class LbBenchmark
                 ["nginx_p50_ms"] = best["nginx"].P50Ms, ["nginx_p99_ms"] = best["nginx"].P99Ms,
                 ["eru_p50_ms"] = best["eru"].P50Ms, ["eru_p99_ms"] = best["eru"].P99Ms,
                 ["nginx_cpu_s"] = Math.Round(best["nginx"].CpuSeconds, 1), ["eru_cpu_s"] = Math.Round(best["eru"].CpuSeconds, 1),
+                // CPU per request of the proxy process alone: steadier than requests per second on a shared machine.
+                ["nginx_cpu_us_per_request"] = runs.Where(r => r.Who == "nginx").Min(r => r.R.FrontCpuUsPerRequest),
+                ["eru_cpu_us_per_request"] = runs.Where(r => r.Who == "eru").Min(r => r.R.FrontCpuUsPerRequest),
                 ["nginx_rss_mb"] = Math.Round(best["nginx"].RssMb), ["eru_rss_mb"] = Math.Round(best["eru"].RssMb),
                 ["eru_errors"] = best["eru"].Errors,
                 ["graph_change_p50_ms"] = Stats.Round(Stats.Percentile(graphMs, 50)),
                 ["graph_change_p99_ms"] = Stats.Round(Stats.Percentile(graphMs, 99)),
                 ["health_change_p50_ms"] = Stats.Round(Stats.Percentile(healthMs, 50)),
                 ["health_change_p99_ms"] = Stats.Round(Stats.Percentile(healthMs, 99)),
-                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100,
+                ["rolling_replace_requests"] = rolling.Requests,
+                ["rolling_replace_failed"] = rolling.Failed,
+                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100 && rolling.Failed == 0,
             };
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;
@@ -127,6 +134,82 @@ internal static partial class LbBenchmark
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Rolling replace under constant load: the backend gets two peers, then each of the three is replaced
+    /// by a new one the way a deploy does it (new workload live, old one marked unhealthy by its agent,
+    /// a moment to drain, record deleted, process stopped) while wrk keeps sending. Every failed request counts.
+    /// </summary>
+    private static async Task<(long Requests, long Failed)> RollingReplaceAsync(string dir, string nginx, RegistryStore store, long lease,
+        Workload first, WorkloadStatus firstStatus, int lbPort, int connections)
+    {
+        var running = new List<(Workload W, WorkloadStatus S, ChildProcess? P)> { (first, firstStatus, null) };
+        var spawned = new List<ChildProcess>();
+        async Task<(Workload, WorkloadStatus, ChildProcess)> StartBackend(int n)
+        {
+            var port = Ports.FreeTcp();
+            WriteNginx(dir, $"rolling{n}", $$"""
+                worker_processes 1;
+                events { worker_connections 4096; }
+                http { access_log off; server { listen 127.0.0.1:{{port}}; keepalive_requests 100000;
+                  location / { return 200 "hello from backend {{n}}\n"; } } }
+                """);
+            var p = ChildProcess.Start(nginx, ["-p", dir, "-c", Path.Combine(dir, $"rolling{n}.conf"), "-g", "daemon off;"]);
+            spawned.Add(p);
+            var w = BenchCluster.Workload(1000 + n, 1, 1) with
+            {
+                App = "bench", Entrypoint = "web", Tags = ["v1"], Networks = StringMap.Of(("eru-mv", "127.0.0.1")),
+                Ports = [new PublishedPort { Name = "http", Port = port }],
+            };
+            var st = BenchCluster.Status(1000 + n, 1, true) with { Addresses = StringMap.Of(("eru-mv", "127.0.0.1")) };
+            using var http = new HttpClient();
+            await Until(async () =>
+            {
+                try { return (await http.GetAsync($"http://127.0.0.1:{port}/")).IsSuccessStatusCode; }
+                catch (HttpRequestException) { return false; }
+            }, $"backend {n} up", p);
+            await store.PutAsync(Kinds.Workloads, w);
+            await store.PutAsync(Kinds.WorkloadStatus, st, lease);
+            return (w, st, p);
+        }
+        try
+        {
+            for (var n = 0; n < 2; n++) running.Add(await StartBackend(n));
+            await Task.Delay(500);
+            var output = new System.Text.StringBuilder();
+            var wrkSeconds = 12;
+            await using var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
+                ["-t", "2", "-c", connections.ToString(CultureInfo.InvariantCulture), "-d", $"{wrkSeconds}s", "-H", "Host: bench.test", $"http://127.0.0.1:{lbPort}/"],
+                line => { lock (output) output.AppendLine(line); });
+            await Task.Delay(1000);
+            for (var n = 2; n < 5; n++)
+            {
+                var next = await StartBackend(n);
+                running.Add(next);
+                await Task.Delay(300); // the new one takes traffic
+                var old = running[0];
+                running.RemoveAt(0);
+                await store.PutAsync(Kinds.WorkloadStatus, old.S with { Healthy = false, Reason = "replaced" }, lease); // no new requests
+                await Task.Delay(500); // in-flight ones finish
+                await store.DeleteAsync(Kinds.WorkloadStatus, old.W.Id);
+                await store.DeleteAsync(Kinds.Workloads, old.W.Id);
+                if (old.P is not null) await old.P.StopAsync(); // the first one's process stays: it is the earlier runs' backend
+            }
+            await Until(() => Task.FromResult(wrk.HasExited), "rolling wrk done", wrk, TimeSpan.FromSeconds(wrkSeconds + 30));
+            var text = output.ToString();
+            var requests = RequestsLine().Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            long failed = 0;
+            foreach (Match e in SocketErrors().Matches(text))
+                for (var g = 1; g <= 4; g++) failed += long.Parse(e.Groups[g].Value, CultureInfo.InvariantCulture);
+            failed += Non2xx().Match(text) is { Success: true } x ? long.Parse(x.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            Console.WriteLine($"rolling replace of 3 backends under load: {requests} requests, {failed} failed");
+            return (requests, failed);
+        }
+        finally
+        {
+            foreach (var p in spawned) await p.DisposeAsync();
         }
     }
 
@@ -168,12 +251,15 @@ internal static partial class LbBenchmark
         }
     }
 
-    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb);
+    /// <summary>CpuSeconds and RssMb: all <c>servers</c>; FrontCpuUsPerRequest: the first one (the proxy) alone, per request.</summary>
+    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb, double FrontCpuUsPerRequest);
 
     private static async Task<WrkResult> WrkAsync(int port, int seconds, int connections, ChildProcess[] servers)
     {
         var pids = servers.SelectMany(s => Tree(s.Id)).ToList();
+        var front = Tree(servers[0].Id).ToList();
         var cpuBefore = pids.Sum(CpuTicks);
+        var frontBefore = front.Sum(CpuTicks);
         var output = new System.Text.StringBuilder();
         await using (var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
             ["-t", "2", "-c", connections.ToString(), "-d", $"{seconds}s", "--latency", "-H", "Host: bench.test", $"http://127.0.0.1:{port}/"],
@@ -182,12 +268,14 @@ internal static partial class LbBenchmark
             await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
+        var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;
         var rss = pids.Sum(RssKb) / 1024.0;
         var text = output.ToString();
         var rps = double.Parse(RpsLine().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
         var errors = ErrorsLine().Match(text) is { Success: true } e ? long.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         errors += Non2xx().Match(text) is { Success: true } n ? long.Parse(n.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss);
+        var requests = RequestsLine().Match(text) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss, requests > 0 ? Math.Round(frontCpu * 1e6 / requests, 1) : 0);
     }
 
     private static double Percent(string wrk, string which)
@@ -200,6 +288,8 @@ internal static partial class LbBenchmark
     [GeneratedRegex(@"Requests/sec:\s+([\d.]+)")] private static partial Regex RpsLine();
     [GeneratedRegex(@"Socket errors: connect (\d+)")] private static partial Regex ErrorsLine();
     [GeneratedRegex(@"Non-2xx or 3xx responses: (\d+)")] private static partial Regex Non2xx();
+    [GeneratedRegex(@"(\d+) requests in")] private static partial Regex RequestsLine();
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")] private static partial Regex SocketErrors();
 
     private static IEnumerable<int> Tree(int pid)
     {

@@ -26,17 +26,22 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
     private HttpClient _http = null!;
     private HttpClient _admin = null!;
     private const string Token = "test-admin-token";
+    private int _opsPort;
+    private readonly string _accessLog = Path.Combine(Path.GetTempPath(), $"eru-lb-access-{Guid.NewGuid():N}.log");
 
     public async Task InitializeAsync()
     {
         // Three workloads of hello.web: two v1, one v2, each a real HTTP server on its own address.
         foreach (var (name, ip) in new[] { ("v1a", "127.0.0.2"), ("v1b", "127.0.0.3"), ("v2", "127.0.0.4") })
         {
-            var b = WebApplication.CreateSlimBuilder();
+            var b = WebApplication.CreateSlimBuilder(Backend.Args);
             b.WebHost.UseUrls($"http://{ip}:{_backendPort}");
             b.Logging.ClearProviders();
             var app = b.Build();
-            app.Run(ctx => ctx.Response.WriteAsync($"{name} {ctx.Request.Path} xff={ctx.Request.Headers["X-Forwarded-For"]}"));
+            // Says who answered, the path it got, and the headers the LB adds or edits.
+            app.Run(ctx => ctx.Response.WriteAsync($"{name} {ctx.Request.Path} xff={ctx.Request.Headers["X-Forwarded-For"]}"
+                + (ctx.Request.Headers.TryGetValue("X-Added", out var added) ? $" added={added}" : "")
+                + (ctx.Request.Headers.TryGetValue("X-Secret", out var secret) ? $" secret={secret}" : "")));
             await app.StartAsync();
             _backends.Add(app);
         }
@@ -51,9 +56,10 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
 
         var lbPort = Ports.FreeTcp();
         var adminPort = Ports.FreeTcp();
+        _opsPort = Ports.FreeTcp();
         _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
-            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{adminPort}", "--Lb:AdminToken", Token],
+            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{_opsPort}",
+            "--Lb:AdminUrls", $"http://127.0.0.1:{adminPort}", "--Lb:AdminToken", Token, "--Lb:AccessLog", _accessLog],
             logging => logging.AddProvider(new XunitLoggerProvider(output)));
         await _lb.StartAsync();
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{lbPort}") };
@@ -179,6 +185,7 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
     public void Dispose()
     {
         _conn?.Dispose();
+        File.Delete(_accessLog);
         _http?.Dispose();
         _admin?.Dispose();
     }

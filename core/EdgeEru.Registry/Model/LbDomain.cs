@@ -19,7 +19,7 @@ public sealed record LbDomain : IRegistryRecord
 
     public required string Init { get; init; }
 
-    public Dictionary<string, LbNode> Nodes { get; init; } = [];
+    public Dictionary<string, LbNode> Nodes { get; set; } = []; // settable: see LbBackendOptions
 
     /// <summary>Proxies whose X-Forwarded-For is believed for the client address (CIDRs).</summary>
     public string[]? TrustedProxies { get; init; }
@@ -256,30 +256,65 @@ public sealed record LbGroup
     }
 }
 
+/// <remarks>
+/// Settable, not init-only: the source-generated reader drops the initializers of init-only properties
+/// when a field is missing (dotnet/runtime#84484), and hand-written options leave most fields out.
+/// </remarks>
 public sealed record LbBackendOptions
 {
-    public int TimeoutMs { get; init; } = 30_000;
+    public int TimeoutMs { get; set; } = 30_000;
 
     /// <summary>Retries of idempotent requests that failed to connect.</summary>
-    public int Retries { get; init; } = 1;
+    public int Retries { get; set; } = 1;
 
     /// <summary>"cookie" keeps a client on one workload; null: none.</summary>
-    public string? Affinity { get; init; }
+    public string? Affinity { get; set; }
 
     /// <summary>"p2c" (power of two choices, default), "round_robin" or "least_requests".</summary>
-    public string Policy { get; init; } = "p2c";
+    public string Policy { get; set; } = "p2c";
 
-    public Dictionary<string, string> SetRequestHeaders { get; init; } = [];
-    public string[] RemoveRequestHeaders { get; init; } = [];
-    public Dictionary<string, string> SetResponseHeaders { get; init; } = [];
-    public long MaxBodyBytes { get; init; }
+    public Dictionary<string, string> SetRequestHeaders { get; set; } = [];
+    public string[] RemoveRequestHeaders { get; set; } = [];
+    public Dictionary<string, string> SetResponseHeaders { get; set; } = [];
+    public long MaxBodyBytes { get; set; }
+
+    /// <summary>How the LB talks to the workloads: "http1" (default) or "h2c" (HTTP/2 without TLS, e.g. gRPC servers).</summary>
+    public string? Protocol { get; set; }
+
+    /// <summary>Optional active health check by the LB itself, on top of the agent's liveness and passive ejection.</summary>
+    public LbActiveCheck? HealthCheck { get; set; }
 
     internal IEnumerable<string> Problems()
     {
+        if (Protocol is not (null or "http1" or "h2c")) yield return $"protocol \"{Protocol}\" must be http1 or h2c";
+        if (HealthCheck is not null)
+            foreach (var p in HealthCheck.Problems()) yield return "health_check: " + p;
         if (TimeoutMs is < 1 or > 3_600_000) yield return $"timeout_ms {TimeoutMs} is outside 1-3600000";
         if (Retries is < 0 or > 5) yield return $"retries {Retries} is outside 0-5";
         if (Affinity is not (null or "cookie")) yield return $"affinity \"{Affinity}\" must be cookie or absent";
         if (Policy is not ("p2c" or "round_robin" or "least_requests")) yield return $"policy \"{Policy}\" must be p2c, round_robin or least_requests";
         if (MaxBodyBytes < 0) yield return "max_body_bytes must not be negative";
+    }
+}
+
+/// <summary>An LB-side HTTP check of each destination: GET <see cref="Path"/>, 2xx/3xx is up.</summary>
+/// <remarks>Settable for the same reason as <see cref="LbBackendOptions"/>.</remarks>
+public sealed record LbActiveCheck
+{
+    public string Path { get; set; } = "/healthz";
+    public int IntervalMs { get; set; } = 2000;
+    public int TimeoutMs { get; set; } = 1000;
+
+    /// <summary>Consecutive failures that take a destination out, and successes that bring it back.</summary>
+    public int UnhealthyAfter { get; set; } = 2;
+    public int HealthyAfter { get; set; } = 1;
+
+    internal IEnumerable<string> Problems()
+    {
+        if (string.IsNullOrEmpty(Path) || Path[0] != '/') yield return $"path \"{Path}\" must start with /";
+        if (IntervalMs is < 100 or > 600_000) yield return $"interval_ms {IntervalMs} is outside 100-600000";
+        if (TimeoutMs < 1 || TimeoutMs > IntervalMs) yield return $"timeout_ms {TimeoutMs} must be 1 to interval_ms";
+        if (UnhealthyAfter is < 1 or > 10) yield return $"unhealthy_after {UnhealthyAfter} is outside 1-10";
+        if (HealthyAfter is < 1 or > 10) yield return $"healthy_after {HealthyAfter} is outside 1-10";
     }
 }

@@ -19,4 +19,5 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(ReservedRecord))]
 [JsonSerializable(typeof(DnsRecordSet))]
 [JsonSerializable(typeof(LbDomain))]
+[JsonSerializable(typeof(LbCertificate))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

@@ -27,7 +27,8 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, ViewSet>.Empty.WithComparers(StringComparer.Ordinal),
         default,
         ImmutableDictionary<string, IdSet>.Empty.WithComparers(StringComparer.Ordinal),
-        0);
+        0,
+        ImmutableDictionary<string, LbCertificate>.Empty.WithComparers(StringComparer.Ordinal));
 
     internal RegistrySnapshot(
         long revision,
@@ -45,8 +46,10 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, ViewSet> liveByNode,
         AddressSet liveByIp,
         ImmutableDictionary<string, IdSet> idsByNode,
-        int liveCount)
+        int liveCount,
+        ImmutableDictionary<string, LbCertificate> lbCertificates)
     {
+        LbCertificates = lbCertificates;
         Revision = revision;
         Pods = pods;
         Nodes = nodes;
@@ -78,6 +81,9 @@ public sealed class RegistrySnapshot
     public ViewSet Workloads { get; }
 
     public ImmutableDictionary<string, LbDomain> LbDomains { get; }
+
+    /// <summary>TLS certificates for the LB, by name.</summary>
+    public ImmutableDictionary<string, LbCertificate> LbCertificates { get; }
     public ImmutableDictionary<string, ReservedRecord> SshUsers { get; }
 
     /// <summary>Static DNS records by owner name.</summary>

@@ -25,6 +25,7 @@ internal sealed class SnapshotBuilder
     private AddressSet _byIp;
     private readonly ImmutableDictionary<string, IdSet>.Builder _idsByNode;
     private int _liveCount;
+    private readonly ImmutableDictionary<string, LbCertificate>.Builder _lbCertificates;
 
     public SnapshotBuilder(RegistrySnapshot from)
     {
@@ -43,13 +44,14 @@ internal sealed class SnapshotBuilder
         _byIp = from.LiveByIp;
         _idsByNode = from.IdsByNode.ToBuilder();
         _liveCount = from.LiveCount;
+        _lbCertificates = from.LbCertificates.ToBuilder();
     }
 
     public RegistrySnapshot Build(long revision) => new(
         revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads,
         _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _dnsRecords.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
         _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp,
-        _idsByNode.ToImmutable(), _liveCount);
+        _idsByNode.ToImmutable(), _liveCount, _lbCertificates.ToImmutable());
 
     public void Apply(RegistryChange c)
     {
@@ -72,6 +74,7 @@ internal sealed class SnapshotBuilder
             case null when ReferenceEquals(c.Kind, Kinds.LbDomains): _lbDomains.Remove(c.Name); break;
             case null when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers.Remove(c.Name); break;
             case null when ReferenceEquals(c.Kind, Kinds.DnsRecords): _dnsRecords.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.LbCertificates): _lbCertificates.Remove(c.Name); break;
             case Pod p: _pods[c.Name] = p; break;
             case Node n: _nodes[c.Name] = n; break;
             case NodeStatus s: SetNodeStatus(c.Name, s); break;
@@ -80,6 +83,7 @@ internal sealed class SnapshotBuilder
             case LbDomain d: _lbDomains[c.Name] = d; break;
             case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers[c.Name] = r; break;
             case DnsRecordSet d: _dnsRecords[c.Name] = d; break;
+            case LbCertificate t: _lbCertificates[c.Name] = t; break;
             default: break;
         }
     }
@@ -186,6 +190,7 @@ internal sealed class SnapshotBuilder
         var lb = empty.LbDomains.ToBuilder();
         var ssh = empty.SshUsers.ToBuilder();
         var dnsRecords = empty.DnsRecords.ToBuilder();
+        var lbCertificates = empty.LbCertificates.ToBuilder();
         var problems = empty.Problems.ToBuilder();
         var records = new List<Workload>();
         var statuses = new List<(WorkloadStatus Status, long Lease)>();
@@ -207,6 +212,7 @@ internal sealed class SnapshotBuilder
                 case LbDomain d: lb[c.Name] = d; break;
                 case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
                 case DnsRecordSet d: dnsRecords[c.Name] = d; break;
+                case LbCertificate t: lbCertificates[c.Name] = t; break;
                 default: break;
             }
         }
@@ -252,7 +258,7 @@ internal sealed class SnapshotBuilder
             Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
             AddressSet.FromSorted(addresses),
             empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value)))),
-            live);
+            live, lbCertificates.ToImmutable());
     }
 
     /// <summary>Sorts by key (ordinal) unless already sorted: an O(n) check saves the sort in the usual case.</summary>

@@ -59,6 +59,43 @@ internal static class AdminApi
                 ? Results.Json(new { deleted = name })
                 : Results.Json(new { error = $"no domain {name}" }, statusCode: 404));
 
+        // TLS certificates in the registry (lb/certs): parsed here before they are stored, keys never returned.
+        api.MapGet("/certificates", (Tls.TlsCertificates tls) => Results.Json(tls.Current.Certificates
+            .OrderBy(c => c.Source, StringComparer.Ordinal)
+            .Select(c => new { source = c.Source, names = c.Names, not_after = c.NotAfter }), JsonOptions));
+
+        api.MapPut("/certificates/{name}", async (string name, HttpRequest request, RegistryStore store) =>
+        {
+            CertificateRequest? ask;
+            try
+            {
+                ask = await JsonSerializer.DeserializeAsync<CertificateRequest>(request.Body, JsonOptions);
+            }
+            catch (JsonException ex)
+            {
+                return Results.Json(new { error = $"certificate is not valid JSON: {ex.Message}" }, statusCode: 400);
+            }
+            if (ask?.Certificate is null || ask.Key is null) return Results.Json(new { error = "certificate needs \"certificate\" and \"key\" (PEM)" }, statusCode: 400);
+            var record = new LbCertificate { Name = name, Certificate = ask.Certificate, Key = ask.Key };
+            if (record.Validate() is { Count: > 0 } problems) return Results.Json(new { error = "certificate refused", problems }, statusCode: 400);
+            Tls.LoadedCertificate loaded;
+            try
+            {
+                loaded = Tls.CertificateStore.Load(name, ask.Certificate, ask.Key);
+            }
+            catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or ArgumentException)
+            {
+                return Results.Json(new { error = $"certificate {name} does not load: {ex.Message}" }, statusCode: 400);
+            }
+            var revision = await store.PutAsync(Kinds.LbCertificates, record);
+            return Results.Json(new { certificate = name, names = loaded.Names, not_after = loaded.NotAfter, revision }, JsonOptions);
+        });
+
+        api.MapDelete("/certificates/{name}", async (string name, RegistryStore store) =>
+            await store.DeleteAsync(Kinds.LbCertificates, name)
+                ? Results.Json(new { deleted = name })
+                : Results.Json(new { error = $"no certificate {name}" }, statusCode: 404));
+
         api.MapPost("/explain", async (HttpRequest request, RoutesHolder routes) =>
         {
             ExplainRequest? ask;
@@ -73,6 +110,9 @@ internal static class AdminApi
             if (ask?.Host is null) return Results.Json(new { error = "explain needs at least a host" }, statusCode: 400);
             return Explain(routes.Current, ask);
         });
+
+        api.MapGet("/dashboard", (RoutesHolder routes) => Results.Json(Dashboard.Model(routes.Current), JsonOptions));
+        Dashboard.MapPage(e);
 
         api.MapGet("/stats", (RoutesHolder routes) =>
         {
@@ -136,7 +176,15 @@ internal static class AdminApi
         port = d.Port,
         in_flight = d.InFlight,
         ejected = d.IsEjected,
+        fails_check = d.FailsCheck,
     };
+}
+
+/// <summary>A certificate to store: PEM chain (leaf first) and PEM private key.</summary>
+internal sealed class CertificateRequest
+{
+    public string? Certificate { get; set; }
+    public string? Key { get; set; }
 }
 
 /// <summary>A request to explain, as JSON: host, method, path, headers, query, cookies, client_ip.</summary>

@@ -12,7 +12,7 @@ internal sealed class Pool(Destination[] destinations)
 
     public bool IsEmpty => Destinations.Length == 0;
 
-    /// <summary>Picks a destination by policy, skipping ejected ones while any other remains.</summary>
+    /// <summary>Picks a destination by policy, skipping ejected or check-failing ones while any other remains.</summary>
     public Destination? Pick(string policy)
     {
         var d = Destinations;
@@ -24,20 +24,23 @@ internal sealed class Pool(Destination[] destinations)
                 for (var tries = 0; tries < d.Length; tries++)
                 {
                     var c = d[(int)((uint)Interlocked.Increment(ref _next) % (uint)d.Length)];
-                    if (!c.IsEjected) return c;
+                    if (!c.IsOut) return c;
                 }
                 return d[0];
             case "least_requests":
                 Destination? best = null;
                 foreach (var c in d)
-                    if (!c.IsEjected && (best is null || c.InFlight < best.InFlight)) best = c;
+                    if (!c.IsOut && (best is null || c.InFlight < best.InFlight)) best = c;
                 return best ?? d[0];
             default:
             {
-                // Power of two choices: two at random, the less busy wins (ejected ones lose).
+                // Power of two choices: two at random, the less busy wins (ones that are out lose).
                 var a = d[Random.Shared.Next(d.Length)];
                 var b = d[Random.Shared.Next(d.Length)];
-                if (a.IsEjected != b.IsEjected) return a.IsEjected ? b : a;
+                if (a.IsOut != b.IsOut) return a.IsOut ? b : a;
+                if (a.IsOut) // both out: look for any that is in before giving up on the pair
+                    foreach (var c in d)
+                        if (!c.IsOut) return c;
                 return a.InFlight <= b.InFlight ? a : b;
             }
         }
@@ -71,6 +74,20 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
             }
         }
         return pool.IsEmpty && Fallback is not null ? Fallback : pool;
+    }
+
+    /// <summary>The destination an affinity cookie names, if it is still in one of this backend's pools and not ejected.</summary>
+    public Destination? Find(string affinityKey)
+    {
+        foreach (var d in Main.Destinations)
+            if (d.AffinityKey == affinityKey) return d.IsOut ? null : d;
+        foreach (var g in Groups)
+            foreach (var d in g.Pool.Destinations)
+                if (d.AffinityKey == affinityKey) return d.IsOut ? null : d;
+        if (Fallback is not null)
+            foreach (var d in Fallback.Destinations)
+                if (d.AffinityKey == affinityKey) return d.IsOut ? null : d;
+        return null;
     }
 
     /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Routing;
 using Prometheus;
@@ -10,7 +11,8 @@ namespace EdgeEru.Lb.Proxy;
 /// The data plane: find the domain's graph, walk it, and answer (respond, redirect) or hand the request
 /// to YARP's forwarder with a destination picked from the backend's live workloads.
 /// </summary>
-internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client, ILogger<ProxyMiddleware> log)
+internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
+    AccessLog.AccessLogWriter accessLog, ILogger<ProxyMiddleware> log)
 {
     private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",
         new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
@@ -18,9 +20,10 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         new HistogramConfiguration { LabelNames = ["domain"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
     private static readonly string[] Classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-    // Label children are looked up once per (domain, node, class), not per request.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, int), Counter.Child> _requestChildren = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Histogram.Child> _durationChildren = new();
+    // Label children are found by the terminal and graph objects (reference lookups, not label strings),
+    // and go away with a replaced graph.
+    private static readonly ConditionalWeakTable<Terminal, Counter.Child[]> RequestChildren = new();
+    private static readonly ConditionalWeakTable<RuleGraph, Histogram.Child> DurationChildren = new();
 
     /// <summary>The connection pool to backends, one for the process (DI disposes it).</summary>
     public static HttpMessageInvoker CreateClient() => new(new SocketsHttpHandler
@@ -46,10 +49,12 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         {
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
+            if (accessLog.Enabled) Log(context, started, null, null, null);
             return;
         }
         var decision = graph.Evaluate(new HttpRequestFacts(context));
         var node = decision.Terminal.Node;
+        Destination? destination = null;
         switch (node.Type)
         {
             case "respond":
@@ -66,38 +71,65 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                     .Replace("{query}", context.Request.QueryString.Value, StringComparison.Ordinal);
                 break;
             default:
-                await ForwardAsync(context, current.Pools(graph, decision.Terminal), decision, node.Options);
+                destination = await ForwardAsync(context, current.Pools(graph, decision.Terminal), decision, node.Options);
                 break;
         }
         var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
-        _requestChildren.GetOrAdd((graph.Domain.Name, decision.Terminal.Id, statusClass),
-            static k => Requests.WithLabels(k.Item1, k.Item2, Classes[k.Item3])).Inc();
-        _durationChildren.GetOrAdd(graph.Domain.Name, static d => Duration.WithLabels(d)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        RequestChildren.GetValue(decision.Terminal, t => Classes.Select(c => Requests.WithLabels(graph.Domain.Name, t.Id, c)).ToArray())[statusClass].Inc();
+        DurationChildren.GetValue(graph, static g => Duration.WithLabels(g.Domain.Name)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        if (accessLog.Enabled) Log(context, started, graph, decision.Terminal, destination);
     }
 
-    private async Task ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
+    private void Log(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
     {
-        var pool = pools.Choose();
+        var r = context.Request;
+        accessLog.Write(new AccessLog.AccessEntry(
+            DateTime.UtcNow, context.Connection.RemoteIpAddress?.ToString() ?? "", r.Method, r.Host.Value ?? "",
+            // The target as the client sent it (the graph may have rewritten Path since).
+            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? r.Path.Value + r.QueryString.Value,
+            r.Protocol, context.Response.StatusCode,
+            Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
+            destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId,
+            r.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null));
+    }
+
+    /// <summary>Forwards to a destination of the backend (retrying idempotent requests on connect failures); returns the last one tried.</summary>
+    private async Task<Destination?> ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
+    {
         if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
         if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            return;
+            return null;
         }
         var policy = options?.Policy ?? "p2c";
         var settings = options is null ? ForwardSettings.Default : ForwardSettings.For(options);
         var (config, transformer) = (settings.Config, settings.Transformer);
         var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
         var attempts = 1 + (idempotent ? options?.Retries ?? 1 : 0);
+
+        // Session affinity: the cookie names a destination; it is kept while that one is in the backend and not ejected.
+        string? affinityCookie = null;
+        Destination? sticky = null;
+        if (options?.Affinity == "cookie")
+        {
+            affinityCookie = AffinityCookie(decision.Terminal);
+            if (context.Request.Cookies[affinityCookie] is { } key) sticky = pools.Find(key);
+        }
+        var pool = pools.Choose();
+        Destination? destination = null;
         for (var attempt = 1; ; attempt++)
         {
-            var destination = pool.Pick(policy);
+            destination = attempt == 1 && sticky is not null ? sticky : pool.Pick(policy);
             if (destination is null)
             {
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                 await context.Response.WriteAsync("no live workload for this backend\n");
-                return;
+                return null;
             }
+            if (affinityCookie is not null && destination != sticky)
+                context.Response.Headers.Append(Microsoft.Net.Http.Headers.HeaderNames.SetCookie,
+                    $"{affinityCookie}={destination.AffinityKey}; path=/; httponly; samesite=lax");
             destination.Begin();
             ForwarderError error;
             try
@@ -108,7 +140,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             {
                 destination.End();
             }
-            if (error == ForwarderError.None) return;
+            if (error == ForwarderError.None) return destination;
             // Connect failures eject the destination for a while (passive health); retried when safe.
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
             {
@@ -121,9 +153,14 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                     continue;
                 }
             }
-            return;
+            return destination;
         }
     }
+
+    /// <summary>One cookie per backend node, so two backends of a domain do not overwrite each other's choice.</summary>
+    private static readonly ConditionalWeakTable<Terminal, string> AffinityCookies = new();
+
+    private static string AffinityCookie(Terminal terminal) => AffinityCookies.GetValue(terminal, static t => "eru_affinity_" + t.Id);
 }
 
 /// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
@@ -131,13 +168,21 @@ internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransfo
 {
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Registry.Model.LbBackendOptions, ForwardSettings> Cache = new();
 
-    public static readonly ForwardSettings Default = new(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromSeconds(30) }, EdgeTransformer.Default);
+    public static readonly ForwardSettings Default = new(Build(30_000, null), EdgeTransformer.Default);
 
     public ForwarderRequestConfig Config { get; } = config;
     public EdgeTransformer Transformer { get; } = transformer;
 
     public static ForwardSettings For(Registry.Model.LbBackendOptions options) => Cache.GetValue(options, static o =>
-        new ForwardSettings(new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromMilliseconds(o.TimeoutMs) }, new EdgeTransformer(o)));
+        new ForwardSettings(Build(o.TimeoutMs, o.Protocol), new EdgeTransformer(o)));
+
+    /// <summary>HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.</summary>
+    private static ForwarderRequestConfig Build(int timeoutMs, string? protocol) => new()
+    {
+        ActivityTimeout = TimeSpan.FromMilliseconds(timeoutMs),
+        Version = protocol == "h2c" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
+        VersionPolicy = protocol == "h2c" ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
+    };
 }
 
 /// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect.</summary>

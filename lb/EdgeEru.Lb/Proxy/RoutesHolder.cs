@@ -22,6 +22,7 @@ internal sealed class RoutesHolder : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        RouteMetrics.Register(this);
         // Rebuilding is cheap (pools for the domains' backends only), so it runs on the watcher's publish.
         _subscription = _watcher.Subscribe(snapshot =>
         {
@@ -38,6 +39,7 @@ internal sealed class RoutesHolder : IHostedService, IDisposable
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
+        RouteMetrics.Unregister(this);
         _subscription?.Dispose();
         return Task.CompletedTask;
     }

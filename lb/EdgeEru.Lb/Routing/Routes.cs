@@ -15,8 +15,10 @@ internal sealed class Routes
     private readonly Dictionary<(RuleGraph, int), BackendPools> _pools;
 
     private Routes(RegistrySnapshot snapshot, Dictionary<string, RuleGraph> exact, (string, RuleGraph)[] wildcards,
-        Dictionary<(RuleGraph, int), BackendPools> pools, Dictionary<string, Destination> destinations)
+        Dictionary<(RuleGraph, int), BackendPools> pools, Dictionary<string, Destination> destinations,
+        (Destination, Registry.Model.LbActiveCheck)[] checks)
     {
+        Checks = checks;
         Snapshot = snapshot;
         _exact = exact;
         _wildcards = wildcards;
@@ -24,7 +26,10 @@ internal sealed class Routes
         Destinations = destinations;
     }
 
-    public static readonly Routes Empty = new(RegistrySnapshot.Empty, [], [], [], []);
+    public static readonly Routes Empty = new(RegistrySnapshot.Empty, [], [], [], [], []);
+
+    /// <summary>Destinations of backends with an active health check, and their check (the first backend's, if several).</summary>
+    public (Destination Destination, Registry.Model.LbActiveCheck Check)[] Checks { get; }
 
     public RegistrySnapshot Snapshot { get; }
     public Dictionary<string, Destination> Destinations { get; }
@@ -68,9 +73,15 @@ internal sealed class Routes
 
         var used = new Dictionary<string, Destination>(StringComparer.Ordinal);
         var pools = new Dictionary<(RuleGraph, int), BackendPools>();
+        var checks = new Dictionary<Destination, Registry.Model.LbActiveCheck>();
         foreach (var graph in graphs.Values)
             foreach (var t in graph.Terminals.Where(t => t.IsBackend))
-                pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
-        return new Routes(snapshot, exact, wildcards, pools, used);
+            {
+                var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
+                if (t.Node.Options?.HealthCheck is not { } check) continue;
+                foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations)).Concat(p.Fallback?.Destinations ?? []))
+                    checks.TryAdd(d, check);
+            }
+        return new Routes(snapshot, exact, wildcards, pools, used, [.. checks.Select(c => (c.Key, c.Value))]);
     }
 }
