@@ -1,0 +1,41 @@
+using EdgeEru.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Agent.Tests;
+
+/// <summary>Container metrics from the kernel's counters on the agent's /metrics.</summary>
+[Collection(RigCollection.Name)]
+public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task The_metrics_endpoint_reports_the_containers_memory()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        await scene.StartAgentAsync();
+        // 8 MiB (2^23 characters) kept in a shell variable: the container's memory is at least that.
+        var deployed = await scene.DeployAsync("mem", ["sh", "-c", "x=a; i=0; while [ $i -lt 23 ]; do x=\"$x$x\"; i=$((i+1)); done; sleep 3600"], memoryLimit: 48L << 20);
+        var id = deployed.Instances[0].WorkloadId!;
+        var workload = (await scene.Store.GetAsync(EdgeEru.Registry.Kinds.Workloads, id))!.Value;
+        (string, string)[] labels = [("node", scene.Node), ("app", "mem"), ("entrypoint", "web"), ("ident", workload.Ident)];
+
+        double? memory = null;
+        var last = "";
+        await Eventually.True(() => (memory = AgentScene.Series(last = scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
+            TimeSpan.FromSeconds(20), "the container's memory (8 MiB or more) on /metrics").ContinueWith(t =>
+            {
+                if (t.IsFaulted) output.WriteLine(last);
+                t.GetAwaiter().GetResult();
+            }, TaskScheduler.Default);
+        await Eventually.True(() => (memory = AgentScene.Series(scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
+            TimeSpan.FromSeconds(20), "the container's memory (8 MiB or more) on /metrics");
+        var metrics = await scene.MetricsAsync();
+        output.WriteLine($"memory {memory}");
+        Assert.True(memory <= 48 << 20, $"memory {memory} above the limit");
+        Assert.Equal(48 << 20, AgentScene.Series(metrics, "eru_container_memory_limit_bytes", labels));
+        Assert.NotNull(AgentScene.Series(metrics, "eru_container_cpu_seconds_total", labels));
+        Assert.NotNull(AgentScene.Series(metrics, "eru_container_network_receive_bytes_total", labels));
+        Assert.True(AgentScene.Series(metrics, "eru_agent_container_samples_total", ("node", scene.Node), ("source", "cgroup")) >= 1, "sampled from cgroups");
+    }
+}
