@@ -35,7 +35,7 @@ public static class AgentHost
             var watcher = sp.GetRequiredService<RegistryWatcher>();
             return new NodeAgent(sp.GetRequiredService<RegistryStore>(), () => watcher.Current, sp.GetRequiredService<DockerEngine>(), new AgentOptions
             {
-                Node = o.Node, LeaseTtl = o.LeaseTtl, Interval = o.Interval, ReconcileInterval = o.ReconcileInterval,
+                Node = o.Node, LeaseTtl = o.LeaseTtl, Interval = o.Interval, ReconcileInterval = o.ReconcileInterval, DockerBackoffMax = o.DockerBackoffMax,
                 AgentUrl = o.AdvertiseUrl ?? Advertised(urls),
             }, sp.GetRequiredService<ILogger<NodeAgent>>());
         });

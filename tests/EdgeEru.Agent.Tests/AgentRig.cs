@@ -78,10 +78,11 @@ public sealed partial class AgentScene : IAsyncDisposable
     /// <summary>The arguments of an agent for this scene (in-process or as a process).</summary>
     public string[] AgentArgs(int httpPort, params string[] extra) =>
     [
+        // Later flags win: a test may point the agent at Docker through a proxy.
         "--Registry:Endpoints", EtcdUrl, "--Registry:Prefix", Prefix, "--Registry:RequestTimeout", "00:00:03", "--Registry:KeepAlive", "00:00:02",
         "--Agent:Node", Node, "--Agent:Docker", Host.Endpoint, "--Agent:LeaseTtl", "00:00:03", "--Agent:Interval", "00:00:00.200",
         "--Agent:ReconcileInterval", "00:00:05", "--Http:Urls", $"http://127.0.0.1:{httpPort}", "--Http:Token", Token,
-        "--Metrics:Interval", "00:00:01", "--Logging:LogLevel:EdgeEru", "Debug", .. extra,
+        "--Metrics:Interval", "00:00:01", "--Logging:LogLevel:EdgeEru", "Debug", "--Agent:DockerBackoffMax", "00:00:01", .. extra,
     ];
 
     /// <summary>Starts eru-agent in this process (its logs in the test output).</summary>

@@ -111,6 +111,28 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         }
     }
 
+    [Fact]
+    public async Task Docker_away_stops_the_heartbeat_and_its_return_resumes_it_with_a_reconcile()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        // The agent reaches dockerd through a relay the test can cut.
+        await using var docker = new TcpProxy(new System.Net.Sockets.UnixDomainSocketEndPoint(scene.Host.SocketPath));
+        await scene.StartAgentAsync("--Agent:Docker", $"tcp://127.0.0.1:{docker.Port}");
+        var ids = (await scene.DeployAsync("away", AgentScene.Httpd, count: 2)).Instances.Select(i => i.WorkloadId!).ToList();
+        await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }), TimeSpan.FromSeconds(20), "both healthy");
+
+        docker.Cut();
+        await Eventually.True(() => Heartbeat(scene) is null, TimeSpan.FromSeconds(10), "the heartbeat gone while Docker does not answer");
+        Assert.Equal(0, AgentScene.Series(await scene.MetricsAsync(), "eru_agent_docker_up", ("node", scene.Node)));
+        await scene.Host.DockerAsync(["kill", ids[0]]); // an event the agent cannot see
+
+        docker.Restore();
+        await Eventually.True(() => Heartbeat(scene) is not null && scene.StatusAsync(ids[0]).Result is { Running: false } && scene.StatusAsync(ids[1]).Result is { Healthy: true },
+            TimeSpan.FromSeconds(10), "heartbeat back and the missed death reconciled");
+        Assert.Equal(1, AgentScene.Series(await scene.MetricsAsync(), "eru_agent_docker_up", ("node", scene.Node)));
+    }
+
     private static NodeStatus? Heartbeat(AgentScene scene) => scene.Store.GetAsync(Kinds.NodeStatus, scene.Node).Result?.Value;
 
     [Fact]
