@@ -230,11 +230,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             Volatile.Write(ref _heartbeat, true);
             log.LogInformation("agent {Node}: heartbeat under lease {Lease}", options.Node, _lease.Id);
         }
-        if (!_etcdUp)
-        {
-            SetEtcdUp(true);
-            log.LogInformation("agent {Node}: etcd answers again", options.Node);
-        }
+        if (!_etcdUp) log.LogInformation("agent {Node}: etcd answers again", options.Node);
+        SetEtcdUp(true);
 
         var snapshot = registry();
         if (snapshot.Revision == 0) return; // the watcher has not seen the registry yet: no record is known, nothing can be judged
