@@ -164,6 +164,41 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     }
 
     [Fact]
+    public async Task Eru_logs_finds_the_agent_through_the_registry_and_prints_the_tail()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        await scene.StartAgentAsync();
+        var deployed = await scene.DeployAsync("cli", Counter(50));
+        var ident = (await scene.Store.GetAsync(EdgeEru.Registry.Kinds.Workloads, deployed.Instances[0].WorkloadId!))!.Value.Ident;
+        await Task.Delay(1000);
+
+        async Task<(int Code, string Out, string Err)> Logs(string target, string? token = AgentScene.Token)
+        {
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            var code = await EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest(target, Follow: false, Tail: 4, Json: false, etcd.Url, scene.Prefix, token),
+                stdout, stderr, CancellationToken.None);
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        var (code, text, err) = await Logs("cli.web");
+        Assert.True(code == 0, err);
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.EndsWith($"web.{ident}@{scene.Node} line 47", lines[0], StringComparison.Ordinal);
+        Assert.EndsWith($"web.{ident}@{scene.Node} line 49", lines[2], StringComparison.Ordinal);
+        Assert.EndsWith("! oops", lines[3], StringComparison.Ordinal);
+
+        Assert.Equal(2, (await Logs("cli.web.x")).Code);
+        var wrongToken = await Logs("cli", "nope");
+        Assert.Equal(1, wrongToken.Code);
+        Assert.Contains("401", wrongToken.Err, StringComparison.Ordinal);
+        var nobody = await Logs("other");
+        Assert.Equal(1, nobody.Code);
+        Assert.Contains("no agent to ask", nobody.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_stream_API_gives_a_tail_then_follows_and_wants_the_token()
     {
         await using var scene = new AgentScene(rig, etcd.Url, output);
