@@ -19,6 +19,8 @@ public static class AgentHost
         // appsettings.json is the one next to the binary, whatever the working directory.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
+        var problems = ConfigProblems(builder.Configuration);
+        if (problems.Count > 0) throw new OptionsValidationException("eru-agent", typeof(AgentServiceOptions), problems);
         var urls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9190";
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
@@ -65,6 +67,27 @@ public static class AgentHost
         });
         LogStreamApi.Map(app, builder.Configuration["Http:Token"]);
         return app;
+    }
+
+    /// <summary>Every problem of the configuration at once, before anything starts (values that do not even bind included).</summary>
+    internal static List<string> ConfigProblems(IConfiguration config)
+    {
+        var problems = new List<string>();
+        void Check<T>(string section, Func<T, IReadOnlyList<string>> validate) where T : new()
+        {
+            try
+            {
+                problems.AddRange(validate(config.GetSection(section).Get<T>() ?? new T()));
+            }
+            catch (InvalidOperationException ex)
+            {
+                problems.Add($"{section}: {ex.Message}{(ex.InnerException is null ? "" : " " + ex.InnerException.Message)}");
+            }
+        }
+        Check<AgentServiceOptions>(AgentServiceOptions.Section, o => o.Problems());
+        Check<LogsOptions>(LogsOptions.Section, o => o.Problems());
+        Check<MetricsOptions>(MetricsOptions.Section, o => o.Problems());
+        return problems;
     }
 
     private static void Section<T>(WebApplicationBuilder builder, string section, Func<T, IReadOnlyList<string>> problems) where T : class

@@ -3,6 +3,7 @@ using EdgeEru.Agent.Health;
 using EdgeEru.Agent.Logs;
 using EdgeEru.Agent.Stats;
 using EdgeEru.Registry.Model;
+using Microsoft.Extensions.Configuration;
 using Xunit;
 
 namespace EdgeEru.Agent.Tests;
@@ -194,6 +195,20 @@ public sealed class ValidationTests
         Assert.Empty(new LogsOptions { Sinks = [new LogSinkOptions { Type = "udp", Address = "logs.example:5140" }] }.Problems());
         Assert.Contains("Agent:Node", string.Join("\n", new AgentServiceOptions().Problems()), StringComparison.Ordinal);
         Assert.Contains("Metrics:Graphite", string.Join("\n", new Stats.MetricsOptions { Graphite = "x" }.Problems()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_configuration_problem_is_named_before_start_even_values_that_do_not_bind()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Agent:Node"] = "h1", ["Agent:Docker"] = "http://nope", ["Metrics:Interval"] = "banana", ["Logs:Sinks:0:Type"] = "udp",
+        }).Build();
+        var problems = string.Join("\n", AgentHost.ConfigProblems(config));
+        Assert.Contains("Agent:Docker \"http://nope\"", problems, StringComparison.Ordinal);
+        Assert.Contains("banana", problems, StringComparison.Ordinal);
+        Assert.Contains("Logs:Sinks:0:Address", problems, StringComparison.Ordinal);
+        Assert.DoesNotContain("Agent:Node", problems, StringComparison.Ordinal);
     }
 
     [Theory]
