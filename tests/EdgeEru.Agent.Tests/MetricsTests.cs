@@ -14,22 +14,25 @@ public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHe
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync();
-        // 8 MiB (2^23 characters) kept in a shell variable: the container's memory is at least that.
-        var deployed = await scene.DeployAsync("mem", ["sh", "-c", "x=a; i=0; while [ $i -lt 23 ]; do x=\"$x$x\"; i=$((i+1)); done; sleep 3600"], memoryLimit: 48L << 20);
+        // 8 MiB (2^23 characters) kept in a shell variable (sleep is not the last command, or the shell would exec it and let go).
+        var deployed = await scene.DeployAsync("mem", ["sh", "-c", "x=a; i=0; while [ $i -lt 23 ]; do x=\"$x$x\"; i=$((i+1)); done; sleep 3600; echo done"], memoryLimit: 48L << 20);
         var id = deployed.Instances[0].WorkloadId!;
         var workload = (await scene.Store.GetAsync(EdgeEru.Registry.Kinds.Workloads, id))!.Value;
         (string, string)[] labels = [("node", scene.Node), ("app", "mem"), ("entrypoint", "web"), ("ident", workload.Ident)];
 
         double? memory = null;
         var last = "";
-        await Eventually.True(() => (memory = AgentScene.Series(last = scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
-            TimeSpan.FromSeconds(20), "the container's memory (8 MiB or more) on /metrics").ContinueWith(t =>
-            {
-                if (t.IsFaulted) output.WriteLine(last);
-                t.GetAwaiter().GetResult();
-            }, TaskScheduler.Default);
-        await Eventually.True(() => (memory = AgentScene.Series(scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
-            TimeSpan.FromSeconds(20), "the container's memory (8 MiB or more) on /metrics");
+        try
+        {
+            await Eventually.True(() => (memory = AgentScene.Series(last = scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
+                TimeSpan.FromSeconds(60), "the container's memory (8 MiB or more) on /metrics");
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine(last);
+            output.WriteLine(await scene.Host.DockerAsync(["exec", id, "cat", "/proc/1/status"]));
+            throw;
+        }
         var metrics = await scene.MetricsAsync();
         output.WriteLine($"memory {memory}");
         Assert.True(memory <= 48 << 20, $"memory {memory} above the limit");

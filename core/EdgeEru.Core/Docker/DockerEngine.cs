@@ -212,7 +212,7 @@ public sealed class DockerEngine : IDisposable
         {
             return null;
         }
-        if (sample is null) return null;
+        if (sample is null || sample.Read == default) return null; // not running (any more): Docker answers with zeros
         var blk = sample.BlkioStats?.IoServiceBytesRecursive ?? [];
         return new ContainerStatsSample(
             (long)(sample.MemoryStats?.Usage ?? 0),
