@@ -54,6 +54,7 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     private ImmutableDictionary<string, ContainerState> _containers = ImmutableDictionary<string, ContainerState>.Empty;
     private RegistryLease? _lease;
     private bool _heartbeat;
+    private Task? _writing;
     private bool _dockerUp;
     private bool _etcdUp = true;
     private DateTime _nextReconcile = DateTime.MinValue;
@@ -97,6 +98,7 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             {
                 if (_dockerUp || _heartbeat) log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
                 SetDockerUp(false);
+                await DrainWriteAsync();
                 if (_heartbeat) await StopHeartbeatAsync();
                 wait = backoff;
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
@@ -137,7 +139,29 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
         }
         await RefreshContainersAsync(ct);
         await RunDueChecksAsync(ct);
-        await WriteRegistryAsync(ct);
+        await SyncRegistryAsync(ct);
+    }
+
+    /// <summary>
+    /// Writes the round's state to etcd, waiting for it up to one interval. A write that takes longer (etcd
+    /// slow or away: each attempt waits for the request timeout) goes on in the background while the
+    /// following rounds keep watching Docker and checking; its failure surfaces in the round after it ends.
+    /// </summary>
+    private async Task SyncRegistryAsync(CancellationToken ct)
+    {
+        if (_writing is { IsCompleted: false }) return;
+        if (_writing is { } finished)
+        {
+            _writing = null;
+            await finished; // rethrows what the last background write met
+        }
+        var write = WriteRegistryAsync(ct);
+        if (await Task.WhenAny(write, Task.Delay(options.Interval, ct)) != write)
+        {
+            _writing = write;
+            return;
+        }
+        await write;
     }
 
     private async Task RefreshContainersAsync(CancellationToken ct)
@@ -302,6 +326,20 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
         }
     }
 
+    /// <summary>Waits for a background write to end (its outcome no longer matters: Docker is away and the heartbeat goes).</summary>
+    private async Task DrainWriteAsync()
+    {
+        if (_writing is null) return;
+        try
+        {
+            await _writing;
+        }
+        catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException || IsDockerFault(ex, CancellationToken.None))
+        {
+        }
+        _writing = null;
+    }
+
     private void SetDockerUp(bool up)
     {
         Volatile.Write(ref _dockerUp, up);
@@ -330,6 +368,17 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
 
     public async ValueTask DisposeAsync()
     {
+        if (_writing is not null)
+        {
+            try
+            {
+                await _writing;
+            }
+            catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException || IsDockerFault(ex, CancellationToken.None))
+            {
+            }
+            _writing = null;
+        }
         if (_lease is not null) await _lease.DisposeAsync(); // clean shutdown: heartbeat and statuses go at once
         _lease = null;
     }
