@@ -217,3 +217,41 @@ public sealed class ValidationTests
     [InlineData("http://*:9190;http://127.0.0.1:1", null)]
     public void The_advertised_url_comes_from_a_named_host(string urls, string? expected) => Assert.Equal(expected, AgentHost.Advertised(urls));
 }
+
+public sealed class FileSinkTests
+{
+    [Fact]
+    public async Task Rotates_past_its_size_and_keeps_the_configured_number_of_files()
+    {
+        var dir = Directory.CreateTempSubdirectory("eru-filesink-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "out.jsonl");
+            var sink = new Logs.Sinks.FileSink("file", new LogSinkOptions { Type = "file", Path = path, MaxBytes = 4096, Keep = 2 },
+                Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            sink.Start();
+            for (var i = 0; i < 200; i++)
+                sink.Offer(new LogRecord
+                {
+                    ContainerId = "c", App = "a", Entrypoint = "e", Ident = "i", Node = "n", Stream = "stdout",
+                    Time = DateTimeOffset.UnixEpoch, Line = $"line {i:D4} " + new string('x', 40), Seq = i,
+                });
+            await TestSupport.Eventually.True(() => sink.Shipped == 200, TimeSpan.FromSeconds(10), "200 lines written");
+            await sink.DisposeAsync();
+
+            Assert.True(File.Exists(path) && File.Exists(path + ".1") && File.Exists(path + ".2"));
+            Assert.False(File.Exists(path + ".3"));
+            foreach (var f in new[] { path, path + ".1", path + ".2" }) Assert.InRange(new FileInfo(f).Length, 1, 4096);
+            // The newest lines are in the live file, in order, each a JSON record.
+            var last = File.ReadAllLines(path);
+            Assert.EndsWith("line 0199 " + new string('x', 40) + "\"}", last[^1], StringComparison.Ordinal);
+            var numbers = last.Select(l => int.Parse(System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()![5..9], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(Enumerable.Range(numbers[0], numbers.Count), numbers);
+            Assert.Equal(0, sink.Dropped);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

@@ -68,12 +68,15 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             var since = current is not null && current.StartedAt == c.StartedAt && current.LastRead != default ? current.LastRead
                 : Max(Max(_started, c.StartedAt - StartMargin), current is null || current.LastRead == default ? default : current.LastRead.AddMilliseconds(1));
             var a = new Attachment(c.StartedAt) { LastRead = current?.StartedAt == c.StartedAt ? current.LastRead : default };
+            if (current is not null) _ = current.Run.ContinueWith(_ => current.Stop.Dispose(), TaskScheduler.Default); // the previous run's stream ends by itself
             _attached[c.Id] = a;
             a.Run = Task.Run(() => FollowAsync(c, app, since, a), CancellationToken.None);
         }
         foreach (var id in _attached.Keys.Where(id => !containers.ContainsKey(id)).ToList())
         {
-            _attached[id].Stop.Cancel();
+            var gone = _attached[id];
+            gone.Stop.Cancel();
+            _ = gone.Run.ContinueWith(_ => gone.Stop.Dispose(), TaskScheduler.Default);
             _attached.Remove(id);
             hub.Forget(id);
         }
