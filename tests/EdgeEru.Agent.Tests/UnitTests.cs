@@ -255,3 +255,47 @@ public sealed class FileSinkTests
         }
     }
 }
+
+/// <summary>The splitter against random input: chunking never changes the lines, pieces fit, text survives.</summary>
+public sealed class LineSplitterPropertyTests
+{
+    private static readonly string[] Alphabet = ["a", "b", " ", "\n", "\r\n", "\u00e9", "\u20ac", "\U0001F600"];
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void Random_text_in_random_chunks_splits_as_a_whole(int seed)
+    {
+        var random = new Random(seed);
+        for (var round = 0; round < 200; round++)
+        {
+            var max = random.Next(4, 40);
+            var text = string.Concat(Enumerable.Range(0, random.Next(0, 300)).Select(_ => Alphabet[random.Next(Alphabet.Length)]));
+            var bytes = Encoding.UTF8.GetBytes(text);
+
+            var whole = new List<string>();
+            var s1 = new LineSplitter(max);
+            s1.Feed(bytes, whole.Add);
+            s1.Flush(whole.Add);
+
+            var chunked = new List<string>();
+            var s2 = new LineSplitter(max);
+            for (var at = 0; at < bytes.Length;)
+            {
+                var n = Math.Min(bytes.Length - at, random.Next(1, 50));
+                s2.Feed(bytes.AsSpan(at, n), chunked.Add);
+                at += n;
+            }
+            s2.Flush(chunked.Add);
+
+            Assert.Equal(whole, chunked);
+            Assert.All(whole, l => Assert.True(Encoding.UTF8.GetByteCount(l) <= max, $"piece of {Encoding.UTF8.GetByteCount(l)} bytes over {max}"));
+            Assert.All(whole, l => Assert.DoesNotContain("\\x", l, StringComparison.Ordinal)); // valid UTF-8 is never cut inside a character
+            // Pieces joined give back the text's lines (without the newlines and CRs before them).
+            Assert.Equal(text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal), string.Concat(whole));
+        }
+    }
+}
