@@ -16,7 +16,7 @@ internal static class LogStreamApi
     {
         var expected = string.IsNullOrEmpty(token) ? null : Encoding.UTF8.GetBytes("Bearer " + token);
         if (expected is null) app.Logger.LogWarning("no Http:Token configured: the log stream API (/logs) answers 403");
-        app.MapGet("/logs", async (HttpContext ctx, LogHub hub) =>
+        app.MapGet("/logs", async (HttpContext ctx, LogHub hub, IHostApplicationLifetime lifetime) =>
         {
             if (expected is null)
             {
@@ -36,7 +36,9 @@ internal static class LogStreamApi
                 return;
             }
             ctx.Response.ContentType = "application/x-ndjson";
-            var ct = ctx.RequestAborted;
+            // Ends when the client goes or the agent stops (an open stream must not hold up a shutdown).
+            using var ends = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, lifetime.ApplicationStopping);
+            var ct = ends.Token;
             using var follower = follow ? hub.Follow(filter!) : null; // before the tail: nothing falls between the two
             long last = 0;
             var body = ctx.Response.Body;

@@ -102,42 +102,67 @@ public static class LogsCommand
         var live = Channel.CreateUnbounded<string>();
         var tails = agents.Select(a => new TaskCompletionSource<List<string>>(TaskCreationOptions.RunContinuationsAsynchronously)).ToList();
         var failures = 0;
+        // With -f, a stream that ends (the agent restarted, the network broke) is opened again for live lines.
+        var liveQuery = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail=0&follow=true";
         var readers = agents.Select((a, i) => Task.Run(async () =>
         {
-            var tailLines = new List<string>();
-            try
+            var quiet = false; // one message per outage, not one per attempt
+            var opened = false; // an agent that answered once counts as reached, whatever happens later
+            for (var attempt = 0; !ct.IsCancellationRequested; attempt++)
             {
-                using var resp = await http.GetAsync(new Uri(a.Url.TrimEnd('/') + query), HttpCompletionOption.ResponseHeadersRead, ct);
-                if (!resp.IsSuccessStatusCode)
+                var tailLines = new List<string>();
+                var retry = req.Follow;
+                try
                 {
-                    await stderr.WriteLineAsync($"eru logs: agent of {a.Node} ({a.Url}): {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
-                    Interlocked.Increment(ref failures);
+                    using var resp = await http.GetAsync(new Uri(a.Url.TrimEnd('/') + (attempt == 0 ? query : liveQuery)), HttpCompletionOption.ResponseHeadersRead, ct);
+                    if (!resp.IsSuccessStatusCode)
+                    {
+                        await stderr.WriteLineAsync($"eru logs: agent of {a.Node} ({a.Url}): {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
+                        if (!opened && attempt == 0) Interlocked.Increment(ref failures);
+                        retry &= (int)resp.StatusCode >= 500; // a refused token or query stays refused
+                    }
+                    else
+                    {
+                        using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync(ct));
+                        quiet = false;
+                        opened = true;
+                        var inTail = true;
+                        while (await reader.ReadLineAsync(ct) is { } line)
+                        {
+                            if (inTail && line.Length == 0)
+                            {
+                                inTail = false; // the agent's mark between tail and live lines
+                                tails[i].TrySetResult(tailLines);
+                            }
+                            else if (inTail) tailLines.Add(line);
+                            else if (line.Length > 0) await live.Writer.WriteAsync(line, ct);
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException)
+                {
+                    if (!quiet) await stderr.WriteLineAsync($"eru logs: agent of {a.Node} ({a.Url}): {ex.Message}");
+                    if (!opened && attempt == 0) Interlocked.Increment(ref failures);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
                     return;
                 }
-                using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync(ct));
-                var inTail = true;
-                while (await reader.ReadLineAsync(ct) is { } line)
+                finally
                 {
-                    if (inTail && line.Length == 0)
-                    {
-                        inTail = false; // the agent's mark between tail and live lines
-                        tails[i].TrySetResult(tailLines);
-                    }
-                    else if (inTail) tailLines.Add(line);
-                    else if (line.Length > 0) await live.Writer.WriteAsync(line, ct);
+                    tails[i].TrySetResult(tailLines);
                 }
-            }
-            catch (HttpRequestException ex)
-            {
-                await stderr.WriteLineAsync($"eru logs: agent of {a.Node} ({a.Url}): {ex.Message}");
-                Interlocked.Increment(ref failures);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-            }
-            finally
-            {
-                tails[i].TrySetResult(tailLines);
+                if (!retry) return;
+                if (!quiet) await stderr.WriteLineAsync($"eru logs: the stream of {a.Node} ended; opening it again (every second)");
+                quiet = true;
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }, CancellationToken.None)).ToList();
         _ = Task.WhenAll(readers).ContinueWith(_ => live.Writer.TryComplete(), TaskScheduler.Default);

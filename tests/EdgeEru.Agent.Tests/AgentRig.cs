@@ -67,6 +67,14 @@ public sealed partial class AgentScene : IAsyncDisposable
     public ILoggerFactory Logs { get; }
     public DockerHost Host => _rig.Host;
     public int HttpPort { get; private set; }
+
+    /// <summary>Stops an in-process agent (a clean stop: its lease is revoked).</summary>
+    public async Task StopAgentAsync(WebApplication agent)
+    {
+        _agents.Remove(agent);
+        await agent.StopAsync();
+        await agent.DisposeAsync();
+    }
     public const string Token = "test-token";
 
     public async Task RegisterNodeAsync()
@@ -88,7 +96,7 @@ public sealed partial class AgentScene : IAsyncDisposable
     /// <summary>Starts eru-agent in this process (its logs in the test output).</summary>
     public async Task<WebApplication> StartAgentAsync(params string[] extra)
     {
-        HttpPort = Ports.FreeTcp();
+        if (HttpPort == 0) HttpPort = Ports.FreeTcp(); // an agent started again keeps its port
         var app = AgentHost.Create(AgentArgs(HttpPort, extra), l => l.AddProvider(new XunitLoggerProvider(_output)).SetMinimumLevel(LogLevel.Debug));
         await app.StartAsync();
         _agents.Add(app);

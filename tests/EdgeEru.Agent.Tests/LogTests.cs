@@ -201,6 +201,59 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     }
 
     [Fact]
+    public async Task Eru_logs_follow_picks_up_again_after_the_agent_restarts()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        var agent = await scene.StartAgentAsync();
+        await scene.DeployAsync("follow", ["sh", "-c", "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.1; done"]);
+
+        var stdout = new LineWriter();
+        using var stderr = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        var run = EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest("follow", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
+            stdout, stderr, stop.Token);
+        await Eventually.True(() => stdout.Count >= 5, TimeSpan.FromSeconds(20), "live lines before the restart");
+
+        await scene.StopAgentAsync(agent);
+        var before = stdout.Count;
+        await scene.StartAgentAsync();
+        await Eventually.True(() => stdout.Count >= before + 5, TimeSpan.FromSeconds(30), "live lines from the restarted agent");
+        await stop.CancelAsync();
+        Assert.Equal(0, await run);
+        Assert.Contains("opening it again", stderr.ToString(), StringComparison.Ordinal);
+        Assert.All(stdout.Lines, l => Assert.Equal("follow", JsonDocument.Parse(l).RootElement.GetProperty("app").GetString()));
+    }
+
+    /// <summary>A TextWriter the test can count lines of while eru logs writes to it.</summary>
+    private sealed class LineWriter : StringWriter
+    {
+        private readonly List<string> _lines = [];
+
+        public int Count
+        {
+            get
+            {
+                lock (_lines) return _lines.Count;
+            }
+        }
+
+        public List<string> Lines
+        {
+            get
+            {
+                lock (_lines) return [.. _lines];
+            }
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            lock (_lines) _lines.Add(value ?? "");
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
     public async Task The_stream_API_gives_a_tail_then_follows_and_wants_the_token()
     {
         await using var scene = new AgentScene(rig, etcd.Url, output);
