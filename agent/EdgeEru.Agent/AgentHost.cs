@@ -133,8 +133,9 @@ internal sealed class AgentService(NodeAgent agent, LogHub hub, LogShipper shipp
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (agent.Containers.Count == 0 && options.Value.AdvertiseUrl is null)
-            log.LogInformation("agent {Node} starting", agent.Node);
+        log.LogInformation("agent {Node} starting: Docker at {Docker}, advertised as {Url}", agent.Node, options.Value.Docker, agent.AgentUrl ?? "(nothing)");
+        if (agent.AgentUrl is null)
+            log.LogWarning("agent {Node}: no Agent:AdvertiseUrl and Http:Urls names no host: eru logs cannot find this agent", agent.Node);
         foreach (var s in hub.Sinks) s.Start();
         await Task.WhenAll(
             Task.Run(() => agent.RunAsync(stoppingToken), CancellationToken.None),

@@ -61,6 +61,9 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
 
     public string Node => options.Node;
 
+    /// <summary>The URL published in the heartbeat, if any.</summary>
+    public string? AgentUrl => options.AgentUrl;
+
     /// <summary>The EdgeEru containers on this node as last seen (the log shipper and metrics follow this).</summary>
     public ImmutableDictionary<string, ContainerState> Containers => Volatile.Read(ref _containers);
 
