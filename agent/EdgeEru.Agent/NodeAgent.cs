@@ -55,6 +55,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     private RegistryLease? _lease;
     private bool _heartbeat;
     private Task? _writing;
+    private readonly CancellationTokenSource _disposed = new();
+    private Task _loopDone = Task.CompletedTask;
     private bool _dockerUp;
     private bool _etcdUp = true;
     private DateTime _nextReconcile = DateTime.MinValue;
@@ -76,6 +78,22 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
 
     /// <summary>Runs until cancelled; <see cref="DisposeAsync"/> then deletes its keys (clean shutdown) by revoking its lease.</summary>
     public async Task RunAsync(CancellationToken ct)
+    {
+        // Disposing the agent stops its loop too: a disposed agent never grants itself a new lease.
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposed.Token);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loopDone = done.Task;
+        try
+        {
+            await LoopAsync(run.Token);
+        }
+        finally
+        {
+            done.TrySetResult();
+        }
+    }
+
+    private async Task LoopAsync(CancellationToken ct)
     {
         using var stopEvents = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var events = Task.Run(() => FollowEventsAsync(stopEvents.Token), CancellationToken.None);
@@ -371,6 +389,9 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed.IsCancellationRequested) return;
+        await _disposed.CancelAsync();
+        await _loopDone;
         if (_writing is not null)
         {
             try
