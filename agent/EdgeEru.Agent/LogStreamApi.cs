@@ -12,6 +12,8 @@ namespace EdgeEru.Agent;
 /// </summary>
 internal static class LogStreamApi
 {
+    private static readonly byte[] Newline = "\n"u8.ToArray();
+
     public static void Map(WebApplication app, string? token)
     {
         var expected = string.IsNullOrEmpty(token) ? null : Encoding.UTF8.GetBytes("Bearer " + token);
@@ -50,7 +52,7 @@ internal static class LogStreamApi
                     last = r.Seq;
                 }
                 if (follower is null) return;
-                await body.WriteAsync("\n"u8.ToArray(), ct);
+                await body.WriteAsync(Newline, ct);
                 await body.FlushAsync(ct);
                 var reader = follower.Lines.Reader;
                 while (await reader.WaitToReadAsync(ct))
@@ -70,7 +72,7 @@ internal static class LogStreamApi
     private static async Task WriteAsync(Stream body, LogRecord r, CancellationToken ct)
     {
         await body.WriteAsync(r.Json, ct);
-        await body.WriteAsync("\n"u8.ToArray(), ct);
+        await body.WriteAsync(Newline, ct);
     }
 
     /// <summary>Validates the query: exactly one of container and app; names as the registry has them.</summary>

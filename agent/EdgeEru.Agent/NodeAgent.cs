@@ -124,6 +124,13 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
                 wait = backoff;
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
             }
+            catch (Exception ex) when (ex is InvalidOperationException or RegistryValueException or ArgumentException)
+            {
+                // Not a fault of Docker or of etcd's reachability (e.g. etcd refused a lease): say so and try again.
+                log.LogError(ex, "agent {Node}: round failed", options.Node);
+                wait = backoff;
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
+            }
             try
             {
                 // An event (or the interval) wakes the next tick.
