@@ -6,7 +6,7 @@ set -euo pipefail
 case "${1:-}" in
   dev)  pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2) ;;
   test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 chromium) ;;
-  perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nginx-light) ;;
+  perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nginx-light docker.io busybox-static iproute2) ;;
   *) echo "usage: $0 dev|test|perf" >&2; exit 2 ;;
 esac
 

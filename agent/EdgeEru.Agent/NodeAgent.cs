@@ -1,10 +1,12 @@
 using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Threading.Channels;
+using EdgeEru.Agent.Health;
 using EdgeEru.Core.Docker;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Store;
-using Microsoft.Extensions.Logging;
 
 namespace EdgeEru.Agent;
 
@@ -13,151 +15,402 @@ public sealed class AgentOptions
     public required string Node { get; init; }
     public TimeSpan LeaseTtl { get; init; } = TimeSpan.FromSeconds(9);
 
-    /// <summary>How often containers are reconciled with the registry (events come with the next increment).</summary>
+    /// <summary>How often due health checks run and changed statuses are written (events wake the agent at once).</summary>
     public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Every container is listed again this often, so a missed Docker event is corrected.</summary>
+    public TimeSpan ReconcileInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest wait between attempts while Docker does not answer.</summary>
+    public TimeSpan DockerBackoffMax { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The agent's HTTP base URL, published in its heartbeat (how <c>eru logs</c> finds it).</summary>
+    public string? AgentUrl { get; init; }
+
+    public string AgentVersion { get; init; } = "0.2.0";
 }
 
 /// <summary>
 /// The agent of one node: a heartbeat under its lease while Docker answers, and for every EdgeEru
 /// container on the node a status (running, healthy, addresses, reason) under the same lease, written
-/// only when it changes. Health follows the workload's spec: healthy after N successes, unhealthy after
-/// M failures, not judged during the start grace. A status is never written for a workload without a record.
+/// only when it changes. Docker events wake it at once; a full listing every reconcile interval corrects
+/// missed ones. Health follows the workload's spec (<see cref="HealthState"/>). A status is never written
+/// for a workload without a record.
 /// </summary>
-/// <remarks>Records come from <paramref name="registry"/> (a watcher's current snapshot): no etcd read per container per tick.</remarks>
+/// <remarks>
+/// Faults: Docker away stops the heartbeat, retries with backoff, and resumes with a full reconcile.
+/// etcd away: checks go on, the latest state is held in memory, and when etcd is back (a new lease if the
+/// old one expired) every key is written again. Records come from <paramref name="registry"/> (a
+/// watcher's current snapshot): no etcd read per container per tick.
+/// </remarks>
 public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> registry, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log)
     : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, Health> _health = new();
+    private const string FullReconcile = "";
+    private readonly ConcurrentDictionary<string, HealthState> _health = new();
     private readonly Dictionary<string, WorkloadStatus> _written = [];
+    private readonly Channel<string> _wake = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly AgentMetrics _metrics = new(options.Node);
+    private ImmutableDictionary<string, ContainerState> _containers = ImmutableDictionary<string, ContainerState>.Empty;
     private RegistryLease? _lease;
     private bool _heartbeat;
+    private Task? _writing;
+    private readonly CancellationTokenSource _disposed = new();
+    private Task _loopDone = Task.CompletedTask;
+    private bool _dockerUp;
+    private bool _etcdUp = true;
+    private DateTime _nextReconcile = DateTime.MinValue;
 
-    private sealed class Health
-    {
-        public bool Healthy;
-        public int Successes;
-        public int Failures;
-        public string? Reason = "not checked yet";
-        public DateTime LastCheck;
-    }
+    public string Node => options.Node;
 
-    /// <summary>Runs until cancelled; then deletes its keys (clean shutdown) by revoking its lease.</summary>
+    /// <summary>The URL published in the heartbeat, if any.</summary>
+    public string? AgentUrl => options.AgentUrl;
+
+    /// <summary>The EdgeEru containers on this node as last seen (the log shipper and metrics follow this).</summary>
+    public ImmutableDictionary<string, ContainerState> Containers => Volatile.Read(ref _containers);
+
+    /// <summary>Raised (on the agent's loop) after <see cref="Containers"/> changed.</summary>
+    public event Action? ContainersChanged;
+
+    public bool DockerUp => Volatile.Read(ref _dockerUp);
+    public bool EtcdUp => Volatile.Read(ref _etcdUp);
+    public bool HeartbeatWritten => Volatile.Read(ref _heartbeat);
+
+    /// <summary>Runs until cancelled; <see cref="DisposeAsync"/> then deletes its keys (clean shutdown) by revoking its lease.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
+        // Disposing the agent stops its loop too: a disposed agent never grants itself a new lease.
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(ct, _disposed.Token);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loopDone = done.Task;
+        try
+        {
+            await LoopAsync(run.Token);
+        }
+        finally
+        {
+            done.TrySetResult();
+        }
+    }
+
+    private async Task LoopAsync(CancellationToken ct)
+    {
+        using var stopEvents = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var events = Task.Run(() => FollowEventsAsync(stopEvents.Token), CancellationToken.None);
+        var backoff = TimeSpan.FromMilliseconds(500);
         while (!ct.IsCancellationRequested)
         {
+            var wait = options.Interval;
             try
             {
                 await TickAsync(ct);
+                backoff = TimeSpan.FromMilliseconds(500);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (ct.IsCancellationRequested && ex is OperationCanceledException or Grpc.Core.RpcException)
             {
-                log.LogWarning("agent {Node}: {Error}", options.Node, ex.Message);
-                if (_heartbeat && ex is not Grpc.Core.RpcException) await StopHeartbeatAsync(); // Docker is not answering: the node is not alive
+                break;
+            }
+            catch (Grpc.Core.RpcException ex)
+            {
+                if (_etcdUp) log.LogWarning("agent {Node}: etcd away ({Status}); checks go on, statuses are written when it is back", options.Node, ex.StatusCode);
+                SetEtcdUp(false);
+            }
+            catch (Exception ex) when (IsDockerFault(ex, ct))
+            {
+                if (_dockerUp || _heartbeat) log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
+                SetDockerUp(false);
+                await DrainWriteAsync();
+                if (_heartbeat) await StopHeartbeatAsync();
+                wait = backoff;
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or RegistryValueException or ArgumentException)
+            {
+                // Not a fault of Docker or of etcd's reachability (e.g. etcd refused a lease): say so and try again.
+                log.LogError(ex, "agent {Node}: round failed", options.Node);
+                wait = backoff;
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
             }
             try
             {
-                await Task.Delay(options.Interval, ct);
+                // An event (or the interval) wakes the next tick.
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(wait);
+                await _wake.Reader.WaitToReadAsync(timeout.Token);
+                if (!_dockerUp) await Task.Delay(wait, ct); // while Docker is away, events do not shorten the backoff
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
             }
             catch (OperationCanceledException)
             {
                 break;
             }
         }
+        await stopEvents.CancelAsync();
+        await events;
     }
 
-    /// <summary>One reconciliation: heartbeat, then every container's status.</summary>
+    private static bool IsDockerFault(Exception ex, CancellationToken ct) =>
+        ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException or Docker.DotNet.DockerApiException
+        || ex is OperationCanceledException && !ct.IsCancellationRequested; // Docker.DotNet's own request timeout
+
+    /// <summary>One round: Docker answers? containers (all, or those events named), due checks, then the registry.</summary>
     public async Task TickAsync(CancellationToken ct)
     {
-        var (_, memory, dockerVersion) = await engine.InfoAsync(ct); // throws when Docker is away
+        await engine.PingAsync(ct); // throws when Docker is away
+        if (!_dockerUp)
+        {
+            SetDockerUp(true);
+            _nextReconcile = DateTime.MinValue; // events may have been missed: list everything
+            log.LogInformation("agent {Node}: Docker answers; reconciling every container", options.Node);
+        }
+        await RefreshContainersAsync(ct);
+        await RunDueChecksAsync(ct);
+        await SyncRegistryAsync(ct);
+    }
+
+    /// <summary>
+    /// Writes the round's state to etcd, waiting for it up to one interval. A write that takes longer (etcd
+    /// slow or away: each attempt waits for the request timeout) goes on in the background while the
+    /// following rounds keep watching Docker and checking; its failure surfaces in the round after it ends.
+    /// </summary>
+    private async Task SyncRegistryAsync(CancellationToken ct)
+    {
+        if (_writing is { IsCompleted: false }) return;
+        if (_writing is { } finished)
+        {
+            _writing = null;
+            await finished; // rethrows what the last background write met
+        }
+        var write = WriteRegistryAsync(ct);
+        if (await Task.WhenAny(write, Task.Delay(options.Interval, ct)) != write)
+        {
+            _writing = write;
+            return;
+        }
+        await write;
+    }
+
+    private async Task RefreshContainersAsync(CancellationToken ct)
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var full = DateTime.UtcNow >= _nextReconcile;
+        while (_wake.Reader.TryRead(out var id))
+            if (id == FullReconcile) full = true;
+            else ids.Add(id);
+        var before = _containers;
+        if (full)
+        {
+            var list = await engine.ListEdgeEruAsync(ct);
+            _containers = list.ToImmutableDictionary(c => c.Id, StringComparer.Ordinal);
+            _nextReconcile = DateTime.UtcNow + options.ReconcileInterval;
+        }
+        else
+        {
+            var b = _containers.ToBuilder();
+            foreach (var id in ids)
+            {
+                if (await engine.InspectAsync(id, ct) is { } c) b[c.Id] = c;
+                else b.Remove(id);
+            }
+            _containers = b.ToImmutable();
+        }
+        foreach (var gone in _health.Keys.Where(id => !_containers.ContainsKey(id))) _health.TryRemove(gone, out _);
+        _metrics.Containers(_containers.Values.Count(c => c.Running), _containers.Values.Count(c => !c.Running));
+        if (!ReferenceEquals(before, _containers) && !Same(before, _containers)) ContainersChanged?.Invoke();
+    }
+
+    private static bool Same(ImmutableDictionary<string, ContainerState> a, ImmutableDictionary<string, ContainerState> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var c) && c.Running == kv.Value.Running && c.StartedAt == kv.Value.StartedAt && c.Pid == kv.Value.Pid);
+
+    /// <summary>Runs every due check at once (each bounded by its timeout), whether or not etcd is there.</summary>
+    private async Task RunDueChecksAsync(CancellationToken ct)
+    {
+        var snapshot = registry();
+        var now = DateTimeOffset.UtcNow;
+        var checks = new List<Task>();
+        foreach (var c in _containers.Values)
+        {
+            if (!c.Running || !snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue;
+            var h = _health.AddOrUpdate(c.Id, _ => new HealthState(Started(c, w)), (_, old) => old.StartedAt == Started(c, w) ? old : new HealthState(Started(c, w)));
+            if (!h.IsDue(w.Healthcheck, now)) continue;
+            checks.Add(CheckAsync(c, w, h, ct));
+        }
+        await Task.WhenAll(checks);
+    }
+
+    private static DateTimeOffset Started(ContainerState c, Workload w) => c.StartedAt == default ? w.CreatedAt : c.StartedAt;
+
+    private async Task CheckAsync(ContainerState c, Workload w, HealthState h, CancellationToken ct)
+    {
+        var address = c.Addresses.Values.FirstOrDefault();
+        var problem = address is null ? "no address" : await HealthProbe.CheckAsync(w, address, ct);
+        if (w.Healthcheck is not null) _metrics.Check(problem is null);
+        switch (h.Observe(problem, w.Healthcheck, DateTimeOffset.UtcNow))
+        {
+            case true:
+                log.LogInformation("workload {Name} healthy", w.Name);
+                break;
+            case false:
+                log.LogWarning("workload {Name} unhealthy: {Reason}", w.Name, problem);
+                break;
+        }
+    }
+
+    /// <summary>Heartbeat and every status that differs from what was written under the current lease.</summary>
+    private async Task WriteRegistryAsync(CancellationToken ct)
+    {
         if (_lease is null || _lease.IsLost)
         {
+            if (_lease is not null) log.LogWarning("agent {Node}: lease {Lease} lost; granting a new one and writing every key again", options.Node, _lease.Id);
+            var old = _lease;
+            _lease = null;
+            if (old is not null) await old.DisposeAsync();
             _lease = await store.GrantLeaseAsync(options.LeaseTtl, ct: ct);
             _written.Clear(); // a new lease: every key must be written again
+            _heartbeat = false;
         }
         if (!_heartbeat)
         {
-            await store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = options.Node, HeartbeatAt = DateTimeOffset.UtcNow, AgentVersion = "0.1", DockerVersion = dockerVersion }, _lease.Id, ct);
-            _heartbeat = true;
-            log.LogInformation("agent {Node}: heartbeat under lease {Lease} (docker {Version}, {Memory} bytes)", options.Node, _lease.Id, dockerVersion, memory);
+            await store.PutAsync(Kinds.NodeStatus, new NodeStatus
+            {
+                Node = options.Node, HeartbeatAt = DateTimeOffset.UtcNow, AgentVersion = options.AgentVersion,
+                DockerVersion = (await engine.InfoAsync(ct)).Version, AgentUrl = options.AgentUrl,
+            }, _lease.Id, ct);
+            _metrics.Write("node-status");
+            Volatile.Write(ref _heartbeat, true);
+            log.LogInformation("agent {Node}: heartbeat under lease {Lease}", options.Node, _lease.Id);
         }
+        if (!_etcdUp) log.LogInformation("agent {Node}: etcd answers again", options.Node);
+        SetEtcdUp(true);
 
-        var containers = await engine.ListEdgeEruAsync(ct);
         var snapshot = registry();
+        if (snapshot.Revision == 0) return; // the watcher has not seen the registry yet: no record is known, nothing can be judged
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var c in containers)
+        foreach (var c in _containers.Values)
         {
-            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue; // never a status without a record
+            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is null) continue; // never a status without a record
             seen.Add(c.Id);
-            var address = c.Addresses.Values.FirstOrDefault();
-            var h = _health.GetOrAdd(c.Id, _ => new Health());
-            if (!c.Running)
-            {
-                (h.Healthy, h.Successes, h.Failures, h.Reason) = (false, 0, 0, "not running");
-            }
-            else if (DateTime.UtcNow - h.LastCheck >= TimeSpan.FromMilliseconds(w.Healthcheck?.IntervalMs ?? 1000))
-            {
-                h.LastCheck = DateTime.UtcNow;
-                var problem = address is null ? "no address" : await HealthProbe.CheckAsync(w, address, ct);
-                var inGrace = w.Healthcheck is { StartGraceMs: > 0 } g && DateTimeOffset.UtcNow - w.CreatedAt < TimeSpan.FromMilliseconds(g.StartGraceMs);
-                if (problem is null)
-                {
-                    h.Failures = 0;
-                    if (++h.Successes >= (w.Healthcheck?.HealthyAfter ?? 1) && !h.Healthy)
-                    {
-                        h.Healthy = true;
-                        log.LogInformation("workload {Name} healthy", w.Name);
-                    }
-                    h.Reason = h.Healthy ? null : "starting";
-                }
-                else if (!inGrace)
-                {
-                    h.Successes = 0;
-                    if (++h.Failures >= (w.Healthcheck?.UnhealthyAfter ?? 1) && h.Healthy)
-                    {
-                        h.Healthy = false;
-                        log.LogWarning("workload {Name} unhealthy: {Reason}", w.Name, problem);
-                    }
-                    h.Reason = problem;
-                }
-            }
+            var h = c.Running ? _health.GetValueOrDefault(c.Id) : null;
+            var healthy = h?.Healthy == true;
             var status = new WorkloadStatus
             {
-                Id = c.Id, Node = options.Node, Running = c.Running, Healthy = c.Running && h.Healthy,
-                Addresses = StringMap.From(c.Addresses), Reason = c.Running && h.Healthy ? null : h.Reason,
+                Id = c.Id, Node = options.Node, Running = c.Running, Healthy = healthy,
+                Addresses = StringMap.From(c.Addresses), Reason = healthy ? null : !c.Running ? "not running" : h?.Reason ?? "not checked yet",
                 CheckedAt = DateTimeOffset.UtcNow,
             };
             // Only on change: a steady node costs etcd nothing but its lease keep-alive.
             if (_written.TryGetValue(c.Id, out var before) && Same(before, status)) continue;
             await store.PutAsync(Kinds.WorkloadStatus, status, _lease.Id, ct);
+            _metrics.Write("workload-status");
             _written[c.Id] = status;
         }
         foreach (var gone in _written.Keys.Where(id => !seen.Contains(id)).ToList())
         {
             await store.DeleteAsync(Kinds.WorkloadStatus, gone, ct);
+            _metrics.Write("delete");
             _written.Remove(gone);
-            _health.TryRemove(gone, out _);
         }
     }
 
     private static bool Same(WorkloadStatus a, WorkloadStatus b) =>
         a.Running == b.Running && a.Healthy == b.Healthy && a.Reason == b.Reason && a.Addresses.Equals(b.Addresses);
 
+    /// <summary>Follows Docker's events; each one wakes the loop for that container. A broken stream is reopened, and a full reconcile covers the gap.</summary>
+    private async Task FollowEventsAsync(CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(500);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var connected = DateTime.UtcNow;
+                _wake.Writer.TryWrite(FullReconcile);
+                await engine.FollowEventsAsync(e =>
+                {
+                    _metrics.Event(e.Action);
+                    _wake.Writer.TryWrite(e.Id);
+                }, ct);
+                if (DateTime.UtcNow - connected > TimeSpan.FromSeconds(10)) backoff = TimeSpan.FromMilliseconds(500);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                log.LogDebug("agent {Node}: Docker event stream broke: {Error}", options.Node, ex.Message);
+            }
+            try
+            {
+                await Task.Delay(backoff, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
+        }
+    }
+
+    /// <summary>Waits for a background write to end (its outcome no longer matters: Docker is away and the heartbeat goes).</summary>
+    private async Task DrainWriteAsync()
+    {
+        if (_writing is null) return;
+        try
+        {
+            await _writing;
+        }
+        catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException || IsDockerFault(ex, CancellationToken.None))
+        {
+        }
+        _writing = null;
+    }
+
+    private void SetDockerUp(bool up)
+    {
+        Volatile.Write(ref _dockerUp, up);
+        _metrics.DockerUp(up);
+    }
+
+    private void SetEtcdUp(bool up)
+    {
+        Volatile.Write(ref _etcdUp, up);
+        _metrics.EtcdUp(up);
+    }
+
     private async Task StopHeartbeatAsync()
     {
-        _heartbeat = false;
+        Volatile.Write(ref _heartbeat, false);
         try
         {
             await store.DeleteAsync(Kinds.NodeStatus, options.Node);
+            _metrics.Write("delete");
         }
         catch (Grpc.Core.RpcException)
         {
-            // etcd away too: the lease will expire.
+            // etcd away too: the key goes when the lease expires, unless Docker is back first.
         }
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed.IsCancellationRequested) return;
+        await _disposed.CancelAsync();
+        await _loopDone;
+        if (_writing is not null)
+        {
+            try
+            {
+                await _writing;
+            }
+            catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException || IsDockerFault(ex, CancellationToken.None))
+            {
+            }
+            _writing = null;
+        }
         if (_lease is not null) await _lease.DisposeAsync(); // clean shutdown: heartbeat and statuses go at once
+        _lease = null;
     }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using EdgeEru.Agent;
 using EdgeEru.Core.Deploy;
 using EdgeEru.Core.Docker;
 using EdgeEru.Dev;
@@ -33,10 +32,15 @@ internal static class DevCommand
         var lbHttpPort = new Option<int>("--lb-http-port") { Description = "Port of the balancer's /metrics and /healthz", DefaultValueFactory = _ => 9180 };
         var corePort = new Option<int>("--core-port") { Description = "Loopback port of Core's gRPC API", DefaultValueFactory = _ => 5001 };
         var coreHttpPort = new Option<int>("--core-http-port") { Description = "Port of Core's /metrics and /healthz", DefaultValueFactory = _ => 9182 };
+        var agentHttpPort = new Option<int>("--agent-http-port") { Description = "Port of the first host's agent (/metrics, /healthz, /logs); host N gets this + N - 1", DefaultValueFactory = _ => 9190 };
         var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
         hosts.Validators.Add(r =>
         {
             if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
+        });
+        agentHttpPort.Validators.Add(r =>
+        {
+            if (r.GetValue(agentHttpPort) is < 1 or > 65535 - DockerRig.MaxHosts) r.AddError($"--agent-http-port must be between 1 and {65535 - DockerRig.MaxHosts}");
         });
         foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort])
             port.Validators.Add(r =>
@@ -67,16 +71,16 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, hosts,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, hosts,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
             pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort),
-            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(hosts)), ct));
+            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(hosts)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
-        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int Hosts);
+        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int Hosts);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -96,10 +100,10 @@ internal static class DevCommand
         ChildProcess? lb = null;
         ChildProcess? core = null;
         DockerRig? rig = null;
-        using var stopAgents = new CancellationTokenSource();
-        var agents = new List<(NodeAgent Agent, Task Run)>();
+        var agents = new List<(ChildProcess Process, string PidFile)>();
         try
         {
+            for (var i = 1; i <= DockerRig.MaxHosts; i++) Leftovers.Clean(AgentPid(stateDir, i), "eru-agent.dll", log);
             Leftovers.Clean(dnsPid, "eru-dns.dll", log);
             Leftovers.Clean(lbPid, "eru-lb.dll", log);
             Leftovers.Clean(corePid, "eru-core.dll", log);
@@ -160,12 +164,21 @@ internal static class DevCommand
             {
                 log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
                 rig = await DockerRig.StartAsync(settings.Hosts, 'd');
+                // One eru-agent per host, in the root namespace: it reaches the host's dockerd by its socket and
+                // the containers through the rig's bridge, as an agent on a real host would.
+                var agentToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+                await File.WriteAllTextAsync(Path.Combine(stateDir, "agent.token"), agentToken, ct);
                 foreach (var h in rig.Hosts)
                 {
                     await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-                    var agent = new NodeAgent(store, () => watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
-                        new AgentOptions { Node = $"h{h.Index}" }, logs.CreateLogger<NodeAgent>());
-                    agents.Add((agent, Task.Run(() => agent.RunAsync(stopAgents.Token), CancellationToken.None)));
+                    var port = settings.AgentHttpPort + h.Index - 1;
+                    var pidFile = AgentPid(stateDir, h.Index);
+                    agents.Add((await StartServiceAsync("agent", "eru-agent.dll", pidFile, port,
+                    [
+                        "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix, "--Agent:Node", $"h{h.Index}", "--Agent:Docker", h.Endpoint,
+                        "--Http:Urls", $"http://127.0.0.1:{port}", "--Http:Token", agentToken, "--Logging:Format", "simple",
+                        "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", Path.Combine(stateDir, "logs", $"h{h.Index}.jsonl"),
+                    ], ct, $"agent h{h.Index}"), pidFile));
                 }
                 var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>(), watcher);
                 while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < rig.Hosts.Count) await Task.Delay(200, ct);
@@ -189,7 +202,11 @@ internal static class DevCommand
             Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} eru SOA");
             if (rig is not null)
+            {
                 Console.WriteLine($"  hosts      {string.Join(", ", rig.Hosts.Select(h => $"h{h.Index} {h.Address} ({h.Endpoint})"))}");
+                Console.WriteLine($"  agents     {string.Join(", ", rig.Hosts.Select(h => $"h{h.Index} http://127.0.0.1:{settings.AgentHttpPort + h.Index - 1}/metrics"))}");
+                Console.WriteLine($"             container logs in {Path.Combine(settings.StateDir, "logs")}/h*.jsonl; stream token in {Path.Combine(settings.StateDir, "agent.token")}");
+            }
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru +short");
             Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} v2.web.hello.eru +short");
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/");
@@ -199,6 +216,7 @@ internal static class DevCommand
             Console.WriteLine("  ./eru node ls");
             Console.WriteLine("  ./eru capacity examples/hello.yaml --pod dev --memory 64M");
             Console.WriteLine("  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 64M --network eru-mv --tag v3");
+            if (rig is not null) Console.WriteLine($"  ./eru logs -f hello.web --etcd {etcdUrl}");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -216,15 +234,13 @@ internal static class DevCommand
         }
         finally
         {
-            if (agents.Count > 0)
+            // Agents first, while etcd is up: a clean stop revokes each one's lease.
+            foreach (var (agent, pidFile) in agents)
             {
-                await stopAgents.CancelAsync();
-                foreach (var (agent, run) in agents)
-                {
-                    await run;
-                    await agent.DisposeAsync();
-                }
+                await agent.DisposeAsync();
+                File.Delete(pidFile);
             }
+            if (agents.Count > 0) log.LogInformation("agents stopped");
             if (rig is not null)
             {
                 await rig.DisposeAsync();
@@ -257,16 +273,19 @@ internal static class DevCommand
         }
     }
 
-    /// <summary>Starts one of our services (built by ./eru next to the CLI) and waits for its /healthz.</summary>
-    private static async Task<ChildProcess> StartServiceAsync(string name, string dll, string pidFile, int httpPort, string[] args, CancellationToken ct)
+    private static string AgentPid(string stateDir, int host) => Path.Combine(stateDir, $"agent-h{host}.pid");
+
+    /// <summary>Starts one of our services (built by ./eru next to the CLI, in ../{name}) and waits for its /healthz.</summary>
+    private static async Task<ChildProcess> StartServiceAsync(string name, string dll, string pidFile, int httpPort, string[] args, CancellationToken ct, string? label = null)
     {
+        label ??= name;
         var path = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", name, dll));
         if (!File.Exists(path)) throw new ServiceStartException($"{name}: {path} is missing; ./eru builds it");
-        var child = ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{name}] {line}"));
+        var child = ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{label}] {line}"));
         try
         {
             await File.WriteAllTextAsync(pidFile, child.Id.ToString(), ct);
-            await WaitHealthyAsync(name, child, httpPort, ct);
+            await WaitHealthyAsync(label, child, httpPort, ct);
             return child;
         }
         catch
@@ -299,7 +318,6 @@ internal static class DevCommand
         }
     }
 
-    /// <summary>The demo app: busybox httpd answering with its instance's hostname and version.</summary>
     /// <summary>hello's web entrypoint from examples/hello.yaml, as `eru deploy` would send it.</summary>
     private static DeploySpec HelloSpec(string version, int count) =>
         AppSpec.Parse(File.ReadAllText(Path.Combine("examples", "hello.yaml"))).ToDeploySpec("web", new DeploySpec

@@ -16,6 +16,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     PsCommand.Create(),
     PodNodeCommands.Pod(),
     PodNodeCommands.Node(),
+    LogsCommand.Create(),
 };
 foreach (var command in DeployCommands.Create()) root.Subcommands.Add(command);
 var parsed = root.Parse(args);

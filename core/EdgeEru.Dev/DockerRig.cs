@@ -178,7 +178,7 @@ public sealed class DockerRig : IAsyncDisposable
         {
             tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101 });
             tar.WriteEntry(Tools.Find("busybox", "busybox-static"), "bin/busybox");
-            foreach (var applet in new[] { "sh", "httpd", "ls", "cat", "echo", "sleep", "hostname", "wget", "mkdir", "true", "false", "ps", "kill" })
+            foreach (var applet in new[] { "sh", "httpd", "ls", "cat", "echo", "sleep", "hostname", "wget", "mkdir", "true", "false", "ps", "kill", "rm" })
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
             tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "tmp/") { Mode = (UnixFileMode)0b111_111_111 });
         }

@@ -10,15 +10,20 @@ namespace EdgeEru.TestSupport;
 public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly int _targetPort;
+    private readonly EndPoint _target;
     private readonly CancellationTokenSource _stop = new();
-    private readonly List<TcpClient> _open = [];
+    private readonly List<IDisposable> _open = [];
     private volatile bool _cut;
     private readonly Task _accept;
 
-    public TcpProxy(int targetPort)
+    public TcpProxy(int targetPort) : this(new IPEndPoint(IPAddress.Loopback, targetPort))
     {
-        _targetPort = targetPort;
+    }
+
+    /// <summary>A relay to any stream endpoint, e.g. a dockerd's unix socket (<see cref="UnixDomainSocketEndPoint"/>).</summary>
+    public TcpProxy(EndPoint target)
+    {
+        _target = target;
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
@@ -63,17 +68,18 @@ public sealed class TcpProxy : IAsyncDisposable
 
     private async Task RelayAsync(TcpClient client)
     {
-        var upstream = new TcpClient();
+        var upstream = new Socket(_target.AddressFamily, SocketType.Stream, _target is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp);
         try
         {
-            await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
+            await upstream.ConnectAsync(_target, _stop.Token);
             lock (_open)
             {
                 _open.Add(client);
                 _open.Add(upstream);
             }
-            var a = client.GetStream().CopyToAsync(upstream.GetStream(), _stop.Token);
-            var b = upstream.GetStream().CopyToAsync(client.GetStream(), _stop.Token);
+            using var up = new NetworkStream(upstream, ownsSocket: false);
+            var a = client.GetStream().CopyToAsync(up, _stop.Token);
+            var b = up.CopyToAsync(client.GetStream(), _stop.Token);
             await Task.WhenAny(a, b);
         }
         catch (Exception)

@@ -40,7 +40,20 @@ public sealed record ExecResult(long ExitCode, string Output);
 
 /// <summary>What Docker says about a container.</summary>
 public sealed record ContainerState(string Id, string Name, bool Running, IReadOnlyDictionary<string, string> Addresses,
-    long MemoryLimit, string Cpuset, long CpuQuota, IReadOnlyDictionary<string, string> Labels);
+    long MemoryLimit, string Cpuset, long CpuQuota, IReadOnlyDictionary<string, string> Labels)
+{
+    /// <summary>The container's init process on the host (0 when not running): where its cgroup and network counters are found.</summary>
+    public int Pid { get; init; }
+
+    /// <summary>When the current (or last) run started; a new value means the container was restarted.</summary>
+    public DateTimeOffset StartedAt { get; init; }
+}
+
+/// <summary>A container event from the engine: <c>start</c>, <c>die</c>, <c>oom</c>, <c>destroy</c>, <c>health_status: healthy</c>...</summary>
+public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionary<string, string> Attributes);
+
+/// <summary>One sample of <c>docker stats</c> (the fallback where cgroups are not readable).</summary>
+public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
 /// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
 public sealed class DockerEngine : IDisposable
@@ -148,7 +161,11 @@ public sealed class DockerEngine : IDisposable
             var addresses = (c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
                 .Where(n => !string.IsNullOrEmpty(n.Value.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress);
             return new ContainerState(c.ID, c.Name.TrimStart('/'), c.State.Running, addresses, c.HostConfig.Memory,
-                c.HostConfig.CpusetCpus ?? "", c.HostConfig.CPUQuota, c.Config.Labels?.ToDictionary() ?? []);
+                c.HostConfig.CpusetCpus ?? "", c.HostConfig.CPUQuota, c.Config.Labels?.ToDictionary() ?? [])
+            {
+                Pid = c.State.Running ? (int)c.State.Pid : 0,
+                StartedAt = DateTimeOffset.TryParse(c.State.StartedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var started) ? started : default,
+            };
         }
         catch (DockerContainerNotFoundException)
         {
@@ -260,6 +277,69 @@ public sealed class DockerEngine : IDisposable
         "unless-stopped" => RestartPolicyKind.UnlessStopped,
         _ => throw new ArgumentException($"restart \"{restart}\" must be no, always, on-failure or unless-stopped", nameof(restart)),
     };
+
+    /// <summary>Throws when the engine does not answer (the agent's liveness probe of Docker).</summary>
+    public Task PingAsync(CancellationToken ct = default) => _client.System.PingAsync(ct);
+
+    /// <summary>
+    /// Follows the engine's events for EdgeEru containers until cancelled or the connection breaks (then it
+    /// throws, or returns when the engine closed the stream): the caller reconnects and reconciles.
+    /// </summary>
+    public Task FollowEventsAsync(Action<ContainerEvent> onEvent, CancellationToken ct) =>
+        _client.System.MonitorEventsAsync(new ContainerEventsParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true },
+                ["label"] = new Dictionary<string, bool> { [AppLabel] = true },
+            },
+        }, new SyncProgress<Message>(m =>
+        {
+            var id = m.Actor?.ID ?? m.ID;
+            if (!string.IsNullOrEmpty(id) && !string.IsNullOrEmpty(m.Action))
+                onEvent(new ContainerEvent(id, m.Action, m.Actor?.Attributes?.ToDictionary() ?? []));
+        }), ct);
+
+    /// <summary>
+    /// A container's stdout and stderr from <paramref name="since"/> on, following new output until the
+    /// container stops (the stream then ends). Docker's multiplexed framing tells the two streams apart.
+    /// </summary>
+    public Task<MultiplexedStream> FollowLogsAsync(string id, DateTimeOffset since, CancellationToken ct) =>
+        _client.Containers.GetContainerLogsAsync(id, tty: false, new ContainerLogsParameters
+        {
+            ShowStdout = true, ShowStderr = true, Follow = true,
+            Since = (since.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture),
+        }, ct);
+
+    /// <summary>One <c>docker stats</c> sample of a running container.</summary>
+    public async Task<ContainerStatsSample?> StatsAsync(string id, CancellationToken ct = default)
+    {
+        ContainerStatsResponse? sample = null;
+        try
+        {
+            await _client.Containers.GetContainerStatsAsync(id, new ContainerStatsParameters { Stream = false, OneShot = true },
+                new SyncProgress<ContainerStatsResponse>(r => sample ??= r), ct);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return null;
+        }
+        if (sample is null || sample.Read == default) return null; // not running (any more): Docker answers with zeros
+        var blk = sample.BlkioStats?.IoServiceBytesRecursive ?? [];
+        return new ContainerStatsSample(
+            (long)(sample.MemoryStats?.Usage ?? 0),
+            (sample.CPUStats?.CPUUsage?.TotalUsage ?? 0) / 1e9,
+            (long)(sample.Networks?.Values.Sum(n => (double)n.RxBytes) ?? 0),
+            (long)(sample.Networks?.Values.Sum(n => (double)n.TxBytes) ?? 0),
+            (long)blk.Where(b => string.Equals(b.Op, "read", StringComparison.OrdinalIgnoreCase)).Sum(b => (double)b.Value),
+            (long)blk.Where(b => string.Equals(b.Op, "write", StringComparison.OrdinalIgnoreCase)).Sum(b => (double)b.Value));
+    }
+
+    /// <summary>IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder events).</summary>
+    private sealed class SyncProgress<T>(Action<T> onValue) : IProgress<T>
+    {
+        public void Report(T value) => onValue(value);
+    }
 
     /// <summary>The cpuset string of a CPU plan ("2,3").</summary>
     public static string Cpuset(IEnumerable<int> cores) => string.Join(',', cores.Order().Select(c => c.ToString(CultureInfo.InvariantCulture)));

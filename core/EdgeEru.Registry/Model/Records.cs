@@ -146,12 +146,17 @@ public sealed record NodeStatus : IRegistryRecord
     public string? AgentVersion { get; init; }
     public string? DockerVersion { get; init; }
 
+    /// <summary>The agent's HTTP base URL (log stream, /metrics), reachable from where <c>eru</c> runs.</summary>
+    public string? AgentUrl { get; init; }
+
     [JsonIgnore] public string KeyName => Node;
 
     public IReadOnlyList<string> Validate()
     {
         var e = new List<string>();
         Names.Require(e, Names.IsLabel(Node), $"node-status: node \"{Node}\" must be a DNS label");
+        Names.Require(e, AgentUrl is null || Uri.TryCreate(AgentUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https",
+            $"node-status {Node}: agent_url \"{AgentUrl}\" must be an http:// or https:// URL");
         return e;
     }
 }

@@ -66,8 +66,9 @@ public sealed class RegistryLease : IAsyncDisposable
             {
                 return;
             }
-            catch (RpcException)
+            catch (Exception ex) when (ex is RpcException or IOException or HttpRequestException)
             {
+                // etcd away (gRPC does not always wrap a broken HTTP/2 stream in an RpcException).
                 _etcd.Failover();
             }
             if (DateTime.UtcNow - LastRenewed >= Ttl)

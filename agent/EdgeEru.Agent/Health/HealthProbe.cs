@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using EdgeEru.Registry.Model;
 
-namespace EdgeEru.Agent;
+namespace EdgeEru.Agent.Health;
 
 /// <summary>One health check of a workload's spec against its address: TCP connects and/or an HTTP GET.</summary>
 public static class HealthProbe
