@@ -48,6 +48,8 @@ public sealed class TestHandler : SshServerHandler
     /// <summary>user → keys that may log in.</summary>
     public ConcurrentDictionary<string, List<SshPublicKey>> Users { get; } = new();
     public ConcurrentQueue<string> Events { get; } = new();
+    /// <summary>Users whose keys pass a query but are refused once signed.</summary>
+    public HashSet<string> QueryOnlyUsers { get; } = [];
     public ConcurrentQueue<SshConnectionInfo> Closed { get; } = new();
 
     public void Allow(string user, string authorizedKeyLine) =>
@@ -55,6 +57,8 @@ public sealed class TestHandler : SshServerHandler
 
     public override ValueTask<AuthDecision> AuthorizeAsync(SshAuthRequest request, CancellationToken ct)
     {
+        if (QueryOnlyUsers.Contains(request.User))
+            return ValueTask.FromResult(request.Signed ? AuthDecision.Refuse("query only") : AuthDecision.Accept());
         var ok = Users.TryGetValue(request.User, out var keys) && keys.Contains(request.Key);
         if (request.Signed) Events.Enqueue($"{(ok ? "accepted" : "refused")} {request.User} {request.Key.KeyType} {request.Algorithm}");
         return ValueTask.FromResult(ok ? AuthDecision.Accept(request.User) : AuthDecision.Refuse("key not registered"));

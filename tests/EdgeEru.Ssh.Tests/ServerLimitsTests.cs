@@ -1,0 +1,63 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using EdgeEru.TestSupport;
+using Microsoft.Extensions.Logging;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Ssh.Tests;
+
+/// <summary>Limits the server enforces itself: rekeying by us, login grace time, authentication attempts.</summary>
+public sealed class ServerLimitsTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly ILoggerFactory _logs = XunitLoggerProvider.Factory(output);
+    private readonly OpenSshClient _client = new();
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        _logs.Dispose();
+    }
+
+    [Fact]
+    public async Task The_server_rekeys_after_its_byte_limit_during_a_transfer()
+    {
+        await using var server = new TestSshServer(_logs, o => new() { HostKeys = o.HostKeys, RekeyBytes = 256 * 1024 });
+        var key = await _client.KeyAsync("ed25519", "id");
+        server.Handler.Allow("tester", OpenSshClient.PublicKeyLine(key));
+        _client.TrustHost(server.Port, server.HostKeyLines);
+        var data = RandomNumberGenerator.GetBytes(4 << 20);
+        var r = await _client.RunAsync(server.Port, "tester", key, "cat", stdin: data);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(data, r.Stdout);
+        await Eventually.True(() => !server.Handler.Closed.IsEmpty, TimeSpan.FromSeconds(10), "connection closed on the server");
+        Assert.True(server.Handler.Closed.Single().KeyExchanges >= 8, $"{server.Handler.Closed.Single().KeyExchanges} key exchanges");
+    }
+
+    [Fact]
+    public async Task A_client_that_never_logs_in_is_dropped_after_the_grace_time()
+    {
+        await using var server = new TestSshServer(_logs, o => new() { HostKeys = o.HostKeys, LoginGraceTime = TimeSpan.FromSeconds(1) });
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
+        await tcp.GetStream().WriteAsync("SSH-2.0-Idle\r\n"u8.ToArray());
+        var sink = new MemoryStream();
+        await tcp.GetStream().CopyToAsync(sink).WaitAsync(TimeSpan.FromSeconds(10)); // ends when the server closes
+        await Eventually.True(() => server.ConnectionCount == 0, TimeSpan.FromSeconds(5), "no connections left");
+    }
+
+    [Fact]
+    public async Task Too_many_failed_attempts_end_the_connection()
+    {
+        await using var server = new TestSshServer(_logs, o => new() { HostKeys = o.HostKeys, MaxAuthTries = 2 });
+        _client.TrustHost(server.Port, server.HostKeyLines);
+        var keys = new List<string>();
+        for (var i = 0; i < 3; i++) keys.Add(await _client.KeyAsync("ed25519", "k" + i));
+        // OpenSSH signs only after a PK_OK: this user's keys pass the query and fail once signed, so each key is a failed attempt.
+        server.Handler.QueryOnlyUsers.Add("flaky");
+        var r = await _client.RunAsync(server.Port, "flaky", keys[0], "echo no", keys.Skip(1).Select(k => "IdentityFile=" + k));
+        Assert.Equal(255, r.ExitCode);
+        Assert.Contains("too many authentication failures", r.Stderr);
+        Assert.Equal(2, server.Handler.Events.Count(e => e.StartsWith("failed flaky", StringComparison.Ordinal)));
+    }
+}
