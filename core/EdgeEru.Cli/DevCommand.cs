@@ -142,7 +142,6 @@ internal static class DevCommand
                 log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, or --hosts 0");
             else if (settings.Hosts > 0)
             {
-                await DockerRig.CleanLeftoversAsync('d');
                 log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
                 rig = await DockerRig.StartAsync(settings.Hosts, 'd');
                 foreach (var h in rig.Hosts)

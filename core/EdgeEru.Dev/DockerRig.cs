@@ -6,46 +6,70 @@ namespace EdgeEru.Dev;
 
 /// <summary>
 /// Simulated Docker hosts on one machine: each a network namespace on a shared bridge, with its own
-/// dockerd (vfs storage, no iptables, no default bridge) and a macvlan network <c>eru-mv</c> in
-/// 198.18.0.0/16 with a disjoint address range per host. The root namespace reaches containers through
-/// the bridge (198.18.255.254). A busybox image is imported offline on each host. Needs root, iproute2,
-/// docker.io and busybox-static.
+/// dockerd (vfs storage, no iptables, no default bridge) and a macvlan network <c>eru-mv</c> with a
+/// disjoint address range per host. A rig takes one of eight slots of 198.18.0.0/15 (a /18 each), held
+/// by a lock file, so rigs of several test runs or an <c>eru dev</c> can run side by side; the root
+/// namespace reaches containers through the bridge. A busybox image is imported offline on each host.
+/// Needs root, iproute2, docker.io and busybox-static.
 /// </summary>
 public sealed class DockerRig : IAsyncDisposable
 {
     public const string Network = "eru-mv";
     public const string Image = "edgeeru/busybox:test";
+    public const int MaxHosts = 12;
+    private const int Slots = 8;
     private readonly string _id;
     private readonly string _dir;
+    private readonly FileStream _slotLock;
     private readonly List<DockerHost> _hosts = [];
 
-    private DockerRig(string id, string dir)
+    private DockerRig(string id, string dir, int slot, FileStream slotLock)
     {
         _id = id;
         _dir = dir;
+        Slot = slot;
+        _slotLock = slotLock;
     }
 
     public string Bridge => "br-" + _id;
     public IReadOnlyList<DockerHost> Hosts => _hosts;
 
-    /// <summary>Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart: "e" for tests, "d" for eru dev.</summary>
+    /// <summary>Which /18 of 198.18.0.0/15 this rig owns.</summary>
+    public int Slot { get; }
+
+    /// <summary>The rig's subnet: hosts' ranges, host addresses and the bridge all lie in it.</summary>
+    public string Subnet => $"{At(0)}/18";
+
+    /// <summary>The root namespace's address on the bridge (the way in to every container).</summary>
+    public string BridgeAddress => At((63 << 8) + 254);
+    internal string Gateway => At((63 << 8) + 253);
+
+    /// <summary>The address <paramref name="offset"/> past the start of this rig's /18.</summary>
+    internal string At(int offset)
+    {
+        var value = (198u << 24) + (18u << 16) + (uint)(Slot << 14) + (uint)offset;
+        return $"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}";
+    }
+
+    /// <summary>Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart in names: "e" for tests, "d" for eru dev.</summary>
     public static async Task<DockerRig> StartAsync(int hosts, char idPrefix = 'e')
     {
-        if (hosts is < 1 or > 12) throw new ArgumentOutOfRangeException(nameof(hosts), "1 to 12 simulated hosts");
+        if (hosts is < 1 or > MaxHosts) throw new ArgumentOutOfRangeException(nameof(hosts), $"1 to {MaxHosts} simulated hosts");
         Tools.Find("ip", "iproute2");
         Tools.Find("nsenter", "util-linux");
         Tools.Find("dockerd", "docker.io");
         Tools.Find("docker", "docker.io");
         Tools.Find("busybox", "busybox-static");
         var id = idPrefix + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
+        var (slot, slotLock) = await TakeSlotAsync(id);
         var dir = Path.Combine("/tmp", "eru-rig-" + id);
         Directory.CreateDirectory(dir);
-        var rig = new DockerRig(id, dir);
+        var rig = new DockerRig(id, dir, slot, slotLock);
         try
         {
             await Ip("link", "add", rig.Bridge, "type", "bridge");
             await Ip("link", "set", rig.Bridge, "up");
-            await Ip("addr", "add", "198.18.255.254/16", "dev", rig.Bridge);
+            await Ip("addr", "add", rig.BridgeAddress + "/18", "dev", rig.Bridge);
             var image = BusyboxImage();
             for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image));
             return rig;
@@ -60,19 +84,47 @@ public sealed class DockerRig : IAsyncDisposable
     internal string Id => _id;
 
     /// <summary>
-    /// Removes what rigs with this prefix left behind when their process died (eru dev after a crash):
-    /// their dockerd and shims, mounts, namespaces, bridges and files.
+    /// Takes the first free slot. The lock is an exclusive advisory lock on an open file, so it dies
+    /// with its process; whatever a dead owner left behind in the slot (dockerd, shims, mounts,
+    /// namespaces, bridge) is swept before the slot is reused.
     /// </summary>
-    public static async Task CleanLeftoversAsync(char idPrefix)
+    private static async Task<(int Slot, FileStream Lock)> TakeSlotAsync(string id)
     {
-        var ours = new System.Text.RegularExpressions.Regex($"/tmp/(eru-rig-{idPrefix}|{idPrefix}[0-9a-f]{{6}}h[0-9]+)");
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        while (true)
+        {
+            for (var slot = 0; slot < Slots; slot++)
+            {
+                FileStream slotLock;
+                try
+                {
+                    slotLock = new FileStream($"/tmp/eru-rig-slot{slot}.lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException)
+                {
+                    continue; // held by a live rig
+                }
+                var owner = $"/tmp/eru-rig-slot{slot}.owner";
+                if (File.Exists(owner)) await CleanAsync(File.ReadAllText(owner).Trim());
+                File.WriteAllText(owner, id);
+                return (slot, slotLock);
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"all {Slots} Docker rig slots stayed busy for 10 minutes");
+            await Task.Delay(1000);
+        }
+    }
+
+    /// <summary>Removes what the rig <paramref name="id"/> left behind when its process died.</summary>
+    private static async Task CleanAsync(string id)
+    {
+        if (!System.Text.RegularExpressions.Regex.IsMatch(id, "^[a-z][0-9a-f]{6}$")) return;
+        var ours = new System.Text.RegularExpressions.Regex($"/tmp/(eru-rig-{id}|{id}h[0-9]+)");
         await SweepAsync(ours.IsMatch);
-        var names = new System.Text.RegularExpressions.Regex($"^{idPrefix}[0-9a-f]{{6}}h[0-9]+$");
+        var names = new System.Text.RegularExpressions.Regex($"^{id}h[0-9]+$");
         foreach (var ns in (await Ip("netns", "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => names.IsMatch(n)))
             await Ip("netns", "del", ns);
-        var bridges = new System.Text.RegularExpressions.Regex($"^br-{idPrefix}[0-9a-f]{{6}}$");
         foreach (var link in (await Ip("-o", "link", "show", "type", "bridge")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                     .Select(l => l.Split(':')[1].Trim()).Where(b => bridges.IsMatch(b)))
+                     .Select(l => l.Split(':')[1].Trim()).Where(b => b == "br-" + id))
             await Ip("link", "del", link);
         foreach (var dir in Directory.EnumerateDirectories("/tmp").Where(d => ours.IsMatch(d)))
         {
@@ -151,6 +203,8 @@ public sealed class DockerRig : IAsyncDisposable
         catch (IOException)
         {
         }
+        File.Delete($"/tmp/eru-rig-slot{Slot}.owner");
+        await _slotLock.DisposeAsync();
     }
 }
 
@@ -159,8 +213,11 @@ public sealed class DockerHost : IAsyncDisposable
 {
     private ChildProcess? _dockerd;
 
-    private DockerHost(string name, int index, string address, string socketPath, string dir)
+    private readonly DockerRig _rig;
+
+    private DockerHost(DockerRig rig, string name, int index, string address, string socketPath, string dir)
     {
+        _rig = rig;
         Name = name;
         Index = index;
         Address = address;
@@ -171,21 +228,25 @@ public sealed class DockerHost : IAsyncDisposable
     public string Name { get; }
     public int Index { get; }
 
-    /// <summary>The host's own address on the bridge (198.18.{index}.1).</summary>
+    /// <summary>The host's own address on the bridge (outside every host's container range).</summary>
     public string Address { get; }
     public string SocketPath { get; }
     public string Endpoint => "unix://" + SocketPath;
     private string Dir { get; }
 
-    /// <summary>Container addresses this host's macvlan network hands out (disjoint per host).</summary>
-    public string IpRange => $"198.18.{16 * Index}.0/20";
+    /// <summary>Container addresses this host's macvlan network hands out: a /22, disjoint per host.</summary>
+    public string IpRange => $"{_rig.At((Index - 1) << 10)}/22";
+
+    /// <summary>The <paramref name="n"/>-th address of this host's container range (for fixed-address tests).</summary>
+    public string ContainerAddress(int n) =>
+        n is >= 1 and < 1023 ? _rig.At(((Index - 1) << 10) + n) : throw new ArgumentOutOfRangeException(nameof(n), "1 to 1022");
 
     internal static async Task<DockerHost> StartAsync(DockerRig rig, int index, string rigDir, byte[] image)
     {
         var ns = $"{rig.Id}h{index}";
         var dir = Path.Combine(rigDir, "h" + index);
         Directory.CreateDirectory(dir);
-        var host = new DockerHost(ns, index, $"198.18.{index}.1", Path.Combine(dir, "d.sock"), dir);
+        var host = new DockerHost(rig, ns, index, rig.At((63 << 8) + index), Path.Combine(dir, "d.sock"), dir);
         await DockerRig.Ip("netns", "add", ns);
         await DockerRig.Ip("link", "add", "v" + ns, "type", "veth", "peer", "name", "p" + ns);
         await DockerRig.Ip("link", "set", "v" + ns, "master", rig.Bridge, "up");
@@ -193,7 +254,7 @@ public sealed class DockerHost : IAsyncDisposable
         await DockerRig.Ip("-n", ns, "link", "set", "p" + ns, "name", "eth0");
         await DockerRig.Ip("-n", ns, "link", "set", "eth0", "up");
         await DockerRig.Ip("-n", ns, "link", "set", "lo", "up");
-        await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/16", "dev", "eth0");
+        await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/18", "dev", "eth0");
 
         // nsenter, not `ip netns exec`: that remounts /sys and dockerd then finds no cgroups.
         host._dockerd = ChildProcess.Start(Tools.Find("nsenter", "util-linux"),
@@ -211,8 +272,8 @@ public sealed class DockerHost : IAsyncDisposable
             await Task.Delay(50);
         }
         await host.DockerAsync(["import", "-", DockerRig.Image], image);
-        await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", "198.18.0.0/16", "--ip-range", host.IpRange,
-            "--gateway", "198.18.255.253", "-o", "parent=eth0", DockerRig.Network]);
+        await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,
+            "--gateway", rig.Gateway, "-o", "parent=eth0", DockerRig.Network]);
         return host;
     }
 

@@ -33,7 +33,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
             Image = DockerRig.Image,
             Command = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www"],
             Labels = new Dictionary<string, string> { [DockerEngine.AppLabel] = "hello", [DockerEngine.EntrypointLabel] = "web", [DockerEngine.IdentLabel] = "3f2a9c" },
-            Networks = new Dictionary<string, string> { [DockerRig.Network] = "198.18.16.77" },
+            Networks = new Dictionary<string, string> { [DockerRig.Network] = _rig!.Hosts[0].ContainerAddress(77) },
             MemoryLimit = 64L << 20,
             Cpuset = DockerEngine.Cpuset([0]),
         });
@@ -43,7 +43,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
         Assert.Equal("hello_web_3f2a9c", state.Name);
         Assert.Equal(64L << 20, state.MemoryLimit);
         Assert.Equal("0", state.Cpuset);
-        Assert.Equal("198.18.16.77", state.Addresses[DockerRig.Network]);
+        Assert.Equal(_rig!.Hosts[0].ContainerAddress(77), state.Addresses[DockerRig.Network]);
         Assert.Equal("hello", state.Labels[DockerEngine.AppLabel]);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -52,7 +52,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
         {
             try
             {
-                body = await http.GetStringAsync(new Uri("http://198.18.16.77/"));
+                body = await http.GetStringAsync(new Uri($"http://{_rig!.Hosts[0].ContainerAddress(77)}/"));
             }
             catch (HttpRequestException)
             {
@@ -82,7 +82,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
         });
         var state = await engine.InspectAsync(id);
         Assert.Equal(50_000, state!.CpuQuota);
-        Assert.StartsWith("198.18.16.", state.Addresses[DockerRig.Network], StringComparison.Ordinal); // from this host's range
+        Assert.True(System.Net.IPNetwork.Parse(_rig!.Hosts[0].IpRange).Contains(System.Net.IPAddress.Parse(state.Addresses[DockerRig.Network]))); // from this host's range
         await engine.RemoveAsync(id, TimeSpan.Zero);
 
         // The same fixed address twice: the second start fails, and its container is removed again.
@@ -90,13 +90,13 @@ public sealed class DockerEngineTests : IAsyncLifetime
         {
             Name = "a_web_111111", Image = DockerRig.Image, Command = ["sleep", "30"],
             Labels = new Dictionary<string, string> { [DockerEngine.AppLabel] = "a" },
-            Networks = new Dictionary<string, string> { [DockerRig.Network] = "198.18.16.88" },
+            Networks = new Dictionary<string, string> { [DockerRig.Network] = _rig!.Hosts[0].ContainerAddress(88) },
         });
         await Assert.ThrowsAnyAsync<Exception>(() => engine.CreateAndStartAsync(new ContainerSpec
         {
             Name = "a_web_222222", Image = DockerRig.Image, Command = ["sleep", "30"],
             Labels = new Dictionary<string, string> { [DockerEngine.AppLabel] = "a" },
-            Networks = new Dictionary<string, string> { [DockerRig.Network] = "198.18.16.88" },
+            Networks = new Dictionary<string, string> { [DockerRig.Network] = _rig!.Hosts[0].ContainerAddress(88) },
         }));
         var left = await engine.ListEdgeEruAsync();
         Assert.Equal([first], left.Select(c => c.Id));

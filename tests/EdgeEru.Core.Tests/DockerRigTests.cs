@@ -12,16 +12,17 @@ public class DockerRigTests
     {
         await using var rig = await DockerRig.StartAsync(hosts: 2);
         var (h1, h2) = (rig.Hosts[0], rig.Hosts[1]);
-        await h1.DockerAsync(["run", "-d", "--name", "web1", "--network", DockerRig.Network, "--ip", "198.18.16.10", DockerRig.Image,
+        var (a1, a2) = (h1.ContainerAddress(10), h2.ContainerAddress(10));
+        await h1.DockerAsync(["run", "-d", "--name", "web1", "--network", DockerRig.Network, "--ip", a1, DockerRig.Image,
             "sh", "-c", "mkdir -p /www; echo one > /www/index.html; exec httpd -f -p 80 -h /www"]);
-        await h2.DockerAsync(["run", "-d", "--name", "web2", "--network", DockerRig.Network, "--ip", "198.18.32.10", DockerRig.Image,
+        await h2.DockerAsync(["run", "-d", "--name", "web2", "--network", DockerRig.Network, "--ip", a2, DockerRig.Image,
             "sh", "-c", "mkdir -p /www; echo two > /www/index.html; exec httpd -f -p 80 -h /www"]);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
-        Assert.Equal("one\n", await Retry(() => http.GetStringAsync(new Uri("http://198.18.16.10/"))));
-        Assert.Equal("two\n", await Retry(() => http.GetStringAsync(new Uri("http://198.18.32.10/"))));
+        Assert.Equal("one\n", await Retry(() => http.GetStringAsync(new Uri($"http://{a1}/"))));
+        Assert.Equal("two\n", await Retry(() => http.GetStringAsync(new Uri($"http://{a2}/"))));
         // Across hosts: a container on h1 fetches from the one on h2.
-        Assert.Equal("two\n", await h1.DockerAsync(["exec", "web1", "wget", "-q", "-O", "-", "http://198.18.32.10/"]));
+        Assert.Equal("two\n", await h1.DockerAsync(["exec", "web1", "wget", "-q", "-O", "-", $"http://{a2}/"]));
     }
 
     private static async Task<string> Retry(Func<Task<string>> get)
