@@ -15,7 +15,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(NodeStatus))]
 [JsonSerializable(typeof(Workload))]
 [JsonSerializable(typeof(WorkloadStatus))]
-[JsonSerializable(typeof(ReservedRecord))]
+[JsonSerializable(typeof(SshUser))]
 [JsonSerializable(typeof(DnsRecordSet))]
 [JsonSerializable(typeof(LbDomain))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;
