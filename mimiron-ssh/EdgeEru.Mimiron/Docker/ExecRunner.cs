@@ -1,0 +1,137 @@
+using System.Net;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using EdgeEru.Mimiron.Targets;
+using EdgeEru.Registry.Model;
+using EdgeEru.Ssh.Connection;
+
+namespace EdgeEru.Mimiron.Docker;
+
+/// <summary>What an exec did: its exit code and the bytes that went each way.</summary>
+public sealed record ExecResult(int ExitCode, long BytesIn, long BytesOut, string? Problem);
+
+/// <summary>
+/// Runs an SSH session as a Docker exec in the target container on its node: a TTY with TERM and the window size
+/// (resized on window-change), stdin with EOF passed on, stdout and stderr apart without a TTY, and the exit code
+/// from exec inspect.
+/// </summary>
+public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
+{
+    // A login shell: bash when the image has it, else sh.
+    private const string ShellScript = "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
+
+    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, Func<long> touch, CancellationToken ct)
+    {
+        var client = clients.For(target.Node.Endpoint);
+        var tty = session.Pty is not null;
+        var env = new List<string>();
+        if (session.Pty is { } pty) env.Add("TERM=" + pty.Term);
+        foreach (var (k, v) in session.Environment)
+            if (k == "LANG" || k.StartsWith("LC_", StringComparison.Ordinal)) env.Add($"{k}={v}");
+        string exec;
+        try
+        {
+            var created = await client.Exec.ExecCreateContainerAsync(target.Workload.Id, new ContainerExecCreateParameters
+            {
+                AttachStdin = true, AttachStdout = true, AttachStderr = true, Tty = tty, Env = env, User = access.User ?? "",
+                Cmd = ["/bin/sh", "-c", session.Command ?? ShellScript],
+            }, ct);
+            exec = created.ID;
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is gone (its container no longer exists)");
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
+        {
+            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is not running");
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or System.Net.Sockets.SocketException or DockerApiException)
+        {
+            return new ExecResult(1, 0, 0, $"node {target.Node.Name}'s Docker engine did not answer: {e.Message}");
+        }
+
+        using var stream = await client.Exec.StartAndAttachContainerExecAsync(exec, tty, ct);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        long bytesIn = 0, bytesOut = 0;
+
+        // The exec starts a moment after the attach: a resize sent too early fails, so the first size is retried.
+        var resizes = Task.Run(async () =>
+        {
+            if (session.Pty is null) return;
+            var size = session.Pty.Size;
+            for (var attempt = 0; attempt < 20 && !await TryResizeAsync(client, exec, size, stop.Token); attempt++)
+                await Task.Delay(50, stop.Token);
+            await foreach (var s in session.Resizes.ReadAllAsync(stop.Token))
+                await TryResizeAsync(client, exec, s, stop.Token);
+        }, stop.Token);
+
+        var stdin = Task.Run(async () =>
+        {
+            var buf = new byte[32 * 1024];
+            int n;
+            while ((n = await session.Input.ReadAsync(buf, stop.Token)) > 0)
+            {
+                await stream.WriteAsync(buf, 0, n, stop.Token);
+                bytesIn += n;
+                touch();
+            }
+            stream.CloseWrite(); // stdin EOF reaches the process
+        }, stop.Token);
+
+        try
+        {
+            var buf = new byte[32 * 1024];
+            while (true)
+            {
+                var r = await stream.ReadOutputAsync(buf, 0, buf.Length, ct);
+                if (r.EOF) break;
+                var sink = r.Target == MultiplexedStream.TargetStream.StandardError ? session.Error : session.Output;
+                await sink.WriteAsync(buf.AsMemory(0, r.Count), ct);
+                bytesOut += r.Count;
+                touch();
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Quietly(stdin);
+            await Quietly(resizes);
+        }
+
+        // The output ends as the process does; inspect may say running for a moment longer.
+        for (var i = 0; i < 100; i++)
+        {
+            var inspect = await client.Exec.InspectContainerExecAsync(exec, ct);
+            if (!inspect.Running) return new ExecResult((int)inspect.ExitCode, bytesIn, bytesOut, null);
+            await Task.Delay(20, ct);
+        }
+        return new ExecResult(255, bytesIn, bytesOut, "the command's exit code could not be read");
+    }
+
+    private async Task<bool> TryResizeAsync(DockerClient client, string exec, TerminalSize size, CancellationToken ct)
+    {
+        try
+        {
+            await client.Exec.ResizeContainerExecTtyAsync(exec, new ContainerResizeParameters { Width = size.Columns, Height = size.Rows }, ct);
+            return true;
+        }
+        catch (DockerApiException e)
+        {
+            log.LogDebug("resize of exec {Exec} to {Columns}x{Rows} failed: {Error}", exec, size.Columns, size.Rows, e.Message);
+            return false;
+        }
+    }
+
+    private static async Task Quietly(Task t)
+    {
+        try
+        {
+            await t;
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // the session or the exec ended first
+        }
+    }
+}

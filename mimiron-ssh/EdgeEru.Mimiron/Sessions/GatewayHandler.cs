@@ -1,0 +1,173 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
+using EdgeEru.Mimiron.Audit;
+using EdgeEru.Mimiron.Docker;
+using EdgeEru.Mimiron.Targets;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
+using EdgeEru.Ssh.Connection;
+using EdgeEru.Ssh.Keys;
+using EdgeEru.Ssh.Server;
+
+namespace EdgeEru.Mimiron.Sessions;
+
+/// <summary>What a login carries from authentication to its sessions.</summary>
+public sealed record GatewayPrincipal(LoginName Login);
+
+/// <summary>
+/// The gateway's policy over the SSH server: a login is <c>user~target</c>, accepted when the user exists in the
+/// registry snapshot and the key is one of theirs; each session then resolves the target among live instances,
+/// checks the user's access to its app and runs through Docker exec. Every decision is audited.
+/// </summary>
+public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner exec, AuditLog audit, GatewayMetrics metrics, GatewayOptions options,
+    ILogger<GatewayHandler> log) : SshServerHandler
+{
+    private readonly ConditionalWeakTable<SshUser, HashSet<SshPublicKey>> _keys = [];
+    private readonly ConcurrentDictionary<string, int> _sessionsPerUser = new(StringComparer.Ordinal);
+
+    private HashSet<SshPublicKey> KeysOf(SshUser user) => _keys.GetValue(user, u =>
+    {
+        var set = new HashSet<SshPublicKey>();
+        foreach (var line in u.Keys)
+        {
+            try
+            {
+                set.Add(SshPublicKey.ParseAuthorizedKey(line).Key);
+            }
+            catch (FormatException e)
+            {
+                log.LogWarning("ssh user {User}: a key is unusable: {Error}", u.Name, e.Message);
+            }
+        }
+        return set;
+    });
+
+    public override ValueTask<AuthDecision> AuthorizeAsync(SshAuthRequest request, CancellationToken ct)
+    {
+        var login = LoginName.Parse(request.User, out var problem);
+        if (login is null) return ValueTask.FromResult(AuthDecision.Refuse(problem!));
+        if (!snapshot().SshUsers.TryGetValue(login.User, out var user)) return ValueTask.FromResult(AuthDecision.Refuse($"no ssh user {login.User}"));
+        if (!KeysOf(user).Contains(request.Key)) return ValueTask.FromResult(AuthDecision.Refuse("key not registered for the user"));
+        if (request.Signed)
+        {
+            metrics.Logins.WithLabels("accepted").Inc();
+            audit.Write("login_accepted", ("user", login.User), ("target", login.Target), ("key", request.Key.Fingerprint),
+                ("key_type", request.Key.KeyType), ("remote", request.Connection.RemoteEndPoint?.ToString()), ("client", request.Connection.ClientVersion));
+        }
+        return ValueTask.FromResult(AuthDecision.Accept(new GatewayPrincipal(login)));
+    }
+
+    public override void OnAuthFailed(SshConnectionInfo connection, string user, SshPublicKey? key, string reason)
+    {
+        metrics.Logins.WithLabels("refused").Inc();
+        audit.Write("login_refused", ("login", LoginName.Printable(user)), ("key", key?.Fingerprint), ("reason", reason),
+            ("remote", connection.RemoteEndPoint?.ToString()), ("client", connection.ClientVersion));
+    }
+
+    public override async Task<SessionExit> RunSessionAsync(SshSession session, CancellationToken ct)
+    {
+        var login = ((GatewayPrincipal)session.Connection.Principal!).Login;
+        var snap = snapshot();
+        async Task<SessionExit> Refuse(string message, string reason)
+        {
+            metrics.Sessions.WithLabels("refused").Inc();
+            audit.Write("session_refused", ("user", login.User), ("target", login.Target), ("command", session.Command), ("reason", reason));
+            await session.Error.WriteAsync(Encoding.UTF8.GetBytes(message.EndsWith('\n') ? message : message + "\n"), ct);
+            return SessionExit.Exited(1);
+        }
+
+        // The user may have been removed or changed since the login: the current snapshot decides.
+        if (!snap.SshUsers.TryGetValue(login.User, out var user) || !KeysOf(user).Contains(session.Connection.Key!))
+            return await Refuse($"eru-ssh: {login.User} may no longer log in", "user or key removed");
+        if (login.Target is null)
+            return await Refuse(TargetResolver.Reachable(snap, user), "no target");
+        var target = TargetResolver.Resolve(snap, login.Target, out var problem);
+        if (target is null) return await Refuse($"eru-ssh: {problem}", problem!);
+        var app = target.Workload.App;
+        if (user.AccessTo(app) is not { } access)
+            return await Refuse($"eru-ssh: {login.User} may not enter app {app}", $"app {app} not allowed");
+        if (session.Subsystem is not null)
+            return await Refuse($"eru-ssh: subsystem {session.Subsystem} is not offered", "subsystem");
+        if (session.IsShell && !access.Shell)
+            return await Refuse($"eru-ssh: {login.User} may only run commands in app {app}: ssh {login.User}~{login.Target} COMMAND", "shell not allowed");
+
+        var count = _sessionsPerUser.AddOrUpdate(login.User, 1, (_, n) => n + 1);
+        try
+        {
+            if (count > options.MaxSessionsPerUser)
+                return await Refuse($"eru-ssh: {login.User} already has {options.MaxSessionsPerUser} sessions open", "too many sessions");
+            return await RunAsync(session, login, target, access, ct);
+        }
+        finally
+        {
+            _sessionsPerUser.AddOrUpdate(login.User, 0, (_, n) => n - 1);
+        }
+    }
+
+    private async Task<SessionExit> RunAsync(SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, CancellationToken ct)
+    {
+        var w = target.Workload;
+        audit.Write("session_start", ("user", login.User), ("target", login.Target), ("workload", w.Id), ("ident", w.Ident), ("app", w.App),
+            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("tty", session.Pty is not null), ("container_user", access.User),
+            ("key", session.Connection.Key?.Fingerprint));
+        metrics.ActiveSessions.Inc();
+        var started = Stopwatch.GetTimestamp();
+        using var limits = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (options.MaxSessionSeconds > 0) limits.CancelAfter(TimeSpan.FromSeconds(options.MaxSessionSeconds));
+        var lastActivity = Stopwatch.GetTimestamp();
+        var idle = options.IdleTimeoutSeconds > 0 ? WatchIdleAsync(() => Interlocked.Read(ref lastActivity), TimeSpan.FromSeconds(options.IdleTimeoutSeconds), limits) : Task.CompletedTask;
+        ExecResult result;
+        try
+        {
+            result = await exec.RunAsync(session, target, access, () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), limits.Token);
+        }
+        catch (OperationCanceledException) when (limits.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            var ending = Stopwatch.GetElapsedTime(Interlocked.Read(ref lastActivity)).TotalSeconds >= options.IdleTimeoutSeconds && options.IdleTimeoutSeconds > 0
+                ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s";
+            result = new ExecResult(1, 0, 0, $"session ended: {ending}");
+        }
+        finally
+        {
+            metrics.ActiveSessions.Dec();
+            await limits.CancelAsync();
+            await idle;
+        }
+        if (result.Problem is not null)
+        {
+            try
+            {
+                await session.Error.WriteAsync(Encoding.UTF8.GetBytes($"eru-ssh: {result.Problem}\n"), ct);
+            }
+            catch (IOException)
+            {
+                // the client left
+            }
+        }
+        metrics.Sessions.WithLabels(result.Problem is null ? "completed" : "failed").Inc();
+        metrics.Bytes.WithLabels("in").Inc(result.BytesIn);
+        metrics.Bytes.WithLabels("out").Inc(result.BytesOut);
+        audit.Write("session_end", ("user", login.User), ("workload", w.Id), ("ident", w.Ident), ("node", w.Node), ("command", session.Command),
+            ("exit_code", result.ExitCode), ("bytes_in", result.BytesIn), ("bytes_out", result.BytesOut),
+            ("seconds", Stopwatch.GetElapsedTime(started).TotalSeconds), ("problem", result.Problem));
+        return SessionExit.Exited(result.ExitCode);
+    }
+
+    private static async Task WatchIdleAsync(Func<long> lastActivity, TimeSpan idle, CancellationTokenSource limits)
+    {
+        try
+        {
+            while (!limits.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), limits.Token);
+                if (Stopwatch.GetElapsedTime(lastActivity()) >= idle) await limits.CancelAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the session ended
+        }
+    }
+}
