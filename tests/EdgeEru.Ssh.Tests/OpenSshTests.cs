@@ -119,6 +119,8 @@ public sealed class OpenSshTests : IAsyncLifetime, IDisposable
         Assert.Equal(255, u.ExitCode);
         Assert.Contains("Permission denied", u.Stderr);
         Assert.DoesNotContain(_server.Handler.Events, e => e.StartsWith("session", StringComparison.Ordinal));
+        Assert.Contains("failed tester key not registered", _server.Handler.Events); // refused queries are reported too
+        Assert.Contains("failed nobody key not registered", _server.Handler.Events);
     }
 
     [Theory]

@@ -20,6 +20,11 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
     // A login shell: bash when the image has it, else sh.
     private const string ShellScript = "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l";
 
+    // Docker before API 1.42 cannot size an exec's terminal at creation, only resize it once it runs: with a pty the
+    // command first waits (at most a second) for that resize, so it never sees a 0x0 terminal.
+    private const string AwaitTerminalSize =
+        "i=0; while [ \"$(stty size 2>/dev/null)\" = \"0 0\" ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; ";
+
     public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, Func<long> touch, CancellationToken ct)
     {
         var client = clients.For(target.Node.Endpoint);
@@ -34,7 +39,7 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             var created = await client.Exec.ExecCreateContainerAsync(target.Workload.Id, new ContainerExecCreateParameters
             {
                 AttachStdin = true, AttachStdout = true, AttachStderr = true, Tty = tty, Env = env, User = access.User ?? "",
-                Cmd = ["/bin/sh", "-c", session.Command ?? ShellScript],
+                Cmd = ["/bin/sh", "-c", (tty ? AwaitTerminalSize : "") + (session.Command ?? ShellScript)],
             }, ct);
             exec = created.ID;
         }
@@ -55,19 +60,30 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         long bytesIn = 0, bytesOut = 0;
 
-        // The exec starts a moment after the attach: a resize sent too early fails, so the first size is retried.
+        // The exec starts a moment after the attach: a resize sent too early fails, so the first size is retried;
+        // input waits for it, so what is typed first already runs in a terminal of the right size.
+        var sized = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var resizes = Task.Run(async () =>
         {
-            if (session.Pty is null) return;
-            var size = session.Pty.Size;
-            for (var attempt = 0; attempt < 20 && !await TryResizeAsync(client, exec, size, stop.Token); attempt++)
-                await Task.Delay(50, stop.Token);
-            await foreach (var s in session.Resizes.ReadAllAsync(stop.Token))
-                await TryResizeAsync(client, exec, s, stop.Token);
+            try
+            {
+                if (session.Pty is null) return;
+                var size = session.Pty.Size;
+                for (var attempt = 0; attempt < 50 && !await TryResizeAsync(client, exec, size, stop.Token); attempt++)
+                    await Task.Delay(20, stop.Token);
+                sized.TrySetResult();
+                await foreach (var s in session.Resizes.ReadAllAsync(stop.Token))
+                    await TryResizeAsync(client, exec, s, stop.Token);
+            }
+            finally
+            {
+                sized.TrySetResult();
+            }
         }, stop.Token);
 
         var stdin = Task.Run(async () =>
         {
+            await sized.Task;
             var buf = new byte[32 * 1024];
             int n;
             while ((n = await session.Input.ReadAsync(buf, stop.Token)) > 0)
@@ -76,7 +92,9 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
                 bytesIn += n;
                 touch();
             }
-            stream.CloseWrite(); // stdin EOF reaches the process
+            // stdin EOF reaches the process; a terminal has no half-close (sshd leaves a pty open too), and closing the
+            // attach's write side of a TTY exec would end its output.
+            if (!tty) stream.CloseWrite();
         }, stop.Token);
 
         try

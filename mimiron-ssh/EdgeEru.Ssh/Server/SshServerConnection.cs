@@ -108,17 +108,19 @@ internal sealed class SshServerConnection : IAsyncDisposable
     private ValueTask Failure(CancellationToken ct) =>
         _transport.SendAsync(new SshWriter().Byte(MessageNumber.UserAuthFailure).NameList(["publickey"]).Boolean(false), ct);
 
-    /// <summary>One USERAUTH_REQUEST; returns accepted, or the reason a real attempt failed (null when it was no attempt).</summary>
+    /// <summary>
+    /// One USERAUTH_REQUEST; returns accepted, or the reason an attempt failed (null when it was no attempt).
+    /// Failures are reported to the handler before the client hears of them, so an audit record exists when it gives up.
+    /// </summary>
     private async Task<(bool Accepted, string? Reason)> TryLoginAsync(ReadOnlyMemory<byte> payload, CancellationToken ct)
     {
         var (user, service, method, hasSignature, algorithm, keyBlob, signature, signedPrefixLength) = ParseRequest(payload.Span);
         if (service != "ssh-connection") throw new SshProtocolException($"service {service} is not available", DisconnectReason.ServiceNotAvailable);
         if (method != "publickey")
         {
+            if (method != "none") _handler.OnAuthFailed(Info, user, null, $"method {method} is not offered");
             await Failure(ct);
-            if (method == "none") return (false, null);
-            _handler.OnAuthFailed(Info, user, null, $"method {method} is not offered");
-            return (false, $"method {method}");
+            return (false, method == "none" ? null : $"method {method}");
         }
         SshPublicKey key;
         try
@@ -127,38 +129,42 @@ internal sealed class SshServerConnection : IAsyncDisposable
         }
         catch (SshProtocolException e)
         {
-            await Failure(ct);
             _handler.OnAuthFailed(Info, user, null, "unusable key: " + e.Message);
+            await Failure(ct);
             return (false, e.Message);
         }
         if (!key.SignatureAlgorithms.Contains(algorithm))
         {
-            await Failure(ct);
             _handler.OnAuthFailed(Info, user, key, $"signature algorithm {algorithm} does not fit a {key.KeyType} key");
+            await Failure(ct);
             return (false, "algorithm");
         }
         if (!hasSignature)
         {
             var query = await _handler.AuthorizeAsync(new SshAuthRequest(Info, user, key, algorithm, false), ct);
             if (query.Accepted)
+            {
                 await _transport.SendAsync(new SshWriter().Byte(MessageNumber.UserAuthPkOk).String(algorithm).String(keyBlob), ct);
-            else
-                await Failure(ct);
-            return (false, null);
+                return (false, null);
+            }
+            // A refused key counts as an attempt, as in sshd: a client offering key after key runs out of tries.
+            _handler.OnAuthFailed(Info, user, key, query.Reason ?? "refused");
+            await Failure(ct);
+            return (false, query.Reason ?? "refused");
         }
         // RFC 4252 §7: the signature covers the session id and the request up to the signature. Checked before anything else happens.
         var signed = new SshWriter(payload.Length + 64).String(_transport.SessionId).Raw(payload.Span[..signedPrefixLength]);
         if (!key.Verify(algorithm, signed.WrittenSpan, signature))
         {
-            await Failure(ct);
             _handler.OnAuthFailed(Info, user, key, "signature does not verify");
+            await Failure(ct);
             return (false, "signature");
         }
         var decision = await _handler.AuthorizeAsync(new SshAuthRequest(Info, user, key, algorithm, true), ct);
         if (!decision.Accepted)
         {
-            await Failure(ct);
             _handler.OnAuthFailed(Info, user, key, decision.Reason ?? "refused");
+            await Failure(ct);
             return (false, decision.Reason ?? "refused");
         }
         Info.User = user;

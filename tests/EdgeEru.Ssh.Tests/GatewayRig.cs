@@ -1,0 +1,141 @@
+using System.Net;
+using EdgeEru.Agent;
+using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Docker;
+using EdgeEru.Dev;
+using EdgeEru.Mimiron;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
+using EdgeEru.TestSupport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit;
+
+namespace EdgeEru.Ssh.Tests;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GatewayRigCollection : ICollectionFixture<GatewayRig>
+{
+    public const string Name = "gateway-rig";
+}
+
+/// <summary>
+/// Real parts for the gateway: etcd, one simulated Docker host with its agent, two live instances of
+/// <c>web.hello</c> deployed by Core, and eru-ssh following the registry, with users ops (shell in hello),
+/// auditor (commands only in hello) and stranger (only another app).
+/// </summary>
+public sealed class GatewayRig : IAsyncLifetime, IDisposable
+{
+    private readonly EtcdFixture _etcd = new();
+    private readonly CancellationTokenSource _stop = new();
+    private DockerRig? _rig;
+    private EtcdConnection? _conn;
+    private RegistryWatcher? _watcher;
+    private NodeAgent? _agent;
+    private Task? _agentRun;
+    private WebApplication? _gateway;
+
+    public OpenSshClient Client { get; } = new();
+    public RegistryStore Store { get; private set; } = null!;
+    public DockerRig Rig => _rig!;
+    public string Prefix { get; } = EtcdFixture.NewPrefix();
+    public int Port { get; private set; }
+    public int HttpPort { get; private set; }
+    public string AuditPath { get; private set; } = "";
+    public string OpsKey { get; private set; } = "";
+    public string AuditorKey { get; private set; } = "";
+    public string StrangerKey { get; private set; } = "";
+    public IReadOnlyList<DeployedInstance> Instances { get; private set; } = [];
+
+    public async Task InitializeAsync()
+    {
+        await _etcd.InitializeAsync();
+        _rig = await DockerRig.StartAsync(hosts: 1, idPrefix: 's');
+        _conn = new EtcdConnection(_etcd.Options(Prefix));
+        Store = new RegistryStore(_conn);
+        var host = _rig.Hosts[0];
+        await Store.PutAsync(Kinds.Nodes, host.AsNode("dev", cpuCores: 2, memoryBytes: 1L << 30));
+
+        _watcher = new RegistryWatcher(_conn, NullLogger<RegistryWatcher>.Instance);
+        _watcher.Start();
+        _agent = new NodeAgent(Store, () => _watcher.Current, new DockerEngine(new DockerEndpoint { Address = host.Endpoint }),
+            new AgentOptions { Node = $"h{host.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
+            NullLogger<NodeAgent>.Instance);
+        _agentRun = Task.Run(() => _agent.RunAsync(_stop.Token));
+        await Eventually.True(() => _watcher.Current.IsNodeAlive($"h{host.Index}"), TimeSpan.FromSeconds(15), "the agent's heartbeat");
+
+        var deployer = new Deployer(Store, e => new DockerEngine(e), NullLogger<Deployer>.Instance);
+        var deployed = await deployer.DeployAsync(new DeploySpec
+        {
+            App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = 2,
+            Command = ["sleep", "1000000"],
+            Networks = new Dictionary<string, string> { [DockerRig.Network] = "" }, MemoryRequest = 32L << 20, MemoryLimit = 64L << 20,
+        });
+        Assert.True(deployed.Ok, deployed.Error ?? string.Join("; ", deployed.Instances.Select(i => i.Error)));
+        var ids = deployed.Instances.Select(i => i.WorkloadId!).ToList();
+        await Eventually.True(() => ids.All(_watcher.Current.IsLive), TimeSpan.FromSeconds(30), "both instances live");
+        Instances = ids.Select(id => new DeployedInstance(id, _watcher.Current.Workloads[id].Record!.Ident)).OrderBy(i => i.Ident, StringComparer.Ordinal).ToList();
+
+        OpsKey = await Client.KeyAsync("ed25519", "ops");
+        AuditorKey = await Client.KeyAsync("ecdsa", "auditor");
+        StrangerKey = await Client.KeyAsync("rsa", "stranger");
+        await Store.PutAsync(Kinds.SshUsers, new SshUser
+        {
+            Name = "ops", Keys = [OpenSshClient.PublicKeyLine(OpsKey)], Apps = new() { ["hello"] = new SshAppAccess { Shell = true } },
+        });
+        await Store.PutAsync(Kinds.SshUsers, new SshUser
+        {
+            Name = "auditor", Keys = [OpenSshClient.PublicKeyLine(AuditorKey)], Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "1234:1234" } },
+        });
+        await Store.PutAsync(Kinds.SshUsers, new SshUser
+        {
+            Name = "stranger", Keys = [OpenSshClient.PublicKeyLine(StrangerKey)], Apps = new() { ["billing"] = new SshAppAccess() },
+        });
+
+        Port = Ports.FreeTcp();
+        HttpPort = Ports.FreeTcp();
+        AuditPath = Path.Combine(Client.Dir, "audit.jsonl");
+        _gateway = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", Port.ToString(),
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
+            l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+        await _gateway.StartAsync();
+        var gateway = _gateway.Services.GetRequiredService<GatewayService>();
+        Client.TrustHost(Port, gateway.HostKeys.Select(k => k.PublicKey.ToOpenSsh()));
+        await Eventually.True(() => _gateway.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count == 3, TimeSpan.FromSeconds(10),
+            "the gateway sees the users");
+    }
+
+    public Task<OpenSshClient.Result> Ssh(string login, string key, string? command, byte[]? stdin = null, bool tty = false, params string[] options) =>
+        Client.RunAsync(Port, login, key, command, options, stdin, tty, TimeSpan.FromMinutes(2));
+
+    public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
+
+    public async Task DisposeAsync()
+    {
+        if (_gateway is not null)
+        {
+            await _gateway.StopAsync();
+            await _gateway.DisposeAsync();
+        }
+        await _stop.CancelAsync();
+        if (_agentRun is not null) await _agentRun;
+        if (_agent is not null) await _agent.DisposeAsync();
+        if (_watcher is not null) await _watcher.DisposeAsync();
+        if (_rig is not null) await _rig.DisposeAsync();
+        await _etcd.DisposeAsync();
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        _stop.Dispose();
+        _conn?.Dispose();
+    }
+}
+
+public sealed record DeployedInstance(string Id, string Ident);
