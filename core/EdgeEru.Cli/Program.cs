@@ -14,6 +14,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     DevCommand.Create(),
     LbCommand.Create(),
     PsCommand.Create(),
+    SshUserCommand.Create(),
 };
 var parsed = root.Parse(args);
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);
