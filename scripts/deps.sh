@@ -5,7 +5,7 @@ set -euo pipefail
 
 case "${1:-}" in
   dev)  pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 openssh-client) ;;
-  test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 openssh-client) ;;
+  test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 openssh-client openssh-sftp-server) ;;
   perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nginx-light openssh-client openssh-server) ;;
   *) echo "usage: $0 dev|test|perf" >&2; exit 2 ;;
 esac

@@ -52,6 +52,8 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     public string StrangerKey { get; private set; } = "";
     public IReadOnlyList<DeployedInstance> Instances { get; private set; } = [];
 
+    private static readonly string[] SftpFiles = ["/usr/lib/openssh/sftp-server", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"];
+
     public async Task InitializeAsync()
     {
         await _etcd.InitializeAsync();
@@ -81,6 +83,13 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         await Eventually.True(() => ids.All(_watcher.Current.IsLive), TimeSpan.FromSeconds(30), "both instances live");
         Instances = ids.Select(id => new DeployedInstance(id, _watcher.Current.Workloads[id].Record!.Ident)).OrderBy(i => i.Ident, StringComparer.Ordinal).ToList();
 
+        // The first instance gets the host's sftp-server (and the libc it needs), as an image with OpenSSH would have it.
+        var first = Instances[0].Id;
+        await host.DockerAsync(["exec", first, "mkdir", "-p", "/usr/lib/openssh", "/lib/x86_64-linux-gnu", "/lib64"]);
+        if (!File.Exists(SftpFiles[0])) throw new ToolMissingException("sftp-server", "openssh-sftp-server");
+        foreach (var file in SftpFiles) await host.DockerAsync(["cp", "-L", file, $"{first}:{file}"]);
+        await host.DockerAsync(["exec", first, "sh", "-c", "grep -q ^root: /etc/passwd 2>/dev/null || echo root:x:0:0:root:/root:/bin/sh >> /etc/passwd"]);
+
         OpsKey = await Client.KeyAsync("ed25519", "ops");
         AuditorKey = await Client.KeyAsync("ecdsa", "auditor");
         StrangerKey = await Client.KeyAsync("rsa", "stranger");
@@ -101,7 +110,8 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         HttpPort = Ports.FreeTcp();
         AuditPath = Path.Combine(Client.Dir, "audit.jsonl");
         _gateway = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", Port.ToString(),
-            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}",
+            "--hostBuilder:reloadConfigOnChange", "false"], // no file watcher: inotify instances run short when several rigs share the machine
             l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
         await _gateway.StartAsync();
         var gateway = _gateway.Services.GetRequiredService<GatewayService>();

@@ -203,4 +203,39 @@ public sealed class GatewayTests(GatewayRig rig)
         var gone = await EventuallyResult(() => rig.Ssh("temp~web.hello", key, "echo in"), r => r.ExitCode != 0);
         Assert.Equal(255, gone.ExitCode);
     }
+
+    [Fact]
+    public async Task Sftp_and_scp_reach_the_containers_sftp_server()
+    {
+        var dir = Directory.CreateTempSubdirectory("eru-sftp-").FullName;
+        try
+        {
+            var local = Path.Combine(dir, "up.bin");
+            var data = RandomNumberGenerator.GetBytes(3 << 20);
+            await File.WriteAllBytesAsync(local, data);
+            var back = Path.Combine(dir, "down.bin");
+            var r = await rig.Client.SftpAsync(rig.Port, "ops~web.hello#1", rig.OpsKey, $"put {local} /tmp/up.bin\nls -l /tmp\nget /tmp/up.bin {back}\n");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("up.bin", r.Text);
+            Assert.Equal(data, await File.ReadAllBytesAsync(back));
+
+            // scp refuses '#' in a user name: the ident names the same instance.
+            var login = $"ops~{rig.Instances[0].Ident}";
+            var scpBack = Path.Combine(dir, "scp.bin");
+            var scp = await rig.Client.ScpAsync(rig.Port, rig.OpsKey, local, $"{login}@127.0.0.1:/tmp/scp.bin");
+            Assert.True(scp.ExitCode == 0, scp.Stderr);
+            scp = await rig.Client.ScpAsync(rig.Port, rig.OpsKey, $"{login}@127.0.0.1:/tmp/scp.bin", scpBack);
+            Assert.True(scp.ExitCode == 0, scp.Stderr);
+            Assert.Equal(data, await File.ReadAllBytesAsync(scpBack));
+
+            // The second instance has no sftp-server: the client is told so.
+            var none = await rig.Client.SftpAsync(rig.Port, "ops~web.hello#2", rig.OpsKey, "ls\n");
+            Assert.NotEqual(0, none.ExitCode);
+            Assert.Contains("no sftp-server", none.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

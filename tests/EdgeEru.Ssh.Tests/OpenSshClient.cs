@@ -31,25 +31,42 @@ public sealed class OpenSshClient : IDisposable
         public string Text => System.Text.Encoding.UTF8.GetString(Stdout);
     }
 
-    public async Task<Result> RunAsync(int port, string user, string key, string? command, IEnumerable<string>? options = null, byte[]? stdin = null,
+    /// <summary>Options every OpenSSH tool (ssh, sftp, scp) gets: this key only, batch mode, our known_hosts strictly.</summary>
+    private string[] Common(string key) =>
+    [
+        "-F", "/dev/null", "-i", key,
+        "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", "UserKnownHostsFile=" + Path.Combine(_dir, "known_hosts"), "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+    ];
+
+    public Task<Result> RunAsync(int port, string user, string key, string? command, IEnumerable<string>? options = null, byte[]? stdin = null,
         bool tty = false, TimeSpan? timeout = null)
     {
-        var psi = new ProcessStartInfo(_ssh)
+        List<string> args = [.. Common(key), "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        foreach (var o in options ?? []) args.AddRange(["-o", o]);
+        args.Add(tty ? "-tt" : "-T");
+        args.Add(user + "@127.0.0.1");
+        if (command is not null) args.Add(command);
+        return RunToolAsync(_ssh, args, stdin, timeout);
+    }
+
+    /// <summary>sftp in batch mode (-b -: commands from <paramref name="batch"/>).</summary>
+    public Task<Result> SftpAsync(int port, string user, string key, string batch) =>
+        RunToolAsync(Tools.Find("sftp", "openssh-client"), [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-b", "-", user + "@127.0.0.1"],
+            System.Text.Encoding.UTF8.GetBytes(batch), null);
+
+    /// <summary>scp (SFTP protocol, OpenSSH's default since 9.0) with sources and target as given (remote: LOGIN@127.0.0.1:PATH).</summary>
+    public Task<Result> ScpAsync(int port, string key, params string[] paths) =>
+        RunToolAsync(Tools.Find("scp", "openssh-client"), [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. paths], null, null);
+
+    private static async Task<Result> RunToolAsync(string tool, IEnumerable<string> args, byte[]? stdin, TimeSpan? timeout)
+    {
+        var psi = new ProcessStartInfo(tool)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
         };
-        string[] args =
-        [
-            "-F", "/dev/null", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-i", key,
-            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", "UserKnownHostsFile=" + Path.Combine(_dir, "known_hosts"), "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-        ];
         foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var o in options ?? []) { psi.ArgumentList.Add("-o"); psi.ArgumentList.Add(o); }
-        psi.ArgumentList.Add(tty ? "-tt" : "-T");
-        psi.ArgumentList.Add(user + "@127.0.0.1");
-        if (command is not null) psi.ArgumentList.Add(command);
         using var p = Process.Start(psi)!;
         var stdout = new MemoryStream();
         var copyOut = p.StandardOutput.BaseStream.CopyToAsync(stdout);
@@ -74,7 +91,7 @@ public sealed class OpenSshClient : IDisposable
         catch (OperationCanceledException)
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"ssh {command} did not finish: {await stderr}");
+            throw new TimeoutException($"{Path.GetFileName(tool)} {string.Join(' ', psi.ArgumentList)} did not finish: {await stderr}");
         }
         await copyOut;
         await feed;

@@ -25,7 +25,8 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
     private const string AwaitTerminalSize =
         "i=0; while [ \"$(stty size 2>/dev/null)\" = \"0 0\" ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; ";
 
-    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, Func<long> touch, CancellationToken ct)
+    /// <summary>Runs <paramref name="command"/> (null: a login shell) for the session; <paramref name="touch"/> marks activity.</summary>
+    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, string? command, Func<long> touch, CancellationToken ct)
     {
         var client = clients.For(target.Node.Endpoint);
         var tty = session.Pty is not null;
@@ -39,7 +40,7 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             var created = await client.Exec.ExecCreateContainerAsync(target.Workload.Id, new ContainerExecCreateParameters
             {
                 AttachStdin = true, AttachStdout = true, AttachStderr = true, Tty = tty, Env = env, User = access.User ?? "",
-                Cmd = ["/bin/sh", "-c", (tty ? AwaitTerminalSize : "") + (session.Command ?? ShellScript)],
+                Cmd = ["/bin/sh", "-c", (tty ? AwaitTerminalSize : "") + (command ?? ShellScript)],
             }, ct);
             exec = created.ID;
         }

@@ -59,6 +59,9 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         return ValueTask.FromResult(AuthDecision.Accept(new GatewayPrincipal(login)));
     }
 
+    /// <summary>sftp (and scp, which speaks SFTP since OpenSSH 9) runs the container's own sftp-server.</summary>
+    public override bool SupportsSubsystem(SshConnectionInfo connection, string name) => name == "sftp";
+
     public override void OnAuthFailed(SshConnectionInfo connection, string user, SshPublicKey? key, string reason)
     {
         metrics.Logins.WithLabels("refused").Inc();
@@ -88,8 +91,6 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         var app = target.Workload.App;
         if (user.AccessTo(app) is not { } access)
             return await Refuse($"eru-ssh: {login.User} may not enter app {app}", $"app {app} not allowed");
-        if (session.Subsystem is not null)
-            return await Refuse($"eru-ssh: subsystem {session.Subsystem} is not offered", "subsystem");
         if (session.IsShell && !access.Shell)
             return await Refuse($"eru-ssh: {login.User} may only run commands in app {app}: ssh {login.User}~{login.Target} COMMAND", "shell not allowed");
 
@@ -110,7 +111,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     {
         var w = target.Workload;
         audit.Write("session_start", ("user", login.User), ("target", login.Target), ("workload", w.Id), ("ident", w.Ident), ("app", w.App),
-            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("tty", session.Pty is not null), ("container_user", access.User),
+            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem), ("tty", session.Pty is not null), ("container_user", access.User),
             ("key", session.Connection.Key?.Fingerprint));
         metrics.ActiveSessions.Inc();
         var started = Stopwatch.GetTimestamp();
@@ -121,7 +122,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         ExecResult result;
         try
         {
-            result = await exec.RunAsync(session, target, access, () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), limits.Token);
+            result = await exec.RunAsync(session, target, access, Command(session), () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), limits.Token);
         }
         catch (OperationCanceledException) when (limits.IsCancellationRequested && !ct.IsCancellationRequested)
         {
@@ -154,6 +155,14 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
             ("seconds", Stopwatch.GetElapsedTime(started).TotalSeconds), ("problem", result.Problem));
         return SessionExit.Exited(result.ExitCode);
     }
+
+    // The places Debian, Alpine, Red Hat and OpenSSH's own install put sftp-server; the first present is run.
+    private const string SftpServer =
+        "for p in /usr/lib/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; " +
+        "do [ -x \"$p\" ] && exec \"$p\"; done; echo 'eru-ssh: this container has no sftp-server' >&2; exit 127";
+
+    /// <summary>What runs in the container: the command, sftp-server for the sftp subsystem, or a login shell (null).</summary>
+    private static string? Command(SshSession session) => session.Subsystem == "sftp" ? SftpServer : session.Command;
 
     private static async Task WatchIdleAsync(Func<long> lastActivity, TimeSpan idle, CancellationTokenSource limits)
     {
