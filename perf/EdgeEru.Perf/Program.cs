@@ -6,6 +6,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["registry"] = RegistryBenchmark.RunAsync,
     ["dns"] = DnsBenchmark.RunAsync,
     ["lb"] = LbBenchmark.RunAsync,
+    ["ssh"] = SshBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

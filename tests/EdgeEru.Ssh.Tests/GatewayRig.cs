@@ -110,8 +110,7 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         HttpPort = Ports.FreeTcp();
         AuditPath = Path.Combine(Client.Dir, "audit.jsonl");
         _gateway = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", Port.ToString(),
-            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}",
-            "--hostBuilder:reloadConfigOnChange", "false"], // no file watcher: inotify instances run short when several rigs share the machine
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
             l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
         await _gateway.StartAsync();
         var gateway = _gateway.Services.GetRequiredService<GatewayService>();
