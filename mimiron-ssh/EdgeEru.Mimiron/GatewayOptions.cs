@@ -24,6 +24,12 @@ public sealed class GatewayOptions
 
     public int MaxSessionsPerUser { get; set; } = 20;
 
+    /// <summary>
+    /// Certificate authorities (public keys as authorized_keys lines) whose user certificates log in without the key being
+    /// listed: the certificate's principals must include the user, who must still exist in the registry (for app access).
+    /// </summary>
+    public List<string> UserCaKeys { get; set; } = [];
+
     public string ResolvedHostKeyDirectory => HostKeyDirectory.Length > 0
         ? HostKeyDirectory
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "eru-ssh", "host-keys");
@@ -36,6 +42,17 @@ public sealed class GatewayOptions
         if (IdleTimeoutSeconds < 0) p.Add("Ssh:IdleTimeoutSeconds must not be negative");
         if (MaxSessionSeconds < 0) p.Add("Ssh:MaxSessionSeconds must not be negative");
         if (MaxSessionsPerUser < 1) p.Add("Ssh:MaxSessionsPerUser must be at least 1");
+        for (var i = 0; i < UserCaKeys.Count; i++)
+        {
+            try
+            {
+                EdgeEru.Ssh.Keys.SshPublicKey.ParseAuthorizedKey(UserCaKeys[i]);
+            }
+            catch (FormatException e)
+            {
+                p.Add($"Ssh:UserCaKeys:{i}: {e.Message}");
+            }
+        }
         return p;
     }
 }

@@ -50,6 +50,7 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     public string OpsKey { get; private set; } = "";
     public string AuditorKey { get; private set; } = "";
     public string StrangerKey { get; private set; } = "";
+    public string CaKey { get; private set; } = "";
     public IReadOnlyList<DeployedInstance> Instances { get; private set; } = [];
 
     private static readonly string[] SftpFiles = ["/usr/lib/openssh/sftp-server", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"];
@@ -106,11 +107,15 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
             Name = "stranger", Keys = [OpenSshClient.PublicKeyLine(StrangerKey)], Apps = new() { ["billing"] = new SshAppAccess() },
         });
 
+        // A user CA the gateway trusts: certificates it signs log in without their key being listed.
+        CaKey = Path.Combine(Client.Dir, "user_ca");
+        await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-q", "-t", "ed25519", "-N", "", "-C", "user-ca", "-f", CaKey]);
+
         Port = Ports.FreeTcp();
         HttpPort = Ports.FreeTcp();
         AuditPath = Path.Combine(Client.Dir, "audit.jsonl");
         _gateway = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", Port.ToString(),
-            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Ssh:UserCaKeys:0", OpenSshClient.PublicKeyLine(CaKey), "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
             l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
         await _gateway.StartAsync();
         var gateway = _gateway.Services.GetRequiredService<GatewayService>();

@@ -238,4 +238,35 @@ public sealed class GatewayTests(GatewayRig rig)
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task User_certificates_from_the_trusted_ca_log_in_and_are_checked()
+    {
+        var keygen = EdgeEru.Dev.Tools.Find("ssh-keygen", "openssh-client");
+        async Task<string[]> Certified(string name, params string[] sign)
+        {
+            var key = await rig.Client.KeyAsync("ed25519", name); // not listed for any user
+            await EdgeEru.Dev.Shell.RunAsync(keygen, ["-q", "-s", rig.CaKey, "-I", name, .. sign, key + ".pub"]);
+            return [key, "CertificateFile=" + key + "-cert.pub"];
+        }
+        var valid = await Certified("cert_valid", "-n", "ops", "-V", "-5m:+1h", "-z", "7");
+        Ok(await rig.Ssh("ops~web.hello", valid[0], "echo certified", options: valid[1]), "certified\n");
+
+        var expired = await Certified("cert_expired", "-n", "ops", "-V", "20200101:20200102");
+        var r = await rig.Ssh("ops~web.hello", expired[0], "echo no", options: expired[1]);
+        Assert.Equal(255, r.ExitCode);
+        var wrong = await Certified("cert_wrong", "-n", "auditor");
+        r = await rig.Ssh("ops~web.hello", wrong[0], "echo no", options: wrong[1]);
+        Assert.Equal(255, r.ExitCode);
+
+        List<JsonElement> lines = [];
+        await Eventually.True(() =>
+        {
+            lines = File.ReadAllLines(rig.AuditPath).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            return lines.Count(l => Str(l, "event") == "login_refused" && Str(l, "cert_id") is "cert_expired" or "cert_wrong") >= 2;
+        }, TimeSpan.FromSeconds(10), "both refused certificates in the audit log");
+        Assert.Contains(lines, l => Str(l, "event") == "login_accepted" && Str(l, "cert_id") == "cert_valid");
+        Assert.Contains(lines, l => Str(l, "cert_id") == "cert_expired" && Str(l, "reason")!.Contains("expired"));
+        Assert.Contains(lines, l => Str(l, "cert_id") == "cert_wrong" && Str(l, "reason")!.Contains("do not include ops"));
+    }
 }

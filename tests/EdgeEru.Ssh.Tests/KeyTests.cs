@@ -90,4 +90,67 @@ public sealed class KeyTests : IDisposable
         Assert.False(host.PublicKey.Verify("rsa-sha2-512", data, sha256)); // the blob names another algorithm
         Assert.False(host.PublicKey.Verify("ssh-rsa", data, sha256));
     }
+
+    private async Task<(string Key, SshPublicKey Ca)> CertifiedKeyAsync(string type, string caType, params string[] signArgs)
+    {
+        var keygen = Tools.Find("ssh-keygen", "openssh-client");
+        var ca = Path.Combine(_dir, "ca_" + caType);
+        if (!File.Exists(ca)) await Shell.RunAsync(keygen, ["-q", "-t", caType, "-N", "", "-f", ca]);
+        var key = Path.Combine(_dir, $"user_{type}_{Guid.NewGuid():N}");
+        await Shell.RunAsync(keygen, ["-q", "-t", type, "-N", "", "-f", key]);
+        await Shell.RunAsync(keygen, ["-q", "-s", ca, .. signArgs, key + ".pub"]);
+        return (key, SshPublicKey.ParseAuthorizedKey(File.ReadAllText(ca + ".pub")).Key);
+    }
+
+    private static SshPublicKey Cert(string key) =>
+        SshPublicKey.Parse(Convert.FromBase64String(File.ReadAllText(key + "-cert.pub").Split(' ')[1]));
+
+    [Theory]
+    [InlineData("ed25519", "ed25519")]
+    [InlineData("ecdsa", "rsa")]
+    [InlineData("rsa", "ecdsa")]
+    public async Task Certificates_from_ssh_keygen_parse_and_check(string type, string caType)
+    {
+        var (key, ca) = await CertifiedKeyAsync(type, caType, "-I", "ops-laptop", "-n", "ops,admin", "-V", "-5m:+1h", "-z", "42");
+        var k = Cert(key);
+        var cert = Assert.IsType<SshCertificate>(k.Certificate);
+        Assert.Equal("ops-laptop", cert.KeyId);
+        Assert.Equal(42UL, cert.Serial);
+        Assert.Equal(["ops", "admin"], cert.Principals);
+        Assert.True(cert.SignatureValid);
+        Assert.Equal(SshPublicKey.ParseAuthorizedKey(File.ReadAllText(key + ".pub")).Key, cert.Key);
+        Assert.Contains("permit-pty", cert.Extensions);
+        var now = DateTimeOffset.UtcNow;
+        Assert.Null(cert.Check([ca], "ops", now, System.Net.IPAddress.Loopback));
+        Assert.Contains("do not include root", cert.Check([ca], "root", now, null));
+        Assert.Contains("expired", cert.Check([ca], "ops", now.AddHours(2), null));
+        Assert.Contains("not valid before", cert.Check([ca], "ops", now.AddHours(-1), null));
+        Assert.Contains("untrusted CA", cert.Check([cert.Key], "ops", now, null));
+    }
+
+    [Fact]
+    public async Task Critical_options_are_honoured_or_refused()
+    {
+        var (key, ca) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "x", "-n", "ops", "-O", "source-address=10.0.0.0/8,127.0.0.1", "-O", "force-command=uptime");
+        var cert = Cert(key).Certificate!;
+        Assert.Equal("uptime", cert.ForceCommand);
+        Assert.Null(cert.Check([ca], "ops", DateTimeOffset.UtcNow, System.Net.IPAddress.Loopback));
+        Assert.Contains("source address", cert.Check([ca], "ops", DateTimeOffset.UtcNow, System.Net.IPAddress.Parse("192.0.2.1")));
+
+        var (other, ca2) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "y", "-n", "ops", "-O", "verify-required");
+        Assert.Contains("critical option verify-required is not supported", Cert(other).Certificate!.Check([ca2], "ops", DateTimeOffset.UtcNow, null));
+    }
+
+    [Fact]
+    public async Task A_tampered_certificate_fails_its_signature()
+    {
+        var (key, ca) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "x", "-n", "ops");
+        var blob = Convert.FromBase64String(File.ReadAllText(key + "-cert.pub").Split(' ')[1]);
+        var at = System.Text.Encoding.ASCII.GetBytes("ops");
+        var i = blob.AsSpan().IndexOf(at);
+        blob[i] = (byte)'x'; // principal ops → xps
+        var cert = SshPublicKey.Parse(blob).Certificate!;
+        Assert.False(cert.SignatureValid);
+        Assert.Equal("certificate signature does not verify", cert.Check([ca], "xps", DateTimeOffset.UtcNow, null));
+    }
 }

@@ -26,6 +26,14 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
 {
     private readonly ConditionalWeakTable<SshUser, HashSet<SshPublicKey>> _keys = [];
     private readonly ConcurrentDictionary<string, int> _sessionsPerUser = new(StringComparer.Ordinal);
+    private readonly SshPublicKey[] _cas = options.UserCaKeys.Select(l => SshPublicKey.ParseAuthorizedKey(l).Key).ToArray();
+
+    /// <summary>Why this key may not log in as the user now (null: it may): a listed key, or a certificate from a trusted CA.</summary>
+    private string? KeyProblem(SshUser user, SshPublicKey key, System.Net.EndPoint? remote)
+    {
+        if (key.Certificate is not { } cert) return KeysOf(user).Contains(key) ? null : "key not registered for the user";
+        return cert.Check(_cas, user.Name, DateTimeOffset.UtcNow, (remote as System.Net.IPEndPoint)?.Address);
+    }
 
     private HashSet<SshPublicKey> KeysOf(SshUser user) => _keys.GetValue(user, u =>
     {
@@ -49,12 +57,14 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         var login = LoginName.Parse(request.User, out var problem);
         if (login is null) return ValueTask.FromResult(AuthDecision.Refuse(problem!));
         if (!snapshot().SshUsers.TryGetValue(login.User, out var user)) return ValueTask.FromResult(AuthDecision.Refuse($"no ssh user {login.User}"));
-        if (!KeysOf(user).Contains(request.Key)) return ValueTask.FromResult(AuthDecision.Refuse("key not registered for the user"));
+        if (KeyProblem(user, request.Key, request.Connection.RemoteEndPoint) is { } keyProblem) return ValueTask.FromResult(AuthDecision.Refuse(keyProblem));
         if (request.Signed)
         {
             metrics.Logins.WithLabels("accepted").Inc();
-            audit.Write("login_accepted", ("user", login.User), ("target", login.Target), ("key", request.Key.Fingerprint),
-                ("key_type", request.Key.KeyType), ("remote", request.Connection.RemoteEndPoint?.ToString()), ("client", request.Connection.ClientVersion));
+            var cert = request.Key.Certificate;
+            audit.Write("login_accepted", ("user", login.User), ("target", login.Target), ("key", Fingerprint(request.Key)),
+                ("key_type", request.Key.KeyType), ("cert_id", cert?.KeyId), ("cert_serial", cert is null ? null : (long)cert.Serial),
+                ("ca", cert?.SignatureKey.Fingerprint), ("remote", request.Connection.RemoteEndPoint?.ToString()), ("client", request.Connection.ClientVersion));
         }
         return ValueTask.FromResult(AuthDecision.Accept(new GatewayPrincipal(login)));
     }
@@ -65,7 +75,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     public override void OnAuthFailed(SshConnectionInfo connection, string user, SshPublicKey? key, string reason)
     {
         metrics.Logins.WithLabels("refused").Inc();
-        audit.Write("login_refused", ("login", LoginName.Printable(user)), ("key", key?.Fingerprint), ("reason", reason),
+        audit.Write("login_refused", ("login", LoginName.Printable(user)), ("key", key is null ? null : Fingerprint(key)), ("cert_id", key?.Certificate?.KeyId), ("reason", reason),
             ("remote", connection.RemoteEndPoint?.ToString()), ("client", connection.ClientVersion));
     }
 
@@ -82,8 +92,8 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         }
 
         // The user may have been removed or changed since the login: the current snapshot decides.
-        if (!snap.SshUsers.TryGetValue(login.User, out var user) || !KeysOf(user).Contains(session.Connection.Key!))
-            return await Refuse($"eru-ssh: {login.User} may no longer log in", "user or key removed");
+        if (!snap.SshUsers.TryGetValue(login.User, out var user) || KeyProblem(user, session.Connection.Key!, session.Connection.RemoteEndPoint) is not null)
+            return await Refuse($"eru-ssh: {login.User} may no longer log in", "user, key or certificate no longer valid");
         if (login.Target is null)
             return await Refuse(TargetResolver.Reachable(snap, user), "no target");
         var target = TargetResolver.Resolve(snap, login.Target, out var problem);
@@ -91,7 +101,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         var app = target.Workload.App;
         if (user.AccessTo(app) is not { } access)
             return await Refuse($"eru-ssh: {login.User} may not enter app {app}", $"app {app} not allowed");
-        if (session.IsShell && !access.Shell)
+        if (session.IsShell && !access.Shell && session.Connection.Key?.Certificate?.ForceCommand is null)
             return await Refuse($"eru-ssh: {login.User} may only run commands in app {app}: ssh {login.User}~{login.Target} COMMAND", "shell not allowed");
 
         var count = _sessionsPerUser.AddOrUpdate(login.User, 1, (_, n) => n + 1);
@@ -112,7 +122,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         var w = target.Workload;
         audit.Write("session_start", ("user", login.User), ("target", login.Target), ("workload", w.Id), ("ident", w.Ident), ("app", w.App),
             ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem), ("tty", session.Pty is not null), ("container_user", access.User),
-            ("key", session.Connection.Key?.Fingerprint));
+            ("key", session.Connection.Key is null ? null : Fingerprint(session.Connection.Key)));
         metrics.ActiveSessions.Inc();
         var started = Stopwatch.GetTimestamp();
         using var limits = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -161,8 +171,14 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         "for p in /usr/lib/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; " +
         "do [ -x \"$p\" ] && exec \"$p\"; done; echo 'eru-ssh: this container has no sftp-server' >&2; exit 127";
 
-    /// <summary>What runs in the container: the command, sftp-server for the sftp subsystem, or a login shell (null).</summary>
-    private static string? Command(SshSession session) => session.Subsystem == "sftp" ? SftpServer : session.Command;
+    /// <summary>
+    /// What runs in the container: a certificate's force-command, sftp-server for the sftp subsystem, the command, or a login shell (null).
+    /// </summary>
+    private static string? Command(SshSession session) =>
+        session.Connection.Key?.Certificate?.ForceCommand ?? (session.Subsystem == "sftp" ? SftpServer : session.Command);
+
+    /// <summary>The fingerprint of the key that signs: a certificate's own key.</summary>
+    private static string Fingerprint(SshPublicKey key) => (key.Certificate?.Key ?? key).Fingerprint;
 
     private static async Task WatchIdleAsync(Func<long> lastActivity, TimeSpan idle, CancellationTokenSource limits)
     {

@@ -26,6 +26,9 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
     /// <summary>The key type as named in the blob (e.g. <c>ssh-rsa</c> for all RSA signature algorithms).</summary>
     public string KeyType { get; }
 
+    /// <summary>Set when this is an OpenSSH certificate; signatures are then made with its <see cref="SshCertificate.Key"/>.</summary>
+    public SshCertificate? Certificate { get; private init; }
+
     /// <summary>The signature algorithms this key can be used with.</summary>
     public IReadOnlyList<string> SignatureAlgorithms { get; }
 
@@ -44,6 +47,14 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
     {
         var r = new SshReader(blob);
         var type = r.Utf8("key type");
+        if (SshCertificate.Types.ContainsKey(type))
+        {
+            var (cert, _) = SshCertificate.Parse(type, blob);
+            // A certificate signs with its key; the algorithm names are the key's with the certificate suffix (rsa-sha2-256-cert-v01@openssh.com).
+            var algorithms = cert.Key.SignatureAlgorithms.Select(a => a + "-cert-v01@openssh.com").ToArray();
+            return new SshPublicKey(type, blob.ToArray(), algorithms,
+                (alg, data, sig) => cert.Key._verify(alg[..^"-cert-v01@openssh.com".Length], data, sig)) { Certificate = cert };
+        }
         switch (type)
         {
             case "ssh-ed25519":
@@ -150,8 +161,11 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
             var alg = r.Utf8("signature algorithm");
             var sig = r.String("signature").ToArray();
             r.ExpectEnd("signature blob");
-            if (alg != expectedAlgorithm || !SignatureAlgorithms.Contains(alg)) return false;
-            return _verify(alg, data.ToArray(), sig);
+            if (!SignatureAlgorithms.Contains(expectedAlgorithm)) return false;
+            // With a certificate the signature names the plain algorithm (RFC-less but as OpenSSH does).
+            var plain = Certificate is null ? expectedAlgorithm : expectedAlgorithm[..^"-cert-v01@openssh.com".Length];
+            if (alg != plain) return false;
+            return _verify(expectedAlgorithm, data.ToArray(), sig);
         }
         catch (SshProtocolException)
         {
