@@ -51,6 +51,7 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     public string AuditorKey { get; private set; } = "";
     public string StrangerKey { get; private set; } = "";
     public string CaKey { get; private set; } = "";
+    public IReadOnlyList<string> HostKeyLines { get; private set; } = [];
     public IReadOnlyList<DeployedInstance> Instances { get; private set; } = [];
 
     private static readonly string[] SftpFiles = ["/usr/lib/openssh/sftp-server", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"];
@@ -119,7 +120,8 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
             l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
         await _gateway.StartAsync();
         var gateway = _gateway.Services.GetRequiredService<GatewayService>();
-        Client.TrustHost(Port, gateway.HostKeys.Select(k => k.PublicKey.ToOpenSsh()));
+        HostKeyLines = gateway.HostKeys.Select(k => k.PublicKey.ToOpenSsh()).ToList();
+        Client.TrustHost(Port, HostKeyLines);
         await Eventually.True(() => _gateway.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count == 3, TimeSpan.FromSeconds(10),
             "the gateway sees the users");
     }
@@ -128,6 +130,19 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         Client.RunAsync(Port, login, key, command, options, stdin, tty, TimeSpan.FromMinutes(2));
 
     public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
+
+    /// <summary>Another gateway on the same registry, with extra settings (e.g. session limits); stop it when done.</summary>
+    public async Task<(WebApplication Host, int Port)> StartGatewayAsync(params string[] settings)
+    {
+        var port = Ports.FreeTcp();
+        var host = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", port.ToString(),
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", .. settings],
+            l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+        await host.StartAsync();
+        await Eventually.True(() => host.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count >= 3, TimeSpan.FromSeconds(10),
+            "the second gateway sees the users");
+        return (host, port);
+    }
 
     public async Task DisposeAsync()
     {

@@ -55,8 +55,8 @@ public sealed class GatewayTests(GatewayRig rig)
         var r = await rig.Ssh("ops~web.hello", rig.OpsKey, "cat", data);
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.True(data.AsSpan().SequenceEqual(r.Stdout), $"{r.Stdout.Length} bytes came back of {data.Length}");
-        var zeros = await rig.Ssh("ops~web.hello", rig.OpsKey, "head -c 20000000 /dev/zero", options: "RekeyLimit=1M");
-        Assert.Equal(20_000_000, zeros.Stdout.Length);
+        var zeros = await rig.Ssh("ops~web.hello", rig.OpsKey, "head -c 100000000 /dev/zero", options: "RekeyLimit=16M");
+        Assert.Equal(100_000_000, zeros.Stdout.Length);
     }
 
     [Fact]
@@ -268,5 +268,28 @@ public sealed class GatewayTests(GatewayRig rig)
         Assert.Contains(lines, l => Str(l, "event") == "login_accepted" && Str(l, "cert_id") == "cert_valid");
         Assert.Contains(lines, l => Str(l, "cert_id") == "cert_expired" && Str(l, "reason")!.Contains("expired"));
         Assert.Contains(lines, l => Str(l, "cert_id") == "cert_wrong" && Str(l, "reason")!.Contains("do not include ops"));
+    }
+
+    [Theory]
+    [InlineData("--Ssh:IdleTimeoutSeconds", "idle for 1 s")]
+    [InlineData("--Ssh:MaxSessionSeconds", "longer than 1 s")]
+    public async Task Session_limits_end_sessions_with_a_message(string setting, string message)
+    {
+        var (host, port) = await rig.StartGatewayAsync(setting, "1");
+        try
+        {
+            // Same host keys as the main gateway (same directory), trusted for this port too.
+            rig.Client.TrustHost(port, rig.HostKeyLines);
+            var r = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "sleep 30; echo finished");
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains(message, r.Stderr);
+            Assert.DoesNotContain("finished", r.Text); // ended by the limit, not by the command
+        }
+        finally
+        {
+            rig.Client.TrustHost(rig.Port, rig.HostKeyLines);
+            await host.StopAsync();
+            await host.DisposeAsync();
+        }
     }
 }

@@ -205,4 +205,40 @@ public sealed class OpenSshTests : IAsyncLifetime, IDisposable
         Assert.Equal(0, r.ExitCode);
         Assert.Equal("ready\r\nsaid hello\r\n", r.Text);
     }
+
+    [Fact]
+    public async Task Keepalives_are_answered_and_forwarding_is_refused()
+    {
+        // The client gives up after 2 unanswered keepalives a second apart; the command takes 3.5 s.
+        Ok(await Ssh("sleep 3500", "ServerAliveInterval=1", "ServerAliveCountMax=2"), "slept\n");
+
+        var remote = await Ssh("echo no", "ExitOnForwardFailure=yes", $"RemoteForward=127.0.0.1:{EdgeEru.Dev.Ports.FreeTcp()} 127.0.0.1:9");
+        Assert.Equal(255, remote.ExitCode);
+        Assert.Contains("remote port forwarding failed", remote.Stderr);
+        // Agent forwarding is asked for and refused; the session goes on.
+        Ok(await Ssh("echo agentless", "ForwardAgent=yes"), "agentless\n");
+    }
+
+    [Fact]
+    public async Task Several_channels_run_at_once_on_one_connection()
+    {
+        using var client = new Renci.SshNet.SshClient("127.0.0.1", _server.Port, "tester", new Renci.SshNet.PrivateKeyFile(_key));
+        client.Connect();
+        var commands = Enumerable.Range(1, 5).Select(i => Task.Run(() =>
+        {
+            using var cmd = client.CreateCommand($"sleep {200 * i}");
+            var output = cmd.Execute();
+            return (output, cmd.ExitStatus);
+        })).ToList();
+        foreach (var c in commands)
+        {
+            var (output, status) = await c;
+            Assert.Equal("slept\n", output);
+            Assert.Equal(0, status);
+        }
+        using var exit = client.CreateCommand("exit 5");
+        exit.Execute();
+        Assert.Equal(5, exit.ExitStatus);
+        client.Disconnect();
+    }
 }

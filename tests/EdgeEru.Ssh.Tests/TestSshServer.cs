@@ -85,6 +85,10 @@ public sealed class TestHandler : SshServerHandler
                 return SessionExit.Exited(1);
             case "exit":
                 return SessionExit.Exited(int.Parse(arg, System.Globalization.CultureInfo.InvariantCulture));
+            case "sleep":
+                await Task.Delay(TimeSpan.FromMilliseconds(int.Parse(arg, System.Globalization.CultureInfo.InvariantCulture)), ct);
+                await session.Output.WriteAsync("slept\n"u8.ToArray(), ct);
+                return SessionExit.Exited(0);
             case "kill":
                 return SessionExit.Killed(9);
             case "cat":
