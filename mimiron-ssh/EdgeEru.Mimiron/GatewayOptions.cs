@@ -24,6 +24,9 @@ public sealed class GatewayOptions
 
     public int MaxSessionsPerUser { get; set; } = 20;
 
+    /// <summary>Where session recordings (asciicast v2, one file per session) go. Empty: no recordings.</summary>
+    public string RecordDirectory { get; set; } = "";
+
     /// <summary>
     /// Certificate authorities (public keys as authorized_keys lines) whose user certificates log in without the key being
     /// listed: the certificate's principals must include the user, who must still exist in the registry (for app access).

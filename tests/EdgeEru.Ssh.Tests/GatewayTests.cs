@@ -292,4 +292,30 @@ public sealed class GatewayTests(GatewayRig rig)
             await host.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task Sessions_are_recorded_as_asciicast()
+    {
+        var dir = Path.Combine(rig.Client.Dir, "casts");
+        var (host, port) = await rig.StartGatewayAsync("--Ssh:RecordDirectory", dir);
+        try
+        {
+            rig.Client.TrustHost(port, rig.HostKeyLines);
+            var r = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "echo recorded", tty: true, options: ["SetEnv=TERM=xterm"]);
+            Assert.Equal(0, r.ExitCode);
+            var cast = Assert.Single(Directory.GetFiles(dir, "*.cast"));
+            var lines = File.ReadAllLines(cast);
+            var header = JsonDocument.Parse(lines[0]).RootElement;
+            Assert.Equal(2, header.GetProperty("version").GetInt32());
+            Assert.Equal("xterm", header.GetProperty("env").GetProperty("TERM").GetString());
+            var output = string.Concat(lines.Skip(1).Select(l => JsonDocument.Parse(l).RootElement).Where(e => e[1].GetString() == "o").Select(e => e[2].GetString()));
+            Assert.Contains("recorded", output);
+        }
+        finally
+        {
+            rig.Client.TrustHost(rig.Port, rig.HostKeyLines);
+            await host.StopAsync();
+            await host.DisposeAsync();
+        }
+    }
 }

@@ -26,7 +26,8 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
         "i=0; while [ \"$(stty size 2>/dev/null)\" = \"0 0\" ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; ";
 
     /// <summary>Runs <paramref name="command"/> (null: a login shell) for the session; <paramref name="touch"/> marks activity.</summary>
-    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, string? command, Func<long> touch, CancellationToken ct)
+    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, string? command, Func<long> touch,
+        Audit.AsciicastRecorder? recorder, CancellationToken ct)
     {
         var client = clients.For(target.Node.Endpoint);
         var tty = session.Pty is not null;
@@ -74,7 +75,10 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
                     await Task.Delay(20, stop.Token);
                 sized.TrySetResult();
                 await foreach (var s in session.Resizes.ReadAllAsync(stop.Token))
+                {
+                    recorder?.Resize(s.Columns, s.Rows);
                     await TryResizeAsync(client, exec, s, stop.Token);
+                }
             }
             finally
             {
@@ -106,6 +110,7 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
                 var r = await stream.ReadOutputAsync(buf, 0, buf.Length, ct);
                 if (r.EOF) break;
                 var sink = r.Target == MultiplexedStream.TargetStream.StandardError ? session.Error : session.Output;
+                recorder?.Output(buf.AsSpan(0, r.Count));
                 await sink.WriteAsync(buf.AsMemory(0, r.Count), ct);
                 bytesOut += r.Count;
                 touch();

@@ -120,8 +120,9 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     private async Task<SessionExit> RunAsync(SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, CancellationToken ct)
     {
         var w = target.Workload;
+        using var recorder = options.RecordDirectory.Length == 0 ? null : StartRecording(session, login, w);
         audit.Write("session_start", ("user", login.User), ("target", login.Target), ("workload", w.Id), ("ident", w.Ident), ("app", w.App),
-            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem), ("tty", session.Pty is not null), ("container_user", access.User),
+            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem), ("tty", session.Pty is not null), ("container_user", access.User), ("recording", recorder?.Path),
             ("key", session.Connection.Key is null ? null : Fingerprint(session.Connection.Key)));
         metrics.ActiveSessions.Inc();
         var started = Stopwatch.GetTimestamp();
@@ -132,7 +133,7 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         ExecResult result;
         try
         {
-            result = await exec.RunAsync(session, target, access, Command(session), () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), limits.Token);
+            result = await exec.RunAsync(session, target, access, Command(session), () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), recorder, limits.Token);
         }
         catch (OperationCanceledException) when (limits.IsCancellationRequested && !ct.IsCancellationRequested)
         {
@@ -176,6 +177,15 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     /// </summary>
     private static string? Command(SshSession session) =>
         session.Connection.Key?.Certificate?.ForceCommand ?? (session.Subsystem == "sftp" ? SftpServer : session.Command);
+
+    private AsciicastRecorder StartRecording(SshSession session, LoginName login, Workload w)
+    {
+        Directory.CreateDirectory(options.RecordDirectory);
+        var name = $"{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfffZ}-{login.User}-{w.Ident}-{Guid.NewGuid().ToString("N")[..6]}.cast";
+        var size = session.Pty?.Size;
+        return new AsciicastRecorder(Path.Combine(options.RecordDirectory, name), size?.Columns ?? 80, size?.Rows ?? 24, session.Pty?.Term,
+            Command(session), $"{login.User}~{login.Target} on {w.App}.{w.Entrypoint} {w.Ident}@{w.Node}");
+    }
 
     /// <summary>The fingerprint of the key that signs: a certificate's own key.</summary>
     private static string Fingerprint(SshPublicKey key) => (key.Certificate?.Key ?? key).Fingerprint;
