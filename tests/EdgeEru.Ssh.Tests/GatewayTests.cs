@@ -136,16 +136,25 @@ public sealed class GatewayTests(GatewayRig rig)
         var id = new string('f', 64);
         await rig.Store.PutAsync(Kinds.Workloads, Samples.Workload(id, "hello", "web", "ghost") with { Ident = "ghost1" });
         await rig.Store.PutAsync(Kinds.WorkloadStatus, Samples.Status(id, "ghost"), lease.Id);
+        // And one that exists but was never started.
+        var stopped = (await host.DockerAsync(["create", "--network", "none", EdgeEru.Dev.DockerRig.Image, "sleep", "1000"])).Trim();
+        await rig.Store.PutAsync(Kinds.Workloads, Samples.Workload(stopped, "hello", "web", "ghost") with { Ident = "ghost2" });
+        await rig.Store.PutAsync(Kinds.WorkloadStatus, Samples.Status(stopped, "ghost"), lease.Id);
         try
         {
             var r = await EventuallyResult(() => rig.Ssh("ops~ghost1", rig.OpsKey, "true"), r => !r.Stderr.Contains("no live instance"));
             Assert.Equal(1, r.ExitCode);
             Assert.Contains("instance ghost1 is gone", r.Stderr);
+            r = await EventuallyResult(() => rig.Ssh("ops~ghost2", rig.OpsKey, "true"), r => !r.Stderr.Contains("no live instance"));
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("instance ghost2 is not running", r.Stderr);
         }
         finally
         {
             await rig.Store.DeleteAsync(Kinds.Workloads, id);
+            await rig.Store.DeleteAsync(Kinds.Workloads, stopped);
             await rig.Store.DeleteAsync(Kinds.Nodes, "ghost");
+            await host.DockerAsync(["rm", "-f", stopped]);
         }
     }
 
