@@ -132,12 +132,12 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
 
     /// <summary>Another gateway on the same registry, with extra settings (e.g. session limits); stop it when done.</summary>
-    public async Task<(WebApplication Host, int Port)> StartGatewayAsync(params string[] settings)
+    public async Task<(WebApplication Host, int Port)> StartGatewayAsync(ILoggerProvider logs, params string[] settings)
     {
         var port = Ports.FreeTcp();
         var host = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", port.ToString(),
             "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", .. settings],
-            l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
+            l => l.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
         await host.StartAsync();
         await Eventually.True(() => host.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count >= 3, TimeSpan.FromSeconds(10),
             "the second gateway sees the users");

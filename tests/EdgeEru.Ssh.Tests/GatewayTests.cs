@@ -10,7 +10,7 @@ namespace EdgeEru.Ssh.Tests;
 
 /// <summary>eru-ssh end to end: the real ssh client (and SSH.NET) through the gateway into containers on a real dockerd.</summary>
 [Collection(GatewayRigCollection.Name)]
-public sealed class GatewayTests(GatewayRig rig)
+public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputHelper output)
 {
     private static void Ok(OpenSshClient.Result r, string stdout)
     {
@@ -284,13 +284,13 @@ public sealed class GatewayTests(GatewayRig rig)
     [InlineData("--Ssh:MaxSessionSeconds", "longer than 1 s")]
     public async Task Session_limits_end_sessions_with_a_message(string setting, string message)
     {
-        var (host, port) = await rig.StartGatewayAsync(setting, "1");
+        var (host, port) = await rig.StartGatewayAsync(new XunitLoggerProvider(output), setting, "1");
         try
         {
             // Same host keys as the main gateway (same directory), trusted for this port too.
             rig.Client.TrustHost(port, rig.HostKeyLines);
             var r = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "sleep 30; echo finished");
-            Assert.Equal(1, r.ExitCode);
+            Assert.True(r.ExitCode == 1, $"exit {r.ExitCode}: {r.Stderr}");
             Assert.Contains(message, r.Stderr);
             Assert.DoesNotContain("finished", r.Text); // ended by the limit, not by the command
         }
@@ -306,7 +306,7 @@ public sealed class GatewayTests(GatewayRig rig)
     public async Task Sessions_are_recorded_as_asciicast()
     {
         var dir = Path.Combine(rig.Client.Dir, "casts");
-        var (host, port) = await rig.StartGatewayAsync("--Ssh:RecordDirectory", dir);
+        var (host, port) = await rig.StartGatewayAsync(new XunitLoggerProvider(output), "--Ssh:RecordDirectory", dir);
         try
         {
             rig.Client.TrustHost(port, rig.HostKeyLines);
@@ -326,5 +326,16 @@ public sealed class GatewayTests(GatewayRig rig)
             await host.StopAsync();
             await host.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_mid_session_still_gets_its_session_end_audited()
+    {
+        await Assert.ThrowsAsync<TimeoutException>(() => rig.Client.RunAsync(rig.Port, "ops~web.hello", rig.OpsKey, "echo started; sleep 31",
+            timeout: TimeSpan.FromSeconds(3)));
+        await Eventually.True(() => File.ReadAllLines(rig.AuditPath).Select(l => JsonDocument.Parse(l).RootElement)
+                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "echo started; sleep 31" && Str(l, "outcome") == "client_left"
+                          && l.GetProperty("bytes_out").GetInt64() == 8),
+            TimeSpan.FromSeconds(15), "session_end of the abandoned session, with the bytes it sent");
     }
 }

@@ -7,8 +7,11 @@ using EdgeEru.Ssh.Connection;
 
 namespace EdgeEru.Mimiron.Docker;
 
-/// <summary>What an exec did: its exit code and the bytes that went each way.</summary>
-public sealed record ExecResult(int ExitCode, long BytesIn, long BytesOut, string? Problem);
+/// <summary>
+/// What an exec did: its exit code and the bytes that went each way; <see cref="Interrupted"/> when the session ended
+/// first (the client left, or a limit cancelled it), so there is no exit code.
+/// </summary>
+public sealed record ExecResult(int ExitCode, long BytesIn, long BytesOut, string? Problem, bool Interrupted = false);
 
 /// <summary>
 /// Runs an SSH session as a Docker exec in the target container on its node: a TTY with TERM and the window size
@@ -115,6 +118,10 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
                 bytesOut += r.Count;
                 touch();
             }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            return new ExecResult(255, bytesIn, bytesOut, null, Interrupted: true);
         }
         finally
         {

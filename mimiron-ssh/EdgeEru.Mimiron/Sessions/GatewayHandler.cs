@@ -126,20 +126,21 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
             ("key", session.Connection.Key is null ? null : Fingerprint(session.Connection.Key)));
         metrics.ActiveSessions.Inc();
         var started = Stopwatch.GetTimestamp();
-        using var limits = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        if (options.MaxSessionSeconds > 0) limits.CancelAfter(TimeSpan.FromSeconds(options.MaxSessionSeconds));
+        using var maxLength = options.MaxSessionSeconds > 0 ? new CancellationTokenSource(TimeSpan.FromSeconds(options.MaxSessionSeconds)) : new CancellationTokenSource();
+        using var limits = CancellationTokenSource.CreateLinkedTokenSource(ct, maxLength.Token);
         var lastActivity = Stopwatch.GetTimestamp();
-        var idle = options.IdleTimeoutSeconds > 0 ? WatchIdleAsync(() => Interlocked.Read(ref lastActivity), TimeSpan.FromSeconds(options.IdleTimeoutSeconds), limits) : Task.CompletedTask;
+        var idleFired = false;
+        var idle = options.IdleTimeoutSeconds > 0
+            ? WatchIdleAsync(() => Interlocked.Read(ref lastActivity), TimeSpan.FromSeconds(options.IdleTimeoutSeconds), limits, () => idleFired = true)
+            : Task.CompletedTask;
         ExecResult result;
         try
         {
             result = await exec.RunAsync(session, target, access, Command(session), () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), recorder, limits.Token);
         }
-        catch (OperationCanceledException) when (limits.IsCancellationRequested && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is OperationCanceledException or IOException)
         {
-            var ending = Stopwatch.GetElapsedTime(Interlocked.Read(ref lastActivity)).TotalSeconds >= options.IdleTimeoutSeconds && options.IdleTimeoutSeconds > 0
-                ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s";
-            result = new ExecResult(1, 0, 0, $"session ended: {ending}");
+            result = new ExecResult(255, 0, 0, null, Interrupted: true);
         }
         finally
         {
@@ -147,23 +148,34 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
             await limits.CancelAsync();
             await idle;
         }
+        if (result.Interrupted)
+        {
+            // Cut short: by a limit (the client is told), or because the client went away (nobody to tell).
+            var limited = !ct.IsCancellationRequested && (idleFired || maxLength.IsCancellationRequested);
+            result = result with
+            {
+                ExitCode = limited ? 1 : 255,
+                Problem = limited ? $"session ended: {(idleFired ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s")}" : null,
+            };
+        }
         if (result.Problem is not null)
         {
             try
             {
                 await session.Error.WriteAsync(Encoding.UTF8.GetBytes($"eru-ssh: {result.Problem}\n"), ct);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or OperationCanceledException)
             {
                 // the client left
             }
         }
-        metrics.Sessions.WithLabels(result.Problem is null ? "completed" : "failed").Inc();
+        var outcome = result.Interrupted ? result.Problem is null ? "client_left" : "limited" : result.Problem is null ? "completed" : "failed";
+        metrics.Sessions.WithLabels(outcome).Inc();
         metrics.Bytes.WithLabels("in").Inc(result.BytesIn);
         metrics.Bytes.WithLabels("out").Inc(result.BytesOut);
         audit.Write("session_end", ("user", login.User), ("workload", w.Id), ("ident", w.Ident), ("node", w.Node), ("command", session.Command),
             ("exit_code", result.ExitCode), ("bytes_in", result.BytesIn), ("bytes_out", result.BytesOut),
-            ("seconds", Stopwatch.GetElapsedTime(started).TotalSeconds), ("problem", result.Problem));
+            ("seconds", Stopwatch.GetElapsedTime(started).TotalSeconds), ("outcome", outcome), ("problem", result.Problem));
         return SessionExit.Exited(result.ExitCode);
     }
 
@@ -190,14 +202,16 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     /// <summary>The fingerprint of the key that signs: a certificate's own key.</summary>
     private static string Fingerprint(SshPublicKey key) => (key.Certificate?.Key ?? key).Fingerprint;
 
-    private static async Task WatchIdleAsync(Func<long> lastActivity, TimeSpan idle, CancellationTokenSource limits)
+    private static async Task WatchIdleAsync(Func<long> lastActivity, TimeSpan idle, CancellationTokenSource limits, Action fired)
     {
         try
         {
             while (!limits.IsCancellationRequested)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(250), limits.Token);
-                if (Stopwatch.GetElapsedTime(lastActivity()) >= idle) await limits.CancelAsync();
+                if (Stopwatch.GetElapsedTime(lastActivity()) < idle) continue;
+                fired();
+                await limits.CancelAsync();
             }
         }
         catch (OperationCanceledException)
