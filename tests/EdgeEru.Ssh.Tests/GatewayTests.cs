@@ -338,4 +338,27 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
                           && l.GetProperty("bytes_out").GetInt64() == 8),
             TimeSpan.FromSeconds(15), "session_end of the abandoned session, with the bytes it sent");
     }
+
+    [Fact]
+    public async Task A_signal_from_the_client_reaches_the_process()
+    {
+        using var client = new SshClient("127.0.0.1", rig.Port, "ops~web.hello", new PrivateKeyFile(rig.OpsKey));
+        client.Connect();
+        using var cmd = client.CreateCommand("sleep 29");
+        var run = cmd.ExecuteAsync();
+        await Task.Delay(1000); // the exec has started
+        try
+        {
+            cmd.CancelAsync(); // SSH.NET sends signal TERM
+            await run;
+        }
+        catch (OperationCanceledException)
+        {
+            // SSH.NET reports its own cancellation
+        }
+        await Eventually.True(() => File.ReadAllLines(rig.AuditPath).Select(l => JsonDocument.Parse(l).RootElement)
+                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "sleep 29" && l.GetProperty("exit_code").GetInt32() == 143),
+            TimeSpan.FromSeconds(15), "the command ended by SIGTERM (exit code 143)");
+        client.Disconnect();
+    }
 }

@@ -89,6 +89,25 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             }
         }, stop.Token);
 
+        var signals = Task.Run(async () =>
+        {
+            await foreach (var name in session.Signals.ReadAllAsync(stop.Token))
+            {
+                bool sent;
+                try
+                {
+                    var inspect = await client.Exec.InspectContainerExecAsync(exec, stop.Token);
+                    sent = inspect.Running && LocalSignals.IsLocal(target.Node.Endpoint.Address) && LocalSignals.TrySend(inspect.Pid, name);
+                }
+                catch (Exception e) when (e is DockerApiException or HttpRequestException)
+                {
+                    sent = false;
+                }
+                log.LogInformation("signal {Signal} for exec {Exec} in {Ident}: {Outcome}", name, exec, target.Workload.Ident,
+                    sent ? "sent" : "not delivered (remote engine, unknown signal or process gone)");
+            }
+        }, stop.Token);
+
         var stdin = Task.Run(async () =>
         {
             await sized.Task;
@@ -128,6 +147,7 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             await stop.CancelAsync();
             await Quietly(stdin);
             await Quietly(resizes);
+            await Quietly(signals);
         }
 
         // The output ends as the process does; inspect may say running for a moment longer.
