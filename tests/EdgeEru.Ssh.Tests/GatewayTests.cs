@@ -337,6 +337,10 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
                 .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "echo started; sleep 31" && Str(l, "outcome") == "client_left"
                           && l.GetProperty("bytes_out").GetInt64() == 8),
             TimeSpan.FromSeconds(15), "session_end of the abandoned session, with the bytes it sent");
+        // Its process was hung up, as sshd's would be.
+        string ps = "";
+        for (var i = 0; i < 50 && (ps = (await rig.Ssh("ops~web.hello", rig.OpsKey, "ps")).Text).Contains("sleep 31"); i++) await Task.Delay(100);
+        Assert.DoesNotContain("sleep 31", ps);
     }
 
     [Fact]

@@ -140,6 +140,7 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
+            await HangUpAsync(client, exec, target);
             return new ExecResult(255, bytesIn, bytesOut, null, Interrupted: true);
         }
         finally
@@ -158,6 +159,26 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             await Task.Delay(20, ct);
         }
         return new ExecResult(255, bytesIn, bytesOut, "the command's exit code could not be read");
+    }
+
+    /// <summary>
+    /// A session cut short leaves its process running (Docker cannot stop an exec): like sshd closing a terminal, the
+    /// gateway sends it SIGHUP when the engine is local.
+    /// </summary>
+    private async Task HangUpAsync(DockerClient client, string exec, ResolvedTarget target)
+    {
+        if (!LocalSignals.IsLocal(target.Node.Endpoint.Address)) return;
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var inspect = await client.Exec.InspectContainerExecAsync(exec, cts.Token);
+            if (inspect.Running && LocalSignals.TrySend(inspect.Pid, "HUP"))
+                log.LogInformation("session cut short: sent SIGHUP to exec {Exec} in {Ident}", exec, target.Workload.Ident);
+        }
+        catch (Exception e) when (e is DockerApiException or HttpRequestException or OperationCanceledException or IOException)
+        {
+            log.LogDebug("could not hang up exec {Exec}: {Error}", exec, e.Message);
+        }
     }
 
     private async Task<bool> TryResizeAsync(DockerClient client, string exec, TerminalSize size, CancellationToken ct)
