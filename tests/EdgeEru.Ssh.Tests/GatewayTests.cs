@@ -365,4 +365,31 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
             TimeSpan.FromSeconds(15), "the command ended by SIGTERM (exit code 143)");
         client.Disconnect();
     }
+
+    [Fact]
+    public async Task Sessions_per_user_are_capped()
+    {
+        var (host, port) = await rig.StartGatewayAsync(new XunitLoggerProvider(output), "--Ssh:MaxSessionsPerUser", "1");
+        try
+        {
+            rig.Client.TrustHost(port, rig.HostKeyLines);
+            using var client = new SshClient("127.0.0.1", port, "ops~web.hello", new PrivateKeyFile(rig.OpsKey));
+            client.Connect();
+            using var first = client.CreateCommand("echo first; sleep 5");
+            var running = first.ExecuteAsync();
+            await Task.Delay(1000);
+            var second = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "echo second");
+            Assert.Equal(1, second.ExitCode);
+            Assert.Contains("ops already has 1 sessions open", second.Stderr);
+            await running;
+            Assert.Equal("first\n", first.Result);
+            client.Disconnect();
+        }
+        finally
+        {
+            rig.Client.TrustHost(rig.Port, rig.HostKeyLines);
+            await host.StopAsync();
+            await host.DisposeAsync();
+        }
+    }
 }

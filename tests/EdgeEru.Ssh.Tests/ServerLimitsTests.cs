@@ -60,4 +60,37 @@ public sealed class ServerLimitsTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("too many authentication failures", r.Stderr);
         Assert.Equal(2, server.Handler.Events.Count(e => e.StartsWith("failed flaky", StringComparison.Ordinal)));
     }
+
+    [Theory]
+    [InlineData(true, "strict key exchange: KEXINIT was not the first packet")]
+    [InlineData(false, null)]
+    public async Task Strict_kex_refuses_anything_before_kexinit(bool strict, string? expected)
+    {
+        await using var server = new TestSshServer(_logs);
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", server.Port);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync("SSH-2.0-Probe\r\n"u8.ToArray());
+        var writer = new Transport.PacketWriter(stream);
+        writer.Frame([Wire.MessageNumber.Ignore, 0, 0, 0, 0]); // what a Terrapin attacker would inject
+        string[] kex = strict ? ["curve25519-sha256", "kex-strict-c-v00@openssh.com"] : ["curve25519-sha256"];
+        writer.Frame(new Kex.KexInit(kex, ["ssh-ed25519"], ["aes128-gcm@openssh.com"], ["aes128-gcm@openssh.com"], ["hmac-sha2-256"], ["hmac-sha2-256"],
+            ["none"], ["none"], false).Encode());
+        await writer.FlushAsync(default);
+        if (strict)
+        {
+            await stream.CopyToAsync(Stream.Null).WaitAsync(TimeSpan.FromSeconds(10)); // the server hangs up
+            await Eventually.True(() => !server.Handler.CloseErrors.IsEmpty, TimeSpan.FromSeconds(5), "the server's reason");
+            Assert.Contains(expected!, server.Handler.CloseErrors);
+        }
+        else
+        {
+            // Without strict kex an IGNORE first is fine: the server goes on to wait for our KEX_ECDH_INIT.
+            var reader = new Transport.PacketReader(stream);
+            Assert.StartsWith("SSH-2.0-EdgeEru", await reader.ReadIdentificationAsync(default));
+            Assert.Equal(Wire.MessageNumber.KexInit, (await reader.ReadPacketAsync(default)).Span[0]);
+            await Task.Delay(300);
+            Assert.Empty(server.Handler.CloseErrors);
+        }
+    }
 }

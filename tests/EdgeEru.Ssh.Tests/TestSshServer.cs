@@ -67,7 +67,13 @@ public sealed class TestHandler : SshServerHandler
     public override void OnAuthFailed(SshConnectionInfo connection, string user, SshPublicKey? key, string reason) =>
         Events.Enqueue($"failed {user} {reason}");
 
-    public override void OnConnectionClosed(SshConnectionInfo connection, Exception? error) => Closed.Enqueue(connection);
+    public ConcurrentQueue<string> CloseErrors { get; } = new();
+
+    public override void OnConnectionClosed(SshConnectionInfo connection, Exception? error)
+    {
+        if (error is not null) CloseErrors.Enqueue(error.Message);
+        Closed.Enqueue(connection);
+    }
 
     public override async Task<SessionExit> RunSessionAsync(SshSession session, CancellationToken ct)
     {
