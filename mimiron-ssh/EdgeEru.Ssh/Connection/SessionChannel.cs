@@ -25,7 +25,9 @@ internal sealed class SessionChannel : IDisposable
     private readonly Channel<string> _signals = Channel.CreateUnbounded<string>();
     private readonly CancellationTokenSource _cts;
     private readonly object _gate = new();
-    private readonly SemaphoreSlim _windowSignal = new(0);
+    // Completed (and replaced) whenever the client's window grows or the channel closes: wakes every waiting writer
+    // (stdout and stderr share the window).
+    private TaskCompletionSource _windowGrew = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ImmutableDictionary<string, string> _env = ImmutableDictionary<string, string>.Empty;
     private PtyRequest? _pty;
     private long _remoteWindow;
@@ -53,7 +55,6 @@ internal sealed class SessionChannel : IDisposable
 
     public void Dispose()
     {
-        _windowSignal.Dispose();
         _cts.Dispose();
     }
 
@@ -85,8 +86,14 @@ internal sealed class SessionChannel : IDisposable
 
     public void OnWindowAdjust(uint bytes)
     {
-        lock (_gate) _remoteWindow = Math.Min(uint.MaxValue, _remoteWindow + bytes);
-        _windowSignal.Release();
+        TaskCompletionSource grew;
+        lock (_gate)
+        {
+            _remoteWindow = Math.Min(uint.MaxValue, _remoteWindow + bytes);
+            grew = _windowGrew;
+            _windowGrew = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        grew.TrySetResult();
     }
 
     public async ValueTask OnCloseAsync()
@@ -99,7 +106,7 @@ internal sealed class SessionChannel : IDisposable
             _closeSent = true;
         }
         _cts.Cancel();
-        _windowSignal.Release();
+        lock (_gate) _windowGrew.TrySetResult();
         _stdin.Writer.Complete();
         if (reply) await _transport.SendAsync(new SshWriter(16).Byte(MessageNumber.ChannelClose).UInt32(RemoteId));
     }
@@ -220,6 +227,7 @@ internal sealed class SessionChannel : IDisposable
             int n;
             while (true)
             {
+                Task grew;
                 lock (_gate)
                 {
                     if (_closeSent) throw new IOException("the channel is closed");
@@ -229,8 +237,9 @@ internal sealed class SessionChannel : IDisposable
                         _remoteWindow -= n;
                         break;
                     }
+                    grew = _windowGrew.Task;
                 }
-                await _windowSignal.WaitAsync(ct);
+                await grew.WaitAsync(ct);
             }
             scratch.Clear();
             scratch.Byte(dataType is null ? MessageNumber.ChannelData : MessageNumber.ChannelExtendedData).UInt32(RemoteId);

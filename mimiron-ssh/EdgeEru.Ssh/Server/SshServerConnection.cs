@@ -237,8 +237,9 @@ internal sealed class SshServerConnection : IAsyncDisposable
                 {
                     var c = Channel(ref r);
                     r.UInt32("data type");
+                    var offset = payload.Length - r.Remaining + 4;
                     var n = r.String("data").Length;
-                    await c.OnDataAsync(new byte[n], true);
+                    await c.OnDataAsync(payload.Slice(offset, n), true); // counted against the window, then dropped
                     break;
                 }
                 case MessageNumber.ChannelEof:

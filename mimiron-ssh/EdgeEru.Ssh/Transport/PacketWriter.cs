@@ -13,7 +13,7 @@ internal sealed class PacketWriter(Stream stream)
     public uint Sequence { get; set; }
     public long BytesWritten { get; private set; }
 
-    /// <summary>Frames and seals one packet into the buffer; returns its size (call <see cref="FlushAsync"/> to send what was framed).</summary>
+    /// <summary>Frames and seals one packet into the buffer (<see cref="FlushAsync"/> sends what was framed).</summary>
     public void Frame(ReadOnlySpan<byte> payload)
     {
         var p = Protector;
