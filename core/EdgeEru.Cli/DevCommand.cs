@@ -33,6 +33,8 @@ internal static class DevCommand
         var corePort = new Option<int>("--core-port") { Description = "Loopback port of Core's gRPC API", DefaultValueFactory = _ => 5001 };
         var coreHttpPort = new Option<int>("--core-http-port") { Description = "Port of Core's /metrics and /healthz", DefaultValueFactory = _ => 9182 };
         var agentHttpPort = new Option<int>("--agent-http-port") { Description = "Port of the first host's agent (/metrics, /healthz, /logs); host N gets this + N - 1", DefaultValueFactory = _ => 9190 };
+        var sshPort = new Option<int>("--ssh-port") { Description = "Loopback port of the SSH gateway", DefaultValueFactory = _ => 2222 };
+        var sshHttpPort = new Option<int>("--ssh-http-port") { Description = "Port of the SSH gateway's /metrics and /healthz", DefaultValueFactory = _ => 9154 };
         var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
         hosts.Validators.Add(r =>
         {
@@ -42,7 +44,7 @@ internal static class DevCommand
         {
             if (r.GetValue(agentHttpPort) is < 1 or > 65535 - DockerRig.MaxHosts) r.AddError($"--agent-http-port must be between 1 and {65535 - DockerRig.MaxHosts}");
         });
-        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort])
+        foreach (var port in (Option<int>[])[dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, sshPort, sshHttpPort])
             port.Validators.Add(r =>
             {
                 if (r.GetValue(port) is < 1 or > 65535) r.AddError($"{port.Name} must be between 1 and 65535");
@@ -71,16 +73,16 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, hosts,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, sshPort, sshHttpPort, hosts,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
             pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort),
-            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(hosts)), ct));
+            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(hosts)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
-        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int Hosts);
+        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int SshPort, int SshHttpPort, int Hosts);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -94,11 +96,13 @@ internal static class DevCommand
         var dnsPid = Path.Combine(stateDir, "dns.pid");
         var lbPid = Path.Combine(stateDir, "lb.pid");
         var corePid = Path.Combine(stateDir, "core.pid");
+        var sshPid = Path.Combine(stateDir, "ssh.pid");
         var etcdUrl = settings.EtcdUrl;
         EtcdServer? etcd = null;
         ChildProcess? dns = null;
         ChildProcess? lb = null;
         ChildProcess? core = null;
+        ChildProcess? ssh = null;
         DockerRig? rig = null;
         var agents = new List<(ChildProcess Process, string PidFile)>();
         try
@@ -107,6 +111,7 @@ internal static class DevCommand
             Leftovers.Clean(dnsPid, "eru-dns.dll", log);
             Leftovers.Clean(lbPid, "eru-lb.dll", log);
             Leftovers.Clean(corePid, "eru-core.dll", log);
+            Leftovers.Clean(sshPid, "eru-ssh.dll", log);
             if (etcdUrl is null)
             {
                 Leftovers.Clean(etcdPid, "etcd", log);
@@ -157,6 +162,20 @@ internal static class DevCommand
                 "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", coreToken,
                 "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}", "--Logging:Format", "simple",
             ], ct);
+            // The SSH gateway, with a user "dev" holding this machine's own public keys (if any) for every app.
+            ssh = await StartServiceAsync("ssh", "eru-ssh.dll", sshPid, settings.SshHttpPort,
+            [
+                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
+                "--Ssh:Listen", "127.0.0.1", "--Ssh:Port", settings.SshPort.ToString(),
+                "--Ssh:HostKeyDirectory", Path.Combine(stateDir, "ssh-host-keys"), "--Ssh:AuditLog", Path.Combine(stateDir, "ssh-audit.jsonl"),
+                "--Http:Urls", $"http://127.0.0.1:{settings.SshHttpPort}", "--Logging:Format", "simple",
+            ], ct);
+            // A known_hosts file for the gateway's host keys (made by it on first start), so the try-it line checks them.
+            await File.WriteAllLinesAsync(Path.Combine(stateDir, "ssh-known-hosts"), Directory.GetFiles(Path.Combine(stateDir, "ssh-host-keys"), "*.pub")
+                .Select(f => $"[127.0.0.1]:{settings.SshPort} {File.ReadAllText(f).Trim()}"), ct);
+            var devKeys = DevKeys();
+            if (devKeys.Length > 0)
+                await store.PutAsync(Kinds.SshUsers, new SshUser { Name = "dev", Keys = devKeys, Apps = new() { [SshUser.AnyApp] = new SshAppAccess() } }, ct: ct);
 
             if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
                 log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, or --hosts 0");
@@ -197,6 +216,7 @@ internal static class DevCommand
             Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-18} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
             Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-12} admin http://127.0.0.1:{settings.LbAdminPort} (token in {Path.Combine(settings.StateDir, "lb.token")})");
             Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-12} gRPC edgeeru.core.v1 (token in {Path.Combine(settings.StateDir, "core.token")})");
+            Console.WriteLine($"  ssh        127.0.0.1:{settings.SshPort,-18} audit {Path.Combine(settings.StateDir, "ssh-audit.jsonl")}; metrics http://127.0.0.1:{settings.SshHttpPort}/metrics");
             Console.WriteLine();
             Console.WriteLine("Try it:");
             Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
@@ -217,6 +237,8 @@ internal static class DevCommand
             Console.WriteLine("  ./eru capacity examples/hello.yaml --pod dev --memory 64M");
             Console.WriteLine("  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 64M --network eru-mv --tag v3");
             if (rig is not null) Console.WriteLine($"  ./eru logs -f hello.web --etcd {etcdUrl}");
+            if (devKeys.Length > 0) Console.WriteLine($"  ssh -p {settings.SshPort} -o UserKnownHostsFile={Path.Combine(settings.StateDir, "ssh-known-hosts")} dev~web.hello@127.0.0.1");
+            else Console.WriteLine($"  ./eru ssh-user add dev --key-file ~/.ssh/id_ed25519.pub --app hello --etcd {etcdUrl}   (no ~/.ssh/id_*.pub found)");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -251,6 +273,12 @@ internal static class DevCommand
                 await core.DisposeAsync();
                 File.Delete(corePid);
                 log.LogInformation("core stopped");
+            }
+            if (ssh is not null)
+            {
+                await ssh.DisposeAsync();
+                File.Delete(sshPid);
+                log.LogInformation("ssh stopped");
             }
             if (lb is not null)
             {
@@ -328,6 +356,16 @@ internal static class DevCommand
         });
 
     /// <summary>The demo domain: X-Canary: 1 or 10% of users (sticky by cookie) to hello v2, the rest to v1.</summary>
+    private static readonly string[] DevKeyFiles = ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"];
+
+    /// <summary>This machine's own OpenSSH public keys, for the dev gateway user.</summary>
+    private static string[] DevKeys()
+    {
+        var dir = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".ssh");
+        return DevKeyFiles.Select(f => Path.Combine(dir, f)).Where(File.Exists)
+            .Select(f => File.ReadAllText(f).Trim()).Where(l => SshUser.KeyLineProblem(l) is null).ToArray();
+    }
+
     private static LbDomain DemoDomain() => new()
     {
         Name = "hello.eru.local",

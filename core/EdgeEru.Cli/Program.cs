@@ -17,6 +17,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     PodNodeCommands.Pod(),
     PodNodeCommands.Node(),
     LogsCommand.Create(),
+    SshUserCommand.Create(),
 };
 foreach (var command in DeployCommands.Create()) root.Subcommands.Add(command);
 var parsed = root.Parse(args);

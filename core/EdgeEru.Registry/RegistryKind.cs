@@ -41,7 +41,11 @@ public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRec
         if (errors.Count > 0) throw new RegistryValueException(Segment, value.KeyName, string.Join("; ", errors));
         if (value.V > Version)
             throw new RegistryValueException(Segment, value.KeyName, $"schema version {value.V} is newer than this build's {Version}");
-        return JsonSerializer.SerializeToUtf8Bytes(value, _typeInfo);
+        // Values are read by etcdctl and people, not embedded in HTML: '+' in a key's base64 stays '+', not \u002B.
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+            JsonSerializer.Serialize(writer, value, _typeInfo);
+        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Decodes and checks a stored value; anything wrong raises <see cref="RegistryValueException"/>.</summary>
@@ -104,7 +108,7 @@ public static class Kinds
     public static readonly RegistryKind<Workload> Workloads = new("workloads", 1, RegistryJsonContext.Default.Workload);
     public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
     public static readonly RegistryKind<LbDomain> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.LbDomain);
-    public static readonly RegistryKind<ReservedRecord> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.ReservedRecord);
+    public static readonly RegistryKind<SshUser> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.SshUser);
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
     public static readonly RegistryKind<LbCertificate> LbCertificates = new("lb/certs", 1, RegistryJsonContext.Default.LbCertificate);
 

@@ -7,6 +7,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["dns"] = DnsBenchmark.RunAsync,
     ["lb"] = LbBenchmark.RunAsync,
     ["agent"] = AgentBenchmark.RunAsync,
+    ["ssh"] = SshBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

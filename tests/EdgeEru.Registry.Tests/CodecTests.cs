@@ -31,7 +31,7 @@ public class CodecTests
         Check(Kinds.NodeStatus, Samples.NodeStatus("n1"));
         Check(Kinds.WorkloadStatus, Samples.Status("abc", ip: "198.18.16.9"));
         Check(Kinds.LbDomains, Samples.LbDomain());
-        Check(Kinds.SshUsers, new ReservedRecord { Name = "ops", Spec = System.Text.Json.JsonDocument.Parse("{\"keys\":[]}").RootElement });
+        Check(Kinds.SshUsers, new SshUser { Name = "ops", Keys = [Samples.SshKeyLine], Apps = new() { ["*"] = new SshAppAccess() } });
 
         static void Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
@@ -20,7 +19,7 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await Check(Kinds.Workloads, Samples.Workload("3f2a9c01", tags: ["v1", "canary"], ip: "198.18.16.7"));
         await Check(Kinds.WorkloadStatus, Samples.Status("3f2a9c01", ip: "198.18.16.7"));
         await Check(Kinds.LbDomains, Samples.LbDomain());
-        await Check(Kinds.SshUsers, new ReservedRecord { Name = "ops", Spec = JsonDocument.Parse("{\"keys\":[\"ssh-ed25519 AAAA\"]}").RootElement });
+        await Check(Kinds.SshUsers, new SshUser { Name = "ops", Keys = [Samples.SshKeyLine], Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "app" } } });
 
         async Task Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord
         {

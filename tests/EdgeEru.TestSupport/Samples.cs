@@ -5,6 +5,9 @@ namespace EdgeEru.TestSupport;
 /// <summary>Valid registry values for tests, varied by the few fields a test cares about.</summary>
 public static class Samples
 {
+    /// <summary>A real ed25519 public key as an authorized_keys line.</summary>
+    public const string SshKeyLine = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPu+0Hcve7gZNwdjyd3yxaAi6Fr+9VsrNZulrAR5JGAW ops@laptop";
+
     public static Pod Pod(string name = "dev") => new() { Name = name, Description = "test pod", Labels = StringMap.Of(("zone", "a")) };
 
     public static Node Node(string name, string pod = "dev", params string[] networks) => new()

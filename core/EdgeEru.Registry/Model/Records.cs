@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using EdgeEru.Registry.Serialization;
 
@@ -299,27 +298,6 @@ public sealed record WorkloadStatus : IRegistryRecord
         Names.Require(e, Names.IsLabel(Node), $"workload-status {Id}: node \"{Node}\" must be a DNS label");
         foreach (var (net, ip) in Addresses)
             Names.Require(e, System.Net.IPAddress.TryParse(ip, out _), $"workload-status {Id}: network {net} address \"{ip}\" is not an IP address");
-        return e;
-    }
-}
-
-/// <summary>
-/// A value whose schema belongs to a later issue (<c>lb/domains</c>, <c>ssh/users</c>): kept as a JSON object
-/// with its version, so the registry can carry it before its follower exists.
-/// </summary>
-public sealed record ReservedRecord : IRegistryRecord
-{
-    public int V { get; init; } = 1;
-    public required string Name { get; init; }
-    public JsonElement Spec { get; init; }
-
-    [JsonIgnore] public string KeyName => Name;
-
-    public IReadOnlyList<string> Validate()
-    {
-        var e = new List<string>();
-        Names.Require(e, Names.IsDomain(Name) || Names.IsUser(Name), $"name \"{Name}\" is neither a domain nor a user name");
-        Names.Require(e, Spec.ValueKind is JsonValueKind.Object or JsonValueKind.Undefined, $"{Name}: spec must be a JSON object");
         return e;
     }
 }

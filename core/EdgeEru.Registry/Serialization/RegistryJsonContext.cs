@@ -16,7 +16,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(NodeAllocation))]
 [JsonSerializable(typeof(Workload))]
 [JsonSerializable(typeof(WorkloadStatus))]
-[JsonSerializable(typeof(ReservedRecord))]
+[JsonSerializable(typeof(SshUser))]
 [JsonSerializable(typeof(DnsRecordSet))]
 [JsonSerializable(typeof(LbDomain))]
 [JsonSerializable(typeof(LbCertificate))]

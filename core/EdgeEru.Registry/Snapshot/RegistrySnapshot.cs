@@ -18,7 +18,7 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, NodeStatus>.Empty.WithComparers(StringComparer.Ordinal),
         default,
         ImmutableDictionary<string, LbDomain>.Empty.WithComparers(StringComparer.Ordinal),
-        ImmutableDictionary<string, ReservedRecord>.Empty.WithComparers(StringComparer.Ordinal),
+        ImmutableDictionary<string, SshUser>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, DnsRecordSet>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal),
         ImmutableDictionary<ServiceKey, ViewSet>.Empty,
@@ -37,7 +37,7 @@ public sealed class RegistrySnapshot
         ImmutableDictionary<string, NodeStatus> nodeStatuses,
         ViewSet workloads,
         ImmutableDictionary<string, LbDomain> lbDomains,
-        ImmutableDictionary<string, ReservedRecord> sshUsers,
+        ImmutableDictionary<string, SshUser> sshUsers,
         ImmutableDictionary<string, DnsRecordSet> dnsRecords,
         ImmutableDictionary<string, string> problems,
         ImmutableDictionary<ServiceKey, ViewSet> liveByService,
@@ -84,7 +84,7 @@ public sealed class RegistrySnapshot
 
     /// <summary>TLS certificates for the LB, by name.</summary>
     public ImmutableDictionary<string, LbCertificate> LbCertificates { get; }
-    public ImmutableDictionary<string, ReservedRecord> SshUsers { get; }
+    public ImmutableDictionary<string, SshUser> SshUsers { get; }
 
     /// <summary>Static DNS records by owner name.</summary>
     public ImmutableDictionary<string, DnsRecordSet> DnsRecords { get; }

@@ -15,7 +15,7 @@ internal sealed class SnapshotBuilder
     private readonly ImmutableDictionary<string, NodeStatus>.Builder _nodeStatuses;
     private ViewSet _workloads;
     private readonly ImmutableDictionary<string, LbDomain>.Builder _lbDomains;
-    private readonly ImmutableDictionary<string, ReservedRecord>.Builder _sshUsers;
+    private readonly ImmutableDictionary<string, SshUser>.Builder _sshUsers;
     private readonly ImmutableDictionary<string, DnsRecordSet>.Builder _dnsRecords;
     private readonly ImmutableDictionary<string, string>.Builder _problems;
     private readonly ImmutableDictionary<ServiceKey, ViewSet>.Builder _byService;
@@ -81,7 +81,7 @@ internal sealed class SnapshotBuilder
             case Workload w: SetWorkload(c.Name, w, true, null, 0, false); break;
             case WorkloadStatus s: SetWorkload(c.Name, null, false, s, c.Lease, true); break;
             case LbDomain d: _lbDomains[c.Name] = d; break;
-            case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers[c.Name] = r; break;
+            case SshUser r when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers[c.Name] = r; break;
             case DnsRecordSet d: _dnsRecords[c.Name] = d; break;
             case LbCertificate t: _lbCertificates[c.Name] = t; break;
             default: break;
@@ -210,7 +210,7 @@ internal sealed class SnapshotBuilder
                 case Workload w: records.Add(w); break;
                 case WorkloadStatus s: statuses.Add((s, c.Lease)); break;
                 case LbDomain d: lb[c.Name] = d; break;
-                case ReservedRecord r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
+                case SshUser r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
                 case DnsRecordSet d: dnsRecords[c.Name] = d; break;
                 case LbCertificate t: lbCertificates[c.Name] = t; break;
                 default: break;

@@ -1,0 +1,62 @@
+using EdgeEru.Mimiron.Audit;
+using EdgeEru.Mimiron.Docker;
+using EdgeEru.Mimiron.Sessions;
+using EdgeEru.Registry.Hosting;
+using EdgeEru.Registry.Watch;
+using Microsoft.Extensions.Options;
+using Prometheus;
+
+namespace EdgeEru.Mimiron;
+
+/// <summary>The gateway's host, built the same way for the binary and for tests.</summary>
+public static class MimironHost
+{
+    public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
+    {
+        // Configuration is read once at start (nothing here applies changes live), so appsettings needs no file watcher:
+        // inotify instances are a per-user limit that dockerd and other services on the machine use up.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false", .. args], ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.ApplyEruConventions(args, logging);
+        builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9154");
+
+        builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
+        builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddSingleton<GatewayMetrics>();
+        builder.Services.AddSingleton<DockerClients>();
+        builder.Services.AddSingleton<ExecRunner>();
+        builder.Services.AddSingleton(sp => new GatewayHandler(() => sp.GetRequiredService<RegistryWatcher>().Current, sp.GetRequiredService<ExecRunner>(),
+            sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<GatewayOptions>(),
+            sp.GetRequiredService<ILogger<GatewayHandler>>()));
+        builder.Services.AddSingleton<GatewayService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayService>());
+
+        var app = builder.Build();
+        app.MapMetrics("/metrics");
+        app.MapGet("/healthz", (GatewayService gateway, RegistryWatcher watcher) =>
+        {
+            var ready = watcher.Ready.IsCompleted && gateway.EndPoint is not null;
+            var body = new HealthReport(ready ? "serving" : "starting", watcher.Current.Revision, watcher.InTouch,
+                Math.Round(watcher.OutOfTouchFor.TotalSeconds, 1), watcher.Current.SshUsers.Count);
+            // Serving from a stale snapshot while etcd is away is still serving.
+            return ready ? Results.Json(body) : Results.Json(body, statusCode: 503);
+        });
+        return app;
+    }
+}
+
+internal sealed record HealthReport(string Status, long Revision, bool RegistryInTouch, double RegistryOutOfTouchSeconds, int Users);
+
+internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions options)
+    {
+        var problems = options.Problems();
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

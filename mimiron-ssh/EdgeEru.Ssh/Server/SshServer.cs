@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EdgeEru.Ssh.Server;
+
+/// <summary>Accepts TCP connections and runs each as an SSH server connection until stopped.</summary>
+public sealed class SshServer : IAsyncDisposable
+{
+    private readonly SshServerOptions _options;
+    private readonly SshServerHandler _handler;
+    private readonly ILogger _log;
+    private readonly TcpListener _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly HashSet<Task> _connections = [];
+    private long _nextId;
+    private Task? _acceptLoop;
+
+    public SshServer(IPEndPoint endpoint, SshServerOptions options, SshServerHandler handler, ILogger? log = null)
+    {
+        if (options.HostKeys.Count == 0) throw new ArgumentException("an SSH server needs at least one host key", nameof(options));
+        _options = options;
+        _handler = handler;
+        _log = log ?? NullLogger.Instance;
+        _listener = new TcpListener(endpoint);
+    }
+
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
+
+    /// <summary>Connections now open.</summary>
+    public int ConnectionCount
+    {
+        get { lock (_connections) return _connections.Count; }
+    }
+
+    public void Start()
+    {
+        _listener.Start(128);
+        _acceptLoop = AcceptLoopAsync();
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptSocketAsync(_stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                _log.LogWarning("accept failed: {Error}", e.Message);
+                continue;
+            }
+            socket.NoDelay = true;
+            var id = Interlocked.Increment(ref _nextId);
+            var connection = new SshServerConnection(new NetworkStream(socket, ownsSocket: true), socket.RemoteEndPoint, id, _options, _handler, _log);
+            Task task = null!;
+            task = Task.Run(async () =>
+            {
+                try
+                {
+                    await using (connection) await connection.RunAsync(_stop.Token);
+                }
+                catch (Exception e)
+                {
+                    _log.LogError(e, "connection {Id} failed", id);
+                }
+                finally
+                {
+                    lock (_connections) _connections.Remove(task!);
+                }
+            });
+            lock (_connections)
+                if (!task.IsCompleted) _connections.Add(task);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        if (_acceptLoop is not null) await _acceptLoop;
+        Task[] open;
+        lock (_connections) open = [.. _connections];
+        await Task.WhenAll(open);
+        _stop.Dispose();
+    }
+}
