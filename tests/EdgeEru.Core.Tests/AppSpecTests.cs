@@ -18,7 +18,7 @@ public class AppSpecTests
         var spec = app.ToDeploySpec("web", Options);
         Assert.Equal("hello", spec.App);
         Assert.Equal("edgeeru/busybox:test", spec.Image);
-        Assert.Equal(["sh", "-c", "mkdir -p /www; echo \"hello from $(hostname) (${VERSION:-?})\" > /www/index.html; exec httpd -f -p 80 -h /www"], spec.Command);
+        Assert.Equal(["sh", "-c", "mkdir -p /www; echo \"hello from $(hostname) (${VERSION:-?})\" > /www/index.html; exec httpd -f -v -p 80 -h /www"], spec.Command);
         Assert.Equal("http", spec.Ports.Single().Name);
         Assert.Equal(80, spec.Ports.Single().Port);
         Assert.Equal("http", spec.Healthcheck!.Http!.Port);
