@@ -35,6 +35,10 @@ internal static class DevCommand
         var agentHttpPort = new Option<int>("--agent-http-port") { Description = "Port of the first host's agent (/metrics, /healthz, /logs); host N gets this + N - 1", DefaultValueFactory = _ => 9190 };
         var sshPort = new Option<int>("--ssh-port") { Description = "Loopback port of the SSH gateway", DefaultValueFactory = _ => 2222 };
         var sshHttpPort = new Option<int>("--ssh-http-port") { Description = "Port of the SSH gateway's /metrics and /healthz", DefaultValueFactory = _ => 9154 };
+        var sshUser = new Option<string>("--ssh-user") { Description = "Gateway user who may enter hello's containers", DefaultValueFactory = _ => Environment.UserName };
+        var sshKey = new Option<string?>("--ssh-key") { Description = "OpenSSH public key file of that user (default: ~/.ssh/id_*.pub, an ed25519 key is made when there is none)" };
+        var dockerHosts = new Option<string[]>("--docker-host") { Description = "Use this Docker engine (unix:// or tcp://) as a node instead of simulated hosts; repeat for more", AllowMultipleArgumentsPerToken = false };
+        var dockerNetwork = new Option<string>("--docker-network") { Description = "Docker network for the demo app on --docker-host engines", DefaultValueFactory = _ => "bridge" };
         var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
         hosts.Validators.Add(r =>
         {
@@ -59,6 +63,20 @@ internal static class DevCommand
             if (v is not null && (!Uri.TryCreate(v, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https")))
                 r.AddError($"--etcd: \"{v}\" is not an http:// or https:// URL");
         });
+        sshUser.Validators.Add(r =>
+        {
+            if (!Names.IsUser(r.GetValue(sshUser))) r.AddError($"--ssh-user: \"{r.GetValue(sshUser)}\" is not a login name (a-z, 0-9, '.', '_', '-', starting with a letter or '_')");
+        });
+        sshKey.Validators.Add(r =>
+        {
+            if (r.GetValue(sshKey) is { } f && !File.Exists(f)) r.AddError($"--ssh-key: {f} does not exist");
+        });
+        dockerHosts.Validators.Add(r =>
+        {
+            foreach (var h in r.GetValue(dockerHosts) ?? [])
+                if (!h.StartsWith("unix://", StringComparison.Ordinal) && !h.StartsWith("tcp://", StringComparison.Ordinal))
+                    r.AddError($"--docker-host: \"{h}\" is neither unix:///path nor tcp://host:port");
+        });
         prefix.Validators.Add(r =>
         {
             try
@@ -73,16 +91,18 @@ internal static class DevCommand
 
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
-            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, sshPort, sshHttpPort, hosts,
+            etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts,
         };
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
             pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort),
-            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(hosts)), ct));
+            pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [], pr.GetValue(dockerNetwork)!,
+            pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
-        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int SshPort, int SshHttpPort, int Hosts);
+        int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int SshPort, int SshHttpPort,
+        string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork, int Hosts);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -97,6 +117,7 @@ internal static class DevCommand
         var lbPid = Path.Combine(stateDir, "lb.pid");
         var corePid = Path.Combine(stateDir, "core.pid");
         var sshPid = Path.Combine(stateDir, "ssh.pid");
+        var startedAt = System.Diagnostics.Stopwatch.StartNew();
         var etcdUrl = settings.EtcdUrl;
         EtcdServer? etcd = null;
         ChildProcess? dns = null;
@@ -173,72 +194,102 @@ internal static class DevCommand
             // A known_hosts file for the gateway's host keys (made by it on first start), so the try-it line checks them.
             await File.WriteAllLinesAsync(Path.Combine(stateDir, "ssh-known-hosts"), Directory.GetFiles(Path.Combine(stateDir, "ssh-host-keys"), "*.pub")
                 .Select(f => $"[127.0.0.1]:{settings.SshPort} {File.ReadAllText(f).Trim()}"), ct);
-            var devKeys = DevKeys();
-            if (devKeys.Length > 0)
-                await store.PutAsync(Kinds.SshUsers, new SshUser { Name = "dev", Keys = devKeys, Apps = new() { [SshUser.AnyApp] = new SshAppAccess() } }, ct: ct);
+            var devKeys = await DevKeysAsync(settings.SshKey, log, ct);
+            await store.PutAsync(Kinds.SshUsers, new SshUser { Name = settings.SshUser, Keys = devKeys, Apps = new() { ["hello"] = new SshAppAccess() } }, ct: ct);
 
-            if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
-                log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, or --hosts 0");
+            // The Docker hosts: simulated ones (network namespaces with their own dockerd) or engines the user brought.
+            var nodes = new List<(string Name, string Endpoint, string Network)>();
+            if (settings.DockerHosts.Length > 0)
+            {
+                for (var i = 0; i < settings.DockerHosts.Length; i++)
+                {
+                    var endpoint = settings.DockerHosts[i];
+                    using var engine = new DockerEngine(new DockerEndpoint { Address = endpoint });
+                    var (cpus, memory, _) = await engine.InfoAsync(ct);
+                    await DockerRig.ImportImageAsync(endpoint);
+                    var name = $"e{i + 1}";
+                    await store.PutAsync(Kinds.Nodes, new Node
+                    {
+                        Name = name, Pod = "dev", Endpoint = new DockerEndpoint { Address = endpoint },
+                        Capacity = new NodeCapacity { CpuCores = cpus, PiecesPerCore = 100, MemoryBytes = memory }, Networks = [settings.DockerNetwork],
+                    }, ct: ct);
+                    nodes.Add((name, endpoint, settings.DockerNetwork));
+                }
+            }
+            else if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
+                log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");
             else if (settings.Hosts > 0)
             {
                 log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
                 rig = await DockerRig.StartAsync(settings.Hosts, 'd');
-                // One eru-agent per host, in the root namespace: it reaches the host's dockerd by its socket and
-                // the containers through the rig's bridge, as an agent on a real host would.
-                var agentToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-                await File.WriteAllTextAsync(Path.Combine(stateDir, "agent.token"), agentToken, ct);
                 foreach (var h in rig.Hosts)
                 {
                     await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-                    var port = settings.AgentHttpPort + h.Index - 1;
-                    var pidFile = AgentPid(stateDir, h.Index);
+                    nodes.Add(($"h{h.Index}", h.Endpoint, DockerRig.Network));
+                }
+            }
+
+            var agentToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            if (nodes.Count > 0)
+            {
+                // One eru-agent per host, in the root namespace: it reaches the host's dockerd by its socket and
+                // the containers through the rig's bridge, as an agent on a real host would.
+                await File.WriteAllTextAsync(Path.Combine(stateDir, "agent.token"), agentToken, ct);
+                for (var i = 0; i < nodes.Count; i++)
+                {
+                    var (name, endpoint, _) = nodes[i];
+                    var port = settings.AgentHttpPort + i;
+                    var pidFile = AgentPid(stateDir, i + 1);
                     agents.Add((await StartServiceAsync("agent", "eru-agent.dll", pidFile, port,
                     [
-                        "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix, "--Agent:Node", $"h{h.Index}", "--Agent:Docker", h.Endpoint,
+                        "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix, "--Agent:Node", name, "--Agent:Docker", endpoint,
                         "--Http:Urls", $"http://127.0.0.1:{port}", "--Http:Token", agentToken, "--Logging:Format", "simple",
-                        "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", Path.Combine(stateDir, "logs", $"h{h.Index}.jsonl"),
-                    ], ct, $"agent h{h.Index}"), pidFile));
+                        "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", Path.Combine(stateDir, "logs", $"{name}.jsonl"),
+                    ], ct, $"agent {name}"), pidFile));
                 }
                 var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>(), watcher);
-                while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < rig.Hosts.Count) await Task.Delay(200, ct);
+                while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < nodes.Count) await Task.Delay(200, ct);
                 foreach (var (version, count) in new[] { ("v1", 3), ("v2", 1) })
                 {
-                    var result = await deployer.DeployAsync(HelloSpec(version, count), ct);
+                    var result = await deployer.DeployAsync(HelloSpec(version, count, nodes[0].Network), ct);
                     foreach (var i in result.Instances)
                         log.LogInformation("hello {Version}: {Name} on {Node} {Outcome}", version, i.Name, i.Node, i.Error ?? "created");
                     if (result.Error is not null) log.LogError("deploy hello {Version}: {Error}", version, result.Error);
                 }
+                // Ready means what the try-it block promises: hello's instances live (DNS and LB serve them).
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+                while (watcher.Current.LiveCount < 4 && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
             }
 
+            var dir = Path.GetRelativePath(Environment.CurrentDirectory, stateDir) is { } rel && !rel.StartsWith("..", StringComparison.Ordinal) ? rel : stateDir;
+            var sshFlags = $"-p {settings.SshPort} -o UserKnownHostsFile={Path.Combine(dir, "ssh-known-hosts")}" + (settings.SshKey is { } pub && pub.EndsWith(".pub", StringComparison.Ordinal) ? $" -i {pub[..^4]}" : "");
+            var etcdFlag = settings.Prefix == RegistryKeys.DefaultPrefix && etcdUrl == $"http://127.0.0.1:{settings.EtcdPort}" && settings.EtcdPort == 23790 ? "" : $" --etcd {etcdUrl} --prefix {settings.Prefix}";
+            // The CLI's defaults are this command's defaults; other ports or state dirs are spelled out.
+            var coreFlag = settings.CorePort == 5001 && dir == ".dev" ? "" : $" --core http://127.0.0.1:{settings.CorePort} --token $(cat {Path.Combine(dir, "core.token")})";
+            var logsFlag = etcdFlag + (dir == ".dev" ? "" : $" --token $(cat {Path.Combine(dir, "agent.token")})");
+            var lbFlag = settings.LbAdminPort == 9181 && dir == ".dev" ? "" : $" --admin http://127.0.0.1:{settings.LbAdminPort} --token $(cat {Path.Combine(dir, "lb.token")})";
             Console.WriteLine();
-            Console.WriteLine("EdgeEru dev cluster is up");
-            Console.WriteLine($"  etcd       {etcdUrl,-28} registry prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
-            Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-18} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
-            Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-12} admin http://127.0.0.1:{settings.LbAdminPort} (token in {Path.Combine(settings.StateDir, "lb.token")})");
-            Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-12} gRPC edgeeru.core.v1 (token in {Path.Combine(settings.StateDir, "core.token")})");
-            Console.WriteLine($"  ssh        127.0.0.1:{settings.SshPort,-18} audit {Path.Combine(settings.StateDir, "ssh-audit.jsonl")}; metrics http://127.0.0.1:{settings.SshHttpPort}/metrics");
+            Console.WriteLine($"EdgeEru dev cluster is up in {startedAt.Elapsed.TotalSeconds:0} s");
+            Console.WriteLine($"  etcd       {etcdUrl,-30} prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
+            Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-14} gRPC edgeeru.core.v1; token in {Path.Combine(dir, "core.token")}");
+            Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-21} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
+            Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-14} dashboard http://127.0.0.1:{settings.LbAdminPort}/dashboard#token={token}");
+            Console.WriteLine($"  ssh        127.0.0.1:{settings.SshPort,-21} user {settings.SshUser}; audit in {Path.Combine(dir, "ssh-audit.jsonl")}");
+            for (var i = 0; i < nodes.Count; i++)
+                Console.WriteLine($"  node {nodes[i].Name,-5} {nodes[i].Endpoint,-30} agent http://127.0.0.1:{settings.AgentHttpPort + i}/metrics");
             Console.WriteLine();
             Console.WriteLine("Try it:");
-            Console.WriteLine($"  etcdctl --endpoints {etcdUrl} get --prefix {settings.Prefix}/ --keys-only");
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} eru SOA");
-            if (rig is not null)
-            {
-                Console.WriteLine($"  hosts      {string.Join(", ", rig.Hosts.Select(h => $"h{h.Index} {h.Address} ({h.Endpoint})"))}");
-                Console.WriteLine($"  agents     {string.Join(", ", rig.Hosts.Select(h => $"h{h.Index} http://127.0.0.1:{settings.AgentHttpPort + h.Index - 1}/metrics"))}");
-                Console.WriteLine($"             container logs in {Path.Combine(settings.StateDir, "logs")}/h*.jsonl; stream token in {Path.Combine(settings.StateDir, "agent.token")}");
-            }
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru +short");
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} v2.web.hello.eru +short");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru +short          # every hello web instance");
+            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} v2.web.hello.eru +short       # the v2 ones");
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/");
             Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://127.0.0.1:{settings.LbPort}/");
-            Console.WriteLine("  ./eru lb explain hello.eru.local --header X-Canary=1");
-            Console.WriteLine($"  ./eru ps --etcd {etcdUrl}");
-            Console.WriteLine("  ./eru node ls");
-            Console.WriteLine("  ./eru capacity examples/hello.yaml --pod dev --memory 64M");
-            Console.WriteLine("  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 64M --network eru-mv --tag v3");
-            if (rig is not null) Console.WriteLine($"  ./eru logs -f hello.web --etcd {etcdUrl}");
-            if (devKeys.Length > 0) Console.WriteLine($"  ssh -p {settings.SshPort} -o UserKnownHostsFile={Path.Combine(settings.StateDir, "ssh-known-hosts")} dev~web.hello@127.0.0.1");
-            else Console.WriteLine($"  ./eru ssh-user add dev --key-file ~/.ssh/id_ed25519.pub --app hello --etcd {etcdUrl}   (no ~/.ssh/id_*.pub found)");
+            Console.WriteLine($"  ssh {sshFlags} {settings.SshUser}~web.hello@127.0.0.1");
+            Console.WriteLine($"  ./eru ps{etcdFlag}");
+            Console.WriteLine($"  ./eru logs -f hello{logsFlag}");
+            Console.WriteLine($"  ./eru node ls{coreFlag}");
+            Console.WriteLine($"  ./eru lb explain hello.eru.local --header X-Canary=1{lbFlag}");
+            if (nodes.Count > 0)
+                Console.WriteLine($"  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 32M --network {nodes[0].Network} --tag v3 --env VERSION=v3{coreFlag}");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
             await Task.Delay(Timeout.Infinite, ct);
@@ -347,23 +398,37 @@ internal static class DevCommand
     }
 
     /// <summary>hello's web entrypoint from examples/hello.yaml, as `eru deploy` would send it.</summary>
-    private static DeploySpec HelloSpec(string version, int count) =>
+    private static DeploySpec HelloSpec(string version, int count, string network) =>
         AppSpec.Parse(File.ReadAllText(Path.Combine("examples", "hello.yaml"))).ToDeploySpec("web", new DeploySpec
         {
             App = "hello", Entrypoint = "web", Image = "", Pod = "dev", Count = count, Tags = [version], Env = [$"VERSION={version}"],
-            Networks = new Dictionary<string, string> { [DockerRig.Network] = "" },
+            Networks = new Dictionary<string, string> { [network] = "" },
             MemoryRequest = 32L << 20, MemoryLimit = 64L << 20, Cpu = 0.2,
         });
 
     /// <summary>The demo domain: X-Canary: 1 or 10% of users (sticky by cookie) to hello v2, the rest to v1.</summary>
     private static readonly string[] DevKeyFiles = ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"];
 
-    /// <summary>This machine's own OpenSSH public keys, for the dev gateway user.</summary>
-    private static string[] DevKeys()
+    /// <summary>
+    /// The gateway user's public keys: the file given, else this machine's own ~/.ssh/id_*.pub; when there is
+    /// none, an ed25519 key is made (as ssh-keygen would for a newcomer), so the try-it ssh line works.
+    /// </summary>
+    private static async Task<string[]> DevKeysAsync(string? keyFile, ILogger log, CancellationToken ct)
     {
+        if (keyFile is not null)
+        {
+            var line = (await File.ReadAllTextAsync(keyFile, ct)).Trim();
+            return SshUser.KeyLineProblem(line) is { } problem ? throw new ServiceStartException($"--ssh-key {keyFile}: {problem}") : [line];
+        }
         var dir = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".ssh");
-        return DevKeyFiles.Select(f => Path.Combine(dir, f)).Where(File.Exists)
+        var keys = DevKeyFiles.Select(f => Path.Combine(dir, f)).Where(File.Exists)
             .Select(f => File.ReadAllText(f).Trim()).Where(l => SshUser.KeyLineProblem(l) is null).ToArray();
+        if (keys.Length > 0) return keys;
+        Directory.CreateDirectory(dir);
+        var key = Path.Combine(dir, "id_ed25519");
+        log.LogInformation("no SSH key in {Dir}: making {Key}", dir, key);
+        await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-q", "-t", "ed25519", "-N", "", "-C", $"{Environment.UserName}@eru-dev", "-f", key]);
+        return [(await File.ReadAllTextAsync(key + ".pub", ct)).Trim()];
     }
 
     private static LbDomain DemoDomain() => new()

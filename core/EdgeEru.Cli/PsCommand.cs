@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Snapshot;
@@ -15,7 +16,8 @@ internal static class PsCommand
         var app = new Argument<string?>("app") { Description = "Only this app", Arity = ArgumentArity.ZeroOrOne };
         var etcd = new Option<string>("--etcd") { Description = "etcd client URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
-        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix };
+        var json = new Option<bool>("--json") { Description = "One JSON array for scripts" };
+        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix, json };
         cmd.SetAction(async (pr, ct) =>
         {
             RegistryOptions options;
@@ -42,16 +44,38 @@ internal static class PsCommand
                 await Console.Error.WriteLineAsync($"eru ps: no answer from etcd at {options.Endpoints}");
                 return 1;
             }
-            Print(watcher.Current, pr.GetValue(app));
+            if (pr.GetValue(json)) PrintJson(watcher.Current, pr.GetValue(app));
+            else Print(watcher.Current, pr.GetValue(app));
             return 0;
         });
         return cmd;
     }
 
+    private static IEnumerable<WorkloadView> Rows(RegistrySnapshot s, string? app) =>
+        s.Workloads.Where(w => w.Record is not null && (app is null || w.Record.App == app))
+            .OrderBy(w => w.Record!.App, StringComparer.Ordinal).ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal).ThenBy(w => w.Record!.Name, StringComparer.Ordinal);
+
+    private static void PrintJson(RegistrySnapshot s, string? app)
+    {
+        var list = new JsonArray();
+        foreach (var w in Rows(s, app))
+        {
+            var r = w.Record!;
+            var addresses = new JsonObject();
+            foreach (var (net, ip) in w.Addresses()) addresses[net] = ip;
+            list.Add(new JsonObject
+            {
+                ["name"] = r.Name, ["id"] = r.Id, ["app"] = r.App, ["entrypoint"] = r.Entrypoint, ["ident"] = r.Ident, ["node"] = r.Node,
+                ["image"] = r.Image, ["tags"] = new JsonArray([.. r.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
+                ["live"] = s.WhyNotLive(w) is null, ["state"] = s.WhyNotLive(w) ?? "live", ["created"] = r.CreatedAt.ToString("O"),
+            });
+        }
+        Console.WriteLine(list.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    }
+
     private static void Print(RegistrySnapshot s, string? app)
     {
-        var rows = s.Workloads.Where(w => w.Record is not null && (app is null || w.Record.App == app))
-            .OrderBy(w => w.Record!.App, StringComparer.Ordinal).ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal).ThenBy(w => w.Record!.Name, StringComparer.Ordinal)
+        var rows = Rows(s, app)
             .Select(w => new[]
             {
                 w.Record!.Name, w.Record.Node, w.Addresses().FirstOrDefault().Address ?? "-", string.Join(",", w.Record.Tags),

@@ -170,6 +170,10 @@ public sealed class DockerRig : IAsyncDisposable
         }
     }
 
+    /// <summary>Imports the busybox test image into an engine (one that is not a rig host: eru dev --docker-host).</summary>
+    public static async Task ImportImageAsync(string endpoint) =>
+        await Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", endpoint, "import", "-", Image], BusyboxImage());
+
     /// <summary>A root filesystem of busybox and its applets, as a tar for `docker import`.</summary>
     private static byte[] BusyboxImage()
     {

@@ -6,7 +6,7 @@ namespace EdgeEru.Dev;
 public static class Shell
 {
     public static async Task<string> RunAsync(string program, IEnumerable<string> args, byte[]? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
-        TimeSpan? timeout = null)
+        TimeSpan? timeout = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -14,6 +14,7 @@ public static class Shell
             RedirectStandardError = true,
             RedirectStandardInput = stdin is not null,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
@@ -36,9 +37,12 @@ public static class Shell
             throw new TimeoutException($"{program} {string.Join(' ', psi.ArgumentList)} did not finish in time");
         }
         if (p.ExitCode != 0)
-            throw new CommandFailedException($"{program} {string.Join(' ', psi.ArgumentList)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}");
+            throw new CommandFailedException($"{program} {string.Join(' ', psi.ArgumentList)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}", p.ExitCode);
         return await stdout;
     }
 }
 
-public sealed class CommandFailedException(string message) : Exception(message);
+public sealed class CommandFailedException(string message, int exitCode = -1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

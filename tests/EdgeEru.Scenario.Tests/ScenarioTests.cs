@@ -1,0 +1,231 @@
+using System.Diagnostics;
+using System.Text.Json;
+using EdgeEru.Dev;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Scenario.Tests;
+
+/// <summary>
+/// The end-to-end scenario of the platform on 3 simulated hosts, through public interfaces only: the eru CLI,
+/// DNS (dig), HTTP through the LB, ssh through the gateway, and docker for the faults. Each step asserts what
+/// a user would see. Steps run in order in one test: each builds on the state the previous one left.
+/// </summary>
+public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) : IClassFixture<DevCluster>
+{
+    private const string Domain = "hello.eru.local";
+
+    private static readonly HttpClient Http = new(new SocketsHttpHandler
+    {
+        UseCookies = false, // each request carries the cookie it is given, nothing more
+        PooledConnectionLifetime = TimeSpan.FromSeconds(30),
+    }) { Timeout = TimeSpan.FromSeconds(10) };
+
+    [Fact]
+    public async Task Deploy_resolve_balance_enter_survive_faults_replace_and_read_logs()
+    {
+        try
+        {
+            await RunAsync();
+        }
+        catch
+        {
+            output.WriteLine("./eru dev output (tail):\n" + cluster.Output);
+            throw;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        // 1. Deploy: eru dev deployed hello v1 x3 and v2 x1; one more v1 through the CLI.
+        var deployed = await cluster.EruAsync("deploy", "examples/hello.yaml", "--pod", "dev", "--count", "1", "--memory", "32M",
+            "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1");
+        Step("deploy", deployed);
+        var ps = await EventuallyAsync(async () => await PsAsync() is { } p && p.Count(w => w.Live) == 5 ? p : null, "5 live hello instances in eru ps");
+        Assert.Equal(3, ps.Select(w => w.Node).Distinct().Count()); // AUTO spreads over the 3 hosts
+        var v2 = Assert.Single(ps, w => w.Tags.Contains("v2"));
+
+        // 2. DNS answers every instance, and the tag subset.
+        await EventuallyAsync(async () => SetEquals(await DigAsync("web.hello.eru"), ps.Select(w => w.Address)), "web.hello.eru answers all 5 addresses");
+        Assert.Equal([v2.Address], await DigAsync("v2.web.hello.eru"));
+        Assert.Equal(4, (await DigAsync("v1.web.hello.eru")).Count);
+
+        // 3. The LB: plain requests reach v1, the canary header reaches v2, the percent split is sticky per user.
+        Assert.Contains("(v1)", await GetAsync());
+        Assert.Contains("(v2)", await GetAsync(canary: true));
+        var sides = new Dictionary<string, string>();
+        for (var u = 0; u < 60; u++)
+        {
+            var first = Version(await GetAsync(cookie: $"uid=user{u}"));
+            for (var again = 0; again < 2; again++) Assert.Equal(first, Version(await GetAsync(cookie: $"uid=user{u}")));
+            sides[$"user{u}"] = first;
+        }
+        var canaryUsers = sides.Values.Count(v => v == "v2");
+        output.WriteLine($"percent split: {canaryUsers} of 60 users on v2 (10% configured)");
+        Assert.InRange(canaryUsers, 1, 18);
+
+        // 4. ssh into an instance: the command runs in that container, its exit code comes back.
+        var target = ps.First(w => w.Tags.Contains("v1"));
+        var (code, text) = await SshAsync($"{cluster.SshUser}~{target.Name}", "cat /www/index.html");
+        Assert.Equal(0, code);
+        Assert.Contains("(v1)", text);
+        Assert.Equal(3, (await SshAsync($"{cluster.SshUser}~web.hello", "exit 3")).Code);
+        Assert.NotEqual(0, (await SshAsync($"{cluster.SshUser}~nosuchapp", "true")).Code);
+
+        // 5. Kill a container: DNS and the LB drop it within a health interval or two.
+        var victim = ps.First(w => w.Tags.Contains("v1") && w.Node == "h1");
+        var hostname = (await SshAsync($"{cluster.SshUser}~{victim.Name}", "hostname")).Text.Trim();
+        await DockerAsync(victim.Node, "kill", victim.Name);
+        var killedAt = Stopwatch.StartNew();
+        await EventuallyAsync(async () => !(await DigAsync("web.hello.eru")).Contains(victim.Address), $"{victim.Name} gone from DNS", TimeSpan.FromSeconds(15));
+        output.WriteLine($"killed container left DNS after {killedAt.ElapsedMilliseconds} ms");
+        await EventuallyAsync(async () =>
+        {
+            for (var i = 0; i < 20; i++)
+                if ((await GetAsync()).Contains(hostname, StringComparison.Ordinal)) return false;
+            return true;
+        }, $"LB stops sending to {victim.Name}", TimeSpan.FromSeconds(15));
+
+        // 6. Kill one host's agent: its instances vanish within the lease TTL, traffic goes on with no failure.
+        var h2 = (await PsAsync()).Where(w => w.Node == "h2" && w.Live).ToList();
+        Assert.NotEmpty(h2);
+        Process.GetProcessById(cluster.AgentPid(2)).Kill();
+        var agentKilledAt = Stopwatch.StartNew();
+        await EventuallyAsync(async () =>
+        {
+            var answers = await DigAsync("web.hello.eru");
+            return h2.All(w => !answers.Contains(w.Address));
+        }, "h2's instances gone from DNS within the lease TTL", TimeSpan.FromSeconds(30));
+        output.WriteLine($"dead agent's instances left DNS after {agentKilledAt.ElapsedMilliseconds} ms (lease TTL 9 s)");
+        await Task.Delay(1000); // the LB follows the same registry change
+        var afterAgent = await LoadAsync(TimeSpan.FromSeconds(3), () => Task.CompletedTask);
+        output.WriteLine($"after the agent died: {afterAgent.Ok} requests, {afterAgent.Failed} failed");
+        Assert.True(afterAgent.Ok > 50, $"only {afterAgent.Ok} requests went through");
+        Assert.Equal(0, afterAgent.Failed);
+
+        // 7. Rolling replace of the live v1 instances under load: not one failed request.
+        var replace = await LoadAsync(TimeSpan.Zero, async () => Step("replace", await cluster.EruAsync("replace", "examples/hello.yaml", "--pod", "dev",
+            "--memory", "32M", "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1.1", "--only-tag", "v1", "--node", "h1", "--node", "h3")));
+        output.WriteLine($"during the rolling replace: {replace.Ok} requests, {replace.Failed} failed");
+        Assert.True(replace.Ok > 50, $"only {replace.Ok} requests went through");
+        Assert.Equal(0, replace.Failed);
+        for (var i = 0; i < 10; i++) Assert.Contains("(v1.1)", await GetAsync());
+
+        // 8. eru logs shows lines from every live instance.
+        var live = (await PsAsync()).Where(w => w.Live && w.Node != "h2").ToList();
+        foreach (var _ in Enumerable.Range(0, 20)) await GetAsync();
+        var logs = await EventuallyAsync(async () =>
+        {
+            var text = await cluster.EruAsync("logs", "hello", "--tail", "200");
+            return live.All(w => text.Contains($"web.{w.Ident}@{w.Node}", StringComparison.Ordinal)) ? text : null;
+        }, "eru logs has lines of every live instance", TimeSpan.FromSeconds(20));
+        Assert.Contains("response:200", logs);
+    }
+
+    private void Step(string name, string text) => output.WriteLine($"--- {name}\n{text.Trim()}");
+
+    private sealed record Instance(string Name, string Ident, string Node, string Address, string[] Tags, bool Live);
+
+    private async Task<List<Instance>> PsAsync()
+    {
+        using var doc = JsonDocument.Parse(await cluster.EruAsync("ps", "hello", "--json"));
+        return doc.RootElement.EnumerateArray().Select(w => new Instance(
+            w.GetProperty("name").GetString()!, w.GetProperty("ident").GetString()!, w.GetProperty("node").GetString()!,
+            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
+            [.. w.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!)], w.GetProperty("live").GetBoolean())).ToList();
+    }
+
+    private async Task<List<string>> DigAsync(string name) =>
+        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), ["@127.0.0.1", "-p", cluster.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
+        .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
+
+    private async Task<string> GetAsync(bool canary = false, string? cookie = null)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{cluster.LbPort}/");
+        req.Headers.Host = Domain;
+        if (canary) req.Headers.Add("X-Canary", "1");
+        if (cookie is not null) req.Headers.Add("Cookie", cookie);
+        using var resp = await Http.SendAsync(req);
+        var body = await resp.Content.ReadAsStringAsync();
+        Assert.True(resp.IsSuccessStatusCode, $"GET {Domain}: {(int)resp.StatusCode} {body}");
+        return body;
+    }
+
+    private static string Version(string body) => body.Contains("(v2)", StringComparison.Ordinal) ? "v2" : body.Contains("(v1)", StringComparison.Ordinal) ? "v1" : body;
+
+    /// <summary>Four clients request the domain while <paramref name="during"/> runs (and at least <paramref name="atLeast"/>).</summary>
+    private async Task<(int Ok, int Failed)> LoadAsync(TimeSpan atLeast, Func<Task> during)
+    {
+        var ok = 0;
+        var failed = 0;
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            for (var n = 0; n < 200_000 && !stop.IsCancellationRequested; n++) // bounded in count and time
+            {
+                try
+                {
+                    await GetAsync();
+                    Interlocked.Increment(ref ok);
+                }
+                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or Xunit.Sdk.XunitException)
+                {
+                    if (Interlocked.Increment(ref failed) <= 5) output.WriteLine("failed request: " + ex.Message);
+                }
+            }
+        })).ToList();
+        var started = Stopwatch.StartNew();
+        try
+        {
+            await during();
+            if (started.Elapsed < atLeast) await Task.Delay(atLeast - started.Elapsed);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(clients);
+        }
+        return (ok, failed);
+    }
+
+    private async Task<(int Code, string Text)> SshAsync(string user, string command)
+    {
+        var psi = new ProcessStartInfo(Tools.Find("ssh", "openssh-client"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        foreach (var a in new[]
+        {
+            "-p", cluster.SshPort.ToString(), "-i", cluster.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", $"UserKnownHostsFile={Path.Combine(cluster.StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=10", $"{user}@127.0.0.1", command,
+        }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await p.WaitForExitAsync(cts.Token);
+        output.WriteLine($"ssh {user} {command}: exit {p.ExitCode} {(await stderr).Trim()}");
+        return (p.ExitCode, await stdout);
+    }
+
+    private Task<string> DockerAsync(string node, params string[] args) =>
+        Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", cluster.Nodes[node], .. args]);
+
+    private static bool SetEquals(IEnumerable<string> a, IEnumerable<string> b) => a.ToHashSet().SetEquals(b);
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
+        await EventuallyAsync(async () => await condition() ? "" : null, what, timeout);
+
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> attempt, string what, TimeSpan? timeout = null) where T : class
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            if (await attempt() is { } value) return value;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting for: {what}");
+            await Task.Delay(250);
+        }
+    }
+}
