@@ -17,7 +17,7 @@ public static class AgentHost
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         // appsettings.json is the one next to the binary, whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
         var problems = ConfigProblems(builder.Configuration);
         if (problems.Count > 0) throw new OptionsValidationException("eru-agent", typeof(AgentServiceOptions), problems);

@@ -13,7 +13,7 @@ public static class CoreHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
 
         // gRPC on Core:Urls (HTTP/2 without TLS: h2c); /metrics and /healthz on Http:Urls (HTTP/1.1).

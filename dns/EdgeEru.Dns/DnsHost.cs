@@ -14,7 +14,7 @@ public static class DnsHost
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         // appsettings.json is the one next to the binary, whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
         builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9153");
 

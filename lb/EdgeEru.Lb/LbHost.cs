@@ -10,11 +10,9 @@ public static class LbHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        // appsettings.json is read once: what changes at run time comes from the registry and the certificate
-        // directory, and a file watcher would take one of the user's few inotify instances.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
-            Args = ["--hostBuilder:reloadConfigOnChange=false", .. args],
+            Args = ServiceConventions.HostArgs(args),
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.ApplyEruConventions(args, logging);

@@ -13,11 +13,9 @@ public static class MimironHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        // Configuration is read once at start (nothing here applies changes live), so appsettings needs no file watcher:
-        // inotify instances are a per-user limit that dockerd and other services on the machine use up.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
-            Args = ["--hostBuilder:reloadConfigOnChange=false", .. args], ContentRootPath = AppContext.BaseDirectory,
+            Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory,
         });
         builder.ApplyEruConventions(args, logging);
         builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9154");

@@ -199,7 +199,7 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
         await EventuallyAsync("web.shop.eru", ["198.18.16.1", "198.18.16.2"]);
         var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_httpPort}/metrics"));
         Assert.Contains("eru_dns_queries_total{transport=\"udp\",qtype=\"A\",rcode=\"NOERROR\"}", metrics, StringComparison.Ordinal);
-        Assert.Contains("eru_registry_revision", metrics, StringComparison.Ordinal);
+        Assert.Matches(new System.Text.RegularExpressions.Regex("^eru_registry_revision", System.Text.RegularExpressions.RegexOptions.Multiline), metrics);
     }
 
     private async Task<(int Code, string Stdout)> DigAsync(string name, string type, params string[] extra)

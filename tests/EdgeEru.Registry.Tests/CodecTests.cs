@@ -41,6 +41,55 @@ public class CodecTests
         }
     }
 
+    /// <summary>
+    /// Values written by hand (etcdctl put) hold only the required fields. Every other field must read as its
+    /// default, never as null where the type says it cannot be: followers index these values and a null
+    /// collection would stop a snapshot build (source-generated init-only defaults, dotnet/runtime#84484).
+    /// </summary>
+    [Theory]
+    [InlineData("pods", "dev", """{"v":1,"name":"dev"}""")]
+    [InlineData("nodes", "n1", """{"v":1,"name":"n1","pod":"dev","endpoint":{"address":"unix:///run/docker.sock"}}""")]
+    [InlineData("node-status", "n1", """{"v":1,"node":"n1"}""")]
+    [InlineData("allocations", "n1", """{"v":1,"node":"n1"}""")]
+    [InlineData("workloads", "abc123", """{"v":1,"id":"abc123","name":"hello_web_abc123","app":"hello","entrypoint":"web","ident":"abc123","pod":"dev","node":"n1","image":"busybox"}""")]
+    [InlineData("workload-status", "abc123", """{"v":1,"id":"abc123","node":"n1"}""")]
+    [InlineData("lb/domains", "a.example", """{"v":1,"name":"a.example","init":"b","nodes":{"b":{"type":"respond","status":200}}}""")]
+    [InlineData("ssh/users", "ops", """{"v":1,"name":"ops"}""")]
+    [InlineData("dns/records", "x.eru", """{"v":1,"name":"x.eru","records":[{"type":"A","value":"198.18.0.1"}]}""")]
+    public void Hand_written_values_with_only_required_fields_read_with_defaults_not_nulls(string segment, string key, string json)
+    {
+        var kind = Kinds.All.Single(k => k.Segment == segment);
+        IRegistryRecord value;
+        try
+        {
+            value = kind.DecodeRecord(Encoding.UTF8.GetBytes(json), key);
+        }
+        catch (RegistryValueException ex) when (ex.Problem.Contains("missing", StringComparison.OrdinalIgnoreCase) || ex.Problem.Contains("required", StringComparison.OrdinalIgnoreCase))
+        {
+            Assert.Fail($"{segment}: the sample misses a required field: {ex.Message}");
+            return;
+        }
+        var nulls = new List<string>();
+        NonNullable(value, segment, nulls, 0);
+        Assert.True(nulls.Count == 0, "null where the type forbids it: " + string.Join(", ", nulls));
+    }
+
+    private static void NonNullable(object value, string path, List<string> nulls, int depth)
+    {
+        if (depth > 4 || value is string || value.GetType().IsPrimitive || value is System.Collections.IEnumerable) return;
+        var context = new System.Reflection.NullabilityInfoContext();
+        foreach (var p in value.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            if (p.GetIndexParameters().Length > 0 || p.PropertyType.IsValueType) continue;
+            var v = p.GetValue(value);
+            if (v is null)
+            {
+                if (context.Create(p).ReadState == System.Reflection.NullabilityState.NotNull) nulls.Add($"{path}.{p.Name}");
+            }
+            else if (p.PropertyType.Namespace?.StartsWith("EdgeEru", StringComparison.Ordinal) == true) NonNullable(v, $"{path}.{p.Name}", nulls, depth + 1);
+        }
+    }
+
     [Fact]
     public void Unknown_fields_are_ignored_so_older_readers_read_newer_additive_values()
     {

@@ -46,9 +46,9 @@ public class HostingTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         listener.RecordObservableInstruments();
         lock (measured)
         {
-            Assert.Equal(rev, measured["eru.registry.revision"]);
-            Assert.Equal(1, measured["eru.registry.relists"]);
-            Assert.True(measured.ContainsKey("eru.registry.apply_duration"));
+            Assert.Equal(rev, measured["revision"]);
+            Assert.Equal(1, measured["relists"]);
+            Assert.True(measured.ContainsKey("apply_duration"));
         }
         await host.StopAsync();
     }

@@ -9,7 +9,7 @@ namespace EdgeEru.Registry.Model;
 /// </summary>
 public sealed record LbCertificate : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
 
     public required string Name { get; init; }
 

@@ -12,7 +12,7 @@ namespace EdgeEru.Registry.Model;
 /// </summary>
 public sealed record LbDomain : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
 
     /// <summary>Host name, exact or with one leading wildcard label (<c>*.example.com</c>).</summary>
     public required string Name { get; init; }
@@ -258,7 +258,8 @@ public sealed record LbGroup
 
 /// <remarks>
 /// Settable, not init-only: the source-generated reader drops the initializers of init-only properties
-/// when a field is missing (dotnet/runtime#84484), and hand-written options leave most fields out.
+/// when a field is missing (dotnet/runtime#84484), and hand-written values leave most fields out. Every
+/// registry record follows this rule (CodecTests checks each kind).
 /// </remarks>
 public sealed record LbBackendOptions
 {

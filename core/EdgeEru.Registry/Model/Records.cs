@@ -19,10 +19,10 @@ public interface IRegistryRecord
 /// <summary>A group of nodes; deploys target one pod.</summary>
 public sealed record Pod : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Name { get; init; }
-    public string Description { get; init; } = "";
-    public StringMap Labels { get; init; } = StringMap.Empty;
+    public string Description { get; set; } = "";
+    public StringMap Labels { get; set; } = StringMap.Empty;
 
     [JsonIgnore] public string KeyName => Name;
 
@@ -55,7 +55,7 @@ public sealed record DockerEndpoint
 public sealed record NumaNode
 {
     [JsonConverter(typeof(PooledStringConverter))] public required string Id { get; init; }
-    public int[] Cpus { get; init; } = [];
+    public int[] Cpus { get; set; } = [];
     public long MemoryBytes { get; init; }
 }
 
@@ -64,9 +64,9 @@ public sealed record NodeCapacity
     public int CpuCores { get; init; }
 
     /// <summary>Share pieces per core: 100 = no oversell; 200 = each core can be bound twice.</summary>
-    public int PiecesPerCore { get; init; } = 100;
+    public int PiecesPerCore { get; set; } = 100;
     public long MemoryBytes { get; init; }
-    public NumaNode[] Numa { get; init; } = [];
+    public NumaNode[] Numa { get; set; } = [];
 
     internal void Validate(List<string> e)
     {
@@ -86,16 +86,16 @@ public sealed record NodeCapacity
 /// <summary>A Docker host. Its resource usage is derived from its workload records, never stored.</summary>
 public sealed record Node : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Name { get; init; }
     [JsonConverter(typeof(PooledStringConverter))] public required string Pod { get; init; }
     public required DockerEndpoint Endpoint { get; init; }
     /// <summary>The host's own address (served as <c>{node}.node.{zone}</c>).</summary>
     public string? Address { get; init; }
-    public StringMap Labels { get; init; } = StringMap.Empty;
-    public NodeCapacity Capacity { get; init; } = new();
+    public StringMap Labels { get; set; } = StringMap.Empty;
+    public NodeCapacity Capacity { get; set; } = new();
     /// <summary>Docker networks workloads on this node can attach to.</summary>
-    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Networks { get; init; } = [];
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Networks { get; set; } = [];
     /// <summary>Bypassed: keeps its workloads, receives no new ones.</summary>
     public bool Unschedulable { get; init; }
 
@@ -119,7 +119,7 @@ public sealed record Node : IRegistryRecord
 /// </summary>
 public sealed record NodeAllocation : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Node { get; init; }
     /// <summary>Bumped by each change; the key's mod revision is what writers guard on.</summary>
     public long Generation { get; init; }
@@ -139,7 +139,7 @@ public sealed record NodeAllocation : IRegistryRecord
 /// <summary>The agent's heartbeat, under its lease: the node is alive while this key exists.</summary>
 public sealed record NodeStatus : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Node { get; init; }
     public DateTimeOffset HeartbeatAt { get; init; }
     public string? AgentVersion { get; init; }
@@ -164,7 +164,7 @@ public sealed record PublishedPort
 {
     [JsonConverter(typeof(PooledStringConverter))] public required string Name { get; init; }
     public int Port { get; init; }
-    [JsonConverter(typeof(PooledStringConverter))] public string Protocol { get; init; } = "tcp";
+    [JsonConverter(typeof(PooledStringConverter))] public string Protocol { get; set; } = "tcp";
 }
 
 /// <summary>One core bound to a workload: <c>pieces</c> of the node's pieces-per-core (100 = a full core).</summary>
@@ -183,7 +183,7 @@ public sealed record ResourceAllocation
     public double CpuRequest { get; init; }
     public double CpuLimit { get; init; }
     /// <summary>Bound cores; empty when the workload runs in the shared pool.</summary>
-    public CpuBinding[] CpuBind { get; init; } = [];
+    public CpuBinding[] CpuBind { get; set; } = [];
     [JsonConverter(typeof(PooledStringConverter))] public string? NumaNode { get; init; }
 
     public bool Equals(ResourceAllocation? other) =>
@@ -198,7 +198,7 @@ public sealed record HttpCheck
 {
     /// <summary>Name of a published port.</summary>
     [JsonConverter(typeof(PooledStringConverter))] public required string Port { get; init; }
-    [JsonConverter(typeof(PooledStringConverter))] public string Path { get; init; } = "/";
+    [JsonConverter(typeof(PooledStringConverter))] public string Path { get; set; } = "/";
     /// <summary>0: any 2xx or 3xx.</summary>
     public int ExpectedCode { get; init; }
 }
@@ -206,12 +206,12 @@ public sealed record HttpCheck
 public sealed record HealthCheckSpec
 {
     /// <summary>Names of published ports that must accept a TCP connection.</summary>
-    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] TcpPorts { get; init; } = [];
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] TcpPorts { get; set; } = [];
     public HttpCheck? Http { get; init; }
-    public int IntervalMs { get; init; } = 5000;
-    public int TimeoutMs { get; init; } = 2000;
-    public int HealthyAfter { get; init; } = 1;
-    public int UnhealthyAfter { get; init; } = 3;
+    public int IntervalMs { get; set; } = 5000;
+    public int TimeoutMs { get; set; } = 2000;
+    public int HealthyAfter { get; set; } = 1;
+    public int UnhealthyAfter { get; set; } = 3;
     public int StartGraceMs { get; init; }
 
     public bool Equals(HealthCheckSpec? other) =>
@@ -225,7 +225,7 @@ public sealed record HealthCheckSpec
 /// <summary>A container Core created, as Core recorded it.</summary>
 public sealed record Workload : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     /// <summary>The Docker container id.</summary>
     public required string Id { get; init; }
     public required string Name { get; init; }
@@ -235,12 +235,12 @@ public sealed record Workload : IRegistryRecord
     [JsonConverter(typeof(PooledStringConverter))] public required string Pod { get; init; }
     [JsonConverter(typeof(PooledStringConverter))] public required string Node { get; init; }
     [JsonConverter(typeof(PooledStringConverter))] public required string Image { get; init; }
-    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Tags { get; init; } = [];
-    public StringMap Labels { get; init; } = StringMap.Empty;
+    [JsonConverter(typeof(PooledStringArrayConverter))] public string[] Tags { get; set; } = [];
+    public StringMap Labels { get; set; } = StringMap.Empty;
     /// <summary>Docker network name → IPv4 address requested ("" when the driver assigns it).</summary>
-    [JsonConverter(typeof(AddressMapConverter))] public StringMap Networks { get; init; } = StringMap.Empty;
-    [JsonConverter(typeof(InterningConverter<PublishedPort[]>))] public PublishedPort[] Ports { get; init; } = [];
-    [JsonConverter(typeof(InterningConverter<ResourceAllocation>))] public ResourceAllocation Resources { get; init; } = new();
+    [JsonConverter(typeof(AddressMapConverter))] public StringMap Networks { get; set; } = StringMap.Empty;
+    [JsonConverter(typeof(InterningConverter<PublishedPort[]>))] public PublishedPort[] Ports { get; set; } = [];
+    [JsonConverter(typeof(InterningConverter<ResourceAllocation>))] public ResourceAllocation Resources { get; set; } = new();
     [JsonConverter(typeof(InterningConverter<HealthCheckSpec>))] public HealthCheckSpec? Healthcheck { get; init; }
     /// <summary>Commands Core runs inside the container (docker exec) before stopping it; absent when none.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? BeforeStop { get; init; }
@@ -279,13 +279,13 @@ public sealed record Workload : IRegistryRecord
 /// <summary>What the agent observes of a workload, under the agent's lease.</summary>
 public sealed record WorkloadStatus : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Id { get; init; }
     [JsonConverter(typeof(PooledStringConverter))] public required string Node { get; init; }
     public bool Running { get; init; }
     public bool Healthy { get; init; }
     /// <summary>Docker network name → address observed on the container.</summary>
-    [JsonConverter(typeof(AddressMapConverter))] public StringMap Addresses { get; init; } = StringMap.Empty;
+    [JsonConverter(typeof(AddressMapConverter))] public StringMap Addresses { get; set; } = StringMap.Empty;
     public DateTimeOffset CheckedAt { get; init; }
     public string? Reason { get; init; }
 
@@ -308,12 +308,12 @@ public sealed record WorkloadStatus : IRegistryRecord
 /// </summary>
 public sealed record DnsRecordSet : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
 
     /// <summary>The owner name without the final dot, e.g. <c>db.eru</c>.</summary>
     public required string Name { get; init; }
 
-    public StaticDnsRecord[] Records { get; init; } = [];
+    public StaticDnsRecord[] Records { get; set; } = [];
 
     [JsonIgnore] public string KeyName => Name;
 
@@ -336,7 +336,7 @@ public sealed record StaticDnsRecord
     /// <summary>A, AAAA, TXT, SRV ("priority weight port target") or MX ("preference exchange").</summary>
     [JsonConverter(typeof(PooledStringConverter))] public required string Type { get; init; }
     public required string Value { get; init; }
-    public uint Ttl { get; init; } = 60;
+    public uint Ttl { get; set; } = 60;
 
     internal string? Problem()
     {

@@ -9,14 +9,14 @@ namespace EdgeEru.Registry.Model;
 /// </summary>
 public sealed record SshUser : IRegistryRecord
 {
-    public int V { get; init; } = 1;
+    public int V { get; set; } = 1;
     public required string Name { get; init; }
 
     /// <summary>OpenSSH authorized_keys lines (<c>ssh-ed25519 AAAA… comment</c>), one key each.</summary>
-    public string[] Keys { get; init; } = [];
+    public string[] Keys { get; set; } = [];
 
     /// <summary>App name (or <c>*</c> for every app) → access. An app not listed cannot be entered.</summary>
-    public Dictionary<string, SshAppAccess> Apps { get; init; } = [];
+    public Dictionary<string, SshAppAccess> Apps { get; set; } = [];
 
     [JsonIgnore] public string KeyName => Name;
 
@@ -83,7 +83,7 @@ public sealed record SshUser : IRegistryRecord
 public sealed record SshAppAccess
 {
     /// <summary>True: interactive shells and commands; false: commands only (exec).</summary>
-    public bool Shell { get; init; } = true;
+    public bool Shell { get; set; } = true;
 
     /// <summary>The user the session runs as inside the container (Docker exec's user); null: the image's user.</summary>
     [JsonConverter(typeof(PooledStringConverter))] public string? User { get; init; }

@@ -40,17 +40,18 @@ public sealed class RegistryWatcher : IAsyncDisposable
         _etcd = etcd;
         _store = new RegistryStore(etcd);
         _log = log;
-        // Exported by each service's /metrics (names become eru_registry_*).
+        // Exported by each service's /metrics: the Prometheus adapter joins meter and instrument names, so
+        // meter "eru.registry" + instrument "revision" is eru_registry_revision.
         _meter = new Meter(MeterName, null, [new("prefix", _store.Keys.Prefix)]);
-        _meter.CreateObservableGauge("eru.registry.revision", () => Current.Revision, description: "etcd revision of the published snapshot");
-        _meter.CreateObservableGauge("eru.registry.out_of_touch", () => OutOfTouchFor.TotalSeconds, "s", "time without a working watch on etcd (0 when in touch)");
-        _meter.CreateObservableCounter("eru.registry.relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
-        _meter.CreateObservableCounter("eru.registry.skipped_values", () => SkippedValues, description: "registry values skipped as unreadable");
-        _meter.CreateObservableGauge("eru.registry.live_workloads", () => Current.LiveCount, description: "live workloads in the snapshot");
-        _applySeconds = _meter.CreateHistogram<double>("eru.registry.apply_duration", "s", "time to apply one watch batch to the snapshot");
+        _meter.CreateObservableGauge("revision", () => Current.Revision, description: "etcd revision of the published snapshot");
+        _meter.CreateObservableGauge("out_of_touch", () => OutOfTouchFor.TotalSeconds, "s", "time without a working watch on etcd (0 when in touch)");
+        _meter.CreateObservableCounter("relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
+        _meter.CreateObservableCounter("skipped_values", () => SkippedValues, description: "registry values skipped as unreadable");
+        _meter.CreateObservableGauge("live_workloads", () => Current.LiveCount, description: "live workloads in the snapshot");
+        _applySeconds = _meter.CreateHistogram<double>("apply_duration", "s", "time to apply one watch batch to the snapshot");
     }
 
-    public const string MeterName = "EdgeEru.Registry";
+    public const string MeterName = "eru.registry";
 
     /// <summary>The latest snapshot (Empty until the first list completes).</summary>
     public RegistrySnapshot Current => Volatile.Read(ref _current);
