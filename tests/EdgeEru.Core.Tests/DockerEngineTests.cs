@@ -54,7 +54,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
             {
                 body = await http.GetStringAsync(new Uri($"http://{_rig!.Hosts[0].ContainerAddress(77)}/"));
             }
-            catch (HttpRequestException)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) // not up yet, or the first ARP exchange was slow
             {
                 await Task.Delay(100);
             }

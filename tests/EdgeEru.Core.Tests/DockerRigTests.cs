@@ -33,9 +33,9 @@ public class DockerRigTests
             {
                 return await get();
             }
-            catch (HttpRequestException) when (attempt < 50)
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && attempt < 50) // httpd starting, or a slow first ARP exchange
             {
-                await Task.Delay(100); // httpd is still starting
+                await Task.Delay(100);
             }
         }
     }
