@@ -3,7 +3,6 @@ using EdgeEru.Agent.Logs.Sinks;
 using EdgeEru.Agent.Stats;
 using EdgeEru.Core.Docker;
 using EdgeEru.Registry.Hosting;
-using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;
@@ -30,7 +29,7 @@ public static class AgentHost
         Section<LogsOptions>(builder, LogsOptions.Section, o => o.Problems());
         Section<MetricsOptions>(builder, MetricsOptions.Section, o => o.Problems());
 
-        builder.Services.AddSingleton(sp => new DockerEngine(new DockerEndpoint { Address = sp.GetRequiredService<IOptions<AgentServiceOptions>>().Value.Docker }));
+        builder.Services.AddSingleton(sp => new DockerEngine(sp.GetRequiredService<IOptions<AgentServiceOptions>>().Value.DockerEndpoint));
         builder.Services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<AgentServiceOptions>>().Value;

@@ -13,6 +13,13 @@ public sealed class AgentServiceOptions
     /// <summary>The Docker engine to watch.</summary>
     public string Docker { get; set; } = "unix:///var/run/docker.sock";
 
+    /// <summary>For a tcp:// engine behind --tlsverify: PEM client certificate and key, and the CA its certificate chains to.</summary>
+    public string? DockerTlsCertPath { get; set; }
+    public string? DockerTlsKeyPath { get; set; }
+    public string? DockerTlsCaPath { get; set; }
+
+    public DockerEndpoint DockerEndpoint => new() { Address = Docker, TlsCertPath = DockerTlsCertPath, TlsKeyPath = DockerTlsKeyPath, TlsCaPath = DockerTlsCaPath };
+
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(9);
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(1);
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -27,7 +34,7 @@ public sealed class AgentServiceOptions
     {
         var e = new List<string>();
         if (!Names.IsLabel(Node)) e.Add($"Agent:Node \"{Node}\" must be a DNS label (the node's name in the registry)");
-        if (!Uri.TryCreate(Docker, UriKind.Absolute, out var d) || d.Scheme is not ("unix" or "tcp")) e.Add($"Agent:Docker \"{Docker}\" must be unix:///path or tcp://host:port");
+        foreach (var problem in DockerEndpoint.Validate()) e.Add("Agent:Docker: " + problem);
         if (LeaseTtl < TimeSpan.FromSeconds(2) || LeaseTtl > TimeSpan.FromMinutes(10)) e.Add($"Agent:LeaseTtl {LeaseTtl} must be between 00:00:02 and 00:10:00");
         if (Interval < TimeSpan.FromMilliseconds(50) || Interval > TimeSpan.FromMinutes(1)) e.Add($"Agent:Interval {Interval} must be between 00:00:00.05 and 00:01:00");
         if (DockerBackoffMax < TimeSpan.FromMilliseconds(100) || DockerBackoffMax > TimeSpan.FromMinutes(5)) e.Add($"Agent:DockerBackoffMax {DockerBackoffMax} must be between 00:00:00.1 and 00:05:00");

@@ -1,8 +1,6 @@
 using System.Globalization;
-using System.Security.Cryptography.X509Certificates;
 using Docker.DotNet;
 using Docker.DotNet.Models;
-using Docker.DotNet.X509;
 using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Core.Docker;
@@ -64,40 +62,7 @@ public sealed class DockerEngine : IDisposable
     private const long CfsPeriod = 100_000;
     private readonly DockerClient _client;
 
-    public DockerEngine(DockerEndpoint endpoint)
-    {
-        var uri = new Uri(endpoint.Address);
-        _client = (endpoint.TlsCertPath is null
-            ? new DockerClientConfiguration(uri, defaultTimeout: TimeSpan.FromSeconds(60))
-            : new DockerClientConfiguration(uri, TlsCredentials(endpoint), TimeSpan.FromSeconds(60))).CreateClient();
-    }
-
-    /// <summary>
-    /// A client certificate (PEM cert + key) for an engine behind <c>--tlsverify</c>; the engine's own
-    /// certificate must chain to the configured CA (a private CA: the system store is not consulted).
-    /// </summary>
-    private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
-    {
-        if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
-        using var pem = X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
-        // Re-imported so the private key is usable by SslStream on every platform.
-        var cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-        var credentials = new CertificateCredentials(cert);
-        if (endpoint.TlsCaPath is not null)
-        {
-            var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
-            credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
-            {
-                if (certificate is null) return false;
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
-            };
-        }
-        return credentials;
-    }
+    public DockerEngine(DockerEndpoint endpoint) => _client = DockerConnections.Configure(endpoint, TimeSpan.FromSeconds(60)).CreateClient();
 
     /// <summary>The engine's CPUs and memory (a node added without capacity takes these).</summary>
     public async Task<(int Cpus, long Memory, string Version)> InfoAsync(CancellationToken ct = default)

@@ -43,6 +43,13 @@ public sealed record DockerEndpoint
     public string? TlsCertPath { get; init; }
     public string? TlsKeyPath { get; init; }
 
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Validate(e);
+        return e;
+    }
+
     internal void Validate(List<string> e)
     {
         var ok = Uri.TryCreate(Address, UriKind.Absolute, out var uri) && uri.Scheme is "unix" or "tcp";

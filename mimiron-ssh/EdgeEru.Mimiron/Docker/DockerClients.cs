@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Docker.DotNet;
+using EdgeEru.Core.Docker;
 using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Mimiron.Docker;
@@ -11,10 +12,8 @@ public sealed class DockerClients : IDisposable
 
     public DockerClient For(DockerEndpoint endpoint)
     {
-        if (endpoint.TlsCertPath is not null)
-            throw new NotSupportedException($"docker endpoint {endpoint.Address} uses TLS, which the SSH gateway does not support yet");
         // No overall timeout: an exec's attach lasts as long as the session.
-        return _clients.GetOrAdd(endpoint.Address, a => new DockerClientConfiguration(new Uri(a), defaultTimeout: Timeout.InfiniteTimeSpan).CreateClient());
+        return _clients.GetOrAdd(endpoint.Address, _ => DockerConnections.Configure(endpoint, Timeout.InfiniteTimeSpan).CreateClient());
     }
 
     public void Dispose()

@@ -1,0 +1,50 @@
+using System.Security.Cryptography.X509Certificates;
+using Docker.DotNet;
+using Docker.DotNet.X509;
+using EdgeEru.Registry.Model;
+
+namespace EdgeEru.Core.Docker;
+
+/// <summary>How every EdgeEru service connects to a node's engine (Core, agent, SSH gateway): one place for TLS.</summary>
+public static class DockerConnections
+{
+    /// <summary>
+    /// A client configuration for <paramref name="endpoint"/>: <c>unix://</c> or plain <c>tcp://</c>, or with a
+    /// client certificate for an engine behind <c>--tlsverify</c>. <paramref name="timeout"/> bounds each call
+    /// (infinite for long attaches).
+    /// </summary>
+    public static DockerClientConfiguration Configure(DockerEndpoint endpoint, TimeSpan timeout)
+    {
+        var uri = new Uri(endpoint.Address);
+        return endpoint.TlsCertPath is null
+            ? new DockerClientConfiguration(uri, defaultTimeout: timeout)
+            : new DockerClientConfiguration(uri, TlsCredentials(endpoint), timeout);
+    }
+
+    /// <summary>
+    /// A client certificate (PEM cert + key); the engine's own certificate must chain to the configured CA
+    /// (a private CA: the system store is not consulted).
+    /// </summary>
+    private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
+    {
+        if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
+        using var pem = X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
+        // Re-imported so the private key is usable by SslStream on every platform.
+        var cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        var credentials = new CertificateCredentials(cert);
+        if (endpoint.TlsCaPath is not null)
+        {
+            var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
+            credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
+            {
+                if (certificate is null) return false;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(new X509Certificate2(certificate));
+            };
+        }
+        return credentials;
+    }
+}
