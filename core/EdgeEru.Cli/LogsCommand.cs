@@ -72,25 +72,21 @@ public static class LogsCommand
             return 2;
         }
 
-        RegistrySnapshot snapshot;
-        using (var conn = new EtcdConnection(options))
+        using var conn = new EtcdConnection(options);
+        await using var watcher = new RegistryWatcher(conn, NullLogger<RegistryWatcher>.Instance);
+        watcher.Start();
+        try
         {
-            await using var watcher = new RegistryWatcher(conn, NullLogger<RegistryWatcher>.Instance);
-            watcher.Start();
-            try
-            {
-                await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(10), ct);
-            }
-            catch (TimeoutException)
-            {
-                await stderr.WriteLineAsync($"eru logs: no answer from etcd at {options.Endpoints}");
-                return 1;
-            }
-            snapshot = watcher.Current;
+            await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(10), ct);
         }
-        var (agents, problems) = Agents(snapshot, app, entrypoint);
+        catch (TimeoutException)
+        {
+            await stderr.WriteLineAsync($"eru logs: no answer from etcd at {options.Endpoints}");
+            return 1;
+        }
+        var (agents, problems) = Agents(watcher.Current, app, entrypoint);
         foreach (var p in problems) await stderr.WriteLineAsync("eru logs: " + p);
-        if (agents.Count == 0)
+        if (agents.Count == 0 && !req.Follow)
         {
             await stderr.WriteLineAsync($"eru logs: no agent to ask about {req.Target}");
             return 1;
@@ -99,12 +95,15 @@ public static class LogsCommand
         using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", req.Token);
         var query = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail={req.Tail}&follow={(req.Follow ? "true" : "false")}";
+        // With -f, a stream that ends (the agent restarted, the network broke) is opened again for live lines.
+        var liveQuery = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail=0&follow=true";
         var live = Channel.CreateUnbounded<string>();
         var tails = agents.Select(a => new TaskCompletionSource<List<string>>(TaskCreationOptions.RunContinuationsAsynchronously)).ToList();
         var failures = 0;
-        // With -f, a stream that ends (the agent restarted, the network broke) is opened again for live lines.
-        var liveQuery = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail=0&follow=true";
-        var readers = agents.Select((a, i) => Task.Run(async () =>
+
+        // One reader per agent. Agents known at the start give their tails first (merged by time); an agent
+        // that starts hosting the app while -f follows (a deploy onto a new node) is read from then on.
+        Task Read((string Node, string Url) a, TaskCompletionSource<List<string>>? tail) => Task.Run(async () =>
         {
             var quiet = false; // one message per outage, not one per attempt
             var opened = false; // an agent that answered once counts as reached, whatever happens later
@@ -126,13 +125,13 @@ public static class LogsCommand
                         using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync(ct));
                         quiet = false;
                         opened = true;
-                        var inTail = true;
+                        var inTail = tail is not null;
                         while (await reader.ReadLineAsync(ct) is { } line)
                         {
                             if (inTail && line.Length == 0)
                             {
                                 inTail = false; // the agent's mark between tail and live lines
-                                tails[i].TrySetResult(tailLines);
+                                tail!.TrySetResult(tailLines);
                             }
                             else if (inTail) tailLines.Add(line);
                             else if (line.Length > 0) await live.Writer.WriteAsync(line, ct);
@@ -150,7 +149,7 @@ public static class LogsCommand
                 }
                 finally
                 {
-                    tails[i].TrySetResult(tailLines);
+                    tail?.TrySetResult(tailLines);
                 }
                 if (!retry) return;
                 if (!quiet) await stderr.WriteLineAsync($"eru logs: the stream of {a.Node} ended; opening it again (every second)");
@@ -164,8 +163,23 @@ public static class LogsCommand
                     return;
                 }
             }
-        }, CancellationToken.None)).ToList();
-        _ = Task.WhenAll(readers).ContinueWith(_ => live.Writer.TryComplete(), TaskScheduler.Default);
+        }, CancellationToken.None);
+
+        var readers = agents.Select((a, i) => Read(a, tails[i])).ToList();
+        var reading = new HashSet<string>(agents.Select(a => a.Node), StringComparer.Ordinal);
+        using var joins = req.Follow
+            ? watcher.Subscribe(s =>
+            {
+                foreach (var a in Agents(s, app, entrypoint).Agents)
+                    lock (reading)
+                        if (reading.Add(a.Node))
+                        {
+                            stderr.WriteLine($"eru logs: {req.Target} now also runs on {a.Node}; following its agent");
+                            readers.Add(Read(a, null));
+                        }
+            })
+            : null;
+        if (!req.Follow) _ = Task.WhenAll(readers).ContinueWith(_ => live.Writer.TryComplete(), TaskScheduler.Default);
 
         try
         {
@@ -182,8 +196,11 @@ public static class LogsCommand
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
-        await Task.WhenAll(readers);
-        return failures == agents.Count ? 1 : 0;
+        joins?.Dispose();
+        Task[] all;
+        lock (reading) all = [.. readers];
+        await Task.WhenAll(all);
+        return agents.Count > 0 && failures == agents.Count ? 1 : 0;
     }
 
     /// <summary>The agents hosting the app (or one entrypoint), and why some cannot be asked.</summary>

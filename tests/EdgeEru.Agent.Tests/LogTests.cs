@@ -225,6 +225,30 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         Assert.All(stdout.Lines, l => Assert.Equal("follow", JsonDocument.Parse(l).RootElement.GetProperty("app").GetString()));
     }
 
+    [Fact]
+    public async Task Eru_logs_follow_joins_a_node_the_app_is_deployed_to_after_it_started()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        await scene.StartAgentAsync();
+
+        var stdout = new LineWriter();
+        using var stderr = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        // Nothing runs "late" yet: -f waits for it instead of giving up.
+        var run = EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest("late", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
+            stdout, stderr, stop.Token);
+        await Task.Delay(500);
+        Assert.False(run.IsCompleted, "eru logs -f gave up on an app with no instance yet: " + stderr);
+
+        await scene.DeployAsync("late", ["sh", "-c", "i=0; while true; do echo \"late $i\"; i=$((i+1)); sleep 0.1; done"]);
+        await Eventually.True(() => stdout.Count >= 5, TimeSpan.FromSeconds(30), "lines of the instance deployed after eru logs -f started");
+        await stop.CancelAsync();
+        Assert.Equal(0, await run);
+        Assert.Contains($"now also runs on {scene.Node}", stderr.ToString(), StringComparison.Ordinal);
+        Assert.All(stdout.Lines, l => Assert.Equal("late", JsonDocument.Parse(l).RootElement.GetProperty("app").GetString()));
+    }
+
     /// <summary>A TextWriter the test can count lines of while eru logs writes to it.</summary>
     private sealed class LineWriter : StringWriter
     {

@@ -45,8 +45,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         Assert.True(checksWhenHealthy >= 3, $"healthy after {checksWhenHealthy} successful checks");
 
         // Break the endpoint: 404 from now on.
+        var failsBefore = Checks(await scene.MetricsAsync(), scene.Node, "fail"); // before: a check may fail while the exec returns
         await scene.Host.DockerAsync(["exec", id, "rm", "/www/index.html"]);
-        var failsBefore = Checks(await scene.MetricsAsync(), scene.Node, "fail");
         await Watch(s => !s.Healthy, "unhealthy");
         var failsAfter = Checks(await scene.MetricsAsync(), scene.Node, "fail");
         Assert.True(failsAfter - failsBefore >= 3, $"unhealthy after {failsAfter - failsBefore} failed checks");

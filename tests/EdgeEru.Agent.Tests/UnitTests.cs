@@ -205,7 +205,7 @@ public sealed class ValidationTests
             ["Agent:Node"] = "h1", ["Agent:Docker"] = "http://nope", ["Metrics:Interval"] = "banana", ["Logs:Sinks:0:Type"] = "udp",
         }).Build();
         var problems = string.Join("\n", AgentHost.ConfigProblems(config));
-        Assert.Contains("Agent:Docker \"http://nope\"", problems, StringComparison.Ordinal);
+        Assert.Contains("Agent:Docker: docker endpoint \"http://nope\"", problems, StringComparison.Ordinal);
         Assert.Contains("banana", problems, StringComparison.Ordinal);
         Assert.Contains("Logs:Sinks:0:Address", problems, StringComparison.Ordinal);
         Assert.DoesNotContain("Agent:Node", problems, StringComparison.Ordinal);
