@@ -292,7 +292,30 @@ internal static class DevCommand
                 Console.WriteLine($"  ./eru deploy examples/hello.yaml --pod dev --count 2 --memory 32M --network {nodes[0].Network} --tag v3 --env VERSION=v3{coreFlag}");
             Console.WriteLine();
             Console.WriteLine("Ctrl-C stops everything this started.");
-            await Task.Delay(Timeout.Infinite, ct);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            catch (OperationCanceledException) when (settings.DockerHosts.Length > 0)
+            {
+                // Simulated hosts go away whole; engines the user brought stay, so our containers are taken off them.
+                // From the last snapshot and Docker alone: Ctrl-C reaches etcd and the services at the same time.
+                var engines = nodes.ToDictionary(n => n.Name, n => new DockerEngine(new DockerEndpoint { Address = n.Endpoint }));
+                await Task.WhenAll(watcher.Current.Workloads.Select(w => w.Record!).Where(r => r is not null && engines.ContainsKey(r.Node)).Select(async w =>
+                {
+                    try
+                    {
+                        await engines[w.Node].RemoveAsync(w.Id, TimeSpan.FromSeconds(2), CancellationToken.None);
+                        log.LogInformation("removed {Workload} from {Node}", w.Name, w.Node);
+                    }
+                    catch (Exception ex) when (ex is Docker.DotNet.DockerApiException or HttpRequestException or IOException or TimeoutException)
+                    {
+                        log.LogWarning("could not remove {Workload} from {Node}: {Error}", w.Name, w.Node, ex.Message);
+                    }
+                }));
+                foreach (var e in engines.Values) e.Dispose();
+                throw;
+            }
             return 0;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
