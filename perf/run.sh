@@ -29,6 +29,7 @@ logs="$root/.build/perf-logs"
 mkdir -p "$logs"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
+echo "# measured by perf/run.sh all from $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, kernel $(uname -r), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$results"
 for b in "${benchmarks[@]}"; do
   echo "==> perf $b (output: .build/perf-logs/$b.log)" >&2
   rc=0
