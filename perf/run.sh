@@ -42,5 +42,7 @@ for b in "${benchmarks[@]}"; do
     echo "FAILED $b exit $rc: ${why:-no output}" | tee -a "$results" >&2
   fi
 done
+# The machine is shared: say how busy it was, since the absolute figures depend on it (the ratios less so).
+echo "# load average (1, 5, 15 min) at the end of the run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 cp "$results" "$root/perf/results.txt"
 perf report "$root/perf/results.txt" --out "$root/perf"
