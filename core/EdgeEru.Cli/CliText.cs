@@ -18,6 +18,18 @@ internal static class CliText
         return string.IsNullOrEmpty(token) ? null : token;
     }
 
+    /// <summary>
+    /// How commands that read etcd themselves (ps, logs, ssh-user) reach it: the URL they are given, and the
+    /// TLS files of $ERU_ETCD_CA, $ERU_ETCD_CERT, $ERU_ETCD_KEY for a cluster run with client certificates.
+    /// </summary>
+    public static EdgeEru.Registry.RegistryOptions Etcd(string endpoints, string prefix) => new()
+    {
+        Endpoints = endpoints, Prefix = prefix, RequestTimeout = TimeSpan.FromSeconds(5),
+        TlsCa = Environment.GetEnvironmentVariable("ERU_ETCD_CA") ?? "",
+        TlsCert = Environment.GetEnvironmentVariable("ERU_ETCD_CERT") ?? "",
+        TlsKey = Environment.GetEnvironmentVariable("ERU_ETCD_KEY") ?? "",
+    };
+
     public static async Task<int> Fail(string what, string message, int code)
     {
         await Console.Error.WriteLineAsync($"eru {what}: {message}");

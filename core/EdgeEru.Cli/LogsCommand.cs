@@ -25,7 +25,7 @@ public static class LogsCommand
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep following new lines" };
         var tail = new Option<int>("--tail", "-n") { Description = "Lines from before now, per agent (merged by time)", DefaultValueFactory = _ => 20 };
         var json = new Option<bool>("--json") { Description = "Print the agents' JSON records as they are" };
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
+        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
         var token = new Option<string?>("--token") { Description = "The agents' Http:Token (default: $ERU_AGENT_TOKEN, else .dev/agent.token)" };
         tail.Validators.Add(r =>
@@ -62,7 +62,7 @@ public static class LogsCommand
         RegistryOptions options;
         try
         {
-            options = new RegistryOptions { Endpoints = req.Etcd, Prefix = req.Prefix, RequestTimeout = TimeSpan.FromSeconds(5) };
+            options = CliText.Etcd(req.Etcd, req.Prefix);
             options.ParseEndpoints();
             _ = new RegistryKeys(options.Prefix);
         }

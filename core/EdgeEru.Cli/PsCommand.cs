@@ -14,7 +14,7 @@ internal static class PsCommand
     public static Command Create()
     {
         var app = new Argument<string?>("app") { Description = "Only this app", Arity = ArgumentArity.ZeroOrOne };
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
+        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
         var json = new Option<bool>("--json") { Description = "One JSON array for scripts" };
         var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix, json };
@@ -23,7 +23,7 @@ internal static class PsCommand
             RegistryOptions options;
             try
             {
-                options = new RegistryOptions { Endpoints = pr.GetValue(etcd)!, Prefix = pr.GetValue(prefix)!, RequestTimeout = TimeSpan.FromSeconds(5) };
+                options = CliText.Etcd(pr.GetValue(etcd)!, pr.GetValue(prefix)!);
                 options.ParseEndpoints();
                 _ = new RegistryKeys(options.Prefix);
             }

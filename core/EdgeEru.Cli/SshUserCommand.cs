@@ -12,7 +12,7 @@ internal static class SshUserCommand
 {
     public static Command Create()
     {
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790", Recursive = true };
+        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790", Recursive = true };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix, Recursive = true };
         var name = new Argument<string>("user") { Description = "Login name" };
         var keys = new Option<string[]>("--key") { Description = "An authorized_keys line (quoted); repeatable" };
@@ -84,7 +84,7 @@ internal static class SshUserCommand
     {
         try
         {
-            var options = new RegistryOptions { Endpoints = endpoints, Prefix = prefix, RequestTimeout = TimeSpan.FromSeconds(5) };
+            var options = CliText.Etcd(endpoints, prefix);
             options.ParseEndpoints();
             using var conn = new EtcdConnection(options);
             return await run(new RegistryStore(conn));

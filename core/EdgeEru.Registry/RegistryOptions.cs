@@ -16,6 +16,24 @@ public sealed class RegistryOptions
     /// <summary>HTTP/2 keep-alive pings: how a silent network partition is noticed on a watch stream.</summary>
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// PEM file of the CA(s) that signed the etcd members' certificates, for https:// endpoints. Empty: the
+    /// system's trusted CAs. Set, only these CAs are trusted (a private CA is the usual case).
+    /// </summary>
+    public string TlsCa { get; set; } = "";
+
+    /// <summary>
+    /// PEM client certificate presented to etcd (members run with <c>--client-cert-auth</c>). With etcd auth
+    /// enabled, its common name is the etcd user whose roles apply: one certificate per service, no password.
+    /// </summary>
+    public string TlsCert { get; set; } = "";
+
+    /// <summary>PEM private key of <see cref="TlsCert"/>.</summary>
+    public string TlsKey { get; set; } = "";
+
+    public bool UsesTlsFiles => TlsCa.Length > 0 || TlsCert.Length > 0 || TlsKey.Length > 0;
+
+    /// <summary>The endpoints, after checking them and the TLS settings that go with them.</summary>
     public IReadOnlyList<Uri> ParseEndpoints()
     {
         var list = new List<Uri>();
@@ -26,6 +44,12 @@ public sealed class RegistryOptions
             list.Add(uri);
         }
         if (list.Count == 0) throw new ArgumentException("Registry:Endpoints is empty");
+        if (UsesTlsFiles && list.FirstOrDefault(u => u.Scheme != "https") is { } plain)
+            throw new ArgumentException($"Registry:Endpoints: \"{plain}\" is not https:// but Registry:TlsCa/TlsCert/TlsKey are set");
+        if ((TlsCert.Length > 0) != (TlsKey.Length > 0))
+            throw new ArgumentException("Registry:TlsCert and Registry:TlsKey go together: set both or neither");
+        foreach (var (setting, path) in new[] { ("TlsCa", TlsCa), ("TlsCert", TlsCert), ("TlsKey", TlsKey) })
+            if (path.Length > 0 && !File.Exists(path)) throw new ArgumentException($"Registry:{setting}: file \"{path}\" does not exist");
         return list;
     }
 }

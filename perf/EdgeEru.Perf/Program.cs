@@ -1,6 +1,8 @@
 using EdgeEru.Perf;
 
 var name = args.Length > 0 ? args[0] : "";
+// Not a benchmark: builds perf/report.md and its plots from saved RESULT lines.
+if (name == "report") return await EdgeEru.Perf.Report.ReportCommand.RunAsync(args[1..]);
 IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictionary<string, Func<string[], Task<int>>>
 {
     ["registry"] = RegistryBenchmark.RunAsync,

@@ -1,3 +1,5 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
@@ -26,6 +28,7 @@ public sealed class EtcdConnection : IDisposable
                 KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
                 ConnectTimeout = options.RequestTimeout,
                 EnableMultipleHttp2Connections = true,
+                SslOptions = ClientTls(options),
             },
             // A watch batch or a page of a large registry can exceed gRPC's 4 MiB default.
             MaxReceiveMessageSize = 256 * 1024 * 1024,
@@ -35,6 +38,39 @@ public sealed class EtcdConnection : IDisposable
             MaxReconnectBackoff = TimeSpan.FromSeconds(2),
             ServiceConfig = RetryUnreached,
         })).ToArray();
+    }
+
+    /// <summary>
+    /// TLS towards https:// members: the client certificate (whose CN etcd auth takes as the user) and, with
+    /// Registry:TlsCa, a chain that must end at one of those CAs instead of the system's.
+    /// </summary>
+    private static SslClientAuthenticationOptions ClientTls(RegistryOptions options)
+    {
+        var ssl = new SslClientAuthenticationOptions();
+        if (options.TlsCert.Length > 0)
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(options.TlsCert, options.TlsKey);
+            // A PEM key is ephemeral; SslStream wants a certificate whose key it can keep using.
+            ssl.ClientCertificates = [X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null)];
+        }
+        if (options.TlsCa.Length > 0)
+        {
+            var roots = new X509Certificate2Collection();
+            roots.ImportFromPemFile(options.TlsCa);
+            if (roots.Count == 0) throw new ArgumentException($"Registry:TlsCa: \"{options.TlsCa}\" holds no PEM certificate");
+            ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                // The name must still match the endpoint; only the chain is judged against our CAs.
+                if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0) return false;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                using var leaf = new X509Certificate2(certificate);
+                return chain.Build(leaf);
+            };
+        }
+        return ssl;
     }
 
     /// <summary>
