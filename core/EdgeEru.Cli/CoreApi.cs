@@ -14,13 +14,32 @@ internal sealed class CoreApi
 {
     public Option<string> Url { get; } = new("--core") { Description = "eru-core's API URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_CORE") ?? "http://127.0.0.1:5001", Recursive = true };
     public Option<string?> Token { get; } = new("--token") { Description = "API token (default: $ERU_TOKEN, then .dev/core.token)", Recursive = true };
+    public Option<string?> Ca { get; } = new("--core-ca") { Description = "PEM CA that eru-core's https certificate chains to (default: $ERU_CORE_CA, else the system's)", Recursive = true };
     public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output", Recursive = true };
 
     public void AddTo(Command command)
     {
         command.Options.Add(Url);
         command.Options.Add(Token);
+        command.Options.Add(Ca);
         command.Options.Add(Json);
+    }
+
+    /// <summary>HTTP/2 to eru-core; with a private CA, its certificate must chain to that CA (the system store is not asked).</summary>
+    private static SocketsHttpHandler Handler(System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        if (ca is not null)
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
+            {
+                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
+                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+                return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
+            };
+        return handler;
     }
 
     /// <summary>Runs <paramref name="call"/> with a client; refusals print the server's status and message.</summary>
@@ -31,7 +50,20 @@ internal sealed class CoreApi
             return await CliText.Fail(what, "no API token (--token, ERU_TOKEN, or run inside a checkout with ./eru dev running)", 2);
         if (!Uri.TryCreate(pr.GetValue(Url), UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             return await CliText.Fail(what, $"--core \"{pr.GetValue(Url)}\" is not an http(s) URL", 2);
-        using var channel = GrpcChannel.ForAddress(url);
+        var caFile = pr.GetValue(Ca) ?? Environment.GetEnvironmentVariable("ERU_CORE_CA");
+        System.Security.Cryptography.X509Certificates.X509Certificate2? ca = null;
+        if (caFile is not null)
+        {
+            try
+            {
+                ca = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(caFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                return await CliText.Fail(what, $"--core-ca {caFile}: {ex.Message}", 2);
+            }
+        }
+        using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions { HttpHandler = Handler(ca) });
         var client = new V1.Core.CoreClient(channel.Intercept(m =>
         {
             m.Add("authorization", "Bearer " + token);

@@ -16,15 +16,24 @@ public static class CoreHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
         builder.ApplyEruConventions(args, logging);
 
-        // gRPC on Core:Urls (HTTP/2 without TLS: h2c); /metrics and /healthz on Http:Urls (HTTP/1.1).
+        // gRPC on Core:Urls (HTTP/2 without TLS: h2c; https:// URLs with Core:Tls:CertPath and KeyPath, PEM);
+        // /metrics and /healthz on Http:Urls (HTTP/1.1).
         var apiUrls = Urls(builder.Configuration["Core:Urls"] ?? "http://127.0.0.1:5001", "Core:Urls");
+        var certificate = apiUrls.Any(u => u.Scheme == "https")
+            ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"])
+            : null;
         var opsUrls = Urls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9182", "Http:Urls");
         var configuredToken = builder.Configuration["Core:Token"];
         var token = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken.Trim();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            foreach (var u in apiUrls) k.Listen(Endpoint(u), o => o.Protocols = u.Scheme == "https" ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http2);
+            foreach (var u in apiUrls)
+                k.Listen(Endpoint(u), o =>
+                {
+                    o.Protocols = HttpProtocols.Http2;
+                    if (u.Scheme == "https") o.UseHttps(certificate!);
+                });
             foreach (var u in opsUrls) k.Listen(Endpoint(u), o => o.Protocols = HttpProtocols.Http1);
         });
         var opsPorts = opsUrls.Select(u => u.Port).ToHashSet();
@@ -59,6 +68,24 @@ public static class CoreHost
         if (string.IsNullOrWhiteSpace(configuredToken))
             app.Logger.LogWarning("no Core:Token configured; the API on {Urls} takes this one for this run: {Token}", string.Join(";", apiUrls), token);
         return app;
+    }
+
+    /// <summary>The API's certificate (PEM certificate chain and key); an https URL without one is refused at start.</summary>
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(string? certPath, string? keyPath)
+    {
+        if (string.IsNullOrWhiteSpace(certPath) || string.IsNullOrWhiteSpace(keyPath))
+            throw new ArgumentException("Core:Urls has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
+        try
+        {
+            using var pem = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certPath, keyPath);
+            // Re-imported so the private key is usable by SslStream on every platform.
+            return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(
+                pem.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new ArgumentException($"Core:Tls: cannot load {certPath} with key {keyPath}: {ex.Message}", ex);
+        }
     }
 
     private static List<Uri> Urls(string value, string setting)
