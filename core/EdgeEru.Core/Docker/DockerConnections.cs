@@ -22,8 +22,8 @@ public static class DockerConnections
     }
 
     /// <summary>
-    /// A client certificate (PEM cert + key); the engine's own certificate must chain to the configured CA
-    /// (a private CA: the system store is not consulted).
+    /// A client certificate (PEM cert + key); the engine's own certificate must name the engine and chain to
+    /// the configured CA (a private CA: the system store is not consulted).
     /// </summary>
     private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
     {
@@ -35,9 +35,10 @@ public static class DockerConnections
         if (endpoint.TlsCaPath is not null)
         {
             var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
-            credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
+            credentials.ServerCertificateValidationCallback = (_, certificate, _, errors) =>
             {
-                if (certificate is null) return false;
+                // The engine's name (or IP) must be in its certificate, as with docker --tlsverify.
+                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
                 using var chain = new X509Chain();
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.Add(ca);
