@@ -8,6 +8,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["lb"] = LbBenchmark.RunAsync,
     ["agent"] = AgentBenchmark.RunAsync,
     ["ssh"] = SshBenchmark.RunAsync,
+    ["schedule"] = ScheduleBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {
