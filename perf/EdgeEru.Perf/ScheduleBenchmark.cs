@@ -31,6 +31,7 @@ internal static class ScheduleBenchmark
         double viewS = 0, placeS = 0, applyS = 0;
         var byStrategy = Enum.GetValues<Strategy>().ToDictionary(s => s, _ => (Requests: 0, Instances: 0L, Seconds: 0.0, BoundSeconds: 0.0));
         var refused = 0;
+        var refusedBy = new Dictionary<Strategy, int>();
         var placed = 0L;
         var lostAtApply = 0;
         var progress = Stopwatch.StartNew();
@@ -53,6 +54,7 @@ internal static class ScheduleBenchmark
             if (!result.Ok)
             {
                 refused++;
+                refusedBy[request.Strategy] = refusedBy.GetValueOrDefault(request.Strategy) + 1;
                 continue;
             }
             placed += result.Total;
@@ -71,7 +73,7 @@ internal static class ScheduleBenchmark
         Console.Error.WriteLine($"placed {placed:N0} instances on {nodeCount:N0} nodes with {requestMs.Count:N0} requests ({refused} refused) in {seconds:F2} s of planning " +
             $"(view {viewS:F2} s, place {placeS:F2} s, apply {applyS:F2} s; {total.Elapsed.TotalSeconds:F1} s wall)");
         foreach (var (strategy, (requests, instances, took, bound)) in byStrategy)
-            Console.Error.WriteLine($"  {strategy}: {requests:N0} requests, {instances:N0} instances, place {took:F2} s ({bound:F2} s of it CPU-bound requests)");
+            Console.Error.WriteLine($"  {strategy}: {requests:N0} requests, {instances:N0} instances, place {took:F2} s ({bound:F2} s of it CPU-bound requests), {refusedBy.GetValueOrDefault(strategy)} refused");
         Console.Error.WriteLine(overcommitted.Count == 0
             ? $"check: no node overcommitted (memory and every core's pieces recomputed from the {placed:N0} recorded instances)"
             : $"check: OVERCOMMITTED {overcommitted.Count} node(s): {string.Join("; ", overcommitted.Take(5))}");
@@ -105,12 +107,12 @@ internal static class ScheduleBenchmark
 
     private sealed record App(int Id, ResourceRequest Resources);
 
-    private static readonly long[] Memories = [64 * MiB, 128 * MiB, 256 * MiB, 256 * MiB, 512 * MiB, 512 * MiB, 1 * GiB, 2 * GiB];
+    private static readonly long[] Memories = [64 * MiB, 128 * MiB, 128 * MiB, 256 * MiB, 256 * MiB, 512 * MiB, 512 * MiB, 1 * GiB];
 
     /// <summary>
     /// The next deploy: 70% a new app, else more of an existing one with its resources. AUTO 55%, GLOBAL 15%,
     /// DRAINED 10% with log-uniform counts 1–500; FILL and EACH (daemon-like: 1–3 per node) over one zone,
-    /// EACH now and then (5%) over every node. 12% of apps bind CPUs (0.25–2.5), the others ask a CFS quota.
+    /// EACH now and then (5%) over every node. 8% of apps bind CPUs (0.25–2), the others ask a CFS quota (0.25–2); memory requests 64 MiB–1 GiB.
     /// The last deploy is an AUTO of exactly what is left.
     /// </summary>
     private static (App App, PlacementRequest Request, int Zone) NextRequest(Random rnd, List<App> apps, long left)
@@ -118,8 +120,8 @@ internal static class ScheduleBenchmark
         App app;
         if (apps.Count == 0 || rnd.NextDouble() < 0.7)
         {
-            var bind = rnd.NextDouble() < 0.12;
-            var cpu = bind ? rnd.Next(1, 11) * 0.25 : rnd.Next(1, 9) * 0.25;
+            var bind = rnd.NextDouble() < 0.08;
+            var cpu = rnd.Next(1, 9) * 0.25;
             app = new App(apps.Count, new ResourceRequest { Memory = Memories[rnd.Next(Memories.Length)], Cpu = cpu, CpuBind = bind });
             apps.Add(app);
         }
