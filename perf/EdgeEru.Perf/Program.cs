@@ -9,6 +9,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["agent"] = AgentBenchmark.RunAsync,
     ["ssh"] = SshBenchmark.RunAsync,
     ["schedule"] = ScheduleBenchmark.RunAsync,
+    ["deploy"] = DeployBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {
