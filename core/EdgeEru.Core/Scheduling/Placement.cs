@@ -40,9 +40,12 @@ public static class Scheduler
     /// Memory first: free memory / memory request; with CPU bind also the number of CPU plans; without
     /// bind zero if the request exceeds the node's cores (CPU is then a CFS quota at run time).
     /// </summary>
-    public static int Capacity(NodeResources node, ResourceRequest r)
+    public static int Capacity(NodeResources node, ResourceRequest r) => Capacity(node, r, MaxPerNode);
+
+    /// <summary>min(<see cref="Capacity(NodeResources, ResourceRequest)"/>, <paramref name="limit"/>): no CPU plans are counted past it.</summary>
+    private static int Capacity(NodeResources node, ResourceRequest r, int limit)
     {
-        var memory = r.Memory > 0 ? (int)Math.Min(node.FreeMemory / r.Memory, MaxPerNode) : MaxPerNode;
+        var memory = r.Memory > 0 ? (int)Math.Min(node.FreeMemory / r.Memory, limit) : limit;
         if (!r.CpuBind) return r.Cpu > node.CpuCores ? 0 : memory;
         return Math.Min(memory, CpuPlanner.Capacity(node.FreePieces, node.CoreNuma, r, limit: memory));
     }
@@ -61,11 +64,14 @@ public static class Scheduler
         // Everything below is indexed by position in name order.
         var ordered = nodes.ToArray();
         if (!InNameOrder(ordered)) Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.Name, b.Name)); // the registry lists them in order
+        // Only AUTO weighs the room left beyond the count (it prefers roomier nodes); every other strategy
+        // puts at most Count on a node, so counting CPU plans past it would change nothing.
+        var upTo = request.Strategy == Strategy.Auto ? MaxPerNode : Math.Min(request.Count, MaxPerNode);
         var capacity = new int[ordered.Length];
         var reasons = new Dictionary<string, string>();
         for (var i = 0; i < ordered.Length; i++)
         {
-            capacity[i] = Limit(ordered[i], Capacity(ordered[i], request.Resources), request.PerNodeLimit);
+            capacity[i] = Limit(ordered[i], Capacity(ordered[i], request.Resources, upTo), request.PerNodeLimit);
             if (capacity[i] == 0) reasons[ordered[i].Name] = Reason(ordered[i], request);
         }
         var placed = new int[ordered.Length];
