@@ -13,7 +13,7 @@ public static class CpuPlanner
     /// <summary>
     /// How many instances the allocator will really bind: plans are taken one after another (the same
     /// <see cref="Plan"/> a deploy uses), up to <see cref="UpperBound"/> and <paramref name="limit"/> (what
-    /// memory allows), so what capacity promises the allocation can always give. Fragment-only requests are
+    /// memory or the deploy's count allows), so what capacity promises the allocation can always give. Fragment-only requests are
     /// counted without simulating, as are requests of exactly one core: each plan then takes the same pieces
     /// of one core, and one exists while any core has them, so the plans are Σ⌊free/need⌋ in any order.
     /// </summary>
