@@ -18,12 +18,16 @@ fi
 
 "$root/scripts/deps.sh" perf
 build perf/EdgeEru.Perf perf
-build dns/EdgeEru.Dns dns     # benchmarks run the real service binaries
-build lb/EdgeEru.Lb lb
-build agent/EdgeEru.Agent agent
-build mimiron-ssh/EdgeEru.Mimiron ssh
+case "$1" in
+  schedule|deploy) ;;           # in-process: the scheduler, the Deployer and the dev rig
+  *)
+    build dns/EdgeEru.Dns dns     # benchmarks run the real service binaries
+    build lb/EdgeEru.Lb lb
+    build agent/EdgeEru.Agent agent
+    build mimiron-ssh/EdgeEru.Mimiron ssh
+    ;;
+esac
 [ "$1" = all ] || exec dotnet "$root/.build/perf/EdgeEru.Perf.dll" "$@"
-
 # all: one benchmark after the other (never in parallel: they measure the machine), each in its own process.
 logs="$root/.build/perf-logs"
 mkdir -p "$logs"

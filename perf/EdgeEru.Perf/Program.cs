@@ -10,6 +10,8 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["lb"] = LbBenchmark.RunAsync,
     ["agent"] = AgentBenchmark.RunAsync,
     ["ssh"] = SshBenchmark.RunAsync,
+    ["schedule"] = ScheduleBenchmark.RunAsync,
+    ["deploy"] = DeployBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

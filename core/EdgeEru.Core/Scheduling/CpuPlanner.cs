@@ -11,23 +11,32 @@ public static class CpuPlanner
     private const int Full = 100;
 
     /// <summary>
-    /// How many instances fit. Full units can also be cut into fragments, so the best split is searched:
-    /// for k full units turned into fragment room, plans = min((U−k)/X, fragmentsFromRemainders + k·(100/F)).
-    /// The search walks k once: linear in the number of full units (cores × pieces per core / 100).
-    /// </summary>
-    /// <summary>
     /// How many instances the allocator will really bind: plans are taken one after another (the same
-    /// <see cref="Plan"/> a deploy uses), up to <see cref="UpperBound"/>, so what capacity promises
-    /// the allocation can always give.
+    /// <see cref="Plan"/> a deploy uses), up to <see cref="UpperBound"/> and <paramref name="limit"/> (what
+    /// memory or the deploy's count allows), so what capacity promises the allocation can always give. Fragment-only requests are
+    /// counted without simulating, as are requests of exactly one core: each plan then takes the same pieces
+    /// of one core, and one exists while any core has them, so the plans are Σ⌊free/need⌋ in any order.
     /// </summary>
-    public static int Capacity(IReadOnlyList<int> freePieces, IReadOnlyList<string> coreNuma, ResourceRequest request)
+    public static int Capacity(IReadOnlyList<int> freePieces, IReadOnlyList<string> coreNuma, ResourceRequest request, int limit = int.MaxValue)
     {
-        var bound = UpperBound(freePieces, request);
-        var free = freePieces.ToArray();
-        var n = 0;
-        while (n < bound && Plan(free, coreNuma, request) is { } plan)
+        var bound = Math.Min(UpperBound(freePieces, request), limit);
+        if (bound <= 0) return 0;
+        int x = request.FullCores, f = request.FragmentPieces;
+        if (x == 0 || (x == 1 && f == 0))
         {
-            foreach (var (core, pieces) in plan.Cores) free[core] -= pieces;
+            var need = x == 0 ? f : Full;
+            long fits = 0;
+            foreach (var free in freePieces)
+                if (free >= need) fits += free / need;
+            return (int)Math.Min(bound, fits);
+        }
+        var pieces = freePieces.ToArray();
+        var planner = new Planner(coreNuma, pieces.Length, x);
+        var n = 0;
+        while (n < bound && planner.Find(pieces, x, f) is var found && found != NoPlan)
+        {
+            for (var i = 0; i < x; i++) pieces[planner.Chosen[i]] -= Full;
+            if (f > 0) pieces[planner.Fragment] -= f;
             n++;
         }
         return n;
@@ -96,38 +105,123 @@ public static class CpuPlanner
     /// </summary>
     public static CpuPlan? Plan(IReadOnlyList<int> freePieces, IReadOnlyList<string> coreNuma, ResourceRequest request)
     {
-        if (coreNuma.Count == freePieces.Count)
-        {
-            // The best NUMA-local plan: one that keeps whole cores whole, then the roomiest node.
-            var local = coreNuma.Select((n, i) => (n, i)).GroupBy(p => p.n)
-                .Select(g => (Numa: g.Key, Cores: g.Select(p => p.i).ToArray()))
-                .Select(g => (g.Numa, Free: g.Cores.Sum(c => freePieces[c]), Plan: PlanWithin(freePieces, g.Cores, request)))
-                .Where(c => c.Plan is not null)
-                .OrderBy(c => CutsWholeCore(freePieces, c.Plan!, request) ? 1 : 0).ThenByDescending(c => c.Free).ThenBy(c => c.Numa, StringComparer.Ordinal)
-                .FirstOrDefault();
-            if (local.Plan is not null) return local.Plan with { Numa = local.Numa };
-        }
-        return PlanWithin(freePieces, Enumerable.Range(0, freePieces.Count).ToArray(), request);
+        int x = request.FullCores, f = request.FragmentPieces;
+        var planner = new Planner(coreNuma, freePieces.Count, x);
+        var found = planner.Find([.. freePieces], x, f);
+        if (found == NoPlan) return null;
+        var cores = new List<(int Core, int Pieces)>(x + 1);
+        for (var i = 0; i < x; i++) cores.Add((planner.Chosen[i], Full));
+        if (f > 0) cores.Add((planner.Fragment, f));
+        return new CpuPlan(cores, found == AcrossNodes ? null : planner.GroupNames[found]);
     }
 
-    private static bool CutsWholeCore(IReadOnlyList<int> freePieces, CpuPlan plan, ResourceRequest request) =>
-        request.FragmentPieces > 0 && freePieces[plan.Cores[^1].Core] % Full < request.FragmentPieces;
+    private const int NoPlan = -2, AcrossNodes = -1;
 
-    private static CpuPlan? PlanWithin(IReadOnlyList<int> freePieces, int[] cores, ResourceRequest request)
+    /// <summary>
+    /// Finds plans without allocating: the cores of each NUMA node are grouped once, and each search is a
+    /// linear scan keeping the X best full cores in a small sorted array.
+    /// </summary>
+    private sealed class Planner
     {
-        int x = request.FullCores, f = request.FragmentPieces;
-        var full = cores.Where(c => freePieces[c] >= Full)
-            .OrderByDescending(c => freePieces[c]).ThenBy(c => c).Take(x).ToList();
-        if (full.Count < x) return null;
-        var plan = full.Select(c => (c, Full)).ToList();
-        if (f > 0)
+        private readonly int[][] _groups;
+        private readonly int[] _all;
+        private readonly int[] _bestFull;
+
+        public Planner(IReadOnlyList<string> coreNuma, int cores, int fullCores)
         {
-            var fragment = cores.Where(c => !full.Contains(c) && freePieces[c] >= f)
-                .OrderBy(c => freePieces[c] % Full >= f ? 0 : 1) // a remainder first: keep whole cores whole
-                .ThenBy(c => freePieces[c]).ThenBy(c => c).Cast<int?>().FirstOrDefault();
-            if (fragment is null) return null;
-            plan.Add((fragment.Value, f));
+            _all = new int[cores];
+            for (var c = 0; c < cores; c++) _all[c] = c;
+            if (coreNuma.Count == cores && cores > 0)
+            {
+                var byName = new SortedDictionary<string, List<int>>(StringComparer.Ordinal);
+                for (var c = 0; c < cores; c++)
+                {
+                    if (!byName.TryGetValue(coreNuma[c], out var list)) byName[coreNuma[c]] = list = [];
+                    list.Add(c);
+                }
+                GroupNames = [.. byName.Keys];
+                _groups = [.. byName.Values.Select(l => l.ToArray())];
+            }
+            else
+            {
+                GroupNames = [];
+                _groups = [];
+            }
+            Chosen = new int[fullCores];
+            _bestFull = new int[fullCores];
         }
-        return new CpuPlan(plan, null);
+
+        public string[] GroupNames { get; }
+
+        /// <summary>The last plan's full cores, in plan order (most free first).</summary>
+        public int[] Chosen { get; }
+
+        /// <summary>The last plan's fragment core (when it has a fragment).</summary>
+        public int Fragment { get; private set; }
+
+        /// <summary>
+        /// The index of the NUMA group the plan lies in, <see cref="AcrossNodes"/>, or <see cref="NoPlan"/>.
+        /// Among the groups with a plan: one that keeps whole cores whole, then the most free pieces, then the
+        /// group's name (ordinal), as a strict order.
+        /// </summary>
+        public int Find(int[] free, int x, int f)
+        {
+            var best = NoPlan;
+            bool bestCuts = false;
+            long bestFree = 0;
+            var bestFragment = -1;
+            for (var g = 0; g < _groups.Length; g++)
+            {
+                if (!Within(free, _groups[g], x, f)) continue;
+                var cuts = f > 0 && free[Fragment] % 100 < f;
+                long sum = 0;
+                foreach (var c in _groups[g]) sum += free[c];
+                // Groups are visited in name order, so a later group wins only when strictly better.
+                if (best == NoPlan || (!cuts && bestCuts) || (cuts == bestCuts && sum > bestFree))
+                {
+                    (best, bestCuts, bestFree, bestFragment) = (g, cuts, sum, Fragment);
+                    Array.Copy(Chosen, _bestFull, x);
+                }
+            }
+            if (best != NoPlan)
+            {
+                Array.Copy(_bestFull, Chosen, x);
+                Fragment = bestFragment;
+                return best;
+            }
+            return Within(free, _all, x, f) ? AcrossNodes : NoPlan;
+        }
+
+        /// <summary>X full cores (most free pieces, then lowest id) and the fragment core among <paramref name="cores"/>.</summary>
+        private bool Within(int[] free, int[] cores, int x, int f)
+        {
+            var found = 0;
+            foreach (var c in cores)
+            {
+                var p = free[c];
+                if (p < Full) continue;
+                // Insert into the sorted top-x (free descending, then id ascending; ids come in ascending order).
+                var at = found;
+                while (at > 0 && free[Chosen[at - 1]] < p) at--;
+                if (at >= x) continue;
+                for (var k = Math.Min(found, x - 1); k > at; k--) Chosen[k] = Chosen[k - 1];
+                Chosen[at] = c;
+                if (found < x) found++;
+            }
+            if (found < x) return false;
+            if (f == 0) return true;
+            var fragment = -1;
+            var key = 0L;
+            foreach (var c in cores)
+            {
+                var p = free[c];
+                if (p < f || Array.IndexOf(Chosen, c, 0, x) >= 0) continue;
+                // A remainder first (keep whole cores whole), then the tightest: (remainder fits ? 0 : 1, free).
+                var k = (p % Full >= f ? 0L : 1L << 32) + p;
+                if (fragment < 0 || k < key) (fragment, key) = (c, k);
+            }
+            Fragment = fragment;
+            return fragment >= 0;
+        }
     }
 }

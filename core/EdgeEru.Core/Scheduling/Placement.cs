@@ -40,13 +40,20 @@ public static class Scheduler
     /// Memory first: free memory / memory request; with CPU bind also the number of CPU plans; without
     /// bind zero if the request exceeds the node's cores (CPU is then a CFS quota at run time).
     /// </summary>
-    public static int Capacity(NodeResources node, ResourceRequest r)
+    public static int Capacity(NodeResources node, ResourceRequest r) => Capacity(node, r, MaxPerNode);
+
+    /// <summary>min(<see cref="Capacity(NodeResources, ResourceRequest)"/>, <paramref name="limit"/>): no CPU plans are counted past it.</summary>
+    private static int Capacity(NodeResources node, ResourceRequest r, int limit)
     {
-        var memory = r.Memory > 0 ? (int)Math.Min(node.FreeMemory / r.Memory, MaxPerNode) : MaxPerNode;
+        var memory = r.Memory > 0 ? (int)Math.Min(node.FreeMemory / r.Memory, limit) : limit;
         if (!r.CpuBind) return r.Cpu > node.CpuCores ? 0 : memory;
-        return Math.Min(memory, CpuPlanner.Capacity(node.FreePieces, node.CoreNuma, r));
+        return Math.Min(memory, CpuPlanner.Capacity(node.FreePieces, node.CoreNuma, r, limit: memory));
     }
 
+    /// <remarks>
+    /// Costs O(nodes · log nodes) plus O(count · log nodes) for AUTO and GLOBAL (heaps), so that planning a
+    /// deploy stays far below the time Docker takes to create one container, even over thousands of nodes.
+    /// </remarks>
     public static PlacementResult Place(IReadOnlyList<NodeResources> nodes, PlacementRequest request)
     {
         var problems = request.Resources.Problems().ToList();
@@ -54,62 +61,74 @@ public static class Scheduler
         if (request.PerNodeLimit < 0) problems.Add("per-node limit must not be negative");
         if (problems.Count > 0) return Fail(string.Join("; ", problems), new Dictionary<string, string>());
 
-        var ordered = nodes.OrderBy(n => n.Name, StringComparer.Ordinal).ToList();
-        var capacity = ordered.ToDictionary(n => n.Name, n => Limit(n, Capacity(n, request.Resources), request.PerNodeLimit));
-        var reasons = ordered.Where(n => capacity[n.Name] == 0).ToDictionary(n => n.Name, n => Reason(n, request));
-        var placed = ordered.ToDictionary(n => n.Name, _ => 0);
+        // Everything below is indexed by position in name order.
+        var ordered = nodes.ToArray();
+        if (!InNameOrder(ordered)) Array.Sort(ordered, (a, b) => string.CompareOrdinal(a.Name, b.Name)); // the registry lists them in order
+        // Only AUTO weighs the room left beyond the count (it prefers roomier nodes); every other strategy
+        // puts at most Count on a node, so counting CPU plans past it would change nothing.
+        var upTo = request.Strategy == Strategy.Auto ? MaxPerNode : Math.Min(request.Count, MaxPerNode);
+        var capacity = new int[ordered.Length];
+        var reasons = new Dictionary<string, string>();
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            capacity[i] = Limit(ordered[i], Capacity(ordered[i], request.Resources, upTo), request.PerNodeLimit);
+            if (capacity[i] == 0) reasons[ordered[i].Name] = Reason(ordered[i], request);
+        }
+        var placed = new int[ordered.Length];
 
         switch (request.Strategy)
         {
             case Strategy.Each:
             case Strategy.Fill:
-                foreach (var n in ordered)
+                for (var i = 0; i < ordered.Length; i++)
                 {
+                    var n = ordered[i];
                     var want = request.Strategy == Strategy.Each ? request.Count : Math.Max(0, request.Count - n.Existing);
-                    if (want > capacity[n.Name])
-                        return Fail($"node {n.Name} has room for {capacity[n.Name]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
-                    placed[n.Name] = want;
+                    if (want > capacity[i])
+                        return Fail($"node {n.Name} has room for {capacity[i]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
+                    placed[i] = want;
                 }
                 break;
             case Strategy.Auto:
             {
-                // Min-heap on (instances of the app on the node, -room left, name).
-                var heap = new PriorityQueue<NodeResources, (int Count, int Room, string Name)>(Comparer<(int Count, int Room, string Name)>.Create((a, b) =>
-                    a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : string.CompareOrdinal(a.Name, b.Name)));
-                foreach (var n in ordered.Where(n => capacity[n.Name] > 0)) heap.Enqueue(n, (n.Existing, capacity[n.Name], n.Name));
-                for (var i = 0; i < request.Count; i++)
+                // Min-heap on (instances of the app on the node, -room left, name); name order = index order.
+                var heap = new PriorityQueue<int, (int Count, int Room, int Index)>(
+                    Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0).Select(i => (i, (ordered[i].Existing, capacity[i], i))),
+                    Comparer<(int Count, int Room, int Index)>.Create((a, b) =>
+                        a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : a.Index.CompareTo(b.Index)));
+                for (var k = 0; k < request.Count; k++)
                 {
-                    if (!heap.TryDequeue(out var n, out _)) return Fail(Short(request, i), reasons);
-                    var p = ++placed[n.Name];
-                    if (p < capacity[n.Name]) heap.Enqueue(n, (n.Existing + p, capacity[n.Name] - p, n.Name));
+                    if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
+                    var p = ++placed[i];
+                    if (p < capacity[i]) heap.Enqueue(i, (ordered[i].Existing + p, capacity[i] - p, i));
                 }
                 break;
             }
             case Strategy.Global:
             {
-                // One at a time where relative usage (memory and CPU, both weighed) after placing is lowest.
-                for (var i = 0; i < request.Count; i++)
+                // One at a time where relative usage (memory and CPU, both weighed) after placing is lowest: a
+                // node's usage after one more only grows with what it got, so a min-heap on (usage, name) picks
+                // exactly what a scan of every node in name order would.
+                var used = Array.ConvertAll(ordered, UsedPieces);
+                var heap = new PriorityQueue<int, (double Usage, int Index)>(Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0)
+                    .Select(i => (i, (UsageAfter(ordered[i], used[i], request.Resources, 1), i))));
+                for (var k = 0; k < request.Count; k++)
                 {
-                    NodeResources? best = null;
-                    var bestUsage = double.MaxValue;
-                    foreach (var n in ordered)
-                    {
-                        if (placed[n.Name] >= capacity[n.Name]) continue;
-                        var usage = UsageAfter(n, request.Resources, placed[n.Name] + 1);
-                        if (usage < bestUsage) (best, bestUsage) = (n, usage);
-                    }
-                    if (best is null) return Fail(Short(request, i), reasons);
-                    placed[best.Name]++;
+                    if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
+                    var p = ++placed[i];
+                    if (p < capacity[i]) heap.Enqueue(i, (UsageAfter(ordered[i], used[i], request.Resources, p + 1), i));
                 }
                 break;
             }
             case Strategy.Drained:
             {
                 var left = request.Count;
-                foreach (var n in ordered.OrderByDescending(n => UsageAfter(n, request.Resources, 0)).ThenBy(n => n.Name, StringComparer.Ordinal))
+                var fullest = Enumerable.Range(0, ordered.Length)
+                    .OrderByDescending(i => UsageAfter(ordered[i], UsedPieces(ordered[i]), request.Resources, 0)).ThenBy(i => i);
+                foreach (var i in fullest)
                 {
-                    var take = Math.Min(left, capacity[n.Name]);
-                    placed[n.Name] = take;
+                    var take = Math.Min(left, capacity[i]);
+                    placed[i] = take;
                     left -= take;
                     if (left == 0) break;
                 }
@@ -117,15 +136,33 @@ public static class Scheduler
                 break;
             }
         }
-        return new PlacementResult(placed.Where(p => p.Value > 0).ToDictionary(), null, reasons);
+        var perNode = new Dictionary<string, int>();
+        for (var i = 0; i < ordered.Length; i++)
+            if (placed[i] > 0) perNode[ordered[i].Name] = placed[i];
+        return new PlacementResult(perNode, null, reasons);
+    }
+
+    private static bool InNameOrder(NodeResources[] nodes)
+    {
+        for (var i = 1; i < nodes.Length; i++)
+            if (string.CompareOrdinal(nodes[i - 1].Name, nodes[i].Name) >= 0) return false;
+        return true;
+    }
+
+    /// <summary>Pieces in use on a node (of its cores × pieces per core).</summary>
+    private static long UsedPieces(NodeResources n)
+    {
+        long free = 0;
+        foreach (var p in n.FreePieces) free += p;
+        return (long)n.PiecesPerCore * n.CpuCores - free;
     }
 
     /// <summary>Relative usage of a node after <paramref name="more"/> instances: memory and CPU fractions, averaged.</summary>
-    private static double UsageAfter(NodeResources n, ResourceRequest r, int more)
+    private static double UsageAfter(NodeResources n, long usedPieces, ResourceRequest r, int more)
     {
         var memory = n.TotalMemory > 0 ? (n.TotalMemory - n.FreeMemory + (double)r.Memory * more) / n.TotalMemory : 0;
         var totalPieces = (double)n.PiecesPerCore * n.CpuCores;
-        var cpu = totalPieces > 0 ? (totalPieces - n.FreePieces.Sum() + r.Cpu * 100 * more) / totalPieces : 0;
+        var cpu = totalPieces > 0 ? (usedPieces + r.Cpu * 100 * more) / totalPieces : 0;
         return (memory + cpu) / 2;
     }
 

@@ -37,6 +37,9 @@ public static class Figures
     public static readonly IReadOnlyList<Comparison> Comparisons =
     [
         new("registry", "full snapshot build (100k workloads)", "full_build_ms", "anchor_raw_range_ms", "raw etcd range read of the same keys", "ms", Better.Lower),
+        new("schedule", "plan 1M instances over 5,000 nodes", "planning_s", "anchor_c1m_s", "Nomad C1M (scheduled, 2015)", "s", Better.Lower),
+        new("deploy", "50 containers over 4 hosts", "eru_s", "docker_run_s", "docker run loop", "s", Better.Lower),
+        new("deploy", "50 containers over 4 hosts", "eru_s", "docker_run_parallel_per_host_s", "one docker run loop per host, in parallel", "s", Better.Lower),
         new("dns", "queries per second", "eru_qps", "knot_qps", "Knot DNS, same 10k services", "qps", Better.Higher),
         new("dns", "average latency", "eru_avg_latency_ms", "knot_avg_latency_ms", "Knot DNS", "ms", Better.Lower),
         new("lb", "requests per second", "eru_rps", "nginx_rps", "nginx proxy_pass", "rps", Better.Higher),
@@ -57,6 +60,9 @@ public static class Figures
         new("registry", "full snapshot build", "full_build_ms", "<", 1000, "ms"),
         new("registry", "change visible to a follower, p99 (from etcd's ack)", "update_from_ack_p99_ms", "<", 5, "ms"),
         new("registry", "snapshot memory per workload", "bytes_per_workload", "<", 1024, "B"),
+        new("schedule", "speed-up over Nomad's C1M", "speedup_vs_c1m", ">=", 10, "×"),
+        new("schedule", "overcommitted nodes", "overcommitted_nodes", "==", 0, "nodes"),
+        new("deploy", "time vs a docker run loop", "ratio", "<=", 1.2, "×"),
         new("dns", "QPS ratio vs Knot", "qps_ratio_vs_knot", ">=", 1.0, "×"),
         new("dns", "registry change → answer, p99", "propagation_p99_ms", "<=", 50, "ms"),
         new("lb", "RPS ratio vs nginx", "rps_ratio_vs_nginx", ">=", 1.0, "×"),
@@ -70,6 +76,10 @@ public static class Figures
     [
         new("registry-build.svg", "registry", "Registry: full snapshot build vs raw etcd range (lower is better)", "ms", ["100k workloads"],
             [new("EdgeEru snapshot", ["full_build_ms"]), new("raw etcd range", ["anchor_raw_range_ms"])]),
+        new("schedule.svg", "schedule", "Schedule: planning 1M instances over 5,000 nodes vs Nomad C1M (lower is better)", "s", ["1M instances"],
+            [new("EdgeEru scheduler", ["planning_s"]), new("Nomad C1M", ["anchor_c1m_s"])]),
+        new("deploy.svg", "deploy", "Deploy: 50 containers over 4 hosts (lower is better)", "s", ["wall time"],
+            [new("eru (Deployer)", ["eru_s"]), new("docker run loop", ["docker_run_s"]), new("docker run, a loop per host", ["docker_run_parallel_per_host_s"])]),
         new("dns-qps.svg", "dns", "DNS: queries per second, eru-dns vs Knot (higher is better)", "qps", ["10k services"],
             [new("eru-dns", ["eru_qps"]), new("Knot DNS", ["knot_qps"])]),
         new("lb-rps.svg", "lb", "LB: requests per second, direct vs nginx vs eru-lb (higher is better)", "rps", ["wrk, same backend"],
