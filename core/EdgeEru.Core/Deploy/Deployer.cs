@@ -25,6 +25,19 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     private const int Attempts = 16;
     private static readonly TimeSpan HookTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>Test seam: where a deploy's instances are created (the node's Docker engine unless set).</summary>
+    internal Func<Node, IInstanceHost>? Hosts { get; init; }
+
+    /// <summary>
+    /// Test seam: awaited at the allocation's yield points ("fence-read", "usage-read", "created",
+    /// "before-commit") so that tests can force interleavings of concurrent deploys.
+    /// </summary>
+    internal Func<string, CancellationToken, Task>? Interleave { get; init; }
+
+    private IInstanceHost Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
+
+    private Task YieldAsync(string point, CancellationToken ct) => Interleave?.Invoke(point, ct) ?? Task.CompletedTask;
+
     public async Task<DeployResult> DeployAsync(DeploySpec spec, CancellationToken ct = default) => await DeployAsync(spec, null, ct);
 
     public async Task<DeployResult> DeployAsync(DeploySpec spec, Action<DeployProgress>? progress, CancellationToken ct = default)
@@ -43,7 +56,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         var perNode = await Task.WhenAll(placement.PerNode.Where(p => p.Value > 0).Select(async p =>
         {
             var node = candidates[p.Key];
-            using var engine = engines(node.Endpoint);
+            using var engine = Host(node);
             var outcomes = new List<InstanceOutcome>();
             try
             {
@@ -133,7 +146,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         return [.. all.Select(w => w.Value).Where(w => node is null || w.Node == node)];
     }
 
-    private async Task<InstanceOutcome> OneAsync(DockerEngine engine, Node node, DeploySpec spec, CancellationToken ct)
+    private async Task<InstanceOutcome> OneAsync(IInstanceHost engine, Node node, DeploySpec spec, CancellationToken ct)
     {
         var ident = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         var name = $"{spec.App}_{spec.Entrypoint}_{ident}";
@@ -145,7 +158,9 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             {
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
+                await YieldAsync("fence-read", ct);
                 var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
+                await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
                 {
@@ -164,8 +179,10 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                         var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
                         if (r.ExitCode != 0) throw new InvalidOperationException($"after_start hook `{hook}` exited {r.ExitCode}: {r.Output}");
                     }
+                    await YieldAsync("created", ct);
                 }
                 var state = await engine.InspectAsync(id, ct);
+                await YieldAsync("before-commit", ct);
                 tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state));
                 tx.Put(Kinds.Allocations, Bump(node.Name, fence));
                 if (await tx.CommitAsync(ct))

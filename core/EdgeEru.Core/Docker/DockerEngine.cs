@@ -56,7 +56,7 @@ public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionar
 public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
 /// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
-public sealed class DockerEngine : IDisposable
+public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
 {
     /// <summary>Labels that mark what EdgeEru created.</summary>
     public const string AppLabel = "eru.app", EntrypointLabel = "eru.entrypoint", IdentLabel = "eru.ident", NodeLabel = "eru.node";
