@@ -260,6 +260,40 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
         }
     }
 
+    /// <summary>
+    /// Changes a container's limits in place (docker update): memory limit (swap capped at it; 0 leaves it),
+    /// a CFS quota in cores (0: none) and the cpuset (null: every CPU of the engine, i.e. unbound).
+    /// </summary>
+    public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
+    {
+        if (cpuset is null)
+        {
+            var (cpus, _, _) = await InfoAsync(ct);
+            cpuset = cpus <= 1 ? "0" : $"0-{cpus - 1}";
+        }
+        await _client.Containers.UpdateContainerAsync(id, new ContainerUpdateParameters
+        {
+            Memory = memoryLimit,
+            MemorySwap = memoryLimit > 0 ? memoryLimit : 0,
+            CPUPeriod = CfsPeriod,
+            CPUQuota = cpuQuota > 0 ? (long)(cpuQuota * CfsPeriod) : -1, // 0 would mean "unchanged" to Docker
+            CpusetCpus = cpuset,
+            CpusetMems = cpusetMems,
+        }, ct);
+    }
+
+    /// <summary>Detaches a container from a network (its address is free for another container).</summary>
+    public Task DisconnectAsync(string id, string network, CancellationToken ct = default) =>
+        _client.Networks.DisconnectNetworkAsync(network, new NetworkDisconnectParameters { Container = id, Force = true }, ct);
+
+    /// <summary>Attaches a container to a network, with a fixed IPv4 address unless <paramref name="address"/> is empty.</summary>
+    public Task ConnectAsync(string id, string network, string address, CancellationToken ct = default) =>
+        _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters
+        {
+            Container = id,
+            EndpointConfig = new EndpointSettings { IPAMConfig = address.Length > 0 ? new EndpointIPAMConfig { IPv4Address = address } : null },
+        }, ct);
+
     public async Task StartAsync(string id, CancellationToken ct = default) =>
         await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
 
