@@ -75,7 +75,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} did not answer: {ex.Message}");
+            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} did not answer: {DockerEngine.Explain(ex, node.Endpoint)}");
         }
         Require(node.Validate());
         if (!await store.CreateAsync(Kinds.Nodes, node, ct: ct)) throw Refuse(StatusCode.AlreadyExists, $"node {node.Name} exists already");
