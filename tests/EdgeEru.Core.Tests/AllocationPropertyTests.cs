@@ -174,8 +174,16 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
     }
 
     /// <summary>Deploys that create no containers: ids are handed out and tracked, so leaks and orphans show.</summary>
-    private sealed class NoContainers(ConcurrentDictionary<string, string> live, string node) : IInstanceHost
+    private sealed class NoContainers(ConcurrentDictionary<string, string> live, ConcurrentDictionary<string, (long Memory, string? Cpuset)> applied, string node) : IInstanceHost
     {
+        /// <summary>What docker update would have set last: the test compares it with the record.</summary>
+        public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
+        {
+            if (!live.ContainsKey(id)) throw new InvalidOperationException($"no container {id}");
+            await Task.Delay(Random.Shared.Next(0, 3), ct); // an engine's latency: concurrent updates may land in any order
+            applied[id] = (memoryLimit, cpuset);
+        }
+
         public Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default) => Task.CompletedTask;
 
         public Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct = default)
@@ -198,20 +206,40 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
         }
     }
 
+    /// <summary>A realloc of some existing workload (picked when it runs).</summary>
+    internal sealed record ReallocGen(int Pick, int DelayMs, long Memory, double Cpu, bool Bind, bool Twin)
+    {
+        /// <summary>One realloc, or with <see cref="Twin"/> two different ones of the same workload at once.</summary>
+        public ReallocSpec[] Specs => Twin
+            ? [new() { MemoryRequest = Memory, Cpu = Cpu, CpuBind = Bind }, new() { MemoryRequest = Memory / 2 + 64 * MiB, Cpu = Math.Max(0.01, Math.Round(Cpu / 2, 2)), CpuBind = !Bind }]
+            : [new() { MemoryRequest = Memory, Cpu = Cpu, CpuBind = Bind }];
+    }
+
+    private static readonly Gen<ReallocGen> Reallocs =
+        from pick in Gen.Int[0, 1000]
+        from delay in Gen.Int[0, 20]
+        from memory in Gen.Int[0, 12]
+        from cpu in Gen.Int[1, 300]
+        from bind in Gen.Bool
+        from twin in Gen.Bool
+        select new ReallocGen(pick, delay, memory * 64 * MiB, cpu / 100.0, bind, twin);
+
     /// <summary>
     /// (b) Several deploys at once over a few nodes of one pod, in a fresh registry per case, with random
     /// delays or yields at the allocation's yield points (half the cases read usage through a watcher):
     /// in the final registry no node's memory or core is overcommitted, every planned instance is either
     /// recorded once or reported failed, every failure left nothing behind, and records and "containers"
-    /// are the same set.
+    /// are the same set. Reallocs of random existing workloads (the same one twice, at times) race them:
+    /// they too never overcommit, and what was last applied to a "container" is what its record says.
     /// </summary>
     [Fact]
     public async Task Racing_deploys_against_etcd_never_overcommit_and_record_every_instance_once()
     {
-        var gen = Gen.Select(Nodes.Select(n => n.Take(3).ToArray()), Request.Array[2, 5], Gen.Int[0, int.MaxValue], Gen.Bool);
-        var (allocations, fenceReads) = (0, 0);
-        await gen.SampleAsync(async (nodeGens, requests, seed, useWatcher) =>
+        var gen = Gen.Select(Nodes.Select(n => n.Take(3).ToArray()), Gen.Select(Request.Array[2, 5], Reallocs.Array[0, 4]), Gen.Int[0, int.MaxValue], Gen.Bool);
+        var (allocations, fenceReads, reallocations) = (0, 0, 0);
+        await gen.SampleAsync(async (nodeGens, work, seed, useWatcher) =>
         {
+            var (requests, reallocs) = work;
             var prefix = EtcdFixture.NewPrefix();
             using var conn = new EtcdConnection(etcd.Options(prefix));
             var store = new RegistryStore(conn);
@@ -226,10 +254,11 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             watcher?.Start();
 
             var live = new ConcurrentDictionary<string, string>();
+            var applied = new ConcurrentDictionary<string, (long Memory, string? Cpuset)>();
             var rnd = new Random(seed);
             var deployer = new Deployer(store, _ => throw new InvalidOperationException("no engines here"), _logs.CreateLogger<Deployer>(), watcher)
             {
-                Hosts = n => new NoContainers(live, n.Name),
+                Hosts = n => new NoContainers(live, applied, n.Name),
                 Interleave = async (point, ct) =>
                 {
                     if (point == "fence-read") Interlocked.Increment(ref fenceReads);
@@ -241,6 +270,14 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
                 },
             };
             var planned = requests.Select(_ => new ConcurrentDictionary<string, int>()).ToArray();
+            var reallocated = Task.WhenAll(reallocs.Select(r => Task.Run<IReadOnlyList<InstanceOutcome>>(async () =>
+            {
+                await Task.Delay(r.DelayMs);
+                var existing = (await store.ListAsync(Kinds.Workloads)).Items;
+                if (existing.Count == 0) return [];
+                var id = existing[r.Pick % existing.Count].Value.Id;
+                return (await Task.WhenAll(r.Specs.Select(spec => Task.Run(() => deployer.ReallocAsync([id], spec))))).SelectMany(o => o).ToList();
+            })));
             var results = await Task.WhenAll(requests.Select((r, i) => Task.Run(() => deployer.DeployAsync(new DeploySpec
             {
                 App = r.App, Entrypoint = "e", Image = "x", Pod = "p", Count = r.Count, Strategy = r.Strategy, PerNodeLimit = r.PerNodeLimit,
@@ -250,8 +287,17 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
                 foreach (var (node, count) in p.Planned ?? new Dictionary<string, int>()) planned[i][node] = count;
             }))));
 
+            var reallocOutcomes = (await reallocated).SelectMany(o => o).ToList();
             var records = (await store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).ToList();
             AssertWithinCapacity(nodes, records);
+            Assert.All(reallocOutcomes, o => Assert.True(o.Error is null || o.Error.StartsWith("does not fit on ", StringComparison.Ordinal), o.Error));
+            foreach (var r in records.Where(r => applied.ContainsKey(r.Id)))
+            {
+                var (memory, cpuset) = applied[r.Id];
+                Assert.Equal(r.Resources.MemoryLimitBytes, memory);
+                Assert.Equal(r.Resources.CpuBind.Length > 0 ? DockerEngine.Cpuset(r.Resources.CpuBind.Select(b => b.Core)) : null, cpuset);
+            }
+            Interlocked.Add(ref reallocations, reallocOutcomes.Count(o => o.Error is null));
             for (var i = 0; i < results.Length; i++)
             {
                 var result = results[i];
@@ -274,9 +320,10 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             Assert.Equal(created, live.Keys.Order());                          // no container without a record
             Assert.All(records, r => Assert.Equal(live[r.Id], r.Node));
             Interlocked.Add(ref allocations, results.Sum(r => r.Instances.Count));
-        }, iter: 100, threads: 1, print: t => $"{string.Join(" ", t.Item1)} | {string.Join(" ", t.Item2)} | seed {t.Item3} watcher {t.Item4}");
+        }, iter: 100, threads: 1, print: t => $"{string.Join(" ", t.Item1)} | {string.Join(" ", t.Item2.Item1)} | {string.Join(" ", t.Item2.Item2)} | seed {t.Item3} watcher {t.Item4}");
         // The races were real: some allocations found their node's fence moved and went round again.
-        output.WriteLine($"{allocations} allocations, {fenceReads} fence reads");
+        output.WriteLine($"{allocations} allocations, {fenceReads} fence reads, {reallocations} reallocations");
+        Assert.True(reallocations > 0, "no realloc ever went through");
         Assert.True(fenceReads > allocations, $"no allocation ever retried ({allocations} allocations, {fenceReads} fence reads)");
     }
 

@@ -460,6 +460,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         {
             var tx = store.Begin();
             var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct);
+            await YieldAsync("realloc-fence-read", ct);
             var self = await tx.GetAsync(Kinds.Workloads, id, ct);
             if (self is null) return new InstanceOutcome(node.Name, id, record.Value.Name, $"no workload {id} (removed meanwhile)");
             var others = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
@@ -468,6 +469,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                 return new InstanceOutcome(node.Name, id, self.Value.Name, $"does not fit on {node.Name}: {reason}; it keeps its resources") { Resources = self.Value.Resources };
             tx.Put(Kinds.Workloads, self.Value with { Resources = allocation });
             tx.Put(Kinds.Allocations, Bump(node.Name, fence));
+            await YieldAsync("realloc-before-commit", ct);
             if (await tx.CommitAsync(ct))
             {
                 (before, after) = (self.Value, allocation);
@@ -478,10 +480,22 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         }
         try
         {
-            using var engine = engines(node.Endpoint);
-            var bound = after.CpuBind.Length > 0;
-            await engine.UpdateResourcesAsync(id, after.MemoryLimitBytes, bound ? 0 : after.CpuLimit,
-                bound ? DockerEngine.Cpuset(after.CpuBind.Select(b => b.Core)) : null, after.NumaNode, ct);
+            await YieldAsync("realloc-committed", ct);
+            using var engine = Host(node);
+            // Concurrent reallocs of one workload may reach Docker in another order than they committed:
+            // after applying, look again, and follow the record until what was applied is still current.
+            var applied = after;
+            for (var round = 1; ; round++)
+            {
+                var bound = applied.CpuBind.Length > 0;
+                await engine.UpdateResourcesAsync(id, applied.MemoryLimitBytes, bound ? 0 : applied.CpuLimit,
+                    bound ? DockerEngine.Cpuset(applied.CpuBind.Select(b => b.Core)) : null, applied.NumaNode, ct);
+                await YieldAsync("realloc-applied", ct);
+                var now = await store.GetAsync(Kinds.Workloads, id, ct);
+                if (now is null || now.Value.Resources.Equals(applied)) break;
+                if (round >= Attempts) throw new RegistryConflictException(round);
+                applied = now.Value.Resources;
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -4,7 +4,7 @@ namespace EdgeEru.Core.Deploy;
 
 /// <summary>
 /// What a deploy asks of a node's engine: <see cref="DockerEngine"/> in production. An internal seam so
-/// that the allocation (plan, fence transaction, retries) can be exercised against a real etcd for many
+/// that the allocation (plan, fence transaction, retries; deploys and reallocs) can be exercised against a real etcd for many
 /// random cases without creating containers (tests/EdgeEru.Core.Tests/AllocationPropertyTests).
 /// </summary>
 internal interface IInstanceHost : IDisposable
@@ -18,4 +18,6 @@ internal interface IInstanceHost : IDisposable
     Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default);
 
     Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default);
+
+    Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default);
 }
