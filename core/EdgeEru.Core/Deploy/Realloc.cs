@@ -39,8 +39,8 @@ public static class Realloc
 {
     private const int Full = 100;
 
-    /// <summary>The workload's resources after <paramref name="spec"/> (before checking that they fit).</summary>
-    public static ResourceAllocation Wanted(ResourceAllocation current, ReallocSpec spec)
+    /// <summary>The workload's resources after <paramref name="spec"/>, before checking that they fit (cores not yet planned).</summary>
+    private static (ResourceAllocation Wanted, bool Bind) Wanted(ResourceAllocation current, ReallocSpec spec)
     {
         var memory = spec.MemoryRequest ?? current.MemoryRequestBytes;
         var limit = spec.MemoryLimit
@@ -49,12 +49,7 @@ public static class Realloc
         var cpu = spec.Cpu ?? current.CpuRequest;
         var cpuLimit = spec.CpuLimit ?? (Math.Abs(current.CpuLimit - current.CpuRequest) < 1e-9 ? cpu : Math.Max(current.CpuLimit, cpu));
         var bind = spec.CpuBind ?? current.CpuBind.Length > 0;
-        return new ResourceAllocation
-        {
-            MemoryRequestBytes = memory, MemoryLimitBytes = limit, CpuRequest = cpu, CpuLimit = cpuLimit,
-            // A marker for "bound" until planned: the real cores come from Plan.
-            CpuBind = bind ? [new CpuBinding { Core = -1 }] : [],
-        };
+        return (new ResourceAllocation { MemoryRequestBytes = memory, MemoryLimitBytes = limit, CpuRequest = cpu, CpuLimit = cpuLimit }, bind);
     }
 
     /// <summary>
@@ -63,8 +58,7 @@ public static class Realloc
     /// </summary>
     public static (ResourceAllocation? Allocation, string? Reason) Plan(NodeResources free, ResourceAllocation current, ReallocSpec spec)
     {
-        var wanted = Wanted(current, spec);
-        var bind = wanted.CpuBind.Length > 0;
+        var (wanted, bind) = Wanted(current, spec);
         var request = new ResourceRequest { Memory = wanted.MemoryRequestBytes, Cpu = wanted.CpuRequest, CpuBind = bind };
         var problems = request.Problems().ToList();
         if (wanted.MemoryLimitBytes > 0 && wanted.MemoryRequestBytes > wanted.MemoryLimitBytes)
@@ -77,7 +71,7 @@ public static class Realloc
         if (!bind)
         {
             if (wanted.CpuRequest > free.CpuCores) return (null, $"cpu {wanted.CpuRequest} > {free.CpuCores} cores");
-            return (wanted with { CpuBind = [], NumaNode = null }, null);
+            return (wanted, null);
         }
         var plan = Keep(free, current, request) ?? Extend(free, current, request) ?? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, request);
         if (plan is null) return (null, $"no core plan for {wanted.CpuRequest} bound cpus");
@@ -104,7 +98,7 @@ public static class Realloc
     /// </summary>
     private static CpuPlan? Extend(NodeResources free, ResourceAllocation current, ResourceRequest r)
     {
-        var mine = current.CpuBind.Select(b => b.Core).Where(c => c >= 0 && c < free.CpuCores).ToHashSet();
+        var mine = current.CpuBind.Select(b => b.Core).Where(c => c < free.CpuCores).ToHashSet();
         if (mine.Count == 0) return null;
         var order = Enumerable.Range(0, free.CpuCores).OrderBy(c => mine.Contains(c) ? 0 : 1);
         var full = order.Where(c => free.FreePieces[c] >= Full)
