@@ -90,11 +90,12 @@ internal static class DeployCommands
         var batch = new Option<int>("--batch-size") { Description = "Old instances replaced at a time", DefaultValueFactory = _ => 1 };
         var healthTimeout = new Option<int>("--health-timeout") { Description = "Seconds a new instance may take to be reported healthy", DefaultValueFactory = _ => 60 };
         var onlyTags = new Option<string[]>("--only-tag") { Description = "Replace only instances with this tag, repeatable" };
-        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags };
+        var keepIp = new Option<bool>("--keep-ip") { Description = "Each new instance takes over its old one's addresses (same node): the old one stops first and is restarted if the new one fails" };
+        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags, keepIp };
         foreach (var s in rspec.All) Add(replace, s);
         replace.SetAction((pr, ct) => api.RunAsync(pr, "replace", async (c, t) =>
         {
-            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000 };
+            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000, KeepIp = pr.GetValue(keepIp) };
             req.OnlyTags.Add(pr.GetValue(onlyTags) ?? []);
             return await StreamAsync(c.Replace(req, cancellationToken: t), pr.GetValue(api.Json), t);
         }, ct));
@@ -122,7 +123,37 @@ internal static class DeployCommands
                 return cmd;
             });
 
-        var all = new List<Command> { deploy, capacity, replace, rm };
+        var targets = new Argument<string[]>("workload") { Description = "Workload names, ids (or 6+ character prefixes), or APP / APP.ENTRYPOINT for all of its instances", Arity = ArgumentArity.OneOrMore };
+        var memory = new Option<string?>("--memory") { Description = "New memory request, e.g. 256M (the limit follows when it equalled the request)" };
+        var memoryLimit = new Option<string?>("--memory-limit") { Description = "New memory limit" };
+        var cpu = new Option<double?>("--cpu") { Description = "New CPU request (a CFS quota, or bound cores with --cpu-bind)" };
+        var cpuLimit = new Option<double?>("--cpu-limit") { Description = "New CFS quota of an unbound workload (default: follows --cpu)" };
+        var cpuBind = new Option<bool?>("--cpu-bind") { Description = "true: bind cores (cpuset), keeping the current ones where possible; false: a CFS quota" };
+        var realloc = new Command("realloc", "Change resources of running workloads in place (docker update); refused per workload, with the reason, when it does not fit on its node")
+            { targets, memory, memoryLimit, cpu, cpuLimit, cpuBind };
+        realloc.SetAction((pr, ct) => api.RunAsync(pr, "realloc", async (c, t) =>
+        {
+            var req = new V1.ReallocRequest();
+            req.Workloads.Add(pr.GetValue(targets)!);
+            if (pr.GetValue(memory) is { } m) req.MemoryRequestBytes = CliText.Size(m, "--memory");
+            if (pr.GetValue(memoryLimit) is { } ml) req.MemoryLimitBytes = CliText.Size(ml, "--memory-limit");
+            if (pr.GetValue(cpu) is { } cp) req.Cpu = cp;
+            if (pr.GetValue(cpuLimit) is { } cl) req.CpuLimit = cl;
+            if (pr.GetValue(cpuBind) is { } b) req.CpuBind = b;
+            using var call = c.Realloc(req, cancellationToken: t);
+            var failed = 0;
+            await foreach (var r in call.ResponseStream.ReadAllAsync(t))
+            {
+                if (r.Error.Length > 0) failed++;
+                var now = r.Resources is null ? "" : $"memory {CliText.Bytes(r.Resources.MemoryRequestBytes)}/{CliText.Bytes(r.Resources.MemoryLimitBytes)}, cpu {r.Resources.Cpu.ToString(CultureInfo.InvariantCulture)}"
+                    + (r.CpuCores.Count > 0 ? $" bound to {string.Join(",", r.CpuCores)}" : "");
+                Console.WriteLine(pr.GetValue(api.Json) ? JsonFormatter.Default.Format(r)
+                    : r.Error.Length == 0 ? $"reallocated {r.Name} ({r.Node}): {now}" : $"refused {r.Name} ({r.Node}): {r.Error}");
+            }
+            return failed > 0 ? 1 : 0;
+        }, ct));
+
+        var all = new List<Command> { deploy, capacity, replace, realloc, rm };
         all.AddRange(controls);
         foreach (var c in all) api.AddTo(c);
         return all;

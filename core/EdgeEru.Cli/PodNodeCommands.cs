@@ -57,9 +57,9 @@ internal static class PodNodeCommands
         var memory = new Option<string?>("--memory") { Description = "Memory, e.g. 16G (default: what Docker reports)" };
         var labels = new Option<string[]>("--label") { Description = "NAME=VALUE, repeatable" };
         var networks = new Option<string[]>("--network") { Description = "Docker networks containers may join, repeatable" };
-        var tlsCa = new Option<string>("--tls-ca") { DefaultValueFactory = _ => "" };
-        var tlsCert = new Option<string>("--tls-cert") { DefaultValueFactory = _ => "" };
-        var tlsKey = new Option<string>("--tls-key") { DefaultValueFactory = _ => "" };
+        var tlsCa = new Option<string>("--tls-ca") { Description = "PEM CA the engine's certificate must chain to (TLS endpoints)", DefaultValueFactory = _ => "" };
+        var tlsCert = new Option<string>("--tls-cert") { Description = "PEM client certificate for a --tlsverify engine", DefaultValueFactory = _ => "" };
+        var tlsKey = new Option<string>("--tls-key") { Description = "PEM key of the client certificate", DefaultValueFactory = _ => "" };
 
         var add = new Command("add", "Add a node; its Docker engine must answer") { name, pod, endpoint, address, cpus, pieces, memory, labels, networks, tlsCa, tlsCert, tlsKey };
         add.SetAction((pr, ct) => api.RunAsync(pr, "node add", async (c, t) =>

@@ -43,6 +43,11 @@ public static class ApiMapping
     {
         var r = new V1.InstanceResult { Node = o.Node, WorkloadId = o.WorkloadId ?? "", Name = o.Name ?? "", Error = o.Error ?? "" };
         r.Addresses.Add(o.Addresses.ToDictionary());
+        if (o.Resources is { } a)
+        {
+            r.Resources = new V1.Resources { MemoryRequestBytes = a.MemoryRequestBytes, MemoryLimitBytes = a.MemoryLimitBytes, Cpu = a.CpuRequest, CpuBind = a.CpuBind.Length > 0 };
+            r.CpuCores.Add(a.CpuBind.Select(b => b.Core));
+        }
         return r;
     }
 

@@ -75,7 +75,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} did not answer: {ex.Message}");
+            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} did not answer: {DockerEngine.Explain(ex, node.Endpoint)}");
         }
         Require(node.Validate());
         if (!await store.CreateAsync(Kinds.Nodes, node, ct: ct)) throw Refuse(StatusCode.AlreadyExists, $"node {node.Name} exists already");
@@ -153,6 +153,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
             BatchSize = request.BatchSize > 0 ? request.BatchSize : 1,
             HealthTimeout = TimeSpan.FromMilliseconds(request.HealthTimeoutMs > 0 ? request.HealthTimeoutMs : 60_000),
             OnlyTags = [.. request.OnlyTags],
+            KeepIp = request.KeepIp,
         };
         await StreamAsync(responseStream, progress => deployer.ReplaceAsync(spec, options, progress, context.CancellationToken), context.CancellationToken);
     }
@@ -224,6 +225,26 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         }
     }
 
+    public override async Task Realloc(V1.ReallocRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
+    {
+        var spec = new ReallocSpec
+        {
+            MemoryRequest = request.HasMemoryRequestBytes ? request.MemoryRequestBytes : null,
+            MemoryLimit = request.HasMemoryLimitBytes ? request.MemoryLimitBytes : null,
+            Cpu = request.HasCpu ? request.Cpu : null,
+            CpuLimit = request.HasCpuLimit ? request.CpuLimit : null,
+            CpuBind = request.HasCpuBind ? request.CpuBind : null,
+        };
+        Require(spec.Problems());
+        var ids = await ResolveAsync(request.Workloads, context.CancellationToken, apps: true);
+        foreach (var id in ids)
+        {
+            var outcome = (await deployer.ReallocAsync([id], spec, null, context.CancellationToken))[0];
+            Instances.WithLabels(outcome.Error is null ? "reallocated" : "realloc_refused").Inc();
+            await responseStream.WriteAsync(ApiMapping.ToResult(outcome), context.CancellationToken);
+        }
+    }
+
     public override async Task Control(V1.ControlRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
     {
         var action = request.Action switch
@@ -239,8 +260,11 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
             await responseStream.WriteAsync(ApiMapping.ToResult((await deployer.ControlAsync([id], action, timeout, null, context.CancellationToken))[0]), context.CancellationToken);
     }
 
-    /// <summary>Workload references (id, unique id prefix of 6 or more, or name) to ids; NOT_FOUND names the first that matches nothing.</summary>
-    private async Task<List<string>> ResolveAsync(IEnumerable<string> refs, CancellationToken ct)
+    /// <summary>
+    /// Workload references (id, unique id prefix of 6 or more, or name; with <paramref name="apps"/> also APP or
+    /// APP.ENTRYPOINT for all of its instances) to ids; NOT_FOUND names the first that matches nothing.
+    /// </summary>
+    private async Task<List<string>> ResolveAsync(IEnumerable<string> refs, CancellationToken ct, bool apps = false)
     {
         var list = refs.ToList();
         if (list.Count == 0) throw Refuse(StatusCode.InvalidArgument, "workloads: name at least one workload");
@@ -250,6 +274,15 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         {
             var matches = all.Where(w => w.Id == r || w.Name == r).Select(w => w.Id).ToList();
             if (matches.Count == 0 && r.Length >= 6) matches = all.Where(w => w.Id.StartsWith(r, StringComparison.Ordinal)).Select(w => w.Id).ToList();
+            if (matches.Count == 0 && apps)
+            {
+                var dot = r.IndexOf('.', StringComparison.Ordinal);
+                var (app, entrypoint) = dot < 0 ? (r, null) : (r[..dot], r[(dot + 1)..]);
+                ids.AddRange(all.Where(w => w.App == app && (entrypoint is null || w.Entrypoint == entrypoint))
+                    .OrderBy(w => w.Name, StringComparer.Ordinal).Select(w => w.Id).Where(id => !ids.Contains(id)));
+                if (all.Any(w => w.App == app && (entrypoint is null || w.Entrypoint == entrypoint))) continue;
+                throw Refuse(StatusCode.NotFound, $"no workload, app or app.entrypoint {r}");
+            }
             if (matches.Count == 0) throw Refuse(StatusCode.NotFound, $"no workload {r}");
             if (matches.Count > 1) throw Refuse(StatusCode.InvalidArgument, $"{r} names {matches.Count} workloads; give more of the id");
             if (!ids.Contains(matches[0])) ids.Add(matches[0]);

@@ -51,8 +51,11 @@ public sealed class DockerRig : IAsyncDisposable
         return $"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}";
     }
 
-    /// <summary>Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart in names: "e" for tests, "d" for eru dev.</summary>
-    public static async Task<DockerRig> StartAsync(int hosts, char idPrefix = 'e')
+    /// <summary>
+    /// Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart in names: "e" for tests, "d" for eru dev.
+    /// <paramref name="dockerdArgs"/> adds arguments to a host's dockerd (e.g. a TLS listener on its address).
+    /// </summary>
+    public static async Task<DockerRig> StartAsync(int hosts, char idPrefix = 'e', Func<DockerHost, IEnumerable<string>>? dockerdArgs = null)
     {
         if (hosts is < 1 or > MaxHosts) throw new ArgumentOutOfRangeException(nameof(hosts), $"1 to {MaxHosts} simulated hosts");
         Tools.Find("ip", "iproute2");
@@ -71,7 +74,7 @@ public sealed class DockerRig : IAsyncDisposable
             await Ip("link", "set", rig.Bridge, "up");
             await Ip("addr", "add", rig.BridgeAddress + "/18", "dev", rig.Bridge);
             var image = BusyboxImage();
-            for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image));
+            for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image, dockerdArgs));
             return rig;
         }
         catch
@@ -245,7 +248,7 @@ public sealed class DockerHost : IAsyncDisposable
     public string ContainerAddress(int n) =>
         n is >= 1 and < 1023 ? _rig.At(((Index - 1) << 10) + n) : throw new ArgumentOutOfRangeException(nameof(n), "1 to 1022");
 
-    internal static async Task<DockerHost> StartAsync(DockerRig rig, int index, string rigDir, byte[] image)
+    internal static async Task<DockerHost> StartAsync(DockerRig rig, int index, string rigDir, byte[] image, Func<DockerHost, IEnumerable<string>>? extraArgs)
     {
         var ns = $"{rig.Id}h{index}";
         var dir = Path.Combine(rigDir, "h" + index);
@@ -267,6 +270,7 @@ public sealed class DockerHost : IAsyncDisposable
             "--data-root", Path.Combine(dir, "data"), "--exec-root", $"/tmp/{ns}", // unix socket paths are limited to 108 bytes
             "-H", host.Endpoint, "--pidfile", Path.Combine(dir, "d.pid"),
             "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+            .. (extraArgs?.Invoke(host) ?? []),
         ]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!await host.PingAsync())

@@ -227,6 +227,27 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         Assert.Contains("1 created, 0 failed", cli.Output, StringComparison.Ordinal);
         cli = await Eru("node", "ls");
         Assert.Contains("no (bypass)", cli.Output, StringComparison.Ordinal);
+
+        // Realloc through the CLI: one workload by name, then every instance of app.entrypoint; too much is
+        // refused per workload with the reason; an unknown name is NOT_FOUND.
+        var target = (await Workloads()).First();
+        cli = await Eru("realloc", target.Name, "--memory", "24M");
+        Assert.True(cli.Code == 0, cli.Output);
+        Assert.Contains($"reallocated {target.Name} ({target.Node}): memory 24M/24M", cli.Output, StringComparison.Ordinal);
+        Assert.Equal(24 * MiB, (await Containers()).Single(c => c.Id == target.Id).MemoryLimit);
+        Assert.Equal(24 * MiB, (await Workloads()).Single(w => w.Id == target.Id).Resources.MemoryRequestBytes);
+        cli = await Eru("realloc", "hello.web", "--cpu", "0.2");
+        Assert.True(cli.Code == 0, cli.Output);
+        Assert.All(await Containers(), c => Assert.Equal(20_000, c.CpuQuota));
+        Assert.All(await Workloads(), w => Assert.Equal(0.2, w.Resources.Cpu));
+        cli = await Eru("realloc", "hello", "--memory", "100T");
+        Assert.Equal(1, cli.Code);
+        Assert.Contains("refused", cli.Output, StringComparison.Ordinal);
+        Assert.Contains("free memory", cli.Output, StringComparison.Ordinal);
+        Assert.Equal(24 * MiB, (await Containers()).Single(c => c.Id == target.Id).MemoryLimit);
+        cli = await Eru("realloc", "nosuchapp", "--cpu", "1");
+        Assert.Equal(1, cli.Code);
+        Assert.Contains("NotFound: no workload, app or app.entrypoint nosuchapp", cli.Output, StringComparison.Ordinal);
         cli = await Eru("deploy", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--count", "0");
         Assert.Equal(2, cli.Code);
         Assert.Contains("count 0", cli.Output, StringComparison.Ordinal);

@@ -114,6 +114,9 @@ public sealed record InstanceOutcome(string Node, string? WorkloadId, string? Na
 {
     /// <summary>Docker network → address, as Docker gave it.</summary>
     public IReadOnlyDictionary<string, string> Addresses { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Realloc: the workload's resources now (the new ones, or the unchanged ones when refused).</summary>
+    public ResourceAllocation? Resources { get; init; }
 }
 
 /// <summary>What a deploy reports while it runs: the plan first, then each instance.</summary>

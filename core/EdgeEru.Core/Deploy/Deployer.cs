@@ -25,6 +25,19 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     private const int Attempts = 16;
     private static readonly TimeSpan HookTimeout = TimeSpan.FromSeconds(60);
 
+    /// <summary>Test seam: where a deploy's instances are created (the node's Docker engine unless set).</summary>
+    internal Func<Node, IInstanceHost>? Hosts { get; init; }
+
+    /// <summary>
+    /// Test seam: awaited at the allocation's yield points ("fence-read", "usage-read", "created",
+    /// "before-commit") so that tests can force interleavings of concurrent deploys.
+    /// </summary>
+    internal Func<string, CancellationToken, Task>? Interleave { get; init; }
+
+    private IInstanceHost Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
+
+    private Task YieldAsync(string point, CancellationToken ct) => Interleave?.Invoke(point, ct) ?? Task.CompletedTask;
+
     public async Task<DeployResult> DeployAsync(DeploySpec spec, CancellationToken ct = default) => await DeployAsync(spec, null, ct);
 
     public async Task<DeployResult> DeployAsync(DeploySpec spec, Action<DeployProgress>? progress, CancellationToken ct = default)
@@ -43,7 +56,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         var perNode = await Task.WhenAll(placement.PerNode.Where(p => p.Value > 0).Select(async p =>
         {
             var node = candidates[p.Key];
-            using var engine = engines(node.Endpoint);
+            using var engine = Host(node);
             var outcomes = new List<InstanceOutcome>();
             try
             {
@@ -133,7 +146,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         return [.. all.Select(w => w.Value).Where(w => node is null || w.Node == node)];
     }
 
-    private async Task<InstanceOutcome> OneAsync(DockerEngine engine, Node node, DeploySpec spec, CancellationToken ct)
+    private async Task<InstanceOutcome> OneAsync(IInstanceHost engine, Node node, DeploySpec spec, CancellationToken ct)
     {
         var ident = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         var name = $"{spec.App}_{spec.Entrypoint}_{ident}";
@@ -145,7 +158,9 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             {
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
+                await YieldAsync("fence-read", ct);
                 var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
+                await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
                 {
@@ -164,8 +179,10 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                         var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
                         if (r.ExitCode != 0) throw new InvalidOperationException($"after_start hook `{hook}` exited {r.ExitCode}: {r.Output}");
                     }
+                    await YieldAsync("created", ct);
                 }
                 var state = await engine.InspectAsync(id, ct);
+                await YieldAsync("before-commit", ct);
                 tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state));
                 tx.Put(Kinds.Allocations, Bump(node.Name, fence));
                 if (await tx.CommitAsync(ct))
@@ -194,19 +211,40 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default) =>
         await RemoveAsync(workloadIds, stopTimeout, null, ct);
 
-    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default)
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default) =>
+        await RemoveAsync(workloadIds, stopTimeout, progress, hooks: true, ct);
+
+    private async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, bool hooks, CancellationToken ct)
     {
         var outcomes = new List<InstanceOutcome>();
         foreach (var id in workloadIds)
         {
-            var outcome = await RemoveOneAsync(id, stopTimeout, ct);
+            var outcome = await RemoveOneAsync(id, stopTimeout, ct, hooks);
             outcomes.Add(outcome);
             progress?.Invoke(outcome);
         }
         return outcomes;
     }
 
-    private async Task<InstanceOutcome> RemoveOneAsync(string id, TimeSpan stopTimeout, CancellationToken ct)
+    /// <summary>Runs a workload's before_stop hooks; a failing one is logged, never keeps the container alive.</summary>
+    private async Task BeforeStopAsync(DockerEngine engine, Workload w, CancellationToken ct)
+    {
+        foreach (var hook in w.BeforeStop ?? [])
+        {
+            try
+            {
+                var r = await engine.ExecAsync(w.Id, CommandLine.Split(hook), HookTimeout, ct);
+                if (r.ExitCode != 0) log.LogWarning("before_stop hook `{Hook}` of {Name} exited {Code}: {Output}", hook, w.Name, r.ExitCode, r.Output);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // A hook must not keep a container alive (it may be stopped or gone already).
+                log.LogWarning("before_stop hook `{Hook}` of {Name} failed: {Error}", hook, w.Name, ex.Message);
+            }
+        }
+    }
+
+    private async Task<InstanceOutcome> RemoveOneAsync(string id, TimeSpan stopTimeout, CancellationToken ct, bool hooks = true)
     {
         var record = await store.GetAsync(Kinds.Workloads, id, ct);
         if (record is null) return new InstanceOutcome("", id, null, $"no workload {id}");
@@ -217,19 +255,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             if (node is not null)
             {
                 using var engine = engines(node.Value.Endpoint);
-                foreach (var hook in w.BeforeStop ?? [])
-                {
-                    try
-                    {
-                        var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
-                        if (r.ExitCode != 0) log.LogWarning("before_stop hook `{Hook}` of {Name} exited {Code}: {Output}", hook, w.Name, r.ExitCode, r.Output);
-                    }
-                    catch (Exception ex) when (ex is not OperationCanceledException)
-                    {
-                        // A hook must not keep a container alive (it may be stopped or gone already).
-                        log.LogWarning("before_stop hook `{Hook}` of {Name} failed: {Error}", hook, w.Name, ex.Message);
-                    }
-                }
+                if (hooks) await BeforeStopAsync(engine, w, ct);
                 await engine.RemoveAsync(id, stopTimeout, ct);
             }
             await store.TransactAsync(async (tx, c) =>
@@ -307,13 +333,34 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
         {
             progress?.Invoke(new DeployProgress(null, null, $"batch: replacing {string.Join(", ", batch.Select(b => b.Name))}"));
             var fresh = new List<InstanceOutcome>();
+            var parked = new List<(Workload Old, Dictionary<string, string> Addresses)>();
             foreach (var old in batch)
             {
-                var onSameNode = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false }, ct);
-                var r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                DeployResult r;
+                if (options.KeepIp)
+                {
+                    // The old one lets go of its addresses first; the new one takes them on the same node.
+                    var addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0).ToDictionary(n => n, n => old.Networks[n]);
+                    if (addresses.Count == 0) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})"));
+                    else if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name}: {why}"));
+                    else
+                    {
+                        parked.Add((old, addresses));
+                        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name} and released {string.Join(", ", addresses.Values)}"));
+                        var networks = spec.Networks.ToDictionary();
+                        foreach (var (n, ip) in addresses) networks[n] = ip;
+                        r = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false, Networks = networks }, ct);
+                    }
+                }
+                else
+                {
+                    var onSameNode = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false }, ct);
+                    r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                }
                 var outcome = r.Instances.Count > 0 ? r.Instances[0] : new InstanceOutcome(old.Node, null, null, r.Error);
                 fresh.Add(outcome);
                 progress?.Invoke(new DeployProgress(null, outcome));
+                if (outcome.Error is not null) break; // the rest of the batch stays untouched
             }
             string? failure = fresh.FirstOrDefault(f => f.Error is not null)?.Error;
             if (failure is null)
@@ -325,15 +372,150 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             if (failure is not null)
             {
                 await RemoveAsync(fresh.Where(f => f.WorkloadId is not null).Select(f => f.WorkloadId!), TimeSpan.Zero, ct);
+                foreach (var (old, addresses) in parked)
+                {
+                    var why = await UnparkAsync(old, addresses, CancellationToken.None);
+                    progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name} with {string.Join(", ", addresses.Values)}" : $"could not restart {old.Name}: {why}"));
+                }
                 results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
                 log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving", spec.App, spec.Entrypoint, failure);
                 return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}");
             }
             results.AddRange(fresh);
-            foreach (var removed in await RemoveAsync(batch.Select(b => b.Id), options.StopTimeout, ct))
+            // Parked old ones ran their before_stop hooks when they were stopped.
+            foreach (var removed in await RemoveAsync(batch.Select(b => b.Id), options.StopTimeout, null, hooks: !options.KeepIp, ct))
                 progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
         }
         return new DeployResult(results, null);
+    }
+
+    /// <summary>Keep-ip: runs the old one's before_stop hooks, stops it and detaches it from the networks of <paramref name="addresses"/>; null when done, else why not.</summary>
+    private async Task<string?> ParkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, TimeSpan stopTimeout, CancellationToken ct)
+    {
+        if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
+        try
+        {
+            using var engine = engines(node.Value.Endpoint);
+            await BeforeStopAsync(engine, old, ct);
+            await engine.StopAsync(old.Id, stopTimeout, ct);
+            foreach (var n in addresses.Keys) await engine.DisconnectAsync(old.Id, n, ct);
+            return null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await UnparkAsync(old, addresses, CancellationToken.None); // whatever was done: it serves again
+            return ex.Message;
+        }
+    }
+
+    /// <summary>Keep-ip rollback: the old one gets its addresses back and starts again; null when it runs.</summary>
+    private async Task<string?> UnparkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, CancellationToken ct)
+    {
+        try
+        {
+            if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
+            using var engine = engines(node.Value.Endpoint);
+            var state = await engine.InspectAsync(old.Id, ct);
+            if (state is null) return "its container is gone";
+            foreach (var (n, ip) in addresses.Where(a => !state.Addresses.ContainsKey(a.Key))) await engine.ConnectAsync(old.Id, n, ip, ct);
+            if (!state.Running) await engine.StartAsync(old.Id, ct);
+            return null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            log.LogError("keep-ip rollback: could not restart {Name}: {Error}", old.Name, ex.Message);
+            return ex.Message;
+        }
+    }
+
+    /// <summary>
+    /// Changes the resources of existing workloads in place, each on its own node: re-planned with the
+    /// workload's own allocation counted as free (bound cores kept when still valid), recorded under the
+    /// node's allocation fence, then applied with docker update. A workload that does not fit is refused
+    /// with the reason and stays as it was; when Docker refuses the update, the record is put back.
+    /// </summary>
+    public async Task<IReadOnlyList<InstanceOutcome>> ReallocAsync(IEnumerable<string> workloadIds, ReallocSpec spec, Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
+    {
+        var outcomes = new List<InstanceOutcome>();
+        var problems = spec.Problems();
+        foreach (var id in workloadIds)
+        {
+            var outcome = problems.Count > 0 ? new InstanceOutcome("", id, null, "invalid realloc: " + string.Join("; ", problems)) : await ReallocOneAsync(id, spec, ct);
+            outcomes.Add(outcome);
+            progress?.Invoke(outcome);
+        }
+        return outcomes;
+    }
+
+    private async Task<InstanceOutcome> ReallocOneAsync(string id, ReallocSpec spec, CancellationToken ct)
+    {
+        var record = await store.GetAsync(Kinds.Workloads, id, ct);
+        if (record is null) return new InstanceOutcome("", id, null, $"no workload {id}");
+        if (await store.GetAsync(Kinds.Nodes, record.Value.Node, ct) is not { } nodeRecord)
+            return new InstanceOutcome(record.Value.Node, id, record.Value.Name, $"node {record.Value.Node} is gone");
+        var node = nodeRecord.Value;
+        Workload before;
+        ResourceAllocation after;
+        for (var attempt = 1; ; attempt++)
+        {
+            var tx = store.Begin();
+            var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct);
+            await YieldAsync("realloc-fence-read", ct);
+            var self = await tx.GetAsync(Kinds.Workloads, id, ct);
+            if (self is null) return new InstanceOutcome(node.Name, id, record.Value.Name, $"no workload {id} (removed meanwhile)");
+            var others = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
+            var (allocation, reason) = Realloc.Plan(NodeUsage.Free(node, others, self.Value.App), self.Value.Resources, spec);
+            if (allocation is null)
+                return new InstanceOutcome(node.Name, id, self.Value.Name, $"does not fit on {node.Name}: {reason}; it keeps its resources") { Resources = self.Value.Resources };
+            tx.Put(Kinds.Workloads, self.Value with { Resources = allocation });
+            tx.Put(Kinds.Allocations, Bump(node.Name, fence));
+            await YieldAsync("realloc-before-commit", ct);
+            if (await tx.CommitAsync(ct))
+            {
+                (before, after) = (self.Value, allocation);
+                break;
+            }
+            if (attempt >= Attempts) return new InstanceOutcome(node.Name, id, self.Value.Name, new RegistryConflictException(Attempts).Message);
+            await Task.Delay(Random.Shared.Next(5, 30), ct);
+        }
+        try
+        {
+            await YieldAsync("realloc-committed", ct);
+            using var engine = Host(node);
+            // Concurrent reallocs of one workload may reach Docker in another order than they committed:
+            // after applying, look again, and follow the record until what was applied is still current.
+            var applied = after;
+            for (var round = 1; ; round++)
+            {
+                var bound = applied.CpuBind.Length > 0;
+                await engine.UpdateResourcesAsync(id, applied.MemoryLimitBytes, bound ? 0 : applied.CpuLimit,
+                    bound ? DockerEngine.Cpuset(applied.CpuBind.Select(b => b.Core)) : null, applied.NumaNode, ct);
+                await YieldAsync("realloc-applied", ct);
+                var now = await store.GetAsync(Kinds.Workloads, id, ct);
+                if (now is null || now.Value.Resources.Equals(applied)) break;
+                if (round >= Attempts) throw new RegistryConflictException(round);
+                applied = now.Value.Resources;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Docker kept the old limits: so does the registry (unless someone changed the record since).
+            await store.TransactAsync(async (tx, c) =>
+            {
+                var fence = await tx.GetAsync(Kinds.Allocations, node.Name, c);
+                if (await tx.GetAsync(Kinds.Workloads, id, c) is { } now && now.Value.Resources.Equals(after))
+                {
+                    tx.Put(Kinds.Workloads, now.Value with { Resources = before.Resources });
+                    tx.Put(Kinds.Allocations, Bump(node.Name, fence));
+                }
+                return true;
+            }, ct: CancellationToken.None);
+            log.LogWarning("realloc {Name}: docker update failed: {Error}", before.Name, ex.Message);
+            return new InstanceOutcome(node.Name, id, before.Name, $"docker update failed: {ex.Message}; it keeps its resources") { Resources = before.Resources };
+        }
+        log.LogInformation("realloc {Name} on {Node}: memory {Memory}, cpu {Cpu}{Bound}", before.Name, node.Name, after.MemoryRequestBytes, after.CpuRequest,
+            after.CpuBind.Length > 0 ? " bound to " + DockerEngine.Cpuset(after.CpuBind.Select(b => b.Core)) : "");
+        return new InstanceOutcome(node.Name, id, before.Name, null) { Resources = after };
     }
 
     /// <summary>Null once the agent reports the workload running and healthy; else why not in time.</summary>
@@ -417,4 +599,11 @@ public sealed record ReplaceOptions
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public IReadOnlyList<string> OnlyTags { get; init; } = [];
+
+    /// <summary>
+    /// Each new instance takes over its old one's addresses (fixed IPs) on the same node: the old one is
+    /// stopped and detached first, the new one created with those addresses; if the new one fails, the old
+    /// one gets them back and is started again.
+    /// </summary>
+    public bool KeepIp { get; init; }
 }

@@ -54,7 +54,7 @@ public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionar
 public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
 /// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
-public sealed class DockerEngine : IDisposable
+public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
 {
     /// <summary>Labels that mark what EdgeEru created.</summary>
     public const string AppLabel = "eru.app", EntrypointLabel = "eru.entrypoint", IdentLabel = "eru.ident", NodeLabel = "eru.node";
@@ -225,6 +225,40 @@ public sealed class DockerEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Changes a container's limits in place (docker update): memory limit (swap capped at it; 0 leaves it),
+    /// a CFS quota in cores (0: none) and the cpuset (null: every CPU of the engine, i.e. unbound).
+    /// </summary>
+    public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
+    {
+        if (cpuset is null)
+        {
+            var (cpus, _, _) = await InfoAsync(ct);
+            cpuset = cpus <= 1 ? "0" : $"0-{cpus - 1}";
+        }
+        await _client.Containers.UpdateContainerAsync(id, new ContainerUpdateParameters
+        {
+            Memory = memoryLimit,
+            MemorySwap = memoryLimit > 0 ? memoryLimit : 0,
+            CPUPeriod = CfsPeriod,
+            CPUQuota = cpuQuota > 0 ? (long)(cpuQuota * CfsPeriod) : -1, // 0 would mean "unchanged" to Docker
+            CpusetCpus = cpuset,
+            CpusetMems = cpusetMems,
+        }, ct);
+    }
+
+    /// <summary>Detaches a container from a network (its address is free for another container).</summary>
+    public Task DisconnectAsync(string id, string network, CancellationToken ct = default) =>
+        _client.Networks.DisconnectNetworkAsync(network, new NetworkDisconnectParameters { Container = id, Force = true }, ct);
+
+    /// <summary>Attaches a container to a network, with a fixed IPv4 address unless <paramref name="address"/> is empty.</summary>
+    public Task ConnectAsync(string id, string network, string address, CancellationToken ct = default) =>
+        _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters
+        {
+            Container = id,
+            EndpointConfig = new EndpointSettings { IPAMConfig = address.Length > 0 ? new EndpointIPAMConfig { IPv4Address = address } : null },
+        }, ct);
+
     public async Task StartAsync(string id, CancellationToken ct = default) =>
         await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
 
@@ -242,6 +276,26 @@ public sealed class DockerEngine : IDisposable
         "unless-stopped" => RestartPolicyKind.UnlessStopped,
         _ => throw new ArgumentException($"restart \"{restart}\" must be no, always, on-failure or unless-stopped", nameof(restart)),
     };
+
+    /// <summary>
+    /// Why talking to the engine at <paramref name="endpoint"/> failed, in words: the chain of causes (an
+    /// HTTP client error alone says little), and for a TLS endpoint what to check when the handshake failed.
+    /// </summary>
+    public static string Explain(Exception ex, DockerEndpoint endpoint)
+    {
+        var causes = new List<string>();
+        var tlsFailed = false;
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            var message = e.Message.Replace(", see inner exception", "", StringComparison.Ordinal).Trim().TrimEnd('.');
+            if (!causes.Contains(message)) causes.Add(message);
+            tlsFailed |= e is System.Security.Authentication.AuthenticationException || (endpoint.TlsCertPath is not null && e is IOException);
+        }
+        var text = string.Join(": ", causes);
+        return tlsFailed
+            ? $"{text} (TLS handshake failed: the engine must trust the CA that signed {endpoint.TlsCertPath ?? "the client certificate"}, and its own certificate must chain to {endpoint.TlsCaPath ?? "a trusted CA"} and name the host)"
+            : text;
+    }
 
     /// <summary>Throws when the engine does not answer (the agent's liveness probe of Docker).</summary>
     public Task PingAsync(CancellationToken ct = default) => _client.System.PingAsync(ct);

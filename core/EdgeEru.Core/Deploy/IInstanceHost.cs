@@ -1,0 +1,23 @@
+using EdgeEru.Core.Docker;
+
+namespace EdgeEru.Core.Deploy;
+
+/// <summary>
+/// What a deploy asks of a node's engine: <see cref="DockerEngine"/> in production. An internal seam so
+/// that the allocation (plan, fence transaction, retries; deploys and reallocs) can be exercised against a real etcd for many
+/// random cases without creating containers (tests/EdgeEru.Core.Tests/AllocationPropertyTests).
+/// </summary>
+internal interface IInstanceHost : IDisposable
+{
+    Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default);
+
+    Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct = default);
+
+    Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct = default);
+
+    Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default);
+
+    Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default);
+
+    Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default);
+}
