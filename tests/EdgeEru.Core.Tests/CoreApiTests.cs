@@ -273,22 +273,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
 
     private Task<(int Code, string Output)> Eru(params string[] args) => RunEru([.. args, "--core", _url, "--token", Token]);
 
-    /// <summary>Runs the eru CLI as a separate process.</summary>
-    private async Task<(int Code, string Output)> RunEru(string[] args)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        // The CLI's own build output (same configuration as these tests), with its own dependencies.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
-        psi.ArgumentList.Add(Path.Combine(Repo.Root, "core", "EdgeEru.Cli", "bin", configuration, "net10.0", "eru.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        var text = await stdout + await stderr;
-        output.WriteLine($"$ eru {string.Join(' ', args)}\n{text}");
-        return (p.ExitCode, text);
-    }
+    private Task<(int Code, string Output)> RunEru(string[] args) => EruCli.RunAsync(output, args);
 
     public async Task DisposeAsync()
     {
