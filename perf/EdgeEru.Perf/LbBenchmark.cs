@@ -69,7 +69,12 @@ internal static partial class LbBenchmark
             await Until(async () => await Status(http, lbPort) == 200, "eru-lb routing", lb);
             await Until(async () => await Status(http, proxyPort) == 200, "nginx proxying", proxy);
 
-            // Same load on each, twice, alternating; the best of each counts.
+            // A warm-up for each (JIT tiers, connection pools, nginx's upstream keepalive), not measured; then the
+            // same load on each, twice, alternating; the best of each counts.
+            var warmup = BenchCluster.Arg(args, "--warmup", 3);
+            if (warmup > 0)
+                foreach (var (port, servers) in new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) })
+                    await WrkAsync(port, warmup, connections, servers);
             var runs = new List<(string Who, WrkResult R)>();
             for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 2); round++)
             {
@@ -198,6 +203,7 @@ internal static partial class LbBenchmark
                 if (old.P is not null) await old.P.StopAsync(); // the first one's process stays: it is the earlier runs' backend
             }
             await Until(() => Task.FromResult(wrk.HasExited), "rolling wrk done", wrk, TimeSpan.FromSeconds(wrkSeconds + 30));
+            await wrk.WaitForExitAsync();
             var text = output.ToString();
             var requests = RequestsLine().Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
             long failed = 0;
@@ -266,6 +272,7 @@ internal static partial class LbBenchmark
             line => { lock (output) output.AppendLine(line); }))
         {
             await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
+            await wrk.WaitForExitAsync(); // its last lines (the totals) may still be on their way on a busy machine
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
         var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;
