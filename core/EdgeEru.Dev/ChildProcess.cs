@@ -44,6 +44,9 @@ public sealed class ChildProcess : IAsyncDisposable
         lock (_tail) return string.Join('\n', _tail);
     }
 
+    /// <summary>Waits until the program exited and its output was read to the end (every line passed on).</summary>
+    public Task WaitForExitAsync(CancellationToken cancellationToken = default) => _process.WaitForExitAsync(cancellationToken);
+
     /// <summary>Stops the program: SIGTERM (or SIGKILL with <paramref name="kill"/>, like a crash), then waits.</summary>
     public async Task StopAsync(bool kill = false, TimeSpan? grace = null)
     {

@@ -65,17 +65,32 @@ internal static partial class LbBenchmark
             await using var lb = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
                 "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
                 "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+            // --baseline-lb DIR: another build of eru-lb (e.g. main's) measured in the same rounds, for A/B of a change.
+            var baseIndex = Array.IndexOf(args, "--baseline-lb");
+            var baseDll = baseIndex >= 0 && baseIndex + 1 < args.Length ? Path.GetFullPath(Path.Combine(args[baseIndex + 1], "eru-lb.dll")) : null;
+            var basePort = Ports.FreeTcp();
+            await using var baseLb = baseDll is null ? null : ChildProcess.Start("dotnet", [baseDll, "--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{basePort}",
+                "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
             using var http = new HttpClient();
             await Until(async () => await Status(http, lbPort) == 200, "eru-lb routing", lb);
+            if (baseLb is not null) await Until(async () => await Status(http, basePort) == 200, "baseline eru-lb routing", baseLb);
             await Until(async () => await Status(http, proxyPort) == 200, "nginx proxying", proxy);
 
-            // Same load on each, twice, alternating; the best of each counts.
+            // A warm-up for each (JIT tiers, connection pools, nginx's upstream keepalive), not measured; then the
+            // same load on each, twice, alternating; the best of each counts.
+            var warmup = BenchCluster.Arg(args, "--warmup", 3);
+            if (warmup > 0)
+                foreach (var (port, servers) in new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) }
+                    .Concat(baseLb is null ? [] : [(basePort, new[] { baseLb, backend })]))
+                    await WrkAsync(port, warmup, connections, servers);
             var runs = new List<(string Who, WrkResult R)>();
             for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 2); round++)
             {
                 runs.Add(("direct", await WrkAsync(backendPort, seconds, connections, [backend])));
                 runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
                 runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+                if (baseLb is not null) runs.Add(("base", await WrkAsync(basePort, seconds, connections, [baseLb, backend])));
             }
             foreach (var (who, r) in runs)
                 Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s ({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
@@ -128,6 +143,11 @@ internal static partial class LbBenchmark
                 ["rolling_replace_failed"] = rolling.Failed,
                 ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100 && rolling.Failed == 0,
             };
+            if (baseLb is not null)
+            {
+                result["baseline_eru_rps"] = Math.Round(best["base"].Rps);
+                result["baseline_eru_cpu_us_per_request"] = runs.Where(r => r.Who == "base").Min(r => r.R.FrontCpuUsPerRequest);
+            }
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;
         }
@@ -198,6 +218,7 @@ internal static partial class LbBenchmark
                 if (old.P is not null) await old.P.StopAsync(); // the first one's process stays: it is the earlier runs' backend
             }
             await Until(() => Task.FromResult(wrk.HasExited), "rolling wrk done", wrk, TimeSpan.FromSeconds(wrkSeconds + 30));
+            await wrk.WaitForExitAsync();
             var text = output.ToString();
             var requests = RequestsLine().Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
             long failed = 0;
@@ -266,6 +287,7 @@ internal static partial class LbBenchmark
             line => { lock (output) output.AppendLine(line); }))
         {
             await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
+            await wrk.WaitForExitAsync(); // its last lines (the totals) may still be on their way on a busy machine
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
         var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;

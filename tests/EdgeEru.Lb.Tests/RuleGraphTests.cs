@@ -72,6 +72,20 @@ public class RuleGraphTests
         Assert.Equal(500, Succ(100).Count);
     }
 
+    [Fact]
+    public void Without_the_key_the_client_address_text_picks_the_side()
+    {
+        // The address is hashed as the text it prints as (formatted without a string per request), so a user
+        // without the cookie lands where a cookie holding that text would: the buckets are the same as ever.
+        var g = Graph(new LbNode { Type = "percent", Key = "cookie:uid", Percent = 50 });
+        var addresses = Enumerable.Range(0, 200).Select(i => new IPAddress([192, 0, 2, (byte)i]))
+            .Concat(Enumerable.Range(0, 200).Select(i => IPAddress.Parse($"2001:db8::{i:x}"))).ToList();
+        foreach (var a in addresses)
+            Assert.Equal(Walk(g, new Request { Cookies = { ["uid"] = a.ToString() } }), Walk(g, new Request { Peer = a }));
+        var yes = addresses.Count(a => Walk(g, new Request { Peer = a }) == "yes");
+        Assert.InRange(yes, 120, 280); // both sides get addresses
+    }
+
     [Theory]
     [InlineData("prefix", "/api", "/api/users", true)]
     [InlineData("prefix", "/api", "/web", false)]

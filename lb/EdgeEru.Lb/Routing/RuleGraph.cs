@@ -169,7 +169,16 @@ internal sealed class RuleGraph
                 { } k when k.StartsWith("cookie:", StringComparison.Ordinal) => r.Cookie(k[7..]),
                 { } k when k.StartsWith("header:", StringComparison.Ordinal) => r.Header(k[7..]),
                 _ => null,
-            } ?? r.ClientAddress(trusted).ToString(); // no cookie yet: the client address keeps it stable
+            };
+            if (key is not null) return Hash(key);
+            // No cookie yet: the client address keeps it stable (its text, formatted without a string per request).
+            var client = r.ClientAddress(trusted);
+            Span<char> text = stackalloc char[64];
+            return client.TryFormat(text, out var written) ? Hash(text[..written]) : Hash(client.ToString());
+        }
+
+        private static int Hash(ReadOnlySpan<char> key)
+        {
             uint h = 2166136261;
             foreach (var c in key)
             {
