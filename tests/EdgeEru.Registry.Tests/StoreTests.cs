@@ -145,7 +145,8 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
     {
         var (conn, store) = etcd.Connect();
         using var _ = conn;
-        var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(2));
+        // Long enough that a slow etcd (a busy machine) still has the lease when the put arrives.
+        var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(5));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), lease.Id);
         await Task.Delay(lease.Ttl + TimeSpan.FromSeconds(1));
         Assert.NotNull(await store.GetAsync(Kinds.NodeStatus, "n1"));

@@ -31,7 +31,7 @@ public sealed class EtcdFixture : IAsyncLifetime
     {
         Endpoints = url ?? Url,
         Prefix = prefix ?? NewPrefix(),
-        RequestTimeout = TimeSpan.FromSeconds(5),
+        RequestTimeout = TimeSpan.FromSeconds(15), // a busy CI machine's etcd can take seconds to fsync; tests time nothing
         KeepAlive = TimeSpan.FromSeconds(2),
     };
 
