@@ -91,11 +91,16 @@ internal static class DeployCommands
         var healthTimeout = new Option<int>("--health-timeout") { Description = "Seconds a new instance may take to be reported healthy", DefaultValueFactory = _ => 60 };
         var onlyTags = new Option<string[]>("--only-tag") { Description = "Replace only instances with this tag, repeatable" };
         var keepIp = new Option<bool>("--keep-ip") { Description = "Each new instance takes over its old one's addresses (same node): the old one stops first and is restarted if the new one fails" };
-        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags, keepIp };
+        var maxUnavailable = new Option<int>("--max-unavailable") { Description = "Old instances per batch that may go before their replacement is up, when there is no room beside them" };
+        maxUnavailable.Validators.Add(r =>
+        {
+            if (r.GetValue(maxUnavailable) < 0) r.AddError("--max-unavailable must not be negative");
+        });
+        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags, keepIp, maxUnavailable };
         foreach (var s in rspec.All) Add(replace, s);
         replace.SetAction((pr, ct) => api.RunAsync(pr, "replace", async (c, t) =>
         {
-            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000, KeepIp = pr.GetValue(keepIp) };
+            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000, KeepIp = pr.GetValue(keepIp), MaxUnavailable = pr.GetValue(maxUnavailable) };
             req.OnlyTags.Add(pr.GetValue(onlyTags) ?? []);
             return await StreamAsync(c.Replace(req, cancellationToken: t), pr.GetValue(api.Json), t);
         }, ct));

@@ -154,6 +154,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
             HealthTimeout = TimeSpan.FromMilliseconds(request.HealthTimeoutMs > 0 ? request.HealthTimeoutMs : 60_000),
             OnlyTags = [.. request.OnlyTags],
             KeepIp = request.KeepIp,
+            MaxUnavailable = request.MaxUnavailable,
         };
         await StreamAsync(responseStream, progress => deployer.ReplaceAsync(spec, options, progress, context.CancellationToken), context.CancellationToken);
     }

@@ -234,6 +234,33 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         Assert.Equal(ip, container.Addresses[DockerRig.Network]);
     }
 
+    [Fact]
+    public async Task On_full_nodes_a_replace_stops_unless_max_unavailable_lets_old_ones_go_first()
+    {
+        StartAgents();
+        // Two instances of 128 MiB fill each 256 MiB node: no room anywhere for a new one beside an old one.
+        var first = await Deployer().DeployAsync(Spec("h1", memory: 128 * MiB, bind: false, cpu: 0.2) with { Nodes = [], Count = 4 });
+        Assert.True(first.Ok, first.Error ?? string.Join("; ", first.Instances.Select(i => i.Error)));
+        var olds = first.Instances.Select(i => i.WorkloadId!).Order(StringComparer.Ordinal).ToList();
+        var next = Spec("h1", memory: 128 * MiB, bind: false, cpu: 0.2, tag: "v2") with { Nodes = [] };
+
+        var stopped = await Deployer().ReplaceAsync(next, new ReplaceOptions { HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1) });
+        Assert.False(stopped.Ok);
+        Assert.Contains("replace stopped", stopped.Error, StringComparison.Ordinal);
+        Assert.Equal(olds, (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value.Id).Order(StringComparer.Ordinal));
+        Assert.Equal(olds, (await Containers()).Select(c => c.Id).Order(StringComparer.Ordinal));
+
+        var replaced = await Deployer().ReplaceAsync(next, new ReplaceOptions { MaxUnavailable = 1, HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1) });
+        Assert.True(replaced.Ok, replaced.Error ?? string.Join("; ", replaced.Instances.Select(i => i.Error)));
+        var news = replaced.Instances.Select(i => i.WorkloadId!).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(4, news.Count);
+        Assert.Empty(news.Intersect(olds));
+        var records = (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).ToList();
+        Assert.Equal(news, records.Select(w => w.Id).Order(StringComparer.Ordinal));
+        Assert.All(records, w => Assert.Equal(["v2"], w.Tags));
+        Assert.Equal(news, (await Containers()).Select(c => c.Id).Order(StringComparer.Ordinal));
+    }
+
     public async Task DisposeAsync()
     {
         await _stopAgents.CancelAsync();

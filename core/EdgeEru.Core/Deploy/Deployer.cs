@@ -321,6 +321,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
     {
         var problems = spec.Problems();
         if (options.BatchSize < 1) problems = [.. problems, $"batch size {options.BatchSize} must be at least 1"];
+        if (options.MaxUnavailable < 0) problems = [.. problems, $"max unavailable {options.MaxUnavailable} must not be negative"];
         if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid replace spec: " + string.Join("; ", problems)));
         var (all, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
         var olds = all.Select(w => w.Value)
@@ -334,6 +335,7 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
             progress?.Invoke(new DeployProgress(null, null, $"batch: replacing {string.Join(", ", batch.Select(b => b.Name))}"));
             var fresh = new List<InstanceOutcome>();
             var parked = new List<(Workload Old, Dictionary<string, string> Addresses)>();
+            var takenDown = new HashSet<string>(StringComparer.Ordinal); // old ones removed before their replacement (max unavailable)
             foreach (var old in batch)
             {
                 DeployResult r;
@@ -356,6 +358,16 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                 {
                     var onSameNode = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false }, ct);
                     r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                    if (r.Refused == RefusalKind.NoCapacity && takenDown.Count < options.MaxUnavailable)
+                    {
+                        // No room anywhere to bring the new one up beside the old: the old one goes first, as
+                        // max-unavailable allows; it stays gone if its replacement fails.
+                        foreach (var removed in await RemoveAsync([old.Id], options.StopTimeout, ct))
+                            progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"no room to surge: removed {removed.Name} first" : $"could not remove {removed.Name}: {removed.Error}"));
+                        takenDown.Add(old.Id);
+                        onSameNode = await DeployAsync(spec with { Count = 1, Nodes = [old.Node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false }, ct);
+                        r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                    }
                 }
                 var outcome = r.Instances.Count > 0 ? r.Instances[0] : new InstanceOutcome(old.Node, null, null, r.Error);
                 fresh.Add(outcome);
@@ -378,12 +390,13 @@ public sealed class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEng
                     progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name} with {string.Join(", ", addresses.Values)}" : $"could not restart {old.Name}: {why}"));
                 }
                 results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
-                log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving", spec.App, spec.Entrypoint, failure);
-                return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}");
+                log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving ({TakenDown} taken down first)", spec.App, spec.Entrypoint, failure, takenDown.Count);
+                return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}"
+                    + (takenDown.Count > 0 ? $"; {takenDown.Count} old instance(s) were removed first (max unavailable) and stay removed" : ""));
             }
             results.AddRange(fresh);
             // Parked old ones ran their before_stop hooks when they were stopped.
-            foreach (var removed in await RemoveAsync(batch.Select(b => b.Id), options.StopTimeout, null, hooks: !options.KeepIp, ct))
+            foreach (var removed in await RemoveAsync(batch.Where(b => !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null, hooks: !options.KeepIp, ct))
                 progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
         }
         return new DeployResult(results, null);
@@ -599,6 +612,12 @@ public sealed record ReplaceOptions
     public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public IReadOnlyList<string> OnlyTags { get; init; } = [];
+
+    /// <summary>
+    /// Old instances of a batch that may be removed before their replacement is healthy, when there is no
+    /// room anywhere to start the new one beside them (0: new ones always come up first, or the rollout stops).
+    /// </summary>
+    public int MaxUnavailable { get; init; }
 
     /// <summary>
     /// Each new instance takes over its old one's addresses (fixed IPs) on the same node: the old one is
