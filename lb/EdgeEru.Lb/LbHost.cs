@@ -32,8 +32,7 @@ public static class LbHost
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
         // Requests run on the thread that read them (no hop through the thread pool: the proxy path only awaits
         // I/O), and a connection reads straight into a buffer instead of first waiting for data with a
-        // zero-byte read (one syscall less per request, a buffer per idle connection more). With the binary's
-        // inline socket completions (Program.cs) a request is read, routed and forwarded on one epoll thread.
+        // zero-byte read (one syscall less per request, a buffer per idle connection more).
         builder.WebHost.UseSockets(o =>
         {
             o.UnsafePreferInlineScheduling = true;
