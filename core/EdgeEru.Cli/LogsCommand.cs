@@ -4,11 +4,8 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Threading.Channels;
 using EdgeEru.Registry;
-using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
-using EdgeEru.Registry.Watch;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeEru.Cli;
 
@@ -59,31 +56,10 @@ public static class LogsCommand
             await stderr.WriteLineAsync("eru logs: no agent token: pass --token, set ERU_AGENT_TOKEN, or run where .dev/agent.token is");
             return 2;
         }
-        RegistryOptions options;
-        try
-        {
-            options = CliText.Etcd(req.Etcd, req.Prefix);
-            options.ParseEndpoints();
-            _ = new RegistryKeys(options.Prefix);
-        }
-        catch (ArgumentException ex)
-        {
-            await stderr.WriteLineAsync("eru logs: " + ex.Message);
-            return 2;
-        }
-
-        using var conn = new EtcdConnection(options);
-        await using var watcher = new RegistryWatcher(conn, NullLogger<RegistryWatcher>.Instance);
-        watcher.Start();
-        try
-        {
-            await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(10), ct);
-        }
-        catch (TimeoutException)
-        {
-            await stderr.WriteLineAsync($"eru logs: no answer from etcd at {options.Endpoints}");
-            return 1;
-        }
+        var (view, code) = await RegistryView.OpenAsync("logs", req.Etcd, req.Prefix, stderr, ct);
+        if (view is null) return code;
+        await using var owned = view;
+        var watcher = view.Watcher;
         var (agents, problems) = Agents(watcher.Current, app, entrypoint);
         foreach (var p in problems) await stderr.WriteLineAsync("eru logs: " + p);
         if (agents.Count == 0 && !req.Follow)

@@ -1,10 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using EdgeEru.Registry;
-using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Snapshot;
-using EdgeEru.Registry.Watch;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EdgeEru.Cli;
 
@@ -20,30 +17,10 @@ internal static class PsCommand
         var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix, json };
         cmd.SetAction(async (pr, ct) =>
         {
-            RegistryOptions options;
-            try
-            {
-                options = CliText.Etcd(pr.GetValue(etcd)!, pr.GetValue(prefix)!);
-                options.ParseEndpoints();
-                _ = new RegistryKeys(options.Prefix);
-            }
-            catch (ArgumentException ex)
-            {
-                await Console.Error.WriteLineAsync("eru ps: " + ex.Message);
-                return 2;
-            }
-            using var conn = new EtcdConnection(options);
-            await using var watcher = new RegistryWatcher(conn, NullLogger<RegistryWatcher>.Instance);
-            watcher.Start();
-            try
-            {
-                await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(10), ct);
-            }
-            catch (TimeoutException)
-            {
-                await Console.Error.WriteLineAsync($"eru ps: no answer from etcd at {options.Endpoints}");
-                return 1;
-            }
+            var (view, code) = await RegistryView.OpenAsync("ps", pr.GetValue(etcd)!, pr.GetValue(prefix)!, Console.Error, ct);
+            if (view is null) return code;
+            await using var owned = view;
+            var watcher = view.Watcher;
             if (pr.GetValue(json)) PrintJson(watcher.Current, pr.GetValue(app));
             else Print(watcher.Current, pr.GetValue(app));
             return 0;
