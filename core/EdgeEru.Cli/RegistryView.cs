@@ -33,7 +33,8 @@ internal sealed class RegistryView : IAsyncDisposable
         }
         catch (ArgumentException ex)
         {
-            await stderr.WriteLineAsync($"eru {what}: {ex.Message}");
+            // The library names its configuration keys; here they came from flags.
+            await stderr.WriteLineAsync($"eru {what}: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal).Replace("Registry:Endpoints", "--etcd", StringComparison.Ordinal).Replace("Registry:Prefix", "--prefix", StringComparison.Ordinal)}");
             return (null, 2);
         }
         var conn = new EtcdConnection(options);
