@@ -224,6 +224,12 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     private static bool Same(ImmutableDictionary<string, ContainerState> a, ImmutableDictionary<string, ContainerState> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var c) && c.Running == kv.Value.Running && c.StartedAt == kv.Value.StartedAt && c.Pid == kv.Value.Pid);
 
+    /// <summary>
+    /// Whether this cluster's registry records the container (as of the last snapshot). An engine may run
+    /// EdgeEru containers of another registry prefix, or one whose record is not written yet.
+    /// </summary>
+    public bool IsRecorded(string containerId) => registry().Workloads.TryGetValue(containerId, out var view) && view.Record is not null;
+
     /// <summary>Runs every due check at once (each bounded by its timeout), whether or not etcd is there.</summary>
     private async Task RunDueChecksAsync(CancellationToken ct)
     {

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using EdgeEru.Dev;
 using EdgeEru.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
@@ -274,6 +275,34 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         {
             lock (_lines) _lines.Add(value ?? "");
             return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task Output_of_a_container_this_registry_does_not_record_is_not_shipped()
+    {
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        await scene.StartAgentAsync();
+        // Labelled like ours, but no workload record (another cluster's, or made by hand).
+        var stray = (await scene.Host.DockerAsync(["run", "-d", "--network", "none", "--label", "eru.app=stray", "--label", "eru.entrypoint=web",
+            DockerRig.Image, "sh", "-c", "while true; do echo stray; sleep 0.1; done"])).Trim();
+        try
+        {
+            await scene.DeployAsync("kept", ["sh", "-c", "while true; do echo kept; sleep 0.1; done"]);
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{scene.HttpPort}") };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", AgentScene.Token);
+            string kept = "";
+            await Eventually.True(() =>
+            {
+                kept = http.GetStringAsync(new Uri("/logs?app=kept&tail=5", UriKind.Relative)).GetAwaiter().GetResult();
+                return kept.Contains("\"kept\"", StringComparison.Ordinal);
+            }, TimeSpan.FromSeconds(20), "the recorded container's lines");
+            Assert.Equal("", (await http.GetStringAsync(new Uri("/logs?app=stray&tail=5", UriKind.Relative))).Trim());
+        }
+        finally
+        {
+            await scene.Host.DockerAsync(["rm", "-f", stray]);
         }
     }
 

@@ -59,7 +59,8 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
         var containers = agent.Containers;
         foreach (var c in containers.Values)
         {
-            if (!c.Running || !c.Labels.TryGetValue(DockerEngine.AppLabel, out var app)) continue;
+            // Only this cluster's workloads: a container whose record comes later is attached then, from its start.
+            if (!c.Running || !c.Labels.TryGetValue(DockerEngine.AppLabel, out var app) || !agent.IsRecorded(c.Id)) continue;
             _attached.TryGetValue(c.Id, out var current);
             if (current is not null && current.StartedAt == c.StartedAt && !current.Run.IsCompleted) continue;
             // Same run, stream broken: from the last line read. A new run: from its start — less a margin, as

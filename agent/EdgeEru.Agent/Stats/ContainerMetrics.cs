@@ -74,7 +74,7 @@ public sealed class ContainerMetrics(NodeAgent agent, DockerEngine engine, Cgrou
     {
         var now = DateTimeOffset.UtcNow;
         var graphite = new StringBuilder();
-        var running = agent.Containers.Values.Where(c => c.Running && c.Labels.ContainsKey(DockerEngine.AppLabel)).ToList();
+        var running = agent.Containers.Values.Where(c => c.Running && c.Labels.ContainsKey(DockerEngine.AppLabel) && agent.IsRecorded(c.Id)).ToList(); // this cluster's only
         foreach (var c in running)
         {
             var sample = cgroups.Read(c.Pid);
