@@ -33,15 +33,30 @@ internal sealed class DnsTestServer : IAsyncDisposable
     public static async Task<DnsTestServer> StartAsync(EtcdFixture etcd, ITestOutputHelper output, string? etcdUrl = null, params string[] extra)
     {
         var prefix = EtcdFixture.NewPrefix();
-        var port = Ports.FreeTcp();
-        var httpPort = Ports.FreeTcp();
-        var app = DnsHost.Create(
-        [
-            "--Registry:Endpoints", etcdUrl ?? etcd.Url, "--Registry:Prefix", prefix,
-            "--Dns:Listen", "127.0.0.1", "--Dns:Port", port.ToString(), "--Http:Urls", $"http://127.0.0.1:{httpPort}",
-            .. extra,
-        ], logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await app.StartAsync();
+        int port, httpPort;
+        WebApplication app;
+        for (var attempt = 1; ; attempt++)
+        {
+            port = Ports.FreeTcp();
+            httpPort = Ports.FreeTcp();
+            app = DnsHost.Create(
+            [
+                "--Registry:Endpoints", etcdUrl ?? etcd.Url, "--Registry:Prefix", prefix,
+                "--Dns:Listen", "127.0.0.1", "--Dns:Port", port.ToString(), "--Http:Urls", $"http://127.0.0.1:{httpPort}",
+                .. extra,
+            ], logging => logging.AddProvider(new XunitLoggerProvider(output)));
+            try
+            {
+                await app.StartAsync();
+                break;
+            }
+            catch (Exception ex) when (attempt < 5 && (ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }
+                || ex.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }))
+            {
+                // A port that was free a moment ago was taken by a test running in parallel: pick others.
+                await app.DisposeAsync();
+            }
+        }
         // Ready when it serves its first table (before that every query gets SERVFAIL).
         using var http = new HttpClient();
         await Eventually.True(() => http.GetAsync(new Uri($"http://127.0.0.1:{httpPort}/healthz")).Result.IsSuccessStatusCode,
