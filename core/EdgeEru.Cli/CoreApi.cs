@@ -2,6 +2,7 @@ using System.CommandLine;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Grpc.Net.Client;
+using EdgeEru.Registry.Tls;
 using V1 = EdgeEru.Core.Api.V1;
 
 namespace EdgeEru.Cli;
@@ -26,19 +27,10 @@ internal sealed class CoreApi
     }
 
     /// <summary>HTTP/2 to eru-core; with a private CA, its certificate must chain to that CA (the system store is not asked).</summary>
-    private static SocketsHttpHandler Handler(System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
+    private static SocketsHttpHandler Handler(System.Security.Cryptography.X509Certificates.X509Certificate2Collection? ca)
     {
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
-        if (ca is not null)
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
-                using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
-                chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
-                return chain.Build(new System.Security.Cryptography.X509Certificates.X509Certificate2(certificate));
-            };
+        if (ca is not null) handler.SslOptions.RemoteCertificateValidationCallback = PemTls.TrustOnly(ca);
         return handler;
     }
 
@@ -51,16 +43,16 @@ internal sealed class CoreApi
         if (!Uri.TryCreate(pr.GetValue(Url), UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             return await CliText.Fail(what, $"--core \"{pr.GetValue(Url)}\" is not an http(s) URL", 2);
         var caFile = pr.GetValue(Ca) ?? Environment.GetEnvironmentVariable("ERU_CORE_CA");
-        System.Security.Cryptography.X509Certificates.X509Certificate2? ca = null;
+        System.Security.Cryptography.X509Certificates.X509Certificate2Collection? ca = null;
         if (caFile is not null)
         {
             try
             {
-                ca = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(caFile);
+                ca = PemTls.LoadRoots(caFile, "--core-ca");
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or System.Security.Cryptography.CryptographicException)
             {
-                return await CliText.Fail(what, $"--core-ca {caFile}: {ex.Message}", 2);
+                return await CliText.Fail(what, ex is ArgumentException ? ex.Message : $"--core-ca {caFile}: {ex.Message}", 2);
             }
         }
         using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions { HttpHandler = Handler(ca) });

@@ -2,6 +2,7 @@ using EdgeEru.Core.Deploy;
 using EdgeEru.Core.Docker;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Tls;
 using EdgeEru.Registry.Watch;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
@@ -77,10 +78,7 @@ public static class CoreHost
             throw new ArgumentException("Core:Urls has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
         try
         {
-            using var pem = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(certPath, keyPath);
-            // Re-imported so the private key is usable by SslStream on every platform.
-            return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(
-                pem.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
+            return PemTls.LoadCertificate(certPath, keyPath);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {

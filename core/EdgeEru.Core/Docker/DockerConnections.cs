@@ -1,7 +1,7 @@
-using System.Security.Cryptography.X509Certificates;
 using Docker.DotNet;
 using Docker.DotNet.X509;
 using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Tls;
 
 namespace EdgeEru.Core.Docker;
 
@@ -28,24 +28,9 @@ public static class DockerConnections
     private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
     {
         if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
-        using var pem = X509Certificate2.CreateFromPemFile(endpoint.TlsCertPath!, endpoint.TlsKeyPath);
-        // Re-imported so the private key is usable by SslStream on every platform.
-        var cert = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-        var credentials = new CertificateCredentials(cert);
-        if (endpoint.TlsCaPath is not null)
-        {
-            var ca = X509CertificateLoader.LoadCertificateFromFile(endpoint.TlsCaPath);
-            credentials.ServerCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                // The engine's name (or IP) must be in its certificate, as with docker --tlsverify.
-                if (certificate is null || (errors & System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
-            };
-        }
+        var credentials = new CertificateCredentials(PemTls.LoadCertificate(endpoint.TlsCertPath!, endpoint.TlsKeyPath));
+        // The engine's name (or IP) must be in its certificate, as with docker --tlsverify.
+        if (endpoint.TlsCaPath is not null) credentials.ServerCertificateValidationCallback = PemTls.TrustOnly(PemTls.LoadRoots(endpoint.TlsCaPath, "tls_ca_path"));
         return credentials;
     }
 }

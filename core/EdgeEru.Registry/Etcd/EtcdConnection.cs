@@ -1,5 +1,5 @@
 using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
+using EdgeEru.Registry.Tls;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Configuration;
@@ -47,29 +47,9 @@ public sealed class EtcdConnection : IDisposable
     private static SslClientAuthenticationOptions ClientTls(RegistryOptions options)
     {
         var ssl = new SslClientAuthenticationOptions();
-        if (options.TlsCert.Length > 0)
-        {
-            using var pem = X509Certificate2.CreateFromPemFile(options.TlsCert, options.TlsKey);
-            // A PEM key is ephemeral; SslStream wants a certificate whose key it can keep using.
-            ssl.ClientCertificates = [X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null)];
-        }
-        if (options.TlsCa.Length > 0)
-        {
-            var roots = new X509Certificate2Collection();
-            roots.ImportFromPemFile(options.TlsCa);
-            if (roots.Count == 0) throw new ArgumentException($"Registry:TlsCa: \"{options.TlsCa}\" holds no PEM certificate");
-            ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
-            {
-                // The name must still match the endpoint; only the chain is judged against our CAs.
-                if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0) return false;
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.AddRange(roots);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                using var leaf = new X509Certificate2(certificate);
-                return chain.Build(leaf);
-            };
-        }
+        if (options.TlsCert.Length > 0) ssl.ClientCertificates = [PemTls.LoadCertificate(options.TlsCert, options.TlsKey)];
+        // The name must still match the endpoint; only the chain is judged against our CAs.
+        if (options.TlsCa.Length > 0) ssl.RemoteCertificateValidationCallback = PemTls.TrustOnly(PemTls.LoadRoots(options.TlsCa, "Registry:TlsCa"));
         return ssl;
     }
 
