@@ -91,16 +91,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         }
     }
 
-    private async Task<List<ContainerState>> Containers()
-    {
-        var all = new List<ContainerState>();
-        foreach (var h in _rig.Hosts)
-        {
-            using var engine = new DockerEngine(new DockerEndpoint { Address = h.Endpoint });
-            all.AddRange(await engine.ListEdgeEruAsync());
-        }
-        return all;
-    }
+    private Task<List<ContainerState>> Containers() => RigDocker.ContainersAsync(_rig);
 
     private async Task<List<V1.Workload>> Workloads() => [.. (await _api.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = "hello" })).Workloads];
 

@@ -52,16 +52,7 @@ public sealed class DeployerTests(EtcdFixture etcd, ITestOutputHelper output) : 
 
     private async Task<List<Workload>> Records() => [.. (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value)];
 
-    private async Task<List<ContainerState>> Containers()
-    {
-        var all = new List<ContainerState>();
-        foreach (var h in _rig!.Hosts)
-        {
-            using var engine = new DockerEngine(new DockerEndpoint { Address = h.Endpoint });
-            all.AddRange(await engine.ListEdgeEruAsync());
-        }
-        return all;
-    }
+    private Task<List<ContainerState>> Containers() => RigDocker.ContainersAsync(_rig!);
 
     [Fact]
     public async Task Auto_spreads_instances_over_hosts_and_registry_and_docker_agree()

@@ -113,16 +113,7 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         return (await engine.InspectAsync(id))!;
     }
 
-    private async Task<List<ContainerState>> Containers()
-    {
-        var all = new List<ContainerState>();
-        foreach (var h in _rig.Hosts)
-        {
-            using var engine = new DockerEngine(new DockerEndpoint { Address = h.Endpoint });
-            all.AddRange(await engine.ListEdgeEruAsync());
-        }
-        return all;
-    }
+    private Task<List<ContainerState>> Containers() => RigDocker.ContainersAsync(_rig);
 
     /// <summary>The record and Docker's HostConfig say the same: memory limit, bound cores or quota.</summary>
     private async Task AssertAgree(string id)
