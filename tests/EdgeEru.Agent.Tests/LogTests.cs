@@ -293,9 +293,9 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{scene.HttpPort}") };
             http.DefaultRequestHeaders.Authorization = new("Bearer", AgentScene.Token);
             string kept = "";
-            await Eventually.True(() =>
+            await Eventually.True(async () =>
             {
-                kept = http.GetStringAsync(new Uri("/logs?app=kept&tail=5", UriKind.Relative)).GetAwaiter().GetResult();
+                kept = await http.GetStringAsync(new Uri("/logs?app=kept&tail=5", UriKind.Relative));
                 return kept.Contains("\"kept\"", StringComparison.Ordinal);
             }, TimeSpan.FromSeconds(20), "the recorded container's lines");
             Assert.Equal("", (await http.GetStringAsync(new Uri("/logs?app=stray&tail=5", UriKind.Relative))).Trim());

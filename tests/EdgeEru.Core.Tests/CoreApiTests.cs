@@ -177,7 +177,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
             var host = _rig.Hosts.Single(h => $"h{h.Index}" == i.Node);
             Assert.Equal(i.WorkloadId[..12], (await host.DockerAsync(["exec", i.WorkloadId, "cat", "/tmp/after_start"])).Trim());
         }
-        await Eventually.True(() => Workloads().Result.Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live");
+        await Eventually.True(async () => (await Workloads()).Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live");
 
         // Control: stop keeps the record, start brings it back.
         var first = created[0];
@@ -185,7 +185,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         Assert.False((await Containers()).Single(c => c.Id == first.WorkloadId).Running);
         await Results(_api.Control(new V1.ControlRequest { Action = V1.ControlAction.Start, Workloads = { first.WorkloadId[..10] } }));
         Assert.True((await Containers()).Single(c => c.Id == first.WorkloadId).Running);
-        await Eventually.True(() => Workloads().Result.Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live again");
+        await Eventually.True(async () => (await Workloads()).Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live again");
 
         // Rolling replace to v2: every new one healthy before the old ones go; before_stop ran for each old one.
         var replaced = await Events(_api.Replace(new V1.ReplaceRequest { Request = Web(1, "v2"), BatchSize = 2, HealthTimeoutMs = 30_000 }));

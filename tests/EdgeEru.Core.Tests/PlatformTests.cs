@@ -49,7 +49,7 @@ public sealed class PlatformTests(EtcdFixture etcd, ITestOutputHelper output) : 
             new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
             _logs.CreateLogger<NodeAgent>())).ToList();
         var running = agents.Select(a => Task.Run(() => a.RunAsync(stopAgents.Token))).ToList();
-        await Eventually.True(() => store.ListAsync(Kinds.NodeStatus).Result.Items.Count == 2, TimeSpan.FromSeconds(15), "both heartbeats");
+        await Eventually.True(async () => (await store.ListAsync(Kinds.NodeStatus)).Items.Count == 2, TimeSpan.FromSeconds(15), "both heartbeats");
 
         var dnsPort = Ports.FreeTcp();
         await using var dns = DnsHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix, "--Dns:Port", dnsPort.ToString(),

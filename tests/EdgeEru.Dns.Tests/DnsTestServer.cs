@@ -59,7 +59,7 @@ internal sealed class DnsTestServer : IAsyncDisposable
         }
         // Ready when it serves its first table (before that every query gets SERVFAIL).
         using var http = new HttpClient();
-        await Eventually.True(() => http.GetAsync(new Uri($"http://127.0.0.1:{httpPort}/healthz")).Result.IsSuccessStatusCode,
+        await Eventually.True(async () => (await http.GetAsync(new Uri($"http://127.0.0.1:{httpPort}/healthz"))).IsSuccessStatusCode,
             TimeSpan.FromSeconds(15), "eru-dns healthy");
         return new DnsTestServer(app, port, httpPort, new EtcdConnection(etcd.Options(prefix, etcdUrl)));
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using EdgeEru.Dev;
+using EdgeEru.TestSupport;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -215,17 +216,9 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
     private static bool SetEquals(IEnumerable<string> a, IEnumerable<string> b) => a.ToHashSet().SetEquals(b);
 
-    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
-        await EventuallyAsync(async () => await condition() ? "" : null, what, timeout);
+    private static Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
+        Eventually.True(condition, timeout ?? TimeSpan.FromSeconds(60), what);
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> attempt, string what, TimeSpan? timeout = null) where T : class
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
-        while (true)
-        {
-            if (await attempt() is { } value) return value;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"timed out waiting for: {what}");
-            await Task.Delay(250);
-        }
-    }
+    private static Task<T> EventuallyAsync<T>(Func<Task<T?>> attempt, string what, TimeSpan? timeout = null) where T : class =>
+        Eventually.Value(attempt, timeout ?? TimeSpan.FromSeconds(60), what);
 }
