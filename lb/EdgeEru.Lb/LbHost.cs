@@ -30,14 +30,23 @@ public static class LbHost
         var adminPorts = Listeners.Ports(adminUrls);
         var configuredToken = builder.Configuration["Lb:AdminToken"];
         var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
-        // Requests run on the thread that read them (no hop through the thread pool: the proxy path only awaits
-        // I/O), and a connection reads straight into a buffer instead of first waiting for data with a
-        // zero-byte read (one syscall less per request, a buffer per idle connection more).
+        // Transport (Lb:Transport): "epoll" (the default on Linux x86-64) runs sockets on one event loop per core
+        // that reads only when epoll says there is data and runs a request inline from its bytes to its answer,
+        // for the clients' connections and the workloads' alike; "sockets" is Kestrel's own, with requests
+        // on the thread that read them and no zero-byte reads.
+        var transport = builder.Configuration["Lb:Transport"] ?? (Transport.Native.Supported ? "epoll" : "sockets");
+        if (transport is not ("epoll" or "sockets"))
+            throw new ArgumentException($"Lb:Transport is \"{transport}\"; it takes epoll or sockets");
+        if (transport == "epoll" && !Transport.Native.Supported)
+            throw new ArgumentException("Lb:Transport epoll needs Linux on x86-64; use sockets here");
+        var epoll = transport == "epoll";
         builder.WebHost.UseSockets(o =>
         {
             o.UnsafePreferInlineScheduling = true;
             o.WaitForDataBeforeAllocatingBuffer = false;
         });
+        // Kestrel takes the transport registered last that can bind an endpoint.
+        if (epoll) builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -57,7 +66,7 @@ public static class LbHost
         builder.Services.AddRegistryWatcher(builder.Configuration);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
-        builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient());
+        builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
         builder.Services.AddSingleton<RoutesHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
 

@@ -25,9 +25,13 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     private static readonly ConditionalWeakTable<Terminal, Counter.Child[]> RequestChildren = new();
     private static readonly ConditionalWeakTable<RuleGraph, Histogram.Child> DurationChildren = new();
 
-    /// <summary>The connection pool to backends, one for the process (DI disposes it).</summary>
-    public static HttpMessageInvoker CreateClient() => new(new SocketsHttpHandler
+    /// <summary>
+    /// The connection pool to backends, one for the process (DI disposes it). With <paramref name="epoll"/>, its
+    /// connections live on the epoll transport's loops, like the client side.
+    /// </summary>
+    public static HttpMessageInvoker CreateClient(bool epoll) => new(new SocketsHttpHandler
     {
+        ConnectCallback = epoll ? Transport.EpollStream.ConnectAsync : null,
         UseProxy = false,
         AllowAutoRedirect = false,
         AutomaticDecompression = System.Net.DecompressionMethods.None,

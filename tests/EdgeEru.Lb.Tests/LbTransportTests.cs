@@ -1,0 +1,242 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using EdgeEru.Dev;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using EdgeEru.TestSupport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Lb.Tests;
+
+/// <summary>
+/// What the socket layer under the proxy must get right, on both transports (epoll, the default on Linux,
+/// and Kestrel's sockets): bodies larger than every buffer in both directions, many connections at once,
+/// pipelined requests, and a client leaving in the middle of a response.
+/// </summary>
+public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+{
+    private readonly int _backendPort = Ports.FreeTcp();
+    private WebApplication? _backend;
+    private readonly List<WebApplication> _lbs = [];
+    private EtcdConnection? _conn;
+    private RegistryLease? _lease;
+    private string _prefix = "";
+    private readonly TaskCompletionSource _slowAborted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public async Task InitializeAsync()
+    {
+        var b = WebApplication.CreateSlimBuilder(Backend.Args);
+        b.WebHost.UseUrls($"http://127.0.0.5:{_backendPort}");
+        b.Logging.ClearProviders();
+        _backend = b.Build();
+        _backend.MapPost("/upload", async ctx =>
+        {
+            using var sha = SHA256.Create();
+            var length = 0L;
+            var buffer = new byte[64 * 1024];
+            int n;
+            while ((n = await ctx.Request.Body.ReadAsync(buffer)) > 0)
+            {
+                sha.TransformBlock(buffer, 0, n, null, 0);
+                length += n;
+            }
+            sha.TransformFinalBlock([], 0, 0);
+            await ctx.Response.WriteAsync($"{length} {Convert.ToHexStringLower(sha.Hash!)}");
+        });
+        _backend.MapGet("/download/{mb:int}", async (HttpContext ctx, int mb) =>
+        {
+            ctx.Response.ContentLength = mb * 1024L * 1024;
+            var block = Block();
+            for (var i = 0; i < mb * 16; i++) await ctx.Response.Body.WriteAsync(block);
+        });
+        _backend.MapGet("/echo/{who}", (string who) => who);
+        _backend.MapGet("/slow", async ctx =>
+        {
+            try
+            {
+                for (var i = 0; i < 600; i++)
+                {
+                    await ctx.Response.WriteAsync(new string('x', 1000) + "\n", ctx.RequestAborted);
+                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                    await Task.Delay(50, ctx.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                _slowAborted.TrySetResult();
+            }
+        });
+        await _backend.StartAsync();
+
+        _prefix = EtcdFixture.NewPrefix();
+        _conn = new EtcdConnection(etcd.Options(_prefix));
+        var store = new RegistryStore(_conn);
+        _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
+        await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("big1", app: "hello", tags: ["v1"], ip: "127.0.0.5") with
+        {
+            Ports = [new PublishedPort { Name = "http", Port = _backendPort }],
+        });
+        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("big1", ip: "127.0.0.5"), _lease.Id);
+        await store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
+    }
+
+    /// <summary>A 64 KB block of known bytes (so a download's hash is known without keeping it).</summary>
+    private static byte[] Block() => Enumerable.Range(0, 64 * 1024).Select(i => (byte)(i * 7 + i / 251)).ToArray();
+
+    private async Task<(HttpClient Client, int Port, int OpsPort)> StartLb(string transport)
+    {
+        var port = Ports.FreeTcp();
+        var opsPort = Ports.FreeTcp();
+        var lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", _prefix, "--Lb:Transport", transport,
+            "--Lb:Urls", $"http://127.0.0.1:{port}", "--Http:Urls", $"http://127.0.0.1:{opsPort}",
+            "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t"],
+            logging => logging.AddProvider(new XunitLoggerProvider(output)));
+        await lb.StartAsync();
+        _lbs.Add(lb);
+        var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 200 })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+            DefaultRequestHeaders = { Host = "hello.test" },
+            Timeout = TimeSpan.FromSeconds(60),
+        };
+        await Eventually.True(async () =>
+        {
+            try { return await client.GetStringAsync("/echo/ready") == "ready"; }
+            catch (HttpRequestException) { return false; }
+        }, TimeSpan.FromSeconds(15), "the LB routes to the backend");
+        return (client, port, opsPort);
+    }
+
+    [Theory]
+    [InlineData("epoll")]
+    [InlineData("sockets")]
+    public async Task Bodies_larger_than_every_buffer_go_through_both_ways_intact(string transport)
+    {
+        var (http, _, _) = await StartLb(transport);
+        using (http)
+        {
+            var upload = new byte[12 * 1024 * 1024 + 17];
+            new Random(5).NextBytes(upload);
+            using var posted = await http.PostAsync("/upload", new ByteArrayContent(upload));
+            Assert.Equal($"{upload.Length} {Convert.ToHexStringLower(SHA256.HashData(upload))}", await posted.Content.ReadAsStringAsync());
+
+            // 48 MB down, read slowly at first so the LB's socket buffer to us fills and it must wait for room.
+            using var resp = await http.GetAsync("/download/48", HttpCompletionOption.ResponseHeadersRead);
+            await using var body = await resp.Content.ReadAsStreamAsync();
+            using var sha = SHA256.Create();
+            var buffer = new byte[256 * 1024];
+            long total = 0;
+            int n;
+            while ((n = await body.ReadAsync(buffer)) > 0)
+            {
+                if (total < 4 * 1024 * 1024) await Task.Delay(5);
+                sha.TransformBlock(buffer, 0, n, null, 0);
+                total += n;
+            }
+            sha.TransformFinalBlock([], 0, 0);
+            var expected = SHA256.Create();
+            var block = Block();
+            for (var i = 0; i < 48 * 16; i++) expected.TransformBlock(block, 0, block.Length, null, 0);
+            expected.TransformFinalBlock([], 0, 0);
+            Assert.Equal(48L * 1024 * 1024, total);
+            Assert.Equal(expected.Hash, sha.Hash);
+        }
+    }
+
+    [Theory]
+    [InlineData("epoll")]
+    [InlineData("sockets")]
+    public async Task Many_connections_at_once_each_get_their_own_answers(string transport)
+    {
+        var (http, _, _) = await StartLb(transport);
+        using (http)
+        {
+            var wrong = 0;
+            await Parallel.ForEachAsync(Enumerable.Range(0, 150), new ParallelOptions { MaxDegreeOfParallelism = 150 }, async (c, ct) =>
+            {
+                for (var i = 0; i < 20; i++)
+                {
+                    var who = $"c{c}-r{i}";
+                    if (await http.GetStringAsync($"/echo/{who}", ct) != who) Interlocked.Increment(ref wrong);
+                }
+            });
+            Assert.Equal(0, wrong);
+        }
+    }
+
+    [Theory]
+    [InlineData("epoll")]
+    [InlineData("sockets")]
+    public async Task Pipelined_requests_in_one_packet_are_answered_in_order(string transport)
+    {
+        var (http, port, opsPort) = await StartLb(transport);
+        http.Dispose();
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        var requests = string.Concat(Enumerable.Range(0, 3).Select(i => $"GET /echo/p{i} HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
+        await socket.SendAsync(Encoding.ASCII.GetBytes(requests));
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        while (!text.ToString().Contains("p2", StringComparison.Ordinal))
+        {
+            var n = await socket.ReceiveAsync(buffer, cts.Token);
+            Assert.NotEqual(0, n);
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+        var all = text.ToString();
+        // The connection is on the transport asked for (the epoll one counts its connections).
+        using var ops = new HttpClient();
+        var metrics = await ops.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
+        var open = metrics.Split('\n').Where(l => l.StartsWith("eru_lb_epoll_connections ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).SingleOrDefault();
+        if (transport == "epoll") Assert.True(open >= 1, metrics);
+        Assert.Equal(3, all.Split("HTTP/1.1 200").Length - 1);
+        Assert.True(all.IndexOf("p0", StringComparison.Ordinal) < all.IndexOf("p1", StringComparison.Ordinal)
+            && all.IndexOf("p1", StringComparison.Ordinal) < all.IndexOf("p2", StringComparison.Ordinal), all);
+    }
+
+    [Fact]
+    public async Task A_client_leaving_mid_response_aborts_the_request_to_the_workload()
+    {
+        var (http, _, _) = await StartLb("epoll");
+        using (http)
+        {
+            var resp = await http.GetAsync("/slow", HttpCompletionOption.ResponseHeadersRead);
+            var body = await resp.Content.ReadAsStreamAsync();
+            Assert.True(await body.ReadAsync(new byte[100]) > 0);
+            resp.Dispose(); // closes the connection mid-body
+            await _slowAborted.Task.WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal("after", await http.GetStringAsync("/echo/after"));
+        }
+    }
+
+    [Fact]
+    public void An_unknown_transport_is_refused_naming_the_setting()
+    {
+        var e = Assert.Throws<ArgumentException>(() => LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Lb:Transport", "io_uring"]));
+        Assert.Contains("Lb:Transport", e.Message, StringComparison.Ordinal);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var lb in _lbs)
+        {
+            await lb.StopAsync();
+            await lb.DisposeAsync();
+        }
+        if (_backend is not null) await _backend.DisposeAsync();
+        if (_lease is not null) await _lease.DisposeAsync();
+    }
+
+    public void Dispose() => _conn?.Dispose();
+}
