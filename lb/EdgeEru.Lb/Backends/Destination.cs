@@ -14,6 +14,9 @@ internal sealed class Destination(string workloadId, string address, int port)
     public string Address { get; } = address;
     public int Port { get; } = port;
 
+    /// <summary>The Host header a workload gets: its own address and port.</summary>
+    public string Authority { get; } = address.Contains(':', StringComparison.Ordinal) ? $"[{address}]:{port}" : $"{address}:{port}";
+
     /// <summary>The URL prefix YARP forwards to.</summary>
     public string Prefix { get; } = address.Contains(':', StringComparison.Ordinal) ? $"http://[{address}]:{port}/" : $"http://{address}:{port}/";
 
@@ -24,6 +27,9 @@ internal sealed class Destination(string workloadId, string address, int port)
     public string AffinityKey { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key(workloadId, address, port))).AsSpan(0, 8));
 
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Kept-alive connections of the HTTP/1.1 forwarder to this destination.</summary>
+    public UpstreamPool Upstream { get; } = new();
 
     /// <summary>Requests sent here since the destination appeared (the dashboard derives a rate).</summary>
     public long Requests => Interlocked.Read(ref _requests);

@@ -12,7 +12,7 @@ namespace EdgeEru.Lb.Proxy;
 /// to YARP's forwarder with a destination picked from the backend's live workloads.
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
-    AccessLog.AccessLogWriter accessLog, ILogger<ProxyMiddleware> log)
+    AccessLog.AccessLogWriter accessLog, TransportChoice transport, ILogger<ProxyMiddleware> log)
 {
     private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",
         new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
@@ -138,7 +138,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             ForwarderError error;
             try
             {
-                error = await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
+                error = transport.Epoll && Http1Forwarder.Handles(context, options)
+                    ? await Http1Forwarder.SendAsync(context, destination, options)
+                    : await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
             }
             finally
             {
@@ -166,6 +168,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 
     private static string AffinityCookie(Terminal terminal) => AffinityCookies.GetValue(terminal, static t => "eru_affinity_" + t.Id);
 }
+
+/// <summary>Whether sockets run on the epoll transport (Lb:Transport), which the HTTP/1.1 short way needs.</summary>
+internal sealed record TransportChoice(bool Epoll);
 
 /// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
@@ -201,6 +206,9 @@ internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) 
         var prior = httpContext.Request.Headers["X-Forwarded-For"].ToString();
         proxyRequest.Headers.Remove("X-Forwarded-For");
         proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-For", prior.Length > 0 ? $"{prior}, {client}" : client);
+        // Proto and host are the LB's to say, not the client's.
+        proxyRequest.Headers.Remove("X-Forwarded-Proto");
+        proxyRequest.Headers.Remove("X-Forwarded-Host");
         proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Proto", httpContext.Request.Scheme);
         proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", httpContext.Request.Host.Value);
         proxyRequest.Headers.Host = null; // the backend sees its own authority

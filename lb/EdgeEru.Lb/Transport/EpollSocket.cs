@@ -16,6 +16,7 @@ internal sealed class EpollSocket : IDisposable
     private readonly EpollLoop _loop;
     private readonly Readiness _readable = new(), _writable = new();
     private bool _mayHaveData = true; // the reader's: false after a short read or EAGAIN
+    private volatile bool _peerClosed; // epoll said RDHUP/HUP/ERR: no edge will come again, so read until recv says 0
     private int _disposed;
 
     /// <summary>The loop's key for this socket (slot and generation).</summary>
@@ -31,16 +32,52 @@ internal sealed class EpollSocket : IDisposable
     }
 
     public Socket Socket => _socket;
+
+    /// <summary>
+    /// Connects without blocking a thread: the loop reports when the handshake is done. Cancelling closes
+    /// the socket.
+    /// </summary>
+    public static async ValueTask<EpollSocket> ConnectAsync(System.Net.IPEndPoint target, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        EpollSocket? epoll = null;
+        try
+        {
+            epoll = new EpollSocket(socket);
+            try
+            {
+                socket.Connect(target);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress) { }
+            using (cancellationToken.UnsafeRegister(static s => ((EpollSocket)s!).Dispose(), epoll))
+            {
+                if (!await epoll._writable.WaitAsync()) throw new OperationCanceledException(cancellationToken);
+            }
+            if (socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error) is int errno and not 0) throw Native.Error(errno);
+            return epoll;
+        }
+        catch
+        {
+            if (epoll is not null) epoll.Dispose();
+            else socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Nothing arrived and nothing is left unread since the last read drained the socket: an idle pooled
+    /// connection the workload has not closed (a FIN or stray bytes would have left an edge).
+    /// </summary>
+    public bool IsQuiet => !_mayHaveData && !_peerClosed && !_readable.IsSignaled && Volatile.Read(ref _disposed) == 0;
     private int Fd => (int)_handle.DangerousGetHandle();
 
     internal void OnEvents(uint events)
     {
+        // Before waking the reader: an edge consumed by its Reset() must still be seen after its recv.
+        if ((events & (Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0) _peerClosed = true;
         if ((events & (Native.EpollIn | Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0) _readable.Set();
         if ((events & (Native.EpollOut | Native.EpollHup | Native.EpollErr)) != 0) _writable.Set();
     }
-
-    /// <summary>Waits until the socket can be written to (a non-blocking connect has finished); false once closed.</summary>
-    public ValueTask<bool> WhenWritableAsync() => _writable.WaitAsync();
 
     /// <summary>Reads what is there (0: the peer closed). An empty buffer waits until data arrives.</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer)
@@ -79,7 +116,9 @@ internal sealed class EpollSocket : IDisposable
         {
             _handle.DangerousAddRef(ref added);
             var n = Native.Receive(Fd, buffer);
-            _mayHaveData = n == buffer.Length || n == 0; // the end of the stream stays readable
+            // A short read drained the socket (the next edge says when more came) unless the peer has closed:
+            // the FIN may already be queued behind the data, and no edge will announce it again.
+            _mayHaveData = n == buffer.Length || n == 0 || _peerClosed;
             return n;
         }
         catch (ObjectDisposedException) { throw Aborted(); }

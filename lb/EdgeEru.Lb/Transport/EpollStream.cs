@@ -9,36 +9,13 @@ namespace EdgeEru.Lb.Transport;
 /// </summary>
 internal sealed class EpollStream(EpollSocket socket) : Stream
 {
-    /// <summary>Connects without blocking a thread: the loop reports when the handshake is done.</summary>
+    /// <summary>The forwarder's HTTP client connects here (SocketsHttpHandler.ConnectCallback).</summary>
     public static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {
         var target = context.DnsEndPoint;
         var address = IPAddress.TryParse(target.Host, out var ip) ? ip
             : (await Dns.GetHostAddressesAsync(target.Host, cancellationToken))[0];
-        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        EpollSocket? epoll = null;
-        try
-        {
-            epoll = new EpollSocket(socket);
-            try
-            {
-                socket.Connect(new IPEndPoint(address, target.Port));
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress) { }
-            using (cancellationToken.UnsafeRegister(static s => ((EpollSocket)s!).Dispose(), epoll))
-            {
-                if (!await epoll.WhenWritableAsync()) throw new OperationCanceledException(cancellationToken);
-            }
-            if (socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error) is int error and not 0)
-                throw new SocketException(error == 111 ? (int)SocketError.ConnectionRefused : error == 110 ? (int)SocketError.TimedOut : (int)SocketError.HostUnreachable);
-            return new EpollStream(epoll);
-        }
-        catch
-        {
-            if (epoll is not null) epoll.Dispose();
-            else socket.Dispose();
-            throw;
-        }
+        return new EpollStream(await EpollSocket.ConnectAsync(new IPEndPoint(address, target.Port), cancellationToken));
     }
 
     public override bool CanRead => true;

@@ -16,6 +16,9 @@ internal sealed class Readiness : IValueTaskSource<bool>
     /// <summary>Forgets an edge seen before the caller looks at the socket itself (called right before the syscall).</summary>
     public void Reset() => Interlocked.CompareExchange(ref _state, Idle, Signaled);
 
+    /// <summary>An edge came that nobody has consumed yet.</summary>
+    public bool IsSignaled => Volatile.Read(ref _state) == Signaled;
+
     /// <summary>An edge from epoll: wakes the waiter, or is remembered for the next wait.</summary>
     public void Set()
     {

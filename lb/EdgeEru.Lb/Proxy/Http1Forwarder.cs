@@ -1,0 +1,338 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Transport;
+using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace EdgeEru.Lb.Proxy;
+
+/// <summary>
+/// The short way for the commonest request: a GET or HEAD without a body from an HTTP/1.x client to an
+/// HTTP/1.1 workload. It writes the request head straight from Kestrel's headers into a kept-alive
+/// connection on the epoll loops and reads the response into Kestrel's output buffer, without the request
+/// and response message objects of HttpClient. Everything else (bodies, upgrades, HTTP/2 either side)
+/// goes through YARP's forwarder. The headers the workload sees are the same either way.
+/// </summary>
+internal static class Http1Forwarder
+{
+    /// <summary>Whether this request may take the short way.</summary>
+    public static bool Handles(HttpContext context, Registry.Model.LbBackendOptions? options)
+    {
+        var r = context.Request;
+        return (options?.Protocol is null or "http1")
+            && (HttpMethods.IsGet(r.Method) || HttpMethods.IsHead(r.Method))
+            && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false
+            && !r.Headers.ContainsKey("Upgrade") && !r.Headers.ContainsKey("Expect")
+            && (r.Protocol == "HTTP/1.1" || r.Protocol == "HTTP/1.0");
+    }
+
+    /// <summary>Forwards to <paramref name="destination"/>; the error kinds are YARP's, so callers treat both ways alike.</summary>
+    public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options)
+    {
+        var head = BuildRequestHead(context, destination, options, out var headLength);
+        try
+        {
+            // A kept-alive connection may have been closed by the workload just now: then once more on a new one
+            // (safe: GET and HEAD, and nothing of a response came).
+            for (var attempt = 0; ; attempt++)
+            {
+                var reused = true;
+                var c = attempt == 0 ? destination.Upstream.Rent() : null;
+                if (c is null)
+                {
+                    reused = false;
+                    try
+                    {
+                        var ip = IPAddress.Parse(destination.Address);
+                        using var connectTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                        c = new UpstreamConnection(await EpollSocket.ConnectAsync(new IPEndPoint(ip, destination.Port), connectTimeout.Token));
+                    }
+                    catch (Exception e) when (e is SocketException or OperationCanceledException or FormatException)
+                    {
+                        return Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e);
+                    }
+                }
+                var result = await ExchangeAsync(context, destination, c, head.AsMemory(0, headLength), options?.TimeoutMs ?? 30_000,
+                    HttpMethods.IsHead(context.Request.Method), options);
+                if (result == Outcome.StaleConnection && reused && attempt == 0) continue;
+                return result switch
+                {
+                    Outcome.Done => ForwarderError.None,
+                    Outcome.StaleConnection or Outcome.SendFailed => Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, null),
+                    Outcome.TimedOut => Fail(context, ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, null),
+                    Outcome.BadResponse => Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, null),
+                    Outcome.ClientGone => ForwarderError.ResponseBodyClient,
+                    _ => Fail(context, ForwarderError.ResponseBodyDestination, StatusCodes.Status502BadGateway, null),
+                };
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(head);
+        }
+    }
+
+    private enum Outcome { Done, StaleConnection, SendFailed, TimedOut, BadResponse, ClientGone, BodyBroken }
+
+    private static ForwarderError Fail(HttpContext context, ForwarderError error, int status, Exception? e)
+    {
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = status;
+        }
+        else context.Abort();
+        context.Features.Set<IForwarderErrorFeature>(new ErrorFeature(error, e));
+        return error;
+    }
+
+    private sealed class ErrorFeature(ForwarderError error, Exception? e) : IForwarderErrorFeature
+    {
+        public ForwarderError Error { get; } = error;
+        public Exception? Exception { get; } = e;
+    }
+
+    private static async ValueTask<Outcome> ExchangeAsync(HttpContext context, Destination destination, UpstreamConnection c, ReadOnlyMemory<byte> head, int timeoutMs,
+        bool isHead, Registry.Model.LbBackendOptions? options)
+    {
+        var keep = false;
+        UpstreamPool.Begin(c, timeoutMs);
+        using var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
+        try
+        {
+            try
+            {
+                await c.Socket.SendAsync(head);
+            }
+            catch (SocketException)
+            {
+                return c.TimedOut ? Outcome.TimedOut : Outcome.StaleConnection;
+            }
+
+            // The head: read until it is complete (1xx interim responses are skipped).
+            var buffer = c.Buffer;
+            int start = 0, end = 0;
+            ResponseHead response;
+            var reply = context.Response;
+            while (true)
+            {
+                if (end > start)
+                {
+                    // Headers go straight to the response, except an interim (1xx) response's, which is skipped.
+                    var span = buffer.AsSpan(start, end - start);
+                    var interim = span.Length > 9 && span[9] == '1';
+                    bool complete;
+                    try
+                    {
+                        complete = Http1Response.TryParse(span, isHead, interim ? null : reply.Headers, out response);
+                    }
+                    catch (InvalidDataException)
+                    {
+                        return Outcome.BadResponse;
+                    }
+                    if (complete)
+                    {
+                        if (!interim) break;
+                        if (response.Status == 101) return Outcome.BadResponse; // no upgrade was asked for
+                        start += response.Length;
+                        continue;
+                    }
+                }
+                if (end == buffer.Length)
+                {
+                    if (start == 0) return Outcome.BadResponse; // a head larger than the buffer
+                    Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                    end -= start;
+                    start = 0;
+                }
+                int n;
+                try
+                {
+                    n = await c.Socket.ReceiveAsync(buffer.AsMemory(end));
+                }
+                catch (SocketException)
+                {
+                    return c.TimedOut ? Outcome.TimedOut : c.Aborted ? Outcome.ClientGone : end == 0 ? Outcome.StaleConnection : Outcome.BadResponse;
+                }
+                if (n == 0) return end == 0 && start == 0 ? Outcome.StaleConnection : Outcome.BadResponse;
+                end += n;
+                c.Touch();
+            }
+            reply.StatusCode = response.Status;
+            start += response.Length;
+            if (response.ContentLength >= 0 && response.Status is not (204 or 304)
+                && (response.Framing == BodyFraming.ContentLength || isHead))
+                reply.ContentLength = response.ContentLength;
+            if (options is not null)
+                foreach (var (name, value) in options.SetResponseHeaders) reply.Headers[name] = value;
+
+            var body = await CopyBodyAsync(context, c, response, start, end);
+            keep = body == Outcome.Done && response.KeepAlive && !c.Aborted;
+            return body;
+        }
+        finally
+        {
+            UpstreamPool.Done(c);
+            // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
+            if (keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+            else c.Dispose();
+        }
+    }
+
+    private static async ValueTask<Outcome> CopyBodyAsync(HttpContext context, UpstreamConnection c, ResponseHead response, int start, int end)
+    {
+        var writer = context.Response.BodyWriter;
+        var buffer = c.Buffer;
+        switch (response.Framing)
+        {
+            case BodyFraming.None:
+                return end == start ? Outcome.Done : Outcome.BadResponse; // bytes beyond the response: not reusable
+            case BodyFraming.ContentLength:
+            {
+                var remaining = response.ContentLength;
+                var have = end - start;
+                if (have > remaining) return Outcome.BadResponse;
+                if (have > 0)
+                {
+                    writer.Write(buffer.AsSpan(start, have));
+                    remaining -= have;
+                }
+                while (remaining > 0)
+                {
+                    // Straight into Kestrel's output buffer.
+                    var memory = writer.GetMemory(4096);
+                    if (memory.Length > remaining) memory = memory[..(int)remaining];
+                    int n;
+                    try { n = await c.Socket.ReceiveAsync(memory); }
+                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    if (n == 0) return Outcome.BodyBroken;
+                    writer.Advance(n);
+                    remaining -= n;
+                    c.Touch();
+                    if (remaining > 0 && !await Flushed(writer)) return Outcome.ClientGone;
+                }
+                return await Flushed(writer) ? Outcome.Done : Outcome.ClientGone;
+            }
+            case BodyFraming.Chunked:
+            {
+                var decoder = new ChunkedDecoder();
+                while (true)
+                {
+                    while (start < end && !decoder.Done)
+                    {
+                        int used;
+                        try { used = decoder.Step(buffer.AsSpan(start, end - start), out var dataStart, out var dataLength); if (dataLength > 0) writer.Write(buffer.AsSpan(start + dataStart, dataLength)); }
+                        catch (InvalidDataException) { return Outcome.BodyBroken; }
+                        if (used == 0) break;
+                        start += used;
+                    }
+                    if (decoder.Done) return end == start && await Flushed(writer) ? Outcome.Done : Outcome.BodyBroken;
+                    if (!await Flushed(writer)) return Outcome.ClientGone;
+                    if (start > 0)
+                    {
+                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                        end -= start;
+                        start = 0;
+                    }
+                    if (end == buffer.Length) return Outcome.BodyBroken; // a framing line longer than the buffer
+                    int n;
+                    try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
+                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    if (n == 0) return Outcome.BodyBroken;
+                    end += n;
+                    c.Touch();
+                }
+            }
+            default: // until the workload closes the connection
+            {
+                if (end > start) writer.Write(buffer.AsSpan(start, end - start));
+                while (true)
+                {
+                    if (!await Flushed(writer)) return Outcome.ClientGone;
+                    var memory = writer.GetMemory(4096);
+                    int n;
+                    try { n = await c.Socket.ReceiveAsync(memory); }
+                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    if (n == 0) return Outcome.Done;
+                    writer.Advance(n);
+                    c.Touch();
+                }
+            }
+        }
+    }
+
+    private static async ValueTask<bool> Flushed(System.IO.Pipelines.PipeWriter writer)
+    {
+        var r = await writer.FlushAsync();
+        return !r.IsCompleted && !r.IsCanceled;
+    }
+
+    /// <summary>
+    /// The request line and headers as the workload gets them (those YARP's forwarder would send: hop-by-hop
+    /// headers dropped, X-Forwarded-*, the backend's header edits), in a pooled buffer.
+    /// </summary>
+    private static byte[] BuildRequestHead(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options, out int length)
+    {
+        var r = context.Request;
+        var head = new HeadWriter(1024);
+        head.Append(r.Method).Append(" ").Append(r.PathBase.ToUriComponent()).Append(r.Path.ToUriComponent()).Append(r.QueryString.Value).Append(" HTTP/1.1\r\nHost: ")
+            .Append(destination.Authority).Append("\r\n");
+        var removed = options?.RemoveRequestHeaders;
+        var set = options?.SetRequestHeaders;
+        string? priorXff = null;
+        foreach (var (name, values) in r.Headers)
+        {
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || Http1Response.IsHopByHop(name)
+                || name.Equals("X-Forwarded-Proto", StringComparison.OrdinalIgnoreCase) || name.Equals("X-Forwarded-Host", StringComparison.OrdinalIgnoreCase))
+                continue;
+            if (name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase))
+            {
+                priorXff = values.ToString();
+                continue;
+            }
+            if (removed is not null && removed.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
+            if (set is not null && set.Keys.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
+            foreach (var v in values) head.Append(name).Append(": ").Append(v).Append("\r\n");
+        }
+        var client = context.Connection.RemoteIpAddress?.ToString();
+        if (removed?.Contains("X-Forwarded-For", StringComparer.OrdinalIgnoreCase) != true)
+        {
+            head.Append("X-Forwarded-For: ");
+            if (!string.IsNullOrEmpty(priorXff)) head.Append(priorXff).Append(", ");
+            head.Append(client).Append("\r\n");
+        }
+        if (removed?.Contains("X-Forwarded-Proto", StringComparer.OrdinalIgnoreCase) != true)
+            head.Append("X-Forwarded-Proto: ").Append(r.Scheme).Append("\r\n");
+        if (removed?.Contains("X-Forwarded-Host", StringComparer.OrdinalIgnoreCase) != true)
+            head.Append("X-Forwarded-Host: ").Append(r.Host.Value).Append("\r\n");
+        if (set is not null)
+            foreach (var (name, value) in set) head.Append(name).Append(": ").Append(value).Append("\r\n");
+        head.Append("\r\n");
+        length = head.Length;
+        return head.Buffer;
+    }
+
+    /// <summary>Latin-1 text into a pooled buffer that grows (header values from Kestrel hold no CR or LF).</summary>
+    private sealed class HeadWriter(int capacity)
+    {
+        public byte[] Buffer { get; private set; } = ArrayPool<byte>.Shared.Rent(capacity);
+        public int Length { get; private set; }
+
+        public HeadWriter Append(string? text)
+        {
+            if (string.IsNullOrEmpty(text)) return this;
+            if (Length + text.Length > Buffer.Length)
+            {
+                var grown = ArrayPool<byte>.Shared.Rent(Math.Max(Buffer.Length * 2, Length + text.Length));
+                Buffer.AsSpan(0, Length).CopyTo(grown);
+                ArrayPool<byte>.Shared.Return(Buffer);
+                Buffer = grown;
+            }
+            Length += Encoding.Latin1.GetBytes(text, Buffer.AsSpan(Length));
+            return this;
+        }
+    }
+}
