@@ -10,6 +10,16 @@ internal static class HotPath
 {
     private static int _metricsConfigured;
 
+    /// <summary>
+    /// The web host's default host filtering (AllowedHosts) runs on every request; the LB routes by host itself
+    /// (an unknown host gets the LB's 404), so the middleware only costs time.
+    /// </summary>
+    public static void WithoutHostFiltering(IServiceCollection services)
+    {
+        var filter = services.FirstOrDefault(s => s.ImplementationType?.Name == "HostFilteringStartupFilter");
+        if (filter is not null) services.Remove(filter);
+    }
+
     public static void Quiet(ILoggingBuilder logging)
     {
         // ASP.NET Core starts an Activity and a logging scope per request whenever its hosting logger is

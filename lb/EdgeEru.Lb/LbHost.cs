@@ -62,6 +62,7 @@ public static class LbHost
         builder.Services.AddSingleton<Tls.TlsCertificates>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.TlsCertificates>());
         HotPath.Quiet(builder.Logging);
+        HotPath.WithoutHostFiltering(builder.Services);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);

@@ -9,18 +9,36 @@ internal sealed class UpstreamConnection(EpollSocket socket) : IDisposable
     public byte[] Buffer { get; } = new byte[16 * 1024];
     public long IdleSince { get; set; }
 
-    /// <summary>Set by the timeout sweep or an aborted client: the pending read fails and the connection is not reused.</summary>
-    public volatile bool Aborted;
-    public volatile bool TimedOut;
-    public long Deadline;
-    public int TimeoutMs;
+    // Idle → Busy while a request uses it; Busy → Aborted by the timeout sweep or a client gone, and then it
+    // is never pooled again. One compare-exchange decides between a finishing request and a late abort.
+    private const int Idle = 0, Busy = 1, AbortedState = 2;
+    private int _state;
+    private int _timeoutMs;
+    private long _deadline;
+
+    /// <summary>Aborted by the timeout sweep (the request gets a 504) rather than by the client leaving.</summary>
+    public bool TimedOut { get; private set; }
+    public bool Aborted => Volatile.Read(ref _state) == AbortedState;
+    public long Deadline => Volatile.Read(ref _deadline);
+
+    public void Begin(int timeoutMs)
+    {
+        _timeoutMs = timeoutMs;
+        Touch();
+        Volatile.Write(ref _state, Busy);
+    }
 
     /// <summary>Progress: the timeout counts from here (an activity timeout, as YARP's).</summary>
-    public void Touch() => Volatile.Write(ref Deadline, Environment.TickCount64 + TimeoutMs);
+    public void Touch() => Volatile.Write(ref _deadline, Environment.TickCount64 + _timeoutMs);
 
-    public void Abort()
+    /// <summary>The request is done with it: true when it may be pooled (nobody aborted it meanwhile).</summary>
+    public bool End() => Interlocked.CompareExchange(ref _state, Idle, Busy) == Busy;
+
+    /// <summary>Fails the pending read or write of the request using it (and only while one does).</summary>
+    public void Abort(bool timedOut = false)
     {
-        Aborted = true;
+        if (Interlocked.CompareExchange(ref _state, AbortedState, Busy) != Busy) return;
+        TimedOut = timedOut;
         Socket.Dispose();
     }
 
@@ -42,29 +60,28 @@ internal sealed class UpstreamPool
     // Every second: requests past their deadline are aborted, and connections idle too long are closed (also
     // those of destinations that left the registry, whose pools nobody rents from any more).
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamPool, byte> Pools = new();
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamConnection, byte> Busy = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamConnection, byte> InFlight = new();
     private static readonly Timer Sweeper = new(static _ => Sweep(), null, 1000, 1000);
 
     /// <summary>Watches <paramref name="c"/> until <see cref="Done"/>: past <paramref name="timeoutMs"/> without progress it is aborted.</summary>
     public static void Begin(UpstreamConnection c, int timeoutMs)
     {
-        c.TimeoutMs = timeoutMs;
-        c.Touch();
-        Busy.TryAdd(c, 0);
+        c.Begin(timeoutMs);
+        InFlight.TryAdd(c, 0);
     }
 
-    public static void Done(UpstreamConnection c) => Busy.TryRemove(c, out _);
+    /// <summary>True when <paramref name="c"/> may be pooled again.</summary>
+    public static bool Done(UpstreamConnection c)
+    {
+        InFlight.TryRemove(c, out _);
+        return c.End();
+    }
 
     private static void Sweep()
     {
         var now = Environment.TickCount64;
-        foreach (var c in Busy.Keys)
-            if (now > Volatile.Read(ref c.Deadline))
-            {
-                c.TimedOut = true;
-                c.Abort();
-                Busy.TryRemove(c, out _);
-            }
+        foreach (var c in InFlight.Keys)
+            if (now > c.Deadline) c.Abort(timedOut: true);
         var idleBefore = now * TimeSpan.TicksPerMillisecond - IdleLimit;
         foreach (var pool in Pools.Keys)
             lock (pool._gate)

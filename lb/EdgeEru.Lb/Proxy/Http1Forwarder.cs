@@ -30,6 +30,7 @@ internal static class Http1Forwarder
     }
 
     /// <summary>Forwards to <paramref name="destination"/>; the error kinds are YARP's, so callers treat both ways alike.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options)
     {
         var head = BuildRequestHead(context, destination, options, out var headLength);
@@ -95,12 +96,13 @@ internal static class Http1Forwarder
         public Exception? Exception { get; } = e;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<Outcome> ExchangeAsync(HttpContext context, Destination destination, UpstreamConnection c, ReadOnlyMemory<byte> head, int timeoutMs,
         bool isHead, Registry.Model.LbBackendOptions? options)
     {
         var keep = false;
         UpstreamPool.Begin(c, timeoutMs);
-        using var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
+        var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
         try
         {
             try
@@ -175,13 +177,15 @@ internal static class Http1Forwarder
         }
         finally
         {
-            UpstreamPool.Done(c);
+            // No abort can reach the connection after this (it may serve another request next).
+            aborted.Dispose();
             // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
-            if (keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+            if (UpstreamPool.Done(c) && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
             else c.Dispose();
         }
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<Outcome> CopyBodyAsync(HttpContext context, UpstreamConnection c, ResponseHead response, int start, int end)
     {
         var writer = context.Response.BodyWriter;
@@ -264,6 +268,7 @@ internal static class Http1Forwarder
         }
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> Flushed(System.IO.Pipelines.PipeWriter writer)
     {
         var r = await writer.FlushAsync();

@@ -77,7 +77,7 @@ internal static class Http1Response
                 continue;
             }
             var name = HeaderName(rawName);
-            var value = Encoding.Latin1.GetString(rawValue);
+            var value = ValueCache.Get(name, rawValue);
             if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
             {
                 // The last coding decides the framing: chunked, or anything else (read until the connection closes).
@@ -145,6 +145,39 @@ internal static class Http1Response
     {
         var s = Encoding.Latin1.GetString(bytes[..Math.Min(bytes.Length, 80)]);
         return string.Concat(s.Select(c => c is >= ' ' and < (char)0x7f ? c : '?'));
+    }
+}
+
+/// <summary>
+/// The last value seen per header name, per thread: a workload sends the same Server, Content-Type and (for
+/// a second) Date on every response, so those strings are made once instead of per response.
+/// </summary>
+internal static class ValueCache
+{
+    private const int Slots = 16, MaxLength = 96;
+
+    [ThreadStatic] private static Entry[]? _entries;
+
+    private sealed class Entry
+    {
+        public string? Name;
+        public byte[] Raw = new byte[MaxLength];
+        public int Length;
+        public string Value = "";
+    }
+
+    public static string Get(string name, ReadOnlySpan<byte> raw)
+    {
+        if (raw.Length > MaxLength) return Encoding.Latin1.GetString(raw);
+        var entries = _entries ??= Enumerable.Range(0, Slots).Select(_ => new Entry()).ToArray();
+        var e = entries[(name.Length * 7 + (name[0] | 0x20)) % Slots];
+        if (string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase) && raw.SequenceEqual(e.Raw.AsSpan(0, e.Length))) return e.Value;
+        var value = Encoding.Latin1.GetString(raw);
+        e.Name = name;
+        raw.CopyTo(e.Raw);
+        e.Length = raw.Length;
+        e.Value = value;
+        return value;
     }
 }
 

@@ -98,7 +98,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     }
 
     /// <summary>Forwards to a destination of the backend (retrying idempotent requests on connect failures); returns the last one tried.</summary>
-    private async Task<Destination?> ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Destination?> ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
     {
         if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
         if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)

@@ -91,6 +91,7 @@ internal sealed class EpollSocket : IDisposable
         return ReceiveWhenReadyAsync(buffer);
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveWhenReadyAsync(Memory<byte> buffer)
     {
         while (true)
@@ -101,6 +102,7 @@ internal sealed class EpollSocket : IDisposable
         }
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> WaitForDataAsync()
     {
         if (!_mayHaveData && !await _readable.WaitAsync()) throw Aborted();
@@ -142,6 +144,7 @@ internal sealed class EpollSocket : IDisposable
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> data) => SendAsync(new ReadOnlySequence<byte>(data));
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendWhenReadyAsync(ReadOnlySequence<byte> data)
     {
         while (!data.IsEmpty)
