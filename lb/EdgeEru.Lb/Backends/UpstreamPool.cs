@@ -3,9 +3,15 @@ using EdgeEru.Lb.Transport;
 namespace EdgeEru.Lb.Backends;
 
 /// <summary>A kept-alive connection to a workload, with the buffer its responses are read into.</summary>
-internal sealed class UpstreamConnection(EpollSocket socket) : IDisposable
+internal sealed class UpstreamConnection : IDisposable
 {
-    public EpollSocket Socket { get; } = socket;
+    public UpstreamConnection(EpollSocket socket)
+    {
+        Socket = socket;
+        UpstreamPool.Track(this);
+    }
+
+    public EpollSocket Socket { get; }
     public byte[] Buffer { get; } = new byte[16 * 1024];
     public long IdleSince { get; set; }
 
@@ -19,6 +25,7 @@ internal sealed class UpstreamConnection(EpollSocket socket) : IDisposable
     /// <summary>Aborted by the timeout sweep (the request gets a 504) rather than by the client leaving.</summary>
     public bool TimedOut { get; private set; }
     public bool Aborted => Volatile.Read(ref _state) == AbortedState;
+    public bool IsBusy => Volatile.Read(ref _state) == Busy;
     public long Deadline => Volatile.Read(ref _deadline);
 
     public void Begin(int timeoutMs)
@@ -42,7 +49,11 @@ internal sealed class UpstreamConnection(EpollSocket socket) : IDisposable
         Socket.Dispose();
     }
 
-    public void Dispose() => Socket.Dispose();
+    public void Dispose()
+    {
+        UpstreamPool.Untrack(this);
+        Socket.Dispose();
+    }
 }
 
 /// <summary>
@@ -60,28 +71,24 @@ internal sealed class UpstreamPool
     // Every second: requests past their deadline are aborted, and connections idle too long are closed (also
     // those of destinations that left the registry, whose pools nobody rents from any more).
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamPool, byte> Pools = new();
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamConnection, byte> InFlight = new();
+    // Every open connection (added once per connection, not per request): the sweep finds the busy ones.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamConnection, byte> Open = new();
     private static readonly Timer Sweeper = new(static _ => Sweep(), null, 1000, 1000);
 
     /// <summary>Watches <paramref name="c"/> until <see cref="Done"/>: past <paramref name="timeoutMs"/> without progress it is aborted.</summary>
-    public static void Begin(UpstreamConnection c, int timeoutMs)
-    {
-        c.Begin(timeoutMs);
-        InFlight.TryAdd(c, 0);
-    }
+    public static void Begin(UpstreamConnection c, int timeoutMs) => c.Begin(timeoutMs);
 
     /// <summary>True when <paramref name="c"/> may be pooled again.</summary>
-    public static bool Done(UpstreamConnection c)
-    {
-        InFlight.TryRemove(c, out _);
-        return c.End();
-    }
+    public static bool Done(UpstreamConnection c) => c.End();
+
+    internal static void Track(UpstreamConnection c) => Open.TryAdd(c, 0);
+    internal static void Untrack(UpstreamConnection c) => Open.TryRemove(c, out _);
 
     private static void Sweep()
     {
         var now = Environment.TickCount64;
-        foreach (var c in InFlight.Keys)
-            if (now > c.Deadline) c.Abort(timedOut: true);
+        foreach (var c in Open.Keys)
+            if (c.IsBusy && now > c.Deadline) c.Abort(timedOut: true);
         var idleBefore = now * TimeSpan.TicksPerMillisecond - IdleLimit;
         foreach (var pool in Pools.Keys)
             lock (pool._gate)

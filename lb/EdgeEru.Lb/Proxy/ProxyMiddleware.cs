@@ -79,10 +79,16 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                 break;
         }
         var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
-        RequestChildren.GetValue(decision.Terminal, t => Classes.Select(c => Requests.WithLabels(graph.Domain.Name, t.Id, c)).ToArray())[statusClass].Inc();
+        if (!RequestChildren.TryGetValue(decision.Terminal, out var children)) children = NewChildren(decision.Terminal, graph.Domain.Name);
+        children[statusClass].Inc();
         DurationChildren.GetValue(graph, static g => Duration.WithLabels(g.Domain.Name)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         if (accessLog.Enabled) Log(context, started, graph, decision.Terminal, destination);
     }
+
+    // Apart, so the closure is made for a new terminal only (a lambda capturing a local of InvokeAsync would
+    // cost an allocation on every request).
+    private static Counter.Child[] NewChildren(Terminal terminal, string domain) =>
+        RequestChildren.GetValue(terminal, t => Classes.Select(c => Requests.WithLabels(domain, t.Id, c)).ToArray());
 
     private void Log(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
     {

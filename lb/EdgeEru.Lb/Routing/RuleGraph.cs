@@ -96,8 +96,14 @@ internal sealed class RuleGraph
                 Regex = node.Match == "regex" || node.Type == "ua" ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50)) : null,
                 Networks = (node.Cidrs ?? []).Select(c => IPNetwork.Parse(c)).ToArray(),
                 Comparison = node.IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal,
+                // The percent key split once ("cookie:uid" → cookie, "uid"), not per request.
+                KeyCookie = node.Key is { } k && k.StartsWith("cookie:", StringComparison.Ordinal) ? k[7..] : null,
+                KeyHeader = node.Key is { } h && h.StartsWith("header:", StringComparison.Ordinal) ? h[7..] : null,
             };
         }
+
+        private string? KeyCookie { get; init; }
+        private string? KeyHeader { get; init; }
 
         public bool Matches(IRequestFacts r, IReadOnlyList<IPNetwork> trusted, ref string? rewritten)
         {
@@ -164,12 +170,7 @@ internal sealed class RuleGraph
         /// </summary>
         private int Bucket(IRequestFacts r, IReadOnlyList<IPNetwork> trusted)
         {
-            var key = Node.Key switch
-            {
-                { } k when k.StartsWith("cookie:", StringComparison.Ordinal) => r.Cookie(k[7..]),
-                { } k when k.StartsWith("header:", StringComparison.Ordinal) => r.Header(k[7..]),
-                _ => null,
-            };
+            var key = KeyCookie is not null ? r.Cookie(KeyCookie) : KeyHeader is not null ? r.Header(KeyHeader) : null;
             if (key is not null) return Hash(key);
             // No cookie yet: the client address keeps it stable (its text, formatted without a string per request).
             var client = r.ClientAddress(trusted);
