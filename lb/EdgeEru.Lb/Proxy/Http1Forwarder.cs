@@ -29,22 +29,27 @@ internal static class Http1Forwarder
             && (r.Protocol == "HTTP/1.1" || r.Protocol == "HTTP/1.0");
     }
 
-    /// <summary>Forwards to <paramref name="destination"/>; the error kinds are YARP's, so callers treat both ways alike.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    /// <summary>
+    /// Forwards to <paramref name="destination"/>; the error kinds are YARP's, so callers treat both ways alike.
+    /// One async method from the request head to the last byte of the answer: a forwarded request keeps one
+    /// state machine of this class on the heap while the workload answers, not one per step.
+    /// </summary>
     public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options)
     {
-        var head = BuildRequestHead(context, destination, options, out var headLength);
+        var requestHead = BuildRequestHead(context, destination, options, out var headLength);
+        var head = requestHead.AsMemory(0, headLength);
+        var isHead = HttpMethods.IsHead(context.Request.Method);
+        var timeoutMs = options?.TimeoutMs ?? 30_000;
         try
         {
             // A kept-alive connection may have been closed by the workload just now: then once more on a new one
             // (safe: GET and HEAD, and nothing of a response came).
             for (var attempt = 0; ; attempt++)
             {
-                var reused = true;
                 var c = attempt == 0 ? destination.Upstream.Rent() : null;
+                var reused = c is not null;
                 if (c is null)
                 {
-                    reused = false;
                     try
                     {
                         var ip = IPAddress.Parse(destination.Address);
@@ -56,10 +61,98 @@ internal static class Http1Forwarder
                         return Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, e);
                     }
                 }
-                var result = await ExchangeAsync(context, destination, c, head.AsMemory(0, headLength), options?.TimeoutMs ?? 30_000,
-                    HttpMethods.IsHead(context.Request.Method), options);
-                if (result == Outcome.StaleConnection && reused && attempt == 0) continue;
-                return result switch
+                var outcome = Outcome.BodyBroken;
+                var keep = false;
+                UpstreamPool.Begin(c, timeoutMs);
+                var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
+                try
+                {
+                    try
+                    {
+                        await c.Socket.SendAsync(head);
+                    }
+                    catch (SocketException)
+                    {
+                        { outcome = c.TimedOut ? Outcome.TimedOut : Outcome.StaleConnection; goto exchanged; }
+                    }
+
+                    // The head: read until it is complete (1xx interim responses are skipped).
+                    var buffer = c.Buffer;
+                    int start = 0, end = 0;
+                    ResponseHead response;
+                    var reply = context.Response;
+                    while (true)
+                    {
+                        if (end > start)
+                        {
+                            // Headers go straight to the response, except an interim (1xx) response's, which is skipped.
+                            var span = buffer.AsSpan(start, end - start);
+                            var interim = span.Length > 9 && span[9] == '1';
+                            bool complete;
+                            try
+                            {
+                                complete = Http1Response.TryParse(span, isHead, interim ? null : reply.Headers, out response);
+                            }
+                            catch (InvalidDataException)
+                            {
+                                { outcome = Outcome.BadResponse; goto exchanged; }
+                            }
+                            if (complete)
+                            {
+                                if (!interim) break;
+                                if (response.Status == 101) { outcome = Outcome.BadResponse; goto exchanged; } // no upgrade was asked for
+                                start += response.Length;
+                                continue;
+                            }
+                        }
+                        if (end == buffer.Length)
+                        {
+                            if (start == 0) { outcome = Outcome.BadResponse; goto exchanged; } // a head larger than the buffer
+                            Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                            end -= start;
+                            start = 0;
+                        }
+                        int n;
+                        try
+                        {
+                            // The wait stays in this state machine: no other one per read.
+                            n = c.Socket.ReceiveNow(buffer.AsSpan(end));
+                            while (n < 0)
+                            {
+                                if (!await c.Socket.WaitReadableAsync()) throw EpollSocket.Closed();
+                                n = c.Socket.ReceiveAfterWait(buffer.AsSpan(end));
+                            }
+                        }
+                        catch (SocketException)
+                        {
+                            { outcome = c.TimedOut ? Outcome.TimedOut : c.Aborted ? Outcome.ClientGone : end == 0 ? Outcome.StaleConnection : Outcome.BadResponse; goto exchanged; }
+                        }
+                        if (n == 0) { outcome = end == 0 && start == 0 ? Outcome.StaleConnection : Outcome.BadResponse; goto exchanged; }
+                        end += n;
+                        c.Touch();
+                    }
+                    reply.StatusCode = response.Status;
+                    start += response.Length;
+                    if (response.ContentLength >= 0 && response.Status is not (204 or 304)
+                        && (response.Framing == BodyFraming.ContentLength || isHead))
+                        reply.ContentLength = response.ContentLength;
+                    if (options is not null)
+                        foreach (var (name, value) in options.SetResponseHeaders) reply.Headers[name] = value;
+
+                    outcome = await CopyBodyAsync(context, c, response, start, end);
+                    keep = outcome == Outcome.Done && response.KeepAlive && !c.Aborted;
+                }
+                finally
+                {
+                    // No abort can reach the connection after this (it may serve another request next).
+                    aborted.Dispose();
+                    // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
+                    if (UpstreamPool.Done(c) && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                    else c.Dispose();
+                }
+            exchanged:
+                if (outcome == Outcome.StaleConnection && reused && attempt == 0) continue;
+                return outcome switch
                 {
                     Outcome.Done => ForwarderError.None,
                     Outcome.StaleConnection or Outcome.SendFailed => Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, null),
@@ -72,7 +165,7 @@ internal static class Http1Forwarder
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(head);
+            ArrayPool<byte>.Shared.Return(requestHead);
         }
     }
 
@@ -96,96 +189,6 @@ internal static class Http1Forwarder
         public Exception? Exception { get; } = e;
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<Outcome> ExchangeAsync(HttpContext context, Destination destination, UpstreamConnection c, ReadOnlyMemory<byte> head, int timeoutMs,
-        bool isHead, Registry.Model.LbBackendOptions? options)
-    {
-        var keep = false;
-        UpstreamPool.Begin(c, timeoutMs);
-        var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
-        try
-        {
-            try
-            {
-                await c.Socket.SendAsync(head);
-            }
-            catch (SocketException)
-            {
-                return c.TimedOut ? Outcome.TimedOut : Outcome.StaleConnection;
-            }
-
-            // The head: read until it is complete (1xx interim responses are skipped).
-            var buffer = c.Buffer;
-            int start = 0, end = 0;
-            ResponseHead response;
-            var reply = context.Response;
-            while (true)
-            {
-                if (end > start)
-                {
-                    // Headers go straight to the response, except an interim (1xx) response's, which is skipped.
-                    var span = buffer.AsSpan(start, end - start);
-                    var interim = span.Length > 9 && span[9] == '1';
-                    bool complete;
-                    try
-                    {
-                        complete = Http1Response.TryParse(span, isHead, interim ? null : reply.Headers, out response);
-                    }
-                    catch (InvalidDataException)
-                    {
-                        return Outcome.BadResponse;
-                    }
-                    if (complete)
-                    {
-                        if (!interim) break;
-                        if (response.Status == 101) return Outcome.BadResponse; // no upgrade was asked for
-                        start += response.Length;
-                        continue;
-                    }
-                }
-                if (end == buffer.Length)
-                {
-                    if (start == 0) return Outcome.BadResponse; // a head larger than the buffer
-                    Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                    end -= start;
-                    start = 0;
-                }
-                int n;
-                try
-                {
-                    n = await c.Socket.ReceiveAsync(buffer.AsMemory(end));
-                }
-                catch (SocketException)
-                {
-                    return c.TimedOut ? Outcome.TimedOut : c.Aborted ? Outcome.ClientGone : end == 0 ? Outcome.StaleConnection : Outcome.BadResponse;
-                }
-                if (n == 0) return end == 0 && start == 0 ? Outcome.StaleConnection : Outcome.BadResponse;
-                end += n;
-                c.Touch();
-            }
-            reply.StatusCode = response.Status;
-            start += response.Length;
-            if (response.ContentLength >= 0 && response.Status is not (204 or 304)
-                && (response.Framing == BodyFraming.ContentLength || isHead))
-                reply.ContentLength = response.ContentLength;
-            if (options is not null)
-                foreach (var (name, value) in options.SetResponseHeaders) reply.Headers[name] = value;
-
-            var body = await CopyBodyAsync(context, c, response, start, end);
-            keep = body == Outcome.Done && response.KeepAlive && !c.Aborted;
-            return body;
-        }
-        finally
-        {
-            // No abort can reach the connection after this (it may serve another request next).
-            aborted.Dispose();
-            // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
-            if (UpstreamPool.Done(c) && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
-            else c.Dispose();
-        }
-    }
-
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<Outcome> CopyBodyAsync(HttpContext context, UpstreamConnection c, ResponseHead response, int start, int end)
     {
         var writer = context.Response.BodyWriter;
@@ -268,7 +271,6 @@ internal static class Http1Forwarder
         }
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> Flushed(System.IO.Pipelines.PipeWriter writer)
     {
         var r = await writer.FlushAsync();
@@ -282,7 +284,7 @@ internal static class Http1Forwarder
     private static byte[] BuildRequestHead(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options, out int length)
     {
         var r = context.Request;
-        var head = new HeadWriter(1024);
+        var head = HeadWriter.ForThisThread();
         head.Append(r.Method).Append(" ").Append(r.PathBase.ToUriComponent()).Append(r.Path.ToUriComponent()).Append(r.QueryString.Value).Append(" HTTP/1.1\r\nHost: ")
             .Append(destination.Authority).Append("\r\n");
         var removed = options?.RemoveRequestHeaders;
@@ -321,9 +323,20 @@ internal static class Http1Forwarder
     }
 
     /// <summary>Latin-1 text into a pooled buffer that grows (header values from Kestrel hold no CR or LF).</summary>
-    private sealed class HeadWriter(int capacity)
+    private sealed class HeadWriter
     {
-        public byte[] Buffer { get; private set; } = ArrayPool<byte>.Shared.Rent(capacity);
+        [ThreadStatic] private static HeadWriter? _current;
+
+        /// <summary>This thread's writer, started afresh (a head is written in one go, with no await inside).</summary>
+        public static HeadWriter ForThisThread()
+        {
+            var w = _current ??= new HeadWriter();
+            w.Buffer = ArrayPool<byte>.Shared.Rent(1024);
+            w.Length = 0;
+            return w;
+        }
+
+        public byte[] Buffer { get; private set; } = [];
         public int Length { get; private set; }
 
         public HeadWriter Append(string? text)

@@ -81,18 +81,21 @@ internal static class Http1Response
             if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
             {
                 // The last coding decides the framing: chunked, or anything else (read until the connection closes).
-                var last = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).LastOrDefault();
-                chunked = string.Equals(last, "chunked", StringComparison.OrdinalIgnoreCase);
+                var comma = rawValue.LastIndexOf((byte)',');
+                var last = (comma < 0 ? rawValue : rawValue[(comma + 1)..]).Trim(" \t"u8);
+                chunked = Ascii.EqualsIgnoreCase(last, "chunked"u8);
                 otherCoding = !chunked;
                 continue;
             }
             if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
             {
-                foreach (var token in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                foreach (var range in rawValue.Split((byte)','))
                 {
-                    if (token.Equals("close", StringComparison.OrdinalIgnoreCase)) closeToken = true;
-                    else if (token.Equals("keep-alive", StringComparison.OrdinalIgnoreCase)) keepAliveToken = true;
-                    else (connectionTokens ??= []).Add(token);
+                    var token = rawValue[range].Trim(" \t"u8);
+                    if (token.IsEmpty) continue;
+                    if (Ascii.EqualsIgnoreCase(token, "close"u8)) closeToken = true;
+                    else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) keepAliveToken = true;
+                    else (connectionTokens ??= []).Add(Encoding.ASCII.GetString(token));
                 }
                 continue;
             }

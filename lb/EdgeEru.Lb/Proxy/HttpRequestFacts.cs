@@ -11,7 +11,8 @@ internal sealed class HttpRequestFacts(HttpContext context) : IRequestFacts
 
     public string? Header(string name) => context.Request.Headers.TryGetValue(name, out var v) ? v.ToString() : null;
     public string? Query(string name) => context.Request.Query.TryGetValue(name, out var v) ? v.ToString() : null;
-    public string? Cookie(string name) => context.Request.Cookies[name];
+    // Without a Cookie header there is no cookie, and no cookie collection needs to be made for this request.
+    public string? Cookie(string name) => context.Request.Headers.Cookie.Count == 0 ? null : context.Request.Cookies[name];
 
     public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies)
     {

@@ -42,47 +42,59 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
     });
 
-    public async Task InvokeAsync(HttpContext context)
+    // Synchronous up to the answer: of the async methods on a forwarded request's way, only ForwardAsync and
+    // the forwarder's own keep a state machine on the heap while the workload answers.
+    public Task InvokeAsync(HttpContext context)
     {
         _ = next; // the proxy is the end of the pipeline
         var started = Stopwatch.GetTimestamp();
         var current = routes.Current;
         var host = context.Request.Host.Host;
         var graph = current.Find(host);
-        if (graph is null)
-        {
-            context.Response.StatusCode = StatusCodes.Status404NotFound;
-            await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
-            if (accessLog.Enabled) Log(context, started, null, null, null);
-            return;
-        }
+        if (graph is null) return NotFoundAsync(context, started, host);
         var decision = graph.Evaluate(new HttpRequestFacts(context));
         var node = decision.Terminal.Node;
-        Destination? destination = null;
-        switch (node.Type)
+        return node.Type is "respond" or "redirect"
+            ? AnswerAsync(context, started, graph, decision)
+            : ForwardAsync(context, started, graph, decision, current.Pools(graph, decision.Terminal), node.Options);
+    }
+
+    private async Task NotFoundAsync(HttpContext context, long started, string host)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
+        if (accessLog.Enabled) Log(context, started, null, null, null);
+    }
+
+    /// <summary>A terminal that answers itself: <c>respond</c> or <c>redirect</c>.</summary>
+    private async Task AnswerAsync(HttpContext context, long started, RuleGraph graph, Decision decision)
+    {
+        var node = decision.Terminal.Node;
+        context.Response.StatusCode = node.Status;
+        if (node.Type == "respond")
         {
-            case "respond":
-                context.Response.StatusCode = node.Status;
-                if (node.ContentType is not null) context.Response.ContentType = node.ContentType;
-                if (node.Body is not null) await context.Response.WriteAsync(node.Body);
-                break;
-            case "redirect":
-                context.Response.StatusCode = node.Status;
-                context.Response.Headers.Location = node.Location!
-                    .Replace("{scheme}", context.Request.Scheme, StringComparison.Ordinal)
-                    .Replace("{host}", context.Request.Host.Value, StringComparison.Ordinal)
-                    .Replace("{path}", decision.RewrittenPath ?? context.Request.Path.Value, StringComparison.Ordinal)
-                    .Replace("{query}", context.Request.QueryString.Value, StringComparison.Ordinal);
-                break;
-            default:
-                destination = await ForwardAsync(context, current.Pools(graph, decision.Terminal), decision, node.Options);
-                break;
+            if (node.ContentType is not null) context.Response.ContentType = node.ContentType;
+            if (node.Body is not null) await context.Response.WriteAsync(node.Body);
         }
+        else
+        {
+            context.Response.Headers.Location = node.Location!
+                .Replace("{scheme}", context.Request.Scheme, StringComparison.Ordinal)
+                .Replace("{host}", context.Request.Host.Value, StringComparison.Ordinal)
+                .Replace("{path}", decision.RewrittenPath ?? context.Request.Path.Value, StringComparison.Ordinal)
+                .Replace("{query}", context.Request.QueryString.Value, StringComparison.Ordinal);
+        }
+        Record(context, started, graph, decision.Terminal, null);
+    }
+
+    /// <summary>Metrics and the access log line of an answered request.</summary>
+    private void Record(HttpContext context, long started, RuleGraph graph, Terminal terminal, Destination? destination)
+    {
         var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
-        if (!RequestChildren.TryGetValue(decision.Terminal, out var children)) children = NewChildren(decision.Terminal, graph.Domain.Name);
+        if (!RequestChildren.TryGetValue(terminal, out var children)) children = NewChildren(terminal, graph.Domain.Name);
         children[statusClass].Inc();
         DurationChildren.GetValue(graph, static g => Duration.WithLabels(g.Domain.Name)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-        if (accessLog.Enabled) Log(context, started, graph, decision.Terminal, destination);
+        if (accessLog.Enabled) Log(context, started, graph, terminal, destination);
     }
 
     // Apart, so the closure is made for a new terminal only (a lambda capturing a local of InvokeAsync would
@@ -103,15 +115,18 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             r.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null));
     }
 
-    /// <summary>Forwards to a destination of the backend (retrying idempotent requests on connect failures); returns the last one tried.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Destination?> ForwardAsync(HttpContext context, BackendPools pools, Decision decision, Registry.Model.LbBackendOptions? options)
+    /// <summary>
+    /// Forwards to a destination of the backend (retrying idempotent requests on connect failures), then
+    /// records the request with the destination tried last. One method, so one state machine waits.
+    /// </summary>
+    private async Task ForwardAsync(HttpContext context, long started, RuleGraph graph, Decision decision, BackendPools pools, Registry.Model.LbBackendOptions? options)
     {
         if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
         if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            return null;
+            Record(context, started, graph, decision.Terminal, null);
+            return;
         }
         var policy = options?.Policy ?? "p2c";
         var settings = options is null ? ForwardSettings.Default : ForwardSettings.For(options);
@@ -136,7 +151,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             {
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                 await context.Response.WriteAsync("no live workload for this backend\n");
-                return null;
+                Record(context, started, graph, decision.Terminal, null);
+            return;
             }
             if (affinityCookie is not null && destination != sticky)
                 context.Response.Headers.Append(Microsoft.Net.Http.Headers.HeaderNames.SetCookie,
@@ -153,7 +169,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             {
                 destination.End();
             }
-            if (error == ForwarderError.None) return destination;
+            if (error == ForwarderError.None) break;
             // Connect failures eject the destination for a while (passive health); retried when safe.
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
             {
@@ -166,8 +182,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                     continue;
                 }
             }
-            return destination;
+            break;
         }
+        Record(context, started, graph, decision.Terminal, destination);
     }
 
     /// <summary>One cookie per backend node, so two backends of a domain do not overwrite each other's choice.</summary>
