@@ -68,11 +68,14 @@ public static class LbHost
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
-        builder.Services.AddSingleton(new TransportChoice(epoll));
+        builder.Services.AddSingleton(new TransportChoice(epoll, [.. opsPorts, .. adminPorts]));
         builder.Services.AddSingleton<RoutesHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
 
         var app = builder.Build();
+        // Traffic first: the proxy hands requests on the ops and admin ports on to the branches below, so a
+        // proxied request costs one port lookup, not a pass through each branch's predicate.
+        app.UseMiddleware<ProxyMiddleware>();
         app.MapWhen(ctx => opsPorts.Contains(ctx.Connection.LocalPort), ops =>
         {
             ops.UseRouting();
@@ -95,7 +98,6 @@ public static class LbHost
         });
         if (string.IsNullOrWhiteSpace(configuredToken))
             app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}", adminUrls, adminToken);
-        app.UseMiddleware<ProxyMiddleware>();
         return app;
     }
 }

@@ -46,7 +46,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     // the forwarder's own keep a state machine on the heap while the workload answers.
     public Task InvokeAsync(HttpContext context)
     {
-        _ = next; // the proxy is the end of the pipeline
+        if (transport.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
         var started = Stopwatch.GetTimestamp();
         var current = routes.Current;
         var host = context.Request.Host.Host;
@@ -193,8 +193,11 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     private static string AffinityCookie(Terminal terminal) => AffinityCookies.GetValue(terminal, static t => "eru_affinity_" + t.Id);
 }
 
-/// <summary>Whether sockets run on the epoll transport (Lb:Transport), which the HTTP/1.1 short way needs.</summary>
-internal sealed record TransportChoice(bool Epoll);
+/// <summary>
+/// Whether sockets run on the epoll transport (Lb:Transport), which the HTTP/1.1 short way needs, and the
+/// local ports that are not traffic (/metrics and /healthz, the admin API).
+/// </summary>
+internal sealed record TransportChoice(bool Epoll, HashSet<int> ControlPorts);
 
 /// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
