@@ -32,7 +32,7 @@ public sealed class LbEtcdRestartTests(ITestOutputHelper output)
         var store = new RegistryStore(conn);
         var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(120));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload("rst00001", app: "hello", ip: "127.0.0.10") with { Ports = [new PublishedPort { Name = "http", Port = port }] });
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("rst00001", app: "hello", ip: "127.0.0.10", httpPort: port));
         await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("rst00001", ip: "127.0.0.10"), lease.Id);
         await store.PutAsync(Kinds.LbDomains, Graph(teapot: false));
 

@@ -112,10 +112,7 @@ public sealed partial class LbProxyTests
     public async Task Connect_failures_are_retried_on_another_workload_and_the_dead_one_is_ejected()
     {
         // A workload the agent still reports healthy, but nothing listens at its address.
-        await _store.PutAsync(Kinds.Workloads, Samples.Workload("deadbeef", app: "hello", tags: ["dead"], ip: "127.0.0.9") with
-        {
-            Ports = [new PublishedPort { Name = "http", Port = _backendPort }],
-        });
+        await _store.PutAsync(Kinds.Workloads, Samples.Workload("deadbeef", app: "hello", tags: ["dead"], ip: "127.0.0.9", httpPort: _backendPort));
         await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status("deadbeef", ip: "127.0.0.9"), _lease!.Id);
         await Live("v2cccc", "127.0.0.4", "dead"); // the v2 backend joins the "dead" tag group as the live one
         await _store.PutAsync(Kinds.LbDomains, new LbDomain

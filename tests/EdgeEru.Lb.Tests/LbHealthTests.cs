@@ -1,6 +1,5 @@
 using System.Net;
 using EdgeEru.Registry;
-using EdgeEru.Registry.Model;
 using EdgeEru.TestSupport;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -43,10 +42,7 @@ public sealed partial class LbProxyTests
             });
             await app.StartAsync();
             _backends.Add(app);
-            await _store.PutAsync(Kinds.Workloads, Samples.Workload(name + "00", app: "probe", tags: ["v1"], ip: ip) with
-            {
-                Ports = [new PublishedPort { Name = "http", Port = _backendPort }],
-            });
+            await _store.PutAsync(Kinds.Workloads, Samples.Workload(name + "00", app: "probe", tags: ["v1"], ip: ip, httpPort: _backendPort));
             await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status(name + "00", ip: ip), _lease!.Id);
         }
         // Written as an operator would, through the admin API, leaving most options at their defaults.

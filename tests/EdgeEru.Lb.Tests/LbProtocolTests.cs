@@ -91,7 +91,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
         foreach (var (id, app, ip) in new[] { ("web00001", "web", "127.0.0.5"), ("grpc0001", "grpc", "127.0.0.6") })
         {
-            await store.PutAsync(Kinds.Workloads, Samples.Workload(id, app: app, ip: ip) with { Ports = [new PublishedPort { Name = "http", Port = _backendPort }] });
+            await store.PutAsync(Kinds.Workloads, Samples.Workload(id, app: app, ip: ip, httpPort: _backendPort));
             await store.PutAsync(Kinds.WorkloadStatus, Samples.Status(id, ip: ip), _lease.Id);
         }
         await store.PutAsync(Kinds.LbDomains, Domain("shop.test", "web", null));

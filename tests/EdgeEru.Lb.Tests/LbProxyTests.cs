@@ -69,10 +69,7 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
 
     private async Task Live(string id, string ip, string tag, bool healthy = true)
     {
-        await _store.PutAsync(Kinds.Workloads, Samples.Workload(id, app: "hello", tags: [tag], ip: ip) with
-        {
-            Ports = [new PublishedPort { Name = "http", Port = _backendPort }],
-        });
+        await _store.PutAsync(Kinds.Workloads, Samples.Workload(id, app: "hello", tags: [tag], ip: ip, httpPort: _backendPort));
         await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status(id, ip: ip, healthy: healthy), _lease!.Id);
     }
 

@@ -102,10 +102,7 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
         var store = new RegistryStore(_conn);
         _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload("script1", app: "hello", tags: ["v1"], ip: "127.0.0.6") with
-        {
-            Ports = [new PublishedPort { Name = "http", Port = port }],
-        });
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("script1", app: "hello", tags: ["v1"], ip: "127.0.0.6", httpPort: port));
         await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("script1", ip: "127.0.0.6"), _lease.Id);
         await store.PutAsync(Kinds.LbDomains, new LbDomain
         {

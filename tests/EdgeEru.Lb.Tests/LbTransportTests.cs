@@ -4,7 +4,6 @@ using System.Text;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
-using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
 using Microsoft.AspNetCore.Builder;
@@ -81,10 +80,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
         var store = new RegistryStore(_conn);
         _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload("big1", app: "hello", tags: ["v1"], ip: "127.0.0.5") with
-        {
-            Ports = [new PublishedPort { Name = "http", Port = _backendPort }],
-        });
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("big1", app: "hello", tags: ["v1"], ip: "127.0.0.5", httpPort: _backendPort));
         await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("big1", ip: "127.0.0.5"), _lease.Id);
         await store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
     }

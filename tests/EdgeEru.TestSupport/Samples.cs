@@ -35,8 +35,9 @@ public static class Samples
         DockerVersion = "28.2.2",
     };
 
+    /// <summary>A workload; <paramref name="httpPort"/> is the port its "http" port is published on (80 unless given).</summary>
     public static Workload Workload(string id, string app = "shop", string entrypoint = "web", string node = "n1",
-        string[]? tags = null, string? ip = null, (string, string)[]? labels = null) => new()
+        string[]? tags = null, string? ip = null, (string, string)[]? labels = null, int httpPort = 80) => new()
     {
         Id = id,
         Name = $"{app}_{entrypoint}_{Ident(id)}",
@@ -49,7 +50,7 @@ public static class Samples
         Tags = tags ?? ["v1"],
         Labels = StringMap.Of(labels ?? [("team", "core")]),
         Networks = StringMap.Of(("eru-mv", ip ?? "")),
-        Ports = [new PublishedPort { Name = "http", Port = 80 }],
+        Ports = [new PublishedPort { Name = "http", Port = httpPort }],
         Resources = new ResourceAllocation
         {
             MemoryRequestBytes = 64L << 20,
