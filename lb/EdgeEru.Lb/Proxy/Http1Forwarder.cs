@@ -73,7 +73,8 @@ internal static class Http1Forwarder
                     }
                     catch (SocketException)
                     {
-                        { outcome = c.TimedOut ? Outcome.TimedOut : Outcome.StaleConnection; goto exchanged; }
+                        outcome = c.TimedOut ? Outcome.TimedOut : Outcome.StaleConnection;
+                        goto exchanged;
                     }
 
                     // The head: read until it is complete (1xx interim responses are skipped).
@@ -95,7 +96,8 @@ internal static class Http1Forwarder
                             }
                             catch (InvalidDataException)
                             {
-                                { outcome = Outcome.BadResponse; goto exchanged; }
+                                outcome = Outcome.BadResponse;
+                                goto exchanged;
                             }
                             if (complete)
                             {
@@ -125,7 +127,8 @@ internal static class Http1Forwarder
                         }
                         catch (SocketException)
                         {
-                            { outcome = c.TimedOut ? Outcome.TimedOut : c.Aborted ? Outcome.ClientGone : end == 0 ? Outcome.StaleConnection : Outcome.BadResponse; goto exchanged; }
+                            outcome = c.TimedOut ? Outcome.TimedOut : c.Aborted ? Outcome.ClientGone : end == 0 ? Outcome.StaleConnection : Outcome.BadResponse;
+                            goto exchanged;
                         }
                         if (n == 0) { outcome = end == 0 && start == 0 ? Outcome.StaleConnection : Outcome.BadResponse; goto exchanged; }
                         end += n;
@@ -155,7 +158,7 @@ internal static class Http1Forwarder
                 return outcome switch
                 {
                     Outcome.Done => ForwarderError.None,
-                    Outcome.StaleConnection or Outcome.SendFailed => Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, null),
+                    Outcome.StaleConnection => Fail(context, ForwarderError.Request, StatusCodes.Status502BadGateway, null),
                     Outcome.TimedOut => Fail(context, ForwarderError.RequestTimedOut, StatusCodes.Status504GatewayTimeout, null),
                     Outcome.BadResponse => Fail(context, ForwarderError.ResponseHeaders, StatusCodes.Status502BadGateway, null),
                     Outcome.ClientGone => ForwarderError.ResponseBodyClient,
@@ -169,7 +172,7 @@ internal static class Http1Forwarder
         }
     }
 
-    private enum Outcome { Done, StaleConnection, SendFailed, TimedOut, BadResponse, ClientGone, BodyBroken }
+    private enum Outcome { Done, StaleConnection, TimedOut, BadResponse, ClientGone, BodyBroken }
 
     private static ForwarderError Fail(HttpContext context, ForwarderError error, int status, Exception? e)
     {

@@ -31,7 +31,6 @@ internal sealed class EpollSocket : IDisposable
         _loop.Add(this, Fd);
     }
 
-    public Socket Socket => _socket;
 
     /// <summary>
     /// Connects without blocking a thread: the loop reports when the handshake is done. Cancelling closes
