@@ -68,7 +68,7 @@ public static class LbHost
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
-        builder.Services.AddSingleton(new TransportChoice(epoll, [.. opsPorts, .. adminPorts]));
+        builder.Services.AddSingleton(new ProxySettings(ShortWay: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
         builder.Services.AddSingleton<RoutesHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
 

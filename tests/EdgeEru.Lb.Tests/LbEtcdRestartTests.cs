@@ -36,12 +36,8 @@ public sealed class LbEtcdRestartTests(ITestOutputHelper output)
         await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("rst00001", ip: "127.0.0.10"), lease.Id);
         await store.PutAsync(Kinds.LbDomains, Graph(teapot: false));
 
-        var lbPort = Ports.FreeTcp();
-        var opsPort = Ports.FreeTcp();
-        await using var lb = LbHost.Create(["--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
-            "--Http:Urls", $"http://127.0.0.1:{opsPort}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t"],
-            logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await lb.StartAsync();
+        await using var lb = await TestLb.StartAsync(etcd.ClientUrl, prefix: null, output);
+        var (lbPort, opsPort) = (lb.Port, lb.OpsPort);
         using var http = new HttpClient();
         async Task<string> Get()
         {

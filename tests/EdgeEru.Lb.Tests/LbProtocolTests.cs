@@ -32,14 +32,12 @@ namespace EdgeEru.Lb.Tests;
 public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private readonly int _backendPort = Ports.FreeTcp();
-    private readonly int _lbPort = Ports.FreeTcp();
     private readonly int _tlsPort = Ports.FreeTcp();
     private readonly int _h2cPort = Ports.FreeTcp();
-    private readonly int _adminPort = Ports.FreeTcp();
     private readonly string _certs = Directory.CreateTempSubdirectory("eru-lb-certs-").FullName;
     private readonly List<WebApplication> _backends = [];
     private readonly HashSet<string> _issued = [];
-    private WebApplication? _lb;
+    private TestLb? _lb;
     private EtcdConnection? _conn;
     private RegistryLease? _lease;
 
@@ -101,12 +99,8 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         WriteCertificate("shop", ["shop.test"], TimeSpan.FromDays(30));
         WriteCertificate("apps", ["*.apps.test", "grpc.test"], TimeSpan.FromDays(60));
 
-        _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
-            "--Lb:Urls", $"http://127.0.0.1:{_lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{_adminPort}", "--Lb:AdminToken", "t",
-            "--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"],
-            logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await _lb.StartAsync();
+        _lb = await TestLb.StartAsync(etcd.Url, prefix, output, extra:
+            ["--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"]);
         using var http = Client(out _);
         await Until(async () => (await Get(http, "https://shop.test/")).StartsWith("web", StringComparison.Ordinal), "lb routes shop.test over TLS");
     }
@@ -165,7 +159,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         {
             var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             // https:// → the TLS port, ws:// and http:// → the HTTP/1.1 port, http://…:81 → the h2c port.
-            var port = ctx.DnsEndPoint.Port switch { 443 => _tlsPort, 80 => _lbPort, 81 => _h2cPort, var p => p };
+            var port = ctx.DnsEndPoint.Port switch { 443 => _tlsPort, 80 => _lb!.Port, 81 => _h2cPort, var p => p };
             await s.ConnectAsync(IPAddress.Loopback, port, ct);
             return new NetworkStream(s, ownsSocket: true);
         },
@@ -248,7 +242,7 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
     [Fact]
     public async Task A_certificate_stored_in_the_registry_is_served_by_SNI_and_removed_without_a_restart()
     {
-        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_adminPort}") };
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_lb!.AdminPort}") };
         admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "t");
         async Task<(int Status, string Body)> Put(string name, object body)
         {

@@ -19,7 +19,7 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private readonly int _backendPort = Ports.FreeTcp();
     private readonly List<WebApplication> _backends = [];
-    private WebApplication? _lb;
+    private TestLb? _lb;
     private EtcdConnection? _conn;
     private RegistryStore _store = null!;
     private RegistryLease? _lease;
@@ -54,16 +54,10 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
             await Live(id, ip, tag);
         await _store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
 
-        var lbPort = Ports.FreeTcp();
-        var adminPort = Ports.FreeTcp();
-        _opsPort = Ports.FreeTcp();
-        _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
-            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{_opsPort}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{adminPort}", "--Lb:AdminToken", Token, "--Lb:AccessLog", _accessLog],
-            logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await _lb.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{lbPort}") };
-        _admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}") };
+        _lb = await TestLb.StartAsync(etcd.Url, prefix, output, Token, "--Lb:AccessLog", _accessLog);
+        _opsPort = _lb.OpsPort;
+        _http = new HttpClient { BaseAddress = _lb.Url };
+        _admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_lb.AdminPort}") };
         await Until(async () => (await Get("/")).StartsWith('v'), "lb routes hello.test");
     }
 

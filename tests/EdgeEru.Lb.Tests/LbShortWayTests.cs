@@ -1,14 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -24,7 +21,7 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
     private readonly TcpListener _listener = new(IPAddress.Parse("127.0.0.6"), 0);
     private readonly CancellationTokenSource _stop = new();
     private int _connections;
-    private WebApplication? _lb;
+    private TestLb? _lb;
     private EtcdConnection? _conn;
     private RegistryLease? _lease;
     private HttpClient _http = null!;
@@ -118,13 +115,8 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
                 },
             },
         });
-        var lbPort = Ports.FreeTcp();
-        _lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix, "--Lb:Transport", "epoll",
-            "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t"],
-            logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await _lb.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{lbPort}"), DefaultRequestHeaders = { Host = "script.test" } };
+        _lb = await TestLb.StartAsync(etcd.Url, prefix, output, extra: ["--Lb:Transport", "epoll"]);
+        _http = new HttpClient { BaseAddress = _lb.Url, DefaultRequestHeaders = { Host = "script.test" } };
         await Eventually.True(async () =>
         {
             try { return (await _http.GetAsync("/ready")).StatusCode == HttpStatusCode.OK; }
@@ -211,11 +203,7 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
     public async Task DisposeAsync()
     {
         _http?.Dispose();
-        if (_lb is not null)
-        {
-            await _lb.StopAsync();
-            await _lb.DisposeAsync();
-        }
+        if (_lb is not null) await _lb.DisposeAsync();
         await _stop.CancelAsync();
         _listener.Stop();
         if (_lease is not null) await _lease.DisposeAsync();

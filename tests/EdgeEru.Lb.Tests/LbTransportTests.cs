@@ -24,7 +24,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
 {
     private readonly int _backendPort = Ports.FreeTcp();
     private WebApplication? _backend;
-    private readonly List<WebApplication> _lbs = [];
+    private readonly List<TestLb> _lbs = [];
     private EtcdConnection? _conn;
     private RegistryLease? _lease;
     private string _prefix = "";
@@ -90,17 +90,11 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
 
     private async Task<(HttpClient Client, int Port, int OpsPort)> StartLb(string transport)
     {
-        var port = Ports.FreeTcp();
-        var opsPort = Ports.FreeTcp();
-        var lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", _prefix, "--Lb:Transport", transport,
-            "--Lb:Urls", $"http://127.0.0.1:{port}", "--Http:Urls", $"http://127.0.0.1:{opsPort}",
-            "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t"],
-            logging => logging.AddProvider(new XunitLoggerProvider(output)));
-        await lb.StartAsync();
+        var lb = await TestLb.StartAsync(etcd.Url, _prefix, output, extra: ["--Lb:Transport", transport]);
         _lbs.Add(lb);
         var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 200 })
         {
-            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+            BaseAddress = lb.Url,
             DefaultRequestHeaders = { Host = "hello.test" },
             Timeout = TimeSpan.FromSeconds(60),
         };
@@ -109,7 +103,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
             try { return await client.GetStringAsync("/echo/ready") == "ready"; }
             catch (HttpRequestException) { return false; }
         }, TimeSpan.FromSeconds(15), "the LB routes to the backend");
-        return (client, port, opsPort);
+        return (client, lb.Port, lb.OpsPort);
     }
 
     [Theory]
@@ -176,20 +170,9 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         var (http, port, opsPort) = await StartLb(transport);
         http.Dispose();
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync("127.0.0.1", port);
         var requests = string.Concat(Enumerable.Range(0, 3).Select(i => $"GET /echo/p{i} HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
-        await socket.SendAsync(Encoding.ASCII.GetBytes(requests));
-        var text = new StringBuilder();
-        var buffer = new byte[4096];
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        while (!text.ToString().Contains("p2", StringComparison.Ordinal))
-        {
-            var n = await socket.ReceiveAsync(buffer, cts.Token);
-            Assert.NotEqual(0, n);
-            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        }
-        var all = text.ToString();
+        using var socket = await RawAsync(port, requests, halfClose: false);
+        var all = await ReadAsync(socket, until: text => text.Contains("p2", StringComparison.Ordinal));
         // The connection is on the transport asked for (the epoll one counts its connections).
         using var ops = new HttpClient();
         var metrics = await ops.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
@@ -208,18 +191,40 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         var (http, port, _) = await StartLb(transport);
         http.Dispose();
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync("127.0.0.1", port);
-        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /echo/half-closed HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
-        socket.Shutdown(SocketShutdown.Send);
+        using var socket = await RawAsync(port, "GET /echo/half-closed HTTP/1.1\r\nHost: hello.test\r\n\r\n", halfClose: true);
         // The FIN may sit behind the request in one read: the LB must still see it and close its side (Kestrel
         // takes a client's FIN for a client gone, on either transport), not wait for an edge that never comes.
+        var text = new StringBuilder(await ReadAsync(socket, until: null));
+        Assert.True(text.Length == 0 || text.ToString().StartsWith("HTTP/1.1 ", StringComparison.Ordinal), text.ToString());
+    }
+
+    /// <summary>A raw connection to the LB that has sent <paramref name="bytes"/> (and then FIN, with <paramref name="halfClose"/>).</summary>
+    private static async Task<Socket> RawAsync(int port, string bytes, bool halfClose)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(bytes));
+        if (halfClose) socket.Shutdown(SocketShutdown.Send);
+        return socket;
+    }
+
+    /// <summary>What the LB sends until <paramref name="until"/> holds (it must not close first), or until it closes (null); at most 15 s.</summary>
+    private static async Task<string> ReadAsync(Socket socket, Func<string, bool>? until)
+    {
         var text = new StringBuilder();
         var buffer = new byte[4096];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, cts.Token)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        Assert.True(text.Length == 0 || text.ToString().StartsWith("HTTP/1.1 ", StringComparison.Ordinal), text.ToString());
+        while (until?.Invoke(text.ToString()) != true)
+        {
+            var n = await socket.ReceiveAsync(buffer, cts.Token);
+            if (n == 0)
+            {
+                Assert.Null(until); // closed before the awaited answer
+                break;
+            }
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+        return text.ToString();
     }
 
     [Fact]
@@ -246,11 +251,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
 
     public async Task DisposeAsync()
     {
-        foreach (var lb in _lbs)
-        {
-            await lb.StopAsync();
-            await lb.DisposeAsync();
-        }
+        foreach (var lb in _lbs) await lb.DisposeAsync();
         if (_backend is not null) await _backend.DisposeAsync();
         if (_lease is not null) await _lease.DisposeAsync();
     }

@@ -13,7 +13,8 @@ internal sealed class UpstreamConnection : IDisposable
 
     public EpollSocket Socket { get; }
     public byte[] Buffer { get; } = new byte[16 * 1024];
-    public long IdleSince { get; set; }
+    /// <summary>When it went back to its pool (Environment.TickCount64, ms).</summary>
+    public long IdleSinceMs { get; set; }
 
     // Idle → Busy while a request uses it; Busy → Aborted by the timeout sweep or a client gone, and then it
     // is never pooled again. One compare-exchange decides between a finishing request and a late abort.
@@ -28,6 +29,7 @@ internal sealed class UpstreamConnection : IDisposable
     public bool IsBusy => Volatile.Read(ref _state) == Busy;
     public long Deadline => Volatile.Read(ref _deadline);
 
+    /// <summary>A request takes it: past <paramref name="timeoutMs"/> without progress the sweep aborts it.</summary>
     public void Begin(int timeoutMs)
     {
         _timeoutMs = timeoutMs;
@@ -63,10 +65,10 @@ internal sealed class UpstreamConnection : IDisposable
 internal sealed class UpstreamPool
 {
     private const int MaxIdle = 256;
-    private static readonly long IdleLimit = TimeSpan.FromSeconds(50).Ticks; // under common keep-alive timeouts (nginx 75 s, Kestrel 130 s)
+    private const long IdleLimitMs = 50_000; // under common keep-alive timeouts (nginx 75 s, Kestrel 130 s)
     private readonly Lock _gate = new();
     private readonly Stack<UpstreamConnection> _idle = new();
-    private int _swept; // 1 while in Pools
+    private bool _listed; // in Pools
 
     // Every second: requests past their deadline are aborted, and connections idle too long are closed (also
     // those of destinations that left the registry, whose pools nobody rents from any more).
@@ -74,12 +76,6 @@ internal sealed class UpstreamPool
     // Every open connection (added once per connection, not per request): the sweep finds the busy ones.
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<UpstreamConnection, byte> Open = new();
     private static readonly Timer Sweeper = new(static _ => Sweep(), null, 1000, 1000);
-
-    /// <summary>Watches <paramref name="c"/> until <see cref="Done"/>: past <paramref name="timeoutMs"/> without progress it is aborted.</summary>
-    public static void Begin(UpstreamConnection c, int timeoutMs) => c.Begin(timeoutMs);
-
-    /// <summary>True when <paramref name="c"/> may be pooled again.</summary>
-    public static bool Done(UpstreamConnection c) => c.End();
 
     internal static void Track(UpstreamConnection c) => Open.TryAdd(c, 0);
     internal static void Untrack(UpstreamConnection c) => Open.TryRemove(c, out _);
@@ -89,19 +85,19 @@ internal sealed class UpstreamPool
         var now = Environment.TickCount64;
         foreach (var c in Open.Keys)
             if (c.IsBusy && now > c.Deadline) c.Abort(timedOut: true);
-        var idleBefore = now * TimeSpan.TicksPerMillisecond - IdleLimit;
+        var idleBefore = now - IdleLimitMs;
         foreach (var pool in Pools.Keys)
             lock (pool._gate)
             {
                 if (pool._idle.Count == 0)
                 {
                     Pools.TryRemove(pool, out _);
-                    pool._swept = 0;
+                    pool._listed = false;
                     continue;
                 }
                 // The stack's bottom holds the oldest: keep the young ones in order, close the rest.
-                var young = pool._idle.Where(c => c.IdleSince > idleBefore).Reverse().ToList();
-                foreach (var c in pool._idle.Where(c => c.IdleSince <= idleBefore)) c.Dispose();
+                var young = pool._idle.Where(c => c.IdleSinceMs > idleBefore).Reverse().ToList();
+                foreach (var c in pool._idle.Where(c => c.IdleSinceMs <= idleBefore)) c.Dispose();
                 pool._idle.Clear();
                 foreach (var c in young) pool._idle.Push(c);
             }
@@ -109,28 +105,28 @@ internal sealed class UpstreamPool
 
     public UpstreamConnection? Rent()
     {
-        var now = Environment.TickCount64 * TimeSpan.TicksPerMillisecond;
+        var now = Environment.TickCount64;
         while (true)
         {
             UpstreamConnection? c;
             lock (_gate)
                 if (!_idle.TryPop(out c)) return null;
-            if (c.Socket.IsQuiet && now - c.IdleSince < IdleLimit) return c;
+            if (c.Socket.IsQuiet && now - c.IdleSinceMs < IdleLimitMs) return c;
             c.Dispose();
         }
     }
 
     public void Return(UpstreamConnection c)
     {
-        c.IdleSince = Environment.TickCount64 * TimeSpan.TicksPerMillisecond;
+        c.IdleSinceMs = Environment.TickCount64;
         lock (_gate)
         {
             if (_idle.Count < MaxIdle)
             {
                 _idle.Push(c);
-                if (_swept == 0)
+                if (!_listed)
                 {
-                    _swept = 1;
+                    _listed = true;
                     Pools.TryAdd(this, 0);
                 }
                 return;
@@ -138,5 +134,4 @@ internal sealed class UpstreamPool
         }
         c.Dispose();
     }
-
 }

@@ -63,7 +63,7 @@ internal static class Http1Forwarder
                 }
                 var outcome = Outcome.BodyBroken;
                 var keep = false;
-                UpstreamPool.Begin(c, timeoutMs);
+                c.Begin(timeoutMs);
                 var aborted = context.RequestAborted.UnsafeRegister(static s => ((UpstreamConnection)s!).Abort(), c);
                 try
                 {
@@ -150,7 +150,7 @@ internal static class Http1Forwarder
                     // No abort can reach the connection after this (it may serve another request next).
                     aborted.Dispose();
                     // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
-                    if (UpstreamPool.Done(c) && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                    if (c.End() && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
                     else c.Dispose();
                 }
             exchanged:
@@ -217,7 +217,7 @@ internal static class Http1Forwarder
                     if (memory.Length > remaining) memory = memory[..(int)remaining];
                     int n;
                     try { n = await c.Socket.ReceiveAsync(memory); }
-                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    catch (SocketException) { return BrokenRead(c); }
                     if (n == 0) return Outcome.BodyBroken;
                     writer.Advance(n);
                     remaining -= n;
@@ -250,7 +250,7 @@ internal static class Http1Forwarder
                     if (end == buffer.Length) return Outcome.BodyBroken; // a framing line longer than the buffer
                     int n;
                     try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
-                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    catch (SocketException) { return BrokenRead(c); }
                     if (n == 0) return Outcome.BodyBroken;
                     end += n;
                     c.Touch();
@@ -265,7 +265,7 @@ internal static class Http1Forwarder
                     var memory = writer.GetMemory(4096);
                     int n;
                     try { n = await c.Socket.ReceiveAsync(memory); }
-                    catch (SocketException) { return c.TimedOut || !c.Aborted ? Outcome.BodyBroken : Outcome.ClientGone; }
+                    catch (SocketException) { return BrokenRead(c); }
                     if (n == 0) return Outcome.Done;
                     writer.Advance(n);
                     c.Touch();
@@ -273,6 +273,9 @@ internal static class Http1Forwarder
             }
         }
     }
+
+    /// <summary>A body read failed: the client left (its abort closed the socket), else the workload's side broke.</summary>
+    private static Outcome BrokenRead(UpstreamConnection c) => c.Aborted && !c.TimedOut ? Outcome.ClientGone : Outcome.BodyBroken;
 
     private static async ValueTask<bool> Flushed(System.IO.Pipelines.PipeWriter writer)
     {
@@ -292,32 +295,20 @@ internal static class Http1Forwarder
             .Append(destination.Authority).Append("\r\n");
         var removed = options?.RemoveRequestHeaders;
         var set = options?.SetRequestHeaders;
-        string? priorXff = null;
         foreach (var (name, values) in r.Headers)
         {
-            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || Http1Response.IsHopByHop(name)
-                || name.Equals("X-Forwarded-Proto", StringComparison.OrdinalIgnoreCase) || name.Equals("X-Forwarded-Host", StringComparison.OrdinalIgnoreCase))
-                continue;
-            if (name.Equals("X-Forwarded-For", StringComparison.OrdinalIgnoreCase))
-            {
-                priorXff = values.ToString();
-                continue;
-            }
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || Http1Response.IsHopByHop(name) || ForwardedHeaders.IsOurs(name)) continue;
             if (removed is not null && removed.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
             if (set is not null && set.Keys.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
             foreach (var v in values) head.Append(name).Append(": ").Append(v).Append("\r\n");
         }
-        var client = context.Connection.RemoteIpAddress?.ToString();
-        if (removed?.Contains("X-Forwarded-For", StringComparer.OrdinalIgnoreCase) != true)
-        {
-            head.Append("X-Forwarded-For: ");
-            if (!string.IsNullOrEmpty(priorXff)) head.Append(priorXff).Append(", ");
-            head.Append(client).Append("\r\n");
-        }
-        if (removed?.Contains("X-Forwarded-Proto", StringComparer.OrdinalIgnoreCase) != true)
-            head.Append("X-Forwarded-Proto: ").Append(r.Scheme).Append("\r\n");
-        if (removed?.Contains("X-Forwarded-Host", StringComparer.OrdinalIgnoreCase) != true)
-            head.Append("X-Forwarded-Host: ").Append(r.Host.Value).Append("\r\n");
+        // The LB's own, unless the backend removes them (as the YARP way's transform does).
+        if (removed?.Contains(ForwardedHeaders.For, StringComparer.OrdinalIgnoreCase) != true)
+            head.Append(ForwardedHeaders.For).Append(": ").Append(ForwardedHeaders.ForValue(context)).Append("\r\n");
+        if (removed?.Contains(ForwardedHeaders.Proto, StringComparer.OrdinalIgnoreCase) != true)
+            head.Append(ForwardedHeaders.Proto).Append(": ").Append(r.Scheme).Append("\r\n");
+        if (removed?.Contains(ForwardedHeaders.Host, StringComparer.OrdinalIgnoreCase) != true)
+            head.Append(ForwardedHeaders.Host).Append(": ").Append(r.Host.Value).Append("\r\n");
         if (set is not null)
             foreach (var (name, value) in set) head.Append(name).Append(": ").Append(value).Append("\r\n");
         head.Append("\r\n");

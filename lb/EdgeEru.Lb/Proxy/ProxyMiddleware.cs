@@ -12,7 +12,7 @@ namespace EdgeEru.Lb.Proxy;
 /// to YARP's forwarder with a destination picked from the backend's live workloads.
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
-    AccessLog.AccessLogWriter accessLog, TransportChoice transport, ILogger<ProxyMiddleware> log)
+    AccessLog.AccessLogWriter accessLog, ProxySettings proxy, ILogger<ProxyMiddleware> log)
 {
     private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",
         new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
@@ -46,7 +46,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     // the forwarder's own keep a state machine on the heap while the workload answers.
     public Task InvokeAsync(HttpContext context)
     {
-        if (transport.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
+        if (proxy.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
         var started = Stopwatch.GetTimestamp();
         var current = routes.Current;
         var host = context.Request.Host.Host;
@@ -161,7 +161,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             ForwarderError error;
             try
             {
-                error = transport.Epoll && Http1Forwarder.Handles(context, options)
+                error = proxy.ShortWay && Http1Forwarder.Handles(context, options)
                     ? await Http1Forwarder.SendAsync(context, destination, options)
                     : await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
             }
@@ -194,10 +194,10 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 }
 
 /// <summary>
-/// Whether sockets run on the epoll transport (Lb:Transport), which the HTTP/1.1 short way needs, and the
+/// How the proxy runs: the HTTP/1.1 short way (on the epoll transport only, whose sockets it uses), and the
 /// local ports that are not traffic (/metrics and /healthz, the admin API).
 /// </summary>
-internal sealed record TransportChoice(bool Epoll, HashSet<int> ControlPorts);
+internal sealed record ProxySettings(bool ShortWay, HashSet<int> ControlPorts);
 
 /// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
@@ -221,7 +221,7 @@ internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransfo
     };
 }
 
-/// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect.</summary>
+/// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect (<see cref="ForwardedHeaders"/>).</summary>
 internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) : HttpTransformer
 {
     public static new readonly EdgeTransformer Default = new(null);
@@ -229,15 +229,10 @@ internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-        var client = httpContext.Connection.RemoteIpAddress?.ToString();
-        var prior = httpContext.Request.Headers["X-Forwarded-For"].ToString();
-        proxyRequest.Headers.Remove("X-Forwarded-For");
-        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-For", prior.Length > 0 ? $"{prior}, {client}" : client);
-        // Proto and host are the LB's to say, not the client's.
-        proxyRequest.Headers.Remove("X-Forwarded-Proto");
-        proxyRequest.Headers.Remove("X-Forwarded-Host");
-        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Proto", httpContext.Request.Scheme);
-        proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", httpContext.Request.Host.Value);
+        foreach (var name in (ReadOnlySpan<string>)[ForwardedHeaders.For, ForwardedHeaders.Proto, ForwardedHeaders.Host]) proxyRequest.Headers.Remove(name);
+        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.For, ForwardedHeaders.ForValue(httpContext));
+        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Proto, httpContext.Request.Scheme);
+        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Host, httpContext.Request.Host.Value);
         proxyRequest.Headers.Host = null; // the backend sees its own authority
         if (options is null) return;
         foreach (var name in options.RemoveRequestHeaders) proxyRequest.Headers.Remove(name);

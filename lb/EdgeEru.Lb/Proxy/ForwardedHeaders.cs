@@ -1,0 +1,24 @@
+namespace EdgeEru.Lb.Proxy;
+
+/// <summary>
+/// The X-Forwarded-* headers the LB puts on every forwarded request, whichever way it goes (YARP or the
+/// HTTP/1.1 short way): For gets the client appended to the chain it brought; Proto and Host are the LB's
+/// to say, so a client's own are replaced.
+/// </summary>
+internal static class ForwardedHeaders
+{
+    public const string For = "X-Forwarded-For", Proto = "X-Forwarded-Proto", Host = "X-Forwarded-Host";
+
+    /// <summary>A client's header of this name does not reach the workload as sent.</summary>
+    public static bool IsOurs(string name) =>
+        name.Equals(For, StringComparison.OrdinalIgnoreCase) || name.Equals(Proto, StringComparison.OrdinalIgnoreCase)
+        || name.Equals(Host, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>X-Forwarded-For: the chain the client sent, then the client's address.</summary>
+    public static string? ForValue(HttpContext context)
+    {
+        var client = context.Connection.RemoteIpAddress?.ToString();
+        var prior = context.Request.Headers[For];
+        return prior.Count == 0 ? client : $"{prior}, {client}";
+    }
+}
