@@ -60,15 +60,22 @@ internal sealed class UpstreamConnection : IDisposable
 
 /// <summary>
 /// Idle connections to one destination, newest first (a connection the workload is about to time out is
-/// the one left at the bottom). One taken from here saw nothing arrive while idle.
+/// the one left at the bottom), kept apart per event loop: a request running on a loop takes one of that
+/// loop's, so it never waits on another core's thread, and each stack's lock is only ever taken by one core
+/// (and the sweep). One taken from here saw nothing arrive while idle.
 /// </summary>
 internal sealed class UpstreamPool
 {
-    private const int MaxIdle = 256;
+    private const int MaxIdlePerLoop = 256;
     private const long IdleLimitMs = 50_000; // under common keep-alive timeouts (nginx 75 s, Kestrel 130 s)
-    private readonly Lock _gate = new();
-    private readonly Stack<UpstreamConnection> _idle = new();
-    private bool _listed; // in Pools
+    private readonly Idle[] _byLoop = Enumerable.Range(0, EpollLoop.Count).Select(_ => new Idle()).ToArray();
+    private int _listed; // 1: in Pools
+
+    private sealed class Idle
+    {
+        public readonly Lock Gate = new();
+        public readonly Stack<UpstreamConnection> Connections = new();
+    }
 
     // Every second: requests past their deadline are aborted, and connections idle too long are closed (also
     // those of destinations that left the registry, whose pools nobody rents from any more).
@@ -87,51 +94,67 @@ internal sealed class UpstreamPool
             if (c.IsBusy && now > c.Deadline) c.Abort(timedOut: true);
         var idleBefore = now - IdleLimitMs;
         foreach (var pool in Pools.Keys)
-            lock (pool._gate)
-            {
-                if (pool._idle.Count == 0)
+        {
+            var left = 0;
+            foreach (var idle in pool._byLoop)
+                lock (idle.Gate)
                 {
-                    Pools.TryRemove(pool, out _);
-                    pool._listed = false;
-                    continue;
+                    // The stack's bottom holds the oldest: keep the young ones in order, close the rest.
+                    var young = idle.Connections.Where(c => c.IdleSinceMs > idleBefore).Reverse().ToList();
+                    foreach (var c in idle.Connections.Where(c => c.IdleSinceMs <= idleBefore)) c.Dispose();
+                    idle.Connections.Clear();
+                    foreach (var c in young) idle.Connections.Push(c);
+                    left += young.Count;
                 }
-                // The stack's bottom holds the oldest: keep the young ones in order, close the rest.
-                var young = pool._idle.Where(c => c.IdleSinceMs > idleBefore).Reverse().ToList();
-                foreach (var c in pool._idle.Where(c => c.IdleSinceMs <= idleBefore)) c.Dispose();
-                pool._idle.Clear();
-                foreach (var c in young) pool._idle.Push(c);
-            }
+            if (left > 0) continue;
+            // Unlisted when empty; a Return racing with this lists it again (it sets the flag after pushing).
+            Volatile.Write(ref pool._listed, 0);
+            Pools.TryRemove(pool, out _);
+            if (pool._byLoop.Any(i => { lock (i.Gate) return i.Connections.Count > 0; })) pool.List();
+        }
     }
 
+    /// <summary>An idle connection of the caller's loop (off the loops: of any loop), or null.</summary>
     public UpstreamConnection? Rent()
+    {
+        if (EpollLoop.Current is { } loop) return Rent(_byLoop[loop.Index]);
+        foreach (var idle in _byLoop)
+            if (Rent(idle) is { } c) return c;
+        return null;
+    }
+
+    private static UpstreamConnection? Rent(Idle idle)
     {
         var now = Environment.TickCount64;
         while (true)
         {
             UpstreamConnection? c;
-            lock (_gate)
-                if (!_idle.TryPop(out c)) return null;
+            lock (idle.Gate)
+                if (!idle.Connections.TryPop(out c)) return null;
             if (c.Socket.IsQuiet && now - c.IdleSinceMs < IdleLimitMs) return c;
             c.Dispose();
         }
     }
 
+    /// <summary>Back among the idle ones of the loop the connection lives on.</summary>
     public void Return(UpstreamConnection c)
     {
         c.IdleSinceMs = Environment.TickCount64;
-        lock (_gate)
+        var idle = _byLoop[c.Socket.Loop.Index];
+        lock (idle.Gate)
         {
-            if (_idle.Count < MaxIdle)
+            if (idle.Connections.Count >= MaxIdlePerLoop)
             {
-                _idle.Push(c);
-                if (!_listed)
-                {
-                    _listed = true;
-                    Pools.TryAdd(this, 0);
-                }
+                c.Dispose();
                 return;
             }
+            idle.Connections.Push(c);
         }
-        c.Dispose();
+        if (Volatile.Read(ref _listed) == 0) List();
+    }
+
+    private void List()
+    {
+        if (Interlocked.Exchange(ref _listed, 1) == 0) Pools.TryAdd(this, 0);
     }
 }

@@ -7,9 +7,9 @@ namespace EdgeEru.Lb.Transport;
 /// </summary>
 internal sealed unsafe class EpollLoop
 {
-    private static readonly Lazy<EpollLoop[]> All = new(() =>
-        Enumerable.Range(0, Environment.ProcessorCount).Select(i => new EpollLoop(i)).ToArray());
+    private static readonly Lazy<EpollLoop[]> All = new(() => Enumerable.Range(0, Count).Select(i => new EpollLoop(i)).ToArray());
     private static uint _next;
+    [ThreadStatic] private static EpollLoop? _current;
     private static readonly Prometheus.Counter LoopFaults = Prometheus.Metrics.CreateCounter("eru_lb_epoll_loop_faults_total",
         "Exceptions that escaped to an epoll event loop (a bug: the loop goes on).");
 
@@ -27,8 +27,18 @@ internal sealed unsafe class EpollLoop
         return loops[Interlocked.Increment(ref _next) % (uint)loops.Length];
     }
 
+    /// <summary>How many loops there are (one per core; known before they start).</summary>
+    public static int Count => Environment.ProcessorCount;
+
+    /// <summary>The loop whose thread is running the caller, or null off the loops.</summary>
+    public static EpollLoop? Current => _current;
+
+    /// <summary>This loop's place among <see cref="Count"/>.</summary>
+    public int Index { get; }
+
     private EpollLoop(int index)
     {
+        Index = index;
         _epfd = Native.EpollCreate(Native.EpollCloExec);
         if (_epfd < 0) throw Native.Error(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
         new Thread(Run) { IsBackground = true, Name = $"eru-lb epoll {index}" }.Start();
@@ -82,6 +92,7 @@ internal sealed unsafe class EpollLoop
     private void Run()
     {
         const int max = 256;
+        _current = this;
         var events = stackalloc Native.EpollEvent[max];
         while (true)
         {

@@ -19,6 +19,9 @@ internal sealed class EpollSocket : IDisposable
     private volatile bool _peerClosed; // epoll said RDHUP/HUP/ERR: no edge will come again, so read until recv says 0
     private int _disposed;
 
+    /// <summary>The loop whose thread runs what this socket's readiness wakes.</summary>
+    public EpollLoop Loop => _loop;
+
     /// <summary>The loop's key for this socket (slot and generation).</summary>
     public ulong Token { get; set; }
 
@@ -34,7 +37,8 @@ internal sealed class EpollSocket : IDisposable
 
     /// <summary>
     /// Connects without blocking a thread: the loop reports when the handshake is done. Cancelling closes
-    /// the socket.
+    /// the socket. Called on a loop, the connection stays on that loop, so a request and the connection it
+    /// forwards on run on one thread (no hop between cores per response, as with nginx's workers).
     /// </summary>
     public static async ValueTask<EpollSocket> ConnectAsync(System.Net.IPEndPoint target, CancellationToken cancellationToken)
     {
@@ -42,7 +46,7 @@ internal sealed class EpollSocket : IDisposable
         EpollSocket? epoll = null;
         try
         {
-            epoll = new EpollSocket(socket);
+            epoll = new EpollSocket(socket, EpollLoop.Current);
             try
             {
                 socket.Connect(target);
