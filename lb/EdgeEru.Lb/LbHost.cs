@@ -8,6 +8,9 @@ namespace EdgeEru.Lb;
 /// <summary>The balancer's host, built the same way for the binary and for tests.</summary>
 public static class LbHost
 {
+    /// <summary>Where traffic is served when Lb:Urls is not set.</summary>
+    public const string DefaultProxyUrls = "http://127.0.0.1:8080";
+
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -20,7 +23,7 @@ public static class LbHost
         // Traffic on Lb:Urls (HTTP/1.1), Lb:H2cUrls (HTTP/2 without TLS) and Lb:Tls:Urls (TLS terminated with
         // a certificate picked by SNI, h2 or http/1.1);
         // /metrics and /healthz on Http:Urls (a port of their own).
-        var proxyUrls = builder.Configuration["Lb:Urls"] ?? "http://127.0.0.1:8080";
+        var proxyUrls = builder.Configuration["Lb:Urls"] ?? DefaultProxyUrls;
         var tlsUrls = builder.Configuration["Lb:Tls:Urls"];
         var h2cUrls = builder.Configuration["Lb:H2cUrls"]; // cleartext HTTP/2 with prior knowledge (e.g. internal gRPC clients)
         var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
@@ -46,10 +49,16 @@ public static class LbHost
             o.WaitForDataBeforeAllocatingBuffer = false;
         });
         // Kestrel takes the transport registered last that can bind an endpoint.
-        if (epoll) builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
+        if (epoll)
+        {
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
+            builder.Services.AddSingleton<Lane.Http1Lane>();
+        }
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
+            // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 lane keeps too.
+            builder.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
             if (!string.IsNullOrWhiteSpace(h2cUrls))
                 Listeners.Listen(k, h2cUrls, tls: null, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);

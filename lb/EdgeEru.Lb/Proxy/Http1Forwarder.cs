@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.Http.Features;
@@ -34,6 +33,7 @@ internal static class Http1Forwarder
     /// One async method from the request head to the last byte of the answer: a forwarded request keeps one
     /// state machine of this class on the heap while the workload answers, not one per step.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options)
     {
         var requestHead = BuildRequestHead(context, destination, options, out var headLength);
@@ -192,6 +192,7 @@ internal static class Http1Forwarder
         public Exception? Exception { get; } = e;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<Outcome> CopyBodyAsync(HttpContext context, UpstreamConnection c, ResponseHead response, int start, int end)
     {
         var writer = context.Response.BodyWriter;
@@ -277,6 +278,7 @@ internal static class Http1Forwarder
     /// <summary>A body read failed: the client left (its abort closed the socket), else the workload's side broke.</summary>
     private static Outcome BrokenRead(UpstreamConnection c) => c.Aborted && !c.TimedOut ? Outcome.ClientGone : Outcome.BodyBroken;
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> Flushed(System.IO.Pipelines.PipeWriter writer)
     {
         var r = await writer.FlushAsync();
@@ -290,7 +292,7 @@ internal static class Http1Forwarder
     private static byte[] BuildRequestHead(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options, out int length)
     {
         var r = context.Request;
-        var head = HeadWriter.ForThisThread();
+        var head = HeadWriter.ForThisThread(); // a head is written in one go, with no await inside
         head.Append(r.Method).Append(" ").Append(r.PathBase.ToUriComponent()).Append(r.Path.ToUriComponent()).Append(r.QueryString.Value).Append(" HTTP/1.1\r\nHost: ")
             .Append(destination.Authority).Append("\r\n");
         var removed = options?.RemoveRequestHeaders;
@@ -314,37 +316,5 @@ internal static class Http1Forwarder
         head.Append("\r\n");
         length = head.Length;
         return head.Buffer;
-    }
-
-    /// <summary>Latin-1 text into a pooled buffer that grows (header values from Kestrel hold no CR or LF).</summary>
-    private sealed class HeadWriter
-    {
-        [ThreadStatic] private static HeadWriter? _current;
-
-        /// <summary>This thread's writer, started afresh (a head is written in one go, with no await inside).</summary>
-        public static HeadWriter ForThisThread()
-        {
-            var w = _current ??= new HeadWriter();
-            w.Buffer = ArrayPool<byte>.Shared.Rent(1024);
-            w.Length = 0;
-            return w;
-        }
-
-        public byte[] Buffer { get; private set; } = [];
-        public int Length { get; private set; }
-
-        public HeadWriter Append(string? text)
-        {
-            if (string.IsNullOrEmpty(text)) return this;
-            if (Length + text.Length > Buffer.Length)
-            {
-                var grown = ArrayPool<byte>.Shared.Rent(Math.Max(Buffer.Length * 2, Length + text.Length));
-                Buffer.AsSpan(0, Length).CopyTo(grown);
-                ArrayPool<byte>.Shared.Return(Buffer);
-                Buffer = grown;
-            }
-            Length += Encoding.Latin1.GetBytes(text, Buffer.AsSpan(Length));
-            return this;
-        }
     }
 }

@@ -20,11 +20,29 @@ internal readonly record struct ResponseHead(int Status, int Length, BodyFraming
 internal static class Http1Response
 {
     /// <summary>Hop-by-hop headers: about this connection, never handed on (RFC 9110 §7.6.1).</summary>
-    public static bool IsHopByHop(string name) =>
-        name.Equals("Connection", StringComparison.OrdinalIgnoreCase) || name.Equals("Keep-Alive", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase) || name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Proxy-Connection", StringComparison.OrdinalIgnoreCase) || name.Equals("TE", StringComparison.OrdinalIgnoreCase)
-        || name.Equals("Trailer", StringComparison.OrdinalIgnoreCase);
+    public static bool IsHopByHop(ReadOnlySpan<byte> name)
+    {
+        foreach (var hop in HopByHop)
+            if (hop.Length == name.Length && Ascii.EqualsIgnoreCase(name, hop)) return true;
+        return false;
+    }
+
+    private static readonly string[] HopByHop = ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "TE", "Trailer"];
+
+    private static bool Named(List<string>? tokens, ReadOnlySpan<byte> name)
+    {
+        if (tokens is null) return false;
+        foreach (var t in tokens)
+            if (t.Length == name.Length && Ascii.EqualsIgnoreCase(name, t)) return true;
+        return false;
+    }
+
+    public static bool IsHopByHop(string name)
+    {
+        foreach (var hop in HopByHop)
+            if (name.Equals(hop, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
 
     /// <summary>
     /// Parses the head at the start of <paramref name="data"/>: false while it is incomplete, an
@@ -32,6 +50,22 @@ internal static class Http1Response
     /// <paramref name="headers"/> (hop-by-hop ones and Content-Length are kept back); nothing is added while the head is incomplete.
     /// </summary>
     public static bool TryParse(ReadOnlySpan<byte> data, bool requestWasHead, IHeaderDictionary? headers, out ResponseHead head)
+    {
+        if (headers is null)
+        {
+            var none = default(NoHeaders);
+            return TryParse(data, requestWasHead, ref none, out head);
+        }
+        var sink = new DictionaryHeaders(headers);
+        return TryParse(data, requestWasHead, ref sink, out head);
+    }
+
+    /// <summary>
+    /// As above, with the end-to-end headers handed to <paramref name="headers"/> as raw bytes (the HTTP/1.1
+    /// lane copies them to the client as they came; Kestrel's way makes strings of them).
+    /// </summary>
+    public static bool TryParse<TSink>(ReadOnlySpan<byte> data, bool requestWasHead, ref TSink headers, out ResponseHead head)
+        where TSink : struct, IHeaderSink
     {
         head = default;
         var end = data.IndexOf("\r\n\r\n"u8);
@@ -76,9 +110,7 @@ internal static class Http1Response
                 contentLength = n;
                 continue;
             }
-            var name = HeaderName(rawName);
-            var value = ValueCache.Get(name, rawValue);
-            if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
+            if (Ascii.EqualsIgnoreCase(rawName, "Transfer-Encoding"u8))
             {
                 // The last coding decides the framing: chunked, or anything else (read until the connection closes).
                 var comma = rawValue.LastIndexOf((byte)',');
@@ -87,7 +119,7 @@ internal static class Http1Response
                 otherCoding = !chunked;
                 continue;
             }
-            if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+            if (Ascii.EqualsIgnoreCase(rawName, "Connection"u8))
             {
                 foreach (var range in rawValue.Split((byte)','))
                 {
@@ -99,8 +131,8 @@ internal static class Http1Response
                 }
                 continue;
             }
-            if (IsHopByHop(name) || connectionTokens?.Contains(name, StringComparer.OrdinalIgnoreCase) == true) continue;
-            headers?.Append(name, value);
+            if (IsHopByHop(rawName) || Named(connectionTokens, rawName)) continue;
+            headers.Add(rawName, rawValue);
         }
 
         // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes it unless told to keep it.
@@ -137,7 +169,7 @@ internal static class Http1Response
     ];
 
     /// <summary>The name as a string, without allocating for the common ones.</summary>
-    private static string HeaderName(ReadOnlySpan<byte> raw)
+    internal static string HeaderName(ReadOnlySpan<byte> raw)
     {
         foreach (var known in Common)
             if (known.Length == raw.Length && Ascii.EqualsIgnoreCase(raw, known)) return known;
@@ -148,6 +180,28 @@ internal static class Http1Response
     {
         var s = Encoding.Latin1.GetString(bytes[..Math.Min(bytes.Length, 80)]);
         return string.Concat(s.Select(c => c is >= ' ' and < (char)0x7f ? c : '?'));
+    }
+}
+
+/// <summary>Where a parsed response's end-to-end headers go.</summary>
+internal interface IHeaderSink
+{
+    void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value);
+}
+
+/// <summary>Headers dropped (an interim response's).</summary>
+internal struct NoHeaders : IHeaderSink
+{
+    public readonly void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) { }
+}
+
+/// <summary>Headers into Kestrel's response, as strings (cached: the same values come on every response).</summary>
+internal readonly struct DictionaryHeaders(IHeaderDictionary headers) : IHeaderSink
+{
+    public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var n = Http1Response.HeaderName(name);
+        headers.Append(n, ValueCache.Get(n, value));
     }
 }
 

@@ -14,13 +14,19 @@ internal sealed class HttpRequestFacts(HttpContext context) : IRequestFacts
     // Without a Cookie header there is no cookie, and no cookie collection needs to be made for this request.
     public string? Cookie(string name) => context.Request.Headers.Cookie.Count == 0 ? null : context.Request.Cookies[name];
 
-    public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies)
+    public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies) =>
+        Client(context.Connection.RemoteIpAddress ?? IPAddress.None, trustedProxies, context, static c => c.Request.Headers[ForwardedHeaders.For].ToString());
+
+    /// <summary>
+    /// The client of a request from <paramref name="peer"/>: the peer, or when the peer is a trusted proxy, the
+    /// X-Forwarded-For entry (read only then) that the first untrusted hop added.
+    /// </summary>
+    public static IPAddress Client<TState>(IPAddress peer, IReadOnlyList<IPNetwork> trustedProxies, TState state, Func<TState, string?> forwardedFor)
     {
-        var peer = context.Connection.RemoteIpAddress ?? IPAddress.None;
         if (peer.IsIPv4MappedToIPv6) peer = peer.MapToIPv4();
         if (trustedProxies.Count == 0 || !Trusted(peer, trustedProxies)) return peer;
         // Walk X-Forwarded-For from the right: the first address not added by a trusted proxy is the client.
-        var xff = context.Request.Headers["X-Forwarded-For"].ToString().Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var xff = (forwardedFor(state) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         for (var i = xff.Length - 1; i >= 0; i--)
         {
             if (!IPAddress.TryParse(xff[i], out var hop)) return peer;

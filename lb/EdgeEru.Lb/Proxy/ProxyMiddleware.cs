@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Routing;
-using Prometheus;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace EdgeEru.Lb.Proxy;
@@ -14,17 +13,6 @@ namespace EdgeEru.Lb.Proxy;
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
     AccessLog.AccessLogWriter accessLog, ProxySettings proxy, ILogger<ProxyMiddleware> log)
 {
-    private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",
-        new CounterConfiguration { LabelNames = ["domain", "node", "code"] });
-    private static readonly Histogram Duration = Metrics.CreateHistogram("eru_lb_request_duration_seconds", "Time to answer a request, by domain.",
-        new HistogramConfiguration { LabelNames = ["domain"], Buckets = Histogram.ExponentialBuckets(0.0001, 2, 18) });
-    private static readonly string[] Classes = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-    // Label children are found by the terminal and graph objects (reference lookups, not label strings),
-    // and go away with a replaced graph.
-    private static readonly ConditionalWeakTable<Terminal, Counter.Child[]> RequestChildren = new();
-    private static readonly ConditionalWeakTable<RuleGraph, Histogram.Child> DurationChildren = new();
-
     /// <summary>
     /// The connection pool to backends, one for the process (DI disposes it). With <paramref name="epoll"/>, its
     /// connections live on the epoll transport's loops, like the client side.
@@ -90,17 +78,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     /// <summary>Metrics and the access log line of an answered request.</summary>
     private void Record(HttpContext context, long started, RuleGraph graph, Terminal terminal, Destination? destination)
     {
-        var statusClass = Math.Clamp(context.Response.StatusCode / 100, 1, 5) - 1;
-        if (!RequestChildren.TryGetValue(terminal, out var children)) children = NewChildren(terminal, graph.Domain.Name);
-        children[statusClass].Inc();
-        DurationChildren.GetValue(graph, static g => Duration.WithLabels(g.Domain.Name)).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        RequestMetrics.Record(context.Response.StatusCode, started, graph, terminal);
         if (accessLog.Enabled) Log(context, started, graph, terminal, destination);
     }
-
-    // Apart, so the closure is made for a new terminal only (a lambda capturing a local of InvokeAsync would
-    // cost an allocation on every request).
-    private static Counter.Child[] NewChildren(Terminal terminal, string domain) =>
-        RequestChildren.GetValue(terminal, t => Classes.Select(c => Requests.WithLabels(domain, t.Id, c)).ToArray());
 
     private void Log(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
     {

@@ -17,8 +17,9 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     IConnectionLifetimeFeature, IMemoryPoolFeature, IConnectionEndPointFeature
 {
     private static long _ids;
-    private static readonly Prometheus.Gauge Open = Prometheus.Metrics.CreateGauge("eru_lb_epoll_connections",
-        "Client connections open on the epoll transport (Lb:Transport epoll).");
+    /// <summary>Counts the lane's connections too.</summary>
+    internal static readonly Prometheus.Gauge Open = Prometheus.Metrics.CreateGauge("eru_lb_epoll_connections",
+        "Client connections open on the epoll transport (Lb:Transport epoll), Kestrel's and the HTTP/1.1 lane's.");
     private readonly EpollSocket _socket;
     private readonly Pipe _input, _output;
     private readonly CancellationTokenSource _closed = new();
@@ -26,13 +27,18 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     private Task _receiving = Task.CompletedTask, _sending = Task.CompletedTask;
     private volatile ConnectionAbortedException? _abortReason;
     private IDictionary<object, object?>? _items;
+    private ReadOnlyMemory<byte> _already;
 
-    public EpollConnection(Socket socket, MemoryPool<byte> pool)
+    public EpollConnection(Socket socket, MemoryPool<byte> pool) : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
+
+    /// <summary>A connection the HTTP/1.1 lane hands over, with the bytes it read and did not answer.</summary>
+    public EpollConnection(EpollSocket socket, MemoryPool<byte> pool, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
     {
-        _socket = new EpollSocket(socket);
+        _socket = socket;
+        _already = already;
         MemoryPool = pool;
-        LocalEndPoint = socket.LocalEndPoint;
-        RemoteEndPoint = socket.RemoteEndPoint;
+        LocalEndPoint = local;
+        RemoteEndPoint = remote;
         ConnectionId = "E" + Interlocked.Increment(ref _ids).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
         // Kestrel's limits: 1 MB of request data buffered, 64 KB of response data before a flush waits.
         _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 1024 * 1024, 512 * 1024, useSynchronizationContext: false));
@@ -49,6 +55,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     public void Start()
     {
         Open.Inc();
+
         _receiving = ReceiveAsync();
         _sending = SendAsync();
     }
@@ -68,6 +75,13 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         var writer = _input.Writer;
         try
         {
+            if (!_already.IsEmpty)
+            {
+                // What the lane read and handed over: Kestrel reads it first.
+                writer.Write(_already.Span);
+                _already = default;
+                if ((await writer.FlushAsync()).IsCompleted) return;
+            }
             while (true)
             {
                 // The wait for data stays in this loop's state machine (no other one per read).

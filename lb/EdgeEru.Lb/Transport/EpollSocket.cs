@@ -3,6 +3,12 @@ using System.Net.Sockets;
 
 namespace EdgeEru.Lb.Transport;
 
+/// <summary>Wants to know when a socket's peer has gone.</summary>
+internal interface IPeerWatcher
+{
+    void PeerClosed();
+}
+
 /// <summary>
 /// A non-blocking TCP socket on an <see cref="EpollLoop"/>. Unlike System.Net.Sockets it does not try a
 /// read it knows would find nothing: a read that returned less than asked for drained the socket, so the
@@ -18,6 +24,9 @@ internal sealed class EpollSocket : IDisposable
     private bool _mayHaveData = true; // the reader's: false after a short read or EAGAIN
     private volatile bool _peerClosed; // epoll said RDHUP/HUP/ERR: no edge will come again, so read until recv says 0
     private int _disposed;
+
+    /// <summary>Told at once when the peer closes or resets, even while nobody reads (the lane: its client left mid-request).</summary>
+    public IPeerWatcher? Watcher { get; set; }
 
     /// <summary>The loop whose thread runs what this socket's readiness wakes.</summary>
     public EpollLoop Loop => _loop;
@@ -71,13 +80,19 @@ internal sealed class EpollSocket : IDisposable
     /// Nothing arrived and nothing is left unread since the last read drained the socket: an idle pooled
     /// connection the workload has not closed (a FIN or stray bytes would have left an edge).
     /// </summary>
+    public bool PeerHasClosed => _peerClosed;
+
     public bool IsQuiet => !_mayHaveData && !_peerClosed && !_readable.IsSignaled && Volatile.Read(ref _disposed) == 0;
     private int Fd => (int)_handle.DangerousGetHandle();
 
     internal void OnEvents(uint events)
     {
         // Before waking the reader: an edge consumed by its Reset() must still be seen after its recv.
-        if ((events & (Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0) _peerClosed = true;
+        if ((events & (Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0)
+        {
+            _peerClosed = true;
+            Watcher?.PeerClosed();
+        }
         if ((events & (Native.EpollIn | Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0) _readable.Set();
         if ((events & (Native.EpollOut | Native.EpollHup | Native.EpollErr)) != 0) _writable.Set();
     }

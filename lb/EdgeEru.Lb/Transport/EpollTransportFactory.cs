@@ -7,9 +7,11 @@ namespace EdgeEru.Lb.Transport;
 
 /// <summary>
 /// Kestrel's transport for TCP endpoints on Linux: accepted connections live on the <see cref="EpollLoop"/>s.
-/// HTTP, TLS and HTTP/2 stay Kestrel's; only how bytes reach the socket changes.
+/// HTTP, TLS and HTTP/2 stay Kestrel's; only how bytes reach the socket changes. On the ports the HTTP/1.1
+/// lane serves, a connection starts in the lane and reaches Kestrel only when it sends what the lane leaves
+/// to Kestrel.
 /// </summary>
-internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools) : IConnectionListenerFactory, IConnectionListenerFactorySelector
+internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane.Http1Lane lane) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
@@ -28,15 +30,43 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools) : IC
             throw new AddressInUseException(e.Message, e);
         }
         socket.Listen(512);
-        return ValueTask.FromResult<IConnectionListener>(new Listener(socket, pools.Create()));
+        var listener = new Listener(socket, pools.Create(), lane.Serves(((IPEndPoint)socket.LocalEndPoint!).Port) ? lane : null);
+        return ValueTask.FromResult<IConnectionListener>(listener);
     }
 
-    private sealed class Listener(Socket socket, MemoryPool<byte> pool) : IConnectionListener
+    private sealed class Listener : IConnectionListener
     {
-        public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
+        private readonly Socket _socket;
+        private readonly MemoryPool<byte> _pool;
+        private readonly Lane.Http1Lane? _lane;
+        // With the lane: connections it hands over, for Kestrel's next AcceptAsync.
+        private readonly System.Threading.Channels.Channel<ConnectionContext>? _handedOver;
+
+        public Listener(Socket socket, MemoryPool<byte> pool, Lane.Http1Lane? lane)
+        {
+            _socket = socket;
+            _pool = pool;
+            _lane = lane;
+            EndPoint = socket.LocalEndPoint!;
+            if (lane is null) return;
+            _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(new() { SingleReader = false, SingleWriter = false });
+            _ = AcceptIntoLaneAsync(lane);
+        }
+
+        public EndPoint EndPoint { get; }
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
+            if (_handedOver is not null)
+            {
+                try
+                {
+                    return await _handedOver.Reader.ReadAsync(cancellationToken);
+                }
+                catch (System.Threading.Channels.ChannelClosedException) { return null; } // unbound
+            }
+            var socket = _socket;
+            var pool = _pool;
             while (true)
             {
                 Socket accepted;
@@ -61,16 +91,50 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools) : IC
             }
         }
 
+        /// <summary>Accepts for the lane until unbound: each connection starts there.</summary>
+        private async Task AcceptIntoLaneAsync(Lane.Http1Lane lane)
+        {
+            while (true)
+            {
+                Socket accepted;
+                try
+                {
+                    accepted = await _socket.AcceptAsync();
+                }
+                catch (ObjectDisposedException) { break; }
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted) { break; }
+                catch (SocketException) { continue; }
+                try
+                {
+                    accepted.NoDelay = true;
+                    lane.Start(accepted, HandOver);
+                }
+                catch (SocketException)
+                {
+                    accepted.Dispose();
+                }
+            }
+            _handedOver!.Writer.TryComplete();
+        }
+
+        /// <summary>The lane gives a connection (and the bytes it read) to Kestrel.</summary>
+        private void HandOver(EpollSocket socket, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
+        {
+            var connection = new EpollConnection(socket, _pool, local, remote, already);
+            connection.Start();
+            if (!_handedOver!.Writer.TryWrite(connection)) _ = connection.DisposeAsync().AsTask(); // unbound meanwhile
+        }
+
         public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
         {
-            socket.Dispose();
+            _socket.Dispose();
             return default;
         }
 
         public ValueTask DisposeAsync()
         {
-            socket.Dispose();
-            pool.Dispose();
+            _socket.Dispose();
+            _pool.Dispose();
             return default;
         }
     }

@@ -1,0 +1,576 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Routing;
+using EdgeEru.Lb.Transport;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace EdgeEru.Lb.Lane;
+
+/// <summary>
+/// One client connection in the HTTP/1.1 lane: reads request heads, answers them in order (pipelined ones
+/// too), and hands the connection to Kestrel at the first request the lane leaves to Kestrel. One async
+/// loop per connection; a forwarded request's own awaits use pooled state machines, so a kept-alive
+/// connection allocates nothing per request on the way of a plain answer.
+/// </summary>
+internal sealed class LaneConnection : IPeerWatcher, IDisposable
+{
+    private readonly Http1Lane _lane;
+    private readonly EpollSocket _socket;
+    private readonly EndPoint? _local, _remote;
+    private readonly HandOver _handOver;
+    private readonly LaneRequest _request;
+    private readonly byte[] _in = new byte[LaneRequest.MaxHead];
+    private int _start, _end;
+    private readonly HeadWriter _out = new(4096), _upstreamHead = new(1024);
+    private string? _hostBytesCache;
+    private byte[] _hostBytes = [];
+    private UpstreamConnection? _exchanging; // the workload connection of the request in flight: aborted if the client leaves
+    private long _deadline; // while waiting for the client (ms, Environment.TickCount64); 0: not waiting
+    private bool _idle;     // waiting for a new request, nothing of it read yet
+
+    public LaneConnection(Http1Lane lane, Socket accepted, HandOver handOver)
+    {
+        _lane = lane;
+        _local = accepted.LocalEndPoint;
+        _remote = accepted.RemoteEndPoint;
+        _handOver = handOver;
+        var peer = (_remote as IPEndPoint)?.Address ?? IPAddress.None;
+        _request = new LaneRequest { Peer = peer, PeerText = peer.ToString() };
+        _socket = new EpollSocket(accepted) { Watcher = this };
+    }
+
+    public void Run() => _ = RunAsync();
+
+    /// <summary>Closes the client connection (unless it was handed to Kestrel, which then owns it).</summary>
+    public void Dispose() => _socket.Dispose();
+
+    public void PeerClosed() => Volatile.Read(ref _exchanging)?.Abort();
+
+    /// <summary>The sweep: closes the connection when it has waited too long for a request (or the host stops while it is idle).</summary>
+    public void Expire(long now, bool draining)
+    {
+        var deadline = Volatile.Read(ref _deadline);
+        if (deadline != 0 && (now > deadline || (draining && Volatile.Read(ref _idle)))) _socket.Shutdown();
+    }
+
+    private async Task RunAsync()
+    {
+        var handedOver = false;
+        try
+        {
+            while (true)
+            {
+                HeadStatus status;
+                while ((status = _request.Parse(_in, _start, _end)) == HeadStatus.Incomplete)
+                {
+                    if (_start > 0)
+                    {
+                        Buffer.BlockCopy(_in, _start, _in, 0, _end - _start);
+                        _end -= _start;
+                        _start = 0;
+                    }
+                    Volatile.Write(ref _idle, _end == 0);
+                    Volatile.Write(ref _deadline, Environment.TickCount64 + (_end == 0 ? _lane.KeepAliveMs : _lane.HeadersMs));
+                    if (_end == 0 && _lane.Draining) return;
+                    var n = _socket.ReceiveNow(_in.AsSpan(_end));
+                    while (n < 0)
+                    {
+                        if (!await _socket.WaitReadableAsync()) return;
+                        n = _socket.ReceiveAfterWait(_in.AsSpan(_end));
+                    }
+                    if (n == 0) return; // FIN (or the sweep shut it)
+                    _end += n;
+                }
+                Volatile.Write(ref _deadline, 0);
+                Volatile.Write(ref _idle, false);
+                if (status == HeadStatus.NotForLane || !await AnswerAsync())
+                {
+                    _socket.Watcher = null;
+                    _handOver(_socket, _local, _remote, _in.AsMemory(_start, _end - _start).ToArray());
+                    handedOver = true;
+                    return;
+                }
+                Http1Lane.Answered();
+                _start += _request.Length;
+                if (_start == _end) _start = _end = 0;
+                if (_request.Close || _lane.Draining) return;
+            }
+        }
+        catch (SocketException) { } // the client left or broke the connection
+        catch (CloseConnection) { }
+        catch (Exception e)
+        {
+            _lane.Log.LogError(e, "HTTP/1.1 lane: connection from {Peer} failed", _request.PeerText);
+        }
+        finally
+        {
+            if (!handedOver) Dispose();
+            _lane.Ended(this, handedOver);
+        }
+    }
+
+    /// <summary>Thrown where the answer cannot go on (a response cut short): the client connection closes.</summary>
+    private sealed class CloseConnection : Exception;
+
+    /// <summary>Answers the parsed request; false (before anything is done) when it is Kestrel's.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> AnswerAsync()
+    {
+        var started = Stopwatch.GetTimestamp();
+        var routes = _lane.Routes.Current;
+        var host = HostName();
+        var graph = routes.Find(host);
+        if (graph is null)
+        {
+            await SimpleAsync(404, null, $"no EdgeEru domain {host}\n");
+            Log(404, started, null, null, null);
+            return true;
+        }
+        if (!_lane.Fits(graph)) return false;
+        var decision = graph.Evaluate(_request);
+        var node = decision.Terminal.Node;
+        int status;
+        Destination? destination = null;
+        switch (node.Type)
+        {
+            case "respond":
+                status = node.Status;
+                await SimpleAsync(status, node.ContentType, node.Body);
+                break;
+            case "redirect":
+                status = node.Status;
+                var path = decision.RewrittenPath ?? _request.Path;
+                var location = node.Location!
+                    .Replace("{scheme}", "http", StringComparison.Ordinal)
+                    .Replace("{host}", Encoding.ASCII.GetString(_request.Bytes(_request.HostRange)), StringComparison.Ordinal)
+                    .Replace("{path}", path, StringComparison.Ordinal)
+                    .Replace("{query}", Encoding.ASCII.GetString(_request.Bytes(_request.QueryRange)), StringComparison.Ordinal);
+                await SimpleAsync(status, null, null, location);
+                break;
+            default:
+                (status, destination) = await ForwardAsync(routes.Pools(graph, decision.Terminal), node.Options, decision.RewrittenPath);
+                break;
+        }
+        RequestMetrics.Record(status, started, graph, decision.Terminal);
+        Log(status, started, graph, decision.Terminal, destination);
+        return true;
+    }
+
+    private string HostName()
+    {
+        var host = _request.Bytes(_request.HostRange);
+        var colon = host.IndexOf((byte)':');
+        if (colon >= 0) host = host[..colon];
+        if (_hostBytesCache is not null && host.SequenceEqual(_hostBytes)) return _hostBytesCache;
+        _hostBytes = host.ToArray();
+        return _hostBytesCache = Encoding.ASCII.GetString(host);
+    }
+
+    /// <summary>
+    /// Forwards to a destination of the backend; a failure to connect ejects it for a while and is retried on
+    /// another (GET and HEAD are safe to retry) while nothing has been sent to the client.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(int Status, Destination? Destination)> ForwardAsync(BackendPools pools, Registry.Model.LbBackendOptions? options, string? rewrittenPath)
+    {
+        var policy = options?.Policy ?? "p2c";
+        var attempts = 1 + (options?.Retries ?? 1);
+        var pool = pools.Choose();
+        for (var attempt = 1; ; attempt++)
+        {
+            var destination = pool.Pick(policy);
+            if (destination is null)
+            {
+                await SimpleAsync(503, null, "no live workload for this backend\n");
+                return (503, null);
+            }
+            BuildUpstreamHead(options, rewrittenPath, destination);
+            destination.Begin();
+            Outcome outcome;
+            int status;
+            try
+            {
+                (outcome, status) = await ExchangeAsync(destination, options);
+            }
+            finally
+            {
+                destination.End();
+            }
+            switch (outcome)
+            {
+                case Outcome.Done:
+                    return (status, destination);
+                case Outcome.ConnectFailed or Outcome.TimedOut:
+                    // Passive health, as on the Kestrel way.
+                    destination.Eject(TimeSpan.FromSeconds(10));
+                    _lane.Log.LogWarning("backend {Destination} ({Workload}) failed: {Error}; ejected for 10s", destination.Prefix, destination.WorkloadId,
+                        outcome == Outcome.TimedOut ? "RequestTimedOut" : "Request");
+                    if (attempt < attempts) continue;
+                    status = outcome == Outcome.TimedOut ? 504 : 502;
+                    await SimpleAsync(status, null, null);
+                    return (status, destination);
+                case Outcome.BadResponse:
+                    await SimpleAsync(502, null, null);
+                    return (502, destination);
+                default: // the client left, or the response broke after it started: the client connection ends
+                    throw new CloseConnection();
+            }
+        }
+    }
+
+    private enum Outcome { Done, ConnectFailed, TimedOut, BadResponse, Broken }
+
+    /// <summary>
+    /// One request to the destination on a kept-alive connection (or a new one; a kept-alive one the workload
+    /// had just closed is retried once on a new one), its answer relayed to the client as it comes.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<(Outcome, int)> ExchangeAsync(Destination destination, Registry.Model.LbBackendOptions? options)
+    {
+        var timeoutMs = options?.TimeoutMs ?? 30_000;
+        var isHead = _request.IsHead;
+        for (var attempt = 0; ; attempt++)
+        {
+            var c = attempt == 0 ? destination.Upstream.Rent() : null;
+            var reused = c is not null;
+            if (c is null)
+            {
+                try
+                {
+                    using var connectTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    c = new UpstreamConnection(await EpollSocket.ConnectAsync(new IPEndPoint(IPAddress.Parse(destination.Address), destination.Port), connectTimeout.Token));
+                }
+                catch (Exception e) when (e is SocketException or OperationCanceledException or FormatException)
+                {
+                    return (Outcome.ConnectFailed, 0);
+                }
+            }
+            var keep = false;
+            var sent = false; // anything of the answer reached the client
+            c.Begin(timeoutMs);
+            Volatile.Write(ref _exchanging, c);
+            try
+            {
+                if (_socket.PeerHasClosed) c.Abort(); // the client left before we started
+                try
+                {
+                    await c.Socket.SendAsync(_upstreamHead.Written);
+                }
+                catch (SocketException)
+                {
+                    if (c.Aborted && !c.TimedOut) return (Outcome.Broken, 0);
+                    if (c.TimedOut) return (Outcome.TimedOut, 0);
+                    if (reused && attempt == 0) continue;
+                    return (Outcome.ConnectFailed, 0);
+                }
+
+                // The head (1xx interim responses skipped), its headers copied into the client's head.
+                var buffer = c.Buffer;
+                int start = 0, end = 0;
+                ResponseHead response;
+                while (true)
+                {
+                    if (end > start)
+                    {
+                        var span = buffer.AsSpan(start, end - start);
+                        var interim = span.Length > 9 && span[9] == '1';
+                        bool complete;
+                        try
+                        {
+                            if (interim)
+                            {
+                                var none = default(NoHeaders);
+                                complete = Http1Response.TryParse(span, isHead, ref none, out response);
+                            }
+                            else
+                            {
+                                // The status line first (read off the bytes: a head TryParse accepts has its code there).
+                                _out.Clear();
+                                if (System.Buffers.Text.Utf8Parser.TryParse(span.Slice(9, Math.Min(3, span.Length - 9)), out int code, out var used) && used == 3 && code is >= 100 and <= 999)
+                                    _out.Append(StatusLine(code));
+                                var sink = new ClientHeaders(_out, options?.SetResponseHeaders);
+                                complete = Http1Response.TryParse(span, isHead, ref sink, out response);
+                                if (complete) FinishHead(response, sink.HasDate, options, isHead);
+                            }
+                        }
+                        catch (InvalidDataException) { return (Outcome.BadResponse, 0); }
+                        if (complete)
+                        {
+                            if (!interim) break;
+                            if (response.Status == 101) return (Outcome.BadResponse, 0);
+                            start += response.Length;
+                            continue;
+                        }
+                    }
+                    if (end == buffer.Length)
+                    {
+                        if (start == 0) return (Outcome.BadResponse, 0);
+                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                        end -= start;
+                        start = 0;
+                    }
+                    int n;
+                    try
+                    {
+                        n = c.Socket.ReceiveNow(buffer.AsSpan(end));
+                        while (n < 0)
+                        {
+                            if (!await c.Socket.WaitReadableAsync()) throw EpollSocket.Closed();
+                            n = c.Socket.ReceiveAfterWait(buffer.AsSpan(end));
+                        }
+                    }
+                    catch (SocketException)
+                    {
+                        if (c.TimedOut) return (Outcome.TimedOut, 0);
+                        if (c.Aborted) return (Outcome.Broken, 0);
+                        if (end == 0 && reused && attempt == 0) goto again;
+                        return (end == 0 ? Outcome.ConnectFailed : Outcome.BadResponse, 0);
+                    }
+                    if (n == 0)
+                    {
+                        if (end == 0 && start == 0 && reused && attempt == 0) goto again;
+                        return (end == 0 && start == 0 ? Outcome.ConnectFailed : Outcome.BadResponse, 0);
+                    }
+                    end += n;
+                    c.Touch();
+                }
+                start += response.Length;
+
+                // The body, as the workload frames it: a known length is relayed as is, anything else re-chunked.
+                sent = true;
+                var done = response.Framing switch
+                {
+                    BodyFraming.None => end == start && await SendOutAsync(),
+                    BodyFraming.ContentLength => await RelayLengthAsync(c, response.ContentLength, start, end),
+                    _ => await RelayChunksAsync(c, response.Framing == BodyFraming.Chunked, start, end),
+                };
+                if (!done) return (Outcome.Broken, 0);
+                keep = response.KeepAlive && !c.Aborted;
+                return (Outcome.Done, response.Status);
+            }
+            catch (SocketException) when (sent)
+            {
+                return (Outcome.Broken, 0);
+            }
+            finally
+            {
+                Volatile.Write(ref _exchanging, null);
+                if (c.End() && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                else c.Dispose();
+            }
+        again:;
+        }
+    }
+
+    /// <summary>The client's head, completed: status line, framing, Date (when the workload sent none), Connection.</summary>
+    private void FinishHead(ResponseHead response, bool hasDate, Registry.Model.LbBackendOptions? options, bool isHead)
+    {
+        if (options is not null)
+            foreach (var (name, value) in options.SetResponseHeaders) _out.Append(name).Append(": ").Append(value).Append("\r\n");
+        if (response.ContentLength >= 0 && response.Status is not (204 or 304) && (response.Framing == BodyFraming.ContentLength || isHead))
+            _out.Append("Content-Length: ").Append(response.ContentLength).Append("\r\n");
+        else if (response.Framing is BodyFraming.Chunked or BodyFraming.UntilClose)
+            _out.Append("Transfer-Encoding: chunked\r\n");
+        if (!hasDate) _out.Append("Date: ").Append(HttpDate.Now()).Append("\r\n");
+        if (_request.Close) _out.Append("Connection: close\r\n");
+        _out.Append("\r\n");
+    }
+
+    /// <summary>The body of a known length: what came with the head goes out with it, the rest as it arrives.</summary>
+    private async ValueTask<bool> RelayLengthAsync(UpstreamConnection c, long length, int start, int end)
+    {
+        var have = end - start;
+        if (have > length) return false; // more than announced: the two sides would disagree on the next response
+        _out.Append(c.Buffer.AsSpan(start, have));
+        await _socket.SendAsync(_out.Written);
+        var remaining = length - have;
+        while (remaining > 0)
+        {
+            int n;
+            try
+            {
+                n = await c.Socket.ReceiveAsync(c.Buffer.AsMemory(0, (int)Math.Min(remaining, c.Buffer.Length)));
+            }
+            catch (SocketException) { return false; }
+            if (n == 0) return false;
+            remaining -= n;
+            c.Touch();
+            await _socket.SendAsync(c.Buffer.AsMemory(0, n));
+        }
+        return true;
+    }
+
+    /// <summary>A chunked body (or one that ends when the workload closes): sent on in chunks of what arrives.</summary>
+    private async ValueTask<bool> RelayChunksAsync(UpstreamConnection c, bool chunked, int start, int end)
+    {
+        var buffer = c.Buffer;
+        var decoder = new ChunkedDecoder();
+        while (true)
+        {
+            if (chunked)
+            {
+                while (start < end && !decoder.Done)
+                {
+                    int used, dataStart, dataLength;
+                    try { used = decoder.Step(buffer.AsSpan(start, end - start), out dataStart, out dataLength); }
+                    catch (InvalidDataException) { return false; }
+                    if (used == 0) break;
+                    if (dataLength > 0) Chunk(buffer.AsSpan(start + dataStart, dataLength));
+                    start += used;
+                }
+                if (decoder.Done)
+                {
+                    if (end != start) return false; // bytes beyond the response
+                    _out.Append("0\r\n\r\n"u8);
+                    await SendOutAsync();
+                    return true;
+                }
+            }
+            else if (end > start)
+            {
+                Chunk(buffer.AsSpan(start, end - start));
+                start = end;
+            }
+            if (_out.Length > 0) await SendOutAsync();
+            if (start > 0)
+            {
+                Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+                end -= start;
+                start = 0;
+            }
+            if (end == buffer.Length) return false; // a framing line longer than the buffer
+            int n;
+            try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
+            catch (SocketException) { return false; }
+            if (n == 0)
+            {
+                if (chunked) return false;
+                _out.Append("0\r\n\r\n"u8); // until close: the workload's FIN ends the body
+                await SendOutAsync();
+                return true;
+            }
+            end += n;
+            c.Touch();
+        }
+    }
+
+    private void Chunk(ReadOnlySpan<byte> data) => _out.Append(data.Length, 'X').Append("\r\n"u8).Append(data).Append("\r\n"u8);
+
+    private async ValueTask<bool> SendOutAsync()
+    {
+        await _socket.SendAsync(_out.Written);
+        _out.Clear();
+        return true;
+    }
+
+    /// <summary>An answer of the LB's own (404, 503, 502, respond and redirect nodes).</summary>
+    private async ValueTask SimpleAsync(int status, string? contentType, string? body, string? location = null)
+    {
+        _out.Clear();
+        _out.Append(StatusLine(status));
+        if (contentType is not null) _out.Append("Content-Type: ").Append(contentType).Append("\r\n");
+        if (location is not null) _out.Append("Location: ").Append(location).Append("\r\n");
+        var bytes = body is null ? [] : Encoding.UTF8.GetBytes(body);
+        _out.Append("Content-Length: ").Append(bytes.Length).Append("\r\n");
+        _out.Append("Date: ").Append(HttpDate.Now()).Append("\r\n");
+        if (_request.Close) _out.Append("Connection: close\r\n");
+        _out.Append("\r\n");
+        if (!_request.IsHead) _out.Append(bytes);
+        await SendOutAsync();
+    }
+
+    /// <summary>
+    /// The request head as the workload gets it: as on the Kestrel way (hop-by-hop headers dropped, the LB's
+    /// X-Forwarded-*, the backend's header edits), from the client's bytes.
+    /// </summary>
+    private void BuildUpstreamHead(Registry.Model.LbBackendOptions? options, string? rewrittenPath, Destination destination)
+    {
+        var r = _request;
+        var h = _upstreamHead;
+        h.Clear();
+        h.Append(r.IsHead ? "HEAD "u8 : "GET "u8);
+        if (rewrittenPath is null) h.Append(r.Bytes(r.TargetRange));
+        else h.Append(new PathString(rewrittenPath).ToUriComponent()).Append(r.Bytes(r.QueryRange));
+        h.Append(" HTTP/1.1\r\nHost: "u8).Append(destination.Authority).Append("\r\n"u8);
+        var removed = options?.RemoveRequestHeaders;
+        var set = options?.SetRequestHeaders;
+        string? priorFor = null;
+        for (var i = 0; i < r.HeaderCount; i++)
+        {
+            var name = r.Name(i);
+            if (Ascii.EqualsIgnoreCase(name, "X-Forwarded-For"u8))
+            {
+                var v = Encoding.ASCII.GetString(r.Value(i));
+                priorFor = priorFor is null ? v : priorFor + "," + v;
+            }
+            if (!LaneRequest.IsEndToEnd(name) || Named(removed, name) || (set is not null && Named(set.Keys, name))) continue;
+            h.Append(name).Append(": "u8).Append(r.Value(i)).Append("\r\n"u8);
+        }
+        if (!Named(removed, "X-Forwarded-For"u8))
+            h.Append("X-Forwarded-For: "u8).Append(priorFor is null ? r.PeerText : $"{priorFor}, {r.PeerText}").Append("\r\n"u8);
+        if (!Named(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
+        if (!Named(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
+        if (set is not null)
+            foreach (var (name, value) in set) h.Append(name).Append(": ").Append(value).Append("\r\n");
+        h.Append("\r\n"u8);
+    }
+
+    private static bool Named(IEnumerable<string>? names, ReadOnlySpan<byte> name)
+    {
+        if (names is null) return false;
+        foreach (var n in names)
+            if (n.Length == name.Length && Ascii.EqualsIgnoreCase(name, n)) return true;
+        return false;
+    }
+
+    private void Log(int status, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
+    {
+        if (!_lane.AccessLog.Enabled) return;
+        var r = _request;
+        _lane.AccessLog.Write(new AccessLog.AccessEntry(
+            DateTime.UtcNow, r.PeerText, r.Method, Encoding.ASCII.GetString(r.Bytes(r.HostRange)), r.Target, "HTTP/1.1", status,
+            Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
+            destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId, r.Header("User-Agent")));
+    }
+
+    private static readonly byte[]?[] StatusLines = new byte[1000][];
+
+    /// <summary>"HTTP/1.1 200 OK\r\n", made once per code.</summary>
+    private static byte[] StatusLine(int status) => StatusLines[status] ??= Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {ReasonPhrases.GetReasonPhrase(status)}\r\n");
+
+    /// <summary>The workload's end-to-end headers, copied as they came, except those the backend sets itself.</summary>
+    private struct ClientHeaders(HeadWriter head, Dictionary<string, string>? set) : IHeaderSink
+    {
+        public bool HasDate { get; private set; }
+
+        public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+        {
+            if (set is not null && Named(set.Keys, name)) return;
+            if (Ascii.EqualsIgnoreCase(name, "Date"u8)) HasDate = true;
+            head.Append(name).Append(": "u8).Append(value).Append("\r\n"u8);
+        }
+    }
+}
+
+/// <summary>The Date header's value, made once a second.</summary>
+internal static class HttpDate
+{
+    private sealed record Stamp(long Second, string Value);
+    private static Stamp? _current;
+
+    public static string Now()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var second = now.ToUnixTimeSeconds();
+        var current = Volatile.Read(ref _current);
+        if (current?.Second == second) return current.Value;
+        var stamp = new Stamp(second, now.ToString("r", System.Globalization.CultureInfo.InvariantCulture));
+        Volatile.Write(ref _current, stamp);
+        return stamp.Value;
+    }
+}

@@ -1,0 +1,277 @@
+using System.Net.Sockets;
+using System.Text;
+using EdgeEru.Dev;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Etcd;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using EdgeEru.TestSupport;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Lb.Tests;
+
+/// <summary>
+/// The HTTP/1.1 lane (plain GET and HEAD answered on the event loop, everything else handed to Kestrel):
+/// a workload sees the same request and a client the same answer as through Kestrel; a connection moves to
+/// Kestrel mid-stream with the bytes it sent; odd requests get Kestrel's answers; Kestrel's idle and
+/// header timeouts hold in the lane too.
+/// </summary>
+public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+{
+    private readonly int _backendPort = Ports.FreeTcp();
+    private WebApplication? _backend;
+    private readonly List<TestLb> _lbs = [];
+    private EtcdConnection? _conn;
+    private RegistryLease? _lease;
+    private string _prefix = "";
+
+    public async Task InitializeAsync()
+    {
+        var b = WebApplication.CreateSlimBuilder(Backend.Args);
+        b.WebHost.UseUrls($"http://127.0.0.7:{_backendPort}");
+        b.Logging.ClearProviders();
+        _backend = b.Build();
+        // The request as the workload got it: method, target, and its headers (names lower-cased, sorted).
+        _backend.MapMethods("/seen/{**rest}", ["GET", "HEAD"], async ctx =>
+        {
+            ctx.Response.Headers["X-Workload"] = "w1";
+            ctx.Response.Headers.CacheControl = "no-store";
+            var lines = ctx.Request.Headers.Where(h => h.Key != "Content-Length")
+                .SelectMany(h => h.Value.Select(v => $"{h.Key.ToLowerInvariant()}: {v}")).Order(StringComparer.Ordinal);
+            var body = Encoding.UTF8.GetBytes($"{ctx.Request.Method} {ctx.Request.Path}{ctx.Request.QueryString}\n{string.Join('\n', lines)}\n");
+            ctx.Response.ContentLength = body.Length;
+            await ctx.Response.Body.WriteAsync(body);
+        });
+        _backend.MapPost("/count", async ctx =>
+        {
+            using var reader = new StreamReader(ctx.Request.Body);
+            await ctx.Response.WriteAsync($"posted {(await reader.ReadToEndAsync()).Length}");
+        });
+        _backend.MapGet("/echo/{who}", (string who) => who);
+        await _backend.StartAsync();
+
+        _prefix = EtcdFixture.NewPrefix();
+        _conn = new EtcdConnection(etcd.Options(_prefix));
+        var store = new RegistryStore(_conn);
+        _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
+        await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("w1", app: "hello", tags: ["v1"], ip: "127.0.0.7", httpPort: _backendPort));
+        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("w1", ip: "127.0.0.7"), _lease.Id);
+        var domain = Samples.LbDomain("hello.test");
+        foreach (var backend in domain.Nodes.Where(n => n.Value.Type == "backend").ToList())
+            domain.Nodes[backend.Key] = backend.Value with
+            {
+                Options = new LbBackendOptions
+                {
+                    SetRequestHeaders = new() { ["X-Edge"] = "set" },
+                    RemoveRequestHeaders = ["X-Secret"],
+                    SetResponseHeaders = new() { ["X-Served-By"] = "eru", ["Cache-Control"] = "public" },
+                },
+            };
+        await store.PutAsync(Kinds.LbDomains, domain);
+    }
+
+    private async Task<TestLb> StartLb(params string[] extra)
+    {
+        var lb = await TestLb.StartAsync(etcd.Url, _prefix, output, extra: extra);
+        _lbs.Add(lb);
+        await Eventually.True(async () => (await ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1)).Contains("ready", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(15), "the LB routes to the backend");
+        return lb;
+    }
+
+    private const string Plain =
+        "GET /seen/a/b?x=1&y=two HTTP/1.1\r\nHost: hello.test:80\r\nUser-Agent: lane-test\r\nAccept: */*\r\nX-Forwarded-For: 10.1.1.1\r\n" +
+        "X-Forwarded-Proto: https\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Secret: s\r\nX-Edge: client\r\nX-Multi: a\r\nX-Multi: b\r\nCookie: uid=7\r\n\r\n";
+
+    [Fact]
+    public async Task The_workload_sees_the_same_request_and_the_client_the_same_answer_as_through_Kestrel()
+    {
+        var lane = await StartLb();
+        var kestrel = await StartLb("--Lb:Http1Lane", "false");
+        foreach (var request in new[] { Plain, Plain.Replace("GET ", "HEAD ", StringComparison.Ordinal) })
+        {
+            var viaLane = Normalize(await ExchangeAsync(lane.Port, request, 1));
+            var viaKestrel = Normalize(await ExchangeAsync(kestrel.Port, request, 1));
+            Assert.Equal(viaKestrel, viaLane);
+            Assert.Contains("x-served-by: eru", viaLane, StringComparison.Ordinal);
+        }
+        var seen = Normalize(await ExchangeAsync(lane.Port, Plain, 1));
+        Assert.Contains("x-forwarded-for: 10.1.1.1, 127.0.0.1\n", seen, StringComparison.Ordinal);
+        Assert.Contains("x-forwarded-proto: http\n", seen, StringComparison.Ordinal);        // the client's is replaced
+        Assert.Contains("x-edge: set\n", seen, StringComparison.Ordinal);                    // the backend's edit wins
+        Assert.DoesNotContain("x-secret", seen, StringComparison.Ordinal);                   // removed
+        Assert.DoesNotContain("keep-alive: timeout", seen, StringComparison.Ordinal);        // hop-by-hop
+        Assert.Contains("cache-control: public", seen, StringComparison.Ordinal);            // the workload's replaced
+        Assert.DoesNotContain("no-store", seen, StringComparison.Ordinal);
+        // Those were the lane's answers, not Kestrel's (the counter is the process's: other tests' lanes add to it too).
+        Assert.True(await Metric(lane, "eru_lb_http1_lane_requests_total") >= 4);
+    }
+
+    /// <summary>Status line and headers (Date left out, names lower-cased, sorted), then the body.</summary>
+    private static string Normalize(string response)
+    {
+        var end = response.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var lines = response[..end].Split("\r\n");
+        var headers = lines.Skip(1).Select(l => l.Split(':', 2)).Where(p => !p[0].Equals("Date", StringComparison.OrdinalIgnoreCase))
+            .Select(p => $"{p[0].ToLowerInvariant()}: {p[1].Trim()}").Order(StringComparer.Ordinal);
+        return $"{lines[0]}\n{string.Join('\n', headers)}\n\n{response[(end + 4)..]}";
+    }
+
+    [Fact]
+    public async Task A_connection_moves_to_Kestrel_at_the_first_request_the_lane_leaves_to_it()
+    {
+        var lb = await StartLb();
+        var handedBefore = await Metric(lb, "eru_lb_http1_lane_handovers_total");
+        // Three requests in one packet: the lane answers the first; the POST and what follows go to Kestrel.
+        var answers = await ExchangeAsync(lb.Port,
+            "GET /echo/first HTTP/1.1\r\nHost: hello.test\r\n\r\n" +
+            "POST /count HTTP/1.1\r\nHost: hello.test\r\nContent-Length: 5\r\n\r\nhello" +
+            "GET /echo/third HTTP/1.1\r\nHost: hello.test\r\n\r\n", 3);
+        var first = answers.IndexOf("first", StringComparison.Ordinal);
+        var posted = answers.IndexOf("posted 5", StringComparison.Ordinal);
+        var third = answers.IndexOf("third", StringComparison.Ordinal);
+        Assert.True(first > 0 && posted > first && third > posted, answers);
+        Assert.True(await Metric(lb, "eru_lb_http1_lane_handovers_total") > handedBefore);
+    }
+
+    [Theory]
+    [InlineData("GET /echo/a%20b HTTP/1.1\r\nHost: hello.test\r\n\r\n", "HTTP/1.1 200")]      // escapes: Kestrel decodes
+    [InlineData("GET /x/../echo/dots HTTP/1.1\r\nHost: hello.test\r\n\r\n", "HTTP/1.1 200")] // dot segments: Kestrel removes
+    [InlineData("GET /echo/old HTTP/1.0\r\nHost: hello.test\r\n\r\n", "HTTP/1.1 200")]        // HTTP/1.0
+    [InlineData("GET /echo/lf HTTP/1.1\nHost: hello.test\n\n", "HTTP/1.1 ")]                    // bare LF
+    [InlineData("GET /echo/two HTTP/1.1\r\nHost: hello.test\r\nHost: other.test\r\n\r\n", "HTTP/1.1 400")] // two hosts
+    [InlineData("GET /echo/sp HTTP/1.1\r\nHost : hello.test\r\n\r\n", "HTTP/1.1 400")]           // space before the colon
+    [InlineData("GET /echo/ctl HTTP/1.1\r\nHost: hello.test\r\nX-Bad: a\u0001b\r\n\r\n", "HTTP/1.1 ")] // a control character
+    public async Task Requests_the_lane_does_not_take_get_the_answer_Kestrel_gives(string request, string status)
+    {
+        var lane = await StartLb();
+        var kestrel = await StartLb("--Lb:Http1Lane", "false");
+        // Each is answered and then the connection closes (HTTP/1.0, or a refused request), or it is closed after a second.
+        var viaLane = await ExchangeAsync(lane.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        var viaKestrel = await ExchangeAsync(kestrel.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        Assert.StartsWith(status, viaLane, StringComparison.Ordinal);
+        Assert.Equal(Normalize(viaKestrel), Normalize(viaLane));
+    }
+
+    [Fact]
+    public async Task Unknown_hosts_respond_nodes_and_Connection_close_are_answered_as_Kestrel_would()
+    {
+        var lane = await StartLb();
+        var kestrel = await StartLb("--Lb:Http1Lane", "false");
+        const string unknown = "GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n";
+        var viaLane = await ExchangeAsync(lane.Port, unknown, 1, untilClose: true);
+        var viaKestrel = await ExchangeAsync(kestrel.Port, unknown, 1, untilClose: true);
+        Assert.StartsWith("HTTP/1.1 404 Not Found\r\n", viaLane, StringComparison.Ordinal);
+        Assert.Contains("Connection: close", viaLane, StringComparison.OrdinalIgnoreCase);
+        Assert.EndsWith("no EdgeEru domain nowhere.test\n", viaLane, StringComparison.Ordinal);
+        Assert.Contains("no EdgeEru domain nowhere.test\n", viaKestrel, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Idle_connections_and_slow_heads_are_closed_at_Kestrels_timeouts()
+    {
+        var lb = await StartLb("--Kestrel:Limits:KeepAliveTimeout", "00:00:02", "--Kestrel:Limits:RequestHeadersTimeout", "00:00:02");
+        // Idle after an answer.
+        using var idle = await ConnectAsync(lb.Port);
+        await idle.SendAsync(Encoding.ASCII.GetBytes("GET /echo/once HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
+        var closedIn = await ClosedWithinAsync(idle, TimeSpan.FromSeconds(10));
+        Assert.Contains("once", closedIn.Text, StringComparison.Ordinal);
+        // Half a head, then nothing.
+        using var slow = await ConnectAsync(lb.Port);
+        await slow.SendAsync(Encoding.ASCII.GetBytes("GET /echo/slow HTTP/1.1\r\nHo"));
+        var slowClosed = await ClosedWithinAsync(slow, TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain("slow", slowClosed.Text, StringComparison.Ordinal);
+    }
+
+    private static async Task<Socket> ConnectAsync(int port)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync("127.0.0.1", port);
+        return socket;
+    }
+
+    /// <summary>Reads until the LB closes the connection; fails if it has not within <paramref name="limit"/>.</summary>
+    private static async Task<(string Text, TimeSpan After)> ClosedWithinAsync(Socket socket, TimeSpan limit)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var cts = new CancellationTokenSource(limit);
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, cts.Token)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        return (text.ToString(), started.Elapsed);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> on a new connection and reads until <paramref name="responses"/> complete
+    /// responses (by Content-Length or chunked framing; HEAD answers carry none) have come, or until the LB closes.
+    /// </summary>
+    private static async Task<string> ExchangeAsync(int port, string request, int responses, bool untilClose = false)
+    {
+        using var socket = await ConnectAsync(port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var text = new StringBuilder();
+        var buffer = new byte[8192];
+        var isHead = request.StartsWith("HEAD", StringComparison.Ordinal);
+        while (untilClose || Complete(text.ToString(), isHead) < responses)
+        {
+            var n = await socket.ReceiveAsync(buffer, cts.Token);
+            if (n == 0) break;
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>How many whole responses <paramref name="text"/> holds.</summary>
+    private static int Complete(string text, bool head)
+    {
+        var count = 0;
+        var at = 0;
+        while (true)
+        {
+            var end = text.IndexOf("\r\n\r\n", at, StringComparison.Ordinal);
+            if (end < 0) return count;
+            var headers = text[at..end];
+            var bodyStart = end + 4;
+            var length = headers.Split("\r\n").Select(l => l.Split(':', 2)).Where(p => p[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
+                .Select(p => int.Parse(p[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault(-1);
+            if (head) length = 0;
+            if (length >= 0)
+            {
+                if (text.Length < bodyStart + length) return count;
+                at = bodyStart + length;
+            }
+            else
+            {
+                var last = text.IndexOf("\r\n0\r\n\r\n", end, StringComparison.Ordinal);
+                if (last < 0) return count;
+                at = last + 7;
+            }
+            count++;
+        }
+    }
+
+    private static async Task<double> Metric(TestLb lb, string name)
+    {
+        using var ops = new HttpClient();
+        var text = await ops.GetStringAsync($"http://127.0.0.1:{lb.OpsPort}/metrics");
+        return text.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).SingleOrDefault();
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var lb in _lbs) await lb.DisposeAsync();
+        if (_backend is not null) await _backend.DisposeAsync();
+        if (_lease is not null) await _lease.DisposeAsync();
+    }
+
+    public void Dispose() => _conn?.Dispose();
+}
