@@ -53,6 +53,7 @@ public static class LbHost
         {
             builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
             builder.Services.AddSingleton<Lane.Http1Lane>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<Lane.Http1Lane>());
         }
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -31,6 +31,26 @@ public class LbDomainTests
     }
 
     [Fact]
+    public void Header_edits_and_answers_that_would_break_an_HTTP_head_are_refused()
+    {
+        var v1 = Samples.LbDomain().Nodes["v1"];
+        var p = Problems(With("v1", v1 with
+        {
+            Options = new LbBackendOptions
+            {
+                SetResponseHeaders = new() { ["X-Ok"] = "a\r\nSet-Cookie: stolen=1" },
+                SetRequestHeaders = new() { ["Bad Name"] = "x" },
+                RemoveRequestHeaders = ["X:y"],
+            },
+        }));
+        Assert.Contains("node \"v1\": set_response_headers: the value of X-Ok holds a control character", p, StringComparison.Ordinal);
+        Assert.Contains("set_request_headers: \"Bad Name\" is not a header name", p, StringComparison.Ordinal);
+        Assert.Contains("remove_request_headers: \"X:y\" is not a header name", p, StringComparison.Ordinal);
+        Assert.Contains("redirect location holds a control character",
+            Problems(With("r", new LbNode { Type = "redirect", Status = 302, Location = "https://x/\nLocation: evil" })), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Cycles_are_refused()
     {
         var p = Problems(With("split", new LbNode { Type = "percent", Key = "ip", Percent = 10, Succ = "canary-header", Fail = "v1" }));

@@ -193,9 +193,11 @@ public sealed record LbNode
             case "redirect":
                 if (Status is not (301 or 302 or 303 or 307 or 308)) yield return $"redirect status {Status} must be 301, 302, 303, 307 or 308";
                 if (string.IsNullOrEmpty(Location)) yield return "redirect needs a location";
+                else if (!HeaderText.IsValue(Location)) yield return "redirect location holds a control character";
                 break;
             case "respond":
                 if (Status is < 200 or > 599) yield return $"respond status {Status} is outside 200-599";
+                if (ContentType is not null && !HeaderText.IsValue(ContentType)) yield return "respond content_type holds a control character";
                 break;
             default:
                 yield return $"type \"{Type}\" must be one of {string.Join(", ", FilterTypes.Concat(TerminalTypes))}";
@@ -295,6 +297,12 @@ public sealed record LbBackendOptions
         if (Affinity is not (null or "cookie")) yield return $"affinity \"{Affinity}\" must be cookie or absent";
         if (Policy is not ("p2c" or "round_robin" or "least_requests")) yield return $"policy \"{Policy}\" must be p2c, round_robin or least_requests";
         if (MaxBodyBytes < 0) yield return "max_body_bytes must not be negative";
+        // Written into HTTP heads as they are: a CR or LF here would be a header (or a response) of its own.
+        foreach (var (what, names) in new[] { ("set_request_headers", SetRequestHeaders.Keys), ("set_response_headers", SetResponseHeaders.Keys) })
+            foreach (var name in names.Where(n => !HeaderText.IsName(n))) yield return $"{what}: \"{name}\" is not a header name";
+        foreach (var name in RemoveRequestHeaders.Where(n => !HeaderText.IsName(n))) yield return $"remove_request_headers: \"{name}\" is not a header name";
+        foreach (var (what, headers) in new[] { ("set_request_headers", SetRequestHeaders), ("set_response_headers", SetResponseHeaders) })
+            foreach (var (name, value) in headers.Where(h => !HeaderText.IsValue(h.Value))) yield return $"{what}: the value of {name} holds a control character";
     }
 }
 
@@ -318,4 +326,13 @@ public sealed record LbActiveCheck
         if (UnhealthyAfter is < 1 or > 10) yield return $"unhealthy_after {UnhealthyAfter} is outside 1-10";
         if (HealthyAfter is < 1 or > 10) yield return $"healthy_after {HealthyAfter} is outside 1-10";
     }
+}
+
+/// <summary>What may go into an HTTP head (RFC 9110 §5.1, §5.5): token names, values without control characters but tab.</summary>
+internal static class HeaderText
+{
+    public static bool IsName(string name) =>
+        name.Length > 0 && name.All(c => c < 0x7f && (char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)));
+
+    public static bool IsValue(string value) => value.All(c => c == '\t' || (c >= 0x20 && c != 0x7f));
 }

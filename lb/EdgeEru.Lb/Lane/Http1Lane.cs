@@ -22,7 +22,7 @@ internal delegate void HandOver(EpollSocket socket, EndPoint? local, EndPoint? r
 /// anything else (see <see cref="LaneRequest"/>), or whose domain needs cookie affinity or HTTP/2 to its
 /// workloads, goes to Kestrel with the bytes it sent, and stays there.
 /// </summary>
-internal sealed class Http1Lane : IDisposable
+internal sealed class Http1Lane : IHostedService, IDisposable
 {
     private static readonly Prometheus.Counter HandedOver = Prometheus.Metrics.CreateCounter("eru_lb_http1_lane_handovers_total",
         "Connections the HTTP/1.1 lane gave to Kestrel (a request it leaves to Kestrel: a body, an upgrade, HTTP/1.0 or 2, ...).");
@@ -42,8 +42,13 @@ internal sealed class Http1Lane : IDisposable
         Log = log;
         var enabled = config.GetValue("Lb:Http1Lane", true);
         _ports = enabled ? Listeners.Ports(config["Lb:Urls"] ?? LbHost.DefaultProxyUrls) : [];
-        KeepAliveMs = (long)kestrel.Value.Limits.KeepAliveTimeout.TotalMilliseconds;
-        HeadersMs = (long)kestrel.Value.Limits.RequestHeadersTimeout.TotalMilliseconds;
+        var limits = kestrel.Value.Limits;
+        KeepAliveMs = (long)limits.KeepAliveTimeout.TotalMilliseconds;
+        HeadersMs = (long)limits.RequestHeadersTimeout.TotalMilliseconds;
+        // Without a minimum rate (null), a stalled client still goes after the keep-alive timeout.
+        MinSendBytesPerSecond = Math.Max(1, (long)(limits.MinResponseDataRate?.BytesPerSecond ?? 1));
+        MinSendGraceMs = (long)(limits.MinResponseDataRate?.GracePeriod ?? limits.KeepAliveTimeout).TotalMilliseconds;
+        Limits = new HeadLimits(limits.MaxRequestLineSize, limits.MaxRequestHeadersTotalSize, limits.MaxRequestHeaderCount);
         lifetime.ApplicationStopping.Register(() => Draining = true);
         _sweeper = new Timer(_ => Sweep(), null, 1000, 1000);
     }
@@ -54,6 +59,10 @@ internal sealed class Http1Lane : IDisposable
     /// <summary>Kestrel's limits, so a connection waits as long in the lane as it would in Kestrel.</summary>
     public long KeepAliveMs { get; }
     public long HeadersMs { get; }
+    public long MinSendBytesPerSecond { get; }
+    public long MinSendGraceMs { get; }
+    /// <summary>Kestrel's size limits: a head beyond them is Kestrel's to refuse.</summary>
+    public HeadLimits Limits { get; }
     /// <summary>The host is stopping: idle connections close, busy ones after their answer.</summary>
     public bool Draining { get; private set; }
 
@@ -62,6 +71,11 @@ internal sealed class Http1Lane : IDisposable
 
     public void Start(Socket accepted, HandOver handOver)
     {
+        if (Draining)
+        {
+            accepted.Dispose();
+            return;
+        }
         var connection = new LaneConnection(this, accepted, handOver);
         _open.TryAdd(connection, 0);
         EpollConnection.Open.Inc();
@@ -86,6 +100,24 @@ internal sealed class Http1Lane : IDisposable
         g.Terminals.All(t => !t.IsBackend || (t.Node.Options?.Protocol is null or "http1" && t.Node.Options?.Affinity is null)));
 
     public void Dispose() => _sweeper.Dispose();
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Before Kestrel stops: idle connections close now, busy ones after their answer (with Connection: close),
+    /// and the host waits for them as Kestrel waits for its own (until the shutdown timeout).
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        Draining = true;
+        Sweep();
+        while (!_open.IsEmpty && !cancellationToken.IsCancellationRequested)
+        {
+            try { await Task.Delay(20, cancellationToken); }
+            catch (OperationCanceledException) { break; }
+            Sweep();
+        }
+    }
 
     // Every second: a connection waiting for a request longer than Kestrel would wait is closed; while the
     // host stops, idle ones are closed at once.

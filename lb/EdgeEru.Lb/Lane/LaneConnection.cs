@@ -32,6 +32,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     private UpstreamConnection? _exchanging; // the workload connection of the request in flight: aborted if the client leaves
     private long _deadline; // while waiting for the client (ms, Environment.TickCount64); 0: not waiting
     private bool _idle;     // waiting for a new request, nothing of it read yet
+    private bool _headStarted; // the headers timeout runs for the request being read
 
     public LaneConnection(Http1Lane lane, Socket accepted, HandOver handOver)
     {
@@ -40,16 +41,23 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         _remote = accepted.RemoteEndPoint;
         _handOver = handOver;
         var peer = (_remote as IPEndPoint)?.Address ?? IPAddress.None;
-        _request = new LaneRequest { Peer = peer, PeerText = peer.ToString() };
+        _request = new LaneRequest { Peer = peer, PeerText = peer.ToString(), Limits = lane.Limits };
         _socket = new EpollSocket(accepted) { Watcher = this };
     }
 
     public void Run() => _ = RunAsync();
 
     /// <summary>Closes the client connection (unless it was handed to Kestrel, which then owns it).</summary>
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _out.Dispose();
+        _upstreamHead.Dispose();
+    }
 
-    public void PeerClosed() => Volatile.Read(ref _exchanging)?.Abort();
+    // Takes the connection, so the request's own end (which takes it back the same way) knows a late abort
+    // may be on its way and does not pool it.
+    public void PeerClosed() => Interlocked.Exchange(ref _exchanging, null)?.Abort();
 
     /// <summary>The sweep: closes the connection when it has waited too long for a request (or the host stops while it is idle).</summary>
     public void Expire(long now, bool draining)
@@ -74,8 +82,15 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                         _end -= _start;
                         _start = 0;
                     }
+                    // Kestrel's two clocks: keep-alive while nothing of a request came; from its first byte, the
+                    // whole head within the headers timeout (not per packet: a byte now and then does not extend it).
                     Volatile.Write(ref _idle, _end == 0);
-                    Volatile.Write(ref _deadline, Environment.TickCount64 + (_end == 0 ? _lane.KeepAliveMs : _lane.HeadersMs));
+                    if (_end == 0) Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.KeepAliveMs);
+                    else if (!_headStarted)
+                    {
+                        _headStarted = true;
+                        Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.HeadersMs);
+                    }
                     if (_end == 0 && _lane.Draining) return;
                     var n = _socket.ReceiveNow(_in.AsSpan(_end));
                     while (n < 0)
@@ -88,6 +103,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 }
                 Volatile.Write(ref _deadline, 0);
                 Volatile.Write(ref _idle, false);
+                _headStarted = false;
                 if (status == HeadStatus.NotForLane || !await AnswerAsync())
                 {
                     _socket.Watcher = null;
@@ -98,7 +114,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 Http1Lane.Answered();
                 _start += _request.Length;
                 if (_start == _end) _start = _end = 0;
-                if (_request.Close || _lane.Draining) return;
+                if (Closing) return;
             }
         }
         catch (SocketException) { } // the client left or broke the connection
@@ -109,10 +125,18 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         }
         finally
         {
-            if (!handedOver) Dispose();
+            if (handedOver)
+            {
+                _out.Dispose();
+                _upstreamHead.Dispose();
+            }
+            else Dispose();
             _lane.Ended(this, handedOver);
         }
     }
+
+    /// <summary>The connection ends after this answer: the client asked, or the host is stopping.</summary>
+    private bool Closing => _request.Close || _lane.Draining;
 
     /// <summary>Thrown where the answer cannot go on (a response cut short): the client connection closes.</summary>
     private sealed class CloseConnection : Exception;
@@ -153,7 +177,15 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 await SimpleAsync(status, null, null, location);
                 break;
             default:
-                (status, destination) = await ForwardAsync(routes.Pools(graph, decision.Terminal), node.Options, decision.RewrittenPath);
+                bool broken;
+                (status, destination, broken) = await ForwardAsync(routes.Pools(graph, decision.Terminal), node.Options, decision.RewrittenPath);
+                if (broken)
+                {
+                    // Counted and logged like any answer, then the client connection ends (its response is cut short).
+                    RequestMetrics.Record(status, started, graph, decision.Terminal);
+                    Log(status, started, graph, decision.Terminal, destination);
+                    throw new CloseConnection();
+                }
                 break;
         }
         RequestMetrics.Record(status, started, graph, decision.Terminal);
@@ -176,7 +208,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     /// another (GET and HEAD are safe to retry) while nothing has been sent to the client.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(int Status, Destination? Destination)> ForwardAsync(BackendPools pools, Registry.Model.LbBackendOptions? options, string? rewrittenPath)
+    private async ValueTask<(int Status, Destination? Destination, bool Broken)> ForwardAsync(BackendPools pools, Registry.Model.LbBackendOptions? options, string? rewrittenPath)
     {
         var policy = options?.Policy ?? "p2c";
         var attempts = 1 + (options?.Retries ?? 1);
@@ -187,7 +219,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             if (destination is null)
             {
                 await SimpleAsync(503, null, "no live workload for this backend\n");
-                return (503, null);
+                return (503, null, false);
             }
             BuildUpstreamHead(options, rewrittenPath, destination);
             destination.Begin();
@@ -204,7 +236,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             switch (outcome)
             {
                 case Outcome.Done:
-                    return (status, destination);
+                    return (status, destination, false);
                 case Outcome.ConnectFailed or Outcome.TimedOut:
                     // Passive health, as on the Kestrel way.
                     destination.Eject(TimeSpan.FromSeconds(10));
@@ -213,12 +245,12 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                     if (attempt < attempts) continue;
                     status = outcome == Outcome.TimedOut ? 504 : 502;
                     await SimpleAsync(status, null, null);
-                    return (status, destination);
+                    return (status, destination, false);
                 case Outcome.BadResponse:
                     await SimpleAsync(502, null, null);
-                    return (502, destination);
+                    return (502, destination, false);
                 default: // the client left, or the response broke after it started: the client connection ends
-                    throw new CloseConnection();
+                    return (status == 0 ? 502 : status, destination, true);
             }
         }
     }
@@ -252,6 +284,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             }
             var keep = false;
             var sent = false; // anything of the answer reached the client
+            ResponseHead response = default;
             c.Begin(timeoutMs);
             Volatile.Write(ref _exchanging, c);
             try
@@ -272,13 +305,12 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 // The head (1xx interim responses skipped), its headers copied into the client's head.
                 var buffer = c.Buffer;
                 int start = 0, end = 0;
-                ResponseHead response;
                 while (true)
                 {
-                    if (end > start)
+                    if (end - start >= 12) // a status line's worth, at least
                     {
                         var span = buffer.AsSpan(start, end - start);
-                        var interim = span.Length > 9 && span[9] == '1';
+                        var interim = span[9] == '1';
                         bool complete;
                         try
                         {
@@ -291,7 +323,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                             {
                                 // The status line first (read off the bytes: a head TryParse accepts has its code there).
                                 _out.Clear();
-                                if (System.Buffers.Text.Utf8Parser.TryParse(span.Slice(9, Math.Min(3, span.Length - 9)), out int code, out var used) && used == 3 && code is >= 100 and <= 999)
+                                if (System.Buffers.Text.Utf8Parser.TryParse(span.Slice(9, 3), out int code, out var used) && used == 3 && code is >= 100 and <= 999)
                                     _out.Append(StatusLine(code));
                                 var sink = new ClientHeaders(_out, options?.SetResponseHeaders);
                                 complete = Http1Response.TryParse(span, isHead, ref sink, out response);
@@ -340,27 +372,31 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                     c.Touch();
                 }
                 start += response.Length;
+                // Bytes beyond what the head announced: the two sides would disagree on where the next response starts.
+                if ((response.Framing == BodyFraming.None && end != start)
+                    || (response.Framing == BodyFraming.ContentLength && end - start > response.ContentLength))
+                    return (Outcome.BadResponse, 0);
 
                 // The body, as the workload frames it: a known length is relayed as is, anything else re-chunked.
                 sent = true;
                 var done = response.Framing switch
                 {
-                    BodyFraming.None => end == start && await SendOutAsync(),
+                    BodyFraming.None => await SendOutAsync(),
                     BodyFraming.ContentLength => await RelayLengthAsync(c, response.ContentLength, start, end),
                     _ => await RelayChunksAsync(c, response.Framing == BodyFraming.Chunked, start, end),
                 };
-                if (!done) return (Outcome.Broken, 0);
+                if (!done) return (Outcome.Broken, response.Status);
                 keep = response.KeepAlive && !c.Aborted;
                 return (Outcome.Done, response.Status);
             }
             catch (SocketException) when (sent)
             {
-                return (Outcome.Broken, 0);
+                return (Outcome.Broken, response.Status);
             }
             finally
             {
-                Volatile.Write(ref _exchanging, null);
-                if (c.End() && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                var ours = Interlocked.Exchange(ref _exchanging, null) == c;
+                if (c.End() && ours && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
                 else c.Dispose();
             }
         again:;
@@ -377,17 +413,16 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         else if (response.Framing is BodyFraming.Chunked or BodyFraming.UntilClose)
             _out.Append("Transfer-Encoding: chunked\r\n");
         if (!hasDate) _out.Append("Date: ").Append(HttpDate.Now()).Append("\r\n");
-        if (_request.Close) _out.Append("Connection: close\r\n");
+        if (Closing) _out.Append("Connection: close\r\n");
         _out.Append("\r\n");
     }
 
     /// <summary>The body of a known length: what came with the head goes out with it, the rest as it arrives.</summary>
     private async ValueTask<bool> RelayLengthAsync(UpstreamConnection c, long length, int start, int end)
     {
-        var have = end - start;
-        if (have > length) return false; // more than announced: the two sides would disagree on the next response
+        var have = end - start; // not more than announced (checked before anything was sent)
         _out.Append(c.Buffer.AsSpan(start, have));
-        await _socket.SendAsync(_out.Written);
+        await SendAsync(_out.Written);
         var remaining = length - have;
         while (remaining > 0)
         {
@@ -400,7 +435,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             if (n == 0) return false;
             remaining -= n;
             c.Touch();
-            await _socket.SendAsync(c.Buffer.AsMemory(0, n));
+            await SendAsync(c.Buffer.AsMemory(0, n));
         }
         return true;
     }
@@ -463,9 +498,26 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
 
     private async ValueTask<bool> SendOutAsync()
     {
-        await _socket.SendAsync(_out.Written);
+        await SendAsync(_out.Written);
         _out.Clear();
         return true;
+    }
+
+    /// <summary>
+    /// To the client. A send that has to wait for room gets Kestrel's minimum response rate (240 bytes/s after
+    /// a 5 s grace): a client that stops reading is closed by the sweep, not kept forever.
+    /// </summary>
+    private ValueTask SendAsync(ReadOnlyMemory<byte> data)
+    {
+        var send = _socket.SendAsync(data);
+        return send.IsCompletedSuccessfully ? default : WaitSentAsync(send, data.Length);
+    }
+
+    private async ValueTask WaitSentAsync(ValueTask send, int length)
+    {
+        Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.MinSendGraceMs + length * 1000L / _lane.MinSendBytesPerSecond);
+        try { await send; }
+        finally { Volatile.Write(ref _deadline, 0); }
     }
 
     /// <summary>An answer of the LB's own (404, 503, 502, respond and redirect nodes).</summary>
@@ -475,10 +527,12 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         _out.Append(StatusLine(status));
         if (contentType is not null) _out.Append("Content-Type: ").Append(contentType).Append("\r\n");
         if (location is not null) _out.Append("Location: ").Append(location).Append("\r\n");
-        var bytes = body is null ? [] : Encoding.UTF8.GetBytes(body);
-        _out.Append("Content-Length: ").Append(bytes.Length).Append("\r\n");
+        // 1xx, 204 and 304 have no body, not even an empty one (a length would be read as the next response's).
+        var bodyless = status is < 200 or 204 or 304;
+        var bytes = body is null || bodyless ? [] : Encoding.UTF8.GetBytes(body);
+        if (!bodyless) _out.Append("Content-Length: ").Append(bytes.Length).Append("\r\n");
         _out.Append("Date: ").Append(HttpDate.Now()).Append("\r\n");
-        if (_request.Close) _out.Append("Connection: close\r\n");
+        if (Closing) _out.Append("Connection: close\r\n");
         _out.Append("\r\n");
         if (!_request.IsHead) _out.Append(bytes);
         await SendOutAsync();

@@ -9,6 +9,12 @@ using Microsoft.Extensions.Primitives;
 
 namespace EdgeEru.Lb.Lane;
 
+/// <summary>Kestrel's limits on a request head (KestrelServerLimits): the lane leaves a head beyond them to Kestrel.</summary>
+internal readonly record struct HeadLimits(int RequestLine, int Headers, int HeaderCount)
+{
+    public static readonly HeadLimits Kestrels = new(8 * 1024, 32 * 1024, 100);
+}
+
 /// <summary>What the lane makes of the bytes a connection has sent so far.</summary>
 internal enum HeadStatus { Incomplete, Complete, NotForLane }
 
@@ -35,6 +41,8 @@ internal sealed class LaneRequest : IRequestFacts
     private Dictionary<string, StringValues>? _query;
     private bool _queryParsed;
     private IRequestCookieCollection? _cookies;
+
+    public HeadLimits Limits { get; init; } = HeadLimits.Kestrels;
 
     /// <summary>The peer's address (the TCP connection's), fixed for the connection.</summary>
     public IPAddress Peer { get; init; } = IPAddress.None;
@@ -77,13 +85,19 @@ internal sealed class LaneRequest : IRequestFacts
         var prefix = Math.Min(data.Length, method.Length);
         if (!data[..prefix].SequenceEqual(method[..prefix])) return HeadStatus.NotForLane;
         var endOfHead = data.IndexOf("\r\n\r\n"u8);
-        if (endOfHead < 0) return data.Length >= MaxHead ? HeadStatus.NotForLane : HeadStatus.Incomplete;
+        if (endOfHead < 0)
+        {
+            // A bare LF (which Kestrel may take as a line end) would keep this waiting for a CRLF CRLF that never comes.
+            if (data.Length >= MaxHead || HasBareLineFeed(data)) return HeadStatus.NotForLane;
+            return HeadStatus.Incomplete;
+        }
         if (endOfHead + 4 > MaxHead) return HeadStatus.NotForLane;
         var head = data[..(endOfHead + 2)]; // each line with its CRLF
 
         // Request line: method SP origin-form SP HTTP/1.1
         var eol = head.IndexOf("\r\n"u8);
         var line = head[..eol];
+        if (eol + 2 > Limits.RequestLine || head.Length - eol - 2 > Limits.Headers) return HeadStatus.NotForLane;
         var afterMethod = method.Length;
         var space = line[afterMethod..].IndexOf((byte)' ');
         if (space <= 0 || !line[(afterMethod + space + 1)..].SequenceEqual("HTTP/1.1"u8)) return HeadStatus.NotForLane;
@@ -108,7 +122,7 @@ internal sealed class LaneRequest : IRequestFacts
             eol = rest.IndexOf("\r\n"u8);
             line = rest[..eol];
             var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || count == MaxHeaders || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) return HeadStatus.NotForLane;
+            if (colon <= 0 || count == MaxHeaders || count == Limits.HeaderCount || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) return HeadStatus.NotForLane;
             var value = line[(colon + 1)..];
             if (value.IndexOfAnyExcept(FieldChars) >= 0) return HeadStatus.NotForLane;
             var lead = value.Length - value.TrimStart(" \t"u8).Length;
@@ -153,6 +167,18 @@ internal sealed class LaneRequest : IRequestFacts
         _cookies = null;
         SetPath(path);
         return HeadStatus.Complete;
+    }
+
+    private static bool HasBareLineFeed(ReadOnlySpan<byte> data)
+    {
+        var i = data.IndexOf((byte)'\n');
+        while (i >= 0)
+        {
+            if (i == 0 || data[i - 1] != '\r') return true;
+            data = data[(i + 1)..];
+            i = data.IndexOf((byte)'\n');
+        }
+        return false;
     }
 
     // A keep-alive connection sends the same path again and again: its string is made once.

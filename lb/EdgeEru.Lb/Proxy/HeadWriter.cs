@@ -8,7 +8,7 @@ namespace EdgeEru.Lb.Proxy;
 /// A message head being written: Latin-1 text and raw bytes into a pooled buffer that grows (header values
 /// from Kestrel and from the lane's parser hold no CR or LF).
 /// </summary>
-internal sealed class HeadWriter
+internal sealed class HeadWriter : IDisposable
 {
     [ThreadStatic] private static HeadWriter? _current;
 
@@ -29,6 +29,14 @@ internal sealed class HeadWriter
     public ReadOnlyMemory<byte> Written => Buffer.AsMemory(0, Length);
 
     public void Clear() => Length = 0;
+
+    /// <summary>A writer of one's own gives its buffer back (not one of <see cref="ForThisThread"/>, whose caller does).</summary>
+    public void Dispose()
+    {
+        if (Buffer.Length > 0) ArrayPool<byte>.Shared.Return(Buffer);
+        Buffer = [];
+        Length = 0;
+    }
 
     public HeadWriter Append(string? text)
     {
