@@ -78,18 +78,27 @@ internal static partial class LbBenchmark
             await Until(async () => await Status(http, proxyPort) == 200, "nginx proxying", proxy);
 
             // A warm-up for each (JIT tiers, connection pools, nginx's upstream keepalive), not measured; then the
-            // same load on each, twice, alternating; the best of each counts.
+            // same load on each, four rounds (the proxies in turns first); the best of each counts, and each round's own ratio is kept.
             var warmup = BenchCluster.Arg(args, "--warmup", 3);
             if (warmup > 0)
                 foreach (var (port, servers) in new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) }
                     .Concat(baseLb is null ? [] : [(basePort, new[] { baseLb, backend })]))
                     await WrkAsync(port, warmup, connections, servers);
             var runs = new List<(string Who, WrkResult R)>();
-            for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 2); round++)
+            for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 4); round++)
             {
                 runs.Add(("direct", await WrkAsync(backendPort, seconds, connections, [backend])));
-                runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
-                runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+                // The two proxies back to back, in turns which goes first (the machine's load drifts within a round).
+                if (round % 2 == 0)
+                {
+                    runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
+                    runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+                }
+                else
+                {
+                    runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+                    runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
+                }
                 if (baseLb is not null) runs.Add(("base", await WrkAsync(basePort, seconds, connections, [baseLb, backend])));
             }
             foreach (var (who, r) in runs)
@@ -119,6 +128,8 @@ internal static partial class LbBenchmark
             var rolling = await RollingReplaceAsync(dir, nginx, store, lease.Id, workload, healthy, lbPort, connections);
 
             var ratio = best["eru"].Rps / best["nginx"].Rps;
+            // Each round's own ratio (its two proxies ran back to back): the middle one is steadier than best against best.
+            var roundRatios = runs.Where(r => r.Who == "eru").Zip(runs.Where(r => r.Who == "nginx"), (e, n) => Math.Round(e.R.Rps / n.R.Rps, 3)).ToList();
             var result = new Dictionary<string, object>
             {
                 ["seconds_per_run"] = seconds,
@@ -127,6 +138,8 @@ internal static partial class LbBenchmark
                 ["nginx_rps"] = Math.Round(best["nginx"].Rps),
                 ["eru_rps"] = Math.Round(best["eru"].Rps),
                 ["rps_ratio_vs_nginx"] = Math.Round(ratio, 3),
+                ["rps_ratio_per_round"] = roundRatios,
+                ["rps_ratio_median_round"] = Stats.Round(Stats.Percentile(roundRatios, 50)),
                 ["nginx_p50_ms"] = best["nginx"].P50Ms, ["nginx_p99_ms"] = best["nginx"].P99Ms,
                 ["eru_p50_ms"] = best["eru"].P50Ms, ["eru_p99_ms"] = best["eru"].P99Ms,
                 ["nginx_cpu_s"] = Math.Round(best["nginx"].CpuSeconds, 1), ["eru_cpu_s"] = Math.Round(best["eru"].CpuSeconds, 1),

@@ -53,6 +53,11 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
             await ctx.Response.WriteAsync($"posted {(await reader.ReadToEndAsync()).Length}");
         });
         _backend.MapGet("/echo/{who}", (string who) => who);
+        _backend.MapGet("/slow-ok", async () =>
+        {
+            await Task.Delay(1000);
+            return "done";
+        });
         await _backend.StartAsync();
 
         _prefix = EtcdFixture.NewPrefix();
@@ -74,6 +79,19 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
                 },
             };
         await store.PutAsync(Kinds.LbDomains, domain);
+        await store.PutAsync(Kinds.LbDomains, new LbDomain
+        {
+            Name = "answers.test",
+            Init = "path",
+            Nodes = new()
+            {
+                ["path"] = new LbNode { Type = "path", Match = "prefix", Value = "/moved", Succ = "moved", Fail = "empty" },
+                ["moved"] = new LbNode { Type = "redirect", Status = 308, Location = "https://{host}/new{path}{query}" },
+                ["empty"] = new LbNode { Type = "path", Match = "exact", Value = "/teapot", Succ = "teapot", Fail = "nothing" },
+                ["teapot"] = new LbNode { Type = "respond", Status = 418, ContentType = "text/plain", Body = "short and stout\n" },
+                ["nothing"] = new LbNode { Type = "respond", Status = 204 },
+            },
+        });
     }
 
     private async Task<TestLb> StartLb(params string[] extra)
@@ -121,6 +139,61 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
         var headers = lines.Skip(1).Select(l => l.Split(':', 2)).Where(p => !p[0].Equals("Date", StringComparison.OrdinalIgnoreCase))
             .Select(p => $"{p[0].ToLowerInvariant()}: {p[1].Trim()}").Order(StringComparer.Ordinal);
         return $"{lines[0]}\n{string.Join('\n', headers)}\n\n{response[(end + 4)..]}";
+    }
+
+    [Theory]
+    [InlineData("GET /moved/a?b=1 HTTP/1.1\r\nHost: answers.test:8080\r\n\r\n")]
+    [InlineData("GET /teapot HTTP/1.1\r\nHost: answers.test\r\n\r\n")]
+    [InlineData("HEAD /teapot HTTP/1.1\r\nHost: answers.test\r\n\r\n")]
+    [InlineData("GET /anything HTTP/1.1\r\nHost: answers.test\r\n\r\n")]
+    public async Task Redirect_and_respond_nodes_answer_as_through_Kestrel(string request)
+    {
+        var lane = await StartLb();
+        var kestrel = await StartLb("--Lb:Http1Lane", "false");
+        var alone = request[..^2] + "Connection: close\r\n\r\n";
+        var viaLane = await ExchangeAsync(lane.Port, alone, 1, untilClose: true);
+        var viaKestrel = await ExchangeAsync(kestrel.Port, alone, 1, untilClose: true);
+        Assert.Equal(Normalize(Dechunk(viaKestrel)), Normalize(Dechunk(viaLane)));
+        // With a second request behind it, the first answer's framing lets the client find the second.
+        var both = await ExchangeAsync(lane.Port, request + "GET /echo/next HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 2, untilClose: true);
+        Assert.Contains("\r\nnext\r\n", both, StringComparison.Ordinal);
+    }
+
+    /// <summary>The first response's body without chunked framing (Kestrel chunks what the LB writes itself; the lane sends a length).</summary>
+    private static string Dechunk(string response)
+    {
+        var end = response.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        var head = response[..end];
+        if (!head.Contains("Transfer-Encoding: chunked", StringComparison.OrdinalIgnoreCase))
+            return string.Join("\r\n", head.Split("\r\n").Where(l => !l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))) + response[end..];
+        var body = new StringBuilder();
+        var at = end + 4;
+        while (true)
+        {
+            var eol = response.IndexOf("\r\n", at, StringComparison.Ordinal);
+            var size = Convert.ToInt32(response[at..eol], 16);
+            if (size == 0) break;
+            body.Append(response, eol + 2, size);
+            at = eol + 2 + size + 2;
+        }
+        var rest = response[(response.IndexOf("\r\n\r\n", at, StringComparison.Ordinal) + 4)..];
+        head = string.Join("\r\n", head.Split("\r\n").Where(l => !l.StartsWith("Transfer-Encoding:", StringComparison.OrdinalIgnoreCase)));
+        return head + "\r\n\r\n" + body + rest;
+    }
+
+    [Fact]
+    public async Task A_request_in_flight_when_the_LB_stops_is_answered_and_its_connection_closed()
+    {
+        var lb = await StartLb();
+        using var socket = await ConnectAsync(lb.Port);
+        await socket.SendAsync(Encoding.ASCII.GetBytes("GET /slow-ok HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
+        await Task.Delay(200); // the request is with the workload
+        var stopping = lb.App.StopAsync();
+        var (text, _) = await ClosedWithinAsync(socket, TimeSpan.FromSeconds(10));
+        await stopping;
+        Assert.StartsWith("HTTP/1.1 200", text, StringComparison.Ordinal);
+        Assert.Contains("Connection: close", text, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("\r\ndone\r\n", text, StringComparison.Ordinal);
     }
 
     [Fact]

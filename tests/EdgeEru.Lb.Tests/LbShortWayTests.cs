@@ -11,12 +11,21 @@ using Xunit.Abstractions;
 
 namespace EdgeEru.Lb.Tests;
 
+/// <summary>The HTTP/1.1 short way behind Kestrel (the lane off).</summary>
+public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output)
+    : ScriptedWorkloadTests(etcd, output, ["--Lb:Http1Lane", "false"]), IClassFixture<EtcdFixture>;
+
+/// <summary>The HTTP/1.1 lane (on by default).</summary>
+public sealed class LbLaneWorkloadTests(EtcdFixture etcd, ITestOutputHelper output)
+    : ScriptedWorkloadTests(etcd, output, []), IClassFixture<EtcdFixture>;
+
 /// <summary>
-/// The HTTP/1.1 short way (GET and HEAD on the epoll transport) against a workload that answers from a
-/// script, byte for byte: chunked bodies, interim responses, bodies ending at close, malformed heads,
+/// The two ways a GET or HEAD reaches an HTTP/1.1 workload on the epoll transport without YARP (the lane,
+/// and Kestrel's short way) against a workload that answers from a script, byte for byte: chunked bodies,
+/// interim responses, bodies ending at close, a head in pieces, malformed heads, bytes beyond a response,
 /// kept-alive connections the workload closes, and a workload that never answers.
 /// </summary>
-public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public abstract class ScriptedWorkloadTests(EtcdFixture etcd, ITestOutputHelper output, string[] lbFlags) : IAsyncLifetime, IDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Parse("127.0.0.6"), 0);
     private readonly CancellationTokenSource _stop = new();
@@ -34,6 +43,8 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
         "/until-close" => "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close",
         "/bad" => "HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n",
         "/short" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+        "/extra" => "HTTP/1.1 204 No Content\r\n\r\nnot part of any response",
+        "/split" => "HTTP/1.|1 200 OK\r\nContent-|Length: 2\r\n\r|\nok", // sent in pieces, at the |
         "/hang" => null,
         _ => $"HTTP/1.1 200 OK\r\nContent-Length: {path.Length}\r\nX-Path: yes\r\n\r\n{path}",
     };
@@ -74,9 +85,13 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
                             return;
                         }
                         if (method == "HEAD") reply = reply[..(reply.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)];
-                        await socket.SendAsync(Encoding.Latin1.GetBytes(reply), _stop.Token);
+                        foreach (var piece in reply.Split('|'))
+                        {
+                            await socket.SendAsync(Encoding.Latin1.GetBytes(piece), _stop.Token);
+                            if (path == "/split") await Task.Delay(30, _stop.Token);
+                        }
                         // Ends its connection after these (as a workload's keep-alive timeout would, a little later).
-                        if (path is "/until-close" or "/short" or "/bad") return;
+                        if (path is "/until-close" or "/short" or "/bad" or "/extra") return;
                         if (path.StartsWith("/then-close", StringComparison.Ordinal))
                         {
                             await Task.Delay(200, _stop.Token);
@@ -115,7 +130,7 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
                 },
             },
         });
-        _lb = await TestLb.StartAsync(etcd.Url, prefix, output, extra: ["--Lb:Transport", "epoll"]);
+        _lb = await TestLb.StartAsync(etcd.Url, prefix, output, extra: ["--Lb:Transport", "epoll", .. lbFlags]);
         _http = new HttpClient { BaseAddress = _lb.Url, DefaultRequestHeaders = { Host = "script.test" } };
         await Eventually.True(async () =>
         {
@@ -168,6 +183,19 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task A_head_that_arrives_in_pieces_is_read_whole()
+    {
+        Assert.Equal("ok", await _http.GetStringAsync("/split"));
+    }
+
+    [Fact]
+    public async Task Bytes_beyond_a_bodyless_response_are_a_502_and_the_client_connection_goes_on()
+    {
+        Assert.Equal(HttpStatusCode.BadGateway, (await _http.GetAsync("/extra")).StatusCode);
+        Assert.Equal("/after-extra", await _http.GetStringAsync("/after-extra"));
+    }
+
+    [Fact]
     public async Task HEAD_gets_the_declared_length_and_no_body_and_the_connection_goes_on()
     {
         using var head = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/some/where"));
@@ -213,5 +241,6 @@ public sealed class LbShortWayTests(EtcdFixture etcd, ITestOutputHelper output) 
     {
         _conn?.Dispose();
         _stop.Dispose();
+        GC.SuppressFinalize(this);
     }
 }

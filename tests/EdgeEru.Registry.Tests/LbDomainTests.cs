@@ -46,6 +46,8 @@ public class LbDomainTests
         Assert.Contains("node \"v1\": set_response_headers: the value of X-Ok holds a control character", p, StringComparison.Ordinal);
         Assert.Contains("set_request_headers: \"Bad Name\" is not a header name", p, StringComparison.Ordinal);
         Assert.Contains("remove_request_headers: \"X:y\" is not a header name", p, StringComparison.Ordinal);
+        Assert.Contains("respond status 204 has no body",
+            Problems(With("r", new LbNode { Type = "respond", Status = 204, Body = "x" })), StringComparison.Ordinal);
         Assert.Contains("redirect location holds a control character",
             Problems(With("r", new LbNode { Type = "redirect", Status = 302, Location = "https://x/\nLocation: evil" })), StringComparison.Ordinal);
     }

@@ -198,6 +198,7 @@ public sealed record LbNode
             case "respond":
                 if (Status is < 200 or > 599) yield return $"respond status {Status} is outside 200-599";
                 if (ContentType is not null && !HeaderText.IsValue(ContentType)) yield return "respond content_type holds a control character";
+                if (Status is 204 or 304 && !string.IsNullOrEmpty(Body)) yield return $"respond status {Status} has no body (HTTP), but a body is set";
                 break;
             default:
                 yield return $"type \"{Type}\" must be one of {string.Join(", ", FilterTypes.Concat(TerminalTypes))}";
