@@ -1,15 +1,11 @@
 using System.Net.Sockets;
 using System.Text;
-using EdgeEru.Dev;
 using EdgeEru.Registry;
-using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -21,23 +17,13 @@ namespace EdgeEru.Lb.Tests;
 /// Kestrel mid-stream with the bytes it sent; odd requests get Kestrel's answers; Kestrel's idle and
 /// header timeouts hold in the lane too.
 /// </summary>
-public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
+    : OneBackendLbTests(etcd, output, "w1", "127.0.0.7"), IClassFixture<EtcdFixture>
 {
-    private readonly int _backendPort = Ports.FreeTcp();
-    private WebApplication? _backend;
-    private readonly List<TestLb> _lbs = [];
-    private EtcdConnection? _conn;
-    private RegistryLease? _lease;
-    private string _prefix = "";
-
-    public async Task InitializeAsync()
+    protected override void Map(WebApplication backend)
     {
-        var b = WebApplication.CreateSlimBuilder(Backend.Args);
-        b.WebHost.UseUrls($"http://127.0.0.7:{_backendPort}");
-        b.Logging.ClearProviders();
-        _backend = b.Build();
         // The request as the workload got it: method, target, and its headers (names lower-cased, sorted).
-        _backend.MapMethods("/seen/{**rest}", ["GET", "HEAD"], async ctx =>
+        backend.MapMethods("/seen/{**rest}", ["GET", "HEAD"], async ctx =>
         {
             ctx.Response.Headers["X-Workload"] = "w1";
             ctx.Response.Headers.CacheControl = "no-store";
@@ -47,29 +33,24 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
             ctx.Response.ContentLength = body.Length;
             await ctx.Response.Body.WriteAsync(body);
         });
-        _backend.MapPost("/count", async ctx =>
+        backend.MapPost("/count", async ctx =>
         {
             using var reader = new StreamReader(ctx.Request.Body);
             await ctx.Response.WriteAsync($"posted {(await reader.ReadToEndAsync()).Length}");
         });
-        _backend.MapGet("/echo/{who}", (string who) => who);
-        _backend.MapGet("/slow-ok", async () =>
+        backend.MapGet("/echo/{who}", (string who) => who);
+        backend.MapGet("/slow-ok", async () =>
         {
             await Task.Delay(1000);
             return "done";
         });
-        await _backend.StartAsync();
+    }
 
-        _prefix = EtcdFixture.NewPrefix();
-        _conn = new EtcdConnection(etcd.Options(_prefix));
-        var store = new RegistryStore(_conn);
-        _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
-        await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload("w1", app: "hello", tags: ["v1"], ip: "127.0.0.7", httpPort: _backendPort));
-        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("w1", ip: "127.0.0.7"), _lease.Id);
-        var domain = Samples.LbDomain("hello.test");
-        foreach (var backend in domain.Nodes.Where(n => n.Value.Type == "backend").ToList())
-            domain.Nodes[backend.Key] = backend.Value with
+    /// <summary>Header edits on every backend of hello.test, so both ways apply them.</summary>
+    protected override LbDomain Domain(LbDomain sample)
+    {
+        foreach (var backend in sample.Nodes.Where(n => n.Value.Type == "backend").ToList())
+            sample.Nodes[backend.Key] = backend.Value with
             {
                 Options = new LbBackendOptions
                 {
@@ -78,7 +59,10 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
                     SetResponseHeaders = new() { ["X-Served-By"] = "eru", ["Cache-Control"] = "public" },
                 },
             };
-        await store.PutAsync(Kinds.LbDomains, domain);
+        return sample;
+    }
+
+    protected override async Task SeedAsync(RegistryStore store) =>
         await store.PutAsync(Kinds.LbDomains, new LbDomain
         {
             Name = "answers.test",
@@ -92,12 +76,10 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
                 ["nothing"] = new LbNode { Type = "respond", Status = 204 },
             },
         });
-    }
 
     private async Task<TestLb> StartLb(params string[] extra)
     {
-        var lb = await TestLb.StartAsync(etcd.Url, _prefix, output, extra: extra);
-        _lbs.Add(lb);
+        var lb = await StartLbAsync(extra);
         await Eventually.True(async () => (await ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1)).Contains("ready", StringComparison.Ordinal),
             TimeSpan.FromSeconds(15), "the LB routes to the backend");
         return lb;
@@ -338,13 +320,4 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output) : IC
         return text.Split('\n').Where(l => l.StartsWith(name + " ", StringComparison.Ordinal))
             .Select(l => double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).SingleOrDefault();
     }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var lb in _lbs) await lb.DisposeAsync();
-        if (_backend is not null) await _backend.DisposeAsync();
-        if (_lease is not null) await _lease.DisposeAsync();
-    }
-
-    public void Dispose() => _conn?.Dispose();
 }

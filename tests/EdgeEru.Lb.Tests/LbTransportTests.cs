@@ -1,15 +1,9 @@
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using EdgeEru.Dev;
-using EdgeEru.Registry;
-using EdgeEru.Registry.Etcd;
-using EdgeEru.Registry.Store;
 using EdgeEru.TestSupport;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -20,23 +14,14 @@ namespace EdgeEru.Lb.Tests;
 /// and Kestrel's sockets): bodies larger than every buffer in both directions, many connections at once,
 /// pipelined requests, and a client leaving in the middle of a response.
 /// </summary>
-public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
+    : OneBackendLbTests(etcd, output, "big1", "127.0.0.5"), IClassFixture<EtcdFixture>
 {
-    private readonly int _backendPort = Ports.FreeTcp();
-    private WebApplication? _backend;
-    private readonly List<TestLb> _lbs = [];
-    private EtcdConnection? _conn;
-    private RegistryLease? _lease;
-    private string _prefix = "";
     private readonly TaskCompletionSource _slowAborted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public async Task InitializeAsync()
+    protected override void Map(WebApplication backend)
     {
-        var b = WebApplication.CreateSlimBuilder(Backend.Args);
-        b.WebHost.UseUrls($"http://127.0.0.5:{_backendPort}");
-        b.Logging.ClearProviders();
-        _backend = b.Build();
-        _backend.MapPost("/upload", async ctx =>
+        backend.MapPost("/upload", async ctx =>
         {
             using var sha = SHA256.Create();
             var length = 0L;
@@ -50,14 +35,14 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
             sha.TransformFinalBlock([], 0, 0);
             await ctx.Response.WriteAsync($"{length} {Convert.ToHexStringLower(sha.Hash!)}");
         });
-        _backend.MapGet("/download/{mb:int}", async (HttpContext ctx, int mb) =>
+        backend.MapGet("/download/{mb:int}", async (HttpContext ctx, int mb) =>
         {
             ctx.Response.ContentLength = mb * 1024L * 1024;
             var block = Block();
             for (var i = 0; i < mb * 16; i++) await ctx.Response.Body.WriteAsync(block);
         });
-        _backend.MapGet("/echo/{who}", (string who) => who);
-        _backend.MapGet("/slow", async ctx =>
+        backend.MapGet("/echo/{who}", (string who) => who);
+        backend.MapGet("/slow", async ctx =>
         {
             try
             {
@@ -73,16 +58,6 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
                 _slowAborted.TrySetResult();
             }
         });
-        await _backend.StartAsync();
-
-        _prefix = EtcdFixture.NewPrefix();
-        _conn = new EtcdConnection(etcd.Options(_prefix));
-        var store = new RegistryStore(_conn);
-        _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
-        await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload("big1", app: "hello", tags: ["v1"], ip: "127.0.0.5", httpPort: _backendPort));
-        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("big1", ip: "127.0.0.5"), _lease.Id);
-        await store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
     }
 
     /// <summary>A 64 KB block of known bytes (so a download's hash is known without keeping it).</summary>
@@ -90,8 +65,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
 
     private async Task<(HttpClient Client, int Port, int OpsPort)> StartLb(string transport)
     {
-        var lb = await TestLb.StartAsync(etcd.Url, _prefix, output, extra: ["--Lb:Transport", transport]);
-        _lbs.Add(lb);
+        var lb = await StartLbAsync("--Lb:Transport", transport);
         var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 200 })
         {
             BaseAddress = lb.Url,
@@ -245,16 +219,7 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
     [Fact]
     public void An_unknown_transport_is_refused_naming_the_setting()
     {
-        var e = Assert.Throws<ArgumentException>(() => LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Lb:Transport", "io_uring"]));
+        var e = Assert.Throws<ArgumentException>(() => LbHost.Create(["--Registry:Endpoints", EtcdUrl, "--Lb:Transport", "io_uring"]));
         Assert.Contains("Lb:Transport", e.Message, StringComparison.Ordinal);
     }
-
-    public async Task DisposeAsync()
-    {
-        foreach (var lb in _lbs) await lb.DisposeAsync();
-        if (_backend is not null) await _backend.DisposeAsync();
-        if (_lease is not null) await _lease.DisposeAsync();
-    }
-
-    public void Dispose() => _conn?.Dispose();
 }

@@ -92,12 +92,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                         Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.HeadersMs);
                     }
                     if (_end == 0 && _lane.Draining) return;
-                    var n = _socket.ReceiveNow(_in.AsSpan(_end));
-                    while (n < 0)
-                    {
-                        if (!await _socket.WaitReadableAsync()) return;
-                        n = _socket.ReceiveAfterWait(_in.AsSpan(_end));
-                    }
+                    var n = await _socket.ReceiveAsync(_in.AsMemory(_end));
                     if (n == 0) return; // FIN (or the sweep shut it)
                     _end += n;
                 }
@@ -349,12 +344,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                     int n;
                     try
                     {
-                        n = c.Socket.ReceiveNow(buffer.AsSpan(end));
-                        while (n < 0)
-                        {
-                            if (!await c.Socket.WaitReadableAsync()) throw EpollSocket.Closed();
-                            n = c.Socket.ReceiveAfterWait(buffer.AsSpan(end));
-                        }
+                        n = await c.Socket.ReceiveAsync(buffer.AsMemory(end));
                     }
                     catch (SocketException)
                     {

@@ -117,13 +117,7 @@ internal static class Http1Forwarder
                         int n;
                         try
                         {
-                            // The wait stays in this state machine: no other one per read.
-                            n = c.Socket.ReceiveNow(buffer.AsSpan(end));
-                            while (n < 0)
-                            {
-                                if (!await c.Socket.WaitReadableAsync()) throw EpollSocket.Closed();
-                                n = c.Socket.ReceiveAfterWait(buffer.AsSpan(end));
-                            }
+                            n = await c.Socket.ReceiveAsync(buffer.AsMemory(end));
                         }
                         catch (SocketException)
                         {

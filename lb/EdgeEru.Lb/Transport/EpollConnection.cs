@@ -84,14 +84,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
             }
             while (true)
             {
-                // The wait for data stays in this loop's state machine (no other one per read).
-                var memory = writer.GetMemory(4096);
-                var n = _socket.ReceiveNow(memory.Span);
-                while (n < 0)
-                {
-                    if (!await _socket.WaitReadableAsync()) throw EpollSocket.Closed();
-                    n = _socket.ReceiveAfterWait(memory.Span);
-                }
+                var n = await _socket.ReceiveAsync(writer.GetMemory(4096));
                 if (n == 0) break; // FIN
                 writer.Advance(n);
                 var flush = await writer.FlushAsync();

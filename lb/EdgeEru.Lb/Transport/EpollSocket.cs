@@ -109,22 +109,8 @@ internal sealed class EpollSocket : IDisposable
         return ReceiveWhenReadyAsync(buffer);
     }
 
-    /// <summary>
-    /// Reads what is there without waiting: bytes, 0 at the end of the stream, or -1 when nothing is (then
-    /// <c>await WaitReadableAsync()</c> and <see cref="ReceiveAfterWait"/>). For callers that keep the wait
-    /// in their own state machine instead of allocating one more per read.
-    /// </summary>
-    public int ReceiveNow(Span<byte> buffer) => _mayHaveData ? TryReceive(buffer) : -1;
-
-    /// <summary>After <see cref="WaitReadableAsync"/> said true: tries the read (-1 again when the edge was stale).</summary>
-    public int ReceiveAfterWait(Span<byte> buffer) => TryReceive(buffer);
-
-    /// <summary>Until epoll reports the socket readable; false once it is closed.</summary>
-    public ValueTask<bool> WaitReadableAsync() => _readable.WaitAsync();
-
-    /// <summary>The error a read waiting on a closed socket gets.</summary>
-    public static SocketException Closed() => Aborted();
-
+    // Pooled: a read that waits for its edge (once per request, typically) takes no new state machine.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveWhenReadyAsync(Memory<byte> buffer)
     {
         while (true)
