@@ -159,9 +159,19 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         Assert.Equal(2001, n); // the live sink got everything while the other was dead
 
         Assert.Equal("true", (await scene.Host.DockerAsync(["inspect", "-f", "{{.State.Running}}", id])).Trim());
-        await Eventually.True(() =>
-            AgentScene.Series(scene.MetricsAsync().Result, "eru_agent_log_lines_total", ("sink", "dead"), ("outcome", "dropped")) >= 2001 - 50,
-            TimeSpan.FromSeconds(10), "the dead sink's drops counted");
+        // Awaited, not .Result: a blocked pool thread per poll slows every other test on a loaded machine.
+        double? dropped = null;
+        try
+        {
+            await Eventually.True(async () =>
+                (dropped = AgentScene.Series(await scene.MetricsAsync(), "eru_agent_log_lines_total", ("sink", "dead"), ("outcome", "dropped"))) >= 2001 - 50,
+                TimeSpan.FromSeconds(30), "the dead sink's drops counted");
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine($"dropped so far: {dropped}");
+            throw;
+        }
         var metrics = await scene.MetricsAsync();
         Assert.Equal(0, AgentScene.Series(metrics, "eru_agent_log_sink_up", ("sink", "dead")));
         Assert.Equal(50, AgentScene.Series(metrics, "eru_agent_log_sink_buffered", ("sink", "dead")));

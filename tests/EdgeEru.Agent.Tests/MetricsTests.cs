@@ -34,7 +34,7 @@ public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHe
         var last = "";
         try
         {
-            await Eventually.True(() => (memory = AgentScene.Series(last = scene.MetricsAsync().Result, "eru_container_memory_bytes", labels)) >= 8 << 20,
+            await Eventually.True(async () => (memory = AgentScene.Series(last = await scene.MetricsAsync(), "eru_container_memory_bytes", labels)) >= 8 << 20,
                 TimeSpan.FromSeconds(60), "the container's memory (8 MiB or more) on /metrics");
         }
         catch (TimeoutException)
