@@ -41,6 +41,7 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
         private readonly Lane.Http1Lane? _lane;
         // With the lane: connections it hands over, for Kestrel's next AcceptAsync.
         private readonly System.Threading.Channels.Channel<ConnectionContext>? _handedOver;
+        private readonly Lane.HandOver? _handOver;
 
         public Listener(Socket socket, MemoryPool<byte> pool, Lane.Http1Lane? lane)
         {
@@ -50,6 +51,7 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
             EndPoint = socket.LocalEndPoint!;
             if (lane is null) return;
             _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(new() { SingleReader = false, SingleWriter = false });
+            _handOver = HandOver;
             _ = AcceptIntoLaneAsync(lane);
         }
 
@@ -107,10 +109,11 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
                 try
                 {
                     accepted.NoDelay = true;
-                    lane.Start(accepted, HandOver);
+                    lane.Start(accepted, _handOver!);
                 }
-                catch (SocketException)
+                catch (Exception)
                 {
+                    // That connection is lost; the listener must not be (Kestrel would wait on it forever).
                     accepted.Dispose();
                 }
             }
