@@ -76,12 +76,8 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 HeadStatus status;
                 while ((status = _request.Parse(_in, _start, _end)) == HeadStatus.Incomplete)
                 {
-                    if (_start > 0)
-                    {
-                        Buffer.BlockCopy(_in, _start, _in, 0, _end - _start);
-                        _end -= _start;
-                        _start = 0;
-                    }
+                    // Full: the head so far moves to the front (a head as large as the buffer was Kestrel's above).
+                    Http1Response.MakeRoom(_in, ref _start, ref _end);
                     // Kestrel's two clocks: keep-alive while nothing of a request came; from its first byte, the
                     // whole head within the headers timeout (not per packet: a byte now and then does not extend it).
                     Volatile.Write(ref _idle, _end == 0);
@@ -334,13 +330,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                             continue;
                         }
                     }
-                    if (end == buffer.Length)
-                    {
-                        if (start == 0) return (Outcome.BadResponse, 0);
-                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                        end -= start;
-                        start = 0;
-                    }
+                    if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return (Outcome.BadResponse, 0); // a head larger than the buffer
                     int n;
                     try
                     {
@@ -462,13 +452,8 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 start = end;
             }
             if (_out.Length > 0) await SendOutAsync();
-            if (start > 0)
-            {
-                Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                end -= start;
-                start = 0;
-            }
-            if (end == buffer.Length) return false; // a framing line longer than the buffer
+            if (start == end) start = end = 0;
+            if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return false; // a framing line longer than the buffer
             int n;
             try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
             catch (SocketException) { return false; }

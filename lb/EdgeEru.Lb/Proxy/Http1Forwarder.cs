@@ -107,13 +107,7 @@ internal static class Http1Forwarder
                                 continue;
                             }
                         }
-                        if (end == buffer.Length)
-                        {
-                            if (start == 0) { outcome = Outcome.BadResponse; goto exchanged; } // a head larger than the buffer
-                            Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                            end -= start;
-                            start = 0;
-                        }
+                        if (!Http1Response.MakeRoom(buffer, ref start, ref end)) { outcome = Outcome.BadResponse; goto exchanged; } // a head larger than the buffer
                         int n;
                         try
                         {
@@ -236,13 +230,8 @@ internal static class Http1Forwarder
                     }
                     if (decoder.Done) return end == start && await Flushed(writer) ? Outcome.Done : Outcome.BodyBroken;
                     if (!await Flushed(writer)) return Outcome.ClientGone;
-                    if (start > 0)
-                    {
-                        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-                        end -= start;
-                        start = 0;
-                    }
-                    if (end == buffer.Length) return Outcome.BodyBroken; // a framing line longer than the buffer
+                    if (start == end) start = end = 0;
+                    if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return Outcome.BodyBroken; // a framing line longer than the buffer
                     int n;
                     try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
                     catch (SocketException) { return BrokenRead(c); }

@@ -153,6 +153,20 @@ internal static class Http1Response
         return true;
     }
 
+    /// <summary>
+    /// Room to read more into a buffer whose unread bytes are <c>buffer[start..end]</c>: when it is full, those move
+    /// to its front; false when they fill all of it (a head or framing line larger than the buffer).
+    /// </summary>
+    public static bool MakeRoom(byte[] buffer, ref int start, ref int end)
+    {
+        if (end < buffer.Length) return true;
+        if (start == 0) return false;
+        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
+        end -= start;
+        start = 0;
+        return true;
+    }
+
     /// <summary>tchar of RFC 9110 §5.6.2.</summary>
     private static readonly System.Buffers.SearchValues<byte> TokenChars =
         System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
