@@ -64,6 +64,13 @@ internal sealed class Destination(string workloadId, string address, int port)
     }
 
     public void End() => Interlocked.Decrement(ref _inFlight);
+    /// <summary>A connect failure or timeout: out of picking for 10 s (passive health), said in the log.</summary>
+    public void Failed(string error, ILogger log)
+    {
+        Eject(TimeSpan.FromSeconds(10));
+        log.LogWarning("backend {Destination} ({Workload}) failed: {Error}; ejected for 10s", Prefix, WorkloadId, error);
+    }
+
     public void Eject(TimeSpan period) => Interlocked.Exchange(ref _ejectedUntilTicks, (DateTime.UtcNow + period).Ticks);
 
     public static string Key(string workloadId, string address, int port) => $"{workloadId}|{address}|{port}";

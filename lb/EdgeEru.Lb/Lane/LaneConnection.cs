@@ -14,8 +14,9 @@ namespace EdgeEru.Lb.Lane;
 /// <summary>
 /// One client connection in the HTTP/1.1 lane: reads request heads, answers them in order (pipelined ones
 /// too), and hands the connection to Kestrel at the first request the lane leaves to Kestrel. One async
-/// loop per connection; a forwarded request's own awaits use pooled state machines, so a kept-alive
-/// connection allocates nothing per request on the way of a plain answer.
+/// loop per connection; a forwarded request's own awaits use pooled state machines (with many requests in
+/// flight per loop the pool misses and they are allocated: about 1 KB per request, measured not to limit
+/// throughput).
 /// </summary>
 internal sealed class LaneConnection : IPeerWatcher, IDisposable
 {
@@ -27,8 +28,6 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     private readonly byte[] _in = new byte[LaneRequest.MaxHead];
     private int _start, _end;
     private readonly HeadWriter _out = new(4096), _upstreamHead = new(1024);
-    private string? _hostBytesCache;
-    private byte[] _hostBytes = [];
     private UpstreamConnection? _exchanging; // the workload connection of the request in flight: aborted if the client leaves
     private long _deadline; // while waiting for the client (ms, Environment.TickCount64); 0: not waiting
     private bool _idle;     // waiting for a new request, nothing of it read yet
@@ -138,7 +137,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var routes = _lane.Routes.Current;
-        var host = HostName();
+        var host = _request.Host();
         var graph = routes.Find(host);
         if (graph is null)
         {
@@ -159,12 +158,8 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 break;
             case "redirect":
                 status = node.Status;
-                var path = decision.RewrittenPath ?? _request.Path;
-                var location = node.Location!
-                    .Replace("{scheme}", "http", StringComparison.Ordinal)
-                    .Replace("{host}", Encoding.ASCII.GetString(_request.Bytes(_request.HostRange)), StringComparison.Ordinal)
-                    .Replace("{path}", path, StringComparison.Ordinal)
-                    .Replace("{query}", Encoding.ASCII.GetString(_request.Bytes(_request.QueryRange)), StringComparison.Ordinal);
+                var location = decision.Terminal.Location("http", Encoding.ASCII.GetString(_request.Bytes(_request.HostRange)),
+                    decision.RewrittenPath ?? _request.Path, Encoding.ASCII.GetString(_request.Bytes(_request.QueryRange)));
                 await SimpleAsync(status, null, null, location);
                 break;
             default:
@@ -182,16 +177,6 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         RequestMetrics.Record(status, started, graph, decision.Terminal);
         Log(status, started, graph, decision.Terminal, destination);
         return true;
-    }
-
-    private string HostName()
-    {
-        var host = _request.Bytes(_request.HostRange);
-        var colon = host.IndexOf((byte)':');
-        if (colon >= 0) host = host[..colon];
-        if (_hostBytesCache is not null && host.SequenceEqual(_hostBytes)) return _hostBytesCache;
-        _hostBytes = host.ToArray();
-        return _hostBytesCache = Encoding.ASCII.GetString(host);
     }
 
     /// <summary>
@@ -229,10 +214,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 case Outcome.Done:
                     return (status, destination, false);
                 case Outcome.ConnectFailed or Outcome.TimedOut:
-                    // Passive health, as on the Kestrel way.
-                    destination.Eject(TimeSpan.FromSeconds(10));
-                    _lane.Log.LogWarning("backend {Destination} ({Workload}) failed: {Error}; ejected for 10s", destination.Prefix, destination.WorkloadId,
-                        outcome == Outcome.TimedOut ? "RequestTimedOut" : "Request");
+                    destination.Failed(outcome == Outcome.TimedOut ? "RequestTimedOut" : "Request", _lane.Log);
                     if (attempt < attempts) continue;
                     status = outcome == Outcome.TimedOut ? 504 : 502;
                     await SimpleAsync(status, null, null);
@@ -537,24 +519,16 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 var v = Encoding.ASCII.GetString(r.Value(i));
                 priorFor = priorFor is null ? v : priorFor + "," + v;
             }
-            if (!LaneRequest.IsEndToEnd(name) || Named(removed, name) || (set is not null && Named(set.Keys, name))) continue;
+            if (!LaneRequest.IsEndToEnd(name) || Http1Response.Named(removed, name) || (set is not null && Http1Response.Named(set.Keys, name))) continue;
             h.Append(name).Append(": "u8).Append(r.Value(i)).Append("\r\n"u8);
         }
-        if (!Named(removed, "X-Forwarded-For"u8))
+        if (!Http1Response.Named(removed, "X-Forwarded-For"u8))
             h.Append("X-Forwarded-For: "u8).Append(priorFor is null ? r.PeerText : $"{priorFor}, {r.PeerText}").Append("\r\n"u8);
-        if (!Named(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
-        if (!Named(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
+        if (!Http1Response.Named(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
+        if (!Http1Response.Named(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
         if (set is not null)
             foreach (var (name, value) in set) h.Append(name).Append(": ").Append(value).Append("\r\n");
         h.Append("\r\n"u8);
-    }
-
-    private static bool Named(IEnumerable<string>? names, ReadOnlySpan<byte> name)
-    {
-        if (names is null) return false;
-        foreach (var n in names)
-            if (n.Length == name.Length && Ascii.EqualsIgnoreCase(name, n)) return true;
-        return false;
     }
 
     private void Log(int status, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
@@ -579,7 +553,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
 
         public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
         {
-            if (set is not null && Named(set.Keys, name)) return;
+            if (set is not null && Http1Response.Named(set.Keys, name)) return;
             if (Ascii.EqualsIgnoreCase(name, "Date"u8)) HasDate = true;
             head.Append(name).Append(": "u8).Append(value).Append("\r\n"u8);
         }

@@ -62,13 +62,19 @@ internal sealed class LaneRequest : IRequestFacts
     public ReadOnlySpan<byte> Name(int i) => Bytes(_names[i]);
     public ReadOnlySpan<byte> Value(int i) => Bytes(_values[i]);
 
-    /// <summary>Host as Kestrel's Request.Host.Host gives it: without the port.</summary>
+    /// <summary>Host as Kestrel's Request.Host.Host gives it: without the port (made once while a connection sends the same).</summary>
     public string Host()
     {
         var host = Bytes(HostRange);
         var colon = host.IndexOf((byte)':');
-        return Encoding.ASCII.GetString(colon < 0 ? host : host[..colon]);
+        if (colon >= 0) host = host[..colon];
+        if (_host is not null && host.SequenceEqual(_hostBytes)) return _host;
+        _hostBytes = host.ToArray();
+        return _host = Encoding.ASCII.GetString(host);
     }
+
+    private string? _host;
+    private byte[] _hostBytes = [];
 
     /// <summary>The target as the client sent it (for the access log).</summary>
     public string Target => _target ??= Encoding.ASCII.GetString(Bytes(TargetRange));
@@ -214,9 +220,7 @@ internal sealed class LaneRequest : IRequestFacts
 
     /// <summary>Whether a header of this name is forwarded: not hop-by-hop, not Host, not one of the LB's X-Forwarded-*.</summary>
     public static bool IsEndToEnd(ReadOnlySpan<byte> name) =>
-        !Ascii.EqualsIgnoreCase(name, "Host"u8) && !Http1Response.IsHopByHop(name)
-        && !Ascii.EqualsIgnoreCase(name, "X-Forwarded-For"u8) && !Ascii.EqualsIgnoreCase(name, "X-Forwarded-Proto"u8)
-        && !Ascii.EqualsIgnoreCase(name, "X-Forwarded-Host"u8);
+        !Ascii.EqualsIgnoreCase(name, "Host"u8) && !Http1Response.IsHopByHop(name) && !ForwardedHeaders.IsOurs(name);
 
     // IRequestFacts: the same answers HttpRequestFacts gives for this request through Kestrel.
     public string Method => IsHead ? HttpMethods.Head : HttpMethods.Get;

@@ -14,6 +14,11 @@ internal static class ForwardedHeaders
         name.Equals(For, StringComparison.OrdinalIgnoreCase) || name.Equals(Proto, StringComparison.OrdinalIgnoreCase)
         || name.Equals(Host, StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>The same, of a name as raw bytes (the HTTP/1.1 lane's).</summary>
+    public static bool IsOurs(ReadOnlySpan<byte> name) => Http1Response.Named(Names, name);
+
+    private static readonly string[] Names = [For, Proto, Host];
+
     /// <summary>X-Forwarded-For: the chain the client sent, then the client's address.</summary>
     public static string? ForValue(HttpContext context)
     {

@@ -29,11 +29,12 @@ internal static class Http1Response
 
     private static readonly string[] HopByHop = ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "TE", "Trailer"];
 
-    private static bool Named(List<string>? tokens, ReadOnlySpan<byte> name)
+    /// <summary>Whether <paramref name="name"/> (raw bytes) is one of <paramref name="names"/>, case-insensitively.</summary>
+    public static bool Named(IEnumerable<string>? names, ReadOnlySpan<byte> name)
     {
-        if (tokens is null) return false;
-        foreach (var t in tokens)
-            if (t.Length == name.Length && Ascii.EqualsIgnoreCase(name, t)) return true;
+        if (names is null) return false;
+        foreach (var n in names)
+            if (n.Length == name.Length && Ascii.EqualsIgnoreCase(name, n)) return true;
         return false;
     }
 

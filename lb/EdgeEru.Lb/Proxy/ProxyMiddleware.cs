@@ -66,11 +66,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         }
         else
         {
-            context.Response.Headers.Location = node.Location!
-                .Replace("{scheme}", context.Request.Scheme, StringComparison.Ordinal)
-                .Replace("{host}", context.Request.Host.Value, StringComparison.Ordinal)
-                .Replace("{path}", decision.RewrittenPath ?? context.Request.Path.Value, StringComparison.Ordinal)
-                .Replace("{query}", context.Request.QueryString.Value, StringComparison.Ordinal);
+            var r = context.Request;
+            context.Response.Headers.Location = decision.Terminal.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "", r.QueryString.Value ?? "");
         }
         Record(context, started, graph, decision.Terminal, null);
     }
@@ -153,8 +150,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             // Connect failures eject the destination for a while (passive health); retried when safe.
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
             {
-                destination.Eject(TimeSpan.FromSeconds(10));
-                log.LogWarning("backend {Destination} ({Workload}) failed: {Error}; ejected for 10s", destination.Prefix, destination.WorkloadId, error);
+                destination.Failed(error.ToString(), log);
                 if (attempt < attempts && !context.Response.HasStarted)
                 {
                     context.Response.Clear();

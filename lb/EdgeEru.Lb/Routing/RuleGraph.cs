@@ -14,6 +14,13 @@ internal sealed class Terminal(string id, int index, LbNode node)
     public int Index { get; } = index;
     public LbNode Node { get; } = node;
     public bool IsBackend => Node.Type == "backend";
+
+    /// <summary>A redirect node's Location: its template with the request's scheme, host (with port), path and query ("?..." or "").</summary>
+    public string Location(string scheme, string host, string path, string query) => Node.Location!
+        .Replace("{scheme}", scheme, StringComparison.Ordinal)
+        .Replace("{host}", host, StringComparison.Ordinal)
+        .Replace("{path}", path, StringComparison.Ordinal)
+        .Replace("{query}", query, StringComparison.Ordinal);
 }
 
 /// <summary>

@@ -38,7 +38,6 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
     {
         private readonly Socket _socket;
         private readonly MemoryPool<byte> _pool;
-        private readonly Lane.Http1Lane? _lane;
         // With the lane: connections it hands over, for Kestrel's next AcceptAsync.
         private readonly System.Threading.Channels.Channel<ConnectionContext>? _handedOver;
         private readonly Lane.HandOver? _handOver;
@@ -47,7 +46,6 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
         {
             _socket = socket;
             _pool = pool;
-            _lane = lane;
             EndPoint = socket.LocalEndPoint!;
             if (lane is null) return;
             _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(new() { SingleReader = false, SingleWriter = false });
@@ -67,22 +65,11 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
                 }
                 catch (System.Threading.Channels.ChannelClosedException) { return null; } // unbound
             }
-            var socket = _socket;
-            var pool = _pool;
-            while (true)
+            while (await NextAsync(cancellationToken) is { } accepted)
             {
-                Socket accepted;
                 try
                 {
-                    accepted = await socket.AcceptAsync(cancellationToken);
-                }
-                catch (ObjectDisposedException) { return null; }                                        // unbound
-                catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted) { return null; }
-                catch (SocketException) { continue; }                                                  // that client gave up
-                try
-                {
-                    accepted.NoDelay = true;
-                    var connection = new EpollConnection(accepted, pool);
+                    var connection = new EpollConnection(accepted, _pool);
                     connection.Start();
                     return connection;
                 }
@@ -91,24 +78,16 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
                     accepted.Dispose();
                 }
             }
+            return null;
         }
 
         /// <summary>Accepts for the lane until unbound: each connection starts there.</summary>
         private async Task AcceptIntoLaneAsync(Lane.Http1Lane lane)
         {
-            while (true)
+            while (await NextAsync(default) is { } accepted)
             {
-                Socket accepted;
                 try
                 {
-                    accepted = await _socket.AcceptAsync();
-                }
-                catch (ObjectDisposedException) { break; }
-                catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted) { break; }
-                catch (SocketException) { continue; }
-                try
-                {
-                    accepted.NoDelay = true;
                     lane.Start(accepted, _handOver!);
                 }
                 catch (Exception)
@@ -118,6 +97,31 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
                 }
             }
             _handedOver!.Writer.TryComplete();
+        }
+
+        /// <summary>The next client (NoDelay set), or null once the listener is unbound.</summary>
+        private async ValueTask<Socket?> NextAsync(CancellationToken cancellationToken)
+        {
+            while (true)
+            {
+                Socket accepted;
+                try
+                {
+                    accepted = await _socket.AcceptAsync(cancellationToken);
+                }
+                catch (ObjectDisposedException) { return null; }                                        // unbound
+                catch (SocketException e) when (e.SocketErrorCode == SocketError.OperationAborted) { return null; }
+                catch (SocketException) { continue; }                                                  // that client gave up
+                try
+                {
+                    accepted.NoDelay = true;
+                    return accepted;
+                }
+                catch (SocketException)
+                {
+                    accepted.Dispose();
+                }
+            }
         }
 
         /// <summary>The lane gives a connection (and the bytes it read) to Kestrel.</summary>
