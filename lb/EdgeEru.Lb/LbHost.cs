@@ -43,6 +43,9 @@ public static class LbHost
         if (transport == "epoll" && !Transport.Native.Supported)
             throw new ArgumentException("Lb:Transport epoll needs Linux on x86-64; use sockets here");
         var epoll = transport == "epoll";
+        // Lb:IoUring (default true): the epoll loops make each turn's receives and sends in one io_uring call
+        // each; false, or a kernel without io_uring, makes one call per socket. For the process, as the loops are.
+        Transport.EpollLoop.UseRing = builder.Configuration.GetValue("Lb:IoUring", true);
         builder.WebHost.UseSockets(o =>
         {
             o.UnsafePreferInlineScheduling = true;

@@ -88,18 +88,15 @@ internal static partial class LbBenchmark
             for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 4); round++)
             {
                 runs.Add(("direct", await WrkAsync(backendPort, seconds, connections, [backend])));
-                // The two proxies back to back, in turns which goes first (the machine's load drifts within a round).
-                if (round % 2 == 0)
+                // The proxies back to back, in turns which goes first (the machine's load drifts within a round);
+                // with a baseline build, the three take turns in each place.
+                var proxies = new List<(string Who, int Port, ChildProcess[] Servers)> { ("nginx", proxyPort, [proxy, backend]), ("eru", lbPort, [lb, backend]) };
+                if (baseLb is not null) proxies.Add(("base", basePort, [baseLb, backend]));
+                for (var k = 0; k < proxies.Count; k++)
                 {
-                    runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
-                    runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
+                    var (who, port, servers) = proxies[(round + k) % proxies.Count];
+                    runs.Add((who, await WrkAsync(port, seconds, connections, servers)));
                 }
-                else
-                {
-                    runs.Add(("eru", await WrkAsync(lbPort, seconds, connections, [lb, backend])));
-                    runs.Add(("nginx", await WrkAsync(proxyPort, seconds, connections, [proxy, backend])));
-                }
-                if (baseLb is not null) runs.Add(("base", await WrkAsync(basePort, seconds, connections, [baseLb, backend])));
             }
             foreach (var (who, r) in runs)
                 Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s ({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
@@ -160,6 +157,7 @@ internal static partial class LbBenchmark
             {
                 result["baseline_eru_rps"] = Math.Round(best["base"].Rps);
                 result["baseline_eru_cpu_us_per_request"] = runs.Where(r => r.Who == "base").Min(r => r.R.FrontCpuUsPerRequest);
+                result["rps_ratio_vs_baseline_per_round"] = runs.Where(r => r.Who == "eru").Zip(runs.Where(r => r.Who == "base"), (e, b) => Math.Round(e.R.Rps / b.R.Rps, 3)).ToList();
             }
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;

@@ -26,6 +26,10 @@ public abstract class OneBackendLbTests(EtcdFixture etcd, ITestOutputHelper outp
 
     protected int BackendPort { get; } = Ports.FreeTcp();
     protected string EtcdUrl => etcd.Url;
+    /// <summary>The test's output.</summary>
+    protected ITestOutputHelper Output => output;
+    /// <summary>The class's registry prefix.</summary>
+    protected string Prefix => _prefix;
     protected WebApplication Backend { get; private set; } = null!;
 
     /// <summary>The backend's endpoints.</summary>

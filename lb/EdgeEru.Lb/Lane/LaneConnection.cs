@@ -115,6 +115,10 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         }
         finally
         {
+            // What the last answers left with the loop goes out before the connection closes.
+            if (!handedOver)
+                try { await SendAsync(ReadOnlyMemory<byte>.Empty); }
+                catch (SocketException) { }
             if (handedOver)
             {
                 _out.Dispose();
@@ -265,7 +269,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 if (_socket.PeerHasClosed) c.Abort(); // the client left before we started
                 try
                 {
-                    await c.Socket.SendAsync(_upstreamHead.Written);
+                    await c.Socket.SendSoonAsync(_upstreamHead.Written);
                 }
                 catch (SocketException)
                 {
@@ -466,7 +470,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     /// </summary>
     private ValueTask SendAsync(ReadOnlyMemory<byte> data)
     {
-        var send = _socket.SendAsync(data);
+        var send = _socket.SendSoonAsync(data);
         return send.IsCompletedSuccessfully ? default : WaitSentAsync(send, data.Length);
     }
 

@@ -19,6 +19,29 @@ internal sealed unsafe class EpollLoop
     private uint[] _generations = new uint[64];
     private readonly Stack<int> _free = new();
     private int _used;
+    // Bytes sockets were given with SendSoon during this turn, and the sockets with something to send at its end.
+    private readonly byte[] _arena = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+    private int _arenaUsed;
+    private readonly List<EpollSocket> _flushAtEnd = [];
+    // The turn's receives and sends go to the kernel in one io_uring call each (null: one call per socket).
+    private Ring? _ring;
+    private readonly List<EpollSocket> _receiveAtEnd = [];
+    private readonly List<(EpollSocket Socket, int Offset, int Length)> _ops = [];
+    private int[] _results = [];
+    private Action<ulong, int>? _complete;
+    private static readonly Prometheus.Counter RingOps = Prometheus.Metrics.CreateCounter("eru_lb_io_uring_operations_total",
+        "Receives and sends the event loops made in io_uring batches (one system call per batch).", "op");
+    private static readonly Prometheus.Counter RingBatches = Prometheus.Metrics.CreateCounter("eru_lb_io_uring_batches_total",
+        "io_uring batches the event loops submitted.", "op");
+
+    /// <summary>A result for an operation of a batch whose submission failed.</summary>
+    internal const int NotDone = int.MinValue + 1;
+
+    /// <summary>Whether the loops batch their receives and sends with io_uring (Lb:IoUring; read when the loops start).</summary>
+    public static bool UseRing { get; set; } = true;
+
+    /// <summary>Why a loop makes one call per socket although <see cref="UseRing"/> (null: it batches, or was not asked to).</summary>
+    public static string? RingUnavailable { get; private set; }
 
     /// <summary>The loop for the next socket (round robin).</summary>
     public static EpollLoop Next()
@@ -89,10 +112,117 @@ internal sealed unsafe class EpollLoop
         }
     }
 
+    /// <summary>
+    /// Keeps <paramref name="data"/> for the end of this turn (loop thread only), after what the socket kept
+    /// before in it (<paramref name="offset"/>, <paramref name="length"/>); false when it cannot (no room, or
+    /// the socket's earlier bytes are not the last ones kept): the caller sends them first.
+    /// </summary>
+    internal bool Keep(EpollSocket socket, ReadOnlySpan<byte> data, ref int offset, ref int length)
+    {
+        if (length > 0 && offset + length != _arenaUsed) return false;
+        if (data.Length > _arena.Length - _arenaUsed) return false;
+        data.CopyTo(_arena.AsSpan(_arenaUsed));
+        if (length == 0)
+        {
+            offset = _arenaUsed;
+            _flushAtEnd.Add(socket);
+        }
+        length += data.Length;
+        _arenaUsed += data.Length;
+        return true;
+    }
+
+    /// <summary>Bytes kept for this turn's end.</summary>
+    internal ReadOnlySpan<byte> Kept(int offset, int length) => _arena.AsSpan(offset, length);
+
+    /// <summary>The socket has bytes to send at the end of this turn (loop thread only).</summary>
+    internal void FlushAtEnd(EpollSocket socket) => _flushAtEnd.Add(socket);
+
+    /// <summary>The socket's reader waits with its buffer: the loop receives into it at the end of the turn (false: no ring).</summary>
+    internal bool ReceiveAtEnd(EpollSocket socket)
+    {
+        if (_ring is null) return false;
+        _receiveAtEnd.Add(socket);
+        return true;
+    }
+
+    private unsafe void ReceiveBatch()
+    {
+        foreach (var socket in _receiveAtEnd)
+        {
+            if (!socket.TryStartReceive(out var fd, out var address, out var length)) continue;
+            var sqe = _ring!.Next();
+            if (sqe is null)
+            {
+                CompleteBatch(receive: true);
+                sqe = _ring.Next();
+            }
+            *sqe = new Ring.Sqe { Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait, UserData = (ulong)_ops.Count };
+            _ops.Add((socket, 0, length));
+        }
+        _receiveAtEnd.Clear();
+        CompleteBatch(receive: true);
+    }
+
+    private unsafe void SendBatch()
+    {
+        foreach (var socket in _flushAtEnd)
+        {
+            if (!socket.TryStartSend(out var fd, out var offset, out var length)) continue;
+            var sqe = _ring!.Next();
+            if (sqe is null)
+            {
+                CompleteBatch(receive: false);
+                sqe = _ring.Next();
+            }
+            var address = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_arena, offset);
+            *sqe = new Ring.Sqe { Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal, UserData = (ulong)_ops.Count };
+            _ops.Add((socket, offset, length));
+        }
+        CompleteBatch(receive: false);
+    }
+
+    /// <summary>Submits the queued operations, waits for them (they do not block), and hands each socket its result.</summary>
+    private void CompleteBatch(bool receive)
+    {
+        if (_ops.Count == 0) return;
+        Array.Fill(_results, NotDone, 0, _ops.Count);
+        try { _ring!.SubmitAndWait(_complete!); }
+        catch (Exception e)
+        {
+            // Not expected; the loop goes on one call per socket (every operation of the batch is redone that way).
+            LoopFaults.Inc();
+            Console.Error.WriteLine($"eru-lb: epoll loop {Index}: io_uring failed, going on without it: {e.Message}");
+            RingUnavailable = e.Message;
+            _ring = null;
+        }
+        var op = receive ? "receive" : "send";
+        RingOps.WithLabels(op).Inc(_ops.Count);
+        RingBatches.WithLabels(op).Inc();
+        for (var i = 0; i < _ops.Count; i++)
+        {
+            var (socket, offset, length) = _ops[i];
+            if (receive) socket.Received(_results[i], length);
+            else socket.Sent(_results[i], offset, length);
+        }
+        _ops.Clear();
+    }
+
     private void Run()
     {
         const int max = 256;
         _current = this;
+        if (UseRing)
+        {
+            _ring = Ring.TryCreate(max, out var why);
+            if (_ring is null)
+            {
+                RingUnavailable = why;
+                Console.Error.WriteLine($"eru-lb: epoll loop {Index}: no io_uring ({why}); one system call per socket");
+            }
+            _results = new int[_ring?.Capacity ?? 0];
+            _complete = (op, result) => _results[op] = result;
+        }
         var events = stackalloc Native.EpollEvent[max];
         while (true)
         {
@@ -111,6 +241,18 @@ internal sealed unsafe class EpollLoop
                     try { socket.OnEvents(events[i].Events); }
                     catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
                 }
+            }
+            // The readers that waited get their bytes in one call, then run (and what they answer is kept).
+            if (_receiveAtEnd.Count > 0) ReceiveBatch();
+            // What the turn's work sent with SendSoon leaves now, together: each peer is woken once with all
+            // of its bytes, after every socket that was ready has been served.
+            if (_flushAtEnd.Count > 0)
+            {
+                if (_ring is null)
+                    foreach (var socket in _flushAtEnd) socket.FlushKept();
+                else SendBatch();
+                _flushAtEnd.Clear();
+                _arenaUsed = 0;
             }
         }
     }

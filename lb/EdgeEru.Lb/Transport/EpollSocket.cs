@@ -24,6 +24,22 @@ internal sealed class EpollSocket : IDisposable
     private bool _mayHaveData = true; // the reader's: false after a short read or EAGAIN
     private volatile bool _peerClosed; // epoll said RDHUP/HUP/ERR: no edge will come again, so read until recv says 0
     private int _disposed;
+    // A reader on the socket's own loop waiting for an edge leaves its buffer here: at the edge the loop takes
+    // it (the loop thread's own copy) and receives into it with every other socket's in one io_uring call,
+    // and the reader wakes with the count.
+    private Memory<byte> _waitBuffer, _loopBuffer;
+    private MemoryHandle _loopPin;
+    private int _received = NoResult;
+    private const int NoResult = int.MinValue;
+    // SendSoon on the socket's own loop keeps the bytes in the loop's arena until the end of the turn. What a
+    // flush could not send (the peer's window was full) waits in the backlog for room. Any other send goes
+    // after both; a failed flush is thrown by the next send.
+    private readonly Lock _sendGate = new();
+    private int _keptOffset, _keptLength;
+    private byte[]? _backlog;
+    private int _backlogLength;
+    private volatile bool _pending;
+    private SocketException? _sendFault;
 
     /// <summary>Told at once when the peer closes or resets, even while nobody reads (the lane: its client left mid-request).</summary>
     public IPeerWatcher? Watcher { get; set; }
@@ -93,8 +109,18 @@ internal sealed class EpollSocket : IDisposable
             _peerClosed = true;
             Watcher?.PeerClosed();
         }
-        if ((events & (Native.EpollIn | Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0) _readable.Set();
-        if ((events & (Native.EpollOut | Native.EpollHup | Native.EpollErr)) != 0) _writable.Set();
+        if ((events & (Native.EpollIn | Native.EpollRdHup | Native.EpollHup | Native.EpollErr)) != 0)
+        {
+            // A reader waiting with its buffer: the loop receives into it with the turn's others, then wakes it.
+            var buffer = _waitBuffer;
+            if (!buffer.IsEmpty && _readable.IsWaiting && _loop.ReceiveAtEnd(this)) _loopBuffer = buffer;
+            else _readable.Set();
+        }
+        if ((events & (Native.EpollOut | Native.EpollHup | Native.EpollErr)) != 0)
+        {
+            if (_pending) _loop.FlushAtEnd(this); // room again for the backlog
+            _writable.Set();
+        }
     }
 
     /// <summary>Reads what is there (0: the peer closed). An empty buffer waits until data arrives.</summary>
@@ -113,12 +139,58 @@ internal sealed class EpollSocket : IDisposable
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveWhenReadyAsync(Memory<byte> buffer)
     {
+        // Only a reader on the loop's own thread may leave its buffer to the loop: nothing else can then run
+        // between its wait starting and the loop's next turn.
+        var onLoop = EpollLoop.Current == _loop;
         while (true)
         {
-            if (!await _readable.WaitAsync()) throw Aborted();
-            var n = TryReceive(buffer.Span);
+            if (onLoop) _waitBuffer = buffer;
+            var ready = await _readable.WaitAsync();
+            _waitBuffer = default;
+            if (!ready) throw Aborted();
+            var n = _received;
+            if (n != NoResult)
+            {
+                _received = NoResult;
+                if (n >= 0) return n;
+                throw Native.Error(-n);
+            }
+            n = TryReceive(buffer.Span);
             if (n >= 0) return n;
         }
+    }
+
+    /// <summary>
+    /// The loop's receive into the waiting reader's buffer (loop thread): the buffer's address, pinned until
+    /// <see cref="Received"/>; false (the reader woken to find out) when the socket has closed.
+    /// </summary>
+    internal unsafe bool TryStartReceive(out int fd, out nint address, out int length)
+    {
+        (fd, address, length) = (0, 0, 0);
+        var added = false;
+        try { _handle.DangerousAddRef(ref added); }
+        catch (ObjectDisposedException) { }
+        if (!added)
+        {
+            _loopBuffer = default;
+            _readable.Set();
+            return false;
+        }
+        _loopPin = _loopBuffer.Pin();
+        (fd, address, length) = (Fd, (nint)_loopPin.Pointer, _loopBuffer.Length);
+        return true;
+    }
+
+    /// <summary>The loop's receive is done (<paramref name="result"/>: bytes, or -errno): the reader wakes with it.</summary>
+    internal void Received(int result, int length)
+    {
+        _loopPin.Dispose();
+        _loopBuffer = default;
+        _handle.DangerousRelease();
+        if (result is -11 or EpollLoop.NotDone) result = NoResult; // EAGAIN (the edge was old news) or a failed ring: the reader tries itself
+        else if (result >= 0) _mayHaveData = result == length || result == 0 || _peerClosed;
+        _received = result;
+        _readable.Set();
     }
 
     private async ValueTask<int> WaitForDataAsync()
@@ -148,9 +220,27 @@ internal sealed class EpollSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Like <see cref="SendAsync(ReadOnlyMemory{byte})"/>, but on the socket's own loop the bytes are copied
+    /// and leave at the end of the loop's turn with every other socket's. Done means kept, not sent: a failure
+    /// comes with the next send, and the connection's owner flushes (sends nothing) before it closes the socket.
+    /// </summary>
+    public ValueTask SendSoonAsync(ReadOnlyMemory<byte> data)
+    {
+        if (EpollLoop.Current == _loop && !data.IsEmpty)
+            lock (_sendGate)
+                if (_sendFault is null && _backlogLength == 0 && _loop.Keep(this, data.Span, ref _keptOffset, ref _keptLength))
+                {
+                    _pending = true;
+                    return default;
+                }
+        return SendAsync(data);
+    }
+
     /// <summary>Writes all of <paramref name="data"/>, waiting for room in the socket buffer when it is full.</summary>
     public ValueTask SendAsync(ReadOnlySequence<byte> data)
     {
+        if (_pending || _sendFault is not null) return SendAfterKeptAsync(data);
         while (!data.IsEmpty)
         {
             var n = TrySend(data);
@@ -169,6 +259,128 @@ internal sealed class EpollSocket : IDisposable
             if (!await _writable.WaitAsync()) throw Aborted();
             int n;
             while (!data.IsEmpty && (n = TrySend(data)) >= 0) data = data.Slice(n);
+        }
+    }
+
+    private async ValueTask SendAfterKeptAsync(ReadOnlySequence<byte> data)
+    {
+        while (!FlushKept())
+            if (!await _writable.WaitAsync()) throw Aborted();
+        SocketException? fault;
+        lock (_sendGate) (fault, _sendFault) = (_sendFault, null);
+        if (fault is not null) throw fault;
+        if (!data.IsEmpty) await SendAsync(data);
+    }
+
+    /// <summary>
+    /// Sends the backlog and the bytes kept this turn, as far as the socket takes them: true when nothing is
+    /// left (or the send failed: the failure is kept for the next send), false when the rest waits for room.
+    /// </summary>
+    internal bool FlushKept()
+    {
+        lock (_sendGate)
+        {
+            if (!_pending) return true;
+            try
+            {
+                if (_backlogLength > 0)
+                {
+                    var n = TrySend(new ReadOnlySequence<byte>(_backlog!, 0, _backlogLength));
+                    if (n < 0) return false;
+                    _backlog.AsSpan(n, _backlogLength - n).CopyTo(_backlog);
+                    _backlogLength -= n;
+                    if (_backlogLength > 0) return false;
+                }
+                if (_keptLength > 0)
+                {
+                    var kept = _loop.Kept(_keptOffset, _keptLength);
+                    _keptLength = 0;
+                    var n = Math.Max(0, TrySend(kept));
+                    if (n < kept.Length)
+                    {
+                        // The peer's window is full: the rest leaves the arena (reused next turn) for the backlog.
+                        _backlog = new byte[kept.Length - n];
+                        kept[n..].CopyTo(_backlog);
+                        _backlogLength = _backlog.Length;
+                        return false;
+                    }
+                }
+            }
+            catch (SocketException e)
+            {
+                _sendFault = e;
+                _keptLength = _backlogLength = 0;
+            }
+            _pending = false;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// The loop's send of the bytes kept this turn (loop thread), in its io_uring batch: true with the send's
+    /// place in the arena, and the socket's send lock held until <see cref="Sent"/>; false when there is
+    /// nothing to batch (nothing kept, a backlog to go first, or a closed socket: flushed the plain way).
+    /// </summary>
+    internal bool TryStartSend(out int fd, out int offset, out int length)
+    {
+        (fd, offset, length) = (0, 0, 0);
+        _sendGate.Enter();
+        if (_pending && _backlogLength == 0 && _keptLength > 0)
+        {
+            var added = false;
+            try { _handle.DangerousAddRef(ref added); }
+            catch (ObjectDisposedException) { }
+            if (added)
+            {
+                (fd, offset, length) = (Fd, _keptOffset, _keptLength);
+                _keptLength = 0;
+                _writable.Reset(); // as before a send of our own: an edge after this is for room this send may not have had
+                return true;
+            }
+        }
+        _sendGate.Exit();
+        FlushKept();
+        return false;
+    }
+
+    /// <summary>The loop's send is done (<paramref name="result"/>: bytes taken, or -errno; <see cref="EpollLoop.NotDone"/>: the ring failed).</summary>
+    internal void Sent(int result, int offset, int length)
+    {
+        var notSent = result == EpollLoop.NotDone;
+        try
+        {
+            _handle.DangerousRelease();
+            if (result is -11 or EpollLoop.NotDone) result = 0; // no room, or not sent at all: all of it waits
+            if (result < 0)
+            {
+                _sendFault = Native.Error(-result);
+                _pending = false;
+            }
+            else if (result < length)
+            {
+                // The rest waits for room: the kernel marked the socket short of space, so an EPOLLOUT edge follows.
+                _backlog = _loop.Kept(offset + result, length - result).ToArray();
+                _backlogLength = _backlog.Length;
+            }
+            else _pending = false;
+        }
+        finally { _sendGate.Exit(); }
+        if (notSent) FlushKept(); // the ring failed: no edge is owed, so the plain way now
+    }
+
+    private int TrySend(ReadOnlySpan<byte> data)
+    {
+        _writable.Reset();
+        var added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            return Native.Send(Fd, data);
+        }
+        catch (ObjectDisposedException) { throw Aborted(); }
+        finally
+        {
+            if (added) _handle.DangerousRelease();
         }
     }
 

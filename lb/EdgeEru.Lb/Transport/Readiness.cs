@@ -16,6 +16,9 @@ internal sealed class Readiness : IValueTaskSource<bool>
     /// <summary>Forgets an edge seen before the caller looks at the socket itself (called right before the syscall).</summary>
     public void Reset() => Interlocked.CompareExchange(ref _state, Idle, Signaled);
 
+    /// <summary>The waiter is waiting (nothing signaled, not closed).</summary>
+    public bool IsWaiting => Volatile.Read(ref _state) == Waiting;
+
     /// <summary>An edge came that nobody has consumed yet.</summary>
     public bool IsSignaled => Volatile.Read(ref _state) == Signaled;
 
