@@ -222,4 +222,13 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
         var e = Assert.Throws<ArgumentException>(() => LbHost.Create(["--Registry:Endpoints", EtcdUrl, "--Lb:Transport", "io_uring"]));
         Assert.Contains("Lb:Transport", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("20000")]
+    public void An_epoll_spin_out_of_range_is_refused_naming_the_setting(string spin)
+    {
+        var e = Assert.Throws<ArgumentException>(() => LbHost.Create(["--Registry:Endpoints", EtcdUrl, "--Lb:EpollSpin", spin]));
+        Assert.Contains("Lb:EpollSpin", e.Message, StringComparison.Ordinal);
+    }
 }

@@ -26,9 +26,16 @@ internal sealed unsafe class EpollLoop
     // The turn's receives and sends go to the kernel in one io_uring call each (null: one call per socket).
     private Ring? _ring;
     private readonly List<EpollSocket> _receiveAtEnd = [];
-    private readonly List<(EpollSocket Socket, int Offset, int Length)> _ops = [];
-    private int[] _results = [];
-    private Action<ulong, int>? _complete;
+    // A batch's operations (by user data) and results; receives and sends apart, as sends may go out while
+    // the receives' readers are being woken (when a turn's receives fill the ring).
+    private readonly Batch _receives = new(), _sends = new();
+
+    private sealed class Batch
+    {
+        public readonly List<(EpollSocket Socket, int Offset, int Length)> Ops = [];
+        public int[] Results = [];
+        public Action<ulong, int>? Complete;
+    }
     private static readonly Prometheus.Counter RingOps = Prometheus.Metrics.CreateCounter("eru_lb_io_uring_operations_total",
         "Receives and sends the event loops made in io_uring batches (one system call per batch).", "op");
     private static readonly Prometheus.Counter RingBatches = Prometheus.Metrics.CreateCounter("eru_lb_io_uring_batches_total",
@@ -39,6 +46,12 @@ internal sealed unsafe class EpollLoop
 
     /// <summary>Whether the loops batch their receives and sends with io_uring (Lb:IoUring; read when the loops start).</summary>
     public static bool UseRing { get; set; } = true;
+
+    /// <summary>
+    /// How many times an idle loop looks for events again, yielding its core in between, before it blocks
+    /// (Lb:EpollSpin; read when the loops start).
+    /// </summary>
+    public static int SpinBeforeBlocking { get; set; } = 20;
 
     /// <summary>Why a loop makes one call per socket although <see cref="UseRing"/> (null: it batches, or was not asked to).</summary>
     public static string? RingUnavailable { get; private set; }
@@ -154,14 +167,25 @@ internal sealed unsafe class EpollLoop
             var sqe = _ring!.Next();
             if (sqe is null)
             {
-                CompleteBatch(receive: true);
+                CompleteBatch(_receives);
                 sqe = _ring.Next();
             }
-            *sqe = new Ring.Sqe { Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait, UserData = (ulong)_ops.Count };
-            _ops.Add((socket, 0, length));
+            *sqe = new Ring.Sqe { Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait, UserData = (ulong)_receives.Ops.Count };
+            _receives.Ops.Add((socket, 0, length));
         }
         _receiveAtEnd.Clear();
-        CompleteBatch(receive: true);
+        CompleteBatch(_receives);
+    }
+
+    /// <summary>Sends what the turn kept so far (and backlogs that have room again); the arena is free again after.</summary>
+    private void Flush()
+    {
+        if (_flushAtEnd.Count == 0) return;
+        if (_ring is null)
+            foreach (var socket in _flushAtEnd) socket.FlushKept();
+        else SendBatch();
+        _flushAtEnd.Clear();
+        _arenaUsed = 0;
     }
 
     private unsafe void SendBatch()
@@ -172,22 +196,24 @@ internal sealed unsafe class EpollLoop
             var sqe = _ring!.Next();
             if (sqe is null)
             {
-                CompleteBatch(receive: false);
+                CompleteBatch(_sends);
                 sqe = _ring.Next();
             }
             var address = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_arena, offset);
-            *sqe = new Ring.Sqe { Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal, UserData = (ulong)_ops.Count };
-            _ops.Add((socket, offset, length));
+            *sqe = new Ring.Sqe { Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal, UserData = (ulong)_sends.Ops.Count };
+            _sends.Ops.Add((socket, offset, length));
         }
-        CompleteBatch(receive: false);
+        CompleteBatch(_sends);
     }
 
     /// <summary>Submits the queued operations, waits for them (they do not block), and hands each socket its result.</summary>
-    private void CompleteBatch(bool receive)
+    private void CompleteBatch(Batch batch)
     {
-        if (_ops.Count == 0) return;
-        Array.Fill(_results, NotDone, 0, _ops.Count);
-        try { _ring!.SubmitAndWait(_complete!); }
+        var ops = batch.Ops;
+        if (ops.Count == 0) return;
+        var receive = batch == _receives;
+        Array.Fill(batch.Results, NotDone, 0, ops.Count);
+        try { _ring!.SubmitAndWait(batch.Complete!); }
         catch (Exception e)
         {
             // Not expected; the loop goes on one call per socket (every operation of the batch is redone that way).
@@ -197,15 +223,18 @@ internal sealed unsafe class EpollLoop
             _ring = null;
         }
         var op = receive ? "receive" : "send";
-        RingOps.WithLabels(op).Inc(_ops.Count);
+        RingOps.WithLabels(op).Inc(ops.Count);
         RingBatches.WithLabels(op).Inc();
-        for (var i = 0; i < _ops.Count; i++)
+        for (var i = 0; i < ops.Count; i++)
         {
-            var (socket, offset, length) = _ops[i];
-            if (receive) socket.Received(_results[i], length);
-            else socket.Sent(_results[i], offset, length);
+            var (socket, offset, length) = ops[i];
+            if (receive)
+            {
+                socket.Received(batch.Results[i], length);
+            }
+            else socket.Sent(batch.Results[i], offset, length);
         }
-        _ops.Clear();
+        ops.Clear();
     }
 
     private void Run()
@@ -220,13 +249,20 @@ internal sealed unsafe class EpollLoop
                 RingUnavailable = why;
                 Console.Error.WriteLine($"eru-lb: epoll loop {Index}: no io_uring ({why}); one system call per socket");
             }
-            _results = new int[_ring?.Capacity ?? 0];
-            _complete = (op, result) => _results[op] = result;
+            foreach (var batch in new[] { _receives, _sends })
+            {
+                batch.Results = new int[_ring?.Capacity ?? 0];
+                batch.Complete = (op, result) => batch.Results[op] = result;
+            }
         }
         var events = stackalloc Native.EpollEvent[max];
         while (true)
         {
-            var n = Native.EpollWait(_epfd, events, max, -1);
+            // Under load the next events are a few microseconds away: looking again (and giving the core to
+            // whoever else is ready meanwhile) costs less than a sleep and a wakeup, and answers sooner.
+            var n = 0;
+            for (var spin = 0; spin < SpinBeforeBlocking && (n = Native.EpollWait(_epfd, events, max, 0)) == 0; spin++) Thread.Yield();
+            if (n == 0) n = Native.EpollWait(_epfd, events, max, -1);
             if (n < 0) continue; // EINTR
             // Read after the wait: a socket added before its first event is in this array.
             var slots = Volatile.Read(ref _slots);
@@ -246,14 +282,7 @@ internal sealed unsafe class EpollLoop
             if (_receiveAtEnd.Count > 0) ReceiveBatch();
             // What the turn's work sent with SendSoon leaves now, together: each peer is woken once with all
             // of its bytes, after every socket that was ready has been served.
-            if (_flushAtEnd.Count > 0)
-            {
-                if (_ring is null)
-                    foreach (var socket in _flushAtEnd) socket.FlushKept();
-                else SendBatch();
-                _flushAtEnd.Clear();
-                _arenaUsed = 0;
-            }
+            Flush();
         }
     }
 }
