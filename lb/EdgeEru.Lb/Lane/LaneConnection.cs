@@ -97,6 +97,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 if (status == HeadStatus.NotForLane || !await AnswerAsync())
                 {
                     _socket.Watcher = null;
+                    await SendAsync(ReadOnlyMemory<byte>.Empty); // the answers kept so far go before Kestrel's
                     _handOver(_socket, _local, _remote, _in.AsMemory(_start, _end - _start).ToArray());
                     handedOver = true;
                     return;

@@ -22,7 +22,7 @@ internal sealed unsafe class EpollLoop
     // Bytes sockets were given with SendSoon during this turn, and the sockets with something to send at its end.
     private readonly byte[] _arena = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
     private int _arenaUsed;
-    private readonly List<EpollSocket> _flushAtEnd = [];
+    private readonly List<EpollSocket> _flushAtEnd = [], _flushing = [];
     // The turn's receives and sends go to the kernel in one io_uring call each (null: one call per socket).
     private Ring? _ring;
     private readonly List<EpollSocket> _receiveAtEnd = [];
@@ -138,7 +138,7 @@ internal sealed unsafe class EpollLoop
         if (length == 0)
         {
             offset = _arenaUsed;
-            _flushAtEnd.Add(socket);
+            FlushAtEnd(socket);
         }
         length += data.Length;
         _arenaUsed += data.Length;
@@ -149,61 +149,87 @@ internal sealed unsafe class EpollLoop
     internal ReadOnlySpan<byte> Kept(int offset, int length) => _arena.AsSpan(offset, length);
 
     /// <summary>The socket has bytes to send at the end of this turn (loop thread only).</summary>
-    internal void FlushAtEnd(EpollSocket socket) => _flushAtEnd.Add(socket);
-
-    /// <summary>The socket's reader waits with its buffer: the loop receives into it at the end of the turn (false: no ring).</summary>
-    internal bool ReceiveAtEnd(EpollSocket socket)
+    internal void FlushAtEnd(EpollSocket socket)
     {
-        if (_ring is null) return false;
-        _receiveAtEnd.Add(socket);
-        return true;
+        if (socket.FlushListed) return;
+        socket.FlushListed = true;
+        _flushAtEnd.Add(socket);
     }
+
+    /// <summary>Whether this loop batches receives (it has a ring).</summary>
+    internal bool CanReceiveAtEnd => _ring is not null;
+
+    /// <summary>The socket's claimed reader waits with its buffer: the loop receives into it at the end of the turn.</summary>
+    internal void ReceiveAtEnd(EpollSocket socket) => _receiveAtEnd.Add(socket);
 
     private unsafe void ReceiveBatch()
     {
         foreach (var socket in _receiveAtEnd)
         {
-            if (!socket.TryStartReceive(out var fd, out var address, out var length)) continue;
-            var sqe = _ring!.Next();
+            if (!socket.TryStartReceive(out var fd, out var address, out var length)) continue; // closed: its reader was woken
+            var sqe = NextEntry(_receives);
             if (sqe is null)
             {
-                CompleteBatch(_receives);
-                sqe = _ring.Next();
+                socket.Received(NotDone, length); // the ring failed: the reader receives itself
+                continue;
             }
             *sqe = new Ring.Sqe { Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait, UserData = (ulong)_receives.Ops.Count };
             _receives.Ops.Add((socket, 0, length));
         }
-        _receiveAtEnd.Clear();
         CompleteBatch(_receives);
     }
 
-    /// <summary>Sends what the turn kept so far (and backlogs that have room again); the arena is free again after.</summary>
+    /// <summary>
+    /// Sends what the turn kept (and backlogs that have room again), then wakes the sockets' writers; what
+    /// they send in turn is flushed too, so nothing kept waits for another turn.
+    /// </summary>
     private void Flush()
     {
-        if (_flushAtEnd.Count == 0) return;
-        if (_ring is null)
-            foreach (var socket in _flushAtEnd) socket.FlushKept();
-        else SendBatch();
-        _flushAtEnd.Clear();
-        _arenaUsed = 0;
+        while (_flushAtEnd.Count > 0)
+        {
+            _flushing.AddRange(_flushAtEnd);
+            _flushAtEnd.Clear();
+            try
+            {
+                foreach (var socket in _flushing) socket.FlushListed = false;
+                if (_ring is null)
+                    foreach (var socket in _flushing) socket.FlushKept();
+                else SendBatch();
+            }
+            finally { _arenaUsed = 0; }
+            foreach (var socket in _flushing)
+                try { socket.WakeWriter(); }
+                catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
+            _flushing.Clear();
+        }
     }
 
     private unsafe void SendBatch()
     {
-        foreach (var socket in _flushAtEnd)
+        foreach (var socket in _flushing)
         {
             if (!socket.TryStartSend(out var fd, out var offset, out var length)) continue;
-            var sqe = _ring!.Next();
+            var sqe = NextEntry(_sends);
             if (sqe is null)
             {
-                CompleteBatch(_sends);
-                sqe = _ring.Next();
+                socket.Sent(NotDone, offset, length); // the ring failed: sent the plain way
+                continue;
             }
             var address = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_arena, offset);
             *sqe = new Ring.Sqe { Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal, UserData = (ulong)_sends.Ops.Count };
             _sends.Ops.Add((socket, offset, length));
         }
         CompleteBatch(_sends);
+    }
+
+    /// <summary>An entry for the batch; when the ring is full the batch so far goes first. Null: the ring has failed.</summary>
+    private Ring.Sqe* NextEntry(Batch batch)
+    {
+        if (_ring is null) return null;
+        var sqe = _ring.Next();
+        if (sqe != null) return sqe;
+        CompleteBatch(batch);
+        return _ring is null ? null : _ring.Next();
     }
 
     /// <summary>Submits the queued operations, waits for them (they do not block), and hands each socket its result.</summary>
@@ -228,11 +254,14 @@ internal sealed unsafe class EpollLoop
         for (var i = 0; i < ops.Count; i++)
         {
             var (socket, offset, length) = ops[i];
-            if (receive)
+            // A receive wakes its reader, whose request runs here: like the turn's other work, an exception
+            // that escapes must not end the loop.
+            try
             {
-                socket.Received(batch.Results[i], length);
+                if (receive) socket.Received(batch.Results[i], length);
+                else socket.Sent(batch.Results[i], offset, length);
             }
-            else socket.Sent(batch.Results[i], offset, length);
+            catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
         }
         ops.Clear();
     }
@@ -278,11 +307,17 @@ internal sealed unsafe class EpollLoop
                     catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
                 }
             }
-            // The readers that waited get their bytes in one call, then run (and what they answer is kept).
-            if (_receiveAtEnd.Count > 0) ReceiveBatch();
-            // What the turn's work sent with SendSoon leaves now, together: each peer is woken once with all
-            // of its bytes, after every socket that was ready has been served.
-            Flush();
+            try
+            {
+                // The readers that waited get their bytes in one call, then run (and what they answer is kept).
+                if (_receiveAtEnd.Count > 0)
+                    try { ReceiveBatch(); }
+                    finally { _receiveAtEnd.Clear(); }
+                // What the turn's work sent with SendSoon leaves now, together: each peer is woken once with all
+                // of its bytes, after every socket that was ready has been served.
+                Flush();
+            }
+            catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
         }
     }
 }

@@ -39,7 +39,11 @@ internal sealed class EpollSocket : IDisposable
     private byte[]? _backlog;
     private int _backlogLength;
     private volatile bool _pending;
+    private bool _inFlight; // the loop's io_uring send of the kept bytes is under way (the loop holds the lock)
     private SocketException? _sendFault;
+
+    /// <summary>In the loop's list of sockets to flush at the end of the turn (loop thread only): listed once.</summary>
+    internal bool FlushListed { get; set; }
 
     /// <summary>Told at once when the peer closes or resets, even while nobody reads (the lane: its client left mid-request).</summary>
     public IPeerWatcher? Watcher { get; set; }
@@ -98,7 +102,7 @@ internal sealed class EpollSocket : IDisposable
     /// </summary>
     public bool PeerHasClosed => _peerClosed;
 
-    public bool IsQuiet => !_mayHaveData && !_peerClosed && !_readable.IsSignaled && Volatile.Read(ref _disposed) == 0;
+    public bool IsQuiet => !_mayHaveData && !_peerClosed && !_readable.IsSignaled && !_pending && _sendFault is null && Volatile.Read(ref _disposed) == 0;
     private int Fd => (int)_handle.DangerousGetHandle();
 
     internal void OnEvents(uint events)
@@ -113,7 +117,11 @@ internal sealed class EpollSocket : IDisposable
         {
             // A reader waiting with its buffer: the loop receives into it with the turn's others, then wakes it.
             var buffer = _waitBuffer;
-            if (!buffer.IsEmpty && _readable.IsWaiting && _loop.ReceiveAtEnd(this)) _loopBuffer = buffer;
+            if (!buffer.IsEmpty && _loop.CanReceiveAtEnd && _readable.TryClaim())
+            {
+                _loopBuffer = buffer;
+                _loop.ReceiveAtEnd(this);
+            }
             else _readable.Set();
         }
         if ((events & (Native.EpollOut | Native.EpollHup | Native.EpollErr)) != 0)
@@ -161,7 +169,7 @@ internal sealed class EpollSocket : IDisposable
     }
 
     /// <summary>
-    /// The loop's receive into the waiting reader's buffer (loop thread): the buffer's address, pinned until
+    /// The loop's receive into the claimed reader's buffer (loop thread): the buffer's address, pinned until
     /// <see cref="Received"/>; false (the reader woken to find out) when the socket has closed.
     /// </summary>
     internal unsafe bool TryStartReceive(out int fd, out nint address, out int length)
@@ -173,7 +181,7 @@ internal sealed class EpollSocket : IDisposable
         if (!added)
         {
             _loopBuffer = default;
-            _readable.Set();
+            _readable.Release();
             return false;
         }
         _loopPin = _loopBuffer.Pin();
@@ -190,7 +198,7 @@ internal sealed class EpollSocket : IDisposable
         if (result is -11 or EpollLoop.NotDone) result = NoResult; // EAGAIN (the edge was old news) or a failed ring: the reader tries itself
         else if (result >= 0) _mayHaveData = result == length || result == 0 || _peerClosed;
         _received = result;
-        _readable.Set();
+        _readable.Release();
     }
 
     private async ValueTask<int> WaitForDataAsync()
@@ -281,15 +289,28 @@ internal sealed class EpollSocket : IDisposable
         lock (_sendGate)
         {
             if (!_pending) return true;
+            if (_inFlight) return false; // only the loop itself, re-entering: its send's completion decides
             try
             {
                 if (_backlogLength > 0)
                 {
-                    var n = TrySend(new ReadOnlySequence<byte>(_backlog!, 0, _backlogLength));
-                    if (n < 0) return false;
+                    var n = Math.Max(0, TrySend(new ReadOnlySequence<byte>(_backlog!, 0, _backlogLength)));
                     _backlog.AsSpan(n, _backlogLength - n).CopyTo(_backlog);
                     _backlogLength -= n;
-                    if (_backlogLength > 0) return false;
+                    if (_backlogLength > 0)
+                    {
+                        // Kept bytes behind a backlog (not made so far: SendSoon keeps none then) would lose
+                        // their place in the arena at the turn's end: they join the backlog.
+                        if (_keptLength > 0)
+                        {
+                            var kept = _loop.Kept(_keptOffset, _keptLength);
+                            Array.Resize(ref _backlog, _backlogLength + kept.Length);
+                            kept.CopyTo(_backlog.AsSpan(_backlogLength));
+                            _backlogLength += kept.Length;
+                            _keptLength = 0;
+                        }
+                        return false;
+                    }
                 }
                 if (_keptLength > 0)
                 {
@@ -325,6 +346,11 @@ internal sealed class EpollSocket : IDisposable
     {
         (fd, offset, length) = (0, 0, 0);
         _sendGate.Enter();
+        if (_inFlight)
+        {
+            _sendGate.Exit();
+            return false;
+        }
         if (_pending && _backlogLength == 0 && _keptLength > 0)
         {
             var added = false;
@@ -334,6 +360,7 @@ internal sealed class EpollSocket : IDisposable
             {
                 (fd, offset, length) = (Fd, _keptOffset, _keptLength);
                 _keptLength = 0;
+                _inFlight = true;
                 _writable.Reset(); // as before a send of our own: an edge after this is for room this send may not have had
                 return true;
             }
@@ -349,6 +376,7 @@ internal sealed class EpollSocket : IDisposable
         var notSent = result == EpollLoop.NotDone;
         try
         {
+            _inFlight = false;
             _handle.DangerousRelease();
             if (result is -11 or EpollLoop.NotDone) result = 0; // no room, or not sent at all: all of it waits
             if (result < 0)
@@ -367,6 +395,12 @@ internal sealed class EpollSocket : IDisposable
         finally { _sendGate.Exit(); }
         if (notSent) FlushKept(); // the ring failed: no edge is owed, so the plain way now
     }
+
+    /// <summary>
+    /// After the loop sent for the socket: a writer waiting for room behind the kept bytes may go on (its
+    /// edge may have been taken by the loop's send). A spare wake costs a writer one look.
+    /// </summary>
+    internal void WakeWriter() => _writable.Set();
 
     private int TrySend(ReadOnlySpan<byte> data)
     {
