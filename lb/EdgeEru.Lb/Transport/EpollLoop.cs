@@ -146,7 +146,7 @@ internal sealed unsafe class EpollLoop
     }
 
     /// <summary>Bytes kept for this turn's end.</summary>
-    internal ReadOnlySpan<byte> Kept(int offset, int length) => _arena.AsSpan(offset, length);
+    internal ReadOnlyMemory<byte> Kept(int offset, int length) => _arena.AsMemory(offset, length);
 
     /// <summary>The socket has bytes to send at the end of this turn (loop thread only).</summary>
     internal void FlushAtEnd(EpollSocket socket)

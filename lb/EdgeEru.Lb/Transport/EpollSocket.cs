@@ -301,14 +301,8 @@ internal sealed class EpollSocket : IDisposable
                     {
                         // Kept bytes behind a backlog (not made so far: SendSoon keeps none then) would lose
                         // their place in the arena at the turn's end: they join the backlog.
-                        if (_keptLength > 0)
-                        {
-                            var kept = _loop.Kept(_keptOffset, _keptLength);
-                            Array.Resize(ref _backlog, _backlogLength + kept.Length);
-                            kept.CopyTo(_backlog.AsSpan(_backlogLength));
-                            _backlogLength += kept.Length;
-                            _keptLength = 0;
-                        }
+                        if (_keptLength > 0) AddToBacklog(_loop.Kept(_keptOffset, _keptLength).Span);
+                        _keptLength = 0;
                         return false;
                     }
                 }
@@ -316,13 +310,11 @@ internal sealed class EpollSocket : IDisposable
                 {
                     var kept = _loop.Kept(_keptOffset, _keptLength);
                     _keptLength = 0;
-                    var n = Math.Max(0, TrySend(kept));
+                    var n = Math.Max(0, TrySend(new ReadOnlySequence<byte>(kept)));
                     if (n < kept.Length)
                     {
                         // The peer's window is full: the rest leaves the arena (reused next turn) for the backlog.
-                        _backlog = new byte[kept.Length - n];
-                        kept[n..].CopyTo(_backlog);
-                        _backlogLength = _backlog.Length;
+                        AddToBacklog(kept.Span[n..]);
                         return false;
                     }
                 }
@@ -387,8 +379,7 @@ internal sealed class EpollSocket : IDisposable
             else if (result < length)
             {
                 // The rest waits for room: the kernel marked the socket short of space, so an EPOLLOUT edge follows.
-                _backlog = _loop.Kept(offset + result, length - result).ToArray();
-                _backlogLength = _backlog.Length;
+                AddToBacklog(_loop.Kept(offset + result, length - result).Span);
             }
             else _pending = false;
         }
@@ -402,20 +393,12 @@ internal sealed class EpollSocket : IDisposable
     /// </summary>
     internal void WakeWriter() => _writable.Set();
 
-    private int TrySend(ReadOnlySpan<byte> data)
+    /// <summary>Bytes the socket did not take: they wait for room, after any that wait already (under the send lock).</summary>
+    private void AddToBacklog(ReadOnlySpan<byte> rest)
     {
-        _writable.Reset();
-        var added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            return Native.Send(Fd, data);
-        }
-        catch (ObjectDisposedException) { throw Aborted(); }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
+        if (_backlog is null || _backlog.Length - _backlogLength < rest.Length) Array.Resize(ref _backlog, _backlogLength + rest.Length);
+        rest.CopyTo(_backlog.AsSpan(_backlogLength));
+        _backlogLength += rest.Length;
     }
 
     private unsafe int TrySend(in ReadOnlySequence<byte> data)

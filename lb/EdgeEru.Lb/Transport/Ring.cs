@@ -136,9 +136,6 @@ internal sealed unsafe partial class Ring
         return new Ring(fd, p, sqRing, cqRing, sqes);
     }
 
-    /// <summary>Operations queued since the last <see cref="SubmitAndWait"/>.</summary>
-    public int Queued => (int)_queued;
-
     /// <summary>The next entry to fill (zeroed), or null when the batch is full.</summary>
     public Sqe* Next()
     {
