@@ -80,7 +80,7 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
     private async Task<TestLb> StartLb(params string[] extra)
     {
         var lb = await StartLbAsync(extra);
-        await Eventually.True(async () => (await ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1)).Contains("ready", StringComparison.Ordinal),
+        await Eventually.True(async () => (await RawHttp.ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1)).Contains("ready", StringComparison.Ordinal),
             TimeSpan.FromSeconds(15), "the LB routes to the backend");
         return lb;
     }
@@ -96,12 +96,12 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var kestrel = await StartLb("--Lb:Http1Lane", "false");
         foreach (var request in new[] { Plain, Plain.Replace("GET ", "HEAD ", StringComparison.Ordinal) })
         {
-            var viaLane = Normalize(await ExchangeAsync(lane.Port, request, 1));
-            var viaKestrel = Normalize(await ExchangeAsync(kestrel.Port, request, 1));
+            var viaLane = Normalize(await RawHttp.ExchangeAsync(lane.Port, request, 1));
+            var viaKestrel = Normalize(await RawHttp.ExchangeAsync(kestrel.Port, request, 1));
             Assert.Equal(viaKestrel, viaLane);
             Assert.Contains("x-served-by: eru", viaLane, StringComparison.Ordinal);
         }
-        var seen = Normalize(await ExchangeAsync(lane.Port, Plain, 1));
+        var seen = Normalize(await RawHttp.ExchangeAsync(lane.Port, Plain, 1));
         Assert.Contains("x-forwarded-for: 10.1.1.1, 127.0.0.1\n", seen, StringComparison.Ordinal);
         Assert.Contains("x-forwarded-proto: http\n", seen, StringComparison.Ordinal);        // the client's is replaced
         Assert.Contains("x-edge: set\n", seen, StringComparison.Ordinal);                    // the backend's edit wins
@@ -133,11 +133,11 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var lane = await StartLb();
         var kestrel = await StartLb("--Lb:Http1Lane", "false");
         var alone = request[..^2] + "Connection: close\r\n\r\n";
-        var viaLane = await ExchangeAsync(lane.Port, alone, 1, untilClose: true);
-        var viaKestrel = await ExchangeAsync(kestrel.Port, alone, 1, untilClose: true);
+        var viaLane = await RawHttp.ExchangeAsync(lane.Port, alone, 1, untilClose: true);
+        var viaKestrel = await RawHttp.ExchangeAsync(kestrel.Port, alone, 1, untilClose: true);
         Assert.Equal(Normalize(Dechunk(viaKestrel)), Normalize(Dechunk(viaLane)));
         // With a second request behind it, the first answer's framing lets the client find the second.
-        var both = await ExchangeAsync(lane.Port, request + "GET /echo/next HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 2, untilClose: true);
+        var both = await RawHttp.ExchangeAsync(lane.Port, request + "GET /echo/next HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 2, untilClose: true);
         Assert.Contains("\r\nnext\r\n", both, StringComparison.Ordinal);
     }
 
@@ -167,7 +167,7 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
     public async Task A_request_in_flight_when_the_LB_stops_is_answered_and_its_connection_closed()
     {
         var lb = await StartLb();
-        using var socket = await ConnectAsync(lb.Port);
+        using var socket = await RawHttp.OpenAsync(lb.Port);
         await socket.SendAsync(Encoding.ASCII.GetBytes("GET /slow-ok HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
         await Task.Delay(200); // the request is with the workload
         var stopping = lb.App.StopAsync();
@@ -184,7 +184,7 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var lb = await StartLb();
         var handedBefore = await Metric(lb, "eru_lb_http1_lane_handovers_total");
         // Three requests in one packet: the lane answers the first; the POST and what follows go to Kestrel.
-        var answers = await ExchangeAsync(lb.Port,
+        var answers = await RawHttp.ExchangeAsync(lb.Port,
             "GET /echo/first HTTP/1.1\r\nHost: hello.test\r\n\r\n" +
             "POST /count HTTP/1.1\r\nHost: hello.test\r\nContent-Length: 5\r\n\r\nhello" +
             "GET /echo/third HTTP/1.1\r\nHost: hello.test\r\n\r\n", 3);
@@ -208,8 +208,8 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var lane = await StartLb();
         var kestrel = await StartLb("--Lb:Http1Lane", "false");
         // Each is answered and then the connection closes (HTTP/1.0, or a refused request), or it is closed after a second.
-        var viaLane = await ExchangeAsync(lane.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
-        var viaKestrel = await ExchangeAsync(kestrel.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        var viaLane = await RawHttp.ExchangeAsync(lane.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        var viaKestrel = await RawHttp.ExchangeAsync(kestrel.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
         Assert.StartsWith(status, viaLane, StringComparison.Ordinal);
         Assert.Equal(Normalize(viaKestrel), Normalize(viaLane));
     }
@@ -220,8 +220,8 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var lane = await StartLb();
         var kestrel = await StartLb("--Lb:Http1Lane", "false");
         const string unknown = "GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n";
-        var viaLane = await ExchangeAsync(lane.Port, unknown, 1, untilClose: true);
-        var viaKestrel = await ExchangeAsync(kestrel.Port, unknown, 1, untilClose: true);
+        var viaLane = await RawHttp.ExchangeAsync(lane.Port, unknown, 1, untilClose: true);
+        var viaKestrel = await RawHttp.ExchangeAsync(kestrel.Port, unknown, 1, untilClose: true);
         Assert.StartsWith("HTTP/1.1 404 Not Found\r\n", viaLane, StringComparison.Ordinal);
         Assert.Contains("Connection: close", viaLane, StringComparison.OrdinalIgnoreCase);
         Assert.EndsWith("no EdgeEru domain nowhere.test\n", viaLane, StringComparison.Ordinal);
@@ -233,84 +233,23 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         var lb = await StartLb("--Kestrel:Limits:KeepAliveTimeout", "00:00:02", "--Kestrel:Limits:RequestHeadersTimeout", "00:00:02");
         // Idle after an answer.
-        using var idle = await ConnectAsync(lb.Port);
+        using var idle = await RawHttp.OpenAsync(lb.Port);
         await idle.SendAsync(Encoding.ASCII.GetBytes("GET /echo/once HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
         var closedIn = await ClosedWithinAsync(idle, TimeSpan.FromSeconds(10));
         Assert.Contains("once", closedIn.Text, StringComparison.Ordinal);
         // Half a head, then nothing.
-        using var slow = await ConnectAsync(lb.Port);
+        using var slow = await RawHttp.OpenAsync(lb.Port);
         await slow.SendAsync(Encoding.ASCII.GetBytes("GET /echo/slow HTTP/1.1\r\nHo"));
         var slowClosed = await ClosedWithinAsync(slow, TimeSpan.FromSeconds(10));
         Assert.DoesNotContain("slow", slowClosed.Text, StringComparison.Ordinal);
-    }
-
-    private static async Task<Socket> ConnectAsync(int port)
-    {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync("127.0.0.1", port);
-        return socket;
     }
 
     /// <summary>Reads until the LB closes the connection; fails if it has not within <paramref name="limit"/>.</summary>
     private static async Task<(string Text, TimeSpan After)> ClosedWithinAsync(Socket socket, TimeSpan limit)
     {
         var started = System.Diagnostics.Stopwatch.StartNew();
-        using var cts = new CancellationTokenSource(limit);
-        var text = new StringBuilder();
-        var buffer = new byte[4096];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, cts.Token)) > 0) text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        return (text.ToString(), started.Elapsed);
-    }
-
-    /// <summary>
-    /// Sends <paramref name="request"/> on a new connection and reads until <paramref name="responses"/> complete
-    /// responses (by Content-Length or chunked framing; HEAD answers carry none) have come, or until the LB closes.
-    /// </summary>
-    private static async Task<string> ExchangeAsync(int port, string request, int responses, bool untilClose = false)
-    {
-        using var socket = await ConnectAsync(port);
-        await socket.SendAsync(Encoding.ASCII.GetBytes(request));
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        var text = new StringBuilder();
-        var buffer = new byte[8192];
-        var isHead = request.StartsWith("HEAD", StringComparison.Ordinal);
-        while (untilClose || Complete(text.ToString(), isHead) < responses)
-        {
-            var n = await socket.ReceiveAsync(buffer, cts.Token);
-            if (n == 0) break;
-            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        }
-        return text.ToString();
-    }
-
-    /// <summary>How many whole responses <paramref name="text"/> holds.</summary>
-    private static int Complete(string text, bool head)
-    {
-        var count = 0;
-        var at = 0;
-        while (true)
-        {
-            var end = text.IndexOf("\r\n\r\n", at, StringComparison.Ordinal);
-            if (end < 0) return count;
-            var headers = text[at..end];
-            var bodyStart = end + 4;
-            var length = headers.Split("\r\n").Select(l => l.Split(':', 2)).Where(p => p[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
-                .Select(p => int.Parse(p[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault(-1);
-            if (head) length = 0;
-            if (length >= 0)
-            {
-                if (text.Length < bodyStart + length) return count;
-                at = bodyStart + length;
-            }
-            else
-            {
-                var last = text.IndexOf("\r\n0\r\n\r\n", end, StringComparison.Ordinal);
-                if (last < 0) return count;
-                at = last + 7;
-            }
-            count++;
-        }
+        var text = await RawHttp.ReadAsync(socket, until: null, limit);
+        return (text, started.Elapsed);
     }
 
     private static async Task<double> Metric(TestLb lb, string name)

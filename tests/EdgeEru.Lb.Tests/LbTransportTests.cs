@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using EdgeEru.TestSupport;
@@ -145,8 +144,8 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
         var (http, port, opsPort) = await StartLb(transport);
         http.Dispose();
         var requests = string.Concat(Enumerable.Range(0, 3).Select(i => $"GET /echo/p{i} HTTP/1.1\r\nHost: hello.test\r\n\r\n"));
-        using var socket = await RawAsync(port, requests, halfClose: false);
-        var all = await ReadAsync(socket, until: text => text.Contains("p2", StringComparison.Ordinal));
+        using var socket = await RawHttp.OpenAsync(port, requests, halfClose: false);
+        var all = await RawHttp.ReadAsync(socket, until: text => text.Contains("p2", StringComparison.Ordinal));
         // The connection is on the transport asked for (the epoll one counts its connections).
         using var ops = new HttpClient();
         var metrics = await ops.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
@@ -165,40 +164,11 @@ public sealed class LbTransportTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         var (http, port, _) = await StartLb(transport);
         http.Dispose();
-        using var socket = await RawAsync(port, "GET /echo/half-closed HTTP/1.1\r\nHost: hello.test\r\n\r\n", halfClose: true);
+        using var socket = await RawHttp.OpenAsync(port, "GET /echo/half-closed HTTP/1.1\r\nHost: hello.test\r\n\r\n", halfClose: true);
         // The FIN may sit behind the request in one read: the LB must still see it and close its side (Kestrel
         // takes a client's FIN for a client gone, on either transport), not wait for an edge that never comes.
-        var text = new StringBuilder(await ReadAsync(socket, until: null));
+        var text = new StringBuilder(await RawHttp.ReadAsync(socket, until: null));
         Assert.True(text.Length == 0 || text.ToString().StartsWith("HTTP/1.1 ", StringComparison.Ordinal), text.ToString());
-    }
-
-    /// <summary>A raw connection to the LB that has sent <paramref name="bytes"/> (and then FIN, with <paramref name="halfClose"/>).</summary>
-    private static async Task<Socket> RawAsync(int port, string bytes, bool halfClose)
-    {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync("127.0.0.1", port);
-        await socket.SendAsync(Encoding.ASCII.GetBytes(bytes));
-        if (halfClose) socket.Shutdown(SocketShutdown.Send);
-        return socket;
-    }
-
-    /// <summary>What the LB sends until <paramref name="until"/> holds (it must not close first), or until it closes (null); at most 15 s.</summary>
-    private static async Task<string> ReadAsync(Socket socket, Func<string, bool>? until)
-    {
-        var text = new StringBuilder();
-        var buffer = new byte[4096];
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        while (until?.Invoke(text.ToString()) != true)
-        {
-            var n = await socket.ReceiveAsync(buffer, cts.Token);
-            if (n == 0)
-            {
-                Assert.Null(until); // closed before the awaited answer
-                break;
-            }
-            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        }
-        return text.ToString();
     }
 
     [Fact]

@@ -199,7 +199,7 @@ internal sealed unsafe class EpollLoop
             finally { _arenaUsed = 0; }
             foreach (var socket in _flushing)
                 try { socket.WakeWriter(); }
-                catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
+                catch (Exception e) { Fault(e); }
             _flushing.Clear();
         }
     }
@@ -254,16 +254,25 @@ internal sealed unsafe class EpollLoop
         for (var i = 0; i < ops.Count; i++)
         {
             var (socket, offset, length) = ops[i];
-            // A receive wakes its reader, whose request runs here: like the turn's other work, an exception
-            // that escapes must not end the loop.
+            // A receive wakes its reader, whose request runs here, as at an edge.
             try
             {
                 if (receive) socket.Received(batch.Results[i], length);
                 else socket.Sent(batch.Results[i], offset, length);
             }
-            catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
+            catch (Exception e) { Fault(e); }
         }
         ops.Clear();
+    }
+
+    /// <summary>
+    /// An exception that reached the loop (a bug: what runs on it is async code that keeps its exceptions in
+    /// its tasks). It is counted and logged, and the loop goes on for every other socket on it.
+    /// </summary>
+    private static void Fault(Exception e)
+    {
+        LoopFaults.Inc();
+        Console.Error.WriteLine($"eru-lb: epoll loop: {e}");
     }
 
     private void Run()
@@ -301,10 +310,8 @@ internal sealed unsafe class EpollLoop
                 var slot = (int)(uint)token;
                 if (slot < slots.Length && Volatile.Read(ref slots[slot]) is { } socket && socket.Token == token)
                 {
-                    // What runs here is async code that keeps its exceptions in its tasks; anything else that
-                    // escapes must not end the loop of every other socket on it.
                     try { socket.OnEvents(events[i].Events); }
-                    catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
+                    catch (Exception e) { Fault(e); }
                 }
             }
             try
@@ -317,7 +324,7 @@ internal sealed unsafe class EpollLoop
                 // of its bytes, after every socket that was ready has been served.
                 Flush();
             }
-            catch (Exception e) { LoopFaults.Inc(); Console.Error.WriteLine($"eru-lb: epoll loop: {e}"); }
+            catch (Exception e) { Fault(e); }
         }
     }
 }

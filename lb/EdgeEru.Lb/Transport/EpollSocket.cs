@@ -196,10 +196,17 @@ internal sealed class EpollSocket : IDisposable
         _loopBuffer = default;
         _handle.DangerousRelease();
         if (result is -11 or EpollLoop.NotDone) result = NoResult; // EAGAIN (the edge was old news) or a failed ring: the reader tries itself
-        else if (result >= 0) _mayHaveData = result == length || result == 0 || _peerClosed;
+        else if (result >= 0) Drained(result, length);
         _received = result;
         _readable.Release();
     }
+
+    /// <summary>
+    /// After a read of <paramref name="n"/> bytes (-1: none there) into <paramref name="asked"/>: a short read drained the socket
+    /// (the next edge says when more came) unless the peer has closed, since the FIN may already be queued
+    /// behind the data and no edge will announce it again.
+    /// </summary>
+    private void Drained(int n, int asked) => _mayHaveData = n == asked || n == 0 || _peerClosed;
 
     private async ValueTask<int> WaitForDataAsync()
     {
@@ -216,9 +223,7 @@ internal sealed class EpollSocket : IDisposable
         {
             _handle.DangerousAddRef(ref added);
             var n = Native.Receive(Fd, buffer);
-            // A short read drained the socket (the next edge says when more came) unless the peer has closed:
-            // the FIN may already be queued behind the data, and no edge will announce it again.
-            _mayHaveData = n == buffer.Length || n == 0 || _peerClosed;
+            Drained(n, buffer.Length); // -1 (EAGAIN): drained too
             return n;
         }
         catch (ObjectDisposedException) { throw Aborted(); }
