@@ -1,124 +1,101 @@
-using EdgeEru.Core.Scheduling;
+using EdgeEru.Core.Docker;
+using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeEru.Core.Deploy;
 
-/// <summary>New resources for existing workloads; an unset field keeps the workload's current value.</summary>
-public sealed record ReallocSpec
+/// <summary>Realloc: new resources for running workloads in place, recorded under the fence, then docker update.</summary>
+public sealed partial class Deployer
 {
-    public long? MemoryRequest { get; init; }
-
-    /// <summary>Unset: follows the request when the workload's limit equalled its request, else stays (raised to the request if below).</summary>
-    public long? MemoryLimit { get; init; }
-
-    public double? Cpu { get; init; }
-
-    /// <summary>The CFS quota of an unbound workload. Unset: follows <see cref="Cpu"/> like the memory limit.</summary>
-    public double? CpuLimit { get; init; }
-
-    public bool? CpuBind { get; init; }
-
-    public IReadOnlyList<string> Problems()
-    {
-        var p = new List<string>();
-        if (MemoryRequest is null && MemoryLimit is null && Cpu is null && CpuLimit is null && CpuBind is null) p.Add("nothing to change: give memory, cpu or cpu bind");
-        if (MemoryRequest < 0) p.Add("memory request must not be negative");
-        if (MemoryLimit < 0) p.Add("memory limit must not be negative");
-        if (Cpu < 0) p.Add("cpu must not be negative");
-        if (CpuLimit < 0) p.Add("cpu limit must not be negative");
-        return p;
-    }
-}
-
-/// <summary>
-/// Re-planning one workload's resources on its own node (pure): the node's free resources are counted
-/// without the workload itself, so what it holds is available to it again. Bound cores are kept when they
-/// still make a valid plan, else as many of them as possible are reused, else a fresh plan is made.
-/// </summary>
-public static class Realloc
-{
-    private const int Full = 100;
-
-    /// <summary>The workload's resources after <paramref name="spec"/>, before checking that they fit (cores not yet planned).</summary>
-    private static (ResourceAllocation Wanted, bool Bind) Wanted(ResourceAllocation current, ReallocSpec spec)
-    {
-        var memory = spec.MemoryRequest ?? current.MemoryRequestBytes;
-        var limit = spec.MemoryLimit
-            ?? (current.MemoryLimitBytes == current.MemoryRequestBytes ? memory
-                : current.MemoryLimitBytes > 0 ? Math.Max(current.MemoryLimitBytes, memory) : 0);
-        var cpu = spec.Cpu ?? current.CpuRequest;
-        var cpuLimit = spec.CpuLimit ?? (Math.Abs(current.CpuLimit - current.CpuRequest) < 1e-9 ? cpu : Math.Max(current.CpuLimit, cpu));
-        var bind = spec.CpuBind ?? current.CpuBind.Length > 0;
-        return (new ResourceAllocation { MemoryRequestBytes = memory, MemoryLimitBytes = limit, CpuRequest = cpu, CpuLimit = cpuLimit }, bind);
-    }
-
     /// <summary>
-    /// The workload's new allocation on a node with <paramref name="free"/> (computed without the workload),
-    /// or why it does not fit.
+    /// Changes the resources of existing workloads in place, each on its own node: re-planned with the
+    /// workload's own allocation counted as free (bound cores kept when still valid), recorded under the
+    /// node's allocation fence, then applied with docker update. A workload that does not fit is refused
+    /// with the reason and stays as it was; when Docker refuses the update, the record is put back.
     /// </summary>
-    public static (ResourceAllocation? Allocation, string? Reason) Plan(NodeResources free, ResourceAllocation current, ReallocSpec spec)
+    public async Task<IReadOnlyList<InstanceOutcome>> ReallocAsync(IEnumerable<string> workloadIds, ReallocSpec spec, Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
     {
-        var (wanted, bind) = Wanted(current, spec);
-        var request = new ResourceRequest { Memory = wanted.MemoryRequestBytes, Cpu = wanted.CpuRequest, CpuBind = bind };
-        var problems = request.Problems().ToList();
-        if (wanted.MemoryLimitBytes > 0 && wanted.MemoryRequestBytes > wanted.MemoryLimitBytes)
-            problems.Add($"memory request {wanted.MemoryRequestBytes} is above the limit {wanted.MemoryLimitBytes}");
-        if (wanted.MemoryLimitBytes == 0 && current.MemoryLimitBytes > 0)
-            problems.Add("a running container's memory limit cannot be removed (Docker cannot unset it): give a limit");
-        if (!bind && wanted.CpuLimit > 0 && wanted.CpuRequest > wanted.CpuLimit) problems.Add($"cpu {wanted.CpuRequest} is above the cpu limit {wanted.CpuLimit}");
-        if (problems.Count > 0) return (null, string.Join("; ", problems));
-        if (wanted.MemoryRequestBytes > free.FreeMemory) return (null, $"free memory {free.FreeMemory} < request {wanted.MemoryRequestBytes}");
-        if (!bind)
+        var outcomes = new List<InstanceOutcome>();
+        var problems = spec.Problems();
+        foreach (var id in workloadIds)
         {
-            if (wanted.CpuRequest > free.CpuCores) return (null, $"cpu {wanted.CpuRequest} > {free.CpuCores} cores");
-            return (wanted, null);
+            var outcome = problems.Count > 0 ? new InstanceOutcome("", id, null, "invalid realloc: " + string.Join("; ", problems)) : await ReallocOneAsync(id, spec, ct);
+            outcomes.Add(outcome);
+            progress?.Invoke(outcome);
         }
-        var plan = Keep(free, current, request) ?? Extend(free, current, request) ?? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, request);
-        if (plan is null) return (null, $"no core plan for {wanted.CpuRequest} bound cpus");
-        return (wanted with
-        {
-            CpuLimit = wanted.CpuRequest, // bound: the cores are the limit
-            CpuBind = [.. plan.Cores.Select(c => new CpuBinding { Core = c.Core, Pieces = c.Pieces })],
-            NumaNode = plan.Numa,
-        }, null);
+        return outcomes;
     }
 
-    /// <summary>The current binding, unchanged, when it has the wanted shape and its cores are still free.</summary>
-    private static CpuPlan? Keep(NodeResources free, ResourceAllocation current, ResourceRequest r)
+    private async Task<InstanceOutcome> ReallocOneAsync(string id, ReallocSpec spec, CancellationToken ct)
     {
-        var cores = current.CpuBind.Select(b => (b.Core, b.Pieces)).ToList();
-        var shape = Enumerable.Repeat(Full, r.FullCores).Concat(r.FragmentPieces > 0 ? [r.FragmentPieces] : []).Order().ToList();
-        if (cores.Count == 0 || !cores.Select(c => c.Pieces).Order().SequenceEqual(shape) || !Valid(free, cores)) return null;
-        return new CpuPlan(cores, current.NumaNode);
-    }
-
-    /// <summary>
-    /// A plan reusing the current cores first: full cores among them that still have a whole core free,
-    /// then the roomiest others; the fragment on a current core if one fits it, else the tightest other.
-    /// </summary>
-    private static CpuPlan? Extend(NodeResources free, ResourceAllocation current, ResourceRequest r)
-    {
-        var mine = current.CpuBind.Select(b => b.Core).Where(c => c < free.CpuCores).ToHashSet();
-        if (mine.Count == 0) return null;
-        var order = Enumerable.Range(0, free.CpuCores).OrderBy(c => mine.Contains(c) ? 0 : 1);
-        var full = order.Where(c => free.FreePieces[c] >= Full)
-            .OrderBy(c => mine.Contains(c) ? 0 : 1).ThenByDescending(c => free.FreePieces[c]).ThenBy(c => c).Take(r.FullCores).ToList();
-        if (full.Count < r.FullCores) return null;
-        var cores = full.Select(c => (c, Full)).ToList();
-        if (r.FragmentPieces > 0)
+        var record = await store.GetAsync(Kinds.Workloads, id, ct);
+        if (record is null) return new InstanceOutcome("", id, null, $"no workload {id}");
+        if (await store.GetAsync(Kinds.Nodes, record.Value.Node, ct) is not { } nodeRecord)
+            return new InstanceOutcome(record.Value.Node, id, record.Value.Name, $"node {record.Value.Node} is gone");
+        var node = nodeRecord.Value;
+        Workload before;
+        ResourceAllocation after;
+        for (var attempt = 1; ; attempt++)
         {
-            var fragment = order.Where(c => !full.Contains(c) && free.FreePieces[c] >= r.FragmentPieces)
-                .OrderBy(c => mine.Contains(c) ? 0 : 1).ThenBy(c => free.FreePieces[c] % Full >= r.FragmentPieces ? 0 : 1).ThenBy(c => free.FreePieces[c]).ThenBy(c => c)
-                .Cast<int?>().FirstOrDefault();
-            if (fragment is null) return null;
-            cores.Add((fragment.Value, r.FragmentPieces));
+            var tx = store.Begin();
+            var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct);
+            await YieldAsync("realloc-fence-read", ct);
+            var self = await tx.GetAsync(Kinds.Workloads, id, ct);
+            if (self is null) return new InstanceOutcome(node.Name, id, record.Value.Name, $"no workload {id} (removed meanwhile)");
+            var others = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
+            var (allocation, reason) = Realloc.Plan(NodeUsage.Free(node, others, self.Value.App), self.Value.Resources, spec);
+            if (allocation is null)
+                return new InstanceOutcome(node.Name, id, self.Value.Name, $"does not fit on {node.Name}: {reason}; it keeps its resources") { Resources = self.Value.Resources };
+            tx.Put(Kinds.Workloads, self.Value with { Resources = allocation });
+            tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
+            await YieldAsync("realloc-before-commit", ct);
+            if (await tx.CommitAsync(ct))
+            {
+                (before, after) = (self.Value, allocation);
+                break;
+            }
+            if (attempt >= Attempts) return new InstanceOutcome(node.Name, id, self.Value.Name, new RegistryConflictException(Attempts).Message);
+            await Task.Delay(Random.Shared.Next(5, 30), ct);
         }
-        if (!Valid(free, cores)) return null;
-        var numa = free.CoreNuma.Length == free.CpuCores ? cores.Select(c => free.CoreNuma[c.Item1]).Distinct().ToList() : [];
-        return new CpuPlan(cores, numa.Count == 1 ? numa[0] : null);
+        try
+        {
+            await YieldAsync("realloc-committed", ct);
+            using var engine = Host(node);
+            // Concurrent reallocs of one workload may reach Docker in another order than they committed:
+            // after applying, look again, and follow the record until what was applied is still current.
+            var applied = after;
+            for (var round = 1; ; round++)
+            {
+                var bound = applied.CpuBind.Length > 0;
+                await engine.UpdateResourcesAsync(id, applied.MemoryLimitBytes, bound ? 0 : applied.CpuLimit,
+                    bound ? DockerEngine.Cpuset(applied.CpuBind.Select(b => b.Core)) : null, applied.NumaNode, ct);
+                await YieldAsync("realloc-applied", ct);
+                var now = await store.GetAsync(Kinds.Workloads, id, ct);
+                if (now is null || now.Value.Resources.Equals(applied)) break;
+                if (round >= Attempts) throw new RegistryConflictException(round);
+                applied = now.Value.Resources;
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Docker kept the old limits: so does the registry (unless someone changed the record since).
+            await store.TransactAsync(async (tx, c) =>
+            {
+                var fence = await tx.GetAsync(Kinds.Allocations, node.Name, c);
+                if (await tx.GetAsync(Kinds.Workloads, id, c) is { } now && now.Value.Resources.Equals(after))
+                {
+                    tx.Put(Kinds.Workloads, now.Value with { Resources = before.Resources });
+                    tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
+                }
+                return true;
+            }, ct: CancellationToken.None);
+            log.LogWarning("realloc {Name}: docker update failed: {Error}", before.Name, ex.Message);
+            return new InstanceOutcome(node.Name, id, before.Name, $"docker update failed: {ex.Message}; it keeps its resources") { Resources = before.Resources };
+        }
+        log.LogInformation("realloc {Name} on {Node}: memory {Memory}, cpu {Cpu}{Bound}", before.Name, node.Name, after.MemoryRequestBytes, after.CpuRequest,
+            after.CpuBind.Length > 0 ? " bound to " + DockerEngine.Cpuset(after.CpuBind.Select(b => b.Core)) : "");
+        return new InstanceOutcome(node.Name, id, before.Name, null) { Resources = after };
     }
-
-    private static bool Valid(NodeResources free, IReadOnlyList<(int Core, int Pieces)> cores) =>
-        cores.Select(c => c.Core).Distinct().Count() == cores.Count
-        && cores.All(c => c.Core >= 0 && c.Core < free.CpuCores && c.Pieces <= Full && free.FreePieces[c.Core] >= c.Pieces);
 }

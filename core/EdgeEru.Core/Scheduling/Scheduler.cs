@@ -76,70 +76,87 @@ public static class Scheduler
         }
         var placed = new int[ordered.Length];
 
-        switch (request.Strategy)
+        var failed = request.Strategy switch
         {
-            case Strategy.Each:
-            case Strategy.Fill:
-                for (var i = 0; i < ordered.Length; i++)
-                {
-                    var n = ordered[i];
-                    var want = request.Strategy == Strategy.Each ? request.Count : Math.Max(0, request.Count - n.Existing);
-                    if (want > capacity[i])
-                        return Fail($"node {n.Name} has room for {capacity[i]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
-                    placed[i] = want;
-                }
-                break;
-            case Strategy.Auto:
-            {
-                // Min-heap on (instances of the app on the node, -room left, name); name order = index order.
-                var heap = new PriorityQueue<int, (int Count, int Room, int Index)>(
-                    Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0).Select(i => (i, (ordered[i].Existing, capacity[i], i))),
-                    Comparer<(int Count, int Room, int Index)>.Create((a, b) =>
-                        a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : a.Index.CompareTo(b.Index)));
-                for (var k = 0; k < request.Count; k++)
-                {
-                    if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
-                    var p = ++placed[i];
-                    if (p < capacity[i]) heap.Enqueue(i, (ordered[i].Existing + p, capacity[i] - p, i));
-                }
-                break;
-            }
-            case Strategy.Global:
-            {
-                // One at a time where relative usage (memory and CPU, both weighed) after placing is lowest: a
-                // node's usage after one more only grows with what it got, so a min-heap on (usage, name) picks
-                // exactly what a scan of every node in name order would.
-                var used = Array.ConvertAll(ordered, UsedPieces);
-                var heap = new PriorityQueue<int, (double Usage, int Index)>(Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0)
-                    .Select(i => (i, (UsageAfter(ordered[i], used[i], request.Resources, 1), i))));
-                for (var k = 0; k < request.Count; k++)
-                {
-                    if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
-                    var p = ++placed[i];
-                    if (p < capacity[i]) heap.Enqueue(i, (UsageAfter(ordered[i], used[i], request.Resources, p + 1), i));
-                }
-                break;
-            }
-            case Strategy.Drained:
-            {
-                var left = request.Count;
-                var fullest = Enumerable.Range(0, ordered.Length)
-                    .OrderByDescending(i => UsageAfter(ordered[i], UsedPieces(ordered[i]), request.Resources, 0)).ThenBy(i => i);
-                foreach (var i in fullest)
-                {
-                    var take = Math.Min(left, capacity[i]);
-                    placed[i] = take;
-                    left -= take;
-                    if (left == 0) break;
-                }
-                if (left > 0) return Fail(Short(request, request.Count - left), reasons);
-                break;
-            }
-        }
+            Strategy.Each or Strategy.Fill => PlaceEachOrFill(ordered, capacity, placed, request, reasons),
+            Strategy.Auto => PlaceAuto(ordered, capacity, placed, request, reasons),
+            Strategy.Global => PlaceGlobal(ordered, capacity, placed, request, reasons),
+            Strategy.Drained => PlaceDrained(ordered, capacity, placed, request, reasons),
+            _ => Fail($"strategy {request.Strategy} is unknown", reasons),
+        };
+        if (failed is not null) return failed;
         var perNode = new Dictionary<string, int>();
         for (var i = 0; i < ordered.Length; i++)
             if (placed[i] > 0) perNode[ordered[i].Name] = placed[i];
         return new PlacementResult(perNode, null, reasons);
+    }
+
+    /// <summary>EACH: count on every node; FILL: every node topped up to count. Null when placed, else why not.</summary>
+    private static PlacementResult? PlaceEachOrFill(NodeResources[] ordered, int[] capacity, int[] placed, PlacementRequest request,
+        Dictionary<string, string> reasons)
+    {
+        for (var i = 0; i < ordered.Length; i++)
+        {
+            var n = ordered[i];
+            var want = request.Strategy == Strategy.Each ? request.Count : Math.Max(0, request.Count - n.Existing);
+            if (want > capacity[i])
+                return Fail($"node {n.Name} has room for {capacity[i]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
+            placed[i] = want;
+        }
+        return null;
+    }
+
+    /// <summary>AUTO: one at a time onto the node with the fewest of the app, then the most room left.</summary>
+    private static PlacementResult? PlaceAuto(NodeResources[] ordered, int[] capacity, int[] placed, PlacementRequest request,
+        Dictionary<string, string> reasons)
+    {
+        // Min-heap on (instances of the app on the node, -room left, name); name order = index order.
+        var heap = new PriorityQueue<int, (int Count, int Room, int Index)>(
+            Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0).Select(i => (i, (ordered[i].Existing, capacity[i], i))),
+            Comparer<(int Count, int Room, int Index)>.Create((a, b) =>
+                a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : a.Index.CompareTo(b.Index)));
+        for (var k = 0; k < request.Count; k++)
+        {
+            if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
+            var p = ++placed[i];
+            if (p < capacity[i]) heap.Enqueue(i, (ordered[i].Existing + p, capacity[i] - p, i));
+        }
+        return null;
+    }
+
+    /// <summary>GLOBAL: one at a time where relative usage (memory and CPU) after placing is lowest.</summary>
+    private static PlacementResult? PlaceGlobal(NodeResources[] ordered, int[] capacity, int[] placed, PlacementRequest request,
+        Dictionary<string, string> reasons)
+    {
+        // A node's usage after one more only grows with what it got, so a min-heap on (usage, name) picks
+        // exactly what a scan of every node in name order would.
+        var used = Array.ConvertAll(ordered, UsedPieces);
+        var heap = new PriorityQueue<int, (double Usage, int Index)>(Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0)
+            .Select(i => (i, (UsageAfter(ordered[i], used[i], request.Resources, 1), i))));
+        for (var k = 0; k < request.Count; k++)
+        {
+            if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
+            var p = ++placed[i];
+            if (p < capacity[i]) heap.Enqueue(i, (UsageAfter(ordered[i], used[i], request.Resources, p + 1), i));
+        }
+        return null;
+    }
+
+    /// <summary>DRAINED: the fullest nodes first, each filled before the next.</summary>
+    private static PlacementResult? PlaceDrained(NodeResources[] ordered, int[] capacity, int[] placed, PlacementRequest request,
+        Dictionary<string, string> reasons)
+    {
+        var left = request.Count;
+        var fullest = Enumerable.Range(0, ordered.Length)
+            .OrderByDescending(i => UsageAfter(ordered[i], UsedPieces(ordered[i]), request.Resources, 0)).ThenBy(i => i);
+        foreach (var i in fullest)
+        {
+            var take = Math.Min(left, capacity[i]);
+            placed[i] = take;
+            left -= take;
+            if (left == 0) break;
+        }
+        return left > 0 ? Fail(Short(request, request.Count - left), reasons) : null;
     }
 
     private static bool InNameOrder(NodeResources[] nodes)

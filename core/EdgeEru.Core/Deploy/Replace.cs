@@ -1,0 +1,166 @@
+using EdgeEru.Core.Scheduling;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
+using Microsoft.Extensions.Logging;
+
+namespace EdgeEru.Core.Deploy;
+
+/// <summary>Replace: a rolling replacement, new instances healthy before old ones go.</summary>
+public sealed partial class Deployer
+{
+    /// <summary>
+    /// Rolling replace of app.entrypoint's instances (those with all <see cref="ReplaceOptions.OnlyTags"/>)
+    /// by <paramref name="spec"/>: per batch, one new instance per old one (on the old one's node when it
+    /// fits, else wherever the strategy puts it); each new one must be reported healthy by its agent before
+    /// the batch's old ones are removed. A failed batch removes its new instances and stops the rollout,
+    /// leaving the old ones serving. Nothing is ever unavailable: new ones come up before old ones go.
+    /// </summary>
+    public async Task<DeployResult> ReplaceAsync(DeploySpec spec, ReplaceOptions options, Action<DeployProgress>? progress = null, CancellationToken ct = default)
+    {
+        var problems = spec.Problems();
+        if (options.BatchSize < 1) problems = [.. problems, $"batch size {options.BatchSize} must be at least 1"];
+        if (options.MaxUnavailable < 0) problems = [.. problems, $"max unavailable {options.MaxUnavailable} must not be negative"];
+        if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid replace spec: " + string.Join("; ", problems)));
+        var (all, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
+        var olds = all.Select(w => w.Value)
+            .Where(w => w.App == spec.App && w.Entrypoint == spec.Entrypoint && w.Pod == spec.Pod && options.OnlyTags.All(t => w.Tags.Contains(t)))
+            .OrderBy(w => w.Node, StringComparer.Ordinal).ThenBy(w => w.Name, StringComparer.Ordinal).ToList();
+        if (olds.Count == 0) return DeployResult.Of(new Refusal(RefusalKind.NotFound, $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace"));
+
+        var results = new List<InstanceOutcome>();
+        foreach (var batch in olds.Chunk(options.BatchSize))
+        {
+            progress?.Invoke(new DeployProgress(null, null, $"batch: replacing {string.Join(", ", batch.Select(b => b.Name))}"));
+            var fresh = new List<InstanceOutcome>();
+            var parked = new List<(Workload Old, Dictionary<string, string> Addresses)>();
+            var takenDown = new HashSet<string>(StringComparer.Ordinal); // old ones removed before their replacement (max unavailable)
+            foreach (var old in batch)
+            {
+                DeployResult r;
+                if (options.KeepIp)
+                {
+                    // The old one lets go of its addresses first; the new one takes them on the same node.
+                    var addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0).ToDictionary(n => n, n => old.Networks[n]);
+                    if (addresses.Count == 0) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})"));
+                    else if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name}: {why}"));
+                    else
+                    {
+                        parked.Add((old, addresses));
+                        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name} and released {string.Join(", ", addresses.Values)}"));
+                        var networks = spec.Networks.ToDictionary();
+                        foreach (var (n, ip) in addresses) networks[n] = ip;
+                        r = await DeployAsync(OneOn(spec with { Networks = networks }, old.Node), ct);
+                    }
+                }
+                else
+                {
+                    var onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
+                    r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                    if (r.Refused == RefusalKind.NoCapacity && takenDown.Count < options.MaxUnavailable)
+                    {
+                        // No room anywhere to bring the new one up beside the old: the old one goes first, as
+                        // max-unavailable allows; it stays gone if its replacement fails.
+                        foreach (var removed in await RemoveAsync([old.Id], options.StopTimeout, ct))
+                            progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"no room to surge: removed {removed.Name} first" : $"could not remove {removed.Name}: {removed.Error}"));
+                        takenDown.Add(old.Id);
+                        onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
+                        r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+                    }
+                }
+                var outcome = r.Instances.Count > 0 ? r.Instances[0] : new InstanceOutcome(old.Node, null, null, r.Error);
+                fresh.Add(outcome);
+                progress?.Invoke(new DeployProgress(null, outcome));
+                if (outcome.Error is not null) break; // the rest of the batch stays untouched
+            }
+            string? failure = fresh.FirstOrDefault(f => f.Error is not null)?.Error;
+            if (failure is null)
+            {
+                progress?.Invoke(new DeployProgress(null, null, $"waiting for {fresh.Count} new instance(s) to be reported healthy"));
+                var healthy = await Task.WhenAll(fresh.Select(f => WaitHealthyAsync(f.WorkloadId!, options.HealthTimeout, ct)));
+                if (healthy.Any(h => h is not null)) failure = healthy.First(h => h is not null);
+            }
+            if (failure is not null)
+            {
+                await RemoveAsync(fresh.Where(f => f.WorkloadId is not null).Select(f => f.WorkloadId!), TimeSpan.Zero, ct);
+                foreach (var (old, addresses) in parked)
+                {
+                    var why = await UnparkAsync(old, addresses, CancellationToken.None);
+                    progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name} with {string.Join(", ", addresses.Values)}" : $"could not restart {old.Name}: {why}"));
+                }
+                results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
+                log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving ({TakenDown} taken down first)", spec.App, spec.Entrypoint, failure, takenDown.Count);
+                return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}"
+                    + (takenDown.Count > 0 ? $"; {takenDown.Count} old instance(s) were removed first (max unavailable) and stay removed" : ""));
+            }
+            results.AddRange(fresh);
+            // Parked old ones ran their before_stop hooks when they were stopped.
+            foreach (var removed in await RemoveAsync(batch.Where(b => !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null, hooks: !options.KeepIp, ct))
+                progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
+        }
+        return new DeployResult(results, null);
+    }
+
+    /// <summary>One instance of <paramref name="spec"/> on <paramref name="node"/> alone: where a replacement goes first.</summary>
+    private static DeploySpec OneOn(DeploySpec spec, string node) =>
+        spec with { Count = 1, Nodes = [node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false };
+
+    /// <summary>Keep-ip: runs the old one's before_stop hooks, stops it and detaches it from the networks of <paramref name="addresses"/>; null when done, else why not.</summary>
+    private async Task<string?> ParkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, TimeSpan stopTimeout, CancellationToken ct)
+    {
+        if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
+        try
+        {
+            using var engine = engines(node.Value.Endpoint);
+            await BeforeStopAsync(engine, old, ct);
+            await engine.StopAsync(old.Id, stopTimeout, ct);
+            foreach (var n in addresses.Keys) await engine.DisconnectAsync(old.Id, n, ct);
+            return null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            await UnparkAsync(old, addresses, CancellationToken.None); // whatever was done: it serves again
+            return ex.Message;
+        }
+    }
+
+    /// <summary>Keep-ip rollback: the old one gets its addresses back and starts again; null when it runs.</summary>
+    private async Task<string?> UnparkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, CancellationToken ct)
+    {
+        try
+        {
+            if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
+            using var engine = engines(node.Value.Endpoint);
+            var state = await engine.InspectAsync(old.Id, ct);
+            if (state is null) return "its container is gone";
+            foreach (var (n, ip) in addresses.Where(a => !state.Addresses.ContainsKey(a.Key))) await engine.ConnectAsync(old.Id, n, ip, ct);
+            if (!state.Running) await engine.StartAsync(old.Id, ct);
+            return null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            log.LogError("keep-ip rollback: could not restart {Name}: {Error}", old.Name, ex.Message);
+            return ex.Message;
+        }
+    }
+}
+
+public sealed record ReplaceOptions
+{
+    public int BatchSize { get; init; } = 1;
+    public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public IReadOnlyList<string> OnlyTags { get; init; } = [];
+
+    /// <summary>
+    /// Old instances of a batch that may be removed before their replacement is healthy, when there is no
+    /// room anywhere to start the new one beside them (0: new ones always come up first, or the rollout stops).
+    /// </summary>
+    public int MaxUnavailable { get; init; }
+
+    /// <summary>
+    /// Each new instance takes over its old one's addresses (fixed IPs) on the same node: the old one is
+    /// stopped and detached first, the new one created with those addresses; if the new one fails, the old
+    /// one gets them back and is started again.
+    /// </summary>
+    public bool KeepIp { get; init; }
+}
