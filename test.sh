@@ -14,7 +14,10 @@ status=0
 dotnet test EdgeEru.sln -c Release --no-build --nologo --blame-hang-timeout 5m "$@" 2>&1 | tee "$log" || status=$?
 
 # One closing line for the whole suite, summed over the test assemblies.
+# An assembly whose test host crashed or hung prints "Test Run Aborted." and no counts: it is one failure.
 awk '/(Passed|Failed)! +- +Failed: +[0-9]+, +Passed: +[0-9]+, +Skipped: +[0-9]+/ {
        gsub(",", ""); f += $4; p += $6; s += $8; n++ }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s; if (n == 0) exit 1 }' "$log" || status=1
+     /^Test Run Aborted/ { f++; a++ }
+     END { printf "tests: %d passed, %d failed, %d skipped%s\n", p, f, s, a ? " (" a " test run(s) aborted)" : "";
+           if (n == 0 || a > 0) exit 1 }' "$log" || status=1
 exit $status
