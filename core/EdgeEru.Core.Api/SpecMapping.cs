@@ -1,6 +1,8 @@
 using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry.Model;
+using Google.Protobuf;
 
 namespace EdgeEru.Core.Api;
 
@@ -58,6 +60,21 @@ public static class SpecMapping
         },
         PerNodeLimit = r.PerNodeLimit,
         Force = r.Force,
+        Volumes = [.. r.Volumes.Select(v => new VolumeSpec(v.Source, v.Target, v.ReadOnly))],
+        Files = [.. r.Files.Select(f => new DataFile(f.Path, f.Content.ToByteArray(), f.HasMode ? f.Mode : 0x1A4, f.Uid, f.Gid))],
+        Secrets = [.. r.Secrets.Select(x => new SecretMount(x.Name, x.Target.Length > 0 ? x.Target : "/run/secrets/" + x.Name,
+            x.HasMode ? x.Mode : 0x100, x.Uid, x.Gid))],
+        Privileged = r.Privileged,
+        CapAdd = [.. r.CapAdd],
+        Sysctls = r.Sysctls.ToDictionary(),
+        Dns = [.. r.Dns],
+        ExtraHosts = [.. r.ExtraHosts],
+        Ulimits = [.. r.Ulimits.Select(u => new UlimitSpec(u.Name, u.Soft, u.Hard))],
+        LogDriver = r.Log?.Driver ?? "",
+        LogOptions = r.Log?.Options.ToDictionary() ?? [],
+        AfterCreate = r.Hooks is null ? [] : [.. r.Hooks.AfterCreate],
+        IgnoreHooks = r.IgnoreHooks,
+        IgnorePull = r.IgnorePull,
     };
 
     public static V1.DeployRequest ToRequest(DeploySpec s)
@@ -75,8 +92,18 @@ public static class SpecMapping
                 Strategy.Drained => V1.Strategy.Drained,
                 _ => V1.Strategy.Auto,
             },
-            Hooks = new V1.Hooks { AfterStart = { s.AfterStart }, BeforeStop = { s.BeforeStop } },
+            Hooks = new V1.Hooks { AfterStart = { s.AfterStart }, BeforeStop = { s.BeforeStop }, AfterCreate = { s.AfterCreate } },
+            Privileged = s.Privileged, IgnoreHooks = s.IgnoreHooks, IgnorePull = s.IgnorePull,
+            Log = s.LogDriver.Length == 0 && s.LogOptions.Count == 0 ? null : new V1.LogConfig { Driver = s.LogDriver, Options = { s.LogOptions.ToDictionary() } },
         };
+        r.Volumes.Add(s.Volumes.Select(v => new V1.Volume { Source = v.Source, Target = v.Target, ReadOnly = v.ReadOnly }));
+        r.Files.Add(s.Files.Select(f => new V1.DataFile { Path = f.Path, Content = ByteString.CopyFrom(f.Content), Mode = f.Mode, Uid = f.Uid, Gid = f.Gid }));
+        r.Secrets.Add(s.Secrets.Select(x => new V1.SecretMount { Name = x.Name, Target = x.Target, Mode = x.Mode, Uid = x.Uid, Gid = x.Gid }));
+        r.CapAdd.Add(s.CapAdd);
+        r.Sysctls.Add(s.Sysctls.ToDictionary());
+        r.Dns.Add(s.Dns);
+        r.ExtraHosts.Add(s.ExtraHosts);
+        r.Ulimits.Add(s.Ulimits.Select(u => new V1.Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard }));
         r.Command.Add(s.Command);
         r.Env.Add(s.Env);
         r.Ports.Add(s.Ports.Select(p => new V1.PublishedPort { Name = p.Name, Port = p.Port, Protocol = p.Protocol }));

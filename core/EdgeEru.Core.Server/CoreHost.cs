@@ -1,5 +1,6 @@
 using EdgeEru.Core.Deploy;
 using EdgeEru.Core.Docker;
+using EdgeEru.Core.Secrets;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Tls;
@@ -41,8 +42,31 @@ public static class CoreHost
 
         builder.Services.AddRegistryStore(builder.Configuration);
         builder.Services.AddRegistryWatcher(builder.Configuration);
+        // Secrets and registry credentials are sealed with Core's key; without one, specs that use them are refused.
+        var keyFile = builder.Configuration["Core:SecretsKeyFile"];
+        SecretBox? box = null;
+        if (!string.IsNullOrWhiteSpace(keyFile))
+        {
+            try
+            {
+                box = SecretBox.FromFile(keyFile);
+            }
+            catch (IOException ex)
+            {
+                throw new ArgumentException($"Core:SecretsKeyFile: cannot read {keyFile}: {ex.Message}", ex);
+            }
+        }
+        var bindRoots = (builder.Configuration["Core:BindRoots"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var root in bindRoots)
+            if (!root.StartsWith('/') || root.Split('/').Contains("..") || root == "/")
+                throw new ArgumentException($"Core:BindRoots: \"{root}\" must be an absolute host path other than /, without '..'");
+        builder.Services.AddSingleton(sp => new SecretStore(sp.GetRequiredService<RegistryStore>(), box));
         builder.Services.AddSingleton(sp => new Deployer(sp.GetRequiredService<RegistryStore>(), e => new DockerEngine(e),
-            sp.GetRequiredService<ILogger<Deployer>>(), sp.GetRequiredService<RegistryWatcher>()));
+            sp.GetRequiredService<ILogger<Deployer>>(), sp.GetRequiredService<RegistryWatcher>())
+        {
+            Secrets = sp.GetRequiredService<SecretStore>(),
+            Options = new DeployerOptions { BindRoots = [.. bindRoots.Select(r => r.TrimEnd('/'))] },
+        });
         builder.Services.AddSingleton(new BearerToken(token));
         builder.Services.AddGrpc(o =>
         {
@@ -66,6 +90,7 @@ public static class CoreHost
             });
         });
         app.MapGrpcService<CoreService>();
+        if (box is null) app.Logger.LogWarning("no Core:SecretsKeyFile configured: secrets and registry credentials are off");
         if (string.IsNullOrWhiteSpace(configuredToken))
             app.Logger.LogWarning("no Core:Token configured; the API on {Urls} takes this one for this run: {Token}", string.Join(";", apiUrls), token);
         return app;

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using EdgeEru.Core.Deploy;
 using EdgeEru.Core.Docker;
+using EdgeEru.Core.Secrets;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;
@@ -16,7 +17,8 @@ namespace EdgeEru.Core.Server;
 /// deployer or the registry store. Reads of workloads come from the watcher's snapshot, caught up with
 /// etcd's current revision first so that a client reads its own writes.
 /// </summary>
-public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, Deployer deployer, ILogger<CoreService> log) : V1.Core.CoreBase
+public sealed partial class CoreService(RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, ILogger<CoreService> log)
+    : V1.Core.CoreBase
 {
     private static readonly Counter Instances = Metrics.CreateCounter("eru_core_instances_total", "Instances created, failed or removed", "result");
     private static readonly Counter Refusals = Metrics.CreateCounter("eru_core_refusals_total", "Requests refused, by status", "code");
@@ -155,6 +157,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
             OnlyTags = [.. request.OnlyTags],
             KeepIp = request.KeepIp,
             MaxUnavailable = request.MaxUnavailable,
+            AllowDataLoss = request.AllowDataLoss,
         };
         await StreamAsync(responseStream, progress => deployer.ReplaceAsync(spec, options, progress, context.CancellationToken), context.CancellationToken);
     }
@@ -220,7 +223,7 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         var timeout = TimeSpan.FromSeconds(Math.Clamp(request.StopTimeoutS, 0, 600));
         foreach (var id in ids)
         {
-            var outcome = (await deployer.RemoveAsync([id], timeout, context.CancellationToken))[0];
+            var outcome = (await deployer.RemoveAsync([id], timeout, null, hooks: !request.IgnoreHooks, context.CancellationToken))[0];
             Instances.WithLabels(outcome.Error is null ? "removed" : "remove_failed").Inc();
             await responseStream.WriteAsync(ApiMapping.ToResult(outcome), context.CancellationToken);
         }
@@ -258,7 +261,8 @@ public sealed class CoreService(RegistryStore store, RegistryWatcher watcher, De
         var ids = await ResolveAsync(request.Workloads, context.CancellationToken);
         var timeout = TimeSpan.FromSeconds(Math.Clamp(request.StopTimeoutS, 0, 600));
         foreach (var id in ids)
-            await responseStream.WriteAsync(ApiMapping.ToResult((await deployer.ControlAsync([id], action, timeout, null, context.CancellationToken))[0]), context.CancellationToken);
+            await responseStream.WriteAsync(ApiMapping.ToResult((await deployer.ControlAsync([id], action, timeout, null, !request.IgnoreHooks,
+                context.CancellationToken))[0]), context.CancellationToken);
     }
 
     /// <summary>

@@ -13,6 +13,7 @@ public sealed class RegistryKeys
             throw new ArgumentException($"registry prefix \"{prefix}\" must start with '/' and not end with '/'", nameof(prefix));
         Prefix = prefix;
         Root = prefix + "/";
+        PrivateRoot = prefix + "-private/";
     }
 
     public string Prefix { get; }
@@ -20,23 +21,30 @@ public sealed class RegistryKeys
     /// <summary>The prefix with its trailing slash: every registry key starts with it.</summary>
     public string Root { get; }
 
+    /// <summary>
+    /// Where private kinds live (<c>/eru-private/</c>): a sibling of <see cref="Root"/>, not inside it, so a
+    /// role that reads the prefix (every follower's) cannot read them.
+    /// </summary>
+    public string PrivateRoot { get; }
+
     public string Key(RegistryKind kind, string name)
     {
         if (!Names.IsId(name) && !Names.IsDomain(name))
             throw new ArgumentException($"\"{name}\" is not a valid {kind.Segment} name", nameof(name));
-        return Root + kind.Segment + "/" + name;
+        return KindPrefix(kind) + name;
     }
 
-    public string KindPrefix(RegistryKind kind) => Root + kind.Segment + "/";
+    public string KindPrefix(RegistryKind kind) => (kind.IsPrivate ? PrivateRoot : Root) + kind.Segment + "/";
 
-    /// <summary>Splits a key into its kind and name; false for keys of no known kind.</summary>
+    /// <summary>Splits a key (under the root or the private root) into its kind and name; false for keys of no known kind.</summary>
     public bool TryParse(string key, out RegistryKind kind, out string name)
     {
         kind = null!;
         name = "";
-        if (!key.StartsWith(Root, StringComparison.Ordinal)) return false;
-        var rest = key.AsSpan(Root.Length);
-        foreach (var k in Kinds.All)
+        var isPrivate = key.StartsWith(PrivateRoot, StringComparison.Ordinal);
+        if (!isPrivate && !key.StartsWith(Root, StringComparison.Ordinal)) return false;
+        var rest = key.AsSpan(isPrivate ? PrivateRoot.Length : Root.Length);
+        foreach (var k in isPrivate ? Kinds.Private : Kinds.All)
         {
             if (rest.Length > k.Segment.Length + 1 && rest.StartsWith(k.Segment, StringComparison.Ordinal) && rest[k.Segment.Length] == '/')
             {

@@ -8,10 +8,11 @@ namespace EdgeEru.Registry;
 /// <summary>A kind of registry value: where it lives under the prefix and how it is encoded.</summary>
 public abstract class RegistryKind
 {
-    private protected RegistryKind(string segment, int version)
+    private protected RegistryKind(string segment, int version, bool isPrivate)
     {
         Segment = segment;
         Version = version;
+        IsPrivate = isPrivate;
     }
 
     /// <summary>Key segment under the prefix, e.g. <c>workloads</c> or <c>lb/domains</c>.</summary>
@@ -19,6 +20,12 @@ public abstract class RegistryKind
 
     /// <summary>Newest schema major version this build reads and writes.</summary>
     public int Version { get; }
+
+    /// <summary>
+    /// Kept under <see cref="RegistryKeys.PrivateRoot"/>, outside the range followers list and watch, so that
+    /// etcd's roles can make it Core's alone (secrets, registry credentials).
+    /// </summary>
+    public bool IsPrivate { get; }
 
     public abstract IRegistryRecord DecodeRecord(ReadOnlySpan<byte> json, string keyName);
 
@@ -31,7 +38,7 @@ public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRec
 {
     private readonly JsonTypeInfo<T> _typeInfo;
 
-    internal RegistryKind(string segment, int version, JsonTypeInfo<T> typeInfo) : base(segment, version) =>
+    internal RegistryKind(string segment, int version, JsonTypeInfo<T> typeInfo, bool isPrivate = false) : base(segment, version, isPrivate) =>
         _typeInfo = typeInfo;
 
     /// <summary>Encodes a value after validating it; a value that fails validation never reaches etcd.</summary>
@@ -112,7 +119,14 @@ public static class Kinds
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
     public static readonly RegistryKind<LbCertificate> LbCertificates = new("lb/certs", 1, RegistryJsonContext.Default.LbCertificate);
 
+    public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
+    public static readonly RegistryKind<RegistryAuth> RegistryAuths = new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
+
+    /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates];
+
+    /// <summary>The kinds under the private root: Core's alone.</summary>
+    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

@@ -193,6 +193,17 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             return Task.FromResult(id);
         }
 
+        public Task<string> CreateAsync(ContainerSpec spec, CancellationToken ct = default) => CreateAndStartAsync(spec, ct);
+
+        public Task<bool> ImageExistsAsync(string image, CancellationToken ct = default) => Task.FromResult(true);
+
+        public Task EnsureVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default) =>
+            throw new NotSupportedException("no volumes in these specs");
+
+        public Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default) => throw new NotSupportedException("no volumes in these specs");
+
+        public Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default) => throw new NotSupportedException("no volumes in these specs");
+
         public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct = default) =>
             throw new NotSupportedException("no hooks in these specs");
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using EdgeEru.Core.Docker;
 using EdgeEru.Registry.Model;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;
@@ -30,14 +31,31 @@ public sealed class AppSpec
         }
     }
 
-    /// <summary>The deploy spec of one entrypoint; <paramref name="options"/> supplies image, count, pod and the rest.</summary>
-    public DeploySpec ToDeploySpec(string entrypoint, DeploySpec options)
+    /// <summary>
+    /// The deploy spec of one entrypoint; <paramref name="options"/> supplies image, count, pod and the rest.
+    /// <paramref name="readFile"/> reads a data file's <c>file:</c> (relative to the spec's folder; the CLI's job).
+    /// </summary>
+    public DeploySpec ToDeploySpec(string entrypoint, DeploySpec options, Func<string, byte[]>? readFile = null)
     {
         if (!Entrypoints.TryGetValue(entrypoint, out var e))
             throw new FormatException($"entrypoints: no entrypoint \"{entrypoint}\" (the spec has {string.Join(", ", Entrypoints.Keys.Order(StringComparer.Ordinal))})");
-        var ports = e.Ports.Select((p, i) => ParsePort(p, $"entrypoints.{entrypoint}.ports[{i}]")).ToList();
+        var at = $"entrypoints.{entrypoint}";
+        var ports = e.Ports.Select((p, i) => ParsePort(p, $"{at}.ports[{i}]")).ToList();
         return options with
         {
+            Volumes = [.. e.Volumes.Select((v, i) => VolumeSpec.Parse(v, $"{at}.volumes[{i}]")), .. options.Volumes],
+            Files = [.. e.Data.Select(d => ParseFile(d.Key, d.Value, $"{at}.data", readFile)), .. options.Files],
+            Secrets = [.. e.Secrets.Select((x, i) => ParseSecret(x, $"{at}.secrets[{i}]")), .. options.Secrets],
+            Privileged = e.Privileged ?? options.Privileged,
+            CapAdd = [.. e.CapAdd, .. options.CapAdd],
+            Sysctls = Merge(e.Sysctls, options.Sysctls),
+            Dns = e.Dns.Count > 0 ? e.Dns : options.Dns,
+            ExtraHosts = [.. e.ExtraHosts, .. options.ExtraHosts],
+            Ulimits = [.. e.Ulimits.Select(u => UlimitSpec.Parse(u.Key, u.Value, $"{at}.ulimits.{u.Key}")), .. options.Ulimits],
+            LogDriver = e.Log?.Driver ?? options.LogDriver,
+            LogOptions = e.Log is null ? options.LogOptions : Merge(e.Log.Options, options.LogOptions),
+            AfterCreate = e.Hook?.AfterCreate ?? [],
+            IgnorePull = options.IgnorePull || e.IgnorePull == true,
             App = Appname,
             Entrypoint = entrypoint,
             Image = options.Image.Length > 0 ? options.Image : e.Image ?? "",
@@ -51,6 +69,81 @@ public sealed class AppSpec
             AfterStart = e.Hook?.AfterStart ?? [],
             BeforeStop = e.Hook?.BeforeStop ?? [],
         };
+    }
+
+    private static Dictionary<string, string> Merge(IReadOnlyDictionary<string, string> spec, IReadOnlyDictionary<string, string> options)
+    {
+        var merged = spec.ToDictionary(StringComparer.Ordinal);
+        foreach (var (k, v) in options) merged[k] = v;
+        return merged;
+    }
+
+    /// <summary>A data file: its content as a string, or a mapping with content or file, mode ("0640") and owner ("uid:gid").</summary>
+    private static DataFile ParseFile(string path, object value, string where, Func<string, byte[]>? readFile)
+    {
+        where = $"{where}.{path}";
+        if (value is not Dictionary<object, object> map) return new DataFile(path, System.Text.Encoding.UTF8.GetBytes(value.ToString() ?? ""));
+        var unknown = map.Keys.Select(k => k.ToString()).FirstOrDefault(k => k is not ("content" or "file" or "mode" or "owner"));
+        if (unknown is not null) throw new FormatException($"{where}: unknown field \"{unknown}\" (content, file, mode, owner)");
+        var content = map.GetValueOrDefault("content")?.ToString();
+        var file = map.GetValueOrDefault("file")?.ToString();
+        if ((content is null) == (file is null)) throw new FormatException($"{where}: give either content or file");
+        byte[] bytes;
+        if (file is not null)
+        {
+            if (readFile is null) throw new FormatException($"{where}: file: is read by the eru CLI from the spec's folder; send content instead");
+            try
+            {
+                bytes = readFile(file);
+            }
+            catch (IOException ex)
+            {
+                throw new FormatException($"{where}: cannot read {file}: {ex.Message}", ex);
+            }
+        }
+        else bytes = System.Text.Encoding.UTF8.GetBytes(content!);
+        var (uid, gid) = ParseOwner(map.GetValueOrDefault("owner")?.ToString(), where);
+        return new DataFile(path, bytes, ParseMode(map.GetValueOrDefault("mode")?.ToString(), 0x1A4, where), uid, gid);
+    }
+
+    /// <summary>A secret: "name:/target" or a mapping with name, target, mode ("0400") and owner ("uid:gid").</summary>
+    private static SecretMount ParseSecret(object value, string where)
+    {
+        if (value is Dictionary<object, object> map)
+        {
+            var unknown = map.Keys.Select(k => k.ToString()).FirstOrDefault(k => k is not ("name" or "target" or "mode" or "owner"));
+            if (unknown is not null) throw new FormatException($"{where}: unknown field \"{unknown}\" (name, target, mode, owner)");
+            var name = map.GetValueOrDefault("name")?.ToString() ?? throw new FormatException($"{where}: name is missing");
+            var (uid, gid) = ParseOwner(map.GetValueOrDefault("owner")?.ToString(), where);
+            return new SecretMount(name, map.GetValueOrDefault("target")?.ToString() ?? "/run/secrets/" + name,
+                ParseMode(map.GetValueOrDefault("mode")?.ToString(), 0x100, where), uid, gid);
+        }
+        var text = value.ToString() ?? "";
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0 ? new SecretMount(text, "/run/secrets/" + text) : new SecretMount(text[..colon], text[(colon + 1)..]);
+    }
+
+    private static int ParseMode(string? text, int fallback, string where)
+    {
+        if (text is null) return fallback;
+        try
+        {
+            return Convert.ToInt32(text, 8);
+        }
+        catch (Exception ex) when (ex is FormatException or OverflowException or ArgumentException)
+        {
+            throw new FormatException($"{where}: mode \"{text}\" is not an octal file mode (e.g. \"0640\")", ex);
+        }
+    }
+
+    private static (int Uid, int Gid) ParseOwner(string? text, string where)
+    {
+        if (text is null) return (0, 0);
+        var parts = text.Split(':');
+        if (parts.Length > 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var uid)
+            || !int.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var gid))
+            throw new FormatException($"{where}: owner \"{text}\" must be numeric UID or UID:GID");
+        return (uid, gid);
     }
 
     /// <summary>"http:8080/tcp", "8080/udp", "8080", or a mapping with name, port, protocol.</summary>
@@ -104,6 +197,23 @@ public sealed class EntrypointSpec
     public HealthcheckSpec? Healthcheck { get; set; }
     public string? Restart { get; set; }
     public HookSpec? Hook { get; set; }
+    public List<string> Volumes { get; set; } = [];
+    public Dictionary<string, object> Data { get; set; } = [];
+    public List<object> Secrets { get; set; } = [];
+    public bool? Privileged { get; set; }
+    public List<string> CapAdd { get; set; } = [];
+    public Dictionary<string, string> Sysctls { get; set; } = [];
+    public List<string> Dns { get; set; } = [];
+    public List<string> ExtraHosts { get; set; } = [];
+    public Dictionary<string, string> Ulimits { get; set; } = [];
+    public LogSpec? Log { get; set; }
+    public bool? IgnorePull { get; set; }
+}
+
+public sealed class LogSpec
+{
+    public string? Driver { get; set; }
+    public Dictionary<string, string> Options { get; set; } = [];
 }
 
 public sealed class HealthcheckSpec
@@ -121,6 +231,7 @@ public sealed class HealthcheckSpec
 
 public sealed class HookSpec
 {
+    public List<string> AfterCreate { get; set; } = [];
     public List<string> AfterStart { get; set; } = [];
     public List<string> BeforeStop { get; set; } = [];
 }

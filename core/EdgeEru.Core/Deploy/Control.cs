@@ -5,9 +5,12 @@ namespace EdgeEru.Core.Deploy;
 /// <summary>Start, stop, restart: the container changes, its record and allocation stay.</summary>
 public sealed partial class Deployer
 {
-    /// <summary>Starts, stops or restarts workloads' containers; their records and allocations stay.</summary>
+    /// <summary>
+    /// Starts, stops or restarts workloads' containers; their records and allocations stay. With
+    /// <paramref name="hooks"/>, a stop runs the before_stop hooks first and a start runs after_start after.
+    /// </summary>
     public async Task<IReadOnlyList<InstanceOutcome>> ControlAsync(IEnumerable<string> workloadIds, ControlAction action, TimeSpan stopTimeout,
-        Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
+        Action<InstanceOutcome>? progress = null, bool hooks = true, CancellationToken ct = default)
     {
         var outcomes = new List<InstanceOutcome>();
         foreach (var id in workloadIds)
@@ -21,6 +24,8 @@ public sealed partial class Deployer
                 try
                 {
                     using var engine = engines(node.Value.Endpoint);
+                    var w = record.Value;
+                    if (hooks && action is ControlAction.Stop or ControlAction.Restart) await BeforeStopAsync(engine, w, ct);
                     switch (action)
                     {
                         case ControlAction.Start: await engine.StartAsync(id, ct); break;
@@ -28,6 +33,7 @@ public sealed partial class Deployer
                         case ControlAction.Restart: await engine.RestartAsync(id, stopTimeout, ct); break;
                         default: throw new ArgumentOutOfRangeException(nameof(action), action, "start, stop or restart");
                     }
+                    if (hooks && action is ControlAction.Start or ControlAction.Restart) await RunHooksAsync(engine, id, "after_start", w.AfterStart ?? [], ct);
                     outcome = new InstanceOutcome(record.Value.Node, id, record.Value.Name, null);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)

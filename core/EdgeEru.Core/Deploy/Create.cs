@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using EdgeEru.Core.Docker;
+using EdgeEru.Core.Secrets;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
@@ -17,6 +18,8 @@ public sealed partial class Deployer
     {
         var problems = spec.Problems();
         if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid deploy spec: " + string.Join("; ", problems)));
+        var (prepared, refused) = await PrepareAsync(spec, job: false, ct);
+        if (refused is not null) return DeployResult.Of(refused);
         var (candidates, usage, refusal) = await CandidatesAsync(spec, ct);
         if (refusal is not null) return DeployResult.Of(refusal);
 
@@ -31,21 +34,74 @@ public sealed partial class Deployer
             var node = candidates[p.Key];
             using var engine = Host(node);
             var outcomes = new List<InstanceOutcome>();
-            try
+            if (await ImageProblemAsync(engine, node, prepared!, ct) is { } problem)
             {
-                await engine.EnsureImageAsync(spec.Image, spec.ImageAuth, ct);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                for (var i = 0; i < p.Value; i++) Report(outcomes, progress, new InstanceOutcome(node.Name, null, null, $"image {spec.Image}: {ex.Message}"));
+                for (var i = 0; i < p.Value; i++) Report(outcomes, progress, new InstanceOutcome(node.Name, null, null, problem));
                 return outcomes;
             }
-            for (var i = 0; i < p.Value; i++) Report(outcomes, progress, await CreateInstanceAsync(engine, node, spec, ct));
+            for (var i = 0; i < p.Value; i++) Report(outcomes, progress, await CreateInstanceAsync(engine, node, prepared!, ct));
             return outcomes;
         }));
         var instances = perNode.SelectMany(o => o).ToList();
         log.LogInformation("deploy {App}.{Entrypoint}: {Ok} of {Count} instances created", spec.App, spec.Entrypoint, instances.Count(i => i.Error is null), spec.Count);
         return new DeployResult(instances, null);
+    }
+
+    /// <summary>What a deploy resolves once for all of its instances: the files (secrets' content too) and pull credentials.</summary>
+    private sealed record Prepared(DeploySpec Spec, IReadOnlyList<ContainerFile> Files, string? PullAuth, bool Job);
+
+    /// <summary>
+    /// Checks what the spec alone cannot (bind mounts under the allowed roots, secrets that exist) and reads
+    /// what every instance needs; nothing is created yet, so a refusal leaves nothing behind.
+    /// </summary>
+    private async Task<(Prepared? Prepared, Refusal? Refusal)> PrepareAsync(DeploySpec spec, bool job, CancellationToken ct)
+    {
+        foreach (var bind in spec.Volumes.Where(v => !v.IsNamed))
+        {
+            if (Options.BindRoots.Count == 0)
+                return (null, new Refusal(RefusalKind.Invalid, $"volumes: {bind}: bind mounts are off (eru-core has no Core:BindRoots)"));
+            if (!Options.BindRoots.Any(root => bind.Source == root || bind.Source.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal)))
+                return (null, new Refusal(RefusalKind.Invalid,
+                    $"volumes: {bind}: the host path {bind.Source} is outside the allowed roots ({string.Join(", ", Options.BindRoots)})"));
+        }
+        var files = spec.Files.Select(f => new ContainerFile(f.Path, f.Content, f.Mode, f.Uid, f.Gid)).ToList();
+        string? pullAuth = spec.ImageAuth;
+        try
+        {
+            if (spec.Secrets.Count > 0)
+            {
+                if (Secrets is null) throw new SecretsUnavailableException();
+                var content = await Secrets.ReadAsync(spec.Secrets.Select(s => s.Name), ct);
+                files.AddRange(spec.Secrets.Select(s => new ContainerFile(s.Target, content[s.Name], s.Mode, s.Uid, s.Gid)));
+            }
+            if (pullAuth is null && Secrets is not null && !spec.IgnorePull) pullAuth = await Secrets.CredentialsForAsync(spec.Image, ct);
+        }
+        catch (KeyNotFoundException ex)
+        {
+            return (null, new Refusal(RefusalKind.NotFound, ex.Message));
+        }
+        catch (Exception ex) when (ex is SecretsUnavailableException or System.Security.Cryptography.CryptographicException)
+        {
+            return (null, new Refusal(RefusalKind.Precondition, ex.Message));
+        }
+        return (new Prepared(spec, files, pullAuth, job), null);
+    }
+
+    /// <summary>Pulls the image onto the node when it lacks it (never with ignore_pull); null when it is there, else why not.</summary>
+    private static async Task<string?> ImageProblemAsync(IInstanceHost engine, Node node, Prepared prepared, CancellationToken ct)
+    {
+        var image = prepared.Spec.Image;
+        try
+        {
+            if (prepared.Spec.IgnorePull)
+                return await engine.ImageExistsAsync(image, ct) ? null : $"image {image} is not on node {node.Name}, and ignore_pull is set";
+            await engine.EnsureImageAsync(image, prepared.PullAuth, ct);
+            return null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return $"image {image}: {ex.Message}";
+        }
     }
 
     private static void Report(List<InstanceOutcome> outcomes, Action<DeployProgress>? progress, InstanceOutcome outcome)
@@ -54,25 +110,34 @@ public sealed partial class Deployer
         progress?.Invoke(new DeployProgress(null, outcome));
     }
 
-    private async Task<InstanceOutcome> CreateInstanceAsync(IInstanceHost engine, Node node, DeploySpec spec, CancellationToken ct)
+    /// <summary>
+    /// One instance on one node: its volumes, the container (started and its hooks run, unless a job), then
+    /// the record under the node's fence, checked again against fresh usage. A failure rolls back only this
+    /// instance: its container and the volumes made for it (never a predecessor's).
+    /// </summary>
+    private async Task<InstanceOutcome> CreateInstanceAsync(IInstanceHost engine, Node node, Prepared prepared, CancellationToken ct)
     {
+        var spec = prepared.Spec;
         var ident = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         var name = $"{spec.App}_{spec.Entrypoint}_{ident}";
         string? id = null;
         CpuPlan? plan = null;
+        var madeVolumes = new List<string>();
         try
         {
+            var mounts = await VolumesAsync(engine, node, spec, ident, madeVolumes, ct);
             for (var attempt = 1; attempt <= Attempts; attempt++)
             {
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
                 await YieldAsync("fence-read", ct);
-                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
+                // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
+                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id && w.Id != spec.Succeeds);
                 await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
                 {
-                    if (id is null) return new InstanceOutcome(node.Name, null, name, "no room left on the node (taken meanwhile)");
+                    if (id is null) throw new InvalidOperationException("no room left on the node (taken meanwhile)");
                     // Our cores were taken meanwhile: start over with a fresh plan.
                     await engine.RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
                     (id, plan) = (null, null);
@@ -81,17 +146,23 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    id = await engine.CreateAndStartAsync(Container(spec, node, name, ident, plan), ct);
-                    foreach (var hook in spec.AfterStart)
+                    var container = Container(spec, node, name, ident, plan) with { Mounts = mounts, Files = prepared.Files };
+                    id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
+                    if (!prepared.Job && !spec.IgnoreHooks)
                     {
-                        var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
-                        if (r.ExitCode != 0) throw new InvalidOperationException($"after_start hook `{hook}` exited {r.ExitCode}: {r.Output}");
+                        await RunHooksAsync(engine, id, "after_create", spec.AfterCreate, ct);
+                        await RunHooksAsync(engine, id, "after_start", spec.AfterStart, ct);
                     }
                     await YieldAsync("created", ct);
                 }
                 var state = await engine.InspectAsync(id, ct);
                 await YieldAsync("before-commit", ct);
-                tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state));
+                tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state) with
+                {
+                    Volumes = mounts.Count > 0 ? [.. mounts] : null,
+                    Secrets = spec.Secrets.Count > 0 ? [.. spec.Secrets.Select(x => x.Name).Distinct(StringComparer.Ordinal)] : null,
+                    Job = prepared.Job,
+                });
                 tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
                 if (await tx.CommitAsync(ct))
                     return new InstanceOutcome(node.Name, id, name, null) { Addresses = state?.Addresses ?? new Dictionary<string, string>() };
@@ -101,10 +172,73 @@ public sealed partial class Deployer
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Roll back only this instance.
-            if (id is not null) await engine.RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
+            await RollBackAsync(engine, id, madeVolumes);
             log.LogWarning("deploy {Name} on {Node} failed: {Error}", name, node.Name, ex.Message);
             return new InstanceOutcome(node.Name, null, name, ex.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            await RollBackAsync(engine, id, madeVolumes);
+            throw;
+        }
+    }
+
+    /// <summary>Removes what one failed instance made: its container and its new volumes.</summary>
+    private async Task RollBackAsync(IInstanceHost engine, string? id, List<string> madeVolumes)
+    {
+        try
+        {
+            if (id is not null) await engine.RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
+            foreach (var volume in madeVolumes) await engine.RemoveVolumeAsync(volume, CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            log.LogError("rolling back {Container}: {Error}; its container or volumes may be left (labelled eru.app)", id, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// The instance's mounts: a predecessor's volume where the spec inherits one (it must still be on the
+    /// node), else a new labelled volume named after the instance; bind mounts as they are.
+    /// </summary>
+    private static async Task<List<VolumeMount>> VolumesAsync(IInstanceHost engine, Node node, DeploySpec spec, string ident, List<string> made,
+        CancellationToken ct)
+    {
+        var mounts = new List<VolumeMount>();
+        foreach (var v in spec.Volumes)
+        {
+            if (!v.IsNamed)
+            {
+                mounts.Add(new VolumeMount { Kind = "bind", Source = v.Source, Target = v.Target, ReadOnly = v.ReadOnly });
+                continue;
+            }
+            if (spec.InheritedVolumes.TryGetValue(v.Source, out var inherited))
+            {
+                if (!await engine.VolumeExistsAsync(inherited, ct))
+                    throw new InvalidOperationException($"volume {v.Source}: the predecessor's volume {inherited} is no longer on {node.Name}");
+            }
+            else
+            {
+                inherited = $"{spec.App}_{spec.Entrypoint}_{v.Source}_{ident}";
+                await engine.EnsureVolumeAsync(inherited, new Dictionary<string, string>
+                {
+                    [DockerEngine.AppLabel] = spec.App, [DockerEngine.EntrypointLabel] = spec.Entrypoint,
+                    [DockerEngine.IdentLabel] = ident, [DockerEngine.NodeLabel] = node.Name, [DockerEngine.VolumeLabel] = v.Source,
+                }, ct);
+                made.Add(inherited);
+            }
+            mounts.Add(new VolumeMount { Kind = "volume", Name = v.Source, Source = inherited, Target = v.Target, ReadOnly = v.ReadOnly });
+        }
+        return mounts;
+    }
+
+    /// <summary>Runs hooks inside the container in order; the first that fails fails the instance.</summary>
+    private static async Task RunHooksAsync(IInstanceHost engine, string id, string kind, IReadOnlyList<string> hooks, CancellationToken ct)
+    {
+        foreach (var hook in hooks)
+        {
+            var r = await engine.ExecAsync(id, CommandLine.Split(hook), HookTimeout, ct);
+            if (r.ExitCode != 0) throw new InvalidOperationException($"{kind} hook `{hook}` exited {r.ExitCode}: {r.Output}");
         }
     }
 
@@ -112,6 +246,14 @@ public sealed partial class Deployer
 
     private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, CpuPlan? plan) => new()
     {
+        Privileged = spec.Privileged,
+        CapAdd = spec.CapAdd,
+        Sysctls = spec.Sysctls,
+        Dns = spec.Dns,
+        ExtraHosts = spec.ExtraHosts,
+        Ulimits = spec.Ulimits,
+        LogDriver = spec.LogDriver,
+        LogOptions = spec.LogOptions,
         Name = name,
         Image = spec.Image,
         Command = spec.Command,
@@ -157,6 +299,7 @@ public sealed partial class Deployer
         },
         Healthcheck = spec.Healthcheck,
         BeforeStop = spec.BeforeStop.Count > 0 ? [.. spec.BeforeStop] : null,
+        AfterStart = spec.AfterStart.Count > 0 ? [.. spec.AfterStart] : null,
         CreatedAt = DateTimeOffset.UtcNow,
     };
 }

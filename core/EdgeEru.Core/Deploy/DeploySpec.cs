@@ -1,3 +1,4 @@
+using EdgeEru.Core.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry.Model;
 
@@ -103,10 +104,163 @@ public sealed record DeploySpec
         if (Nodes.Any(n => !Names.IsLabel(n))) p.Add($"nodes: \"{Nodes.First(n => !Names.IsLabel(n))}\" is not a node name");
         if (PerNodeLimit < 0) p.Add($"per-node limit {PerNodeLimit} must not be negative");
         p.AddRange(Resources.Problems());
+        p.AddRange(RuntimeProblems());
         return p;
     }
 
     public ResourceRequest Resources => new() { Memory = MemoryRequest, Cpu = Cpu, CpuBind = CpuBind };
+
+    /// <summary>
+    /// Named volumes ("data:/var/lib/app": one Docker volume per instance, handed on by a replace on the same
+    /// node) and bind mounts of host paths ("/srv/shared:/shared:ro", only under Core's allowed roots).
+    /// </summary>
+    public IReadOnlyList<VolumeSpec> Volumes { get; init; } = [];
+
+    /// <summary>Files written into each container before it starts.</summary>
+    public IReadOnlyList<DataFile> Files { get; init; } = [];
+
+    /// <summary>Secrets of the registry written into each container as files before it starts.</summary>
+    public IReadOnlyList<SecretMount> Secrets { get; init; } = [];
+
+    public bool Privileged { get; init; }
+    public IReadOnlyList<string> CapAdd { get; init; } = [];
+    public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyList<string> Dns { get; init; } = [];
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+    public IReadOnlyList<UlimitSpec> Ulimits { get; init; } = [];
+    public string LogDriver { get; init; } = "";
+    public IReadOnlyDictionary<string, string> LogOptions { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Commands run inside each new container once, after it first starts (after_start runs on every start).</summary>
+    public IReadOnlyList<string> AfterCreate { get; init; } = [];
+
+    /// <summary>Skip the after_create and after_start hooks of this deploy.</summary>
+    public bool IgnoreHooks { get; init; }
+
+    /// <summary>Never pull: the image must be on the node already (default: pull when missing, or for a :latest tag).</summary>
+    public bool IgnorePull { get; init; }
+
+    /// <summary>Replace only: the workload this instance succeeds (stopped first), whose resources it may use.</summary>
+    internal string? Succeeds { get; init; }
+
+    /// <summary>Replace only: named volume → the Docker volume to mount instead of a new one (the predecessor's data).</summary>
+    internal IReadOnlyDictionary<string, string> InheritedVolumes { get; init; } = new Dictionary<string, string>();
+
+    private IEnumerable<string> RuntimeProblems()
+    {
+        var targets = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var v in Volumes)
+        {
+            foreach (var problem in v.Problems()) yield return $"volumes: \"{v}\": {problem}";
+            if (!targets.Add(v.Target)) yield return $"volumes: {v.Target} is mounted twice";
+        }
+        if (Volumes.Where(v => v.IsNamed).GroupBy(v => v.Source).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            yield return $"volumes: the named volume {twice.Key} is listed twice";
+        var files = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in Files)
+        {
+            if (SpecPaths.Problem(f.Path) is { } problem) yield return $"data: \"{f.Path}\": {problem}";
+            if (!files.Add(f.Path)) yield return $"data: {f.Path} is given twice";
+            if (f.Mode is < 0 or > 0xFFF) yield return $"data: {f.Path}: mode {Convert.ToString(f.Mode, 8)} is not a file mode (0-7777)";
+            if (f.Uid < 0 || f.Gid < 0) yield return $"data: {f.Path}: owner must be numeric uid:gid, not negative";
+        }
+        if (Files.Sum(f => (long)f.Content.Length) > DataFile.MaxTotalBytes)
+            yield return $"data: {Files.Sum(f => (long)f.Content.Length)} bytes in all; at most {DataFile.MaxTotalBytes} (put bigger things in an image or a volume)";
+        foreach (var secret in Secrets)
+        {
+            if (!Names.IsId(secret.Name)) yield return $"secrets: name \"{secret.Name}\" must be 1-253 of [A-Za-z0-9._-]";
+            if (SpecPaths.Problem(secret.Target) is { } problem) yield return $"secrets: {secret.Name}: target \"{secret.Target}\": {problem}";
+            if (!files.Add(secret.Target)) yield return $"secrets: {secret.Target} is also written by another data file or secret";
+            if (secret.Mode is < 0 or > 0xFFF) yield return $"secrets: {secret.Name}: mode {Convert.ToString(secret.Mode, 8)} is not a file mode";
+            if (secret.Uid < 0 || secret.Gid < 0) yield return $"secrets: {secret.Name}: owner must be numeric uid:gid, not negative";
+        }
+        foreach (var cap in CapAdd)
+            if (!System.Text.RegularExpressions.Regex.IsMatch(cap, "^(CAP_)?[A-Z][A-Z_]{1,30}$")) yield return $"cap_add: \"{cap}\" is not a capability name (e.g. NET_ADMIN)";
+        foreach (var (key, value) in Sysctls)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(key, @"^[a-z0-9_]+(\.[a-zA-Z0-9_/-]+)+$")) yield return $"sysctls: \"{key}\" is not a sysctl name (e.g. net.core.somaxconn)";
+            if (value.Length is 0 or > 256 || value.Any(char.IsControl)) yield return $"sysctls: {key}: the value must be 1-256 printable characters";
+        }
+        foreach (var server in Dns)
+            if (!System.Net.IPAddress.TryParse(server, out _)) yield return $"dns: \"{server}\" is not an IP address";
+        foreach (var entry in ExtraHosts)
+        {
+            var colon = entry.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0 || !Names.IsDomain(entry[..colon].ToLowerInvariant()) || !System.Net.IPAddress.TryParse(entry[(colon + 1)..], out _))
+                yield return $"extra_hosts: \"{entry}\" must be NAME:ADDRESS (e.g. db.local:198.18.0.5)";
+        }
+        foreach (var u in Ulimits)
+        {
+            if (!UlimitSpec.Known.Contains(u.Name)) yield return $"ulimits: \"{u.Name}\" is not a limit ({string.Join(", ", UlimitSpec.Known)})";
+            if (u.Soft < -1 || u.Hard < -1 || (u.Hard >= 0 && (u.Soft > u.Hard || u.Soft == -1))) yield return $"ulimits: {u.Name}: soft {u.Soft} must be at most hard {u.Hard} (-1: unlimited)";
+        }
+        if (Ulimits.GroupBy(u => u.Name).FirstOrDefault(g => g.Count() > 1) is { } dup) yield return $"ulimits: {dup.Key} is given twice";
+        if (LogDriver.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(LogDriver, "^[a-z0-9][a-z0-9_.-]{0,62}$"))
+            yield return $"log: driver \"{LogDriver}\" is not a driver name (json-file, local, journald, syslog, ...)";
+        if (LogDriver.Length == 0 && LogOptions.Count > 0) yield return "log: options need a driver";
+        foreach (var hook in AfterCreate)
+        {
+            string? problem = null;
+            try
+            {
+                if (CommandLine.Split(hook).Count == 0) problem = "hooks: an after_create command is empty";
+            }
+            catch (FormatException ex)
+            {
+                problem = "hooks: " + ex.Message;
+            }
+            if (problem is not null) yield return problem;
+        }
+    }
+}
+
+/// <summary>A volume of a spec: a named volume ("data") or a host path ("/srv/x") mounted at <see cref="Target"/>.</summary>
+public sealed record VolumeSpec(string Source, string Target, bool ReadOnly)
+{
+    /// <summary>A named volume (one per instance), not a bind mount of a host path.</summary>
+    public bool IsNamed => !Source.StartsWith('/');
+
+    /// <summary>"data:/var/lib/app", "/host/path:/in:ro", "name:/target:rw".</summary>
+    public static VolumeSpec Parse(string text, string where)
+    {
+        var parts = text.Split(':');
+        if (parts.Length is < 2 or > 3 || parts[0].Length == 0 || parts[1].Length == 0)
+            throw new FormatException($"{where}: \"{text}\" must be NAME:/target or /host/path:/target, with :ro or :rw after it");
+        if (parts.Length == 3 && parts[2] is not ("ro" or "rw"))
+            throw new FormatException($"{where}: \"{text}\": the mode \"{parts[2]}\" must be ro or rw");
+        return new VolumeSpec(parts[0], parts[1], parts.Length == 3 && parts[2] == "ro");
+    }
+
+    internal IEnumerable<string> Problems()
+    {
+        if (SpecPaths.Problem(Target) is { } target) yield return "target " + target;
+        else if (Target == "/") yield return "target / would hide the image";
+        if (IsNamed && !Names.IsLabel(Source)) yield return $"the volume name \"{Source}\" must be a DNS label (a-z, 0-9, '-')";
+        if (!IsNamed && SpecPaths.Problem(Source) is { } source) yield return "host path " + source;
+    }
+
+    public override string ToString() => $"{Source}:{Target}{(ReadOnly ? ":ro" : "")}";
+}
+
+/// <summary>A file of the spec written into each container before it starts.</summary>
+public sealed record DataFile(string Path, byte[] Content, int Mode = 0x1A4, int Uid = 0, int Gid = 0)
+{
+    /// <summary>Data files travel in the deploy request: config, not data sets.</summary>
+    public const int MaxTotalBytes = 1 << 20;
+}
+
+/// <summary>A secret written into each container as a file (mode 0400 by default).</summary>
+public sealed record SecretMount(string Name, string Target, int Mode = 0x100, int Uid = 0, int Gid = 0);
+
+/// <summary>Paths inside containers (and host paths of bind mounts): absolute, normalized, printable.</summary>
+internal static class SpecPaths
+{
+    public static string? Problem(string path) =>
+        !path.StartsWith('/') ? "must be an absolute path"
+        : path.Length > 4096 || path.Any(char.IsControl) ? "must be printable and at most 4096 characters"
+        : path.Split('/').Any(seg => seg is "." or "..") || path.Contains("//", StringComparison.Ordinal) || (path.Length > 1 && path.EndsWith('/'))
+            ? "must be normalized (no '.', '..', '//' or trailing '/')"
+        : null;
 }
 
 /// <summary>What happened to one instance.</summary>

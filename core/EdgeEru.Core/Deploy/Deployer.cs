@@ -1,4 +1,5 @@
 using EdgeEru.Core.Docker;
+using EdgeEru.Core.Secrets;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
@@ -33,6 +34,11 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
     /// </summary>
     internal Func<string, CancellationToken, Task>? Interleave { get; init; }
 
+    /// <summary>Where secrets and registry credentials come from; null: specs with secrets are refused.</summary>
+    public SecretStore? Secrets { get; init; }
+
+    public DeployerOptions Options { get; init; } = new();
+
     private IInstanceHost Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
 
     private Task YieldAsync(string point, CancellationToken ct) => Interleave?.Invoke(point, ct) ?? Task.CompletedTask;
@@ -61,7 +67,7 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
         var (fences, _) = await store.ListAsync(Kinds.Allocations, ct: ct);
         var newest = fences.Where(f => candidates.ContainsKey(f.Value.Node)).Select(f => f.ModRevision).DefaultIfEmpty(0).Max();
         var byNode = (await WorkloadsAsync(newest, null, ct)).ToLookup(w => w.Node, StringComparer.Ordinal);
-        return (candidates, [.. candidates.Values.Select(n => NodeUsage.Free(n, byNode[n.Name], spec.App))], null);
+        return (candidates, [.. candidates.Values.Select(n => NodeUsage.Free(n, byNode[n.Name].Where(w => w.Id != spec.Succeeds), spec.App))], null);
     }
 
     /// <summary>
@@ -122,4 +128,11 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
         }
         return $"{id[..Math.Min(12, id.Length)]} not healthy within {timeout.TotalSeconds:0} s ({last})";
     }
+}
+
+/// <summary>What Core allows deploys (Core:BindRoots).</summary>
+public sealed record DeployerOptions
+{
+    /// <summary>Host paths under which bind mounts are allowed; none: bind mounts are refused.</summary>
+    public IReadOnlyList<string> BindRoots { get; init; } = [];
 }

@@ -11,7 +11,18 @@ internal interface IInstanceHost : IDisposable
 {
     Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default);
 
+    Task<bool> ImageExistsAsync(string image, CancellationToken ct = default);
+
     Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct = default);
+
+    /// <summary>Created, not started (a job's container).</summary>
+    Task<string> CreateAsync(ContainerSpec spec, CancellationToken ct = default);
+
+    Task EnsureVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default);
+
+    Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default);
+
+    Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default);
 
     Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct = default);
 

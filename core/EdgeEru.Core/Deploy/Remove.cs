@@ -1,4 +1,8 @@
+using EdgeEru.Core.Docker;
 using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using Microsoft.Extensions.Logging;
 
 namespace EdgeEru.Core.Deploy;
 
@@ -16,7 +20,9 @@ public sealed partial class Deployer
     public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default) =>
         await RemoveAsync(workloadIds, stopTimeout, progress, hooks: true, ct);
 
-    private async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, bool hooks, CancellationToken ct)
+    /// <summary>As above; without <paramref name="hooks"/> the before_stop hooks are skipped (ignore_hook).</summary>
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress,
+        bool hooks, CancellationToken ct)
     {
         var outcomes = new List<InstanceOutcome>();
         foreach (var id in workloadIds)
@@ -36,25 +42,50 @@ public sealed partial class Deployer
         var node = await store.GetAsync(Kinds.Nodes, w.Node, ct);
         try
         {
-            if (node is not null)
+            using var engine = node is null ? null : engines(node.Value.Endpoint);
+            if (engine is not null)
             {
-                using var engine = engines(node.Value.Endpoint);
                 if (hooks) await BeforeStopAsync(engine, w, ct);
                 await engine.RemoveAsync(id, stopTimeout, ct);
             }
+            RegistryTransaction? committed = null;
             await store.TransactAsync(async (tx, c) =>
             {
                 var fence = await tx.GetAsync(Kinds.Allocations, w.Node, c);
                 tx.Delete(Kinds.Workloads, id);
                 tx.Put(Kinds.Allocations, NextFence(w.Node, fence));
+                committed = tx;
                 return true;
             }, ct: ct);
+            if (engine is not null && w.Volumes?.Any(v => v.Kind == "volume") == true)
+                await RemoveVolumesAsync(engine, w, committed!.CommitRevision, ct);
             return new InstanceOutcome(w.Node, id, w.Name, null);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // The record stays while its container may still run: registry and Docker keep agreeing.
             return new InstanceOutcome(w.Node, id, w.Name, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Removes a removed workload's named volumes, except those another record on the node mounts (a
+    /// replace handed them on). After the record is gone: a crash in between leaves a volume, never loses one.
+    /// </summary>
+    private async Task RemoveVolumesAsync(DockerEngine engine, Workload w, long revision, CancellationToken ct)
+    {
+        var inUse = (await WorkloadsAsync(revision, w.Node, ct)).Where(o => o.Id != w.Id)
+            .SelectMany(o => o.Volumes ?? []).Where(v => v.Kind == "volume").Select(v => v.Source).ToHashSet(StringComparer.Ordinal);
+        foreach (var v in w.Volumes!.Where(v => v.Kind == "volume" && !inUse.Contains(v.Source)))
+        {
+            try
+            {
+                await engine.RemoveVolumeAsync(v.Source, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                log.LogWarning("removed {Name}, but not its volume {Volume}: {Error}", w.Name, v.Source, ex.Message);
+            }
         }
     }
 }

@@ -36,37 +36,11 @@ public sealed partial class Deployer
             var takenDown = new HashSet<string>(StringComparer.Ordinal); // old ones removed before their replacement (max unavailable)
             foreach (var old in batch)
             {
-                DeployResult r;
-                if (options.KeepIp)
-                {
-                    // The old one lets go of its addresses first; the new one takes them on the same node.
-                    var addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0).ToDictionary(n => n, n => old.Networks[n]);
-                    if (addresses.Count == 0) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})"));
-                    else if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why) r = DeployResult.Of(new Refusal(RefusalKind.Precondition, $"keep-ip: {old.Name}: {why}"));
-                    else
-                    {
-                        parked.Add((old, addresses));
-                        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name} and released {string.Join(", ", addresses.Values)}"));
-                        var networks = spec.Networks.ToDictionary();
-                        foreach (var (n, ip) in addresses) networks[n] = ip;
-                        r = await DeployAsync(OneOn(spec with { Networks = networks }, old.Node), ct);
-                    }
-                }
-                else
-                {
-                    var onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
-                    r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
-                    if (r.Refused == RefusalKind.NoCapacity && takenDown.Count < options.MaxUnavailable)
-                    {
-                        // No room anywhere to bring the new one up beside the old: the old one goes first, as
-                        // max-unavailable allows; it stays gone if its replacement fails.
-                        foreach (var removed in await RemoveAsync([old.Id], options.StopTimeout, ct))
-                            progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"no room to surge: removed {removed.Name} first" : $"could not remove {removed.Name}: {removed.Error}"));
-                        takenDown.Add(old.Id);
-                        onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
-                        r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
-                    }
-                }
+                // Named volumes pin an instance to its node and must not be written by two at once: like
+                // keep-ip, the old one stops first and its successor takes over its volumes in place.
+                var r = options.KeepIp || old.Volumes?.Any(v => v.Kind == "volume") == true
+                    ? await SucceedInPlaceAsync(old, spec, options, parked, progress, ct)
+                    : await SurgeAsync(old, spec, options, takenDown, progress, ct);
                 var outcome = r.Instances.Count > 0 ? r.Instances[0] : new InstanceOutcome(old.Node, null, null, r.Error);
                 fresh.Add(outcome);
                 progress?.Invoke(new DeployProgress(null, outcome));
@@ -85,7 +59,7 @@ public sealed partial class Deployer
                 foreach (var (old, addresses) in parked)
                 {
                     var why = await UnparkAsync(old, addresses, CancellationToken.None);
-                    progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name} with {string.Join(", ", addresses.Values)}" : $"could not restart {old.Name}: {why}"));
+                    progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name}" + (addresses.Count > 0 ? $" with {string.Join(", ", addresses.Values)}" : "") : $"could not restart {old.Name}: {why}"));
                 }
                 results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
                 log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving ({TakenDown} taken down first)", spec.App, spec.Entrypoint, failure, takenDown.Count);
@@ -94,17 +68,81 @@ public sealed partial class Deployer
             }
             results.AddRange(fresh);
             // Parked old ones ran their before_stop hooks when they were stopped.
-            foreach (var removed in await RemoveAsync(batch.Where(b => !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null, hooks: !options.KeepIp, ct))
+            var wasParked = parked.Select(p => p.Old.Id).ToHashSet(StringComparer.Ordinal);
+            var removals = (await RemoveAsync(batch.Where(b => wasParked.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null, hooks: false, ct))
+                .Concat(await RemoveAsync(batch.Where(b => !wasParked.Contains(b.Id) && !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, ct));
+            foreach (var removed in removals)
                 progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
         }
         return new DeployResult(results, null);
     }
 
+    /// <summary>
+    /// The new instance comes up beside the old one (its node first, else anywhere); when there is no room
+    /// anywhere and max-unavailable allows, the old one goes first.
+    /// </summary>
+    private async Task<DeployResult> SurgeAsync(Workload old, DeploySpec spec, ReplaceOptions options, HashSet<string> takenDown,
+        Action<DeployProgress>? progress, CancellationToken ct)
+    {
+        var onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
+        var r = onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+        if (r.Refused != RefusalKind.NoCapacity || takenDown.Count >= options.MaxUnavailable) return r;
+        // No room anywhere to bring the new one up beside the old: the old one goes first, as
+        // max-unavailable allows; it stays gone if its replacement fails.
+        foreach (var removed in await RemoveAsync([old.Id], options.StopTimeout, ct))
+            progress?.Invoke(new DeployProgress(null, null, removed.Error is null
+                ? $"no room to surge: removed {removed.Name} first" : $"could not remove {removed.Name}: {removed.Error}"));
+        takenDown.Add(old.Id);
+        onSameNode = await DeployAsync(OneOn(spec, old.Node), ct);
+        return onSameNode.Error is null ? onSameNode : await DeployAsync(spec with { Count = 1 }, ct);
+    }
+
+    /// <summary>
+    /// Stop-first on the same node (keep-ip, named volumes): the old one runs its before_stop hooks, stops and
+    /// lets go of its addresses; its successor takes them and its volumes, using its room. A replacement that
+    /// would lose volume data (a volume the new spec drops, or no way back onto the node) needs allow-data-loss.
+    /// </summary>
+    private async Task<DeployResult> SucceedInPlaceAsync(Workload old, DeploySpec spec, ReplaceOptions options,
+        List<(Workload Old, Dictionary<string, string> Addresses)> parked, Action<DeployProgress>? progress, CancellationToken ct)
+    {
+        var volumes = (old.Volumes ?? []).Where(v => v.Kind == "volume" && v.Name is not null).ToList();
+        var kept = volumes.Where(v => spec.Volumes.Any(n => n.IsNamed && n.Source == v.Name)).ToDictionary(v => v.Name!, v => v.Source);
+        var dropped = volumes.Where(v => !kept.ContainsKey(v.Name!)).Select(v => v.Name!).ToList();
+        if (dropped.Count > 0 && !options.AllowDataLoss)
+            return Refused(RefusalKind.Precondition, $"replacing {old.Name} would lose the data of its volume(s) {string.Join(", ", dropped)} " +
+                "(the new spec has no such volume): allow data loss to go on");
+        var addresses = new Dictionary<string, string>();
+        if (options.KeepIp)
+        {
+            addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0).ToDictionary(n => n, n => old.Networks[n]);
+            if (addresses.Count == 0)
+                return Refused(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})");
+        }
+        if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why) return Refused(RefusalKind.Precondition, $"stopping {old.Name}: {why}");
+        parked.Add((old, addresses));
+        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name}" + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
+            + (kept.Count > 0 ? $"; its successor takes volume(s) {string.Join(", ", kept.Keys)}" : "")));
+        var networks = spec.Networks.ToDictionary();
+        foreach (var (n, ip) in addresses) networks[n] = ip;
+        var r = await DeployAsync(OneOn(spec with { Networks = networks, Succeeds = old.Id, InheritedVolumes = kept }, old.Node), ct);
+        if (r.Ok || kept.Count == 0 || options.KeepIp || r.Refused is not (RefusalKind.NoCapacity or RefusalKind.Precondition)) return r;
+        if (!options.AllowDataLoss)
+            return Refused(r.Refused, $"{r.Error}; the data of {old.Name} ({string.Join(", ", kept.Keys)}) is on {old.Node}, " +
+                "so its replacement may not go elsewhere unless data loss is allowed");
+        progress?.Invoke(new DeployProgress(null, null, $"no way back onto {old.Node} ({r.Error}): the replacement of {old.Name} starts elsewhere with empty volumes"));
+        return await DeployAsync(spec with { Count = 1 }, ct);
+    }
+
+    private static DeployResult Refused(RefusalKind kind, string message) => DeployResult.Of(new Refusal(kind, message));
+
     /// <summary>One instance of <paramref name="spec"/> on <paramref name="node"/> alone: where a replacement goes first.</summary>
     private static DeploySpec OneOn(DeploySpec spec, string node) =>
         spec with { Count = 1, Nodes = [node], Strategy = Strategy.Auto, PerNodeLimit = 0, Force = false };
 
-    /// <summary>Keep-ip: runs the old one's before_stop hooks, stops it and detaches it from the networks of <paramref name="addresses"/>; null when done, else why not.</summary>
+    /// <summary>
+    /// Runs the old one's before_stop hooks, stops it and detaches it from the networks of
+    /// <paramref name="addresses"/> (keep-ip); null when done, else why not.
+    /// </summary>
     private async Task<string?> ParkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, TimeSpan stopTimeout, CancellationToken ct)
     {
         if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
@@ -123,7 +161,7 @@ public sealed partial class Deployer
         }
     }
 
-    /// <summary>Keep-ip rollback: the old one gets its addresses back and starts again; null when it runs.</summary>
+    /// <summary>Rollback of a stop-first replace: the old one gets its addresses back and starts again; null when it runs.</summary>
     private async Task<string?> UnparkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, CancellationToken ct)
     {
         try
@@ -163,4 +201,10 @@ public sealed record ReplaceOptions
     /// one gets them back and is started again.
     /// </summary>
     public bool KeepIp { get; init; }
+
+    /// <summary>
+    /// A replacement may lose volume data: a named volume the new spec drops is removed with its old instance,
+    /// and an instance that cannot go back onto its node starts elsewhere with empty volumes.
+    /// </summary>
+    public bool AllowDataLoss { get; init; }
 }

@@ -31,6 +31,45 @@ public sealed record ContainerSpec
 
     /// <summary>Docker restart policy: no, always, on-failure, unless-stopped ("" = no).</summary>
     public string Restart { get; init; } = "";
+
+    /// <summary>Named volumes (created beforehand by <see cref="DockerEngine.EnsureVolumeAsync"/>) and bind mounts.</summary>
+    public IReadOnlyList<VolumeMount> Mounts { get; init; } = [];
+
+    /// <summary>Files written into the container after it is created and before it starts (data files, secrets).</summary>
+    public IReadOnlyList<ContainerFile> Files { get; init; } = [];
+
+    public bool Privileged { get; init; }
+    public IReadOnlyList<string> CapAdd { get; init; } = [];
+    public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyList<string> Dns { get; init; } = [];
+
+    /// <summary>"name:address" lines for the container's /etc/hosts.</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+    public IReadOnlyList<UlimitSpec> Ulimits { get; init; } = [];
+
+    /// <summary>Docker's log driver ("" = the engine's default) and its options.</summary>
+    public string LogDriver { get; init; } = "";
+    public IReadOnlyDictionary<string, string> LogOptions { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>A file to put into a container: absolute path, content, mode and numeric owner.</summary>
+public sealed record ContainerFile(string Path, byte[] Content, int Mode, int Uid, int Gid);
+
+/// <summary>A resource limit (<c>nofile</c>, <c>nproc</c>, ...): soft and hard (-1: unlimited).</summary>
+public sealed record UlimitSpec(string Name, long Soft, long Hard)
+{
+    /// <summary>The limits Docker (setrlimit) knows.</summary>
+    public static readonly IReadOnlyList<string> Known =
+        ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
+
+    /// <summary>"1024" (soft = hard) or "1024:2048", "-1" for unlimited.</summary>
+    public static UlimitSpec Parse(string name, string text, string where)
+    {
+        var parts = text.Split(':');
+        if (parts.Length > 2 || !long.TryParse(parts[0], out var soft) || !long.TryParse(parts[^1], out var hard))
+            throw new FormatException($"{where}: \"{text}\" must be SOFT or SOFT:HARD (numbers, -1 for unlimited)");
+        return new UlimitSpec(name, soft, hard);
+    }
 }
 
 /// <summary>What a command run inside a container (docker exec) returned.</summary>
@@ -54,10 +93,13 @@ public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionar
 public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
 /// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
-public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
+public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
 {
     /// <summary>Labels that mark what EdgeEru created.</summary>
     public const string AppLabel = "eru.app", EntrypointLabel = "eru.entrypoint", IdentLabel = "eru.ident", NodeLabel = "eru.node";
+
+    /// <summary>On a named volume: the spec's volume name it was made for.</summary>
+    public const string VolumeLabel = "eru.volume";
 
     private const long CfsPeriod = 100_000;
     private readonly DockerClient _client;
@@ -74,6 +116,25 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
     /// <summary>Creates and starts a container; if anything after the create fails, the container is removed again.</summary>
     public async Task<string> CreateAndStartAsync(ContainerSpec spec, CancellationToken ct = default)
     {
+        var id = await CreateAsync(spec, ct);
+        try
+        {
+            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
+            return id;
+        }
+        catch
+        {
+            await RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Creates a container, attached to its networks and with its files written, not started (a job attaches
+    /// to its output before it starts); if anything after the create fails, the container is removed again.
+    /// </summary>
+    public async Task<string> CreateAsync(ContainerSpec spec, CancellationToken ct = default)
+    {
         var endpoints = spec.Networks.ToDictionary(n => n.Key, n => new EndpointSettings
         {
             IPAMConfig = n.Value.Length > 0 ? new EndpointIPAMConfig { IPv4Address = n.Value } : null,
@@ -89,6 +150,17 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
             Labels = spec.Labels.ToDictionary(),
             HostConfig = new HostConfig
             {
+                Mounts = spec.Mounts.Count == 0 ? null : [.. spec.Mounts.Select(m => new Mount
+                {
+                    Type = m.Kind, Source = m.Source, Target = m.Target, ReadOnly = m.ReadOnly,
+                })],
+                Privileged = spec.Privileged,
+                CapAdd = spec.CapAdd.Count == 0 ? null : [.. spec.CapAdd],
+                Sysctls = spec.Sysctls.Count == 0 ? null : spec.Sysctls.ToDictionary(),
+                DNS = spec.Dns.Count == 0 ? null : [.. spec.Dns],
+                ExtraHosts = spec.ExtraHosts.Count == 0 ? null : [.. spec.ExtraHosts],
+                Ulimits = spec.Ulimits.Count == 0 ? null : [.. spec.Ulimits.Select(u => new Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard })],
+                LogConfig = spec.LogDriver.Length == 0 ? null : new LogConfig { Type = spec.LogDriver, Config = spec.LogOptions.ToDictionary() },
                 Memory = spec.MemoryLimit,
                 MemorySwap = spec.MemoryLimit > 0 ? spec.MemoryLimit : 0, // no swap beyond the limit
                 CPUPeriod = spec.CpuQuota > 0 ? CfsPeriod : 0,
@@ -108,7 +180,7 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
         {
             foreach (var (network, settings) in endpoints.Skip(1))
                 await _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters { Container = created.ID, EndpointConfig = settings }, ct);
-            await _client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), ct);
+            if (spec.Files.Count > 0) await PutFilesAsync(created.ID, spec.Files, ct);
             return created.ID;
         }
         catch
@@ -116,6 +188,27 @@ public sealed class DockerEngine : IDisposable, Deploy.IInstanceHost
             await RemoveAsync(created.ID, TimeSpan.Zero, CancellationToken.None);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes files into a container (running or not) through the archive API: one tar extracted at "/",
+    /// parents made as needed. Nothing is written to the engine's log or to disk outside the container.
+    /// </summary>
+    public async Task PutFilesAsync(string id, IReadOnlyList<ContainerFile> files, CancellationToken ct = default)
+    {
+        using var archive = new MemoryStream();
+        using (var tar = new System.Formats.Tar.TarWriter(archive, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+            foreach (var f in files)
+            {
+                var entry = new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, f.Path.TrimStart('/'))
+                {
+                    Mode = (UnixFileMode)f.Mode, Uid = f.Uid, Gid = f.Gid, ModificationTime = DateTimeOffset.UtcNow,
+                    DataStream = new MemoryStream(f.Content, writable: false),
+                };
+                tar.WriteEntry(entry);
+            }
+        archive.Position = 0;
+        await _client.Containers.ExtractArchiveToContainerAsync(id, new ContainerPathStatParameters { Path = "/", AllowOverwriteDirWithFile = false }, archive, ct);
     }
 
     public async Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default)

@@ -251,6 +251,19 @@ public sealed record Workload : IRegistryRecord
     [JsonConverter(typeof(InterningConverter<HealthCheckSpec>))] public HealthCheckSpec? Healthcheck { get; init; }
     /// <summary>Commands Core runs inside the container (docker exec) before stopping it; absent when none.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? BeforeStop { get; init; }
+
+    /// <summary>Commands Core runs inside the container each time it starts it (deploy, start, restart); absent when none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? AfterStart { get; init; }
+
+    /// <summary>Named volumes and bind mounts; absent when none. A replace on the same node hands named volumes on.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public VolumeMount[]? Volumes { get; init; }
+
+    /// <summary>Names of the secrets written into the container (never their content); absent when none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string[]? Secrets { get; init; }
+
+    /// <summary>A one-off job (<c>eru run</c>): counted on its node, never live, so never in DNS, the LB or SSH.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool Job { get; init; }
+
     public DateTimeOffset CreatedAt { get; init; }
 
     [JsonIgnore] public string KeyName => Id;
@@ -275,12 +288,45 @@ public sealed record Workload : IRegistryRecord
         }
         foreach (var (net, ip) in Networks)
             Names.Require(e, ip.Length == 0 || System.Net.IPAddress.TryParse(ip, out _), $"workload {Id}: network {net} address \"{ip}\" is not an IP address");
+        foreach (var v in Volumes ?? [])
+        {
+            var problem = v.Problem();
+            Names.Require(e, problem is null, $"workload {Id}: volume {v}: {problem}");
+        }
+        foreach (var secret in Secrets ?? []) Names.Require(e, Names.IsId(secret), $"workload {Id}: secret name \"{secret}\" is invalid");
         Names.Require(e, Resources.MemoryRequestBytes >= 0 && Resources.MemoryLimitBytes >= 0, $"workload {Id}: memory must not be negative");
         Names.Require(e, Resources.CpuRequest >= 0 && Resources.CpuLimit >= 0, $"workload {Id}: cpu must not be negative");
         foreach (var b in Resources.CpuBind)
             Names.Require(e, b.Core >= 0 && b.Pieces > 0, $"workload {Id}: cpu binding core {b.Core} pieces {b.Pieces} is invalid");
         return e;
     }
+}
+
+/// <summary>
+/// A mount of a workload: a named volume (<c>kind</c> "volume": <c>source</c> is the Docker volume Core
+/// created for this instance, <c>name</c> the spec's name) or a bind mount of a host path ("bind").
+/// </summary>
+public sealed record VolumeMount
+{
+    [JsonConverter(typeof(PooledStringConverter))] public string Kind { get; init; } = "volume";
+
+    /// <summary>The spec's volume name (named volumes only): what a replacement asks for to get the data.</summary>
+    [JsonConverter(typeof(PooledStringConverter))] public string? Name { get; init; }
+
+    /// <summary>The Docker volume name, or the host path of a bind mount.</summary>
+    public required string Source { get; init; }
+    [JsonConverter(typeof(PooledStringConverter))] public required string Target { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] public bool ReadOnly { get; init; }
+
+    internal string? Problem() =>
+        Kind is not ("volume" or "bind") ? $"kind \"{Kind}\" must be volume or bind"
+        : !Target.StartsWith('/') ? "target must be an absolute path"
+        : Kind == "volume" && !Names.IsLabel(Name) ? "a named volume needs a name that is a DNS label"
+        : Kind == "bind" && !Source.StartsWith('/') ? "a bind mount's source must be an absolute host path"
+        : Kind == "volume" && !Names.IsId(Source) ? "the Docker volume name must be 1-253 of [A-Za-z0-9._-]"
+        : null;
+
+    public override string ToString() => $"{Source}:{Target}{(ReadOnly ? ":ro" : "")}";
 }
 
 /// <summary>What the agent observes of a workload, under the agent's lease.</summary>

@@ -20,4 +20,6 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(DnsRecordSet))]
 [JsonSerializable(typeof(LbDomain))]
 [JsonSerializable(typeof(LbCertificate))]
+[JsonSerializable(typeof(Secret))]
+[JsonSerializable(typeof(RegistryAuth))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

@@ -28,8 +28,8 @@ public sealed class WorkloadView
     public long StatusLease { get; }
 
     /// <summary>
-    /// Live: the record exists, the status says running and healthy, the status is under a lease
-    /// (so it vanishes when its agent does), and the node's heartbeat exists.
+    /// Live: the record exists and is not a job, the status says running and healthy, the status is under
+    /// a lease (so it vanishes when its agent does), and the node's heartbeat exists.
     /// </summary>
     public bool IsLive { get; }
 
@@ -81,11 +81,12 @@ public sealed class WorkloadView
 public static class Liveness
 {
     public static bool IsLive(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
-        record is not null && status is not null && status.Running && status.Healthy && statusLease != 0 && nodeAlive;
+        record is { Job: false } && status is not null && status.Running && status.Healthy && statusLease != 0 && nodeAlive;
 
     /// <summary>Which condition of the rule fails, for people (null when live).</summary>
     public static string? WhyNot(Workload? record, WorkloadStatus? status, long statusLease, bool nodeAlive) =>
         record is null ? "no record"
+        : record.Job ? "a job (never served)"
         : status is null ? "no status (agent?)"
         : !nodeAlive ? "node has no heartbeat"
         : statusLease == 0 ? "status without a lease"

@@ -1,0 +1,96 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+
+namespace EdgeEru.Core.Docker;
+
+/// <summary>What a path in a container is (from the archive API's stat).</summary>
+public sealed record ContainerPathInfo(string Name, long Size, bool IsDirectory, string? LinkTarget);
+
+/// <summary>Named volumes and files in and out of containers.</summary>
+public sealed partial class DockerEngine
+{
+    /// <summary>Creates a named volume with EdgeEru's labels; an existing one is kept as it is (its data too).</summary>
+    public async Task EnsureVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default) =>
+        await _client.Volumes.CreateAsync(new VolumesCreateParameters { Name = name, Labels = labels.ToDictionary() }, ct);
+
+    /// <summary>Removes a named volume and its data; false when there was none.</summary>
+    public async Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Volumes.RemoveAsync(name, force: false, ct);
+            return true;
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether the named volume exists on this engine.</summary>
+    public async Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Volumes.InspectAsync(name, ct);
+            return true;
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether the engine has the image (by name:tag or id).</summary>
+    public async Task<bool> ImageExistsAsync(string image, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Images.InspectImageAsync(image, ct);
+            return true;
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>What <paramref name="path"/> is in the container; null when it does not exist.</summary>
+    public async Task<ContainerPathInfo?> StatAsync(string id, string path, CancellationToken ct = default)
+    {
+        try
+        {
+            var r = await _client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: true, ct);
+            return ToInfo(r.Stat);
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A tar of <paramref name="path"/> in the container (its last component at the archive's top, like
+    /// <c>docker cp</c>), streamed as Docker sends it, and what the path is; null when it does not exist.
+    /// </summary>
+    public async Task<(ContainerPathInfo Info, Stream Tar)?> ReadArchiveAsync(string id, string path, CancellationToken ct = default)
+    {
+        try
+        {
+            var r = await _client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: false, ct);
+            return (ToInfo(r.Stat), r.Stream);
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Extracts a tar into the directory <paramref name="directory"/> of the container (which must exist).</summary>
+    public Task WriteArchiveAsync(string id, string directory, Stream tar, CancellationToken ct = default) =>
+        _client.Containers.ExtractArchiveToContainerAsync(id, new ContainerPathStatParameters { Path = directory, AllowOverwriteDirWithFile = false }, tar, ct);
+
+    private static ContainerPathInfo ToInfo(ContainerPathStatResponse stat) =>
+        // Go's os.FileMode: the directory bit is the top bit.
+        new(stat.Name, stat.Size, ((uint)stat.Mode & 0x8000_0000u) != 0, string.IsNullOrEmpty(stat.LinkTarget) ? null : stat.LinkTarget);
+}

@@ -1,0 +1,55 @@
+using System.Formats.Tar;
+
+namespace EdgeEru.Core.Files;
+
+/// <summary>
+/// Tar streams as <c>docker cp</c> uses them: one top entry (a file, or a directory and what is below it)
+/// named after the copied path. Renaming that top entry is how a copy lands under another name.
+/// </summary>
+public static class Archives
+{
+    /// <summary>The name of the top entry of <paramref name="entryName"/> ("www/index.html" → "www").</summary>
+    public static string Top(string entryName) => entryName.TrimStart('.', '/').Split('/')[0];
+
+    /// <summary>
+    /// Copies a tar, renaming its top entry to <paramref name="newTop"/>; entries outside one top (a second
+    /// top name, absolute or '..' paths) are refused: a copy is one thing.
+    /// </summary>
+    public static async Task RenameTopAsync(Stream input, string newTop, Stream output, CancellationToken ct = default)
+    {
+        if (newTop.Length == 0 || newTop.Contains('/', StringComparison.Ordinal) || newTop is "." or "..")
+            throw new ArgumentException($"\"{newTop}\" is not a file name");
+        await using var reader = new TarReader(input, leaveOpen: true);
+        await using var writer = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
+        string? top = null;
+        while (await reader.GetNextEntryAsync(copyData: false, ct) is { } entry)
+        {
+            var name = entry.Name.TrimStart('.', '/');
+            if (entry.Name.StartsWith('/') || name.Split('/').Contains(".."))
+                throw new InvalidDataException($"the archive's entry \"{entry.Name}\" leaves its folder");
+            var first = Top(name);
+            top ??= first;
+            if (first != top) throw new InvalidDataException($"the archive holds more than one thing ({top}, {first})");
+            var renamed = newTop + name[first.Length..];
+            var copy = entry.EntryType switch
+            {
+                TarEntryType.RegularFile or TarEntryType.V7RegularFile => new PaxTarEntry(TarEntryType.RegularFile, renamed) { DataStream = entry.DataStream },
+                TarEntryType.Directory => new PaxTarEntry(TarEntryType.Directory, renamed),
+                TarEntryType.SymbolicLink => new PaxTarEntry(TarEntryType.SymbolicLink, renamed) { LinkName = entry.LinkName },
+                TarEntryType.HardLink => new PaxTarEntry(TarEntryType.HardLink, renamed)
+                {
+                    LinkName = Top(entry.LinkName) == top ? newTop + entry.LinkName.TrimStart('.', '/')[top.Length..] : entry.LinkName,
+                },
+                // Global/extended headers are folded into the entries by the reader; devices and FIFOs are not copied.
+                _ => null,
+            };
+            if (copy is null) continue;
+            copy.Mode = entry.Mode;
+            copy.Uid = entry.Uid;
+            copy.Gid = entry.Gid;
+            copy.ModificationTime = entry.ModificationTime;
+            await writer.WriteEntryAsync(copy, ct);
+        }
+        if (top is null) throw new InvalidDataException("the archive is empty");
+    }
+}
