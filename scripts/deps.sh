@@ -4,8 +4,8 @@
 set -euo pipefail
 
 case "${1:-}" in
-  dev)  pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 openssh-client) ;;
-  test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io busybox-static iproute2 chromium openssh-client openssh-sftp-server) ;;
+  dev)  pkgs=(etcd-server etcd-client bind9-dnsutils docker.io docker-registry busybox-static iproute2 openssh-client) ;;
+  test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io docker-registry busybox-static iproute2 chromium openssh-client openssh-sftp-server) ;;
   perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nginx-light docker.io busybox-static iproute2 openssh-client openssh-server) ;;
   *) echo "usage: $0 dev|test|perf" >&2; exit 2 ;;
 esac
@@ -33,5 +33,9 @@ $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts a system etcd on 2379 when it installs the package; EdgeEru starts its own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
   $sudo systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+# Likewise docker-registry on :5000: tests start their own (ImageRegistry), with TLS and auth.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  $sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 echo "==> installed: ${missing[*]}"

@@ -263,30 +263,128 @@ public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
 
     /// <summary>
     /// Pulls <paramref name="image"/> unless the engine has it already. <paramref name="auth"/> is the
-    /// registry's "user:password" when it needs one.
+    /// registry's "user:password" (or an identity token, without ':') when it needs one. A failure throws
+    /// <see cref="ImageTransferException"/> naming the registry, the user and the fix.
     /// </summary>
     public async Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default)
+    {
+        if (await ImageExistsAsync(image, ct)) return;
+        await PullAsync(image, auth, null, ct);
+    }
+
+    /// <summary>Whether the engine has <paramref name="image"/> (a name:tag, an id or a digest reference).</summary>
+    public async Task<bool> ImageExistsAsync(string image, CancellationToken ct = default)
     {
         try
         {
             await _client.Images.InspectImageAsync(image, ct);
-            return;
+            return true;
         }
         catch (DockerImageNotFoundException)
         {
+            return false;
         }
-        var (name, tag) = SplitImage(image);
-        AuthConfig? credentials = null;
-        if (!string.IsNullOrEmpty(auth))
-        {
-            var colon = auth.IndexOf(':', StringComparison.Ordinal);
-            credentials = colon < 0 ? new AuthConfig { IdentityToken = auth } : new AuthConfig { Username = auth[..colon], Password = auth[(colon + 1)..] };
-        }
-        string? error = null;
-        await _client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, credentials,
-            new Progress<JSONMessage>(m => error ??= m.ErrorMessage ?? m.Error?.Message), ct);
-        if (error is not null) throw new InvalidOperationException($"pull {image}: {error}");
     }
+
+    /// <summary>
+    /// Pulls <paramref name="image"/> (again, even when present), reporting progress lines to <paramref name="log"/>.
+    /// A failed pull registers no image or tag (dockerd only does so once every layer is in; layers of a broken
+    /// pull are released), so there is nothing to clean up here.
+    /// </summary>
+    public async Task PullAsync(string image, string? auth, IProgress<string>? log, CancellationToken ct = default)
+    {
+        var (name, tag) = SplitImage(image);
+        string? error = null;
+        try
+        {
+            await _client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = name, Tag = tag }, Credentials(image, auth),
+                new SyncProgress<JSONMessage>(m => error ??= Observe(m, log)), ct);
+        }
+        catch (DockerApiException ex)
+        {
+            // dockerd answers with an HTTP error when the pull fails before it streamed anything (auth, TLS, no such tag).
+            throw ImageTransferErrors.Explain("pull", image, auth, ImageTransferErrors.BodyMessage(ex.ResponseBody),
+                ex.StatusCode == System.Net.HttpStatusCode.NotFound, ex);
+        }
+        // Docker.DotNet ends the stream quietly on cancellation: the pull did not finish.
+        ct.ThrowIfCancellationRequested();
+        if (error is not null) throw ImageTransferErrors.Explain("pull", image, auth, error, false, null);
+    }
+
+    /// <summary>
+    /// Pushes <paramref name="image"/> ("registry/repo:tag"; the tag is pushed, "latest" when none) with
+    /// <paramref name="auth"/> as for pulls; progress lines go to <paramref name="log"/>.
+    /// </summary>
+    public async Task PushAsync(string image, string? auth, IProgress<string>? log, CancellationToken ct = default)
+    {
+        if (image.Contains('@', StringComparison.Ordinal))
+            throw new ArgumentException($"push {image}: a digest reference cannot be pushed, name a tag", nameof(image));
+        var (name, tag) = SplitImage(image);
+        string? error = null;
+        try
+        {
+            await _client.Images.PushImageAsync(name, new ImagePushParameters { Tag = tag }, Credentials(image, auth),
+                new SyncProgress<JSONMessage>(m => error ??= Observe(m, log)), ct);
+        }
+        catch (DockerApiException ex)
+        {
+            throw ImageTransferErrors.Explain("push", image, auth, ImageTransferErrors.BodyMessage(ex.ResponseBody), false, ex);
+        }
+        ct.ThrowIfCancellationRequested();
+        if (error is not null) throw ImageTransferErrors.Explain("push", image, auth, error, false, null);
+    }
+
+    /// <summary>Gives the image <paramref name="source"/> the further name <paramref name="target"/> (docker tag).</summary>
+    public async Task TagAsync(string source, string target, CancellationToken ct = default)
+    {
+        var (name, tag) = SplitImage(target);
+        await _client.Images.TagImageAsync(source, new ImageTagParameters { RepositoryName = name, Tag = tag, Force = true }, ct);
+    }
+
+    /// <summary>Removes the name <paramref name="image"/> (and the image when no other name keeps it); false if there was none.</summary>
+    public async Task<bool> RemoveImageAsync(string image, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Images.DeleteImageAsync(image, new ImageDeleteParameters(), ct);
+            return true;
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>X-Registry-Auth for <paramref name="image"/>'s registry: "user:password", or an identity token.</summary>
+    private static AuthConfig? Credentials(string image, string? auth)
+    {
+        if (string.IsNullOrEmpty(auth)) return null;
+        var server = ImageReference.Parse(image).Registry;
+        var colon = auth.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0
+            ? new AuthConfig { IdentityToken = auth, ServerAddress = server }
+            : new AuthConfig { Username = auth[..colon], Password = auth[(colon + 1)..], ServerAddress = server };
+    }
+
+    /// <summary>Passes a progress message on as a line; returns its error text, if it is one.</summary>
+    private static string? Observe(JSONMessage m, IProgress<string>? log)
+    {
+        var error = m.Error?.Message is { Length: > 0 } e ? e : m.ErrorMessage is { Length: > 0 } em ? em : null;
+        if (error is not null) return error;
+        if (log is null || string.IsNullOrEmpty(m.Status)) return null;
+        var line = string.IsNullOrEmpty(m.ID) ? m.Status : $"{m.Status} {m.ID}";
+        if (m.Progress is { Total: > 0 } p) line += $": {Bytes(p.Current)} / {Bytes(p.Total)}";
+        log.Report(line);
+        return null;
+    }
+
+    private static string Bytes(long n) => n switch
+    {
+        < 1000 => $"{n} B",
+        < 1_000_000 => $"{n / 1e3:0.#} kB",
+        < 1_000_000_000 => $"{n / 1e6:0.#} MB",
+        _ => $"{n / 1e9:0.##} GB",
+    };
 
     /// <summary>Splits "registry:5000/repo/name:tag" into name and tag (a colon before the last slash is a port).</summary>
     internal static (string Name, string Tag) SplitImage(string image)
