@@ -13,7 +13,7 @@ namespace EdgeEru.Cli;
 internal static class DeployCommands
 {
     /// <summary>An app spec file plus the deploy options of the command line, the way ERU took them.</summary>
-    private sealed class SpecOptions
+    internal sealed class SpecOptions
     {
         public Argument<FileInfo> File { get; } = new("app.yaml") { Description = "App spec (appname, entrypoints with cmd, ports, healthcheck, restart, hook)" };
         public Option<string?> Entrypoint { get; } = new("--entrypoint", "-e") { Description = "Which entrypoint (default: the only one)" };
@@ -34,8 +34,13 @@ internal static class DeployCommands
         public Option<Strategy> Strategy { get; } = new("--strategy") { Description = "auto, fill, each, global, drained", DefaultValueFactory = _ => Core.Scheduling.Strategy.Auto };
         public Option<int> PerNodeLimit { get; } = new("--per-node-limit") { Description = "At most this many of the app per node" };
         public Option<bool> Force { get; } = new("--force") { Description = "Use named nodes even without a heartbeat" };
+        public Option<string[]> Volumes { get; } = new("--volume", "-v") { Description = "NAME:/target or /host/path:/target[:ro], repeatable (added to the spec's)" };
+        public Option<string[]> Secrets { get; } = new("--secret") { Description = "NAME or NAME:/target (default /run/secrets/NAME), repeatable" };
+        public Option<bool> IgnoreHook { get; } = new("--ignore-hook") { Description = "Skip the after_create and after_start hooks" };
+        public Option<bool> IgnorePull { get; } = new("--ignore-pull") { Description = "Never pull: the image must be on the node" };
 
-        public IEnumerable<Symbol> All => [File, Entrypoint, Image, Count, Pod, Nodes, NodeLabels, ExcludeNodeLabels, Networks, Tags, Labels, Env, Memory, MemoryLimit, Cpu, CpuBind, Strategy, PerNodeLimit, Force];
+        public IEnumerable<Symbol> All => [File, Entrypoint, Image, Count, Pod, Nodes, NodeLabels, ExcludeNodeLabels, Networks, Tags, Labels, Env,
+            Memory, MemoryLimit, Cpu, CpuBind, Strategy, PerNodeLimit, Force, Volumes, Secrets, IgnoreHook, IgnorePull];
 
         public async Task<V1.DeployRequest> RequestAsync(ParseResult pr, CancellationToken ct)
         {
@@ -55,8 +60,13 @@ internal static class DeployCommands
                 Env = [.. CliText.Pairs(pr.GetValue(Env), "--env").Select(kv => $"{kv.Key}={kv.Value}")],
                 MemoryRequest = memory, MemoryLimit = pr.GetValue(MemoryLimit) is { } l ? CliText.Size(l, "--memory-limit") : memory,
                 Cpu = pr.GetValue(Cpu), CpuBind = pr.GetValue(CpuBind), Strategy = pr.GetValue(Strategy), PerNodeLimit = pr.GetValue(PerNodeLimit), Force = pr.GetValue(Force),
+                Volumes = [.. (pr.GetValue(Volumes) ?? []).Select(v => VolumeSpec.Parse(v, "--volume"))],
+                Secrets = [.. (pr.GetValue(Secrets) ?? []).Select(x => x.Split(':', 2) is [var n, var t] ? new SecretMount(n, t) : new SecretMount(x, "/run/secrets/" + x))],
+                IgnoreHooks = pr.GetValue(IgnoreHook), IgnorePull = pr.GetValue(IgnorePull),
             };
-            return SpecMapping.ToRequest(app.ToDeploySpec(entrypoint, options));
+            // A data file's file: is read here, relative to the spec's folder: the request carries its content.
+            var folder = file.DirectoryName ?? ".";
+            return SpecMapping.ToRequest(app.ToDeploySpec(entrypoint, options, f => System.IO.File.ReadAllBytes(Path.Combine(folder, f))));
         }
     }
 
@@ -92,25 +102,31 @@ internal static class DeployCommands
         var onlyTags = new Option<string[]>("--only-tag") { Description = "Replace only instances with this tag, repeatable" };
         var keepIp = new Option<bool>("--keep-ip") { Description = "Each new instance takes over its old one's addresses (same node): the old one stops first and is restarted if the new one fails" };
         var maxUnavailable = new Option<int>("--max-unavailable") { Description = "Old instances per batch that may go before their replacement is up, when there is no room beside them" };
+        var allowDataLoss = new Option<bool>("--allow-data-loss")
+        {
+            Description = "Go on when a replacement loses volume data (a named volume dropped from the spec, or no room back on its node)",
+        };
         maxUnavailable.Validators.Add(r =>
         {
             if (r.GetValue(maxUnavailable) < 0) r.AddError("--max-unavailable must not be negative");
         });
-        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags, keepIp, maxUnavailable };
+        var replace = new Command("replace", "Rolling replace: new instances must be healthy before old ones go; a failed batch stops the rollout") { batch, healthTimeout, onlyTags, keepIp, maxUnavailable, allowDataLoss };
         foreach (var s in rspec.All) Add(replace, s);
         replace.SetAction((pr, ct) => api.RunAsync(pr, "replace", async (c, t) =>
         {
-            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000, KeepIp = pr.GetValue(keepIp), MaxUnavailable = pr.GetValue(maxUnavailable) };
+            var req = new V1.ReplaceRequest { Request = await rspec.RequestAsync(pr, t), BatchSize = pr.GetValue(batch), HealthTimeoutMs = pr.GetValue(healthTimeout) * 1000, KeepIp = pr.GetValue(keepIp), MaxUnavailable = pr.GetValue(maxUnavailable),
+                AllowDataLoss = pr.GetValue(allowDataLoss) };
             req.OnlyTags.Add(pr.GetValue(onlyTags) ?? []);
             return await StreamAsync(c.Replace(req, cancellationToken: t), pr.GetValue(api.Json), t);
         }, ct));
 
         var workloads = new Argument<string[]>("workload") { Description = "Workload ids (or 6+ character prefixes) or names", Arity = ArgumentArity.OneOrMore };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds between SIGTERM and SIGKILL", DefaultValueFactory = _ => 10 };
-        var rm = new Command("rm", "Remove workloads: before_stop hooks, stop, remove, forget") { workloads, stopTimeout };
+        var ignoreHook = new Option<bool>("--ignore-hook") { Description = "Skip before_stop (and after_start on start/restart)" };
+        var rm = new Command("rm", "Remove workloads: before_stop hooks, stop, remove, forget; their named volumes go with them") { workloads, stopTimeout, ignoreHook };
         rm.SetAction((pr, ct) => api.RunAsync(pr, "rm", async (c, t) =>
         {
-            var req = new V1.RemoveRequest { StopTimeoutS = pr.GetValue(stopTimeout) };
+            var req = new V1.RemoveRequest { StopTimeoutS = pr.GetValue(stopTimeout), IgnoreHooks = pr.GetValue(ignoreHook) };
             req.Workloads.Add(pr.GetValue(workloads)!);
             return await ResultsAsync(c.Remove(req, cancellationToken: t), pr.GetValue(api.Json), "removed", t);
         }, ct));
@@ -118,10 +134,10 @@ internal static class DeployCommands
         var controls = new[] { ("start", V1.ControlAction.Start, "Start stopped workloads"), ("stop", V1.ControlAction.Stop, "Stop workloads (they stay recorded)"), ("restart", V1.ControlAction.Restart, "Restart workloads") }
             .Select(x =>
             {
-                var cmd = new Command(x.Item1, x.Item3) { workloads, stopTimeout };
+                var cmd = new Command(x.Item1, x.Item3) { workloads, stopTimeout, ignoreHook };
                 cmd.SetAction((pr, ct) => api.RunAsync(pr, x.Item1, async (c, t) =>
                 {
-                    var req = new V1.ControlRequest { Action = x.Item2, StopTimeoutS = pr.GetValue(stopTimeout) };
+                    var req = new V1.ControlRequest { Action = x.Item2, StopTimeoutS = pr.GetValue(stopTimeout), IgnoreHooks = pr.GetValue(ignoreHook) };
                     req.Workloads.Add(pr.GetValue(workloads)!);
                     return await ResultsAsync(c.Control(req, cancellationToken: t), pr.GetValue(api.Json), x.Item1 + (x.Item1.EndsWith('p') ? "ped" : "ed"), t);
                 }, ct));
@@ -164,7 +180,7 @@ internal static class DeployCommands
         return all;
     }
 
-    private static void Add(Command c, Symbol s)
+    internal static void Add(Command c, Symbol s)
     {
         if (s is Argument a) c.Arguments.Add(a);
         else c.Options.Add((Option)s);

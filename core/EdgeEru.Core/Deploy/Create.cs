@@ -100,7 +100,7 @@ public sealed partial class Deployer
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return $"image {image}: {ex.Message}";
+            return ex is ImageTransferException ? ex.Message : $"image {image}: {ex.Message}";
         }
     }
 

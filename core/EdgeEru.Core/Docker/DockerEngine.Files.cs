@@ -41,20 +41,6 @@ public sealed partial class DockerEngine
         }
     }
 
-    /// <summary>Whether the engine has the image (by name:tag or id).</summary>
-    public async Task<bool> ImageExistsAsync(string image, CancellationToken ct = default)
-    {
-        try
-        {
-            await _client.Images.InspectImageAsync(image, ct);
-            return true;
-        }
-        catch (DockerImageNotFoundException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>What <paramref name="path"/> is in the container; null when it does not exist.</summary>
     public async Task<ContainerPathInfo?> StatAsync(string id, string path, CancellationToken ct = default)
     {
