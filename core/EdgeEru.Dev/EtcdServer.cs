@@ -13,6 +13,12 @@ public sealed class EtcdServerOptions
 
     public int PeerPort { get; init; }
 
+    /// <summary>
+    /// More addresses etcd serves clients on, at the same port as loopback: a Docker rig's bridge address lets
+    /// containers on the rig's hosts reach it (the bridge is the way into the root namespace).
+    /// </summary>
+    public IReadOnlyList<string> ExtraClientAddresses { get; init; } = [];
+
     /// <summary>Extra etcd flags (e.g. --max-txn-ops=10000).</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 }
@@ -27,10 +33,12 @@ public sealed class EtcdServer : IAsyncDisposable
     private readonly string _dataDir;
     private readonly bool _ownsDataDir;
     private readonly IReadOnlyList<string> _extraArgs;
+    private readonly IReadOnlyList<string> _extraAddresses;
     private readonly ILogger _log;
     private ChildProcess? _process;
 
-    private EtcdServer(string binary, string dataDir, bool ownsDataDir, int clientPort, int peerPort, IReadOnlyList<string> extraArgs, ILogger log)
+    private EtcdServer(string binary, string dataDir, bool ownsDataDir, int clientPort, int peerPort, IReadOnlyList<string> extraArgs,
+        IReadOnlyList<string> extraAddresses, ILogger log)
     {
         _binary = binary;
         _dataDir = dataDir;
@@ -38,12 +46,17 @@ public sealed class EtcdServer : IAsyncDisposable
         ClientPort = clientPort;
         PeerPort = peerPort;
         _extraArgs = extraArgs;
+        _extraAddresses = extraAddresses;
         _log = log;
     }
 
     public int ClientPort { get; private set; }
     public int PeerPort { get; private set; }
     public string ClientUrl => $"http://127.0.0.1:{ClientPort}";
+
+    /// <summary>Every URL it serves clients on: loopback first, then the extra addresses.</summary>
+    public IReadOnlyList<string> ClientUrls => [ClientUrl, .. _extraAddresses.Select(a => $"http://{a}:{ClientPort}")];
+
     public string DataDir => _dataDir;
     public bool IsRunning => _process is { HasExited: false };
     public int? ProcessId => _process?.Id;
@@ -61,7 +74,7 @@ public sealed class EtcdServer : IAsyncDisposable
             var server = new EtcdServer(binary, dataDir, owns,
                 options.ClientPort != 0 ? options.ClientPort : Ports.FreeTcp(),
                 options.PeerPort != 0 ? options.PeerPort : Ports.FreeTcp(),
-                options.ExtraArgs, log ?? NullLogger.Instance);
+                options.ExtraArgs, options.ExtraClientAddresses, log ?? NullLogger.Instance);
             try
             {
                 await server.StartAsync(ct);
@@ -88,8 +101,8 @@ public sealed class EtcdServer : IAsyncDisposable
         [
             "--name", "eru",
             "--data-dir", Path.Combine(_dataDir, "data"),
-            "--listen-client-urls", ClientUrl,
-            "--advertise-client-urls", ClientUrl,
+            "--listen-client-urls", string.Join(',', ClientUrls),
+            "--advertise-client-urls", string.Join(',', ClientUrls),
             "--listen-peer-urls", $"http://127.0.0.1:{PeerPort}",
             "--initial-advertise-peer-urls", $"http://127.0.0.1:{PeerPort}",
             "--initial-cluster", $"eru=http://127.0.0.1:{PeerPort}",
