@@ -177,9 +177,18 @@ internal static class DevCommand
             // Core's API, for ./eru pod|node|deploy|capacity|replace|rm (the token is read from .dev/core.token).
             var coreToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
             await File.WriteAllTextAsync(Path.Combine(stateDir, "core.token"), coreToken, ct);
+            // Secrets are sealed with a key kept beside the state (made once); bind mounts only under .dev/binds.
+            var secretsKey = Path.Combine(stateDir, "secrets.key");
+            if (!File.Exists(secretsKey))
+            {
+                await File.WriteAllBytesAsync(secretsKey, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32), ct);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(secretsKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            var bindRoot = Directory.CreateDirectory(Path.Combine(stateDir, "binds")).FullName;
             core = await StartServiceAsync("core", "eru-core.dll", corePid, settings.CoreHttpPort,
             [
                 "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
+                "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
                 "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", coreToken,
                 "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}", "--Logging:Format", "simple",
             ], ct);

@@ -179,10 +179,11 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         }
         await Eventually.True(async () => (await Workloads()).Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live");
 
-        // Control: stop keeps the record, start brings it back.
+        // Control: stop keeps the record (its before_stop hook runs first), start brings it back.
         var first = created[0];
         await Results(_api.Control(new V1.ControlRequest { Action = V1.ControlAction.Stop, Workloads = { first.Name } }));
         Assert.False((await Containers()).Single(c => c.Id == first.WorkloadId).Running);
+        Assert.Equal(1, Volatile.Read(ref stopping));
         await Results(_api.Control(new V1.ControlRequest { Action = V1.ControlAction.Start, Workloads = { first.WorkloadId[..10] } }));
         Assert.True((await Containers()).Single(c => c.Id == first.WorkloadId).Running);
         await Eventually.True(async () => (await Workloads()).Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live again");
@@ -194,7 +195,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         Assert.Equal(3, now.Count);
         Assert.All(now, w => Assert.Equal(["v2"], w.Tags));
         Assert.Equal(now.Select(w => w.Id).Order(), (await Containers()).Select(c => c.Id).Order());
-        Assert.Equal(3, Volatile.Read(ref stopping));
+        Assert.Equal(1 + 3, Volatile.Read(ref stopping));
 
         // A replacement that never becomes healthy stops the rollout and leaves the serving ones alone.
         var broken = await Events(_api.Replace(new V1.ReplaceRequest { Request = Web(1, "v3", "sleep 600"), HealthTimeoutMs = 2_000 }));

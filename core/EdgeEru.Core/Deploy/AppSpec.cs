@@ -26,8 +26,11 @@ public sealed class AppSpec
         }
         catch (YamlException ex)
         {
+            // YamlDotNet names our types ("Property 'volume' not found on type '...EntrypointSpec'"): say it in the spec's words.
+            var unknown = System.Text.RegularExpressions.Regex.Match(ex.Message, @"^Property '([^']+)' not found on type '[\w.]*\.(\w+?)Spec'");
+            var what = unknown.Success ? $"unknown field \"{unknown.Groups[1].Value}\" in {Section(unknown.Groups[2].Value)}" : ex.Message;
             var inner = ex.InnerException is null ? "" : ": " + ex.InnerException.Message;
-            throw new FormatException($"line {ex.Start.Line}, column {ex.Start.Column}: {ex.Message}{inner}", ex);
+            throw new FormatException($"line {ex.Start.Line}, column {ex.Start.Column}: {what}{inner}", ex);
         }
     }
 
@@ -145,6 +148,16 @@ public sealed class AppSpec
             throw new FormatException($"{where}: owner \"{text}\" must be numeric UID or UID:GID");
         return (uid, gid);
     }
+
+    private static string Section(string type) => type switch
+    {
+        "App" => "the app spec (appname, entrypoints)",
+        "Entrypoint" => "an entrypoint",
+        "Healthcheck" => "a healthcheck",
+        "Hook" => "hook (after_create, after_start, before_stop)",
+        "Log" => "log (driver, options)",
+        _ => type,
+    };
 
     /// <summary>"http:8080/tcp", "8080/udp", "8080", or a mapping with name, port, protocol.</summary>
     private static PublishedPort ParsePort(object value, string path)

@@ -173,8 +173,10 @@ public sealed partial class Deployer
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             await RollBackAsync(engine, id, madeVolumes);
-            log.LogWarning("deploy {Name} on {Node} failed: {Error}", name, node.Name, ex.Message);
-            return new InstanceOutcome(node.Name, null, name, ex.Message);
+            // The engine's own words ("bind source path does not exist: ..."), not the HTTP client's wrapping.
+            var error = ex is global::Docker.DotNet.DockerApiException api ? "the engine refused: " + ImageTransferErrors.BodyMessage(api.ResponseBody) : ex.Message;
+            log.LogWarning("deploy {Name} on {Node} failed: {Error}", name, node.Name, error);
+            return new InstanceOutcome(node.Name, null, name, error);
         }
         catch (OperationCanceledException)
         {

@@ -182,11 +182,11 @@ public sealed record DeploySpec
             if (value.Length is 0 or > 256 || value.Any(char.IsControl)) yield return $"sysctls: {key}: the value must be 1-256 printable characters";
         }
         foreach (var server in Dns)
-            if (!System.Net.IPAddress.TryParse(server, out _)) yield return $"dns: \"{server}\" is not an IP address";
+            if (!SpecPaths.IsAddress(server)) yield return $"dns: \"{server}\" is not an IP address";
         foreach (var entry in ExtraHosts)
         {
             var colon = entry.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0 || !Names.IsDomain(entry[..colon].ToLowerInvariant()) || !System.Net.IPAddress.TryParse(entry[(colon + 1)..], out _))
+            if (colon <= 0 || !Names.IsDomain(entry[..colon].ToLowerInvariant()) || !SpecPaths.IsAddress(entry[(colon + 1)..]))
                 yield return $"extra_hosts: \"{entry}\" must be NAME:ADDRESS (e.g. db.local:198.18.0.5)";
         }
         foreach (var u in Ulimits)
@@ -252,9 +252,13 @@ public sealed record DataFile(string Path, byte[] Content, int Mode = 0x1A4, int
 /// <summary>A secret written into each container as a file (mode 0400 by default).</summary>
 public sealed record SecretMount(string Name, string Target, int Mode = 0x100, int Uid = 0, int Gid = 0);
 
-/// <summary>Paths inside containers (and host paths of bind mounts): absolute, normalized, printable.</summary>
+/// <summary>Paths inside containers (and host paths of bind mounts): absolute, normalized, printable. And addresses.</summary>
 internal static class SpecPaths
 {
+    /// <summary>An IPv4 address in four parts (IPAddress.Parse takes "1.2.3" too) or an IPv6 address.</summary>
+    public static bool IsAddress(string s) =>
+        System.Net.IPAddress.TryParse(s, out var ip) && (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 || s.Split('.').Length == 4);
+
     public static string? Problem(string path) =>
         !path.StartsWith('/') ? "must be an absolute path"
         : path.Length > 4096 || path.Any(char.IsControl) ? "must be printable and at most 4096 characters"

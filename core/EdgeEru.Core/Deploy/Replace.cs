@@ -110,7 +110,7 @@ public sealed partial class Deployer
         var dropped = volumes.Where(v => !kept.ContainsKey(v.Name!)).Select(v => v.Name!).ToList();
         if (dropped.Count > 0 && !options.AllowDataLoss)
             return Refused(RefusalKind.Precondition, $"replacing {old.Name} would lose the data of its volume(s) {string.Join(", ", dropped)} " +
-                "(the new spec has no such volume): allow data loss to go on");
+                "(the new spec has no such volume): allow data loss (eru replace --allow-data-loss) to go on");
         var addresses = new Dictionary<string, string>();
         if (options.KeepIp)
         {
@@ -128,7 +128,7 @@ public sealed partial class Deployer
         if (r.Ok || kept.Count == 0 || options.KeepIp || r.Refused is not (RefusalKind.NoCapacity or RefusalKind.Precondition)) return r;
         if (!options.AllowDataLoss)
             return Refused(r.Refused, $"{r.Error}; the data of {old.Name} ({string.Join(", ", kept.Keys)}) is on {old.Node}, " +
-                "so its replacement may not go elsewhere unless data loss is allowed");
+                "so its replacement may not go elsewhere unless data loss is allowed (eru replace --allow-data-loss)");
         progress?.Invoke(new DeployProgress(null, null, $"no way back onto {old.Node} ({r.Error}): the replacement of {old.Name} starts elsewhere with empty volumes"));
         return await DeployAsync(spec with { Count = 1 }, ct);
     }

@@ -33,7 +33,10 @@ public static class Archives
             var renamed = newTop + name[first.Length..];
             var copy = entry.EntryType switch
             {
-                TarEntryType.RegularFile or TarEntryType.V7RegularFile => new PaxTarEntry(TarEntryType.RegularFile, renamed) { DataStream = entry.DataStream },
+                TarEntryType.RegularFile or TarEntryType.V7RegularFile => new PaxTarEntry(TarEntryType.RegularFile, renamed)
+                {
+                    DataStream = entry.DataStream is null ? null : new KnownLength(entry.DataStream, entry.Length),
+                },
                 TarEntryType.Directory => new PaxTarEntry(TarEntryType.Directory, renamed),
                 TarEntryType.SymbolicLink => new PaxTarEntry(TarEntryType.SymbolicLink, renamed) { LinkName = entry.LinkName },
                 TarEntryType.HardLink => new PaxTarEntry(TarEntryType.HardLink, renamed)
@@ -53,3 +56,49 @@ public static class Archives
         if (top is null) throw new InvalidDataException("the archive is empty");
     }
 }
+
+/// <summary>
+/// A forward-only stream whose length is known (from the tar header it came with): TarWriter needs a length
+/// to write an entry into a stream it cannot seek back in, and this lets it stream the data through.
+/// </summary>
+internal sealed class KnownLength(Stream inner, long length) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length => length;
+
+    public override long Position
+    {
+        get => _position;
+        set => throw new NotSupportedException();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        var n = inner.Read(buffer, offset, count);
+        _position += n;
+        return n;
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var n = await inner.ReadAsync(buffer, cancellationToken);
+        _position += n;
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
