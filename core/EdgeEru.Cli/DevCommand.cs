@@ -40,6 +40,10 @@ internal static class DevCommand
         var dockerHosts = new Option<string[]>("--docker-host") { Description = "Use this Docker engine (unix:// or tcp://) as a node instead of simulated hosts; repeat for more", AllowMultipleArgumentsPerToken = false };
         var dockerNetwork = new Option<string>("--docker-network") { Description = "Docker network for the demo app on --docker-host engines", DefaultValueFactory = _ => "bridge" };
         var hosts = new Option<int>("--hosts") { Description = "Simulated Docker hosts (network namespaces with their own dockerd); 0 for none", DefaultValueFactory = _ => 2 };
+        var selfHosted = new Option<bool>("--self-hosted")
+        {
+            Description = "Run eru-dns and eru-lb as EdgeEru workloads (two replicas each, images built from this checkout) instead of processes",
+        };
         hosts.Validators.Add(r =>
         {
             if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
@@ -92,17 +96,25 @@ internal static class DevCommand
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
             etcdUrl, etcdPort, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort, agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts,
+            selfHosted,
         };
+        selfHosted.Validators.Add(r =>
+        {
+            if (!r.GetValue(selfHosted)) return;
+            if (r.GetValue(hosts) < 2) r.AddError("--self-hosted needs --hosts 2 or more (a replica of each edge service per host)");
+            if (r.GetValue(dockerHosts) is { Length: > 0 }) r.AddError("--self-hosted runs on simulated hosts, not --docker-host engines");
+            if (r.GetValue(etcdUrl) is not null) r.AddError("--self-hosted starts its own etcd (the edge's containers reach it on the rig's bridge)");
+        });
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(stateDir)!, pr.GetValue(prefix)!,
             pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort), pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort),
             pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort), pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [], pr.GetValue(dockerNetwork)!,
-            pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts)), ct));
+            pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted)), ct));
         return cmd;
     }
 
     private sealed record DevSettings(string? EtcdUrl, int EtcdPort, string StateDir, string Prefix, int DnsPort, int DnsHttpPort,
         int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort, int AgentHttpPort, int SshPort, int SshHttpPort,
-        string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork, int Hosts);
+        string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork, int Hosts, bool SelfHosted);
 
     private static async Task<int> RunAsync(DevSettings settings, CancellationToken ct)
     {
@@ -112,39 +124,39 @@ internal static class DevCommand
         var log = logs.CreateLogger("eru.dev");
         var stateDir = Path.GetFullPath(settings.StateDir);
         Directory.CreateDirectory(stateDir);
-        var etcdPid = Path.Combine(stateDir, "etcd.pid");
-        var dnsPid = Path.Combine(stateDir, "dns.pid");
-        var lbPid = Path.Combine(stateDir, "lb.pid");
-        var corePid = Path.Combine(stateDir, "core.pid");
-        var sshPid = Path.Combine(stateDir, "ssh.pid");
         var startedAt = System.Diagnostics.Stopwatch.StartNew();
-        var etcdUrl = settings.EtcdUrl;
-        EtcdServer? etcd = null;
-        ChildProcess? dns = null;
-        ChildProcess? lb = null;
-        ChildProcess? core = null;
-        ChildProcess? ssh = null;
-        DockerRig? rig = null;
-        var agents = new List<(ChildProcess Process, string PidFile)>();
+        // Everything this starts goes on a stack and is stopped in reverse order, whatever happens.
+        await using var started = new StartedStack(log);
         try
         {
-            for (var i = 1; i <= DockerRig.MaxHosts; i++) Leftovers.Clean(AgentPid(stateDir, i), "eru-agent.dll", log);
-            Leftovers.Clean(dnsPid, "eru-dns.dll", log);
-            Leftovers.Clean(lbPid, "eru-lb.dll", log);
-            Leftovers.Clean(corePid, "eru-core.dll", log);
-            Leftovers.Clean(sshPid, "eru-ssh.dll", log);
+            foreach (var (pidFile, marker) in PidFiles(stateDir)) Leftovers.Clean(pidFile, marker, log);
+
+            // A self-hosted edge runs in containers, which reach etcd through the rig's bridge: the rig comes first.
+            DockerRig? rig = null;
+            if (settings.Hosts > 0 && settings.DockerHosts.Length == 0 && Environment.IsPrivilegedProcess)
+            {
+                log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
+                rig = started.Push("simulated hosts", await DockerRig.StartAsync(settings.Hosts, 'd'));
+            }
+            else if (settings.Hosts > 0 && settings.DockerHosts.Length == 0)
+                log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");
+            if (settings.SelfHosted && rig is null)
+                throw new ServiceStartException("--self-hosted runs the edge on simulated hosts: it needs root and --hosts 2 or more");
+
+            var etcdUrl = settings.EtcdUrl;
+            var etcdData = Path.Combine(stateDir, "etcd");
             if (etcdUrl is null)
             {
-                Leftovers.Clean(etcdPid, "etcd", log);
-                var dataDir = Path.Combine(stateDir, "etcd");
+                var dataDir = etcdData;
                 if (Directory.Exists(dataDir)) Directory.Delete(dataDir, recursive: true); // the dev cluster starts clean
-                etcd = await EtcdServer.StartAsync(new EtcdServerOptions
+                var etcd = started.Push("etcd", await EtcdServer.StartAsync(new EtcdServerOptions
                 {
                     DataDir = dataDir,
                     ClientPort = settings.EtcdPort,
                     PeerPort = settings.EtcdPort + 1,
-                }, logs.CreateLogger("etcd"), ct);
-                await File.WriteAllTextAsync(etcdPid, etcd.ProcessId.ToString(), ct);
+                    ExtraClientAddresses = settings.SelfHosted ? [rig!.BridgeAddress] : [],
+                }, logs.CreateLogger("etcd"), ct), Path.Combine(stateDir, "etcd.pid"));
+                await File.WriteAllTextAsync(Path.Combine(stateDir, "etcd.pid"), etcd.ProcessId.ToString(), ct);
                 etcdUrl = etcd.ClientUrl;
             }
 
@@ -155,27 +167,28 @@ internal static class DevCommand
             using var sub = watcher.Subscribe(new SnapshotSummary(log).OnSnapshot);
             watcher.Start();
             await watcher.Ready.WaitAsync(TimeSpan.FromSeconds(30), ct);
+            var registryFlags = new[] { "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix, "--Logging:Format", "simple" };
 
-            dns = await StartServiceAsync("dns", "eru-dns.dll", dnsPid, settings.DnsHttpPort,
-            [
-                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
-                "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
-                "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", "--Logging:Format", "simple",
-            ], ct);
-
-            // The balancer, with the demo domain's canary graph (503 until hello's workloads are live).
-            var token = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            // The balancer's admin token, and the demo domain's canary graph (503 until hello's workloads are live).
+            var token = NewToken();
             await File.WriteAllTextAsync(Path.Combine(stateDir, "lb.token"), token, ct);
-            lb = await StartServiceAsync("lb", "eru-lb.dll", lbPid, settings.LbHttpPort,
-            [
-                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
-                "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort}", "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}",
-                "--Lb:AdminToken", token, "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}", "--Logging:Format", "simple",
-            ], ct);
+            if (!settings.SelfHosted)
+            {
+                await StartServiceAsync(started, stateDir, "dns", "eru-dns.dll", settings.DnsHttpPort,
+                [
+                    .. registryFlags, "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
+                    "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}",
+                ], ct);
+                await StartServiceAsync(started, stateDir, "lb", "eru-lb.dll", settings.LbHttpPort,
+                [
+                    .. registryFlags, "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort}", "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}",
+                    "--Lb:AdminToken", token, "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}",
+                ], ct);
+            }
             await store.PutAsync(Kinds.LbDomains, DemoDomain(), ct: ct);
 
             // Core's API, for ./eru pod|node|deploy|capacity|replace|rm (the token is read from .dev/core.token).
-            var coreToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            var coreToken = NewToken();
             await File.WriteAllTextAsync(Path.Combine(stateDir, "core.token"), coreToken, ct);
             // Secrets are sealed with a key kept beside the state (made once); bind mounts only under .dev/binds.
             var secretsKey = Path.Combine(stateDir, "secrets.key");
@@ -185,20 +198,18 @@ internal static class DevCommand
                 if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(secretsKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             }
             var bindRoot = Directory.CreateDirectory(Path.Combine(stateDir, "binds")).FullName;
-            core = await StartServiceAsync("core", "eru-core.dll", corePid, settings.CoreHttpPort,
+            await StartServiceAsync(started, stateDir, "core", "eru-core.dll", settings.CoreHttpPort,
             [
-                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
-                "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
+                .. registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
                 "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", coreToken,
-                "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}", "--Logging:Format", "simple",
+                "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
             ], ct);
             // The SSH gateway, with a user "dev" holding this machine's own public keys (if any) for every app.
-            ssh = await StartServiceAsync("ssh", "eru-ssh.dll", sshPid, settings.SshHttpPort,
+            await StartServiceAsync(started, stateDir, "ssh", "eru-ssh.dll", settings.SshHttpPort,
             [
-                "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix,
-                "--Ssh:Listen", "127.0.0.1", "--Ssh:Port", settings.SshPort.ToString(),
+                .. registryFlags, "--Ssh:Listen", "127.0.0.1", "--Ssh:Port", settings.SshPort.ToString(),
                 "--Ssh:HostKeyDirectory", Path.Combine(stateDir, "ssh-host-keys"), "--Ssh:AuditLog", Path.Combine(stateDir, "ssh-audit.jsonl"),
-                "--Http:Urls", $"http://127.0.0.1:{settings.SshHttpPort}", "--Logging:Format", "simple",
+                "--Http:Urls", $"http://127.0.0.1:{settings.SshHttpPort}",
             ], ct);
             // A known_hosts file for the gateway's host keys (made by it on first start), so the try-it line checks them.
             await File.WriteAllLinesAsync(Path.Combine(stateDir, "ssh-known-hosts"), Directory.GetFiles(Path.Combine(stateDir, "ssh-host-keys"), "*.pub")
@@ -206,39 +217,30 @@ internal static class DevCommand
             var devKeys = await DevKeysAsync(settings.SshKey, log, ct);
             await store.PutAsync(Kinds.SshUsers, new SshUser { Name = settings.SshUser, Keys = devKeys, Apps = new() { ["hello"] = new SshAppAccess() } }, ct: ct);
 
-            // The Docker hosts: simulated ones (network namespaces with their own dockerd) or engines the user brought.
+            // The Docker hosts as nodes: simulated ones, or engines the user brought.
             var nodes = new List<(string Name, string Endpoint, string Network)>();
-            if (settings.DockerHosts.Length > 0)
+            for (var i = 0; i < settings.DockerHosts.Length; i++)
             {
-                for (var i = 0; i < settings.DockerHosts.Length; i++)
+                var endpoint = settings.DockerHosts[i];
+                using var engine = new DockerEngine(new DockerEndpoint { Address = endpoint });
+                var (cpus, memory, _) = await engine.InfoAsync(ct);
+                await DockerRig.ImportImageAsync(endpoint);
+                var name = $"e{i + 1}";
+                await store.PutAsync(Kinds.Nodes, new Node
                 {
-                    var endpoint = settings.DockerHosts[i];
-                    using var engine = new DockerEngine(new DockerEndpoint { Address = endpoint });
-                    var (cpus, memory, _) = await engine.InfoAsync(ct);
-                    await DockerRig.ImportImageAsync(endpoint);
-                    var name = $"e{i + 1}";
-                    await store.PutAsync(Kinds.Nodes, new Node
-                    {
-                        Name = name, Pod = "dev", Endpoint = new DockerEndpoint { Address = endpoint },
-                        Capacity = new NodeCapacity { CpuCores = cpus, PiecesPerCore = 100, MemoryBytes = memory }, Networks = [settings.DockerNetwork],
-                    }, ct: ct);
-                    nodes.Add((name, endpoint, settings.DockerNetwork));
-                }
+                    Name = name, Pod = "dev", Endpoint = new DockerEndpoint { Address = endpoint },
+                    Capacity = new NodeCapacity { CpuCores = cpus, PiecesPerCore = 100, MemoryBytes = memory }, Networks = [settings.DockerNetwork],
+                }, ct: ct);
+                nodes.Add((name, endpoint, settings.DockerNetwork));
             }
-            else if (settings.Hosts > 0 && !Environment.IsPrivilegedProcess)
-                log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");
-            else if (settings.Hosts > 0)
+            foreach (var h in rig?.Hosts ?? [])
             {
-                log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
-                rig = await DockerRig.StartAsync(settings.Hosts, 'd');
-                foreach (var h in rig.Hosts)
-                {
-                    await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-                    nodes.Add(($"h{h.Index}", h.Endpoint, DockerRig.Network));
-                }
+                await store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
+                nodes.Add(($"h{h.Index}", h.Endpoint, DockerRig.Network));
             }
 
-            var agentToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            var agentToken = NewToken();
+            IReadOnlyList<SelfHostedEdge.Replica> edge = [];
             if (nodes.Count > 0)
             {
                 // One eru-agent per host, in the root namespace: it reaches the host's dockerd by its socket and
@@ -248,16 +250,22 @@ internal static class DevCommand
                 {
                     var (name, endpoint, _) = nodes[i];
                     var port = settings.AgentHttpPort + i;
-                    var pidFile = AgentPid(stateDir, i + 1);
-                    agents.Add((await StartServiceAsync("agent", "eru-agent.dll", pidFile, port,
+                    await StartServiceAsync(started, stateDir, "agent", "eru-agent.dll", port,
                     [
-                        "--Registry:Endpoints", etcdUrl, "--Registry:Prefix", settings.Prefix, "--Agent:Node", name, "--Agent:Docker", endpoint,
-                        "--Http:Urls", $"http://127.0.0.1:{port}", "--Http:Token", agentToken, "--Logging:Format", "simple",
+                        .. registryFlags, "--Agent:Node", name, "--Agent:Docker", endpoint,
+                        "--Http:Urls", $"http://127.0.0.1:{port}", "--Http:Token", agentToken,
                         "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", Path.Combine(stateDir, "logs", $"{name}.jsonl"),
-                    ], ct, $"agent {name}"), pidFile));
+                    ], ct, $"agent {name}", AgentPid(stateDir, i + 1));
+                }
+                while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < nodes.Count) await Task.Delay(200, ct);
+                if (settings.SelfHosted)
+                {
+                    // The edge as workloads: eru-dns and eru-lb built from this checkout's binaries, two replicas each.
+                    var self = new SelfHostedEdge(rig!, $"http://{rig!.BridgeAddress}:{settings.EtcdPort}", settings.Prefix, stateDir,
+                        $"http://127.0.0.1:{settings.CorePort}", coreToken, logs.CreateLogger("eru.dev.edge"));
+                    edge = await self.StartAsync(started, token, ct);
                 }
                 var deployer = new Deployer(store, e => new DockerEngine(e), logs.CreateLogger<Deployer>(), watcher);
-                while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < nodes.Count) await Task.Delay(200, ct);
                 foreach (var (version, count) in new[] { ("v1", 3), ("v2", 1) })
                 {
                     var result = await deployer.DeployAsync(HelloSpec(version, count, nodes[0].Network), ct);
@@ -267,7 +275,7 @@ internal static class DevCommand
                 }
                 // Ready means what the try-it block promises: hello's instances live (DNS and LB serve them).
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-                while (watcher.Current.LiveCount < 4 && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
+                while (watcher.Current.LiveCount < 4 + edge.Count && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
             }
 
             var dir = Path.GetRelativePath(Environment.CurrentDirectory, stateDir) is { } rel && !rel.StartsWith("..", StringComparison.Ordinal) ? rel : stateDir;
@@ -279,19 +287,29 @@ internal static class DevCommand
             var lbFlag = settings.LbAdminPort == 9181 && dir == ".dev" ? "" : $" --admin http://127.0.0.1:{settings.LbAdminPort} --token $(cat {Path.Combine(dir, "lb.token")})";
             Console.WriteLine();
             Console.WriteLine($"EdgeEru dev cluster is up in {startedAt.Elapsed.TotalSeconds:0} s");
-            Console.WriteLine($"  etcd       {etcdUrl,-30} prefix {settings.Prefix}{(etcd is null ? " (yours)" : $", data {etcd.DataDir}")}");
+            Console.WriteLine($"  etcd       {etcdUrl,-30} prefix {settings.Prefix}{(settings.EtcdUrl is not null ? " (yours)" : $", data {etcdData}")}");
             Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-14} gRPC edgeeru.core.v1; token in {Path.Combine(dir, "core.token")}");
-            Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-21} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
-            Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-14} dashboard http://127.0.0.1:{settings.LbAdminPort}/dashboard#token={token}");
+            if (edge.Count == 0)
+            {
+                Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-21} zone eru.; metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
+                Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-14} dashboard http://127.0.0.1:{settings.LbAdminPort}/dashboard#token={token}");
+            }
+            foreach (var r in edge)
+                Console.WriteLine(r.Entrypoint == "dns"
+                    ? $"  dns        {r.Address + ":53",-24} workload {r.Name} on {r.Node}; metrics http://{r.Address}:9153/metrics"
+                    : $"  lb         http://{r.Address,-17} workload {r.Name} on {r.Node}; dashboard http://{r.Address}:9181/dashboard#token={token}");
+            if (edge.Count > 0) Console.WriteLine($"  edge spec  {Path.Combine(dir, "edge.yaml")} (eru replace it with --keep-ip to roll the edge)");
             Console.WriteLine($"  ssh        127.0.0.1:{settings.SshPort,-21} user {settings.SshUser}; audit in {Path.Combine(dir, "ssh-audit.jsonl")}");
             for (var i = 0; i < nodes.Count; i++)
                 Console.WriteLine($"  node {nodes[i].Name,-5} {nodes[i].Endpoint,-30} agent http://127.0.0.1:{settings.AgentHttpPort + i}/metrics");
             Console.WriteLine();
             Console.WriteLine("Try it:");
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} web.hello.eru +short          # every hello web instance");
-            Console.WriteLine($"  dig @127.0.0.1 -p {settings.DnsPort} v2.web.hello.eru +short       # the v2 ones");
-            Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://127.0.0.1:{settings.LbPort}/");
-            Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://127.0.0.1:{settings.LbPort}/");
+            var (dnsAt, lbAt) = edge.Count == 0 ? ($"@127.0.0.1 -p {settings.DnsPort}", $"127.0.0.1:{settings.LbPort}")
+                : ($"@{edge.First(r => r.Entrypoint == "dns").Address}", edge.First(r => r.Entrypoint == "lb").Address);
+            Console.WriteLine($"  dig {dnsAt} web.hello.eru +short          # every hello web instance");
+            Console.WriteLine($"  dig {dnsAt} v2.web.hello.eru +short       # the v2 ones");
+            Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://{lbAt}/");
+            Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://{lbAt}/");
             Console.WriteLine($"  ssh {sshFlags} {settings.SshUser}~web.hello@127.0.0.1");
             Console.WriteLine($"  ./eru ps{etcdFlag}");
             Console.WriteLine($"  ./eru logs -f hello{logsFlag}");
@@ -337,73 +355,35 @@ internal static class DevCommand
             log.LogError("eru dev failed: {Error}", ex.Message);
             return 1;
         }
-        finally
-        {
-            // Agents first, while etcd is up: a clean stop revokes each one's lease.
-            foreach (var (agent, pidFile) in agents)
-            {
-                await agent.DisposeAsync();
-                File.Delete(pidFile);
-            }
-            if (agents.Count > 0) log.LogInformation("agents stopped");
-            if (rig is not null)
-            {
-                await rig.DisposeAsync();
-                log.LogInformation("simulated hosts removed");
-            }
-            if (core is not null)
-            {
-                await core.DisposeAsync();
-                File.Delete(corePid);
-                log.LogInformation("core stopped");
-            }
-            if (ssh is not null)
-            {
-                await ssh.DisposeAsync();
-                File.Delete(sshPid);
-                log.LogInformation("ssh stopped");
-            }
-            if (lb is not null)
-            {
-                await lb.DisposeAsync();
-                File.Delete(lbPid);
-                log.LogInformation("lb stopped");
-            }
-            if (dns is not null)
-            {
-                await dns.DisposeAsync();
-                File.Delete(dnsPid);
-                log.LogInformation("dns stopped");
-            }
-            if (etcd is not null)
-            {
-                await etcd.DisposeAsync();
-                File.Delete(etcdPid);
-                log.LogInformation("etcd stopped");
-            }
-        }
     }
+
+    /// <summary>The pid files of what a run starts, and what each process's command line holds (leftovers of a crash).</summary>
+    private static IEnumerable<(string PidFile, string Marker)> PidFiles(string stateDir) =>
+    [
+        .. Enumerable.Range(1, DockerRig.MaxHosts).Select(i => (AgentPid(stateDir, i), "eru-agent.dll")),
+        (Path.Combine(stateDir, "dns.pid"), "eru-dns.dll"), (Path.Combine(stateDir, "lb.pid"), "eru-lb.dll"),
+        (Path.Combine(stateDir, "core.pid"), "eru-core.dll"), (Path.Combine(stateDir, "ssh.pid"), "eru-ssh.dll"),
+        (Path.Combine(stateDir, "etcd.pid"), "etcd"),
+    ];
+
+    private static string NewToken() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     private static string AgentPid(string stateDir, int host) => Path.Combine(stateDir, $"agent-h{host}.pid");
 
-    /// <summary>Starts one of our services (built by ./eru next to the CLI, in ../{name}) and waits for its /healthz.</summary>
-    private static async Task<ChildProcess> StartServiceAsync(string name, string dll, string pidFile, int httpPort, string[] args, CancellationToken ct, string? label = null)
+    /// <summary>
+    /// Starts one of our services (built by ./eru next to the CLI, in ../{name}), waits for its /healthz and puts it
+    /// on the stack (its pid file, .dev/{name}.pid unless given, lets a later run clean up after a crash).
+    /// </summary>
+    private static async Task StartServiceAsync(StartedStack started, string stateDir, string name, string dll, int httpPort, string[] args,
+        CancellationToken ct, string? label = null, string? pidFile = null)
     {
         label ??= name;
+        pidFile ??= Path.Combine(stateDir, name + ".pid");
         var path = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", name, dll));
         if (!File.Exists(path)) throw new ServiceStartException($"{name}: {path} is missing; ./eru builds it");
-        var child = ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{label}] {line}"));
-        try
-        {
-            await File.WriteAllTextAsync(pidFile, child.Id.ToString(), ct);
-            await WaitHealthyAsync(label, child, httpPort, ct);
-            return child;
-        }
-        catch
-        {
-            await child.DisposeAsync();
-            throw;
-        }
+        var child = started.Push(label, ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{label}] {line}")), pidFile);
+        await File.WriteAllTextAsync(pidFile, child.Id.ToString(), ct);
+        await WaitHealthyAsync(label, child, httpPort, ct);
     }
 
     private static async Task WaitHealthyAsync(string name, ChildProcess child, int httpPort, CancellationToken ct)
@@ -481,7 +461,7 @@ internal static class DevCommand
         },
     };
 
-    private sealed class ServiceStartException(string message) : Exception(message);
+    internal sealed class ServiceStartException(string message) : Exception(message);
 
     /// <summary>Logs what the registry holds whenever it changes, at most once a second.</summary>
     private sealed class SnapshotSummary(ILogger log)

@@ -13,7 +13,7 @@ namespace EdgeEru.Scenario.Tests;
 /// directory of its own so that it runs beside a developer's own <c>./eru dev</c>. The scenario then only
 /// uses what a user has: the printed addresses, the <c>eru</c> CLI, dig, HTTP, ssh and docker.
 /// </summary>
-public sealed partial class DevCluster : IAsyncLifetime
+public partial class DevCluster : IAsyncLifetime
 {
     private readonly ConcurrentQueue<string> _output = new();
     private ChildProcess? _dev;
@@ -36,13 +36,19 @@ public sealed partial class DevCluster : IAsyncLifetime
 
     public string Output => string.Join('\n', _output.TakeLast(80));
 
+    /// <summary>How many simulated hosts, and what else eru dev is asked for.</summary>
+    protected virtual string[] ClusterArgs => ["--hosts", "3"];
+
+    /// <summary>The self-hosted edge's replicas as printed by eru dev: (entrypoint, address).</summary>
+    public List<(string Entrypoint, IPAddress Address)> Edge { get; } = [];
+
     public async Task InitializeAsync()
     {
         await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-q", "-t", "ed25519", "-N", "", "-C", "scenario", "-f", KeyFile]);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _dev = ChildProcess.Start("bash",
         [
-            Path.Combine(Repo.Root, "eru"), "dev", "--hosts", "3", "--state-dir", StateDir, "--prefix", Prefix,
+            Path.Combine(Repo.Root, "eru"), "dev", .. ClusterArgs, "--state-dir", StateDir, "--prefix", Prefix,
             "--etcd-port", EtcdPort.ToString(), "--dns-port", DnsPort.ToString(), "--dns-http-port", Ports.FreeTcp().ToString(),
             "--lb-port", LbPort.ToString(), "--lb-admin-port", LbAdminPort.ToString(), "--lb-http-port", Ports.FreeTcp().ToString(),
             "--core-port", CorePort.ToString(), "--core-http-port", Ports.FreeTcp().ToString(), "--agent-http-port", AgentHttpPort.ToString(),
@@ -51,6 +57,7 @@ public sealed partial class DevCluster : IAsyncLifetime
         {
             _output.Enqueue(line);
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
+            if (EdgeLine().Match(line) is { Success: true } e) lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
         }, workingDirectory: Repo.Root);
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(8); // a cold ./eru builds every service first
@@ -82,16 +89,35 @@ public sealed partial class DevCluster : IAsyncLifetime
     }
 
     /// <summary>Runs <c>./eru ARGS</c> from the checkout, as a user would, with this cluster's addresses and tokens.</summary>
-    public async Task<string> EruAsync(params string[] args)
+    public async Task<string> EruAsync(params string[] args) =>
+        await Shell.RunAsync("bash", [Path.Combine(Repo.Root, "eru"), .. WithFlags(args)], workingDirectory: Repo.Root);
+
+    /// <summary>Runs <c>./eru ARGS</c> and returns its exit code with its output (a job's code is the answer).</summary>
+    public async Task<(int Code, string Output)> EruExitAsync(params string[] args)
+    {
+        try
+        {
+            return (0, await EruAsync(args));
+        }
+        catch (CommandFailedException ex)
+        {
+            return (ex.ExitCode, ex.Message);
+        }
+    }
+
+    /// <summary>The cluster's addresses and tokens added to <paramref name="args"/>, before a "--" (a job's command follows it).</summary>
+    private string[] WithFlags(string[] args)
     {
         var flags = args[0] switch
         {
             "ps" or "logs" => ["--etcd", EtcdUrl, "--prefix", Prefix],
-            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" => new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
+            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart" =>
+                new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
             _ => [],
         };
         if (args[0] == "logs") flags = [.. flags, "--token", Token("agent")];
-        return await Shell.RunAsync("bash", [Path.Combine(Repo.Root, "eru"), .. args, .. flags], workingDirectory: Repo.Root);
+        var end = Array.IndexOf(args, "--");
+        return end < 0 ? [.. args, .. flags] : [.. args[..end], .. flags, .. args[end..]];
     }
 
     public string Token(string service) => File.ReadAllText(Path.Combine(StateDir, service + ".token")).Trim();
@@ -101,6 +127,9 @@ public sealed partial class DevCluster : IAsyncLifetime
 
     [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
     private static partial Regex NodeLine();
+
+    [GeneratedRegex(@"^\s+(dns|lb)\s+(?:http://)?([0-9.]+)(?::53)?\s+workload ")]
+    private static partial Regex EdgeLine();
 
     private static int FreeTcpPair()
     {

@@ -12,6 +12,7 @@ namespace EdgeEru.Scenario.Tests;
 /// DNS (dig), HTTP through the LB, ssh through the gateway, and docker for the faults. Each step asserts what
 /// a user would see. Steps run in order in one test: each builds on the state the previous one left.
 /// </summary>
+[Collection(DevClusters.Name)]
 public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) : IClassFixture<DevCluster>
 {
     private const string Domain = "hello.eru.local";
@@ -121,15 +122,41 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
             return live.All(w => text.Contains($"web.{w.Ident}@{w.Node}", StringComparison.Ordinal)) ? text : null;
         }, "eru logs has lines of every live instance", TimeSpan.FromSeconds(20));
         Assert.Contains("response:200", logs);
+
+        // 9. A stateful app: its count lives in a named volume, which a replace on the same node hands on.
+        Step("counter", await cluster.EruAsync("deploy", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M", "--network", "eru-mv"));
+        var counter = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live), "the counter is live");
+        Assert.Equal("1", await CountAsync(counter.Name));
+        Step("replace counter", await cluster.EruAsync("replace", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M",
+            "--network", "eru-mv", "--health-timeout", "60"));
+        var successor = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live && w.Name != counter.Name),
+            "the counter's successor is live");
+        Assert.Equal("2", await CountAsync(successor.Name)); // started a second time on the same data
+
+        // 10. A migration job: its output and its exit code come back, and it leaves nothing behind.
+        var (jobCode, job) = await cluster.EruExitAsync("run", "examples/counter.yaml", "--pod", "dev", "--memory", "16M", "--network", "eru-mv",
+            "--", "sh", "-c", "echo migrating to 42; exit 3");
+        Step("job", job);
+        Assert.Equal(3, jobCode);
+        Assert.Contains("migrating to 42", job, StringComparison.Ordinal);
+        Assert.Single(await PsAsync("counter"));
+    }
+
+    /// <summary>The counter's /data/count, copied out of its container with eru cp.</summary>
+    private async Task<string> CountAsync(string workload)
+    {
+        var local = Path.Combine(cluster.StateDir, "count-" + workload);
+        await cluster.EruAsync("cp", $"{workload}:/data/count", local);
+        return (await File.ReadAllTextAsync(local)).Trim();
     }
 
     private void Step(string name, string text) => output.WriteLine($"--- {name}\n{text.Trim()}");
 
     private sealed record Instance(string Name, string Ident, string Node, string Address, string[] Tags, bool Live);
 
-    private async Task<List<Instance>> PsAsync()
+    private async Task<List<Instance>> PsAsync(string app = "hello")
     {
-        using var doc = JsonDocument.Parse(await cluster.EruAsync("ps", "hello", "--json"));
+        using var doc = JsonDocument.Parse(await cluster.EruAsync("ps", app, "--json"));
         return doc.RootElement.EnumerateArray().Select(w => new Instance(
             w.GetProperty("name").GetString()!, w.GetProperty("ident").GetString()!, w.GetProperty("node").GetString()!,
             w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
