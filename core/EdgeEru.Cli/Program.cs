@@ -19,6 +19,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     LogsCommand.Create(),
     SshUserCommand.Create(),
 };
+root.Subcommands.Add(BuildCommand.Create());
 foreach (var command in DeployCommands.Create().Concat(JobCommands.Create()).Concat(SecretCommands.Create())) root.Subcommands.Add(command);
 var parsed = root.Parse(args);
 return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);
