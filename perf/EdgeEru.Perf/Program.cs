@@ -12,6 +12,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["ssh"] = SshBenchmark.RunAsync,
     ["schedule"] = ScheduleBenchmark.RunAsync,
     ["deploy"] = DeployBenchmark.RunAsync,
+    ["self-hosting"] = SelfHostingBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

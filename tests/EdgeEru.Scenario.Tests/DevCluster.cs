@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using EdgeEru.Dev;
 using EdgeEru.TestSupport;
 using Xunit;
@@ -9,159 +5,22 @@ using Xunit;
 namespace EdgeEru.Scenario.Tests;
 
 /// <summary>
-/// A whole platform started the way a newcomer starts it: <c>./eru dev --hosts 3</c>, on ports and a state
-/// directory of its own so that it runs beside a developer's own <c>./eru dev</c>. The scenario then only
-/// uses what a user has: the printed addresses, the <c>eru</c> CLI, dig, HTTP, ssh and docker.
+/// <c>./eru dev --hosts 3</c> for a test class (<see cref="EruDev"/>): the scenario then only uses what a user
+/// has: the printed addresses, the <c>eru</c> CLI, dig, HTTP, ssh and docker.
 /// </summary>
-public partial class DevCluster : IAsyncLifetime
+public class DevCluster : IAsyncLifetime
 {
-    private readonly ConcurrentQueue<string> _output = new();
-    private ChildProcess? _dev;
-
-    public string StateDir { get; } = Directory.CreateTempSubdirectory("eru-scenario-").FullName;
-    public string KeyFile => Path.Combine(StateDir, "..", Path.GetFileName(StateDir) + "-key");
-    public string SshUser { get; } = "scenario";
-    public int EtcdPort { get; } = FreeTcpPair();
-    public int DnsPort { get; } = Ports.FreeTcp();
-    public int LbPort { get; } = Ports.FreeTcp();
-    public int LbAdminPort { get; } = Ports.FreeTcp();
-    public int CorePort { get; } = Ports.FreeTcp();
-    public int SshPort { get; } = Ports.FreeTcp();
-    public int AgentHttpPort { get; } = FreeTcpRange(3);
-    public string EtcdUrl => $"http://127.0.0.1:{EtcdPort}";
-    public string Prefix { get; } = "/scenario";
-
-    /// <summary>Node name → Docker endpoint, as printed by eru dev.</summary>
-    public Dictionary<string, string> Nodes { get; } = [];
-
-    public string Output => string.Join('\n', _output.TakeLast(80));
+    private EruDev? _dev;
 
     /// <summary>How many simulated hosts, and what else eru dev is asked for.</summary>
     protected virtual string[] ClusterArgs => ["--hosts", "3"];
 
-    /// <summary>The self-hosted edge's replicas as printed by eru dev: (entrypoint, address).</summary>
-    public List<(string Entrypoint, IPAddress Address)> Edge { get; } = [];
+    public EruDev Dev => _dev ?? throw new InvalidOperationException("the dev cluster has not started");
 
-    public async Task InitializeAsync()
-    {
-        await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-q", "-t", "ed25519", "-N", "", "-C", "scenario", "-f", KeyFile]);
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _dev = ChildProcess.Start("bash",
-        [
-            Path.Combine(Repo.Root, "eru"), "dev", .. ClusterArgs, "--state-dir", StateDir, "--prefix", Prefix,
-            "--etcd-port", EtcdPort.ToString(), "--dns-port", DnsPort.ToString(), "--dns-http-port", Ports.FreeTcp().ToString(),
-            "--lb-port", LbPort.ToString(), "--lb-admin-port", LbAdminPort.ToString(), "--lb-http-port", Ports.FreeTcp().ToString(),
-            "--core-port", CorePort.ToString(), "--core-http-port", Ports.FreeTcp().ToString(), "--agent-http-port", AgentHttpPort.ToString(),
-            "--ssh-port", SshPort.ToString(), "--ssh-http-port", Ports.FreeTcp().ToString(), "--ssh-user", SshUser, "--ssh-key", KeyFile + ".pub",
-        ], line =>
-        {
-            _output.Enqueue(line);
-            if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
-            if (EdgeLine().Match(line) is { Success: true } e) lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
-            if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
-        }, workingDirectory: Repo.Root);
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(8); // a cold ./eru builds every service first
-        while (!ready.Task.IsCompleted)
-        {
-            if (_dev.HasExited) throw new InvalidOperationException($"./eru dev exited with {_dev.ExitCode}:\n{Output}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"./eru dev was not up within 8 minutes:\n{Output}");
-            await Task.Delay(200);
-        }
-        await Task.Delay(500); // the node lines follow the "is up" line
-    }
+    public async Task InitializeAsync() => _dev = await EruDev.StartAsync(Repo.Root, ClusterArgs);
 
     public async Task DisposeAsync()
     {
-        if (_dev is not null)
-        {
-            await _dev.StopAsync(grace: TimeSpan.FromSeconds(90)); // Ctrl-C: eru dev removes hosts, containers and namespaces
-            await _dev.DisposeAsync();
-        }
-        try
-        {
-            Directory.Delete(StateDir, recursive: true);
-            File.Delete(KeyFile);
-            File.Delete(KeyFile + ".pub");
-        }
-        catch (IOException)
-        {
-        }
-    }
-
-    /// <summary>Runs <c>./eru ARGS</c> from the checkout, as a user would, with this cluster's addresses and tokens.</summary>
-    public async Task<string> EruAsync(params string[] args) =>
-        await Shell.RunAsync("bash", [Path.Combine(Repo.Root, "eru"), .. WithFlags(args)], workingDirectory: Repo.Root);
-
-    /// <summary>Runs <c>./eru ARGS</c> and returns its exit code with its output (a job's code is the answer).</summary>
-    public async Task<(int Code, string Output)> EruExitAsync(params string[] args)
-    {
-        try
-        {
-            return (0, await EruAsync(args));
-        }
-        catch (CommandFailedException ex)
-        {
-            return (ex.ExitCode, ex.Message);
-        }
-    }
-
-    /// <summary>The cluster's addresses and tokens added to <paramref name="args"/>, before a "--" (a job's command follows it).</summary>
-    private string[] WithFlags(string[] args)
-    {
-        var flags = args[0] switch
-        {
-            "ps" or "logs" => ["--etcd", EtcdUrl, "--prefix", Prefix],
-            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart" =>
-                new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
-            _ => [],
-        };
-        if (args[0] == "logs") flags = [.. flags, "--token", Token("agent")];
-        var end = Array.IndexOf(args, "--");
-        return end < 0 ? [.. args, .. flags] : [.. args[..end], .. flags, .. args[end..]];
-    }
-
-    public string Token(string service) => File.ReadAllText(Path.Combine(StateDir, service + ".token")).Trim();
-
-    /// <summary>The PID of a host's agent (eru dev keeps it in its state directory).</summary>
-    public int AgentPid(int host) => int.Parse(File.ReadAllText(Path.Combine(StateDir, $"agent-h{host}.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-
-    [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
-    private static partial Regex NodeLine();
-
-    [GeneratedRegex(@"^\s+(dns|lb)\s+(?:http://)?([0-9.]+)(?::53)?\s+workload ")]
-    private static partial Regex EdgeLine();
-
-    private static int FreeTcpPair()
-    {
-        for (var i = 0; i < 50; i++)
-        {
-            var p = Ports.FreeTcp();
-            if (IsFree(p + 1)) return p;
-        }
-        throw new InvalidOperationException("no two adjacent free loopback ports");
-    }
-
-    private static int FreeTcpRange(int n)
-    {
-        for (var i = 0; i < 50; i++)
-        {
-            var p = Ports.FreeTcp();
-            if (Enumerable.Range(p + 1, n - 1).All(IsFree)) return p;
-        }
-        throw new InvalidOperationException($"no {n} adjacent free loopback ports");
-    }
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var l = new TcpListener(IPAddress.Loopback, port);
-            l.Start();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
+        if (_dev is not null) await _dev.DisposeAsync();
     }
 }

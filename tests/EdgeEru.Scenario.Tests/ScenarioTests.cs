@@ -32,7 +32,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         }
         catch
         {
-            output.WriteLine("./eru dev output (tail):\n" + cluster.Output);
+            output.WriteLine("./eru dev output (tail):\n" + cluster.Dev.Output);
             throw;
         }
     }
@@ -40,7 +40,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
     private async Task RunAsync()
     {
         // 1. Deploy: eru dev deployed hello v1 x3 and v2 x1; one more v1 through the CLI.
-        var deployed = await cluster.EruAsync("deploy", "examples/hello.yaml", "--pod", "dev", "--count", "1", "--memory", "32M",
+        var deployed = await cluster.Dev.EruAsync("deploy", "examples/hello.yaml", "--pod", "dev", "--count", "1", "--memory", "32M",
             "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1");
         Step("deploy", deployed);
         var ps = await EventuallyAsync(async () => await PsAsync() is { } p && p.Count(w => w.Live) == 5 ? p : null, "5 live hello instances in eru ps");
@@ -68,16 +68,16 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
         // 4. ssh into an instance: the command runs in that container, its exit code comes back.
         var target = ps.First(w => w.Tags.Contains("v1"));
-        var (code, text) = await SshAsync($"{cluster.SshUser}~{target.Name}", "cat /www/index.html");
+        var (code, text) = await SshAsync($"{cluster.Dev.SshUser}~{target.Name}", "cat /www/index.html");
         Assert.Equal(0, code);
         Assert.Contains("(v1)", text);
-        Assert.Equal(3, (await SshAsync($"{cluster.SshUser}~web.hello", "exit 3")).Code);
-        Assert.NotEqual(0, (await SshAsync($"{cluster.SshUser}~nosuchapp", "true")).Code);
+        Assert.Equal(3, (await SshAsync($"{cluster.Dev.SshUser}~web.hello", "exit 3")).Code);
+        Assert.NotEqual(0, (await SshAsync($"{cluster.Dev.SshUser}~nosuchapp", "true")).Code);
 
         // 5. Kill a container: DNS and the LB drop it within a health interval or two.
         var victim = ps.First(w => w.Tags.Contains("v1") && w.Node == "h1");
-        var hostname = (await SshAsync($"{cluster.SshUser}~{victim.Name}", "hostname")).Text.Trim();
-        await DockerAsync(victim.Node, "kill", victim.Name);
+        var hostname = (await SshAsync($"{cluster.Dev.SshUser}~{victim.Name}", "hostname")).Text.Trim();
+        await cluster.Dev.DockerAsync(victim.Node, "kill", victim.Name);
         var killedAt = Stopwatch.StartNew();
         await EventuallyAsync(async () => !(await DigAsync("web.hello.eru")).Contains(victim.Address), $"{victim.Name} gone from DNS", TimeSpan.FromSeconds(15));
         output.WriteLine($"killed container left DNS after {killedAt.ElapsedMilliseconds} ms");
@@ -91,7 +91,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         // 6. Kill one host's agent: its instances vanish within the lease TTL, traffic goes on with no failure.
         var h2 = (await PsAsync()).Where(w => w.Node == "h2" && w.Live).ToList();
         Assert.NotEmpty(h2);
-        Process.GetProcessById(cluster.AgentPid(2)).Kill();
+        Process.GetProcessById(cluster.Dev.AgentPid(2)).Kill();
         var agentKilledAt = Stopwatch.StartNew();
         await EventuallyAsync(async () =>
         {
@@ -106,7 +106,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         Assert.Equal(0, afterAgent.Failed);
 
         // 7. Rolling replace of the live v1 instances under load: not one failed request.
-        var replace = await LoadAsync(TimeSpan.Zero, async () => Step("replace", await cluster.EruAsync("replace", "examples/hello.yaml", "--pod", "dev",
+        var replace = await LoadAsync(TimeSpan.Zero, async () => Step("replace", await cluster.Dev.EruAsync("replace", "examples/hello.yaml", "--pod", "dev",
             "--memory", "32M", "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1.1", "--only-tag", "v1", "--node", "h1", "--node", "h3")));
         output.WriteLine($"during the rolling replace: {replace.Ok} requests, {replace.Failed} failed");
         Assert.True(replace.Ok > 50, $"only {replace.Ok} requests went through");
@@ -118,23 +118,23 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         foreach (var _ in Enumerable.Range(0, 20)) await GetAsync();
         var logs = await EventuallyAsync(async () =>
         {
-            var text = await cluster.EruAsync("logs", "hello", "--tail", "200");
+            var text = await cluster.Dev.EruAsync("logs", "hello", "--tail", "200");
             return live.All(w => text.Contains($"web.{w.Ident}@{w.Node}", StringComparison.Ordinal)) ? text : null;
         }, "eru logs has lines of every live instance", TimeSpan.FromSeconds(20));
         Assert.Contains("response:200", logs);
 
         // 9. A stateful app: its count lives in a named volume, which a replace on the same node hands on.
-        Step("counter", await cluster.EruAsync("deploy", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M", "--network", "eru-mv"));
+        Step("counter", await cluster.Dev.EruAsync("deploy", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M", "--network", "eru-mv"));
         var counter = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live), "the counter is live");
         Assert.Equal("1", await CountAsync(counter.Name));
-        Step("replace counter", await cluster.EruAsync("replace", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M",
+        Step("replace counter", await cluster.Dev.EruAsync("replace", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M",
             "--network", "eru-mv", "--health-timeout", "60"));
         var successor = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live && w.Name != counter.Name),
             "the counter's successor is live");
         Assert.Equal("2", await CountAsync(successor.Name)); // started a second time on the same data
 
         // 10. A migration job: its output and its exit code come back, and it leaves nothing behind.
-        var (jobCode, job) = await cluster.EruExitAsync("run", "examples/counter.yaml", "--pod", "dev", "--memory", "16M", "--network", "eru-mv",
+        var (jobCode, job) = await cluster.Dev.EruExitAsync("run", "examples/counter.yaml", "--pod", "dev", "--memory", "16M", "--network", "eru-mv",
             "--", "sh", "-c", "echo migrating to 42; exit 3");
         Step("job", job);
         Assert.Equal(3, jobCode);
@@ -145,8 +145,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
     /// <summary>The counter's /data/count, copied out of its container with eru cp.</summary>
     private async Task<string> CountAsync(string workload)
     {
-        var local = Path.Combine(cluster.StateDir, "count-" + workload);
-        await cluster.EruAsync("cp", $"{workload}:/data/count", local);
+        var local = Path.Combine(cluster.Dev.StateDir, "count-" + workload);
+        await cluster.Dev.EruAsync("cp", $"{workload}:/data/count", local);
         return (await File.ReadAllTextAsync(local)).Trim();
     }
 
@@ -156,7 +156,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
     private async Task<List<Instance>> PsAsync(string app = "hello")
     {
-        using var doc = JsonDocument.Parse(await cluster.EruAsync("ps", app, "--json"));
+        using var doc = JsonDocument.Parse(await cluster.Dev.EruAsync("ps", app, "--json"));
         return doc.RootElement.EnumerateArray().Select(w => new Instance(
             w.GetProperty("name").GetString()!, w.GetProperty("ident").GetString()!, w.GetProperty("node").GetString()!,
             w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
@@ -164,12 +164,12 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
     }
 
     private async Task<List<string>> DigAsync(string name) =>
-        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), ["@127.0.0.1", "-p", cluster.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
+        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
         .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
 
     private async Task<string> GetAsync(bool canary = false, string? cookie = null)
     {
-        using var req = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{cluster.LbPort}/");
+        using var req = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{cluster.Dev.LbPort}/");
         req.Headers.Host = Domain;
         if (canary) req.Headers.Add("X-Canary", "1");
         if (cookie is not null) req.Headers.Add("Cookie", cookie);
@@ -224,8 +224,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         };
         foreach (var a in new[]
         {
-            "-p", cluster.SshPort.ToString(), "-i", cluster.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", $"UserKnownHostsFile={Path.Combine(cluster.StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
+            "-p", cluster.Dev.SshPort.ToString(), "-i", cluster.Dev.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", $"UserKnownHostsFile={Path.Combine(cluster.Dev.StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
             "-o", "ConnectTimeout=10", $"{user}@127.0.0.1", command,
         }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
@@ -238,8 +238,6 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         return (p.ExitCode, await stdout);
     }
 
-    private Task<string> DockerAsync(string node, params string[] args) =>
-        Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", cluster.Nodes[node], .. args]);
 
     private static bool SetEquals(IEnumerable<string> a, IEnumerable<string> b) => a.ToHashSet().SetEquals(b);
 

@@ -33,7 +33,7 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         }
         catch
         {
-            output.WriteLine("./eru dev output (tail):\n" + cluster.Output);
+            output.WriteLine("./eru dev output (tail):\n" + cluster.Dev.Output);
             throw;
         }
     }
@@ -45,8 +45,8 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
             TimeSpan.FromSeconds(60), "4 live edge replicas");
         Assert.Equal(2, edge.Count(w => w.Entrypoint == "dns"));
         Assert.Equal(["h1", "h2"], edge.Where(w => w.Entrypoint == "lb").Select(w => w.Node).Order());
-        var dns = cluster.Edge.Where(e => e.Entrypoint == "dns").Select(e => e.Address).ToList();
-        var lbs = cluster.Edge.Where(e => e.Entrypoint == "lb").Select(e => e.Address).ToList();
+        var dns = cluster.Dev.Edge.Where(e => e.Entrypoint == "dns").Select(e => e.Address).ToList();
+        var lbs = cluster.Dev.Edge.Where(e => e.Entrypoint == "lb").Select(e => e.Address).ToList();
         Assert.Equal(edge.Where(w => w.Entrypoint == "dns").Select(w => w.Address).Order(), dns.Select(a => a.ToString()).Order());
 
         // 2. Each replica serves on its own: hello's names, and hello through the LB.
@@ -62,7 +62,7 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         var killed = await load.RunAsync(async () =>
         {
             await Task.Delay(1000);
-            await DockerAsync("h1", "kill", deadDns.Name, deadLb.Name);
+            await cluster.Dev.DockerAsync("h1", "kill", deadDns.Name, deadLb.Name);
             await Task.Delay(3000);
         }, TimeSpan.FromSeconds(5));
         output.WriteLine("replicas killed: " + killed);
@@ -71,13 +71,13 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         Assert.Equal(0, killed.DnsFailed);
         Assert.Equal(0, killed.HttpFailed);
         // Docker may have restarted them already (restart: always); eru start brings back any that is not.
-        output.WriteLine(await cluster.EruAsync("start", deadDns.Name, deadLb.Name));
+        output.WriteLine(await cluster.Dev.EruAsync("start", deadDns.Name, deadLb.Name));
         await Eventually.True(async () => (await EdgeAsync()).Count(w => w.Live) == 4, TimeSpan.FromSeconds(60), "the killed replicas back");
 
         // 4. A rolling replace of eru-lb itself, one replica at a time on its address, under load: nothing lost.
         load.Failures.Clear();
         var watch = Stopwatch.StartNew();
-        var rolled = await load.RunAsync(async () => output.WriteLine(await cluster.EruAsync("replace", Path.Combine(cluster.StateDir, "edge.yaml"),
+        var rolled = await load.RunAsync(async () => output.WriteLine(await cluster.Dev.EruAsync("replace", Path.Combine(cluster.Dev.StateDir, "edge.yaml"),
             "--entrypoint", "lb", "--pod", "dev", "--network", "eru-mv", "--keep-ip", "--memory", "128M", "--memory-limit", "256M",
             "--health-timeout", "90")), TimeSpan.FromSeconds(3));
         output.WriteLine($"eru-lb replaced in {watch.Elapsed.TotalSeconds:0.0} s under load: {rolled}");
@@ -93,7 +93,7 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
 
     private async Task<List<Workload>> EdgeAsync()
     {
-        using var doc = JsonDocument.Parse(await cluster.EruAsync("ps", "edge", "--json"));
+        using var doc = JsonDocument.Parse(await cluster.Dev.EruAsync("ps", "edge", "--json"));
         return [.. doc.RootElement.EnumerateArray().Select(w => new Workload(w.GetProperty("name").GetString()!, w.GetProperty("entrypoint").GetString()!,
             w.GetProperty("node").GetString()!, w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
             w.GetProperty("live").GetBoolean()))];
@@ -103,8 +103,6 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), [$"@{server}", name, "A", "+short", "+time=1", "+tries=2"]))
         .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
 
-    private Task<string> DockerAsync(string node, params string[] args) =>
-        Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", cluster.Nodes[node], .. args]);
 }
 
 /// <summary>Whole dev clusters run one at a time: each is a rig of dockerds and every service on a small machine.</summary>

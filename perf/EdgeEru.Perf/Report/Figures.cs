@@ -70,6 +70,7 @@ public static class Figures
         new("lb", "health change → routing, p99", "health_change_p99_ms", "<=", 100, "ms"),
         new("lb", "failed requests during a rolling replace", "rolling_replace_failed", "==", 0, "requests"),
         new("agent", "dropped log lines", "log_lines_dropped", "==", 0, "lines"),
+        new("self-hosting", "failed requests: replica killed, eru-lb replaced, edge rebuilt", "failed_requests", "==", 0, "requests"),
     ];
 
     public static readonly IReadOnlyList<ChartSpec> Charts =
@@ -97,5 +98,5 @@ public static class Figures
     ];
 
     /// <summary>The order benchmarks are run and reported in (perf/run.sh all runs the same list).</summary>
-    public static readonly IReadOnlyList<string> Benchmarks = ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh"];
+    public static readonly IReadOnlyList<string> Benchmarks = ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting"];
 }
