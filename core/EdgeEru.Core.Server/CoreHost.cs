@@ -61,12 +61,21 @@ public static class CoreHost
             if (!root.StartsWith('/') || root.Split('/').Contains("..") || root == "/")
                 throw new ArgumentException($"Core:BindRoots: \"{root}\" must be an absolute host path other than /, without '..'");
         builder.Services.AddSingleton(sp => new SecretStore(sp.GetRequiredService<RegistryStore>(), box));
+        // This replica: in cores/{id} under a lease, and the author of the intents its operations write.
+        var replica = new CoreIdentity(builder.Configuration["Core:ReplicaId"] is { Length: > 0 } rid ? rid : Convert.ToHexStringLower(
+            System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)), [.. (builder.Configuration["Core:AdvertiseUrls"] is { Length: > 0 } advertised
+            ? Urls(advertised, "Core:AdvertiseUrls") : apiUrls).Select(u => u.ToString().TrimEnd('/'))]);
+        builder.Services.AddSingleton(replica);
+        var crashAt = FaultInjection.CrashAt(builder.Configuration["Core:FaultInjection:CrashAt"]);
         builder.Services.AddSingleton(sp => new Deployer(sp.GetRequiredService<RegistryStore>(), e => new DockerEngine(e),
             sp.GetRequiredService<ILogger<Deployer>>(), sp.GetRequiredService<RegistryWatcher>())
         {
             Secrets = sp.GetRequiredService<SecretStore>(),
             Options = new DeployerOptions { BindRoots = [.. bindRoots.Select(r => r.TrimEnd('/'))] },
+            Intents = new IntentLog(sp.GetRequiredService<RegistryStore>(), replica.Id),
+            Interleave = crashAt,
         });
+        builder.Services.AddHostedService<ReplicaService>();
         builder.Services.AddSingleton(new BearerToken(token));
         builder.Services.AddGrpc(o =>
         {

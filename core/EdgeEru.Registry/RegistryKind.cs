@@ -119,14 +119,17 @@ public static class Kinds
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
     public static readonly RegistryKind<LbCertificate> LbCertificates = new("lb/certs", 1, RegistryJsonContext.Default.LbCertificate);
 
+    public static readonly RegistryKind<CoreReplica> Cores = new("cores", 1, RegistryJsonContext.Default.CoreReplica);
+    public static readonly RegistryKind<Intent> Intents = new("intents", 1, RegistryJsonContext.Default.Intent, isPrivate: true);
     public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
     public static readonly RegistryKind<RegistryAuth> RegistryAuths = new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
-    public static IReadOnlyList<RegistryKind> All { get; } = [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates];
+    public static IReadOnlyList<RegistryKind> All { get; } =
+        [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores];
 
     /// <summary>The kinds under the private root: Core's alone.</summary>
-    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths];
+    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths, Intents];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

@@ -123,9 +123,12 @@ public sealed partial class Deployer
         string? id = null;
         CpuPlan? plan = null;
         var madeVolumes = new List<string>();
+        Intent? intent = null;
         try
         {
-            var mounts = await VolumesAsync(engine, node, spec, ident, madeVolumes, ct);
+            var identity = await IdentityAsync(ct);
+            intent = await IntendAsync(Intent.Create, node.Name, name, ident, ct: ct);
+            var mounts = await VolumesAsync(engine, node, spec, ident, identity, madeVolumes, ct);
             for (var attempt = 1; attempt <= Attempts; attempt++)
             {
                 var tx = store.Begin();
@@ -146,7 +149,7 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    var container = Container(spec, node, name, ident, plan) with { Mounts = mounts, Files = prepared.Files };
+                    var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
                     id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
                     if (!prepared.Job && !spec.IgnoreHooks)
                     {
@@ -164,6 +167,7 @@ public sealed partial class Deployer
                     Job = prepared.Job,
                 });
                 tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
+                if (intent is not null) tx.Delete(Kinds.Intents, intent.Id); // recorded: nothing left to finish or undo
                 if (await tx.CommitAsync(ct))
                     return new InstanceOutcome(node.Name, id, name, null) { Addresses = state?.Addresses ?? new Dictionary<string, string>() };
                 await Task.Delay(Random.Shared.Next(5, 30), ct); // another writer changed the node: look again
@@ -173,6 +177,7 @@ public sealed partial class Deployer
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             await RollBackAsync(engine, id, madeVolumes);
+            await DoneAsync(intent);
             // The engine's own words ("bind source path does not exist: ..."), not the HTTP client's wrapping.
             var error = ex is global::Docker.DotNet.DockerApiException api ? "the engine refused: " + ImageTransferErrors.BodyMessage(api.ResponseBody) : ex.Message;
             log.LogWarning("deploy {Name} on {Node} failed: {Error}", name, node.Name, error);
@@ -181,6 +186,7 @@ public sealed partial class Deployer
         catch (OperationCanceledException)
         {
             await RollBackAsync(engine, id, madeVolumes);
+            await DoneAsync(intent);
             throw;
         }
     }
@@ -203,8 +209,8 @@ public sealed partial class Deployer
     /// The instance's mounts: a predecessor's volume where the spec inherits one (it must still be on the
     /// node), else a new labelled volume named after the instance; bind mounts as they are.
     /// </summary>
-    private static async Task<List<VolumeMount>> VolumesAsync(IInstanceHost engine, Node node, DeploySpec spec, string ident, List<string> made,
-        CancellationToken ct)
+    private static async Task<List<VolumeMount>> VolumesAsync(IInstanceHost engine, Node node, DeploySpec spec, string ident, string identity,
+        List<string> made, CancellationToken ct)
     {
         var mounts = new List<VolumeMount>();
         foreach (var v in spec.Volumes)
@@ -226,6 +232,7 @@ public sealed partial class Deployer
                 {
                     [DockerEngine.AppLabel] = spec.App, [DockerEngine.EntrypointLabel] = spec.Entrypoint,
                     [DockerEngine.IdentLabel] = ident, [DockerEngine.NodeLabel] = node.Name, [DockerEngine.VolumeLabel] = v.Source,
+                    [DockerEngine.RegistryLabel] = identity,
                 }, ct);
                 made.Add(inherited);
             }
@@ -246,7 +253,7 @@ public sealed partial class Deployer
 
     private static bool StillFits(CpuPlan plan, NodeResources free) => plan.Cores.All(c => c.Core < free.FreePieces.Length && free.FreePieces[c.Core] >= c.Pieces);
 
-    private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, CpuPlan? plan) => new()
+    private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, string identity, CpuPlan? plan) => new()
     {
         Privileged = spec.Privileged,
         CapAdd = spec.CapAdd,
@@ -266,7 +273,7 @@ public sealed partial class Deployer
         Labels = new Dictionary<string, string>
         {
             [DockerEngine.AppLabel] = spec.App, [DockerEngine.EntrypointLabel] = spec.Entrypoint,
-            [DockerEngine.IdentLabel] = ident, [DockerEngine.NodeLabel] = node.Name,
+            [DockerEngine.IdentLabel] = ident, [DockerEngine.NodeLabel] = node.Name, [DockerEngine.RegistryLabel] = identity,
         },
         Networks = spec.Networks,
         MemoryLimit = spec.MemoryLimit,

@@ -29,10 +29,16 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
     internal Func<Node, IInstanceHost>? Hosts { get; init; }
 
     /// <summary>
-    /// Test seam: awaited at the allocation's yield points ("fence-read", "usage-read", "created",
-    /// "before-commit") so that tests can force interleavings of concurrent deploys.
+    /// Test and fault-injection seam: awaited at the operations' yield points ("fence-read", "usage-read",
+    /// "created", "before-commit", "removed-container", "parked", "successor-created", "realloc-committed",
+    /// "job-started", ...) so that tests can force interleavings of concurrent deploys, or crash Core there.
     /// </summary>
-    internal Func<string, CancellationToken, Task>? Interleave { get; init; }
+    public Func<string, CancellationToken, Task>? Interleave { get; init; }
+
+    /// <summary>Core's write-ahead log (null: none is written, as for tools that run a Deployer in-process).</summary>
+    public IntentLog? Intents { get; init; }
+
+    private string? _identity;
 
     /// <summary>Where secrets and registry credentials come from; null: specs with secrets are refused.</summary>
     public SecretStore? Secrets { get; init; }
@@ -42,6 +48,27 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
     private IInstanceHost Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
 
     private Task YieldAsync(string point, CancellationToken ct) => Interleave?.Invoke(point, ct) ?? Task.CompletedTask;
+
+    private async Task<Intent?> IntendAsync(string op, string node, string target, string? ident = null,
+        IReadOnlyDictionary<string, string>? addresses = null, CancellationToken ct = default) =>
+        Intents is null ? null : await Intents.BeginAsync(op, node, target, ident, addresses, ct);
+
+    /// <summary>Ends an intent; one that cannot be deleted now (etcd away) is left for the reaper, never thrown.</summary>
+    private async Task DoneAsync(Intent? intent)
+    {
+        if (intent is null || Intents is null) return;
+        try
+        {
+            await Intents.EndAsync(intent);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            log.LogWarning("intent {Intent} left for the reaper: {Error}", intent.Id, ex.Message);
+        }
+    }
+
+    /// <summary>This registry's identity (etcd's cluster id and the prefix), on every container and volume Core makes.</summary>
+    private async Task<string> IdentityAsync(CancellationToken ct) => _identity ??= await store.IdentityAsync(ct);
 
     /// <summary>The nodes a spec may use (pod, names, labels, alive, schedulable) and their free resources.</summary>
     private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, Refusal? Refusal)> CandidatesAsync(DeploySpec spec, CancellationToken ct)

@@ -37,17 +37,29 @@ public sealed partial class Deployer
         var node = nodeRecord.Value;
         Workload before;
         ResourceAllocation after;
+        // A crash between the record and docker update leaves them apart: the reaper applies the record.
+        var intent = await IntendAsync(Intent.Realloc, node.Name, id, ct: ct);
         for (var attempt = 1; ; attempt++)
         {
             var tx = store.Begin();
             var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct);
             await YieldAsync("realloc-fence-read", ct);
             var self = await tx.GetAsync(Kinds.Workloads, id, ct);
-            if (self is null) return new InstanceOutcome(node.Name, id, record.Value.Name, $"no workload {id} (removed meanwhile)");
+            if (self is null)
+            {
+                await DoneAsync(intent);
+                return new InstanceOutcome(node.Name, id, record.Value.Name, $"no workload {id} (removed meanwhile)");
+            }
             var others = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id);
             var (allocation, reason) = Realloc.Plan(NodeUsage.Free(node, others, self.Value.App), self.Value.Resources, spec);
             if (allocation is null)
-                return new InstanceOutcome(node.Name, id, self.Value.Name, $"does not fit on {node.Name}: {reason}; it keeps its resources") { Resources = self.Value.Resources };
+            {
+                await DoneAsync(intent);
+                return new InstanceOutcome(node.Name, id, self.Value.Name, $"does not fit on {node.Name}: {reason}; it keeps its resources")
+                {
+                    Resources = self.Value.Resources,
+                };
+            }
             tx.Put(Kinds.Workloads, self.Value with { Resources = allocation });
             tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
             await YieldAsync("realloc-before-commit", ct);
@@ -56,7 +68,11 @@ public sealed partial class Deployer
                 (before, after) = (self.Value, allocation);
                 break;
             }
-            if (attempt >= Attempts) return new InstanceOutcome(node.Name, id, self.Value.Name, new RegistryConflictException(Attempts).Message);
+            if (attempt >= Attempts)
+            {
+                await DoneAsync(intent);
+                return new InstanceOutcome(node.Name, id, self.Value.Name, new RegistryConflictException(Attempts).Message);
+            }
             await Task.Delay(Random.Shared.Next(5, 30), ct);
         }
         try
@@ -91,9 +107,11 @@ public sealed partial class Deployer
                 }
                 return true;
             }, ct: CancellationToken.None);
+            await DoneAsync(intent);
             log.LogWarning("realloc {Name}: docker update failed: {Error}", before.Name, ex.Message);
             return new InstanceOutcome(node.Name, id, before.Name, $"docker update failed: {ex.Message}; it keeps its resources") { Resources = before.Resources };
         }
+        await DoneAsync(intent);
         log.LogInformation("realloc {Name} on {Node}: memory {Memory}, cpu {Cpu}{Bound}", before.Name, node.Name, after.MemoryRequestBytes, after.CpuRequest,
             after.CpuBind.Length > 0 ? " bound to " + DockerEngine.Cpuset(after.CpuBind.Select(b => b.Core)) : "");
         return new InstanceOutcome(node.Name, id, before.Name, null) { Resources = after };

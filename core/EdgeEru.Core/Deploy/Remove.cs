@@ -40,14 +40,18 @@ public sealed partial class Deployer
         if (record is null) return new InstanceOutcome("", id, null, $"no workload {id}");
         var w = record.Value;
         var node = await store.GetAsync(Kinds.Nodes, w.Node, ct);
+        Intent? intent = null;
         try
         {
             using var engine = node is null ? null : engines(node.Value.Endpoint);
+            // From here a crash is finished by the reaper: container, record and volumes go.
+            intent = await IntendAsync(Intent.Remove, w.Node, id, ct: ct);
             if (engine is not null)
             {
                 if (hooks) await BeforeStopAsync(engine, w, ct);
                 await engine.RemoveAsync(id, stopTimeout, ct);
             }
+            await YieldAsync("removed-container", ct);
             RegistryTransaction? committed = null;
             await store.TransactAsync(async (tx, c) =>
             {
@@ -59,11 +63,13 @@ public sealed partial class Deployer
             }, ct: ct);
             if (engine is not null && w.Volumes?.Any(v => v.Kind == "volume") == true)
                 await RemoveVolumesAsync(engine, w, committed!.CommitRevision, ct);
+            await DoneAsync(intent);
             return new InstanceOutcome(w.Node, id, w.Name, null);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // The record stays while its container may still run: registry and Docker keep agreeing.
+            await DoneAsync(intent);
             return new InstanceOutcome(w.Node, id, w.Name, ex.Message);
         }
     }

@@ -32,7 +32,7 @@ public sealed partial class Deployer
         {
             progress?.Invoke(new DeployProgress(null, null, $"batch: replacing {string.Join(", ", batch.Select(b => b.Name))}"));
             var fresh = new List<InstanceOutcome>();
-            var parked = new List<(Workload Old, Dictionary<string, string> Addresses)>();
+            var parked = new List<(Workload Old, Dictionary<string, string> Addresses, Intent? Intent)>();
             var takenDown = new HashSet<string>(StringComparer.Ordinal); // old ones removed before their replacement (max unavailable)
             foreach (var old in batch)
             {
@@ -56,9 +56,10 @@ public sealed partial class Deployer
             if (failure is not null)
             {
                 await RemoveAsync(fresh.Where(f => f.WorkloadId is not null).Select(f => f.WorkloadId!), TimeSpan.Zero, ct);
-                foreach (var (old, addresses) in parked)
+                foreach (var (old, addresses, intent) in parked)
                 {
                     var why = await UnparkAsync(old, addresses, CancellationToken.None);
+                    await DoneAsync(intent);
                     progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name}" + (addresses.Count > 0 ? $" with {string.Join(", ", addresses.Values)}" : "") : $"could not restart {old.Name}: {why}"));
                 }
                 results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
@@ -73,6 +74,7 @@ public sealed partial class Deployer
                 .Concat(await RemoveAsync(batch.Where(b => !wasParked.Contains(b.Id) && !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, ct));
             foreach (var removed in removals)
                 progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
+            foreach (var (_, _, intent) in parked) await DoneAsync(intent);
         }
         return new DeployResult(results, null);
     }
@@ -103,7 +105,7 @@ public sealed partial class Deployer
     /// would lose volume data (a volume the new spec drops, or no way back onto the node) needs allow-data-loss.
     /// </summary>
     private async Task<DeployResult> SucceedInPlaceAsync(Workload old, DeploySpec spec, ReplaceOptions options,
-        List<(Workload Old, Dictionary<string, string> Addresses)> parked, Action<DeployProgress>? progress, CancellationToken ct)
+        List<(Workload Old, Dictionary<string, string> Addresses, Intent? Intent)> parked, Action<DeployProgress>? progress, CancellationToken ct)
     {
         var volumes = (old.Volumes ?? []).Where(v => v.Kind == "volume" && v.Name is not null).ToList();
         var kept = volumes.Where(v => spec.Volumes.Any(n => n.IsNamed && n.Source == v.Name)).ToDictionary(v => v.Name!, v => v.Source);
@@ -118,13 +120,25 @@ public sealed partial class Deployer
             if (addresses.Count == 0)
                 return Refused(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})");
         }
-        if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why) return Refused(RefusalKind.Precondition, $"stopping {old.Name}: {why}");
-        parked.Add((old, addresses));
+        // A crash from here on is undone by the reaper (the old one back with its addresses), or finished when the successor is live.
+        var intent = await IntendAsync(Intent.Park, old.Node, old.Id, addresses: addresses, ct: ct);
+        if (await ParkAsync(old, addresses, options.StopTimeout, ct) is { } why)
+        {
+            await DoneAsync(intent);
+            return Refused(RefusalKind.Precondition, $"stopping {old.Name}: {why}");
+        }
+        parked.Add((old, addresses, intent));
+        await YieldAsync("parked", ct);
         progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name}" + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
             + (kept.Count > 0 ? $"; its successor takes volume(s) {string.Join(", ", kept.Keys)}" : "")));
         var networks = spec.Networks.ToDictionary();
         foreach (var (n, ip) in addresses) networks[n] = ip;
         var r = await DeployAsync(OneOn(spec with { Networks = networks, Succeeds = old.Id, InheritedVolumes = kept }, old.Node), ct);
+        if (r.Ok && intent is not null && Intents is not null && r.Instances[0].Name is { } successor)
+        {
+            await Intents.UpdateAsync(intent with { Ident = successor[(successor.LastIndexOf('_') + 1)..] }, ct);
+            await YieldAsync("successor-created", ct);
+        }
         if (r.Ok || kept.Count == 0 || options.KeepIp || r.Refused is not (RefusalKind.NoCapacity or RefusalKind.Precondition)) return r;
         if (!options.AllowDataLoss)
             return Refused(r.Refused, $"{r.Error}; the data of {old.Name} ({string.Join(", ", kept.Keys)}) is on {old.Node}, " +

@@ -1,5 +1,6 @@
 using Docker.DotNet;
 using EdgeEru.Core.Scheduling;
+using EdgeEru.Registry.Model;
 using Microsoft.Extensions.Logging;
 
 namespace EdgeEru.Core.Deploy;
@@ -57,6 +58,8 @@ public sealed partial class Deployer
         var instance = await CreateInstanceAsync(engine, node, prepared!, ct);
         if (instance.Error is not null) return new JobResult(instance, -1, instance.Error);
         var id = instance.WorkloadId!;
+        // A job dies with the Core that runs it: if this replica crashes, the reaper kills and removes it.
+        var intent = await IntendAsync(Intent.Job, node.Name, id, ct: ct);
         if (started is not null) await started(instance);
         log.LogInformation("job {Name} of {App} on {Node}: {Command}", instance.Name, spec.App, node.Name, string.Join(' ', spec.Command));
 
@@ -68,6 +71,7 @@ public sealed partial class Deployer
         {
             using var stream = await engine.AttachAsync(id, limit.Token);
             await engine.StartAsync(id, limit.Token);
+            await YieldAsync("job-started", limit.Token);
             await CopyOutputAsync(stream, output, limit.Token);
             exit = await engine.WaitAsync(id, limit.Token);
         }
@@ -80,17 +84,17 @@ public sealed partial class Deployer
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            await EndAsync(engine, id, run.Keep);
+            await EndAsync(engine, id, run.Keep, intent);
             return new JobResult(instance, -1, $"job {instance.Name}: {ex.Message}");
         }
         catch (OperationCanceledException)
         {
             // The caller went away (Ctrl-C, a dropped connection): the job dies with it.
             log.LogInformation("job {Name} cancelled: killing it", instance.Name);
-            await EndAsync(engine, id, run.Keep);
+            await EndAsync(engine, id, run.Keep, intent);
             throw;
         }
-        var removed = await EndAsync(engine, id, run.Keep);
+        var removed = await EndAsync(engine, id, run.Keep, intent);
         log.LogInformation("job {Name} exited {Code}{TimedOut}", instance.Name, exit, timedOut ? " (timed out)" : "");
         return new JobResult(instance, exit, timedOut ? $"timed out after {run.Timeout.TotalSeconds:0.#} s: killed" : null)
         {
@@ -111,9 +115,10 @@ public sealed partial class Deployer
     }
 
     /// <summary>Kills the job if it still runs, then removes it (container, record, volumes) unless kept; true when removed.</summary>
-    private async Task<bool> EndAsync(Docker.DockerEngine engine, string id, bool keep)
+    private async Task<bool> EndAsync(Docker.DockerEngine engine, string id, bool keep, Intent? intent)
     {
         await engine.KillAsync(id, ct: CancellationToken.None);
+        await DoneAsync(intent);
         if (keep) return false;
         var removed = await RemoveAsync([id], TimeSpan.Zero, null, hooks: false, CancellationToken.None);
         if (removed[0].Error is { } error) log.LogWarning("job {Id} ended but was not removed: {Error}", id, error);

@@ -3,6 +3,9 @@ using Docker.DotNet.Models;
 
 namespace EdgeEru.Core.Docker;
 
+/// <summary>A container or volume as a listing shows it: enough to tell what it belongs to and how old it is.</summary>
+public sealed record EngineObject(string Id, string Name, DateTimeOffset Created, IReadOnlyDictionary<string, string> Labels);
+
 /// <summary>What a path in a container is (from the archive API's stat).</summary>
 public sealed record ContainerPathInfo(string Name, long Size, bool IsDirectory, string? LinkTarget);
 
@@ -25,6 +28,30 @@ public sealed partial class DockerEngine
         {
             return false;
         }
+    }
+
+    /// <summary>Containers (running or not) carrying <paramref name="label"/>, with <paramref name="value"/> when given; one call, no inspect.</summary>
+    public async Task<IReadOnlyList<EngineObject>> ContainersWithLabelAsync(string label, string? value = null, CancellationToken ct = default)
+    {
+        var list = await _client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [value is null ? label : $"{label}={value}"] = true } },
+        }, ct);
+        return [.. list.Select(c => new EngineObject(c.ID, c.Names.FirstOrDefault()?.TrimStart('/') ?? "", new DateTimeOffset(c.Created.ToUniversalTime()),
+            c.Labels?.ToDictionary() ?? []))];
+    }
+
+    /// <summary>Volumes carrying <paramref name="label"/>=<paramref name="value"/>.</summary>
+    public async Task<IReadOnlyList<EngineObject>> VolumesWithLabelAsync(string label, string value, CancellationToken ct = default)
+    {
+        var list = await _client.Volumes.ListAsync(new VolumesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{label}={value}"] = true } },
+        }, ct);
+        return [.. (list.Volumes ?? []).Select(v => new EngineObject(v.Name, v.Name,
+            DateTimeOffset.TryParse(v.CreatedAt, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+                ? at : DateTimeOffset.MinValue, v.Labels?.ToDictionary() ?? []))];
     }
 
     /// <summary>Whether the named volume exists on this engine.</summary>

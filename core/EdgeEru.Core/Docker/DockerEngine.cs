@@ -101,6 +101,9 @@ public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
     /// <summary>On a named volume: the spec's volume name it was made for.</summary>
     public const string VolumeLabel = "eru.volume";
 
+    /// <summary>The registry that owns it (etcd's cluster id and the prefix): the reaper touches nothing of another's.</summary>
+    public const string RegistryLabel = "eru.registry";
+
     private const long CfsPeriod = 100_000;
     private readonly DockerClient _client;
 

@@ -22,4 +22,6 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(LbCertificate))]
 [JsonSerializable(typeof(Secret))]
 [JsonSerializable(typeof(RegistryAuth))]
+[JsonSerializable(typeof(CoreReplica))]
+[JsonSerializable(typeof(Intent))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

@@ -31,6 +31,17 @@ public sealed class RegistryStore
     public RegistryKeys Keys { get; }
     internal EtcdConnection Etcd => _etcd;
 
+    /// <summary>
+    /// This registry among all others: etcd's cluster id and the prefix ("3f1a...c2/eru"). Core labels what it
+    /// creates with it, so that an engine shared with another cluster is never cleaned up by this one.
+    /// </summary>
+    public async Task<string> IdentityAsync(CancellationToken ct = default)
+    {
+        var resp = await _etcd.KV.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(Keys.Root), CountOnly = true },
+            deadline: _etcd.Deadline, cancellationToken: ct);
+        return $"{resp.Header.ClusterId:x16}{Keys.Prefix}";
+    }
+
     public async Task<Versioned<T>?> GetAsync<T>(RegistryKind<T> kind, string name, CancellationToken ct = default)
         where T : class, IRegistryRecord
     {
