@@ -6,7 +6,6 @@ using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;
-using Prometheus;
 
 namespace EdgeEru.Agent;
 
@@ -15,30 +14,28 @@ public static class AgentHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        // appsettings.json is the one next to the binary, whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
-        builder.ApplyEruConventions(args, logging);
+        var builder = ServiceHost.CreateBuilder(args, logging);
         var problems = ConfigProblems(builder.Configuration);
         if (problems.Count > 0) throw new OptionsValidationException("eru-agent", typeof(AgentServiceOptions), problems);
-        var urls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9190";
-        builder.WebHost.UseUrls(urls);
-        builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
+        var urls = builder.ListenOnOpsUrls("http://127.0.0.1:9190"); // the log stream API shares the ops port
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
-        Section<AgentServiceOptions>(builder, AgentServiceOptions.Section, o => o.Problems());
-        Section<LogsOptions>(builder, LogsOptions.Section, o => o.Problems());
-        Section<MetricsOptions>(builder, MetricsOptions.Section, o => o.Problems());
+        builder.Services.AddCheckedOptions<AgentServiceOptions>(builder.Configuration, AgentServiceOptions.Section, o => o.Problems());
+        builder.Services.AddCheckedOptions<LogsOptions>(builder.Configuration, LogsOptions.Section, o => o.Problems());
+        builder.Services.AddCheckedOptions<MetricsOptions>(builder.Configuration, MetricsOptions.Section, o => o.Problems());
 
         builder.Services.AddSingleton(sp => new DockerEngine(sp.GetRequiredService<IOptions<AgentServiceOptions>>().Value.DockerEndpoint));
         builder.Services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<AgentServiceOptions>>().Value;
             var watcher = sp.GetRequiredService<RegistryWatcher>();
-            return new NodeAgent(sp.GetRequiredService<RegistryStore>(), () => watcher.Current, sp.GetRequiredService<DockerEngine>(), new AgentOptions
+            var agentOptions = new AgentOptions
             {
-                Node = o.Node, LeaseTtl = o.LeaseTtl, Interval = o.Interval, ReconcileInterval = o.ReconcileInterval, DockerBackoffMax = o.DockerBackoffMax,
-                AgentUrl = o.AdvertiseUrl ?? Advertised(urls),
-            }, sp.GetRequiredService<ILogger<NodeAgent>>());
+                Node = o.Node, LeaseTtl = o.LeaseTtl, Interval = o.Interval, ReconcileInterval = o.ReconcileInterval,
+                DockerBackoffMax = o.DockerBackoffMax, AgentUrl = o.AdvertiseUrl ?? Advertised(urls),
+            };
+            return new NodeAgent(sp.GetRequiredService<RegistryStore>(), () => watcher.Current, sp.GetRequiredService<DockerEngine>(),
+                agentOptions, sp.GetRequiredService<ILogger<NodeAgent>>());
         });
         builder.Services.AddSingleton(sp =>
         {
@@ -47,17 +44,19 @@ public static class AgentHost
             var sinks = o.Sinks.Select((s, i) => CreateSink(s.DisplayName(i), s, logs.CreateLogger("EdgeEru.Agent.Logs.Sink"))).ToList();
             return new LogHub(sinks, o);
         });
-        builder.Services.AddSingleton(sp => new LogShipper(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(), sp.GetRequiredService<LogHub>(),
-            sp.GetRequiredService<IOptions<LogsOptions>>().Value, sp.GetRequiredService<ILogger<LogShipper>>()));
-        builder.Services.AddSingleton(sp => new ContainerMetrics(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(), Cgroups.ForHost(),
-            sp.GetRequiredService<IOptions<MetricsOptions>>().Value, sp.GetRequiredService<ILogger<ContainerMetrics>>()));
+        builder.Services.AddSingleton(sp => new LogShipper(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(),
+            sp.GetRequiredService<LogHub>(), sp.GetRequiredService<IOptions<LogsOptions>>().Value, sp.GetRequiredService<ILogger<LogShipper>>()));
+        builder.Services.AddSingleton(sp => new ContainerMetrics(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(),
+            Cgroups.ForHost(), sp.GetRequiredService<IOptions<MetricsOptions>>().Value, sp.GetRequiredService<ILogger<ContainerMetrics>>()));
         builder.Services.AddHostedService<AgentService>();
 
         var app = builder.Build();
-        app.MapMetrics("/metrics");
-        app.MapGet("/healthz", (NodeAgent agent, RegistryWatcher watcher) =>
+        app.MapOps((NodeAgent agent, RegistryWatcher watcher) =>
         {
-            var status = !agent.DockerUp ? "docker not answering" : !agent.HeartbeatWritten ? "no heartbeat" : !agent.EtcdUp ? "etcd away" : "ok";
+            var status = !agent.DockerUp ? "docker not answering"
+                : !agent.HeartbeatWritten ? "no heartbeat"
+                : !agent.EtcdUp ? "etcd away"
+                : "ok";
             return Results.Json(new
             {
                 status, node = agent.Node, docker_up = agent.DockerUp, etcd_up = agent.EtcdUp, heartbeat = agent.HeartbeatWritten,
@@ -89,12 +88,6 @@ public static class AgentHost
         return problems;
     }
 
-    private static void Section<T>(WebApplicationBuilder builder, string section, Func<T, IReadOnlyList<string>> problems) where T : class
-    {
-        builder.Services.AddOptions<T>().Bind(builder.Configuration.GetSection(section)).ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<T>>(new ProblemsValidator<T>(problems));
-    }
-
     /// <summary>The first of Http:Urls, when it names a host others can reach (not a wildcard).</summary>
     internal static string? Advertised(string urls)
     {
@@ -115,24 +108,18 @@ public static class AgentHost
         "syslog-udp" => new UdpSink(name, o, syslog: true, log),
         _ => throw new OptionsValidationException(name, typeof(LogSinkOptions), [$"unknown sink type {o.Type}"]),
     };
-
-    private sealed class ProblemsValidator<T>(Func<T, IReadOnlyList<string>> problems) : IValidateOptions<T> where T : class
-    {
-        public ValidateOptionsResult Validate(string? name, T options)
-        {
-            var p = problems(options);
-            return p.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(p);
-        }
-    }
 }
 
-/// <summary>Runs the agent, its log shipper and its metrics with the host; on stop, revokes the lease (the node's keys go at once).</summary>
-internal sealed class AgentService(NodeAgent agent, LogHub hub, LogShipper shipper, ContainerMetrics metrics, IOptions<AgentServiceOptions> options, ILogger<AgentService> log)
-    : BackgroundService
+/// <summary>
+/// Runs the agent, its log shipper and its metrics with the host; on stop, revokes the lease (the node's keys go at once).
+/// </summary>
+internal sealed class AgentService(NodeAgent agent, LogHub hub, LogShipper shipper, ContainerMetrics metrics,
+    IOptions<AgentServiceOptions> options, ILogger<AgentService> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        log.LogInformation("agent {Node} starting: Docker at {Docker}, advertised as {Url}", agent.Node, options.Value.Docker, agent.AgentUrl ?? "(nothing)");
+        log.LogInformation("agent {Node} starting: Docker at {Docker}, advertised as {Url}", agent.Node, options.Value.Docker,
+            agent.AgentUrl ?? "(nothing)");
         if (agent.AgentUrl is null)
             log.LogWarning("agent {Node}: no Agent:AdvertiseUrl and Http:Urls names no host: eru logs cannot find this agent", agent.Node);
         foreach (var s in hub.Sinks) s.Start();

@@ -6,7 +6,6 @@ using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Tls;
 using EdgeEru.Registry.Watch;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Prometheus;
 
 namespace EdgeEru.Core.Server;
 
@@ -15,8 +14,7 @@ public static class CoreHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
-        builder.ApplyEruConventions(args, logging);
+        var builder = ServiceHost.CreateBuilder(args, logging);
 
         // gRPC on Core:Urls (HTTP/2 without TLS: h2c; https:// URLs with Core:Tls:CertPath and KeyPath, PEM);
         // /metrics and /healthz on Http:Urls (HTTP/1.1).
@@ -24,12 +22,11 @@ public static class CoreHost
         var certificate = apiUrls.Any(u => u.Scheme == "https")
             ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"])
             : null;
-        var opsUrls = Urls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9182", "Http:Urls");
+        var opsUrls = Urls(builder.OpsUrls("http://127.0.0.1:9182"), ServiceHost.OpsUrlsKey);
         var configuredToken = builder.Configuration["Core:Token"];
         var token = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken.Trim();
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.AddServerHeader = false;
             foreach (var u in apiUrls)
                 k.Listen(Endpoint(u), o =>
                 {
@@ -84,20 +81,14 @@ public static class CoreHost
         });
 
         var app = builder.Build();
-        app.MapWhen(ctx => opsPorts.Contains(ctx.Connection.LocalPort), ops =>
+        app.MapOpsOnPorts(opsPorts, (RegistryWatcher watcher) => Results.Json(new
         {
-            ops.UseRouting();
-            ops.UseEndpoints(e =>
-            {
-                e.MapMetrics("/metrics");
-                e.MapGet("/healthz", (RegistryWatcher watcher) => Results.Json(new
-                {
-                    status = watcher.Ready.IsCompleted && watcher.InTouch ? "serving" : watcher.Ready.IsCompleted ? "registry out of touch" : "starting",
-                    revision = watcher.Current.Revision,
-                    registry_in_touch = watcher.InTouch,
-                }, statusCode: watcher.Ready.IsCompleted && watcher.InTouch ? 200 : 503));
-            });
-        });
+            status = watcher.Ready.IsCompleted && watcher.InTouch ? "serving"
+                : watcher.Ready.IsCompleted ? "registry out of touch"
+                : "starting",
+            revision = watcher.Current.Revision,
+            registry_in_touch = watcher.InTouch,
+        }, statusCode: watcher.Ready.IsCompleted && watcher.InTouch ? 200 : 503));
         app.MapGrpcService<CoreService>();
         if (box is null) app.Logger.LogWarning("no Core:SecretsKeyFile configured: secrets and registry credentials are off");
         if (string.IsNullOrWhiteSpace(configuredToken))

@@ -3,8 +3,6 @@ using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Server;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Watch;
-using Microsoft.Extensions.Options;
-using Prometheus;
 
 namespace EdgeEru.Dns;
 
@@ -13,14 +11,11 @@ public static class DnsHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        // appsettings.json is the one next to the binary, whatever the working directory.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory });
-        builder.ApplyEruConventions(args, logging);
-        builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9153");
+        var builder = ServiceHost.CreateBuilder(args, logging);
+        builder.ListenOnOpsUrls("http://127.0.0.1:9153"); // DNS itself is on its own sockets (Server/)
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
-        builder.Services.AddOptions<DnsOptions>().Bind(builder.Configuration.GetSection(DnsOptions.Section)).ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<DnsOptions>, DnsOptionsValidator>();
+        builder.Services.AddCheckedOptions<DnsOptions>(builder.Configuration, DnsOptions.Section, o => o.Problems());
         builder.Services.AddSingleton<DnsMetrics>();
         builder.Services.AddSingleton<DnsTableHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DnsTableHolder>());
@@ -30,8 +25,7 @@ public static class DnsHost
         builder.Services.AddHostedService<TcpServer>();
 
         var app = builder.Build();
-        app.MapMetrics("/metrics");
-        app.MapGet("/healthz", (DnsTableHolder tables, RegistryWatcher watcher) =>
+        app.MapOps((DnsTableHolder tables, RegistryWatcher watcher) =>
         {
             var table = tables.Current;
             var body = new HealthReport(table is null ? "starting" : "serving", table?.Snapshot.Revision ?? 0, watcher.InTouch,
@@ -44,12 +38,3 @@ public static class DnsHost
 }
 
 internal sealed record HealthReport(string Status, long Revision, bool RegistryInTouch, double RegistryOutOfTouchSeconds);
-
-internal sealed class DnsOptionsValidator : IValidateOptions<DnsOptions>
-{
-    public ValidateOptionsResult Validate(string? name, DnsOptions options)
-    {
-        var problems = options.Problems();
-        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
-    }
-}

@@ -1,7 +1,6 @@
 using EdgeEru.Lb.Proxy;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Watch;
-using Prometheus;
 
 namespace EdgeEru.Lb;
 
@@ -13,12 +12,7 @@ public static class LbHost
 
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            Args = ServiceConventions.HostArgs(args),
-            ContentRootPath = AppContext.BaseDirectory,
-        });
-        builder.ApplyEruConventions(args, logging);
+        var builder = ServiceHost.CreateBuilder(args, logging);
 
         // Traffic on Lb:Urls (HTTP/1.1), Lb:H2cUrls (HTTP/2 without TLS) and Lb:Tls:Urls (TLS terminated with
         // a certificate picked by SNI, h2 or http/1.1);
@@ -26,7 +20,7 @@ public static class LbHost
         var proxyUrls = builder.Configuration["Lb:Urls"] ?? DefaultProxyUrls;
         var tlsUrls = builder.Configuration["Lb:Tls:Urls"];
         var h2cUrls = builder.Configuration["Lb:H2cUrls"]; // cleartext HTTP/2 with prior knowledge (e.g. internal gRPC clients)
-        var opsUrls = builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9180";
+        var opsUrls = builder.OpsUrls("http://127.0.0.1:9180");
         var opsPorts = Listeners.Ports(opsUrls);
         // The admin API: its own port, always behind a token (a random one, logged, when none is configured).
         var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
@@ -65,7 +59,6 @@ public static class LbHost
         }
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.AddServerHeader = false;
             // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 lane keeps too.
             builder.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
@@ -94,21 +87,13 @@ public static class LbHost
         // Traffic first: the proxy hands requests on the ops and admin ports on to the branches below, so a
         // proxied request costs one port lookup, not a pass through each branch's predicate.
         app.UseMiddleware<ProxyMiddleware>();
-        app.MapWhen(ctx => opsPorts.Contains(ctx.Connection.LocalPort), ops =>
+        app.MapOpsOnPorts(opsPorts, (RoutesHolder routes, RegistryWatcher watcher) => Results.Json(new
         {
-            ops.UseRouting();
-            ops.UseEndpoints(e =>
-            {
-                e.MapMetrics("/metrics");
-                e.MapGet("/healthz", (RoutesHolder routes, RegistryWatcher watcher) => Results.Json(new
-                {
-                    status = watcher.Ready.IsCompleted ? "serving" : "starting",
-                    revision = routes.Current.Snapshot.Revision,
-                    domains = routes.Current.Graphs.Count(),
-                    registryInTouch = watcher.InTouch,
-                }, statusCode: watcher.Ready.IsCompleted ? 200 : 503));
-            });
-        });
+            status = watcher.Ready.IsCompleted ? "serving" : "starting",
+            revision = routes.Current.Snapshot.Revision,
+            domains = routes.Current.Graphs.Count(),
+            registryInTouch = watcher.InTouch,
+        }, statusCode: watcher.Ready.IsCompleted ? 200 : 503));
         app.MapWhen(ctx => adminPorts.Contains(ctx.Connection.LocalPort), admin =>
         {
             admin.UseRouting();

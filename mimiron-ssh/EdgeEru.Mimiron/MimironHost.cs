@@ -4,7 +4,6 @@ using EdgeEru.Mimiron.Sessions;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;
-using Prometheus;
 
 namespace EdgeEru.Mimiron;
 
@@ -13,30 +12,24 @@ public static class MimironHost
 {
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            Args = ServiceConventions.HostArgs(args), ContentRootPath = AppContext.BaseDirectory,
-        });
-        builder.ApplyEruConventions(args, logging);
-        builder.WebHost.UseUrls(builder.Configuration["Http:Urls"] ?? "http://127.0.0.1:9154");
+        var builder = ServiceHost.CreateBuilder(args, logging);
+        builder.ListenOnOpsUrls("http://127.0.0.1:9154"); // SSH itself is GatewayService's listener
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
-        builder.Services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section)).ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
+        builder.Services.AddCheckedOptions<GatewayOptions>(builder.Configuration, GatewayOptions.Section, o => o.Problems());
         builder.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value);
         builder.Services.AddSingleton<AuditLog>();
         builder.Services.AddSingleton<GatewayMetrics>();
         builder.Services.AddSingleton<DockerClients>();
         builder.Services.AddSingleton<ExecRunner>();
-        builder.Services.AddSingleton(sp => new GatewayHandler(() => sp.GetRequiredService<RegistryWatcher>().Current, sp.GetRequiredService<ExecRunner>(),
-            sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<GatewayMetrics>(), sp.GetRequiredService<GatewayOptions>(),
-            sp.GetRequiredService<ILogger<GatewayHandler>>()));
+        builder.Services.AddSingleton(sp => new GatewayHandler(() => sp.GetRequiredService<RegistryWatcher>().Current,
+            sp.GetRequiredService<ExecRunner>(), sp.GetRequiredService<AuditLog>(), sp.GetRequiredService<GatewayMetrics>(),
+            sp.GetRequiredService<GatewayOptions>(), sp.GetRequiredService<ILogger<GatewayHandler>>()));
         builder.Services.AddSingleton<GatewayService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayService>());
 
         var app = builder.Build();
-        app.MapMetrics("/metrics");
-        app.MapGet("/healthz", (GatewayService gateway, RegistryWatcher watcher) =>
+        app.MapOps((GatewayService gateway, RegistryWatcher watcher) =>
         {
             var ready = watcher.Ready.IsCompleted && gateway.EndPoint is not null;
             var body = new HealthReport(ready ? "serving" : "starting", watcher.Current.Revision, watcher.InTouch,
@@ -49,12 +42,3 @@ public static class MimironHost
 }
 
 internal sealed record HealthReport(string Status, long Revision, bool RegistryInTouch, double RegistryOutOfTouchSeconds, int Users);
-
-internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
-{
-    public ValidateOptionsResult Validate(string? name, GatewayOptions options)
-    {
-        var problems = options.Problems();
-        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
-    }
-}

@@ -1,5 +1,6 @@
 using ARSoft.Tools.Net.Dns;
 using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Tables;
 using EdgeEru.Dns.Wire;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
@@ -25,7 +26,8 @@ public class QueryProcessorTests
         _table = DnsTableBuilder.Build(_options, _snapshot, _table);
     }
 
-    private static RegistryChange[] Live(string id, string ip, string app = "shop", string entrypoint = "web", string node = "n1", params string[] tags) =>
+    private static RegistryChange[] Live(string id, string ip, string app = "shop", string entrypoint = "web", string node = "n1",
+        params string[] tags) =>
     [
         RegistryChange.Put(Kinds.Workloads, Samples.Workload(id, app, entrypoint, node, tags.Length == 0 ? ["v1"] : tags, ip)),
         RegistryChange.Put(Kinds.WorkloadStatus, Samples.Status(id, node, ip: ip), lease: 1),
@@ -41,7 +43,8 @@ public class QueryProcessorTests
         ]);
     }
 
-    private static string[] Addresses(DnsMessage m) => m.AnswerRecords.OfType<ARecord>().Select(a => a.Address.ToString()).Order().ToArray();
+    private static string[] Addresses(DnsMessage m) =>
+        m.AnswerRecords.OfType<ARecord>().Select(a => a.Address.ToString()).Order().ToArray();
 
     [Fact]
     public void A_service_name_answers_every_live_instance_authoritatively_and_rotates()
@@ -54,7 +57,9 @@ public class QueryProcessorTests
         Assert.False(m.IsRecursionAllowed);
         Assert.Equal(["198.18.16.1", "198.18.16.2", "198.18.16.3"], Addresses(m));
         Assert.All(m.AnswerRecords, r => Assert.Equal(5, r.TimeToLive));
-        var firsts = Enumerable.Range(0, 3).Select(_ => ((ARecord)Query.Ask(p, "web.shop.eru", DnsType.A).AnswerRecords[0]).Address.ToString()).ToHashSet();
+        var firsts = Enumerable.Range(0, 3)
+            .Select(_ => ((ARecord)Query.Ask(p, "web.shop.eru", DnsType.A).AnswerRecords[0]).Address.ToString())
+            .ToHashSet();
         Assert.Equal(3, firsts.Count); // each instance leads in turn
     }
 
@@ -79,7 +84,8 @@ public class QueryProcessorTests
         Assert.Equal("aaaa01.web.shop.eru.", srv[0].Target.ToString());
         Assert.Equal(80, srv[0].Port);
         Assert.Equal(3, m.AdditionalRecords.OfType<ARecord>().Count());
-        Assert.Contains(m.AdditionalRecords.OfType<ARecord>(), a => a.Name.ToString() == "aaaa01.web.shop.eru." && a.Address.ToString() == "198.18.16.1");
+        Assert.Contains(m.AdditionalRecords.OfType<ARecord>(),
+            a => a.Name.ToString() == "aaaa01.web.shop.eru." && a.Address.ToString() == "198.18.16.1");
         // The names on the way exist, with no data.
         Assert.Equal(ReturnCode.NoError, Query.Ask(Processor(), "_tcp.web.shop.eru", DnsType.A).ReturnCode);
         Assert.Equal(ReturnCode.NxDomain, Query.Ask(Processor(), "_udp.web.shop.eru", DnsType.A).ReturnCode);
@@ -228,7 +234,7 @@ public class QueryProcessorTests
     [Theory]
     [InlineData(new byte[] { 0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0x3f, 0x61 })]            // name runs off the end
     [InlineData(new byte[] { 0x12, 0x34, 0x01, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1 })]        // QDCOUNT 2
-    [InlineData(new byte[] { 0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1 })] // pointer loop in the question
+    [InlineData(new byte[] { 0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0xC0, 0x0C, 0, 1, 0, 1 })] // a pointer loop
     [InlineData(new byte[] { 0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 3, 0x65, 0x72, 0x75, 0, 0, 1 })] // no class
     public void Malformed_queries_get_FORMERR_with_their_id(byte[] packet)
     {
@@ -288,13 +294,17 @@ public class QueryProcessorTests
         {
             Name = "_pg._tcp.db.eru",
             Records = [new StaticDnsRecord { Type = "SRV", Value = "1 1 5432 db.eru" }],
-        }), RegistryChange.Put(Kinds.DnsRecords, new DnsRecordSet { Name = "web.shop.eru", Records = [new StaticDnsRecord { Type = "A", Value = "192.0.2.1" }] }));
+        }), RegistryChange.Put(Kinds.DnsRecords, new DnsRecordSet
+        {
+            Name = "web.shop.eru", Records = [new StaticDnsRecord { Type = "A", Value = "192.0.2.1" }],
+        }));
         var p = Processor();
         var a = Query.Ask(p, "db.eru", DnsType.A);
         Assert.Equal(["198.18.0.5"], Addresses(a));
         Assert.Equal(60, a.AnswerRecords[0].TimeToLive);
         Assert.Equal("primary", Assert.IsType<TxtRecord>(Assert.Single(Query.Ask(p, "DB.eru", DnsType.TXT).AnswerRecords)).TextData);
-        Assert.Equal("mail.example.org.", Assert.IsType<MxRecord>(Assert.Single(Query.Ask(p, "db.eru", DnsType.MX).AnswerRecords)).ExchangeDomainName.ToString());
+        var mx = Assert.IsType<MxRecord>(Assert.Single(Query.Ask(p, "db.eru", DnsType.MX).AnswerRecords));
+        Assert.Equal("mail.example.org.", mx.ExchangeDomainName.ToString());
         Assert.Equal(5432, Assert.IsType<SrvRecord>(Assert.Single(Query.Ask(p, "_pg._tcp.db.eru", DnsType.SRV).AnswerRecords)).Port);
         Assert.Equal(ReturnCode.NoError, Query.Ask(p, "_tcp.db.eru", DnsType.A).ReturnCode); // on the way: exists, no data
         Assert.Equal(["192.0.2.1"], Addresses(Query.Ask(p, "web.shop.eru", DnsType.A))); // an operator's override wins
@@ -312,7 +322,8 @@ public class QueryProcessorTests
         Cluster();
         var p = Processor();
         var queries = new[] { Query.Build("web.shop.eru", DnsType.A), Query.Build("_http._tcp.web.shop.eru", DnsType.SRV),
-            Query.Build("nope.shop.eru", DnsType.A), Query.Build("v1.web.shop.eru", DnsType.A), Query.Build("1.16.18.198.in-addr.arpa", DnsType.PTR) };
+            Query.Build("nope.shop.eru", DnsType.A), Query.Build("v1.web.shop.eru", DnsType.A),
+            Query.Build("1.16.18.198.in-addr.arpa", DnsType.PTR) };
         var buffer = new byte[DnsLimits.MaxMessage];
         foreach (var q in queries) p.Process(q, buffer, false); // warm up
         var before = GC.GetAllocatedBytesForCurrentThread();

@@ -1,4 +1,5 @@
-using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Response;
+using EdgeEru.Dns.Tables;
 using EdgeEru.Dns.Wire;
 using Prometheus;
 
@@ -7,8 +8,10 @@ namespace EdgeEru.Dns.Server;
 /// <summary>The server's Prometheus metrics. Counter children are created up front: the hot path only increments.</summary>
 internal sealed class DnsMetrics
 {
-    private static readonly ushort[] Types = [DnsType.A, DnsType.AAAA, DnsType.SRV, DnsType.TXT, DnsType.PTR, DnsType.SOA, DnsType.NS, DnsType.ANY];
-    private static readonly int[] Rcodes = [DnsRcode.NoError, DnsRcode.FormErr, DnsRcode.ServFail, DnsRcode.NxDomain, DnsRcode.NotImp, DnsRcode.Refused, DnsRcode.BadVers];
+    private static readonly ushort[] Types =
+        [DnsType.A, DnsType.AAAA, DnsType.SRV, DnsType.TXT, DnsType.PTR, DnsType.SOA, DnsType.NS, DnsType.ANY];
+    private static readonly int[] Rcodes =
+        [DnsRcode.NoError, DnsRcode.FormErr, DnsRcode.ServFail, DnsRcode.NxDomain, DnsRcode.NotImp, DnsRcode.Refused, DnsRcode.BadVers];
 
     private readonly Counter.Child[,,] _queries; // [transport, type, rcode]
     private readonly Counter.Child _dropped;
@@ -32,16 +35,19 @@ internal sealed class DnsMetrics
                     _queries[t, q, r] = queries.WithLabels(transports[t], q < Types.Length ? DnsType.Name(Types[q]) : "other",
                         r < Rcodes.Length ? DnsRcode.Name(Rcodes[r]) : "other");
         _dropped = Metrics.CreateCounter("eru_dns_dropped_total", "Packets not answered (too short, or a response).").WithLabels();
-        _latency = Metrics.CreateHistogram("eru_dns_query_duration_seconds", "Time from a query's arrival to its response being handed to the socket.",
+        _latency = Metrics.CreateHistogram("eru_dns_query_duration_seconds",
+            "Time from a query's arrival to its response being handed to the socket.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.000005, 2, 16) });
         _revision = Metrics.CreateGauge("eru_dns_table_revision", "Registry revision the served answers were built from.");
         _services = Metrics.CreateGauge("eru_dns_services", "Services with live instances, over all zones.");
         _build = Metrics.CreateHistogram("eru_dns_table_build_seconds", "Time to rebuild the answers from a new registry snapshot.",
             new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.00001, 2, 20) });
         _tableTime = Metrics.CreateGauge("eru_dns_table_timestamp_seconds", "Unix time the served answers were built.");
-        _forwarded = Metrics.CreateCounter("eru_dns_forwarded_total", "Queries for other names: answered from the cache, by an upstream, or an upstream failure.",
+        _forwarded = Metrics.CreateCounter("eru_dns_forwarded_total",
+            "Queries for other names: answered from the cache, by an upstream, or an upstream failure.",
             new CounterConfiguration { LabelNames = ["result"] });
-        _upstreamUp = Metrics.CreateGauge("eru_dns_upstream_up", "1 while a forwarding upstream is in use, 0 while it is skipped after failures.",
+        _upstreamUp = Metrics.CreateGauge("eru_dns_upstream_up",
+            "1 while a forwarding upstream is in use, 0 while it is skipped after failures.",
             new GaugeConfiguration { LabelNames = ["upstream"] });
     }
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using EdgeEru.Dns.Answers;
+using EdgeEru.Dns.Tables;
 using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;

@@ -59,4 +59,17 @@ public static class DnsLimits
 
     public const int MaxMessage = 65535;
     public const int MaxName = 255;
+
+    /// <summary>Labels a name has at most (127), with room for one more.</summary>
+    public const int MaxLabels = 128;
+}
+
+/// <summary>Header flags (RFC 1035 4.1.1): QR, AA, TC and RD in the third byte, CD in the fourth.</summary>
+public static class DnsFlags
+{
+    public const byte Qr = 0x80, Aa = 0x04, Tc = 0x02, Rd = 0x01;
+    public const byte Cd = 0x10;
+
+    /// <summary>The opcode's bits in the third byte, echoed in replies.</summary>
+    public const byte Opcode = 0x78;
 }

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using EdgeEru.Dns.Wire;
 
-namespace EdgeEru.Dns.Answers;
+namespace EdgeEru.Dns.Tables;
 
 /// <summary>
 /// Pre-encoded records of one type at one name, ready to copy into a response. Answer records start

@@ -4,46 +4,9 @@ using EdgeEru.Dns.Wire;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
 
-namespace EdgeEru.Dns.Answers;
+namespace EdgeEru.Dns.Tables;
 
-/// <summary>
-/// Everything the server answers, built from one registry snapshot: pre-encoded record sets per name.
-/// Rebuilt on every snapshot, but only for the services whose live workloads changed.
-/// </summary>
-internal sealed class DnsTable
-{
-    public required RegistrySnapshot Snapshot { get; init; }
-    public required ZoneAnswers[] Zones { get; init; }
-    public required ReverseZone[] Reverse { get; init; }
-
-    /// <summary>Labels a name is split into at most (a name has at most 127).</summary>
-    public const int MaxLabels = 128;
-}
-
-internal sealed class ZoneAnswers
-{
-    public required ZoneOptions Options { get; init; }
-    public required byte[] Apex { get; init; }
-    public required int ApexLabels { get; init; }
-    /// <summary>SOA without owner: appended after a pointer to the apex inside the question.</summary>
-    public required byte[] SoaTail { get; init; }
-    public required RRset Ns { get; init; }
-    public required Dictionary<string, ServiceAnswers> Services { get; init; }
-    /// <summary>Apps with at least one service: <c>{app}.{zone}</c> exists with no data.</summary>
-    public required Dictionary<string, int> Apps { get; init; }
-    public required Dictionary<string, NodeAnswers> Nodes { get; init; }
-    /// <summary>Static records by name relative to the zone ("db", "x.y"), with the names on the way to them.</summary>
-    public required Dictionary<string, StaticAnswers> Static { get; init; }
-}
-
-internal sealed class ReverseZone
-{
-    public required byte[] Apex { get; init; }
-    public required int ApexLabels { get; init; }
-    public required byte[] SoaTail { get; init; }
-    public required uint Ttl { get; init; }
-}
-
+/// <summary>Builds the tables from a registry snapshot, off the hot path: once per snapshot, reusing what did not change.</summary>
 internal static class DnsTableBuilder
 {
     public static DnsTable Build(DnsOptions options, RegistrySnapshot snapshot, DnsTable? previous)
@@ -52,7 +15,9 @@ internal static class DnsTableBuilder
         var built = new ZoneAnswers[zones.Count];
         for (var i = 0; i < zones.Count; i++)
         {
-            var prev = previous is not null && i < previous.Zones.Length && ReferenceEquals(previous.Zones[i].Options, zones[i]) ? previous.Zones[i] : null;
+            var prev = previous is not null && i < previous.Zones.Length && ReferenceEquals(previous.Zones[i].Options, zones[i])
+                ? previous.Zones[i]
+                : null;
             built[i] = BuildZone(zones[i], snapshot, prev, previous?.Snapshot);
         }
         var serial = (uint)snapshot.Revision;
@@ -64,7 +29,8 @@ internal static class DnsTableBuilder
             {
                 Apex = wire,
                 ApexLabels = apex.TrimEnd('.').Split('.').Length,
-                SoaTail = RRset.SoaTail(DnsName.Encode(z.EffectiveNameServers[0]), DnsName.Encode(z.EffectiveHostmaster), serial, z.NegativeTtl, z.NegativeTtl),
+                SoaTail = RRset.SoaTail(DnsName.Encode(z.EffectiveNameServers[0]), DnsName.Encode(z.EffectiveHostmaster), serial,
+                    z.NegativeTtl, z.NegativeTtl),
                 Ttl = z.Ttl,
             };
         }).ToArray();
@@ -78,7 +44,8 @@ internal static class DnsTableBuilder
         var glueAddress = IPAddress.Parse(zone.NameServerAddress);
         var ns = new RRset(DnsType.NS,
             [.. zone.EffectiveNameServers.Select(n => RRset.NameRecord(DnsType.NS, DnsName.Encode(n), zone.Ttl))],
-            [.. zone.EffectiveNameServers.Where(n => n.TrimEnd('.').EndsWith(zone.Normalized.TrimEnd('.'), StringComparison.OrdinalIgnoreCase))
+            [.. zone.EffectiveNameServers
+                .Where(n => n.TrimEnd('.').EndsWith(zone.Normalized.TrimEnd('.'), StringComparison.OrdinalIgnoreCase))
                 .Select(n => RRset.AddressRecord(DnsName.Encode(n), glueAddress, zone.Ttl))]);
 
         // Services: rebuild only those whose group of live workloads is not the very same as before.
@@ -113,7 +80,8 @@ internal static class DnsTableBuilder
         }
 
         var nodes = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.Nodes, snapshot.Nodes)
-            && ReferenceEquals(prevSnapshot.NodeStatuses, snapshot.NodeStatuses) && ReferenceEquals(prevSnapshot.LiveByNode, snapshot.LiveByNode)
+            && ReferenceEquals(prevSnapshot.NodeStatuses, snapshot.NodeStatuses)
+            && ReferenceEquals(prevSnapshot.LiveByNode, snapshot.LiveByNode)
             ? prev.Nodes
             : BuildNodes(snapshot, zone);
 
@@ -126,7 +94,8 @@ internal static class DnsTableBuilder
             Options = zone,
             Apex = apex,
             ApexLabels = zone.Normalized.TrimEnd('.').Split('.').Length,
-            SoaTail = RRset.SoaTail(mname, DnsName.Encode(zone.EffectiveHostmaster), (uint)snapshot.Revision, zone.NegativeTtl, zone.NegativeTtl),
+            SoaTail = RRset.SoaTail(mname, DnsName.Encode(zone.EffectiveHostmaster), (uint)snapshot.Revision, zone.NegativeTtl,
+                zone.NegativeTtl),
             Ns = ns,
             Services = services,
             Apps = apps,
@@ -146,7 +115,11 @@ internal static class DnsTableBuilder
             RRset? Of(string type, Func<StaticDnsRecord, byte[]> encode)
             {
                 var records = set.Records.Where(r => r.Type == type).Select(encode).ToArray();
-                return records.Length == 0 ? null : new RRset(type switch { "A" => DnsType.A, "AAAA" => DnsType.AAAA, "TXT" => DnsType.TXT, "SRV" => DnsType.SRV, _ => DnsType.MX }, records);
+                var rrtype = type switch
+                {
+                    "A" => DnsType.A, "AAAA" => DnsType.AAAA, "TXT" => DnsType.TXT, "SRV" => DnsType.SRV, _ => DnsType.MX,
+                };
+                return records.Length == 0 ? null : new RRset(rrtype, records);
             }
             result[relative] = new StaticAnswers
             {
@@ -227,9 +200,13 @@ internal static class DnsTableBuilder
         {
             A = RRset.Addresses(all, DnsType.A, ttl),
             AAAA = RRset.Addresses(all, DnsType.AAAA, ttl),
-            Txt = all.Count == 0 ? null : new RRset(DnsType.TXT, [RRset.Txt([$"live={all.Count}", "tags=" + string.Join(",", byTag.Select(t => $"{t.Key}:{t.Value.Count}"))], ttl)]),
+            Txt = all.Count == 0
+                ? null
+                : new RRset(DnsType.TXT,
+                    [RRset.Txt([$"live={all.Count}", "tags=" + string.Join(",", byTag.Select(t => $"{t.Key}:{t.Value.Count}"))], ttl)]),
             Below = below,
-            Srv = srv.ToDictionary(kv => kv.Key, kv => new RRset(DnsType.SRV, [.. kv.Value.Records], [.. kv.Value.Additional]), StringComparer.Ordinal),
+            Srv = srv.ToDictionary(kv => kv.Key, kv => new RRset(DnsType.SRV, [.. kv.Value.Records], [.. kv.Value.Additional]),
+                StringComparer.Ordinal),
             SrvProtocols = protocols,
         };
     }
@@ -243,7 +220,8 @@ internal static class DnsTableBuilder
         foreach (var (name, node) in snapshot.Nodes)
         {
             IPAddress? ip = node.Address is not null && IPAddress.TryParse(node.Address, out var parsed) ? parsed : null;
-            var txt = RRset.Txt([$"pod={node.Pod}", $"alive={(snapshot.IsNodeAlive(name) ? "yes" : "no")}", $"live={snapshot.LiveOnNode(name).Count}",
+            var txt = RRset.Txt([$"pod={node.Pod}", $"alive={(snapshot.IsNodeAlive(name) ? "yes" : "no")}",
+                $"live={snapshot.LiveOnNode(name).Count}",
                 $"schedulable={(node.Unschedulable ? "no" : "yes")}"], zone.Ttl);
             nodes[name] = new NodeAnswers
             {
@@ -275,7 +253,4 @@ internal static class DnsTableBuilder
             }
         }
     }
-
-    /// <summary>The label under which node names live: <c>{node}.node.{zone}</c> (an app cannot be called "node" in DNS).</summary>
-    internal static bool IsNodeLabel(ReadOnlySpan<byte> label) => label.SequenceEqual("node"u8);
 }

@@ -1,4 +1,4 @@
-namespace EdgeEru.Dns.Answers;
+namespace EdgeEru.Dns.Tables;
 
 /// <summary>Everything one service (<c>{entrypoint}.{app}.{zone}</c>) answers, pre-encoded.</summary>
 internal sealed class ServiceAnswers
