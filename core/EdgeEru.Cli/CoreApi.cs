@@ -13,7 +13,11 @@ namespace EdgeEru.Cli;
 /// </summary>
 internal sealed class CoreApi
 {
-    public Option<string> Url { get; } = new("--core") { Description = "eru-core's API URL", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_CORE") ?? "http://127.0.0.1:5001", Recursive = true };
+    public Option<string> Url { get; } = new("--core")
+    {
+        Description = "eru-core's API URL, or several separated by commas (replicas: the next is tried when one cannot be reached)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_CORE") ?? "http://127.0.0.1:5001", Recursive = true,
+    };
     public Option<string?> Token { get; } = new("--token") { Description = "API token (default: $ERU_TOKEN, then .dev/core.token)", Recursive = true };
     public Option<string?> Ca { get; } = new("--core-ca") { Description = "PEM CA that eru-core's https certificate chains to (default: $ERU_CORE_CA, else the system's)", Recursive = true };
     public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output", Recursive = true };
@@ -40,8 +44,14 @@ internal sealed class CoreApi
         var token = await CliText.TokenAsync(pr.GetValue(Token), "ERU_TOKEN", "core.token", ct);
         if (token is null)
             return await CliText.Fail(what, "no API token (--token, ERU_TOKEN, or run inside a checkout with ./eru dev running)", 2);
-        if (!Uri.TryCreate(pr.GetValue(Url), UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
-            return await CliText.Fail(what, $"--core \"{pr.GetValue(Url)}\" is not an http(s) URL", 2);
+        var urls = new List<Uri>();
+        foreach (var text in pr.GetValue(Url)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(text, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+                return await CliText.Fail(what, $"--core \"{text}\" is not an http(s) URL", 2);
+            urls.Add(u);
+        }
+        if (urls.Count == 0) return await CliText.Fail(what, "--core names no URL", 2);
         var caFile = pr.GetValue(Ca) ?? Environment.GetEnvironmentVariable("ERU_CORE_CA");
         System.Security.Cryptography.X509Certificates.X509Certificate2Collection? ca = null;
         if (caFile is not null)
@@ -55,27 +65,45 @@ internal sealed class CoreApi
                 return await CliText.Fail(what, ex is ArgumentException ? ex.Message : $"--core-ca {caFile}: {ex.Message}", 2);
             }
         }
-        using var channel = GrpcChannel.ForAddress(url, new GrpcChannelOptions { HttpHandler = Handler(ca) });
-        var client = new V1.Core.CoreClient(channel.Intercept(m =>
+        // Replicas in order: the first that answers a cheap call is the one used, before the command reads
+        // anything (stdin, a build context), so nothing is ever sent twice.
+        for (var i = 0; ; i++)
         {
-            m.Add("authorization", "Bearer " + token);
-            return m;
-        }));
-        try
-        {
-            return await call(client, ct);
-        }
-        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
-        {
-            return await CliText.Fail(what, $"eru-core at {url} did not answer ({ex.Status.Detail})", 1);
-        }
-        catch (RpcException ex)
-        {
-            return await CliText.Fail(what, $"{ex.StatusCode}: {ex.Status.Detail}", ex.StatusCode is StatusCode.InvalidArgument or StatusCode.Unauthenticated ? 2 : 1);
-        }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or IOException)
-        {
-            return await CliText.Fail(what, ex.Message, 2);
+            using var channel = GrpcChannel.ForAddress(urls[i], new GrpcChannelOptions { HttpHandler = Handler(ca) });
+            var client = new V1.Core.CoreClient(channel.Intercept(m =>
+            {
+                m.Add("authorization", "Bearer " + token);
+                return m;
+            }));
+            try
+            {
+                if (i + 1 < urls.Count) await client.ListPodsAsync(new V1.ListPodsRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+            {
+                await Console.Error.WriteLineAsync($"eru {what}: eru-core at {urls[i]} did not answer ({ex.Status.Detail}); trying {urls[i + 1]}");
+                continue;
+            }
+            catch (RpcException)
+            {
+                // It answered (a refusal is an answer): the command itself will say what is wrong.
+            }
+            try
+            {
+                return await call(client, ct);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+            {
+                return await CliText.Fail(what, $"eru-core at {urls[i]} did not answer ({ex.Status.Detail})", 1);
+            }
+            catch (RpcException ex)
+            {
+                return await CliText.Fail(what, $"{ex.StatusCode}: {ex.Status.Detail}", ex.StatusCode is StatusCode.InvalidArgument or StatusCode.Unauthenticated ? 2 : 1);
+            }
+            catch (Exception ex) when (ex is FormatException or ArgumentException or IOException)
+            {
+                return await CliText.Fail(what, ex.Message, 2);
+            }
         }
     }
 }

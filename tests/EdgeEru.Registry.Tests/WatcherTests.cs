@@ -57,6 +57,22 @@ public sealed class WatcherTests(EtcdFixture etcd, ITestOutputHelper output) : I
     }
 
     [Fact]
+    public async Task A_write_of_private_keys_alone_still_moves_the_watcher_to_its_revision()
+    {
+        var (conn, store) = etcd.Connect();
+        using var _ = conn;
+        await using var watcher = NewWatcher(conn);
+        await watcher.Ready.WaitAsync(Wait);
+        // Followers never see the private root, yet a reader waiting for "what I wrote" must get there.
+        var put = await store.PutAsync(Kinds.Intents, new Registry.Model.Intent { Id = "create-1", Core = "c1", Op = Registry.Model.Intent.Create, Node = "h1", Target = "x_y_1" });
+        Assert.True((await watcher.WaitForRevisionAsync(put).WaitAsync(Wait)).Revision >= put);
+        Assert.True(await store.DeleteAsync(Kinds.Intents, "create-1"));
+        var (_, deleted) = await store.ListAsync(Kinds.Pods);
+        Assert.True((await watcher.WaitForRevisionAsync(deleted).WaitAsync(Wait)).Revision >= deleted);
+        Assert.Empty(watcher.Current.Problems); // the sync key is nobody's record
+    }
+
+    [Fact]
     public async Task A_transaction_is_published_as_one_snapshot()
     {
         var (conn, store) = etcd.Connect();

@@ -103,10 +103,23 @@ public sealed class RegistryStore
         }
     }
 
+    /// <summary>The key every write of private keys alone touches as well (<c>{prefix}/sync</c>; followers skip it).</summary>
+    internal RequestOp SyncMarker() => new()
+    {
+        RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(Keys.Root + "sync"), Value = ByteString.CopyFromUtf8("{\"v\":1}") },
+    };
+
     /// <summary>Writes a value unconditionally (last writer wins): for values only one writer owns.</summary>
     public async Task<long> PutAsync<T>(RegistryKind<T> kind, T value, long lease = 0, CancellationToken ct = default)
         where T : class, IRegistryRecord
     {
+        if (kind.IsPrivate)
+        {
+            var tx = Begin();
+            tx.Put(kind, value, lease);
+            await tx.CommitAsync(ct);
+            return tx.CommitRevision;
+        }
         var resp = await _etcd.KV.PutAsync(new PutRequest
         {
             Key = ByteString.CopyFromUtf8(Keys.Key(kind, value.KeyName)),
@@ -129,6 +142,14 @@ public sealed class RegistryStore
     /// <summary>Deletes a key; false if there was none.</summary>
     public async Task<bool> DeleteAsync(RegistryKind kind, string name, CancellationToken ct = default)
     {
+        if (kind.IsPrivate)
+        {
+            var txn = new TxnRequest();
+            txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(Keys.Key(kind, name)) } });
+            txn.Success.Add(SyncMarker());
+            var done = await _etcd.KV.TxnAsync(txn, deadline: _etcd.Deadline, cancellationToken: ct);
+            return done.Responses[0].ResponseDeleteRange.Deleted > 0;
+        }
         var resp = await _etcd.KV.DeleteRangeAsync(new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(Keys.Key(kind, name)) },
             deadline: _etcd.Deadline, cancellationToken: ct);
         return resp.Deleted > 0;

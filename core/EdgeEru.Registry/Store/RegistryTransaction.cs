@@ -66,7 +66,9 @@ public sealed class RegistryTransaction
     public void RequireAbsent(RegistryKind kind, string name) =>
         _guards.Add(Absent(ByteString.CopyFromUtf8(_store.Keys.Key(kind, name))));
 
-    public void Put<T>(RegistryKind<T> kind, T value, long lease = 0) where T : class, IRegistryRecord =>
+    public void Put<T>(RegistryKind<T> kind, T value, long lease = 0) where T : class, IRegistryRecord
+    {
+        Touch(kind);
         _writes.Add(new RequestOp
         {
             RequestPut = new PutRequest
@@ -76,9 +78,21 @@ public sealed class RegistryTransaction
                 Lease = lease,
             },
         });
+    }
 
-    public void Delete(RegistryKind kind, string name) =>
+    public void Delete(RegistryKind kind, string name)
+    {
+        Touch(kind);
         _writes.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(_store.Keys.Key(kind, name)) } });
+    }
+
+    private bool _touchesPrivate, _touchesPrefix;
+
+    private void Touch(RegistryKind kind)
+    {
+        if (kind.IsPrivate) _touchesPrivate = true;
+        else _touchesPrefix = true;
+    }
 
     /// <summary>Commits the writes if every guard holds; false on a conflict (nothing was written).</summary>
     public async Task<bool> CommitAsync(CancellationToken ct = default)
@@ -86,6 +100,9 @@ public sealed class RegistryTransaction
         var txn = new TxnRequest();
         txn.Compare.AddRange(_guards);
         txn.Success.AddRange(_writes);
+        // Only private keys written: touch {prefix}/sync too, so that a watcher of the prefix reaches this revision
+        // (a reader waiting for "at least what I wrote" would wait for an event that never comes under the prefix).
+        if (_touchesPrivate && !_touchesPrefix) txn.Success.Add(_store.SyncMarker());
         var resp = await _store.Etcd.KV.TxnAsync(txn, deadline: _store.Etcd.Deadline, cancellationToken: ct);
         if (resp.Succeeded) CommitRevision = resp.Header.Revision;
         return resp.Succeeded;
