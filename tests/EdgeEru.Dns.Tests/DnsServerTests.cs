@@ -119,6 +119,11 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
         Assert.Contains("status: REFUSED", refused, StringComparison.Ordinal);
         var (_, badvers) = await DigAsync("web.shop.eru", "A", "+edns=1", "+noednsnegotiation");
         Assert.Contains("status: BADVERS", badvers, StringComparison.Ordinal);
+        // RFC 3225 3: the DO bit of the query is copied into the answer's OPT record, and only then.
+        var (_, dnssec) = await DigAsync("web.shop.eru", "A", "+dnssec");
+        Assert.Contains("; EDNS: version: 0, flags: do;", dnssec, StringComparison.Ordinal);
+        var (_, plain) = await DigAsync("web.shop.eru", "A");
+        Assert.Contains("; EDNS: version: 0, flags:;", plain, StringComparison.Ordinal);
     }
 
     private async Task EventuallyCountAsync(string name, int count)

@@ -9,7 +9,7 @@ namespace EdgeEru.Dns.Tests;
 internal static class Query
 {
     public static byte[] Build(string name, ushort type, ushort id = 0x1234, int? ednsSize = 1232, int ednsVersion = 0,
-        int opcode = 0, ushort qclass = DnsClass.IN, bool rd = true, byte[]? ednsOption = null)
+        int opcode = 0, ushort qclass = DnsClass.IN, bool rd = true, byte[]? ednsOption = null, bool dnssecOk = true)
     {
         var bytes = new List<byte>();
         void U16(int v) { bytes.Add((byte)(v >> 8)); bytes.Add((byte)v); }
@@ -27,7 +27,7 @@ internal static class Query
         if (ednsSize is { } size)
         {
             bytes.Add(0); U16(DnsType.OPT); U16(size);
-            bytes.Add(0); bytes.Add((byte)ednsVersion); U16(0x8000); // DO set: we must not echo it
+            bytes.Add(0); bytes.Add((byte)ednsVersion); U16(dnssecOk ? (ushort)0x8000 : (ushort)0); // DO: copied into the answer
             var opt = ednsOption ?? [];
             U16(opt.Length); bytes.AddRange(opt);
         }

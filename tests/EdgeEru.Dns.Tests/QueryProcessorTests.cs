@@ -224,11 +224,12 @@ public class QueryProcessorTests
         Assert.Equal(0, bad.EDnsOptions!.Version);
         Assert.Empty(bad.AnswerRecords);
 
-        // An unknown option (code 65001) and the DO bit: answered normally, DO not echoed (no DNSSEC here).
+        // An unknown option (code 65001) and the DO bit: answered normally, DO copied into the answer (RFC 3225 3).
         var withOption = Query.Parse(Query.Raw(p, Query.Build("web.shop.eru", DnsType.A, ednsOption: [0xFD, 0xE9, 0, 2, 1, 2])));
         Assert.Equal(ReturnCode.NoError, withOption.ReturnCode);
         Assert.Equal(3, withOption.AnswerRecords.Count);
-        Assert.False(withOption.IsDnsSecOk);
+        Assert.True(withOption.IsDnsSecOk);
+        Assert.False(Query.Parse(Query.Raw(p, Query.Build("web.shop.eru", DnsType.A, dnssecOk: false))).IsDnsSecOk);
     }
 
     [Theory]

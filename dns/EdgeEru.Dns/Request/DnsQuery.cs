@@ -93,6 +93,7 @@ internal readonly ref struct DnsQuery
                 HasEdns = true;
                 UdpSize = Math.Max(DnsLimits.ClassicUdp, (int)U16(message, pos + 2));
                 EdnsVersion = message[pos + 5];
+                DnssecOk = (message[pos + 6] & 0x80) != 0;
             }
             pos += 10 + rdLength;
             if (pos > message.Length) return;
@@ -125,6 +126,9 @@ internal readonly ref struct DnsQuery
     public bool HasEdns { get; }
 
     public byte EdnsVersion { get; }
+
+    /// <summary>The DO bit of the query's OPT record (RFC 3225): copied into the response, whatever we sign.</summary>
+    public bool DnssecOk { get; }
 
     /// <summary>The UDP payload size the client announced, at least 512.</summary>
     public int UdpSize { get; }

@@ -13,6 +13,7 @@ internal ref struct ResponseWriter
 {
     private readonly Span<byte> _r;
     private readonly bool _edns;
+    private readonly bool _dnssecOk;
     private readonly int _limit;
     private readonly int _questionEnd;
     private readonly ushort _qtype;
@@ -26,6 +27,7 @@ internal ref struct ResponseWriter
     {
         _r = response;
         _edns = query.HasEdns;
+        _dnssecOk = query.DnssecOk;
         _limit = query.ResponseLimit;
         _questionEnd = query.QuestionEnd;
         _qtype = query.QType;
@@ -128,7 +130,7 @@ internal ref struct ResponseWriter
             _w.U16(DnsLimits.EdnsUdp);        // our size, not the client's
             _w.U8((byte)(rcode >> 4));        // extended rcode
             _w.U8(0);                         // version 0
-            _w.U16(0);                        // no DO: no DNSSEC here
+            _w.U16(_dnssecOk ? (ushort)0x8000 : (ushort)0); // DO copied from the query (RFC 3225 3); we sign nothing
             _w.U16(0);
             optCount = 1;
         }
