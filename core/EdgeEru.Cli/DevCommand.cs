@@ -255,6 +255,7 @@ internal static class DevCommand
                         .. registryFlags, "--Agent:Node", name, "--Agent:Docker", endpoint,
                         "--Http:Urls", $"http://127.0.0.1:{port}", "--Http:Token", agentToken,
                         "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", Path.Combine(stateDir, "logs", $"{name}.jsonl"),
+                        "--Logs:CursorFile", Path.Combine(stateDir, "logs", $"{name}.cursors.json"),
                     ], ct, $"agent {name}", AgentPid(stateDir, i + 1));
                 }
                 while ((await store.ListAsync(Kinds.NodeStatus, ct: ct)).Items.Count < nodes.Count) await Task.Delay(200, ct);

@@ -73,6 +73,41 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     }
 
     [Fact]
+    public async Task An_agent_restarted_with_its_cursor_file_ships_what_was_written_meanwhile_and_nothing_twice()
+    {
+        var dir = Directory.CreateTempSubdirectory("eru-cursor-").FullName;
+        try
+        {
+            var sink = Path.Combine(dir, "lines.jsonl");
+            string[] args = ["--Logs:CursorFile", Path.Combine(dir, "cursors.json"), "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", sink];
+            await using var scene = new AgentScene(rig, etcd.Url, output);
+            await scene.RegisterNodeAsync();
+            var first = await scene.StartAgentAsync(args);
+            // A line every 50 ms, numbered: a gap or a repeat shows in the numbers.
+            await scene.DeployAsync("cursor", ["sh", "-c", "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.05; done"]);
+            await Eventually.True(() => Ticks(sink).Count > 10, TimeSpan.FromSeconds(20), "ticks shipped");
+            await scene.StopAgentAsync(first);
+            var beforeStop = Ticks(sink).Max();
+            await Task.Delay(2000); // ~40 lines written while no agent runs
+            await scene.StartAgentAsync(args);
+            await Eventually.True(() => Ticks(sink).Count > beforeStop + 60, TimeSpan.FromSeconds(20), "ticks shipped after the restart");
+            var ticks = Ticks(sink);
+            output.WriteLine($"{ticks.Count} ticks, {ticks.Min()}..{ticks.Max()}, last before the stop {beforeStop}");
+            Assert.Equal(ticks.Count, ticks.Distinct().Count()); // nothing twice
+            Assert.Equal(Enumerable.Range(ticks.Min(), ticks.Max() - ticks.Min() + 1), ticks.Order()); // nothing lost
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>The tick numbers in a file sink, as shipped.</summary>
+    private static List<int> Ticks(string sink) => !File.Exists(sink) ? [] : [.. File.ReadAllLines(sink)
+        .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!)
+        .Where(l => l.StartsWith("tick ", StringComparison.Ordinal)).Select(l => int.Parse(l[5..], System.Globalization.CultureInfo.InvariantCulture))];
+
+    [Fact]
     public async Task Syslog_listeners_over_UDP_and_TCP_receive_RFC_5424_messages()
     {
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));

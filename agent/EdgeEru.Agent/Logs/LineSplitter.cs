@@ -13,8 +13,13 @@ public sealed class LineSplitter(int maxLineBytes)
     private readonly byte[] _pending = new byte[Math.Max(4, maxLineBytes)];
     private int _length;
 
+    private bool _continues;
+
     /// <summary>Feeds bytes; <paramref name="onLine"/> gets each complete (or overlong) line.</summary>
-    public void Feed(ReadOnlySpan<byte> data, Action<string> onLine)
+    public void Feed(ReadOnlySpan<byte> data, Action<string> onLine) => Feed(data, (line, _) => onLine(line));
+
+    /// <summary>As above; the flag says whether the piece starts a line (false: it continues an overlong one).</summary>
+    public void Feed(ReadOnlySpan<byte> data, Action<string, bool> onLine)
     {
         while (data.Length > 0)
         {
@@ -28,7 +33,8 @@ public sealed class LineSplitter(int maxLineBytes)
                 _length += room;
                 data = data[room..];
                 var cut = CharBoundary(_pending.AsSpan(0, _length));
-                onLine(Decode(_pending.AsSpan(0, cut)));
+                onLine(Decode(_pending.AsSpan(0, cut)), !_continues);
+                _continues = true;
                 _pending.AsSpan(cut, _length - cut).CopyTo(_pending);
                 _length -= cut;
                 continue;
@@ -38,17 +44,21 @@ public sealed class LineSplitter(int maxLineBytes)
             if (nl < 0) return;
             var line = _pending.AsSpan(0, _length);
             if (line.Length > 0 && line[^1] == (byte)'\r') line = line[..^1];
-            onLine(Decode(line));
+            onLine(Decode(line), !_continues);
+            _continues = false;
             _length = 0;
             data = data[(nl + 1)..];
         }
     }
 
     /// <summary>The stream ended: a last line without '\n' is still a line.</summary>
-    public void Flush(Action<string> onLine)
+    public void Flush(Action<string> onLine) => Flush((line, _) => onLine(line));
+
+    public void Flush(Action<string, bool> onLine)
     {
         if (_length == 0) return;
-        onLine(Decode(_pending.AsSpan(0, _length)));
+        onLine(Decode(_pending.AsSpan(0, _length)), !_continues);
+        _continues = false;
         _length = 0;
     }
 

@@ -5,19 +5,22 @@ namespace EdgeEru.Agent.Logs;
 
 /// <summary>
 /// Follows the stdout and stderr of every running EdgeEru container of the node (as the agent sees
-/// them) and publishes each line. A container that restarts is followed again from its new start; a
-/// broken stream is reopened from the last line received. Lines written before the agent started are not
-/// shipped again.
+/// them) and publishes each line with Docker's timestamp. A container that restarts is followed again from
+/// its new start; a broken stream is reopened from the last line received. With a cursor file
+/// (<see cref="LogCursors"/>) a restarted agent goes on after the last line it shipped, so lines written
+/// while it was down are shipped too; without one, lines written before the agent started are not.
 /// </summary>
-public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub, LogsOptions options, ILogger<LogShipper> log)
+public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub, LogsOptions options, ILogger<LogShipper> log, LogCursors cursors)
 {
-    private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
+    private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000;
     private readonly Dictionary<string, Attachment> _attached = new(StringComparer.Ordinal);
 
     private sealed class Attachment(DateTimeOffset startedAt)
     {
         public DateTimeOffset StartedAt { get; } = startedAt;
-        public DateTimeOffset LastRead { get; set; }
+
+        /// <summary>Docker's timestamp (Unix ns) of the last line read from this run; 0 before the first.</summary>
+        public long LastRead { get; set; }
         public Task Run { get; set; } = Task.CompletedTask;
         public CancellationTokenSource Stop { get; } = new();
     }
@@ -27,11 +30,13 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
         using var changed = new SemaphoreSlim(0);
         void OnChanged() => changed.Release();
         agent.ContainersChanged += OnChanged;
+        cursors.Load();
         try
         {
             while (!ct.IsCancellationRequested)
             {
                 Sync();
+                cursors.Save();
                 try
                 {
                     await changed.WaitAsync(TimeSpan.FromSeconds(1), ct);
@@ -47,12 +52,11 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             agent.ContainersChanged -= OnChanged;
             foreach (var a in _attached.Values) await a.Stop.CancelAsync();
             await Task.WhenAll(_attached.Values.Select(a => a.Run));
+            cursors.Save();
         }
     }
 
-    private static readonly TimeSpan StartMargin = TimeSpan.FromSeconds(2);
-
-    private static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+    private static readonly long StartMargin = 2_000_000_000; // ns
 
     private void Sync()
     {
@@ -63,12 +67,14 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             if (!c.Running || !c.Labels.TryGetValue(DockerEngine.AppLabel, out var app) || !agent.IsRecorded(c.Id)) continue;
             _attached.TryGetValue(c.Id, out var current);
             if (current is not null && current.StartedAt == c.StartedAt && !current.Run.IsCompleted) continue;
-            // Same run, stream broken: from the last line read. A new run: from its start — less a margin, as
-            // Docker stamps StartedAt after the process may already have written — but not before the last
-            // line of the previous run, nor before this agent started.
-            var since = current is not null && current.StartedAt == c.StartedAt && current.LastRead != default ? current.LastRead
-                : Max(Max(_started, c.StartedAt - StartMargin), current is null || current.LastRead == default ? default : current.LastRead.AddMilliseconds(1));
-            var a = new Attachment(c.StartedAt) { LastRead = current?.StartedAt == c.StartedAt ? current.LastRead : default };
+            // After the last line shipped, when there is one (this run's, or a previous agent's from the cursor
+            // file). Else from the run's start — less a margin, as Docker stamps StartedAt after the process may
+            // already have written — but not before this agent started (without a cursor, older lines are history).
+            var startNanos = c.StartedAt.ToUnixTimeMilliseconds() * 1_000_000 - StartMargin;
+            var since = cursors.Get(c.Id) is { } cursor ? cursor + 1
+                : current is not null && current.LastRead > 0 ? current.LastRead + 1
+                : Math.Max(_started, startNanos);
+            var a = new Attachment(c.StartedAt) { LastRead = current?.StartedAt == c.StartedAt ? current.LastRead : 0 };
             if (current is not null) _ = current.Run.ContinueWith(_ => current.Stop.Dispose(), TaskScheduler.Default); // the previous run's stream ends by itself
             _attached[c.Id] = a;
             a.Run = Task.Run(() => FollowAsync(c, app, since, a), CancellationToken.None);
@@ -80,20 +86,32 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             _ = gone.Run.ContinueWith(_ => gone.Stop.Dispose(), TaskScheduler.Default);
             _attached.Remove(id);
             hub.Forget(id);
+            cursors.Forget(id);
         }
     }
 
-    private async Task FollowAsync(ContainerState c, string app, DateTimeOffset since, Attachment a)
+    private async Task FollowAsync(ContainerState c, string app, long since, Attachment a)
     {
         var entrypoint = c.Labels.GetValueOrDefault(DockerEngine.EntrypointLabel, "");
         var ident = c.Labels.GetValueOrDefault(DockerEngine.IdentLabel, c.Id[..Math.Min(12, c.Id.Length)]);
         var stdout = new LineSplitter(options.MaxLineBytes);
         var stderr = new LineSplitter(options.MaxLineBytes);
-        void Publish(string stream, string line) => hub.Publish(new LogRecord
+        long stamp = 0;
+        // Docker puts its timestamp before each line; a piece of an overlong line goes with its line's.
+        void Publish(string stream, string piece, bool startsLine)
         {
-            ContainerId = c.Id, App = app, Entrypoint = entrypoint, Ident = ident, Node = agent.Node,
-            Stream = stream, Time = DateTimeOffset.UtcNow, Line = line, Seq = hub.NextSeq(),
-        });
+            var text = piece;
+            if (startsLine && LogCursors.TrySplit(piece, out var nanos, out var rest)) (stamp, text) = (nanos, rest);
+            if (stamp != 0 && stamp < since) return; // shipped before (Docker's since is a second-ish boundary)
+            a.LastRead = stamp;
+            if (stamp != 0) cursors.Advance(c.Id, stamp);
+            hub.Publish(new LogRecord
+            {
+                ContainerId = c.Id, App = app, Entrypoint = entrypoint, Ident = ident, Node = agent.Node, Stream = stream,
+                Time = stamp != 0 ? DateTimeOffset.FromUnixTimeMilliseconds(stamp / 1_000_000) : DateTimeOffset.UtcNow, Line = text,
+                Seq = hub.NextSeq(),
+            });
+        }
         try
         {
             using var stream = await engine.FollowLogsAsync(c.Id, since, a.Stop.Token);
@@ -103,9 +121,8 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             {
                 var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, a.Stop.Token);
                 if (read.EOF) break;
-                a.LastRead = DateTimeOffset.UtcNow;
-                if (read.Target == MultiplexedStream.TargetStream.StandardError) stderr.Feed(buffer.AsSpan(0, read.Count), l => Publish("stderr", l));
-                else stdout.Feed(buffer.AsSpan(0, read.Count), l => Publish("stdout", l));
+                if (read.Target == MultiplexedStream.TargetStream.StandardError) stderr.Feed(buffer.AsSpan(0, read.Count), (l, s) => Publish("stderr", l, s));
+                else stdout.Feed(buffer.AsSpan(0, read.Count), (l, s) => Publish("stdout", l, s));
             }
         }
         catch (OperationCanceledException) when (a.Stop.IsCancellationRequested)
@@ -115,7 +132,7 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
         {
             log.LogDebug("output of {Container}: {Error}", c.Name, ex.Message);
         }
-        stdout.Flush(l => Publish("stdout", l));
-        stderr.Flush(l => Publish("stderr", l));
+        stdout.Flush((l, s) => Publish("stdout", l, s));
+        stderr.Flush((l, s) => Publish("stderr", l, s));
     }
 }

@@ -19,6 +19,12 @@ public sealed class LogsOptions
 
     public List<LogSinkOptions> Sinks { get; set; } = [];
 
+    /// <summary>
+    /// Where the agent keeps, per container, the timestamp of the last line it shipped, so that after a restart it
+    /// ships what was written meanwhile (none: it starts from its own start, as without logs history).
+    /// </summary>
+    public string? CursorFile { get; set; }
+
     public IReadOnlyList<string> Problems()
     {
         var e = new List<string>();

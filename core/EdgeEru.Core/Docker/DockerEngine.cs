@@ -514,14 +514,15 @@ public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
         }), ct);
 
     /// <summary>
-    /// A container's stdout and stderr from <paramref name="since"/> on, following new output until the
-    /// container stops (the stream then ends). Docker's multiplexed framing tells the two streams apart.
+    /// A container's stdout and stderr from <paramref name="sinceUnixNanos"/> on (Docker's own clock), following new
+    /// output until the container stops (the stream then ends). Docker's multiplexed framing tells the two streams
+    /// apart; each line starts with Docker's timestamp (RFC 3339, nanoseconds) and a space.
     /// </summary>
-    public Task<MultiplexedStream> FollowLogsAsync(string id, DateTimeOffset since, CancellationToken ct) =>
+    public Task<MultiplexedStream> FollowLogsAsync(string id, long sinceUnixNanos, CancellationToken ct) =>
         _client.Containers.GetContainerLogsAsync(id, tty: false, new ContainerLogsParameters
         {
-            ShowStdout = true, ShowStderr = true, Follow = true,
-            Since = (since.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture),
+            ShowStdout = true, ShowStderr = true, Follow = true, Timestamps = true,
+            Since = $"{sinceUnixNanos / 1_000_000_000}.{sinceUnixNanos % 1_000_000_000:D9}",
         }, ct);
 
     /// <summary>One <c>docker stats</c> sample of a running container.</summary>
