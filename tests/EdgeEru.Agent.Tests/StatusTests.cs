@@ -59,7 +59,7 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         AgentScene.Series(metrics, "eru_agent_health_checks_total", ("node", node), ("result", result)) ?? 0;
 
     [Fact]
-    public async Task A_killed_container_is_not_running_within_a_second()
+    public async Task A_killed_container_is_not_running_before_the_next_check_round()
     {
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
@@ -74,8 +74,10 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         var status = (await scene.StatusAsync(id))!;
         Assert.False(status.Healthy);
         Assert.Equal("not running", status.Reason);
-        // The agent's own clock: when it wrote running=false, measured from just before the kill.
-        Assert.True(status.CheckedAt - killed < TimeSpan.FromSeconds(1), $"written {(status.CheckedAt - killed).TotalMilliseconds:F0} ms after the kill");
+        // The agent's own clock: when it wrote running=false, measured from just before the kill. Rounds are 5 s
+        // apart and reconciling 60 s: well under 5 s, only Docker's event explains it. (Not a speed test: the
+        // benchmark measures that; a loaded machine must not fail this.)
+        Assert.True(status.CheckedAt - killed < TimeSpan.FromSeconds(4), $"written {(status.CheckedAt - killed).TotalMilliseconds:F0} ms after the kill");
     }
 
     [Fact]
