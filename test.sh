@@ -11,7 +11,7 @@ echo "==> testing"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test EdgeEru.sln -c Release --no-build --nologo --blame-hang-timeout 5m "$@" 2>&1 | tee "$log" || status=$?
+dotnet test EdgeEru.sln -c Release --no-build --nologo --blame-hang-timeout 15m "$@" 2>&1 | tee "$log" || status=$?
 
 # One closing line for the whole suite, summed over the test assemblies.
 # An assembly whose test host crashed or hung prints "Test Run Aborted." and no counts: it is one failure.

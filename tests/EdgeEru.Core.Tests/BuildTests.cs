@@ -412,7 +412,8 @@ public sealed class BuildTests : IClassFixture<BuildRigFixture>, IDisposable
         var first = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.ReadAllAsync().ToListAsync().AsTask());
         Assert.Equal(StatusCode.InvalidArgument, first.StatusCode);
         Assert.StartsWith("options: ", first.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(images, await ImagesAsync(1));
+        // Nothing new (an earlier test's layers may still be going away meanwhile: fewer is fine).
+        Assert.Empty((await ImagesAsync(1)).Split('\n').Except(images.Split('\n')));
     }
 
     [Fact]
