@@ -1,8 +1,8 @@
 using EdgeEru.Agent.Logs;
 using EdgeEru.Agent.Logs.Sinks;
 using EdgeEru.Agent.Stats;
-using EdgeEru.Core.Docker;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Docker;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;

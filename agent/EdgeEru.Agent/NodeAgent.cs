@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Threading.Channels;
 using EdgeEru.Agent.Health;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
@@ -152,7 +152,7 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     }
 
     private static bool IsDockerFault(Exception ex, CancellationToken ct) =>
-        ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException or Docker.DotNet.DockerApiException
+        ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException or global::Docker.DotNet.DockerApiException
         || ex is OperationCanceledException && !ct.IsCancellationRequested; // Docker.DotNet's own request timeout
 
     /// <summary>One round: Docker answers? containers (all, or those events named), due checks, then the registry.</summary>

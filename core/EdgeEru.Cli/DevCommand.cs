@@ -1,6 +1,6 @@
 using System.CommandLine;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
@@ -336,7 +336,7 @@ internal static class DevCommand
                         await engines[w.Node].RemoveAsync(w.Id, TimeSpan.FromSeconds(2), CancellationToken.None);
                         log.LogInformation("removed {Workload} from {Node}", w.Name, w.Node);
                     }
-                    catch (Exception ex) when (ex is Docker.DotNet.DockerApiException or HttpRequestException or IOException or TimeoutException)
+                    catch (Exception ex) when (ex is global::Docker.DotNet.DockerApiException or HttpRequestException or IOException or TimeoutException)
                     {
                         log.LogWarning("could not remove {Workload} from {Node}: {Error}", w.Name, w.Node, ex.Message);
                     }

@@ -1,7 +1,7 @@
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Tls;
 using EdgeEru.Registry.Watch;

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;

@@ -1,7 +1,7 @@
 using EdgeEru.Dns.Answers;
 using EdgeEru.Dns.Forwarding;
 using EdgeEru.Dns.Server;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Watch;
 
 namespace EdgeEru.Dns;

@@ -1,5 +1,5 @@
 using EdgeEru.Lb.Proxy;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Watch;
 
 namespace EdgeEru.Lb;

@@ -1,7 +1,7 @@
 using EdgeEru.Mimiron.Audit;
 using EdgeEru.Mimiron.Docker;
 using EdgeEru.Mimiron.Sessions;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;
 

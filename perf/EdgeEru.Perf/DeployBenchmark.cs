@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;

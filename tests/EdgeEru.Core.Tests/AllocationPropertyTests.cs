@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using CsCheck;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
@@ -19,7 +19,7 @@ namespace EdgeEru.Core.Tests;
 /// Properties of allocation (CsCheck): (a) pure, sequences of placements applied to workload records on
 /// random nodes; (b) concurrent deploys racing through the Deployer's fence transactions against a real
 /// etcd, with random delays injected at its yield points. (b) creates no containers (the deploy's
-/// <see cref="IInstanceHost"/> seam), so it can run many cases; DeployerTests races real containers.
+/// <see cref="IDockerEngine"/> seam), so it can run many cases; DeployerTests races real containers.
 /// </summary>
 public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IDisposable
 {
@@ -174,7 +174,7 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
     }
 
     /// <summary>Deploys that create no containers: ids are handed out and tracked, so leaks and orphans show.</summary>
-    private sealed class NoContainers(ConcurrentDictionary<string, string> live, ConcurrentDictionary<string, (long Memory, string? Cpuset)> applied, string node) : IInstanceHost
+    private sealed class NoContainers(ConcurrentDictionary<string, string> live, ConcurrentDictionary<string, (long Memory, string? Cpuset)> applied, string node) : IDockerEngine
     {
         /// <summary>What docker update would have set last: the test compares it with the record.</summary>
         public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)

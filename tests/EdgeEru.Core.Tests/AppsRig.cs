@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using EdgeEru.Agent;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Server;
 using EdgeEru.Dev;
 using EdgeEru.Registry;

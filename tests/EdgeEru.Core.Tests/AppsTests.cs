@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry;
 using EdgeEru.TestSupport;
 using Xunit;
@@ -12,7 +12,7 @@ namespace EdgeEru.Core.Tests;
 /// Real apps through the eru CLI and eru-core, on real dockerd hosts and etcd: volumes kept through a replace,
 /// data files, secrets, runtime options, hooks, jobs, files in and out, and bad input refused with nothing left.
 /// </summary>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFixture<AppsRig>, IDisposable
 {
     private static readonly TimeSpan Soon = TimeSpan.FromSeconds(30);

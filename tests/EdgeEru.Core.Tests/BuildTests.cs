@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using EdgeEru.Agent;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Server;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
@@ -180,7 +180,7 @@ public sealed class BuildRigFixture : IAsyncLifetime, IDisposable
 /// to the real registry with the credentials Core keeps, deployed from there onto another host; a build that fails
 /// half-way names its step and exit code and leaves nothing; bad requests are refused naming the field.
 /// </summary>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class BuildTests : IClassFixture<BuildRigFixture>, IDisposable
 {
     private const long MiB = 1L << 20;

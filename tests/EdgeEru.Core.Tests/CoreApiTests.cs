@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using EdgeEru.Agent;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Server;
 using EdgeEru.Dev;
 using EdgeEru.Registry.Etcd;

@@ -21,7 +21,7 @@ namespace EdgeEru.Core.Tests;
 /// racing through both onto one nearly full node never overcommit it (the allocation fences); the CLI
 /// given several replicas goes on with the next when the first cannot be reached.
 /// </summary>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class CoreReplicasTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private const string Token = "replicas-token";

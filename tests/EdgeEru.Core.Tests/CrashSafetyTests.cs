@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using EdgeEru.Agent;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Server;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
@@ -28,7 +28,7 @@ namespace EdgeEru.Core.Tests;
 /// record; no intent is left. The seed and the cases are printed (ERU_CRASH_SEED repeats a run); six per run,
 /// ERU_CRASH_CASES asks for more.
 /// </summary>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private const string Token = "crash-token";

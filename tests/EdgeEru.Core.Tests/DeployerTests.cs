@@ -1,5 +1,5 @@
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Dev;
 using EdgeEru.Registry;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Registry.Model;
 using Xunit;
@@ -52,7 +52,7 @@ internal sealed class SyncLog(List<string> lines) : IProgress<string>
 }
 
 /// <summary>The Docker driver's pull and push against a real registry, and what each failure says.</summary>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class ImageRegistryTests(RegistryRigFixture f) : IClassFixture<RegistryRigFixture>
 {
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(30);

@@ -2,7 +2,7 @@ using System.Net;
 using DnsClient;
 using EdgeEru.Agent;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Dns;
 using EdgeEru.Lb;

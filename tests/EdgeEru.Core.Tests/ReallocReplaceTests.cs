@@ -1,6 +1,6 @@
 using EdgeEru.Agent;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Dev;
 using EdgeEru.Registry;

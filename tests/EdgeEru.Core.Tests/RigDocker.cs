@@ -1,4 +1,4 @@
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Registry.Model;
 

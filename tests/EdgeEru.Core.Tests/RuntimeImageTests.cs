@@ -73,7 +73,7 @@ public sealed class RuntimeImageRig : IAsyncLifetime
 /// download cannot work anyway. (busybox-static's wget crashes when a connection fails or times out: a RUN
 /// step that probes the network with it sees "Segmentation fault", not a clean error.)
 /// </remarks>
-[Collection(DockerRigCollection.Name)]
+[Collection(AppsRigCollection.Name)]
 public sealed class RuntimeImageTests(RuntimeImageRig rig, ITestOutputHelper output) : IClassFixture<RuntimeImageRig>
 {
     private const string Domain = "hello.eru.local";

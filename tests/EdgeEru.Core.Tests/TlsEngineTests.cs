@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Server;
 using EdgeEru.Dev;
 using EdgeEru.Registry;

@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 using EdgeEru.Dev;
-using EdgeEru.Registry.Hosting;
+using EdgeEru.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
 using EdgeEru.TestSupport;

@@ -1,7 +1,7 @@
 using System.Net;
 using EdgeEru.Agent;
 using EdgeEru.Core.Deploy;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Dev;
 using EdgeEru.Mimiron;
 using EdgeEru.Registry;

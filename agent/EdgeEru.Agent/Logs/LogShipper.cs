@@ -1,5 +1,5 @@
 using Docker.DotNet;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 
 namespace EdgeEru.Agent.Logs;
 

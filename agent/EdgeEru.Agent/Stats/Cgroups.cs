@@ -1,5 +1,5 @@
 using System.Globalization;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 
 namespace EdgeEru.Agent.Stats;
 

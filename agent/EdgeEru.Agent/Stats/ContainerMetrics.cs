@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using Prometheus;
 
 namespace EdgeEru.Agent.Stats;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry.Model;
 using YamlDotNet.Core;
 using YamlDotNet.Serialization;

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using Microsoft.Extensions.Logging;

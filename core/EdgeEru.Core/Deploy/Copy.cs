@@ -1,5 +1,5 @@
 using System.IO.Pipelines;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Files;
 using EdgeEru.Registry;
 

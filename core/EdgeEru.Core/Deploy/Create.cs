@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
@@ -88,7 +88,7 @@ public sealed partial class Deployer
     }
 
     /// <summary>Pulls the image onto the node when it lacks it (never with ignore_pull); null when it is there, else why not.</summary>
-    private static async Task<string?> ImageProblemAsync(IInstanceHost engine, Node node, Prepared prepared, CancellationToken ct)
+    private static async Task<string?> ImageProblemAsync(IDockerEngine engine, Node node, Prepared prepared, CancellationToken ct)
     {
         var image = prepared.Spec.Image;
         try
@@ -115,7 +115,7 @@ public sealed partial class Deployer
     /// the record under the node's fence, checked again against fresh usage. A failure rolls back only this
     /// instance: its container and the volumes made for it (never a predecessor's).
     /// </summary>
-    private async Task<InstanceOutcome> CreateInstanceAsync(IInstanceHost engine, Node node, Prepared prepared, CancellationToken ct)
+    private async Task<InstanceOutcome> CreateInstanceAsync(IDockerEngine engine, Node node, Prepared prepared, CancellationToken ct)
     {
         var spec = prepared.Spec;
         var ident = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
@@ -192,7 +192,7 @@ public sealed partial class Deployer
     }
 
     /// <summary>Removes what one failed instance made: its container and its new volumes.</summary>
-    private async Task RollBackAsync(IInstanceHost engine, string? id, List<string> madeVolumes)
+    private async Task RollBackAsync(IDockerEngine engine, string? id, List<string> madeVolumes)
     {
         try
         {
@@ -209,7 +209,7 @@ public sealed partial class Deployer
     /// The instance's mounts: a predecessor's volume where the spec inherits one (it must still be on the
     /// node), else a new labelled volume named after the instance; bind mounts as they are.
     /// </summary>
-    private static async Task<List<VolumeMount>> VolumesAsync(IInstanceHost engine, Node node, DeploySpec spec, string ident, string identity,
+    private static async Task<List<VolumeMount>> VolumesAsync(IDockerEngine engine, Node node, DeploySpec spec, string ident, string identity,
         List<string> made, CancellationToken ct)
     {
         var mounts = new List<VolumeMount>();
@@ -242,7 +242,7 @@ public sealed partial class Deployer
     }
 
     /// <summary>Runs hooks inside the container in order; the first that fails fails the instance.</summary>
-    private static async Task RunHooksAsync(IInstanceHost engine, string id, string kind, IReadOnlyList<string> hooks, CancellationToken ct)
+    private static async Task RunHooksAsync(IDockerEngine engine, string id, string kind, IReadOnlyList<string> hooks, CancellationToken ct)
     {
         foreach (var hook in hooks)
         {

@@ -1,4 +1,4 @@
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry.Model;
 

@@ -1,4 +1,4 @@
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
 using EdgeEru.Core.Scheduling;
 using EdgeEru.Registry;
@@ -26,7 +26,7 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
     private static readonly TimeSpan HookTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>Test seam: where a deploy's instances are created (the node's Docker engine unless set).</summary>
-    internal Func<Node, IInstanceHost>? Hosts { get; init; }
+    internal Func<Node, IDockerEngine>? Hosts { get; init; }
 
     /// <summary>
     /// Test and fault-injection seam: awaited at the operations' yield points ("fence-read", "usage-read",
@@ -45,7 +45,7 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
 
     public DeployerOptions Options { get; init; } = new();
 
-    private IInstanceHost Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
+    private IDockerEngine Host(Node node) => Hosts?.Invoke(node) ?? engines(node.Endpoint);
 
     private Task YieldAsync(string point, CancellationToken ct) => Interleave?.Invoke(point, ct) ?? Task.CompletedTask;
 

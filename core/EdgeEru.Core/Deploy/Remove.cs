@@ -1,4 +1,4 @@
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Store;

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Docker.DotNet;
-using EdgeEru.Core.Docker;
+using EdgeEru.Docker;
 using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Mimiron.Docker;

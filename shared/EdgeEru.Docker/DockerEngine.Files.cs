@@ -1,7 +1,7 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>A container or volume as a listing shows it: enough to tell what it belongs to and how old it is.</summary>
 public sealed record EngineObject(string Id, string Name, DateTimeOffset Created, IReadOnlyDictionary<string, string> Labels);

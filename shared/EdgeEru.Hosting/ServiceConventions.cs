@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace EdgeEru.Registry.Hosting;
+namespace EdgeEru.Hosting;
 
 /// <summary>What every EdgeEru service does the same way: configuration sources and log format.</summary>
 public static class ServiceConventions

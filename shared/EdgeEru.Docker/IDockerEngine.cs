@@ -1,13 +1,11 @@
-using EdgeEru.Core.Docker;
-
-namespace EdgeEru.Core.Deploy;
+namespace EdgeEru.Docker;
 
 /// <summary>
-/// What a deploy asks of a node's engine: <see cref="DockerEngine"/> in production. An internal seam so
-/// that the allocation (plan, fence transaction, retries; deploys and reallocs) can be exercised against a real etcd for many
-/// random cases without creating containers (tests/EdgeEru.Core.Tests/AllocationPropertyTests).
+/// What a deploy asks of a node's engine: <see cref="DockerEngine"/> in production. A seam so that Core's
+/// allocation (plan, fence transaction, retries; deploys and reallocs) can be exercised against a real etcd
+/// for many random cases without creating containers (tests/EdgeEru.Core.Tests/AllocationPropertyTests).
 /// </summary>
-internal interface IInstanceHost : IDisposable
+public interface IDockerEngine : IDisposable
 {
     Task EnsureImageAsync(string image, string? auth, CancellationToken ct = default);
 

@@ -1,7 +1,7 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>Running a container to its end: its output as it comes, its exit code.</summary>
 public sealed partial class DockerEngine

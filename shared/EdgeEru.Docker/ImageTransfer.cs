@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Kind = EdgeEru.Core.Docker.ImageTransferFailure;
+using Kind = EdgeEru.Docker.ImageTransferFailure;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>Why a pull or push failed, in the terms one acts on.</summary>
 public enum ImageTransferFailure
@@ -72,7 +72,7 @@ public sealed record ImageReference(string Registry, string Name, string Tag)
 /// "An image does not exist locally with the tag: ...".</item>
 /// </list>
 /// </summary>
-internal static partial class ImageTransferErrors
+public static partial class ImageTransferErrors
 {
     /// <summary>Where dockerd looks for a registry's CA (compiled in; not configurable).</summary>
     public const string EngineCertsRoot = "/etc/docker/certs.d";

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>What to build with the classic builder, beyond the context.</summary>
 public sealed record ImageBuild

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 
-namespace EdgeEru.Registry.Hosting;
+namespace EdgeEru.Hosting;
 
 /// <summary>
 /// The web host set-up every EdgeEru service shares: the builder and the ops endpoints, <c>/metrics</c> and

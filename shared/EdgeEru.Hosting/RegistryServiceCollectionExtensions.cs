@@ -1,3 +1,4 @@
+using EdgeEru.Registry;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
@@ -7,7 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace EdgeEru.Registry.Hosting;
+namespace EdgeEru.Hosting;
 
 /// <summary>How a service joins the registry: one call in its Generic Host set-up.</summary>
 public static class RegistryServiceCollectionExtensions

@@ -3,7 +3,7 @@ using Docker.DotNet.X509;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Tls;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>How every EdgeEru service connects to a node's engine (Core, agent, SSH gateway): one place for TLS.</summary>
 public static class DockerConnections

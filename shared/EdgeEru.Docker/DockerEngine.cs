@@ -3,7 +3,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using EdgeEru.Registry.Model;
 
-namespace EdgeEru.Core.Docker;
+namespace EdgeEru.Docker;
 
 /// <summary>A container to create: what Core decided for one instance.</summary>
 public sealed record ContainerSpec
@@ -92,8 +92,8 @@ public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionar
 /// <summary>One sample of <c>docker stats</c> (the fallback where cgroups are not readable).</summary>
 public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
-/// <summary>A node's Docker engine through the Engine API (Docker.DotNet): the only place Core touches Docker.</summary>
-public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
+/// <summary>A node's Docker engine through the Engine API (Docker.DotNet): how Core, the agents and the SSH gateway reach Docker.</summary>
+public sealed partial class DockerEngine : IDisposable, IDockerEngine
 {
     /// <summary>Labels that mark what EdgeEru created.</summary>
     public const string AppLabel = "eru.app", EntrypointLabel = "eru.entrypoint", IdentLabel = "eru.ident", NodeLabel = "eru.node";
@@ -390,7 +390,7 @@ public sealed partial class DockerEngine : IDisposable, Deploy.IInstanceHost
     };
 
     /// <summary>Splits "registry:5000/repo/name:tag" into name and tag (a colon before the last slash is a port).</summary>
-    internal static (string Name, string Tag) SplitImage(string image)
+    public static (string Name, string Tag) SplitImage(string image)
     {
         if (image.Contains('@', StringComparison.Ordinal)) return (image, "");
         var colon = image.LastIndexOf(':');

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
-namespace EdgeEru.Registry.Hosting;
+namespace EdgeEru.Hosting;
 
 /// <summary>A service's settings section, checked when the host starts by the options' own list of problems.</summary>
 public static class OptionsProblems
