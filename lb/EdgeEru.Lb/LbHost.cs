@@ -1,4 +1,5 @@
 using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Routing;
 using EdgeEru.Registry.Hosting;
 using EdgeEru.Registry.Watch;
 using Prometheus;
@@ -57,16 +58,20 @@ public static class LbHost
             o.WaitForDataBeforeAllocatingBuffer = false;
         });
         // Kestrel takes the transport registered last that can bind an endpoint.
-        if (epoll)
+        if (epoll) builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
+        // The HTTP/1.1 fast path (Lb:Http1Lane, default true): plain GET and HEAD on Lb:Urls answered without
+        // Kestrel's per-request objects, through the epoll transport's accept hook. Only here does anything refer
+        // to it: without these lines, every request goes through Kestrel.
+        if (epoll && builder.Configuration.GetValue("Lb:Http1Lane", true))
         {
-            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
-            builder.Services.AddSingleton<Lane.Http1Lane>();
-            builder.Services.AddHostedService(sp => sp.GetRequiredService<Lane.Http1Lane>());
+            builder.Services.AddSingleton<FastPath.Http1FastPath>();
+            builder.Services.AddSingleton<Transport.IAcceptHook>(sp => sp.GetRequiredService<FastPath.Http1FastPath>());
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<FastPath.Http1FastPath>());
         }
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 lane keeps too.
+            // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 fast path keeps too.
             builder.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
             if (!string.IsNullOrWhiteSpace(h2cUrls))
@@ -74,7 +79,7 @@ public static class LbHost
             if (!string.IsNullOrWhiteSpace(tlsUrls))
                 Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.TlsCertificates>());
         });
-        builder.Services.AddHostedService<Backends.ActiveChecks>();
+        builder.Services.AddHostedService<Health.ActiveChecks>();
         builder.Services.AddSingleton<AccessLog.AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
         builder.Services.AddSingleton<Tls.TlsCertificates>();
@@ -86,7 +91,7 @@ public static class LbHost
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
-        builder.Services.AddSingleton(new ProxySettings(ShortWay: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
+        builder.Services.AddSingleton(new ProxySettings(DirectHttp1Forwarding: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
         builder.Services.AddSingleton<RoutesHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
 

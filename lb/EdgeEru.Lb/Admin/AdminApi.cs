@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using EdgeEru.Lb.Proxy;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;

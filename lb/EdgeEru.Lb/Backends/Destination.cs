@@ -28,8 +28,12 @@ internal sealed class Destination(string workloadId, string address, int port)
 
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    /// <summary>Kept-alive connections of the HTTP/1.1 forwarder to this destination.</summary>
-    public UpstreamPool Upstream { get; } = new();
+    /// <summary>
+    /// The kept-alive HTTP/1.1 connections to this destination (an <c>Http1.UpstreamPool</c>, made on first use):
+    /// kept here so a request finds them without a lookup, and typed object so that where requests go does not
+    /// depend on how they get there.
+    /// </summary>
+    public object? Connections;
 
     /// <summary>Requests sent here since the destination appeared (the dashboard derives a rate).</summary>
     public long Requests => Interlocked.Read(ref _requests);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Forwarding;
 using EdgeEru.Lb.Routing;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -138,8 +139,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             ForwarderError error;
             try
             {
-                error = proxy.ShortWay && Http1Forwarder.Handles(context, options)
-                    ? await Http1Forwarder.SendAsync(context, destination, options)
+                error = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.Handles(context, options)
+                    ? await DirectHttp1Forwarding.SendAsync(context, destination, options)
                     : await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
             }
             finally
@@ -170,10 +171,10 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 }
 
 /// <summary>
-/// How the proxy runs: the HTTP/1.1 short way (on the epoll transport only, whose sockets it uses), and the
+/// How the proxy runs: direct HTTP/1.1 forwarding (on the epoll transport only, whose sockets it uses), and the
 /// local ports that are not traffic (/metrics and /healthz, the admin API).
 /// </summary>
-internal sealed record ProxySettings(bool ShortWay, HashSet<int> ControlPorts);
+internal sealed record ProxySettings(bool DirectHttp1Forwarding, HashSet<int> ControlPorts);
 
 /// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)

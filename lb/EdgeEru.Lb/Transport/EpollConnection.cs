@@ -17,9 +17,9 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     IConnectionLifetimeFeature, IMemoryPoolFeature, IConnectionEndPointFeature
 {
     private static long _ids;
-    /// <summary>Counts the lane's connections too.</summary>
+    /// <summary>Counts the connections an accept hook holds too (the HTTP/1.1 fast path's).</summary>
     internal static readonly Prometheus.Gauge Open = Prometheus.Metrics.CreateGauge("eru_lb_epoll_connections",
-        "Client connections open on the epoll transport (Lb:Transport epoll), Kestrel's and the HTTP/1.1 lane's.");
+        "Client connections open on the epoll transport (Lb:Transport epoll), Kestrel's and the HTTP/1.1 fast path's.");
     private readonly EpollSocket _socket;
     private readonly Pipe _input, _output;
     private readonly CancellationTokenSource _closed = new();
@@ -31,7 +31,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
 
     public EpollConnection(Socket socket, MemoryPool<byte> pool) : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
 
-    /// <summary>A connection the HTTP/1.1 lane hands over, with the bytes it read and did not answer.</summary>
+    /// <summary>A connection an accept hook hands over, with the bytes it read and did not answer.</summary>
     public EpollConnection(EpollSocket socket, MemoryPool<byte> pool, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
     {
         _socket = socket;
@@ -77,7 +77,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         {
             if (!_already.IsEmpty)
             {
-                // What the lane read and handed over: Kestrel reads it first.
+                // What the hook read and handed over: Kestrel reads it first.
                 writer.Write(_already.Span);
                 _already = default;
                 if ((await writer.FlushAsync()).IsCompleted) return;

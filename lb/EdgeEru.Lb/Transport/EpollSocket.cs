@@ -45,7 +45,7 @@ internal sealed class EpollSocket : IDisposable
     /// <summary>In the loop's list of sockets to flush at the end of the turn (loop thread only): listed once.</summary>
     internal bool FlushListed { get; set; }
 
-    /// <summary>Told at once when the peer closes or resets, even while nobody reads (the lane: its client left mid-request).</summary>
+    /// <summary>Told at once when the peer closes or resets, even while nobody reads (the fast path: its client left mid-request).</summary>
     public IPeerWatcher? Watcher { get; set; }
 
     /// <summary>The loop whose thread runs what this socket's readiness wakes.</summary>

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Forwarding;
+using EdgeEru.Lb.Http1;
 using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -9,15 +11,15 @@ using Yarp.ReverseProxy.Forwarder;
 namespace EdgeEru.Lb.Proxy;
 
 /// <summary>
-/// The short way for the commonest request: a GET or HEAD without a body from an HTTP/1.x client to an
+/// Direct HTTP/1.1 forwarding for the commonest request: a GET or HEAD without a body from an HTTP/1.x client to an
 /// HTTP/1.1 workload. It writes the request head straight from Kestrel's headers into a kept-alive
 /// connection on the epoll loops and reads the response into Kestrel's output buffer, without the request
 /// and response message objects of HttpClient. Everything else (bodies, upgrades, HTTP/2 either side)
 /// goes through YARP's forwarder. The headers the workload sees are the same either way.
 /// </summary>
-internal static class Http1Forwarder
+internal static class DirectHttp1Forwarding
 {
-    /// <summary>Whether this request may take the short way.</summary>
+    /// <summary>Whether this request may be forwarded directly.</summary>
     public static bool Handles(HttpContext context, Registry.Model.LbBackendOptions? options)
     {
         var r = context.Request;
@@ -46,7 +48,7 @@ internal static class Http1Forwarder
             // (safe: GET and HEAD, and nothing of a response came).
             for (var attempt = 0; ; attempt++)
             {
-                var c = attempt == 0 ? destination.Upstream.Rent() : null;
+                var c = attempt == 0 ? UpstreamPool.Of(destination).Rent() : null;
                 var reused = c is not null;
                 if (c is null)
                 {
@@ -92,7 +94,7 @@ internal static class Http1Forwarder
                             bool complete;
                             try
                             {
-                                complete = Http1Response.TryParse(span, isHead, interim ? null : reply.Headers, out response);
+                                complete = ResponseParser.TryParse(span, isHead, interim ? null : reply.Headers, out response);
                             }
                             catch (InvalidDataException)
                             {
@@ -107,7 +109,7 @@ internal static class Http1Forwarder
                                 continue;
                             }
                         }
-                        if (!Http1Response.MakeRoom(buffer, ref start, ref end)) { outcome = Outcome.BadResponse; goto exchanged; } // a head larger than the buffer
+                        if (!ResponseParser.MakeRoom(buffer, ref start, ref end)) { outcome = Outcome.BadResponse; goto exchanged; } // a head larger than the buffer
                         int n;
                         try
                         {
@@ -138,7 +140,7 @@ internal static class Http1Forwarder
                     // No abort can reach the connection after this (it may serve another request next).
                     aborted.Dispose();
                     // Whatever went wrong, that connection is not used again; a good one goes back for the next request.
-                    if (c.End() && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                    if (c.End() && keep && c.Socket.IsQuiet) UpstreamPool.Of(destination).Return(c);
                     else c.Dispose();
                 }
             exchanged:
@@ -231,7 +233,7 @@ internal static class Http1Forwarder
                     if (decoder.Done) return end == start && await Flushed(writer) ? Outcome.Done : Outcome.BodyBroken;
                     if (!await Flushed(writer)) return Outcome.ClientGone;
                     if (start == end) start = end = 0;
-                    if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return Outcome.BodyBroken; // a framing line longer than the buffer
+                    if (!ResponseParser.MakeRoom(buffer, ref start, ref end)) return Outcome.BodyBroken; // a framing line longer than the buffer
                     int n;
                     try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
                     catch (SocketException) { return BrokenRead(c); }
@@ -282,7 +284,7 @@ internal static class Http1Forwarder
         var set = options?.SetRequestHeaders;
         foreach (var (name, values) in r.Headers)
         {
-            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || Http1Response.IsHopByHop(name) || ForwardedHeaders.IsOurs(name)) continue;
+            if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || FieldNames.IsHopByHop(name) || ForwardedHeaders.IsOurs(name)) continue;
             if (removed is not null && removed.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
             if (set is not null && set.Keys.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
             foreach (var v in values) head.Append(name).Append(": ").Append(v).Append("\r\n");

@@ -1,9 +1,11 @@
-namespace EdgeEru.Lb.Proxy;
+using System.Text;
+
+namespace EdgeEru.Lb.Forwarding;
 
 /// <summary>
-/// The X-Forwarded-* headers the LB puts on every forwarded request, whichever way it goes (YARP or the
-/// HTTP/1.1 short way): For gets the client appended to the chain it brought; Proto and Host are the LB's
-/// to say, so a client's own are replaced.
+/// The X-Forwarded-* headers the LB puts on every forwarded request, whichever way it goes (YARP or one of the
+/// HTTP/1.1 ways): For gets the client appended to the chain it brought; Proto and Host are the LB's to say,
+/// so a client's own are replaced.
 /// </summary>
 internal static class ForwardedHeaders
 {
@@ -14,10 +16,9 @@ internal static class ForwardedHeaders
         name.Equals(For, StringComparison.OrdinalIgnoreCase) || name.Equals(Proto, StringComparison.OrdinalIgnoreCase)
         || name.Equals(Host, StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The same, of a name as raw bytes (the HTTP/1.1 lane's).</summary>
-    public static bool IsOurs(ReadOnlySpan<byte> name) => Http1Response.Named(Names, name);
-
-    private static readonly string[] Names = [For, Proto, Host];
+    /// <summary>The same, of a name as raw bytes (the HTTP/1.1 fast path's).</summary>
+    public static bool IsOurs(ReadOnlySpan<byte> name) =>
+        Ascii.EqualsIgnoreCase(name, For) || Ascii.EqualsIgnoreCase(name, Proto) || Ascii.EqualsIgnoreCase(name, Host);
 
     /// <summary>X-Forwarded-For: the chain the client sent, then the client's address.</summary>
     public static string? ForValue(HttpContext context)

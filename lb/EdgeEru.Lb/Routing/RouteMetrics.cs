@@ -1,6 +1,6 @@
 using Prometheus;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Routing;
 
 /// <summary>
 /// Per graph node and per backend destination metrics, read from the routes' own counters when

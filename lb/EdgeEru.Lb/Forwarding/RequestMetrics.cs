@@ -3,9 +3,9 @@ using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Routing;
 using Prometheus;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Forwarding;
 
-/// <summary>The per-request metrics, counted the same whichever front (Kestrel or the HTTP/1.1 lane) answered.</summary>
+/// <summary>The per-request metrics, counted the same whichever front (Kestrel or the HTTP/1.1 fast path) answered.</summary>
 internal static class RequestMetrics
 {
     private static readonly Counter Requests = Metrics.CreateCounter("eru_lb_requests_total", "Requests by domain, terminal node and status class.",

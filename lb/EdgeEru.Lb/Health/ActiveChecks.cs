@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
-using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Routing;
 using Prometheus;
 
-namespace EdgeEru.Lb.Backends;
+namespace EdgeEru.Lb.Health;
 
 /// <summary>
 /// Active health checks for backends that ask for one (<c>options.health_check</c>): each destination is

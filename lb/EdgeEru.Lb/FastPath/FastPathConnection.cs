@@ -4,28 +4,29 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using EdgeEru.Lb.Backends;
-using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Forwarding;
+using EdgeEru.Lb.Http1;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.WebUtilities;
 
-namespace EdgeEru.Lb.Lane;
+namespace EdgeEru.Lb.FastPath;
 
 /// <summary>
-/// One client connection in the HTTP/1.1 lane: reads request heads, answers them in order (pipelined ones
-/// too), and hands the connection to Kestrel at the first request the lane leaves to Kestrel. One async
+/// One client connection in the HTTP/1.1 fast path: reads request heads, answers them in order (pipelined ones
+/// too), and hands the connection to Kestrel at the first request the fast path leaves to Kestrel. One async
 /// loop per connection; a forwarded request's own awaits use pooled state machines (with many requests in
 /// flight per loop the pool misses and they are allocated: about 1 KB per request, measured not to limit
 /// throughput).
 /// </summary>
-internal sealed class LaneConnection : IPeerWatcher, IDisposable
+internal sealed class FastPathConnection : IPeerWatcher, IDisposable
 {
-    private readonly Http1Lane _lane;
+    private readonly Http1FastPath _fastPath;
     private readonly EpollSocket _socket;
     private readonly EndPoint? _local, _remote;
     private readonly HandOver _handOver;
-    private readonly LaneRequest _request;
-    private readonly byte[] _in = new byte[LaneRequest.MaxHead];
+    private readonly FastPathRequest _request;
+    private readonly byte[] _in = new byte[FastPathRequest.MaxHead];
     private int _start, _end;
     private readonly HeadWriter _out = new(4096), _upstreamHead = new(1024);
     private UpstreamConnection? _exchanging; // the workload connection of the request in flight: aborted if the client leaves
@@ -33,14 +34,14 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     private bool _idle;     // waiting for a new request, nothing of it read yet
     private bool _headStarted; // the headers timeout runs for the request being read
 
-    public LaneConnection(Http1Lane lane, Socket accepted, HandOver handOver)
+    public FastPathConnection(Http1FastPath fastPath, Socket accepted, HandOver handOver)
     {
-        _lane = lane;
+        _fastPath = fastPath;
         _local = accepted.LocalEndPoint;
         _remote = accepted.RemoteEndPoint;
         _handOver = handOver;
         var peer = (_remote as IPEndPoint)?.Address ?? IPAddress.None;
-        _request = new LaneRequest { Peer = peer, PeerText = peer.ToString(), Limits = lane.Limits };
+        _request = new FastPathRequest { Peer = peer, PeerText = peer.ToString(), Limits = fastPath.Limits };
         _socket = new EpollSocket(accepted) { Watcher = this };
     }
 
@@ -76,17 +77,17 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 while ((status = _request.Parse(_in, _start, _end)) == HeadStatus.Incomplete)
                 {
                     // Full: the head so far moves to the front (a head as large as the buffer was Kestrel's above).
-                    Http1Response.MakeRoom(_in, ref _start, ref _end);
+                    ResponseParser.MakeRoom(_in, ref _start, ref _end);
                     // Kestrel's two clocks: keep-alive while nothing of a request came; from its first byte, the
                     // whole head within the headers timeout (not per packet: a byte now and then does not extend it).
                     Volatile.Write(ref _idle, _end == 0);
-                    if (_end == 0) Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.KeepAliveMs);
+                    if (_end == 0) Volatile.Write(ref _deadline, Environment.TickCount64 + _fastPath.KeepAliveMs);
                     else if (!_headStarted)
                     {
                         _headStarted = true;
-                        Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.HeadersMs);
+                        Volatile.Write(ref _deadline, Environment.TickCount64 + _fastPath.HeadersMs);
                     }
-                    if (_end == 0 && _lane.Draining) return;
+                    if (_end == 0 && _fastPath.Draining) return;
                     var n = await _socket.ReceiveAsync(_in.AsMemory(_end));
                     if (n == 0) return; // FIN (or the sweep shut it)
                     _end += n;
@@ -94,7 +95,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 Volatile.Write(ref _deadline, 0);
                 Volatile.Write(ref _idle, false);
                 _headStarted = false;
-                if (status == HeadStatus.NotForLane || !await AnswerAsync())
+                if (status == HeadStatus.ForKestrel || !await AnswerAsync())
                 {
                     _socket.Watcher = null;
                     await SendAsync(ReadOnlyMemory<byte>.Empty); // the answers kept so far go before Kestrel's
@@ -102,7 +103,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                     handedOver = true;
                     return;
                 }
-                Http1Lane.Answered();
+                Http1FastPath.Answered();
                 _start += _request.Length;
                 if (_start == _end) _start = _end = 0;
                 if (Closing) return;
@@ -112,7 +113,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         catch (CloseConnection) { }
         catch (Exception e)
         {
-            _lane.Log.LogError(e, "HTTP/1.1 lane: connection from {Peer} failed", _request.PeerText);
+            _fastPath.Log.LogError(e, "HTTP/1.1 fast path: connection from {Peer} failed", _request.PeerText);
         }
         finally
         {
@@ -126,12 +127,12 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 _upstreamHead.Dispose();
             }
             else Dispose();
-            _lane.Ended(this, handedOver);
+            _fastPath.Ended(this, handedOver);
         }
     }
 
     /// <summary>The connection ends after this answer: the client asked, or the host is stopping.</summary>
-    private bool Closing => _request.Close || _lane.Draining;
+    private bool Closing => _request.Close || _fastPath.Draining;
 
     /// <summary>Thrown where the answer cannot go on (a response cut short): the client connection closes.</summary>
     private sealed class CloseConnection : Exception;
@@ -141,7 +142,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
     private async ValueTask<bool> AnswerAsync()
     {
         var started = Stopwatch.GetTimestamp();
-        var routes = _lane.Routes.Current;
+        var routes = _fastPath.Routes.Current;
         var host = _request.Host();
         var graph = routes.Find(host);
         if (graph is null)
@@ -150,7 +151,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             Log(404, started, null, null, null);
             return true;
         }
-        if (!_lane.Fits(graph)) return false;
+        if (!_fastPath.CanServe(graph)) return false;
         var decision = graph.Evaluate(_request);
         var node = decision.Terminal.Node;
         int status;
@@ -219,7 +220,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 case Outcome.Done:
                     return (status, destination, false);
                 case Outcome.ConnectFailed or Outcome.TimedOut:
-                    destination.Failed(outcome == Outcome.TimedOut ? "RequestTimedOut" : "Request", _lane.Log);
+                    destination.Failed(outcome == Outcome.TimedOut ? "RequestTimedOut" : "Request", _fastPath.Log);
                     if (attempt < attempts) continue;
                     status = outcome == Outcome.TimedOut ? 504 : 502;
                     await SimpleAsync(status, null, null);
@@ -246,7 +247,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
         var isHead = _request.IsHead;
         for (var attempt = 0; ; attempt++)
         {
-            var c = attempt == 0 ? destination.Upstream.Rent() : null;
+            var c = attempt == 0 ? UpstreamPool.Of(destination).Rent() : null;
             var reused = c is not null;
             if (c is null)
             {
@@ -295,7 +296,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                             if (interim)
                             {
                                 var none = default(NoHeaders);
-                                complete = Http1Response.TryParse(span, isHead, ref none, out response);
+                                complete = ResponseParser.TryParse(span, isHead, ref none, out response);
                             }
                             else
                             {
@@ -304,7 +305,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                                 if (System.Buffers.Text.Utf8Parser.TryParse(span.Slice(9, 3), out int code, out var used) && used == 3 && code is >= 100 and <= 999)
                                     _out.Append(StatusLine(code));
                                 var sink = new ClientHeaders(_out, options?.SetResponseHeaders);
-                                complete = Http1Response.TryParse(span, isHead, ref sink, out response);
+                                complete = ResponseParser.TryParse(span, isHead, ref sink, out response);
                                 if (complete) FinishHead(response, sink.HasDate, options, isHead);
                             }
                         }
@@ -317,7 +318,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                             continue;
                         }
                     }
-                    if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return (Outcome.BadResponse, 0); // a head larger than the buffer
+                    if (!ResponseParser.MakeRoom(buffer, ref start, ref end)) return (Outcome.BadResponse, 0); // a head larger than the buffer
                     int n;
                     try
                     {
@@ -363,7 +364,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             finally
             {
                 var ours = Interlocked.Exchange(ref _exchanging, null) == c;
-                if (c.End() && ours && keep && c.Socket.IsQuiet) destination.Upstream.Return(c);
+                if (c.End() && ours && keep && c.Socket.IsQuiet) UpstreamPool.Of(destination).Return(c);
                 else c.Dispose();
             }
         again:;
@@ -440,7 +441,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
             }
             if (_out.Length > 0) await SendOutAsync();
             if (start == end) start = end = 0;
-            if (!Http1Response.MakeRoom(buffer, ref start, ref end)) return false; // a framing line longer than the buffer
+            if (!ResponseParser.MakeRoom(buffer, ref start, ref end)) return false; // a framing line longer than the buffer
             int n;
             try { n = await c.Socket.ReceiveAsync(buffer.AsMemory(end)); }
             catch (SocketException) { return false; }
@@ -477,7 +478,7 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
 
     private async ValueTask WaitSentAsync(ValueTask send, int length)
     {
-        Volatile.Write(ref _deadline, Environment.TickCount64 + _lane.MinSendGraceMs + length * 1000L / _lane.MinSendBytesPerSecond);
+        Volatile.Write(ref _deadline, Environment.TickCount64 + _fastPath.MinSendGraceMs + length * 1000L / _fastPath.MinSendBytesPerSecond);
         try { await send; }
         finally { Volatile.Write(ref _deadline, 0); }
     }
@@ -524,13 +525,13 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
                 var v = Encoding.ASCII.GetString(r.Value(i));
                 priorFor = priorFor is null ? v : priorFor + "," + v;
             }
-            if (!LaneRequest.IsEndToEnd(name) || Http1Response.Named(removed, name) || (set is not null && Http1Response.Named(set.Keys, name))) continue;
+            if (!FastPathRequest.IsEndToEnd(name) || FieldNames.IsOneOf(removed, name) || (set is not null && FieldNames.IsOneOf(set.Keys, name))) continue;
             h.Append(name).Append(": "u8).Append(r.Value(i)).Append("\r\n"u8);
         }
-        if (!Http1Response.Named(removed, "X-Forwarded-For"u8))
+        if (!FieldNames.IsOneOf(removed, "X-Forwarded-For"u8))
             h.Append("X-Forwarded-For: "u8).Append(priorFor is null ? r.PeerText : $"{priorFor}, {r.PeerText}").Append("\r\n"u8);
-        if (!Http1Response.Named(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
-        if (!Http1Response.Named(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
+        if (!FieldNames.IsOneOf(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
+        if (!FieldNames.IsOneOf(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
         if (set is not null)
             foreach (var (name, value) in set) h.Append(name).Append(": ").Append(value).Append("\r\n");
         h.Append("\r\n"u8);
@@ -538,9 +539,9 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
 
     private void Log(int status, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
     {
-        if (!_lane.AccessLog.Enabled) return;
+        if (!_fastPath.AccessLog.Enabled) return;
         var r = _request;
-        _lane.AccessLog.Write(new AccessLog.AccessEntry(
+        _fastPath.AccessLog.Write(new AccessLog.AccessEntry(
             DateTime.UtcNow, r.PeerText, r.Method, Encoding.ASCII.GetString(r.Bytes(r.HostRange)), r.Target, "HTTP/1.1", status,
             Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
             destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId, r.Header("User-Agent")));
@@ -558,27 +559,9 @@ internal sealed class LaneConnection : IPeerWatcher, IDisposable
 
         public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
         {
-            if (set is not null && Http1Response.Named(set.Keys, name)) return;
+            if (set is not null && FieldNames.IsOneOf(set.Keys, name)) return;
             if (Ascii.EqualsIgnoreCase(name, "Date"u8)) HasDate = true;
             head.Append(name).Append(": "u8).Append(value).Append("\r\n"u8);
         }
-    }
-}
-
-/// <summary>The Date header's value, made once a second.</summary>
-internal static class HttpDate
-{
-    private sealed record Stamp(long Second, string Value);
-    private static Stamp? _current;
-
-    public static string Now()
-    {
-        var now = DateTimeOffset.UtcNow;
-        var second = now.ToUnixTimeSeconds();
-        var current = Volatile.Read(ref _current);
-        if (current?.Second == second) return current.Value;
-        var stamp = new Stamp(second, now.ToString("r", System.Globalization.CultureInfo.InvariantCulture));
-        Volatile.Write(ref _current, stamp);
-        return stamp.Value;
     }
 }

@@ -1,7 +1,6 @@
-using EdgeEru.Lb.Routing;
 using EdgeEru.Registry.Watch;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Routing;
 
 /// <summary>Keeps the current <see cref="Routes"/>, rebuilt from each registry snapshot and swapped atomically.</summary>
 internal sealed class RoutesHolder : IHostedService, IDisposable
