@@ -123,7 +123,7 @@ internal static class AdminApi
                 {
                     domain = g.Domain.Name,
                     nodes = g.Hits().Select(h => new { node = h.Id, hits = h.Hits }),
-                    backends = g.Terminals.Where(t => t.IsBackend).Select(t => new
+                    backends = g.Terminals.OfType<BackendTerminal>().Select(t => new
                     {
                         node = t.Id,
                         destinations = current.Pools(g, t).Main.Destinations.Select(Describe),
@@ -144,9 +144,9 @@ internal static class AdminApi
         var decision = graph.Evaluate(new ExplainFacts(ask), trace);
         var node = decision.Terminal.Node;
         object? backend = null;
-        if (decision.Terminal.IsBackend)
+        if (decision.Terminal is BackendTerminal terminal)
         {
-            var pools = routes.Pools(graph, decision.Terminal);
+            var pools = routes.Pools(graph, terminal);
             backend = new
             {
                 select = node.Select,

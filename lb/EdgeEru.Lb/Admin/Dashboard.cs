@@ -50,7 +50,7 @@ internal static class Dashboard
                         fail = n.Value.Fail,
                         hits = hits.GetValueOrDefault(n.Key),
                     }),
-                    backends = g.Terminals.Where(t => t.IsBackend).Select(t => new
+                    backends = g.Terminals.OfType<BackendTerminal>().Select(t => new
                     {
                         node = t.Id,
                         workloads = Workloads(t.Node, snapshot, routes.Destinations),

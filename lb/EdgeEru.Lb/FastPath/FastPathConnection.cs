@@ -151,26 +151,26 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
             Log(404, started, null, null, null);
             return true;
         }
-        if (!_fastPath.CanServe(graph)) return false;
+        if (!Http1FastPath.CanServe(graph)) return false;
         var decision = graph.Evaluate(_request);
-        var node = decision.Terminal.Node;
         int status;
         Destination? destination = null;
-        switch (node.Type)
+        switch (decision.Terminal)
         {
-            case "respond":
-                status = node.Status;
-                await SimpleAsync(status, node.ContentType, node.Body);
+            case RespondTerminal respond:
+                status = respond.Status;
+                await SimpleAsync(status, respond.ContentType, respond.Body);
                 break;
-            case "redirect":
-                status = node.Status;
-                var location = decision.Terminal.Location("http", Encoding.ASCII.GetString(_request.Bytes(_request.HostRange)),
+            case RedirectTerminal redirect:
+                status = redirect.Status;
+                var location = redirect.Location("http", Encoding.ASCII.GetString(_request.Bytes(_request.HostRange)),
                     decision.RewrittenPath ?? _request.Path, Encoding.ASCII.GetString(_request.Bytes(_request.QueryRange)));
                 await SimpleAsync(status, null, null, location);
                 break;
             default:
+                var backend = (BackendTerminal)decision.Terminal;
                 bool broken;
-                (status, destination, broken) = await ForwardAsync(routes.Pools(graph, decision.Terminal), node.Options, decision.RewrittenPath);
+                (status, destination, broken) = await ForwardAsync(routes.Pools(graph, backend), backend.Backend, decision.RewrittenPath);
                 if (broken)
                 {
                     // Counted and logged like any answer, then the client connection ends (its response is cut short).
@@ -190,26 +190,25 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
     /// another (GET and HEAD are safe to retry) while nothing has been sent to the client.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(int Status, Destination? Destination, bool Broken)> ForwardAsync(BackendPools pools, Registry.Model.LbBackendOptions? options, string? rewrittenPath)
+    private async ValueTask<(int Status, Destination? Destination, bool Broken)> ForwardAsync(BackendPools pools, BackendSettings backend, string? rewrittenPath)
     {
-        var policy = options?.Policy ?? "p2c";
-        var attempts = 1 + (options?.Retries ?? 1);
+        var attempts = 1 + backend.Retries;
         var pool = pools.Choose();
         for (var attempt = 1; ; attempt++)
         {
-            var destination = pool.Pick(policy);
+            var destination = pool.Pick(backend.Policy);
             if (destination is null)
             {
                 await SimpleAsync(503, null, "no live workload for this backend\n");
                 return (503, null, false);
             }
-            BuildUpstreamHead(options, rewrittenPath, destination);
+            BuildUpstreamHead(backend.Edits, rewrittenPath, destination);
             destination.Begin();
             Outcome outcome;
             int status;
             try
             {
-                (outcome, status) = await ExchangeAsync(destination, options);
+                (outcome, status) = await ExchangeAsync(destination, backend);
             }
             finally
             {
@@ -241,9 +240,9 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
     /// had just closed is retried once on a new one), its answer relayed to the client as it comes.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(Outcome, int)> ExchangeAsync(Destination destination, Registry.Model.LbBackendOptions? options)
+    private async ValueTask<(Outcome, int)> ExchangeAsync(Destination destination, BackendSettings backend)
     {
-        var timeoutMs = options?.TimeoutMs ?? 30_000;
+        var timeoutMs = backend.TimeoutMs;
         var isHead = _request.IsHead;
         for (var attempt = 0; ; attempt++)
         {
@@ -304,9 +303,9 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
                                 _out.Clear();
                                 if (System.Buffers.Text.Utf8Parser.TryParse(span.Slice(9, 3), out int code, out var used) && used == 3 && code is >= 100 and <= 999)
                                     _out.Append(StatusLine(code));
-                                var sink = new ClientHeaders(_out, options?.SetResponseHeaders);
+                                var sink = new ClientHeaders(_out, backend.Edits);
                                 complete = ResponseParser.TryParse(span, isHead, ref sink, out response);
-                                if (complete) FinishHead(response, sink.HasDate, options, isHead);
+                                if (complete) FinishHead(response, sink.HasDate, backend.Edits, isHead);
                             }
                         }
                         catch (InvalidDataException) { return (Outcome.BadResponse, 0); }
@@ -372,10 +371,9 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
     }
 
     /// <summary>The client's head, completed: status line, framing, Date (when the workload sent none), Connection.</summary>
-    private void FinishHead(ResponseHead response, bool hasDate, Registry.Model.LbBackendOptions? options, bool isHead)
+    private void FinishHead(ResponseHead response, bool hasDate, HeaderEdits edits, bool isHead)
     {
-        if (options is not null)
-            foreach (var (name, value) in options.SetResponseHeaders) _out.Append(name).Append(": ").Append(value).Append("\r\n");
+        foreach (var (name, value) in edits.SetResponse) _out.Append(name).Append(": ").Append(value).Append("\r\n");
         if (response.ContentLength >= 0 && response.Status is not (204 or 304) && (response.Framing == BodyFraming.ContentLength || isHead))
             _out.Append("Content-Length: ").Append(response.ContentLength).Append("\r\n");
         else if (response.Framing is BodyFraming.Chunked or BodyFraming.UntilClose)
@@ -505,7 +503,7 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
     /// The request head as the workload gets it: as on the Kestrel way (hop-by-hop headers dropped, the LB's
     /// X-Forwarded-*, the backend's header edits), from the client's bytes.
     /// </summary>
-    private void BuildUpstreamHead(Registry.Model.LbBackendOptions? options, string? rewrittenPath, Destination destination)
+    private void BuildUpstreamHead(HeaderEdits edits, string? rewrittenPath, Destination destination)
     {
         var r = _request;
         var h = _upstreamHead;
@@ -514,8 +512,6 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
         if (rewrittenPath is null) h.Append(r.Bytes(r.TargetRange));
         else h.Append(new PathString(rewrittenPath).ToUriComponent()).Append(r.Bytes(r.QueryRange));
         h.Append(" HTTP/1.1\r\nHost: "u8).Append(destination.Authority).Append("\r\n"u8);
-        var removed = options?.RemoveRequestHeaders;
-        var set = options?.SetRequestHeaders;
         string? priorFor = null;
         for (var i = 0; i < r.HeaderCount; i++)
         {
@@ -525,15 +521,14 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
                 var v = Encoding.ASCII.GetString(r.Value(i));
                 priorFor = priorFor is null ? v : priorFor + "," + v;
             }
-            if (!FastPathRequest.IsEndToEnd(name) || FieldNames.IsOneOf(removed, name) || (set is not null && FieldNames.IsOneOf(set.Keys, name))) continue;
+            if (!FastPathRequest.IsEndToEnd(name) || edits.RemovesRequest(name) || edits.SetsRequest(name)) continue;
             h.Append(name).Append(": "u8).Append(r.Value(i)).Append("\r\n"u8);
         }
-        if (!FieldNames.IsOneOf(removed, "X-Forwarded-For"u8))
+        if (!edits.RemovesRequest(ForwardedHeaders.For))
             h.Append("X-Forwarded-For: "u8).Append(priorFor is null ? r.PeerText : $"{priorFor}, {r.PeerText}").Append("\r\n"u8);
-        if (!FieldNames.IsOneOf(removed, "X-Forwarded-Proto"u8)) h.Append("X-Forwarded-Proto: http\r\n"u8);
-        if (!FieldNames.IsOneOf(removed, "X-Forwarded-Host"u8)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
-        if (set is not null)
-            foreach (var (name, value) in set) h.Append(name).Append(": ").Append(value).Append("\r\n");
+        if (!edits.RemovesRequest(ForwardedHeaders.Proto)) h.Append("X-Forwarded-Proto: http\r\n"u8);
+        if (!edits.RemovesRequest(ForwardedHeaders.Host)) h.Append("X-Forwarded-Host: "u8).Append(r.Bytes(r.HostRange)).Append("\r\n"u8);
+        foreach (var (name, value) in edits.SetRequest) h.Append(name).Append(": ").Append(value).Append("\r\n");
         h.Append("\r\n"u8);
     }
 
@@ -553,13 +548,13 @@ internal sealed class FastPathConnection : IPeerWatcher, IDisposable
     private static byte[] StatusLine(int status) => StatusLines[status] ??= Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {ReasonPhrases.GetReasonPhrase(status)}\r\n");
 
     /// <summary>The workload's end-to-end headers, copied as they came, except those the backend sets itself.</summary>
-    private struct ClientHeaders(HeadWriter head, Dictionary<string, string>? set) : IHeaderSink
+    private struct ClientHeaders(HeadWriter head, HeaderEdits edits) : IHeaderSink
     {
         public bool HasDate { get; private set; }
 
         public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
         {
-            if (set is not null && FieldNames.IsOneOf(set.Keys, name)) return;
+            if (edits.SetsResponse(name)) return;
             if (Ascii.EqualsIgnoreCase(name, "Date"u8)) HasDate = true;
             head.Append(name).Append(": "u8).Append(value).Append("\r\n"u8);
         }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -29,7 +28,6 @@ internal sealed class Http1FastPath : IHostedService, IAcceptHook, IDisposable
     private readonly HashSet<int> _ports;
     private readonly ConcurrentDictionary<FastPathConnection, byte> _open = new();
     private readonly Timer _sweeper;
-    private readonly ConditionalWeakTable<RuleGraph, object> _fits = new();
 
     public Http1FastPath(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog, IOptions<KestrelServerOptions> kestrel,
         IHostApplicationLifetime lifetime, ILogger<Http1FastPath> log)
@@ -92,8 +90,7 @@ internal sealed class Http1FastPath : IHostedService, IAcceptHook, IDisposable
     /// keeps no cookie affinity (those are the Kestrel way's). Decided before the graph is walked, so a
     /// request is never walked (and counted) twice.
     /// </summary>
-    public bool CanServe(RuleGraph graph) => (bool)_fits.GetValue(graph, static g =>
-        g.Terminals.All(t => !t.IsBackend || (t.Node.Options?.Protocol is null or "http1" && t.Node.Options?.Affinity is null)));
+    public static bool CanServe(RuleGraph graph) => graph.EveryBackendSpeaksHttp1 && !graph.SomeBackendKeepsAffinity;
 
     public void Dispose() => _sweeper.Dispose();
 

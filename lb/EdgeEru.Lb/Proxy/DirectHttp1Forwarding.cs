@@ -20,10 +20,10 @@ namespace EdgeEru.Lb.Proxy;
 internal static class DirectHttp1Forwarding
 {
     /// <summary>Whether this request may be forwarded directly.</summary>
-    public static bool Handles(HttpContext context, Registry.Model.LbBackendOptions? options)
+    public static bool CanForward(HttpContext context, BackendSettings backend)
     {
         var r = context.Request;
-        return (options?.Protocol is null or "http1")
+        return backend.Protocol == UpstreamProtocol.Http1
             && (HttpMethods.IsGet(r.Method) || HttpMethods.IsHead(r.Method))
             && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false
             && !r.Headers.ContainsKey("Upgrade") && !r.Headers.ContainsKey("Expect")
@@ -36,12 +36,12 @@ internal static class DirectHttp1Forwarding
     /// state machine of this class on the heap while the workload answers, not one per step.
     /// </summary>
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options)
+    public static async ValueTask<ForwarderError> SendAsync(HttpContext context, Destination destination, BackendSettings backend)
     {
-        var requestHead = BuildRequestHead(context, destination, options, out var headLength);
+        var requestHead = BuildRequestHead(context, destination, backend.Edits, out var headLength);
         var head = requestHead.AsMemory(0, headLength);
         var isHead = HttpMethods.IsHead(context.Request.Method);
-        var timeoutMs = options?.TimeoutMs ?? 30_000;
+        var timeoutMs = backend.TimeoutMs;
         try
         {
             // A kept-alive connection may have been closed by the workload just now: then once more on a new one
@@ -129,8 +129,7 @@ internal static class DirectHttp1Forwarding
                     if (response.ContentLength >= 0 && response.Status is not (204 or 304)
                         && (response.Framing == BodyFraming.ContentLength || isHead))
                         reply.ContentLength = response.ContentLength;
-                    if (options is not null)
-                        foreach (var (name, value) in options.SetResponseHeaders) reply.Headers[name] = value;
+                    foreach (var (name, value) in backend.Edits.SetResponse) reply.Headers[name] = value;
 
                     outcome = await CopyBodyAsync(context, c, response, start, end);
                     keep = outcome == Outcome.Done && response.KeepAlive && !c.Aborted;
@@ -274,30 +273,26 @@ internal static class DirectHttp1Forwarding
     /// The request line and headers as the workload gets them (those YARP's forwarder would send: hop-by-hop
     /// headers dropped, X-Forwarded-*, the backend's header edits), in a pooled buffer.
     /// </summary>
-    private static byte[] BuildRequestHead(HttpContext context, Destination destination, Registry.Model.LbBackendOptions? options, out int length)
+    private static byte[] BuildRequestHead(HttpContext context, Destination destination, HeaderEdits edits, out int length)
     {
         var r = context.Request;
         var head = HeadWriter.ForThisThread(); // a head is written in one go, with no await inside
         head.Append(r.Method).Append(" ").Append(r.PathBase.ToUriComponent()).Append(r.Path.ToUriComponent()).Append(r.QueryString.Value).Append(" HTTP/1.1\r\nHost: ")
             .Append(destination.Authority).Append("\r\n");
-        var removed = options?.RemoveRequestHeaders;
-        var set = options?.SetRequestHeaders;
         foreach (var (name, values) in r.Headers)
         {
             if (name.Equals("Host", StringComparison.OrdinalIgnoreCase) || FieldNames.IsHopByHop(name) || ForwardedHeaders.IsOurs(name)) continue;
-            if (removed is not null && removed.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
-            if (set is not null && set.Keys.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
+            if (edits.RemovesRequest(name) || edits.SetsRequest(name)) continue;
             foreach (var v in values) head.Append(name).Append(": ").Append(v).Append("\r\n");
         }
         // The LB's own, unless the backend removes them (as the YARP way's transform does).
-        if (removed?.Contains(ForwardedHeaders.For, StringComparer.OrdinalIgnoreCase) != true)
+        if (!edits.RemovesRequest(ForwardedHeaders.For))
             head.Append(ForwardedHeaders.For).Append(": ").Append(ForwardedHeaders.ForValue(context)).Append("\r\n");
-        if (removed?.Contains(ForwardedHeaders.Proto, StringComparer.OrdinalIgnoreCase) != true)
+        if (!edits.RemovesRequest(ForwardedHeaders.Proto))
             head.Append(ForwardedHeaders.Proto).Append(": ").Append(r.Scheme).Append("\r\n");
-        if (removed?.Contains(ForwardedHeaders.Host, StringComparer.OrdinalIgnoreCase) != true)
+        if (!edits.RemovesRequest(ForwardedHeaders.Host))
             head.Append(ForwardedHeaders.Host).Append(": ").Append(r.Host.Value).Append("\r\n");
-        if (set is not null)
-            foreach (var (name, value) in set) head.Append(name).Append(": ").Append(value).Append("\r\n");
+        foreach (var (name, value) in edits.SetRequest) head.Append(name).Append(": ").Append(value).Append("\r\n");
         head.Append("\r\n");
         length = head.Length;
         return head.Buffer;

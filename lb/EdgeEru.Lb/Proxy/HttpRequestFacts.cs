@@ -5,7 +5,7 @@ using EdgeEru.Lb.Routing;
 namespace EdgeEru.Lb.Proxy;
 
 /// <summary>A request as the rule graph sees it.</summary>
-internal sealed class HttpRequestFacts(HttpContext context) : IRequestFacts
+internal readonly struct HttpRequestFacts(HttpContext context) : IRequestFacts
 {
     public string Method => context.Request.Method;
     public string Path => context.Request.Path.Value ?? "/";

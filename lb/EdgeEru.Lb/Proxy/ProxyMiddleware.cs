@@ -42,10 +42,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         var graph = current.Find(host);
         if (graph is null) return NotFoundAsync(context, started, host);
         var decision = graph.Evaluate(new HttpRequestFacts(context));
-        var node = decision.Terminal.Node;
-        return node.Type is "respond" or "redirect"
-            ? AnswerAsync(context, started, graph, decision)
-            : ForwardAsync(context, started, graph, decision, current.Pools(graph, decision.Terminal), node.Options);
+        return decision.Terminal is BackendTerminal backend
+            ? ForwardAsync(context, started, graph, decision, current.Pools(graph, backend), backend.Backend)
+            : AnswerAsync(context, started, graph, decision);
     }
 
     private async Task NotFoundAsync(HttpContext context, long started, string host)
@@ -58,17 +57,18 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     /// <summary>A terminal that answers itself: <c>respond</c> or <c>redirect</c>.</summary>
     private async Task AnswerAsync(HttpContext context, long started, RuleGraph graph, Decision decision)
     {
-        var node = decision.Terminal.Node;
-        context.Response.StatusCode = node.Status;
-        if (node.Type == "respond")
+        switch (decision.Terminal)
         {
-            if (node.ContentType is not null) context.Response.ContentType = node.ContentType;
-            if (node.Body is not null) await context.Response.WriteAsync(node.Body);
-        }
-        else
-        {
-            var r = context.Request;
-            context.Response.Headers.Location = decision.Terminal.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "", r.QueryString.Value ?? "");
+            case RespondTerminal respond:
+                context.Response.StatusCode = respond.Status;
+                if (respond.ContentType is not null) context.Response.ContentType = respond.ContentType;
+                if (respond.Body is not null) await context.Response.WriteAsync(respond.Body);
+                break;
+            case RedirectTerminal redirect:
+                var r = context.Request;
+                context.Response.StatusCode = redirect.Status;
+                context.Response.Headers.Location = redirect.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "", r.QueryString.Value ?? "");
+                break;
         }
         Record(context, started, graph, decision.Terminal, null);
     }
@@ -97,34 +97,28 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     /// Forwards to a destination of the backend (retrying idempotent requests on connect failures), then
     /// records the request with the destination tried last. One method, so one state machine waits.
     /// </summary>
-    private async Task ForwardAsync(HttpContext context, long started, RuleGraph graph, Decision decision, BackendPools pools, Registry.Model.LbBackendOptions? options)
+    private async Task ForwardAsync(HttpContext context, long started, RuleGraph graph, Decision decision, BackendPools pools, BackendSettings backend)
     {
         if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
-        if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)
+        if (backend.MaxBodyBytes > 0 && context.Request.ContentLength > backend.MaxBodyBytes)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
             Record(context, started, graph, decision.Terminal, null);
             return;
         }
-        var policy = options?.Policy ?? "p2c";
-        var settings = options is null ? ForwardSettings.Default : ForwardSettings.For(options);
-        var (config, transformer) = (settings.Config, settings.Transformer);
+        var direct = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.CanForward(context, backend);
         var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
-        var attempts = 1 + (idempotent ? options?.Retries ?? 1 : 0);
+        var attempts = 1 + (idempotent ? backend.Retries : 0);
 
         // Session affinity: the cookie names a destination; it is kept while that one is in the backend and not ejected.
-        string? affinityCookie = null;
+        var affinityCookie = backend.AffinityCookie;
         Destination? sticky = null;
-        if (options?.Affinity == "cookie")
-        {
-            affinityCookie = AffinityCookie(decision.Terminal);
-            if (context.Request.Cookies[affinityCookie] is { } key) sticky = pools.Find(key);
-        }
+        if (affinityCookie is not null && context.Request.Cookies[affinityCookie] is { } key) sticky = pools.Find(key);
         var pool = pools.Choose();
         Destination? destination = null;
         for (var attempt = 1; ; attempt++)
         {
-            destination = attempt == 1 && sticky is not null ? sticky : pool.Pick(policy);
+            destination = attempt == 1 && sticky is not null ? sticky : pool.Pick(backend.Policy);
             if (destination is null)
             {
                 context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
@@ -139,9 +133,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             ForwarderError error;
             try
             {
-                error = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.Handles(context, options)
-                    ? await DirectHttp1Forwarding.SendAsync(context, destination, options)
-                    : await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
+                error = direct
+                    ? await DirectHttp1Forwarding.SendAsync(context, destination, backend)
+                    : await forwarder.SendAsync(context, destination.Prefix, client, ForwardSettings.For(backend).Config, ForwardSettings.For(backend).Transformer);
             }
             finally
             {
@@ -163,11 +157,6 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         }
         Record(context, started, graph, decision.Terminal, destination);
     }
-
-    /// <summary>One cookie per backend node, so two backends of a domain do not overwrite each other's choice.</summary>
-    private static readonly ConditionalWeakTable<Terminal, string> AffinityCookies = new();
-
-    private static string AffinityCookie(Terminal terminal) => AffinityCookies.GetValue(terminal, static t => "eru_affinity_" + t.Id);
 }
 
 /// <summary>
@@ -176,32 +165,26 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 /// </summary>
 internal sealed record ProxySettings(bool DirectHttp1Forwarding, HashSet<int> ControlPorts);
 
-/// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
+/// <summary>How YARP forwards requests to one backend: built once per compiled backend, not per request.</summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
 {
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Registry.Model.LbBackendOptions, ForwardSettings> Cache = new();
-
-    public static readonly ForwardSettings Default = new(Build(30_000, null), EdgeTransformer.Default);
+    private static readonly ConditionalWeakTable<BackendSettings, ForwardSettings> Cache = new();
 
     public ForwarderRequestConfig Config { get; } = config;
     public EdgeTransformer Transformer { get; } = transformer;
 
-    public static ForwardSettings For(Registry.Model.LbBackendOptions options) => Cache.GetValue(options, static o =>
-        new ForwardSettings(Build(o.TimeoutMs, o.Protocol), new EdgeTransformer(o)));
-
-    /// <summary>HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.</summary>
-    private static ForwarderRequestConfig Build(int timeoutMs, string? protocol) => new()
+    public static ForwardSettings For(BackendSettings backend) => Cache.GetValue(backend, static b => new ForwardSettings(new()
     {
-        ActivityTimeout = TimeSpan.FromMilliseconds(timeoutMs),
-        Version = protocol == "h2c" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
-        VersionPolicy = protocol == "h2c" ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
-    };
+        // HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.
+        ActivityTimeout = TimeSpan.FromMilliseconds(b.TimeoutMs),
+        Version = b.Protocol == UpstreamProtocol.H2c ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
+        VersionPolicy = b.Protocol == UpstreamProtocol.H2c ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
+    }, new EdgeTransformer(b.Edits)));
 }
 
 /// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect (<see cref="ForwardedHeaders"/>).</summary>
-internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) : HttpTransformer
+internal sealed class EdgeTransformer(HeaderEdits edits) : HttpTransformer
 {
-    public static new readonly EdgeTransformer Default = new(null);
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -211,9 +194,8 @@ internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) 
         proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Proto, httpContext.Request.Scheme);
         proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Host, httpContext.Request.Host.Value);
         proxyRequest.Headers.Host = null; // the backend sees its own authority
-        if (options is null) return;
-        foreach (var name in options.RemoveRequestHeaders) proxyRequest.Headers.Remove(name);
-        foreach (var (name, value) in options.SetRequestHeaders)
+        foreach (var name in edits.RemoveRequest) proxyRequest.Headers.Remove(name);
+        foreach (var (name, value) in edits.SetRequest)
         {
             proxyRequest.Headers.Remove(name);
             proxyRequest.Headers.TryAddWithoutValidation(name, value);
@@ -223,8 +205,7 @@ internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
         var result = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        if (options is not null)
-            foreach (var (name, value) in options.SetResponseHeaders) httpContext.Response.Headers[name] = value;
+        foreach (var (name, value) in edits.SetResponse) httpContext.Response.Headers[name] = value;
         return result;
     }
 }

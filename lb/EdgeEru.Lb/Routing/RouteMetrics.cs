@@ -49,7 +49,7 @@ internal static class RouteMetrics
                     nodes.Add(l);
                     NodeHits.WithLabels(l).IncTo(hits);
                 }
-                foreach (var t in g.Terminals.Where(t => t.IsBackend))
+                foreach (var t in g.Terminals.OfType<BackendTerminal>())
                 {
                     var pools = routes.Pools(g, t);
                     var all = pools.Main.Destinations.Concat(pools.Groups.SelectMany(x => x.Pool.Destinations)).Concat(pools.Fallback?.Destinations ?? []).Distinct();

@@ -44,7 +44,7 @@ internal sealed class Routes
         return null;
     }
 
-    public BackendPools Pools(RuleGraph graph, Terminal terminal) => _pools[(graph, terminal.Index)];
+    public BackendPools Pools(RuleGraph graph, BackendTerminal terminal) => _pools[(graph, terminal.Index)];
 
     public static Routes Build(RegistrySnapshot snapshot, Routes previous, Action<string, Exception> onBadGraph)
     {
@@ -75,7 +75,7 @@ internal sealed class Routes
         var pools = new Dictionary<(RuleGraph, int), BackendPools>();
         var checks = new Dictionary<Destination, Registry.Model.LbActiveCheck>();
         foreach (var graph in graphs.Values)
-            foreach (var t in graph.Terminals.Where(t => t.IsBackend))
+            foreach (var t in graph.Terminals.OfType<BackendTerminal>())
             {
                 var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
                 if (t.Node.Options?.HealthCheck is not { } check) continue;
