@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using EdgeEru.Lb.Forwarding;
-using EdgeEru.Lb.Http1;
 using EdgeEru.Lb.Routing;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
@@ -212,10 +211,6 @@ internal sealed class FastPathRequest : IRequestFacts
         return port.Length is > 0 and <= 5 && port.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0
             && System.Buffers.Text.Utf8Parser.TryParse(port, out int p, out _) && p <= 65535; // as Kestrel checks it
     }
-
-    /// <summary>Whether a header of this name is forwarded: not hop-by-hop, not Host, not one of the LB's X-Forwarded-*.</summary>
-    public static bool IsEndToEnd(ReadOnlySpan<byte> name) =>
-        !Ascii.EqualsIgnoreCase(name, "Host"u8) && !FieldNames.IsHopByHop(name) && !ForwardedHeaders.IsOurs(name);
 
     // IRequestFacts: the same answers HttpRequestFacts gives for this request through Kestrel.
     public string Method => IsHead ? HttpMethods.Head : HttpMethods.Get;

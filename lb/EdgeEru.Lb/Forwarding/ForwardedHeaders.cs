@@ -20,11 +20,10 @@ internal static class ForwardedHeaders
     public static bool IsOurs(ReadOnlySpan<byte> name) =>
         Ascii.EqualsIgnoreCase(name, For) || Ascii.EqualsIgnoreCase(name, Proto) || Ascii.EqualsIgnoreCase(name, Host);
 
-    /// <summary>X-Forwarded-For: the chain the client sent, then the client's address.</summary>
-    public static string? ForValue(HttpContext context)
-    {
-        var client = context.Connection.RemoteIpAddress?.ToString();
-        var prior = context.Request.Headers[For];
-        return prior.Count == 0 ? client : $"{prior}, {client}";
-    }
+    public static bool IsFor(string name) => name.Equals(For, StringComparison.OrdinalIgnoreCase);
+
+    public static bool IsFor(ReadOnlySpan<byte> name) => Ascii.EqualsIgnoreCase(name, For);
+
+    /// <summary>X-Forwarded-For: the chain the client sent (its values joined by commas), then the client's address.</summary>
+    public static string? ForValue(string? prior, string? client) => prior is null ? client : $"{prior}, {client}";
 }

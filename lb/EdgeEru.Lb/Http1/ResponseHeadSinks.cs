@@ -2,25 +2,29 @@ using System.Text;
 
 namespace EdgeEru.Lb.Http1;
 
-/// <summary>Where a parsed response's end-to-end headers go.</summary>
-internal interface IHeaderSink
+/// <summary>Where a parsed response head goes: its status first, then its end-to-end headers as raw bytes.</summary>
+internal interface IResponseHeadSink
 {
-    void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value);
+    void Status(int status);
+    void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value);
 }
 
-/// <summary>Headers dropped (an interim response's).</summary>
-internal struct NoHeaders : IHeaderSink
+/// <summary>Nothing kept (an interim response's head).</summary>
+internal struct NoHeaders : IResponseHeadSink
 {
-    public readonly void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) { }
+    public readonly void Status(int status) { }
+    public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) { }
 }
 
-/// <summary>Headers into Kestrel's response, as strings (cached: the same values come on every response).</summary>
-internal readonly struct DictionaryHeaders(IHeaderDictionary headers) : IHeaderSink
+/// <summary>Headers into a header dictionary (Kestrel's response), as strings made once per value (<see cref="HeaderValueCache"/>).</summary>
+internal readonly struct DictionaryHeaders(IHeaderDictionary headers) : IResponseHeadSink
 {
-    public void Add(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    public void Status(int status) { }
+
+    public void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
     {
         var n = FieldNames.AsString(name);
-        headers.Append(n, ValueCache.Get(n, value));
+        headers.Append(n, HeaderValueCache.Get(n, value));
     }
 }
 
@@ -28,7 +32,7 @@ internal readonly struct DictionaryHeaders(IHeaderDictionary headers) : IHeaderS
 /// The last value seen per header name, per thread: a workload sends the same Server, Content-Type and (for
 /// a second) Date on every response, so those strings are made once instead of per response.
 /// </summary>
-internal static class ValueCache
+internal static class HeaderValueCache
 {
     private const int Slots = 16, MaxLength = 96;
 

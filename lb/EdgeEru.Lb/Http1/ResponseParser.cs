@@ -27,11 +27,12 @@ internal static class ResponseParser
     }
 
     /// <summary>
-    /// As above, with the end-to-end headers handed to <paramref name="headers"/> as raw bytes (the HTTP/1.1
-    /// fast path copies them to the client as they came; Kestrel's way makes strings of them).
+    /// As above, with the status and then the end-to-end headers handed to <paramref name="headers"/> as raw bytes
+    /// (the fast path copies them to the client as they came; Kestrel's way makes strings of them), only once the
+    /// head is complete.
     /// </summary>
     public static bool TryParse<TSink>(ReadOnlySpan<byte> data, bool requestWasHead, ref TSink headers, out ResponseHead head)
-        where TSink : struct, IHeaderSink
+        where TSink : struct, IResponseHeadSink
     {
         head = default;
         var end = data.IndexOf("\r\n\r\n"u8);
@@ -47,6 +48,7 @@ internal static class ResponseParser
         if (!Utf8Parser.TryParse(status.Slice(9, 3), out int code, out var used) || used != 3 || code < 100 || code > 999
             || (status.Length > 12 && status[12] != ' '))
             throw new InvalidDataException($"bad status code in \"{Printable(status)}\"");
+        headers.Status(code);
 
         long contentLength = -1;
         var chunked = false;
@@ -98,7 +100,7 @@ internal static class ResponseParser
                 continue;
             }
             if (FieldNames.IsHopByHop(rawName) || FieldNames.IsOneOf(connectionTokens, rawName)) continue;
-            headers.Add(rawName, rawValue);
+            headers.Header(rawName, rawValue);
         }
 
         // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes it unless told to keep it.
@@ -116,20 +118,6 @@ internal static class ResponseParser
         if ((chunked || otherCoding) && contentLength >= 0) close = true;
         if (framing == BodyFraming.UntilClose) close = true;
         head = new ResponseHead(code, end + 4, framing, contentLength, !close);
-        return true;
-    }
-
-    /// <summary>
-    /// Room to read more into a buffer whose unread bytes are <c>buffer[start..end]</c>: when it is full, those move
-    /// to its front; false when they fill all of it (a head or framing line larger than the buffer).
-    /// </summary>
-    public static bool MakeRoom(byte[] buffer, ref int start, ref int end)
-    {
-        if (end < buffer.Length) return true;
-        if (start == 0) return false;
-        Buffer.BlockCopy(buffer, start, buffer, 0, end - start);
-        end -= start;
-        start = 0;
         return true;
     }
 

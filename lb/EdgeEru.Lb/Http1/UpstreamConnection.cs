@@ -2,7 +2,10 @@ using EdgeEru.Lb.Transport;
 
 namespace EdgeEru.Lb.Http1;
 
-/// <summary>A kept-alive connection to a workload, with the buffer its responses are read into.</summary>
+/// <summary>
+/// A kept-alive connection to a workload, with the request head written for it and the buffer its responses
+/// are read into (both kept from one request to the next).
+/// </summary>
 internal sealed class UpstreamConnection : IDisposable
 {
     public UpstreamConnection(EpollSocket socket)
@@ -12,7 +15,16 @@ internal sealed class UpstreamConnection : IDisposable
     }
 
     public EpollSocket Socket { get; }
-    public byte[] Buffer { get; } = new byte[16 * 1024];
+
+    /// <summary>The head of the request in flight, written anew for each.</summary>
+    public HeadWriter RequestHead { get; } = new(1024);
+
+    /// <summary>What the workload sent and the exchange has not handed on yet.</summary>
+    public ReadBuffer Response { get; } = new(16 * 1024);
+
+    /// <summary>Anything of an answer came since the request began: a connection that breaks before that is as good as unreachable.</summary>
+    public bool HeardBack { get; private set; }
+
     /// <summary>When it went back to its pool (Environment.TickCount64, ms).</summary>
     public long IdleSinceMs { get; set; }
 
@@ -22,6 +34,7 @@ internal sealed class UpstreamConnection : IDisposable
     private int _state;
     private int _timeoutMs;
     private long _deadline;
+    private int _disposed;
 
     /// <summary>Aborted by the timeout sweep (the request gets a 504) rather than by the client leaving.</summary>
     public bool TimedOut { get; private set; }
@@ -33,12 +46,22 @@ internal sealed class UpstreamConnection : IDisposable
     public void Begin(int timeoutMs)
     {
         _timeoutMs = timeoutMs;
+        Response.Clear();
+        HeardBack = false;
         Touch();
         Volatile.Write(ref _state, Busy);
     }
 
     /// <summary>Progress: the timeout counts from here (an activity timeout, as YARP's).</summary>
     public void Touch() => Volatile.Write(ref _deadline, Environment.TickCount64 + _timeoutMs);
+
+    /// <summary><paramref name="n"/> bytes of the answer arrived in <see cref="Response"/>.</summary>
+    public void Received(int n)
+    {
+        Response.Filled(n);
+        HeardBack = true;
+        Touch();
+    }
 
     /// <summary>The request is done with it: true when it may be pooled (nobody aborted it meanwhile).</summary>
     public bool End() => Interlocked.CompareExchange(ref _state, Idle, Busy) == Busy;
@@ -53,7 +76,9 @@ internal sealed class UpstreamConnection : IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         UpstreamPool.Untrack(this);
         Socket.Dispose();
+        RequestHead.Dispose();
     }
 }

@@ -1,15 +1,16 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Forwarding;
 using EdgeEru.Lb.Routing;
+using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace EdgeEru.Lb.Proxy;
 
 /// <summary>
-/// The data plane: find the domain's graph, walk it, and answer (respond, redirect) or hand the request
-/// to YARP's forwarder with a destination picked from the backend's live workloads.
+/// The data plane on Kestrel: find the domain's graph, walk it, and answer (respond, redirect) or forward the
+/// request through the forward loop to a destination of the backend, directly over HTTP/1.1 when it can
+/// (<see cref="DirectHttp1Forwarding"/>), else with YARP's forwarder.
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
     AccessLog.AccessLogWriter accessLog, ProxySettings proxy, ILogger<ProxyMiddleware> log)
@@ -31,8 +32,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
     });
 
-    // Synchronous up to the answer: of the async methods on a forwarded request's way, only ForwardAsync and
-    // the forwarder's own keep a state machine on the heap while the workload answers.
+    // Synchronous up to the answer: of the async methods on a forwarded request's way, only the forward loop,
+    // the exchange (or YARP's forwarder) keep a state machine on the heap while the workload answers.
     public Task InvokeAsync(HttpContext context)
     {
         if (proxy.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
@@ -43,7 +44,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         if (graph is null) return NotFoundAsync(context, started, host);
         var decision = graph.Evaluate(new HttpRequestFacts(context));
         return decision.Terminal is BackendTerminal backend
-            ? ForwardAsync(context, started, graph, decision, current.Pools(graph, backend), backend.Backend)
+            ? ForwardAsync(context, started, graph, backend, decision.RewrittenPath, current.Pools(graph, backend))
             : AnswerAsync(context, started, graph, decision);
     }
 
@@ -51,7 +52,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     {
         context.Response.StatusCode = StatusCodes.Status404NotFound;
         await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
-        if (accessLog.Enabled) Log(context, started, null, null, null);
+        Record(context, started, null, null, null);
     }
 
     /// <summary>A terminal that answers itself: <c>respond</c> or <c>redirect</c>.</summary>
@@ -73,89 +74,108 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         Record(context, started, graph, decision.Terminal, null);
     }
 
-    /// <summary>Metrics and the access log line of an answered request.</summary>
-    private void Record(HttpContext context, long started, RuleGraph graph, Terminal terminal, Destination? destination)
-    {
-        RequestMetrics.Record(context.Response.StatusCode, started, graph, terminal);
-        if (accessLog.Enabled) Log(context, started, graph, terminal, destination);
-    }
-
-    private void Log(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
-    {
-        var r = context.Request;
-        accessLog.Write(new AccessLog.AccessEntry(
-            DateTime.UtcNow, context.Connection.RemoteIpAddress?.ToString() ?? "", r.Method, r.Host.Value ?? "",
-            // The target as the client sent it (the graph may have rewritten Path since).
-            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? r.Path.Value + r.QueryString.Value,
-            r.Protocol, context.Response.StatusCode,
-            Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
-            destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId,
-            r.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null));
-    }
+    /// <summary>Metrics and the access-log line of an answered request.</summary>
+    private void Record(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination) =>
+        Served.Record(accessLog, new LoggedRequest(context), context.Response.StatusCode, started, graph, terminal, destination);
 
     /// <summary>
-    /// Forwards to a destination of the backend (retrying idempotent requests on connect failures), then
-    /// records the request with the destination tried last. One method, so one state machine waits.
+    /// Forwards to a destination of the backend through the forward loop (idempotent requests are retried on
+    /// another after a connect failure or timeout), which records the request at its end.
     /// </summary>
-    private async Task ForwardAsync(HttpContext context, long started, RuleGraph graph, Decision decision, BackendPools pools, BackendSettings backend)
+    private Task ForwardAsync(HttpContext context, long started, RuleGraph graph, BackendTerminal terminal, string? rewrittenPath, BackendPools pools)
     {
-        if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
+        if (rewrittenPath is not null) context.Request.Path = rewrittenPath;
+        var backend = terminal.Backend;
         if (backend.MaxBodyBytes > 0 && context.Request.ContentLength > backend.MaxBodyBytes)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            Record(context, started, graph, decision.Terminal, null);
-            return;
+            Record(context, started, graph, terminal, null);
+            return Task.CompletedTask;
         }
-        var direct = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.CanForward(context, backend);
-        var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
-        var attempts = 1 + (idempotent ? backend.Retries : 0);
+        var method = context.Request.Method;
+        var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
 
         // Session affinity: the cookie names a destination; it is kept while that one is in the backend and not ejected.
-        var affinityCookie = backend.AffinityCookie;
         Destination? sticky = null;
-        if (affinityCookie is not null && context.Request.Cookies[affinityCookie] is { } key) sticky = pools.Find(key);
-        var pool = pools.Choose();
-        Destination? destination = null;
-        for (var attempt = 1; ; attempt++)
+        if (backend.AffinityCookie is { } cookie && context.Request.Cookies[cookie] is { } key) sticky = pools.Find(key);
+
+        var direct = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.CanForward(context, backend);
+        var side = new KestrelClient(this, context, terminal, started, graph, sticky, direct);
+        var forwarding = ForwardLoop.RunAsync(side, pools, backend, 1 + (idempotent ? backend.Retries : 0), sticky, log);
+        if (!forwarding.IsCompletedSuccessfully) return forwarding.AsTask();
+        forwarding.GetAwaiter().GetResult();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Through YARP's forwarder, its errors read as the forward loop's outcomes.</summary>
+    private async ValueTask<ForwardOutcome> SendWithYarpAsync(HttpContext context, Destination destination, BackendSettings backend)
+    {
+        var settings = ForwardSettings.For(backend);
+        return await forwarder.SendAsync(context, destination.Prefix, client, settings.Config, settings.Transformer) switch
         {
-            destination = attempt == 1 && sticky is not null ? sticky : pool.Pick(backend.Policy);
-            if (destination is null)
-            {
-                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                await context.Response.WriteAsync("no live workload for this backend\n");
-                Record(context, started, graph, decision.Terminal, null);
-            return;
-            }
-            if (affinityCookie is not null && destination != sticky)
+            ForwarderError.None => ForwardOutcome.Done,
+            ForwarderError.Request => ForwardOutcome.Unreachable,
+            ForwarderError.RequestTimedOut => ForwardOutcome.TimedOut,
+            _ => ForwardOutcome.Answered,
+        };
+    }
+
+    /// <summary>Kestrel's side of a forwarded request, for the forward loop.</summary>
+    private readonly struct KestrelClient(ProxyMiddleware proxy, HttpContext context, BackendTerminal terminal, long started, RuleGraph graph,
+        Destination? sticky, bool direct) : IForwardingClient
+    {
+        public ValueTask<ForwardOutcome> SendAsync(Destination destination)
+        {
+            if (terminal.Backend.AffinityCookie is { } cookie && destination != sticky)
                 context.Response.Headers.Append(Microsoft.Net.Http.Headers.HeaderNames.SetCookie,
-                    $"{affinityCookie}={destination.AffinityKey}; path=/; httponly; samesite=lax");
-            destination.Begin();
-            ForwarderError error;
-            try
-            {
-                error = direct
-                    ? await DirectHttp1Forwarding.SendAsync(context, destination, backend)
-                    : await forwarder.SendAsync(context, destination.Prefix, client, ForwardSettings.For(backend).Config, ForwardSettings.For(backend).Transformer);
-            }
-            finally
-            {
-                destination.End();
-            }
-            if (error == ForwarderError.None) break;
-            // Connect failures eject the destination for a while (passive health); retried when safe.
-            if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
-            {
-                destination.Failed(error.ToString(), log);
-                if (attempt < attempts && !context.Response.HasStarted)
-                {
-                    context.Response.Clear();
-                    context.Response.StatusCode = StatusCodes.Status200OK;
-                    continue;
-                }
-            }
-            break;
+                    $"{cookie}={destination.AffinityKey}; path=/; httponly; samesite=lax");
+            return direct
+                ? DirectHttp1Forwarding.SendAsync(context, destination, terminal.Backend)
+                : proxy.SendWithYarpAsync(context, destination, terminal.Backend);
         }
-        Record(context, started, graph, decision.Terminal, destination);
+
+        public bool CanRetry => !context.Response.HasStarted;
+
+        public void Reset()
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        }
+
+        public ValueTask FailAsync(ForwardOutcome outcome)
+        {
+            var response = context.Response;
+            switch (outcome)
+            {
+                case ForwardOutcome.NoDestination:
+                    response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                    return new ValueTask(response.WriteAsync("no live workload for this backend\n"));
+                // YARP answers these itself; the direct way's answer is the LB's (empty), or a cut connection once it started.
+                case ForwardOutcome.Unreachable or ForwardOutcome.TimedOut or ForwardOutcome.BadResponse or ForwardOutcome.BodyBroken when direct:
+                    if (response.HasStarted) context.Abort();
+                    else
+                    {
+                        response.Clear();
+                        response.StatusCode = outcome == ForwardOutcome.TimedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway;
+                    }
+                    return default;
+                default: // the client left (Kestrel sees to it), or YARP has answered
+                    return default;
+            }
+        }
+
+        public void Record(Destination? destination) => proxy.Record(context, started, graph, terminal, destination);
+    }
+
+    /// <summary>A Kestrel request as its access-log line describes it.</summary>
+    private readonly struct LoggedRequest(HttpContext context) : ILoggedRequest
+    {
+        public string Client => context.Connection.RemoteIpAddress?.ToString() ?? "";
+        public string Method => context.Request.Method;
+        public string Host => context.Request.Host.Value ?? "";
+        public string Target => context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value + context.Request.QueryString.Value;
+        public string Protocol => context.Request.Protocol;
+        public string? UserAgent => context.Request.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null;
     }
 }
 
@@ -164,48 +184,3 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 /// local ports that are not traffic (/metrics and /healthz, the admin API).
 /// </summary>
 internal sealed record ProxySettings(bool DirectHttp1Forwarding, HashSet<int> ControlPorts);
-
-/// <summary>How YARP forwards requests to one backend: built once per compiled backend, not per request.</summary>
-internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
-{
-    private static readonly ConditionalWeakTable<BackendSettings, ForwardSettings> Cache = new();
-
-    public ForwarderRequestConfig Config { get; } = config;
-    public EdgeTransformer Transformer { get; } = transformer;
-
-    public static ForwardSettings For(BackendSettings backend) => Cache.GetValue(backend, static b => new ForwardSettings(new()
-    {
-        // HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.
-        ActivityTimeout = TimeSpan.FromMilliseconds(b.TimeoutMs),
-        Version = b.Protocol == UpstreamProtocol.H2c ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
-        VersionPolicy = b.Protocol == UpstreamProtocol.H2c ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
-    }, new EdgeTransformer(b.Edits)));
-}
-
-/// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect (<see cref="ForwardedHeaders"/>).</summary>
-internal sealed class EdgeTransformer(HeaderEdits edits) : HttpTransformer
-{
-
-    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
-    {
-        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-        foreach (var name in (ReadOnlySpan<string>)[ForwardedHeaders.For, ForwardedHeaders.Proto, ForwardedHeaders.Host]) proxyRequest.Headers.Remove(name);
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.For, ForwardedHeaders.ForValue(httpContext));
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Proto, httpContext.Request.Scheme);
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Host, httpContext.Request.Host.Value);
-        proxyRequest.Headers.Host = null; // the backend sees its own authority
-        foreach (var name in edits.RemoveRequest) proxyRequest.Headers.Remove(name);
-        foreach (var (name, value) in edits.SetRequest)
-        {
-            proxyRequest.Headers.Remove(name);
-            proxyRequest.Headers.TryAddWithoutValidation(name, value);
-        }
-    }
-
-    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
-    {
-        var result = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        foreach (var (name, value) in edits.SetResponse) httpContext.Response.Headers[name] = value;
-        return result;
-    }
-}
