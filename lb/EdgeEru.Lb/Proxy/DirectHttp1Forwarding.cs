@@ -34,6 +34,8 @@ internal static class DirectHttp1Forwarding
     /// <summary>Kestrel's side of an exchange: the request from its headers, the answer into its response.</summary>
     private struct KestrelResponse(HttpContext context, HeaderEdits edits) : IExchangeClient
     {
+        private readonly IHeaderDictionary _headers = context.Response.Headers;
+        private readonly PipeWriter _body = context.Response.BodyWriter;
         private CancellationTokenRegistration _watch;
 
         public readonly void WriteRequestHead(HeadWriter writer, Destination destination)
@@ -61,7 +63,7 @@ internal static class DirectHttp1Forwarding
 
         public readonly void Status(int status) => context.Response.StatusCode = status;
 
-        public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => new DictionaryHeaders(context.Response.Headers).Header(name, value);
+        public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => new DictionaryHeaders(_headers).Header(name, value);
 
         // Kestrel frames the body itself: a length the workload declared is passed on, chunks are decoded and re-framed by Kestrel.
         public readonly void EndHead(in ResponseHead head)
@@ -70,26 +72,26 @@ internal static class DirectHttp1Forwarding
             if (head.ContentLength >= 0 && head.Status is not (204 or 304)
                 && (head.Framing == BodyFraming.ContentLength || HttpMethods.IsHead(context.Request.Method)))
                 reply.ContentLength = head.ContentLength;
-            foreach (var (name, value) in edits.SetResponse) reply.Headers[name] = value;
+            foreach (var (name, value) in edits.SetResponse) _headers[name] = value;
         }
 
-        public readonly void Write(ReadOnlySpan<byte> data) => context.Response.BodyWriter.Write(data);
+        public readonly void Write(ReadOnlySpan<byte> data) => _body.Write(data);
 
-        public readonly ValueTask<bool> FlushAsync() => Flushed(context.Response.BodyWriter);
+        public readonly ValueTask<bool> FlushAsync() => Flushed(_body);
 
         // Straight into Kestrel's output buffer: no copy of ours.
-        public readonly Memory<byte> ReadBuffer(Memory<byte> own) => context.Response.BodyWriter.GetMemory(4096);
+        public readonly Memory<byte> ReadBuffer(Memory<byte> own) => _body.GetMemory(4096);
 
         public readonly ValueTask<bool> RelayAsync(Memory<byte> piece)
         {
-            context.Response.BodyWriter.Advance(piece.Length);
-            return Flushed(context.Response.BodyWriter);
+            _body.Advance(piece.Length);
+            return Flushed(_body);
         }
 
         // A bodyless answer is left for Kestrel to write when the request ends (a flush now would start a response
         // Kestrel might frame as chunked).
         public readonly ValueTask<bool> EndBodyAsync(in ResponseHead head) =>
-            head.Framing == BodyFraming.None ? new(true) : Flushed(context.Response.BodyWriter);
+            head.Framing == BodyFraming.None ? new(true) : Flushed(_body);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
