@@ -33,7 +33,9 @@ public static class LbHost
         var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
         var adminPorts = Listeners.Ports(adminUrls);
         var configuredToken = builder.Configuration["Lb:AdminToken"];
-        var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
+        var adminToken = string.IsNullOrWhiteSpace(configuredToken)
+            ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16))
+            : configuredToken;
         // Transport (Lb:Transport): "epoll" (the default on Linux x86-64) runs sockets on one event loop per core
         // that reads only when epoll says there is data and runs a request inline from its bytes to its answer,
         // for the clients' connections and the workloads' alike; "sockets" is Kestrel's own, with requests
@@ -58,7 +60,8 @@ public static class LbHost
             o.WaitForDataBeforeAllocatingBuffer = false;
         });
         // Kestrel takes the transport registered last that can bind an endpoint.
-        if (epoll) builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
+        if (epoll)
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
         // The HTTP/1.1 fast path (Lb:Http1Lane, default true): plain GET and HEAD on Lb:Urls answered without
         // Kestrel's per-request objects, through the epoll transport's accept hook. Only here does anything refer
         // to it: without these lines, every request goes through Kestrel.
@@ -88,7 +91,8 @@ public static class LbHost
         HotPath.WithoutHostFiltering(builder.Services);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
+        builder.Services.ConfigureHttpJsonOptions(o =>
+            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
         builder.Services.AddSingleton(new ProxySettings(DirectHttp1Forwarding: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
@@ -120,7 +124,8 @@ public static class LbHost
             admin.UseEndpoints(e => Admin.AdminApi.Map(e, adminToken));
         });
         if (string.IsNullOrWhiteSpace(configuredToken))
-            app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}", adminUrls, adminToken);
+            app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}",
+                adminUrls, adminToken);
         return app;
     }
 }

@@ -68,7 +68,8 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
     }
 
     /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>
-    public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known, Dictionary<string, Destination> used)
+    public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known,
+        Dictionary<string, Destination> used)
     {
         var select = node.Select!;
         Pool PoolOf(string[]? extraTags, Dictionary<string, string>? extraLabels, LbSelector? over = null)

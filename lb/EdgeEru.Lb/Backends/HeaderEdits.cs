@@ -19,7 +19,8 @@ internal sealed class HeaderEdits
     }
 
     public static HeaderEdits Of(LbBackendOptions? options) =>
-        options is null || (options.SetRequestHeaders.Count == 0 && options.RemoveRequestHeaders.Length == 0 && options.SetResponseHeaders.Count == 0)
+        options is null
+            || (options.SetRequestHeaders.Count == 0 && options.RemoveRequestHeaders.Length == 0 && options.SetResponseHeaders.Count == 0)
             ? None
             : new([.. options.SetRequestHeaders.Select(h => (h.Key, h.Value))], [.. options.RemoveRequestHeaders],
                 [.. options.SetResponseHeaders.Select(h => (h.Key, h.Value))]);

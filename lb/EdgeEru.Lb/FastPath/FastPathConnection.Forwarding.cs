@@ -25,7 +25,8 @@ internal sealed partial class FastPathConnection
     public void PeerClosed() => Interlocked.Exchange(ref _exchanging, null)?.Abort();
 
     /// <summary>The client's side of one forwarded request, for the forward loop and the exchange.</summary>
-    private readonly struct ClientSide(FastPathConnection connection, BackendTerminal terminal, string? rewrittenPath, long started, RuleGraph graph)
+    private readonly struct ClientSide(
+        FastPathConnection connection, BackendTerminal terminal, string? rewrittenPath, long started, RuleGraph graph)
         : IForwardingClient, IExchangeClient
     {
         public ValueTask<ForwardOutcome> SendAsync(Destination destination)
@@ -50,7 +51,9 @@ internal sealed partial class FastPathConnection
         public void Record(Destination? destination) =>
             connection.Record(connection._status == 0 ? 502 : connection._status, started, graph, terminal, destination);
 
-        /// <summary>The request head as the workload gets it, from the client's bytes (the rules are <see cref="UpstreamHead"/>'s).</summary>
+        /// <summary>
+        /// The request head as the workload gets it, from the client's bytes (the rules are <see cref="UpstreamHead"/>'s).
+        /// </summary>
         public void WriteRequestHead(HeadWriter writer, Destination destination)
         {
             var r = connection._request;
@@ -77,7 +80,8 @@ internal sealed partial class FastPathConnection
 
         public void Status(int status) => connection.StartAnswer(status);
 
-        public void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => connection.AnswerHeader(name, value, terminal.Backend.Edits);
+        public void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) =>
+            connection.AnswerHeader(name, value, terminal.Backend.Edits);
 
         public void EndHead(in ResponseHead head) => connection.EndAnswerHead(head, terminal.Backend.Edits);
 

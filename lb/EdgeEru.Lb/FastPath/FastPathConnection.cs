@@ -197,7 +197,8 @@ internal sealed partial class FastPathConnection : IPeerWatcher, IDisposable
 
     private async ValueTask WaitSentAsync(ValueTask send, int length)
     {
-        Volatile.Write(ref _deadline, Environment.TickCount64 + _fastPath.MinSendGraceMs + length * 1000L / _fastPath.MinSendBytesPerSecond);
+        var allowed = _fastPath.MinSendGraceMs + length * 1000L / _fastPath.MinSendBytesPerSecond;
+        Volatile.Write(ref _deadline, Environment.TickCount64 + allowed);
         try { await send; }
         finally { Volatile.Write(ref _deadline, 0); }
     }
@@ -205,7 +206,8 @@ internal sealed partial class FastPathConnection : IPeerWatcher, IDisposable
     private static readonly byte[]?[] StatusLines = new byte[1000][];
 
     /// <summary>"HTTP/1.1 200 OK\r\n", made once per code.</summary>
-    private static byte[] StatusLine(int status) => StatusLines[status] ??= Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {ReasonPhrases.GetReasonPhrase(status)}\r\n");
+    private static byte[] StatusLine(int status) =>
+        StatusLines[status] ??= Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {ReasonPhrases.GetReasonPhrase(status)}\r\n");
 
     /// <summary>A fast-path request as its access-log line describes it.</summary>
     private readonly struct LoggedRequest(FastPathRequest r) : ILoggedRequest

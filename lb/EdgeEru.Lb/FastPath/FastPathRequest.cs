@@ -73,7 +73,9 @@ internal sealed class FastPathRequest : IRequestFacts
     /// <summary>The target as the client sent it (for the access log).</summary>
     public string Target => _target ??= Encoding.ASCII.GetString(Bytes(TargetRange));
 
-    /// <summary>Looks at <c>buffer[start..end]</c>; on Complete, the head is <see cref="Length"/> bytes from <paramref name="start"/>.</summary>
+    /// <summary>
+    /// Looks at <c>buffer[start..end]</c>; on Complete, the head is <see cref="Length"/> bytes from <paramref name="start"/>.
+    /// </summary>
     public HeadStatus Parse(byte[] buffer, int start, int end)
     {
         _buffer = buffer;
@@ -122,7 +124,8 @@ internal sealed class FastPathRequest : IRequestFacts
             eol = rest.IndexOf("\r\n"u8);
             line = rest[..eol];
             var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || count == MaxHeaders || count == Limits.HeaderCount || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) return HeadStatus.ForKestrel;
+            if (colon <= 0 || count == MaxHeaders || count == Limits.HeaderCount || line[..colon].IndexOfAnyExcept(TokenChars) >= 0)
+                return HeadStatus.ForKestrel;
             var value = line[(colon + 1)..];
             if (value.IndexOfAnyExcept(FieldChars) >= 0) return HeadStatus.ForKestrel;
             var lead = value.Length - value.TrimStart(" \t"u8).Length;
@@ -146,7 +149,8 @@ internal sealed class FastPathRequest : IRequestFacts
                     {
                         var token = trimmed[r].Trim(" \t"u8);
                         if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
-                        else if (!token.IsEmpty && !Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) return HeadStatus.ForKestrel; // names more hop-by-hop headers
+                        else if (!token.IsEmpty && !Ascii.EqualsIgnoreCase(token, "keep-alive"u8))
+                            return HeadStatus.ForKestrel; // names more hop-by-hop headers
                     }
                     break;
                 default:
@@ -251,7 +255,8 @@ internal sealed class FastPathRequest : IRequestFacts
             for (var i = 0; i < HeaderCount; i++)
                 if (Ascii.EqualsIgnoreCase(Name(i), "Cookie"u8)) values.Add(Encoding.ASCII.GetString(Value(i)));
             var features = new FeatureCollection();
-            features.Set<IHttpRequestFeature>(new HttpRequestFeature { Headers = new HeaderDictionary { ["Cookie"] = new StringValues([.. values]) } });
+            var headers = new HeaderDictionary { ["Cookie"] = new StringValues([.. values]) };
+            features.Set<IHttpRequestFeature>(new HttpRequestFeature { Headers = headers });
             _cookies = new RequestCookiesFeature(features).Cookies;
         }
         return _cookies[name];

@@ -29,7 +29,8 @@ internal sealed class Http1FastPath : IHostedService, IAcceptHook, IDisposable
     private readonly ConcurrentDictionary<FastPathConnection, byte> _open = new();
     private readonly Timer _sweeper;
 
-    public Http1FastPath(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog, IOptions<KestrelServerOptions> kestrel,
+    public Http1FastPath(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog,
+        IOptions<KestrelServerOptions> kestrel,
         IHostApplicationLifetime lifetime, ILogger<Http1FastPath> log)
     {
         Routes = routes;

@@ -19,7 +19,9 @@ internal interface IForwardingClient
     /// <summary>Undoes what a failed try left on the answer, before the next one.</summary>
     void Reset();
 
-    /// <summary>Answers a failure the LB's way (503, 502, 504), or cuts the client's connection, as <paramref name="outcome"/> needs.</summary>
+    /// <summary>
+    /// Answers a failure the LB's way (503, 502, 504), or cuts the client's connection, as <paramref name="outcome"/> needs.
+    /// </summary>
     ValueTask FailAsync(ForwardOutcome outcome);
 
     /// <summary>The request is over: its metrics and access-log line, with the destination tried last.</summary>
@@ -39,7 +41,8 @@ internal static class ForwardLoop
     /// the request recorded. One async method: a request keeps one state machine of it while the workload answers.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<ForwardOutcome> RunAsync<TClient>(TClient client, BackendPools pools, BackendSettings backend, int attempts,
+    public static async ValueTask<ForwardOutcome> RunAsync<TClient>(TClient client, BackendPools pools, BackendSettings backend,
+        int attempts,
         Destination? first, ILogger log)
         where TClient : struct, IForwardingClient
     {

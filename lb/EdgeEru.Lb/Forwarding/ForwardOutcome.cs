@@ -1,6 +1,8 @@
 namespace EdgeEru.Lb.Forwarding;
 
-/// <summary>How forwarding a request to one destination ended: what the forward loop decides on, and what the client side answers.</summary>
+/// <summary>
+/// How forwarding a request to one destination ended: what the forward loop decides on, and what the client side answers.
+/// </summary>
 internal enum ForwardOutcome
 {
     /// <summary>The workload's answer reached the client.</summary>

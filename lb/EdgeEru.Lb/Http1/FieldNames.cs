@@ -5,7 +5,8 @@ namespace EdgeEru.Lb.Http1;
 /// <summary>Header field names: which are hop-by-hop, and matching raw names without making strings of them.</summary>
 internal static class FieldNames
 {
-    private static readonly string[] HopByHop = ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "TE", "Trailer"];
+    private static readonly string[] HopByHop =
+        ["Connection", "Keep-Alive", "Transfer-Encoding", "Upgrade", "Proxy-Connection", "TE", "Trailer"];
 
     /// <summary>Hop-by-hop headers: about this connection, never handed on (RFC 9110 §7.6.1).</summary>
     public static bool IsHopByHop(ReadOnlySpan<byte> name) => IsOneOf(HopByHop, name);

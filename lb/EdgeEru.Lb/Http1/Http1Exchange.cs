@@ -109,7 +109,8 @@ internal static class Http1Exchange
     /// Step 3 on what has been read: true when the answer's head is complete and went to the client side, or when
     /// the answer is refused (<paramref name="outcome"/> says so); false when more must be read.
     /// </summary>
-    private static bool TryReadHead<TClient>(UpstreamConnection c, bool isHead, ref TClient client, ref ResponseHead head, ref ForwardOutcome outcome)
+    private static bool TryReadHead<TClient>(
+        UpstreamConnection c, bool isHead, ref TClient client, ref ResponseHead head, ref ForwardOutcome outcome)
         where TClient : struct, IExchangeClient
     {
         var response = c.Response;
@@ -160,7 +161,8 @@ internal static class Http1Exchange
             return ForwardOutcome.Done;
         }
         if (n < 0 && (c.TimedOut || c.Aborted)) return BeforeAnswer(c);
-        // Closed or broken with nothing of an answer: as good as unreachable (a kept-alive one is retried). A head cut short is a bad answer.
+        // Closed or broken with nothing of an answer: as good as unreachable (a kept-alive one is retried). A head cut short is a bad
+        // answer.
         return c.HeardBack ? ForwardOutcome.BadResponse : ForwardOutcome.Unreachable;
     }
 
@@ -211,7 +213,9 @@ internal static class Http1Exchange
                 {
                     if (!Dechunk(response, ref decoder, ref client)) return ForwardOutcome.BodyBroken;
                     if (decoder.Done)
-                        return response.UnreadLength == 0 && await client.EndBodyAsync(head) ? ForwardOutcome.Done : ForwardOutcome.BodyBroken;
+                        return response.UnreadLength == 0 && await client.EndBodyAsync(head)
+                            ? ForwardOutcome.Done
+                            : ForwardOutcome.BodyBroken;
                     if (!await client.FlushAsync()) return ForwardOutcome.ClientGone;
                     if (!response.MakeRoom()) return ForwardOutcome.BodyBroken; // a framing line longer than the buffer
                     int n;
@@ -259,7 +263,8 @@ internal static class Http1Exchange
     }
 
     /// <summary>A body read failed: the client left (its leaving closed the socket), else the workload's side broke.</summary>
-    private static ForwardOutcome BrokenRead(UpstreamConnection c) => c.Aborted && !c.TimedOut ? ForwardOutcome.ClientGone : ForwardOutcome.BodyBroken;
+    private static ForwardOutcome BrokenRead(UpstreamConnection c) =>
+        c.Aborted && !c.TimedOut ? ForwardOutcome.ClientGone : ForwardOutcome.BodyBroken;
 
     /// <summary>Step 5: pooled when the answer was whole, the connection may carry another, and nothing can abort it late.</summary>
     private static void Release(UpstreamPool pool, UpstreamConnection c, bool reusable, bool unwatched)

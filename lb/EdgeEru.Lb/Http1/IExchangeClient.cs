@@ -28,7 +28,9 @@ internal interface IExchangeClient : IResponseHeadSink
     /// <summary>What was written goes to the client.</summary>
     ValueTask<bool> FlushAsync();
 
-    /// <summary>Where the next piece of the body is read: the client's own output buffer when it has one, else <paramref name="own"/>.</summary>
+    /// <summary>
+    /// Where the next piece of the body is read: the client's own output buffer when it has one, else <paramref name="own"/>.
+    /// </summary>
     Memory<byte> ReadBuffer(Memory<byte> own);
 
     /// <summary>A piece read into <see cref="ReadBuffer"/> goes to the client.</summary>

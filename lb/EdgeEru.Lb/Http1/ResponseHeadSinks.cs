@@ -16,7 +16,9 @@ internal struct NoHeaders : IResponseHeadSink
     public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) { }
 }
 
-/// <summary>Headers into a header dictionary (Kestrel's response), as strings made once per value (<see cref="HeaderValueCache"/>).</summary>
+/// <summary>
+/// Headers into a header dictionary (Kestrel's response), as strings made once per value (<see cref="HeaderValueCache"/>).
+/// </summary>
 internal readonly struct DictionaryHeaders(IHeaderDictionary headers) : IResponseHeadSink
 {
     public void Status(int status) { }

@@ -22,7 +22,9 @@ internal sealed class UpstreamConnection : IDisposable
     /// <summary>What the workload sent and the exchange has not handed on yet.</summary>
     public ReadBuffer Response { get; } = new(16 * 1024);
 
-    /// <summary>Anything of an answer came since the request began: a connection that breaks before that is as good as unreachable.</summary>
+    /// <summary>
+    /// Anything of an answer came since the request began: a connection that breaks before that is as good as unreachable.
+    /// </summary>
     public bool HeardBack { get; private set; }
 
     /// <summary>When it went back to its pool (Environment.TickCount64, ms).</summary>

@@ -55,11 +55,14 @@ internal struct UpstreamHead
         _head.Append(name).Append(": "u8).Append(value).Append("\r\n"u8);
     }
 
-    /// <summary>The LB's X-Forwarded-* (client address, the scheme the client used, its Host), the backend's set headers, and the end of the head.</summary>
+    /// <summary>
+    /// The LB's X-Forwarded-* (client address, the scheme the client used, its Host), the backend's set headers, and the end of the head.
+    /// </summary>
     public readonly void End(string? client, string proto, string? host)
     {
         if (!_edits.RemovesRequest(ForwardedHeaders.For)) AddFor(client);
-        if (!_edits.RemovesRequest(ForwardedHeaders.Proto)) _head.Append(ForwardedHeaders.Proto).Append(": "u8).Append(proto).Append("\r\n"u8);
+        if (!_edits.RemovesRequest(ForwardedHeaders.Proto))
+            _head.Append(ForwardedHeaders.Proto).Append(": "u8).Append(proto).Append("\r\n"u8);
         if (!_edits.RemovesRequest(ForwardedHeaders.Host)) _head.Append(ForwardedHeaders.Host).Append(": "u8).Append(host).Append("\r\n"u8);
         EndWithSetHeaders();
     }
@@ -68,7 +71,8 @@ internal struct UpstreamHead
     public readonly void End(string? client, string proto, ReadOnlySpan<byte> host)
     {
         if (!_edits.RemovesRequest(ForwardedHeaders.For)) AddFor(client);
-        if (!_edits.RemovesRequest(ForwardedHeaders.Proto)) _head.Append(ForwardedHeaders.Proto).Append(": "u8).Append(proto).Append("\r\n"u8);
+        if (!_edits.RemovesRequest(ForwardedHeaders.Proto))
+            _head.Append(ForwardedHeaders.Proto).Append(": "u8).Append(proto).Append("\r\n"u8);
         if (!_edits.RemovesRequest(ForwardedHeaders.Host)) _head.Append(ForwardedHeaders.Host).Append(": "u8).Append(host).Append("\r\n"u8);
         EndWithSetHeaders();
     }

@@ -29,7 +29,8 @@ internal static class DirectHttp1Forwarding
     }
 
     public static ValueTask<ForwardOutcome> SendAsync(HttpContext context, Destination destination, BackendSettings backend) =>
-        Http1Exchange.RunAsync(destination, HttpMethods.IsHead(context.Request.Method), backend.TimeoutMs, new KestrelResponse(context, backend.Edits));
+        Http1Exchange.RunAsync(destination, HttpMethods.IsHead(context.Request.Method), backend.TimeoutMs,
+            new KestrelResponse(context, backend.Edits));
 
     /// <summary>Kestrel's side of an exchange: the request from its headers, the answer into its response.</summary>
     private struct KestrelResponse(HttpContext context, HeaderEdits edits) : IExchangeClient
@@ -63,7 +64,8 @@ internal static class DirectHttp1Forwarding
 
         public readonly void Status(int status) => context.Response.StatusCode = status;
 
-        public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) => new DictionaryHeaders(_headers).Header(name, value);
+        public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) =>
+            new DictionaryHeaders(_headers).Header(name, value);
 
         // Kestrel frames the body itself: a length the workload declared is passed on, chunks are decoded and re-framed by Kestrel.
         public readonly void EndHead(in ResponseHead head)

@@ -16,5 +16,6 @@ internal readonly struct HttpRequestFacts(HttpContext context) : IRequestFacts
     public string? Cookie(string name) => context.Request.Headers.Cookie.Count == 0 ? null : context.Request.Cookies[name];
 
     public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies) =>
-        TrustedProxies.Client(context.Connection.RemoteIpAddress ?? IPAddress.None, trustedProxies, context, static c => c.Request.Headers[ForwardedHeaders.For].ToString());
+        TrustedProxies.Client(context.Connection.RemoteIpAddress ?? IPAddress.None, trustedProxies, context,
+            static c => c.Request.Headers[ForwardedHeaders.For].ToString());
 }

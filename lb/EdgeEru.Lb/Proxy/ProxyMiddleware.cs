@@ -68,7 +68,9 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             case RedirectTerminal redirect:
                 var r = context.Request;
                 context.Response.StatusCode = redirect.Status;
-                context.Response.Headers.Location = redirect.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "", r.QueryString.Value ?? "");
+                context.Response.Headers.Location =
+                    redirect.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "",
+                        r.QueryString.Value ?? "");
                 break;
         }
         Record(context, started, graph, decision.Terminal, null);
@@ -82,7 +84,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     /// Forwards to a destination of the backend through the forward loop (idempotent requests are retried on
     /// another after a connect failure or timeout), which records the request at its end.
     /// </summary>
-    private Task ForwardAsync(HttpContext context, long started, RuleGraph graph, BackendTerminal terminal, string? rewrittenPath, BackendPools pools)
+    private Task ForwardAsync(HttpContext context, long started, RuleGraph graph, BackendTerminal terminal, string? rewrittenPath,
+        BackendPools pools)
     {
         if (rewrittenPath is not null) context.Request.Path = rewrittenPath;
         var backend = terminal.Backend;
@@ -121,7 +124,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
     }
 
     /// <summary>Kestrel's side of a forwarded request, for the forward loop.</summary>
-    private readonly struct KestrelClient(ProxyMiddleware proxy, HttpContext context, BackendTerminal terminal, long started, RuleGraph graph,
+    private readonly struct KestrelClient(ProxyMiddleware proxy, HttpContext context, BackendTerminal terminal, long started,
+        RuleGraph graph,
         Destination? sticky, bool direct) : IForwardingClient
     {
         public ValueTask<ForwardOutcome> SendAsync(Destination destination)
@@ -151,12 +155,15 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
                     response.StatusCode = StatusCodes.Status503ServiceUnavailable;
                     return new ValueTask(response.WriteAsync("no live workload for this backend\n"));
                 // YARP answers these itself; the direct way's answer is the LB's (empty), or a cut connection once it started.
-                case ForwardOutcome.Unreachable or ForwardOutcome.TimedOut or ForwardOutcome.BadResponse or ForwardOutcome.BodyBroken when direct:
+                case ForwardOutcome.Unreachable or ForwardOutcome.TimedOut or ForwardOutcome.BadResponse or ForwardOutcome.BodyBroken
+                    when direct:
                     if (response.HasStarted) context.Abort();
                     else
                     {
                         response.Clear();
-                        response.StatusCode = outcome == ForwardOutcome.TimedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway;
+                        response.StatusCode = outcome == ForwardOutcome.TimedOut
+                            ? StatusCodes.Status504GatewayTimeout
+                            : StatusCodes.Status502BadGateway;
                     }
                     return default;
                 default: // the client left (Kestrel sees to it), or YARP has answered
@@ -173,7 +180,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         public string Client => context.Connection.RemoteIpAddress?.ToString() ?? "";
         public string Method => context.Request.Method;
         public string Host => context.Request.Host.Value ?? "";
-        public string Target => context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value + context.Request.QueryString.Value;
+        public string Target =>
+            context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value + context.Request.QueryString.Value;
         public string Protocol => context.Request.Protocol;
         public string? UserAgent => context.Request.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null;
     }

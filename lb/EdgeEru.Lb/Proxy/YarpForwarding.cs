@@ -5,7 +5,9 @@ using Yarp.ReverseProxy.Forwarder;
 
 namespace EdgeEru.Lb.Proxy;
 
-/// <summary>How YARP forwards requests to one backend: built once per compiled backend, looked up only for requests that go through YARP.</summary>
+/// <summary>
+/// How YARP forwards requests to one backend: built once per compiled backend, looked up only for requests that go through YARP.
+/// </summary>
 internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
 {
     private static readonly ConditionalWeakTable<BackendSettings, ForwardSettings> Cache = new();
@@ -18,7 +20,9 @@ internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransfo
         // HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.
         ActivityTimeout = TimeSpan.FromMilliseconds(b.TimeoutMs),
         Version = b.Protocol == UpstreamProtocol.H2c ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
-        VersionPolicy = b.Protocol == UpstreamProtocol.H2c ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
+        VersionPolicy = b.Protocol == UpstreamProtocol.H2c
+            ? HttpVersionPolicy.RequestVersionExact
+            : HttpVersionPolicy.RequestVersionOrLower,
     }, new EdgeTransformer(b.Edits)));
 }
 
@@ -29,11 +33,13 @@ internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransfo
 /// </summary>
 internal sealed class EdgeTransformer(HeaderEdits edits) : HttpTransformer
 {
-    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
+    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest,
+        string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
         var headers = proxyRequest.Headers;
-        foreach (var name in (ReadOnlySpan<string>)[ForwardedHeaders.For, ForwardedHeaders.Proto, ForwardedHeaders.Host]) headers.Remove(name);
+        foreach (var name in (ReadOnlySpan<string>)[ForwardedHeaders.For, ForwardedHeaders.Proto, ForwardedHeaders.Host])
+            headers.Remove(name);
         var request = httpContext.Request;
         var prior = request.Headers[ForwardedHeaders.For];
         headers.TryAddWithoutValidation(ForwardedHeaders.For,
@@ -49,7 +55,8 @@ internal sealed class EdgeTransformer(HeaderEdits edits) : HttpTransformer
         }
     }
 
-    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse,
+        CancellationToken cancellationToken)
     {
         var result = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
         foreach (var (name, value) in edits.SetResponse) httpContext.Response.Headers[name] = value;

@@ -22,7 +22,8 @@ internal static class TrustedProxies
     /// The client of a request from <paramref name="peer"/>: the peer, or when the peer is a trusted proxy, the
     /// X-Forwarded-For entry (read only then) that the first untrusted hop added.
     /// </summary>
-    public static IPAddress Client<TState>(IPAddress peer, IReadOnlyList<IPNetwork> trustedProxies, TState state, Func<TState, string?> forwardedFor)
+    public static IPAddress Client<TState>(IPAddress peer, IReadOnlyList<IPNetwork> trustedProxies, TState state,
+        Func<TState, string?> forwardedFor)
     {
         if (peer.IsIPv4MappedToIPv6) peer = peer.MapToIPv4();
         if (trustedProxies.Count == 0 || !Trusted(peer, trustedProxies)) return peer;

@@ -79,7 +79,8 @@ internal sealed class Routes
             {
                 var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
                 if (t.Node.Options?.HealthCheck is not { } check) continue;
-                foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations)).Concat(p.Fallback?.Destinations ?? []))
+                foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations))
+                    .Concat(p.Fallback?.Destinations ?? []))
                     checks.TryAdd(d, check);
             }
         return new Routes(snapshot, exact, wildcards, pools, used, [.. checks.Select(c => (c.Key, c.Value))]);

@@ -115,7 +115,8 @@ internal sealed class RuleGraph
                 "absent" => MatchKind.Absent,
                 _ => MatchKind.None,
             };
-            var options = RegexOptions.Compiled | RegexOptions.CultureInvariant | (node.IgnoreCase || kind == FilterKind.UserAgent ? RegexOptions.IgnoreCase : 0);
+            var options = RegexOptions.Compiled | RegexOptions.CultureInvariant
+                | (node.IgnoreCase || kind == FilterKind.UserAgent ? RegexOptions.IgnoreCase : 0);
             return new Step
             {
                 Id = id,
@@ -125,7 +126,9 @@ internal sealed class RuleGraph
                 Node = node,
                 Succ = index[node.Succ!],
                 Fail = index[node.Fail!],
-                Regex = match == MatchKind.Regex || kind == FilterKind.UserAgent ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50)) : null,
+                Regex = match == MatchKind.Regex || kind == FilterKind.UserAgent
+                    ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50))
+                    : null,
                 Networks = (node.Cidrs ?? []).Select(c => IPNetwork.Parse(c)).ToArray(),
                 Comparison = node.IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal,
                 // The percent key split once ("cookie:uid" → cookie, "uid"), not per request.

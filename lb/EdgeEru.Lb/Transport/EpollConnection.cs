@@ -29,7 +29,8 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     private IDictionary<object, object?>? _items;
     private ReadOnlyMemory<byte> _already;
 
-    public EpollConnection(Socket socket, MemoryPool<byte> pool) : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
+    public EpollConnection(Socket socket, MemoryPool<byte> pool)
+        : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
 
     /// <summary>A connection an accept hook hands over, with the bytes it read and did not answer.</summary>
     public EpollConnection(EpollSocket socket, MemoryPool<byte> pool, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
@@ -41,8 +42,10 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         RemoteEndPoint = remote;
         ConnectionId = "E" + Interlocked.Increment(ref _ids).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
         // Kestrel's limits: 1 MB of request data buffered, 64 KB of response data before a flush waits.
-        _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 1024 * 1024, 512 * 1024, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 64 * 1024, 32 * 1024, useSynchronizationContext: false));
+        _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 1024 * 1024, 512 * 1024,
+            useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 64 * 1024, 32 * 1024,
+            useSynchronizationContext: false));
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
@@ -136,7 +139,9 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         }
         catch (Exception e)
         {
-            error = e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown } ? new ConnectionResetException(e.Message, e) : e;
+            error = e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown }
+                ? new ConnectionResetException(e.Message, e)
+                : e;
         }
         finally
         {

@@ -50,7 +50,8 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, IEnu
             _pool = pool;
             EndPoint = socket.LocalEndPoint!;
             if (hook is null) return;
-            _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(new() { SingleReader = false, SingleWriter = false });
+            _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(
+                new() { SingleReader = false, SingleWriter = false });
             _handOver = HandOver;
             _ = AcceptIntoHookAsync(hook);
         }
