@@ -30,8 +30,7 @@ internal sealed class Http1FastPath : IHostedService, IAcceptHook, IDisposable
     private readonly Timer _sweeper;
 
     public Http1FastPath(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog,
-        IOptions<KestrelServerOptions> kestrel,
-        IHostApplicationLifetime lifetime, ILogger<Http1FastPath> log)
+        IOptions<KestrelServerOptions> kestrel, IHostApplicationLifetime lifetime, ILogger<Http1FastPath> log)
     {
         Routes = routes;
         AccessLog = accessLog;

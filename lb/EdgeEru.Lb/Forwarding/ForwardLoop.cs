@@ -41,9 +41,8 @@ internal static class ForwardLoop
     /// the request recorded. One async method: a request keeps one state machine of it while the workload answers.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public static async ValueTask<ForwardOutcome> RunAsync<TClient>(TClient client, BackendPools pools, BackendSettings backend,
-        int attempts,
-        Destination? first, ILogger log)
+    public static async ValueTask<ForwardOutcome> RunAsync<TClient>(
+        TClient client, BackendPools pools, BackendSettings backend, int attempts, Destination? first, ILogger log)
         where TClient : struct, IForwardingClient
     {
         var pool = pools.Choose();

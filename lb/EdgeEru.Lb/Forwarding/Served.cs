@@ -27,9 +27,8 @@ internal static class Served
     /// A request that ended with <paramref name="status"/>: counted for its graph and terminal (none when no domain
     /// served its host), and logged with the destination tried last.
     /// </summary>
-    public static void Record<TRequest>(AccessLogWriter log, TRequest request, int status, long started, RuleGraph? graph,
-        Terminal? terminal,
-        Destination? destination)
+    public static void Record<TRequest>(AccessLogWriter log, TRequest request, int status, long started,
+        RuleGraph? graph, Terminal? terminal, Destination? destination)
         where TRequest : struct, ILoggedRequest
     {
         if (graph is not null && terminal is not null) RequestMetrics.Record(status, started, graph, terminal);

@@ -35,6 +35,7 @@ internal static class Http1Exchange
             c ??= await ConnectAsync(destination);
             if (c is null) return ForwardOutcome.Unreachable;
 
+            // Each step below answers Done when it did its part; anything else ends the exchange with that outcome.
             c.Begin(timeoutMs);
             var outcome = ForwardOutcome.BodyBroken;
             ResponseHead head = default;

@@ -68,9 +68,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
             case RedirectTerminal redirect:
                 var r = context.Request;
                 context.Response.StatusCode = redirect.Status;
-                context.Response.Headers.Location =
-                    redirect.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "",
-                        r.QueryString.Value ?? "");
+                var path = decision.RewrittenPath ?? r.Path.Value ?? "";
+                context.Response.Headers.Location = redirect.Location(r.Scheme, r.Host.Value ?? "", path, r.QueryString.Value ?? "");
                 break;
         }
         Record(context, started, graph, decision.Terminal, null);
@@ -105,6 +104,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         var direct = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.CanForward(context, backend);
         var side = new KestrelClient(this, context, terminal, started, graph, sticky, direct);
         var forwarding = ForwardLoop.RunAsync(side, pools, backend, 1 + (idempotent ? backend.Retries : 0), sticky, log);
+        // Kestrel wants a Task: the loop's own, wrapped only when it waits (a small object, not another state machine).
         if (!forwarding.IsCompletedSuccessfully) return forwarding.AsTask();
         forwarding.GetAwaiter().GetResult();
         return Task.CompletedTask;
@@ -125,8 +125,7 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
 
     /// <summary>Kestrel's side of a forwarded request, for the forward loop.</summary>
     private readonly struct KestrelClient(ProxyMiddleware proxy, HttpContext context, BackendTerminal terminal, long started,
-        RuleGraph graph,
-        Destination? sticky, bool direct) : IForwardingClient
+        RuleGraph graph, Destination? sticky, bool direct) : IForwardingClient
     {
         public ValueTask<ForwardOutcome> SendAsync(Destination destination)
         {
