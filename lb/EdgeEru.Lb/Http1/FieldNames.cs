@@ -18,10 +18,12 @@ internal static class FieldNames
         return false;
     }
 
-    /// <summary>Whether <paramref name="name"/> (raw bytes) is one of <paramref name="names"/>, case-insensitively.</summary>
-    public static bool IsOneOf(IEnumerable<string>? names, ReadOnlySpan<byte> name)
+    /// <summary>
+    /// Whether <paramref name="name"/> (raw bytes) is one of <paramref name="names"/>, case-insensitively. A span,
+    /// not an IEnumerable: this runs for every header, and an enumerator over an array would be an allocation each time.
+    /// </summary>
+    public static bool IsOneOf(ReadOnlySpan<string> names, ReadOnlySpan<byte> name)
     {
-        if (names is null) return false;
         foreach (var n in names)
             if (n.Length == name.Length && Ascii.EqualsIgnoreCase(name, n)) return true;
         return false;

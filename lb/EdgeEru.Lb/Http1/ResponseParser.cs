@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace EdgeEru.Lb.Http1;
@@ -99,7 +100,7 @@ internal static class ResponseParser
                 }
                 continue;
             }
-            if (FieldNames.IsHopByHop(rawName) || FieldNames.IsOneOf(connectionTokens, rawName)) continue;
+            if (FieldNames.IsHopByHop(rawName) || FieldNames.IsOneOf(CollectionsMarshal.AsSpan(connectionTokens), rawName)) continue;
             headers.Header(rawName, rawValue);
         }
 
