@@ -1,5 +1,6 @@
 using EdgeEru.Lb.Proxy;
 using EdgeEru.Hosting;
+using EdgeEru.Lb.Routing;
 using EdgeEru.Registry.Watch;
 
 namespace EdgeEru.Lb;
@@ -26,7 +27,9 @@ public static class LbHost
         var adminUrls = builder.Configuration["Lb:AdminUrls"] ?? "http://127.0.0.1:9181";
         var adminPorts = Listeners.Ports(adminUrls);
         var configuredToken = builder.Configuration["Lb:AdminToken"];
-        var adminToken = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken;
+        var adminToken = string.IsNullOrWhiteSpace(configuredToken)
+            ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16))
+            : configuredToken;
         // Transport (Lb:Transport): "epoll" (the default on Linux x86-64) runs sockets on one event loop per core
         // that reads only when epoll says there is data and runs a request inline from its bytes to its answer,
         // for the clients' connections and the workloads' alike; "sockets" is Kestrel's own, with requests
@@ -52,14 +55,19 @@ public static class LbHost
         });
         // Kestrel takes the transport registered last that can bind an endpoint.
         if (epoll)
-        {
             builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.EpollTransportFactory>();
-            builder.Services.AddSingleton<Lane.Http1Lane>();
-            builder.Services.AddHostedService(sp => sp.GetRequiredService<Lane.Http1Lane>());
+        // The HTTP/1.1 fast path (Lb:Http1Lane, default true): plain GET and HEAD on Lb:Urls answered without
+        // Kestrel's per-request objects, through the epoll transport's accept hook. Only here does anything refer
+        // to it: without these lines, every request goes through Kestrel.
+        if (epoll && builder.Configuration.GetValue("Lb:Http1Lane", true))
+        {
+            builder.Services.AddSingleton<FastPath.Http1FastPath>();
+            builder.Services.AddSingleton<Transport.IAcceptHook>(sp => sp.GetRequiredService<FastPath.Http1FastPath>());
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<FastPath.Http1FastPath>());
         }
         builder.WebHost.ConfigureKestrel(k =>
         {
-            // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 lane keeps too.
+            // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 fast path keeps too.
             builder.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
             if (!string.IsNullOrWhiteSpace(h2cUrls))
@@ -67,7 +75,7 @@ public static class LbHost
             if (!string.IsNullOrWhiteSpace(tlsUrls))
                 Listeners.Listen(k, tlsUrls, tls: k.ApplicationServices.GetRequiredService<Tls.TlsCertificates>());
         });
-        builder.Services.AddHostedService<Backends.ActiveChecks>();
+        builder.Services.AddHostedService<Health.ActiveChecks>();
         builder.Services.AddSingleton<AccessLog.AccessLogWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
         builder.Services.AddSingleton<Tls.TlsCertificates>();
@@ -76,10 +84,11 @@ public static class LbHost
         HotPath.WithoutHostFiltering(builder.Services);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
+        builder.Services.ConfigureHttpJsonOptions(o =>
+            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(_ => ProxyMiddleware.CreateClient(epoll));
-        builder.Services.AddSingleton(new ProxySettings(ShortWay: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
+        builder.Services.AddSingleton(new ProxySettings(DirectHttp1Forwarding: epoll, ControlPorts: [.. opsPorts, .. adminPorts]));
         builder.Services.AddSingleton<RoutesHolder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<RoutesHolder>());
 
@@ -100,7 +109,8 @@ public static class LbHost
             admin.UseEndpoints(e => Admin.AdminApi.Map(e, adminToken));
         });
         if (string.IsNullOrWhiteSpace(configuredToken))
-            app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}", adminUrls, adminToken);
+            app.Logger.LogWarning("no Lb:AdminToken configured; the admin API on {Urls} takes this one for this run: {Token}",
+                adminUrls, adminToken);
         return app;
     }
 }

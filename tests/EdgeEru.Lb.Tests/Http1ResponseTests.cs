@@ -1,17 +1,17 @@
 using System.Text;
-using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Http1;
 using Microsoft.AspNetCore.Http;
 using Xunit;
 
 namespace EdgeEru.Lb.Tests;
 
-/// <summary>The HTTP/1.1 short way's response parsing, byte by byte.</summary>
+/// <summary>Parsing of the workloads' HTTP/1.1 responses (both HTTP/1.1 ways), byte by byte.</summary>
 public sealed class Http1ResponseTests
 {
     private static (bool Complete, ResponseHead Head, HeaderDictionary Headers) Parse(string text, bool head = false)
     {
         var headers = new HeaderDictionary();
-        var complete = Http1Response.TryParse(Encoding.Latin1.GetBytes(text), head, headers, out var h);
+        var complete = ResponseParser.TryParse(Encoding.Latin1.GetBytes(text), head, headers, out var h);
         return (complete, h, headers);
     }
 

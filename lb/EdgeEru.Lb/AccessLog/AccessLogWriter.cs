@@ -17,7 +17,8 @@ internal readonly record struct AccessEntry(
 /// </summary>
 internal sealed class AccessLogWriter : BackgroundService
 {
-    private static readonly Counter Dropped = Metrics.CreateCounter("eru_lb_access_log_dropped_total", "Access log entries dropped because the writer fell behind.");
+    private static readonly Counter Dropped = Metrics.CreateCounter("eru_lb_access_log_dropped_total",
+        "Access log entries dropped because the writer fell behind.");
 
     private readonly string? _target;
     private readonly ILogger<AccessLogWriter> _log;
@@ -43,7 +44,9 @@ internal sealed class AccessLogWriter : BackgroundService
         Stream stream;
         try
         {
-            stream = _target == "stdout" ? Console.OpenStandardOutput() : new FileStream(_target, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.Asynchronous);
+            stream = _target == "stdout"
+                ? Console.OpenStandardOutput()
+                : new FileStream(_target, FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.Asynchronous);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using EdgeEru.Lb.Proxy;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
@@ -23,7 +22,8 @@ internal static class AdminApi
         {
             var given = Encoding.UTF8.GetBytes(ctx.HttpContext.Request.Headers.Authorization.ToString());
             if (!CryptographicOperations.FixedTimeEquals(given, expected))
-                return Results.Json(new { error = "admin API: missing or wrong bearer token" }, statusCode: StatusCodes.Status401Unauthorized);
+                return Results.Json(new { error = "admin API: missing or wrong bearer token" },
+                    statusCode: StatusCodes.Status401Unauthorized);
             return await next(ctx);
         });
 
@@ -75,9 +75,11 @@ internal static class AdminApi
             {
                 return Results.Json(new { error = $"certificate is not valid JSON: {ex.Message}" }, statusCode: 400);
             }
-            if (ask?.Certificate is null || ask.Key is null) return Results.Json(new { error = "certificate needs \"certificate\" and \"key\" (PEM)" }, statusCode: 400);
+            if (ask?.Certificate is null || ask.Key is null)
+                return Results.Json(new { error = "certificate needs \"certificate\" and \"key\" (PEM)" }, statusCode: 400);
             var record = new LbCertificate { Name = name, Certificate = ask.Certificate, Key = ask.Key };
-            if (record.Validate() is { Count: > 0 } problems) return Results.Json(new { error = "certificate refused", problems }, statusCode: 400);
+            if (record.Validate() is { Count: > 0 } problems)
+                return Results.Json(new { error = "certificate refused", problems }, statusCode: 400);
             Tls.LoadedCertificate loaded;
             try
             {
@@ -124,7 +126,7 @@ internal static class AdminApi
                 {
                     domain = g.Domain.Name,
                     nodes = g.Hits().Select(h => new { node = h.Id, hits = h.Hits }),
-                    backends = g.Terminals.Where(t => t.IsBackend).Select(t => new
+                    backends = g.Terminals.OfType<BackendTerminal>().Select(t => new
                     {
                         node = t.Id,
                         destinations = current.Pools(g, t).Main.Destinations.Select(Describe),
@@ -134,20 +136,23 @@ internal static class AdminApi
         });
     }
 
-    internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    internal static readonly JsonSerializerOptions JsonOptions =
+        new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     /// <summary>Why a request would go where it goes: the walk, the terminal, and the live workloads behind it.</summary>
     private static IResult Explain(Routes routes, ExplainRequest ask)
     {
         var graph = routes.Find(ask.Host!);
-        if (graph is null) return Results.Json(new { host = ask.Host, error = "no domain serves this host (the LB answers 404)" }, JsonOptions, statusCode: 404);
+        if (graph is null)
+            return Results.Json(new { host = ask.Host, error = "no domain serves this host (the LB answers 404)" }, JsonOptions,
+                statusCode: 404);
         var trace = new List<(string Node, bool? Matched)>();
         var decision = graph.Evaluate(new ExplainFacts(ask), trace);
         var node = decision.Terminal.Node;
         object? backend = null;
-        if (decision.Terminal.IsBackend)
+        if (decision.Terminal is BackendTerminal terminal)
         {
-            var pools = routes.Pools(graph, decision.Terminal);
+            var pools = routes.Pools(graph, terminal);
             backend = new
             {
                 select = node.Select,
@@ -155,7 +160,9 @@ internal static class AdminApi
                 live = pools.Main.Destinations.Select(Describe),
                 fallback = pools.Fallback?.Destinations.Select(Describe),
                 note = pools.Main.IsEmpty && pools.Groups.Length == 0
-                    ? pools.Fallback is { IsEmpty: false } ? "no live workload for the selection: the fallback serves" : "no live workload: the LB answers 503"
+                    ? pools.Fallback is { IsEmpty: false }
+                        ? "no live workload for the selection: the fallback serves"
+                        : "no live workload: the LB answers 503"
                     : null,
             };
         }
@@ -163,7 +170,13 @@ internal static class AdminApi
         {
             domain = graph.Domain.Name,
             path = trace.Select(t => new { node = t.Node, matched = t.Matched }),
-            terminal = new { node = decision.Terminal.Id, type = node.Type, status = node.Status == 0 ? (int?)null : node.Status, location = node.Location },
+            terminal = new
+            {
+                node = decision.Terminal.Id,
+                type = node.Type,
+                status = node.Status == 0 ? (int?)null : node.Status,
+                location = node.Location,
+            },
             rewritten_path = decision.RewrittenPath,
             backend,
         }, JsonOptions);

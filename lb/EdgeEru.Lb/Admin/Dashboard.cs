@@ -50,7 +50,7 @@ internal static class Dashboard
                         fail = n.Value.Fail,
                         hits = hits.GetValueOrDefault(n.Key),
                     }),
-                    backends = g.Terminals.Where(t => t.IsBackend).Select(t => new
+                    backends = g.Terminals.OfType<BackendTerminal>().Select(t => new
                     {
                         node = t.Id,
                         workloads = Workloads(t.Node, snapshot, routes.Destinations),
@@ -69,7 +69,8 @@ internal static class Dashboard
         "ua" => $"ua ~ {n.Value}",
         "ip" => "ip in " + string.Join(", ", n.Cidrs ?? []),
         "percent" => $"{n.Percent}% by {n.Key ?? "ip"}",
-        "backend" => $"{n.Select?.App}.{n.Select?.Entrypoint}:{n.Select?.Port}" + (n.Select?.Tags is { Length: > 0 } tags ? " [" + string.Join(",", tags) + "]" : ""),
+        "backend" => $"{n.Select?.App}.{n.Select?.Entrypoint}:{n.Select?.Port}"
+            + (n.Select?.Tags is { Length: > 0 } tags ? " [" + string.Join(",", tags) + "]" : ""),
         "redirect" => $"{n.Status} → {n.Location}",
         "respond" => $"respond {n.Status}",
         _ => n.Type,
@@ -86,7 +87,8 @@ internal static class Dashboard
             var r = v.Record;
             if (r is null) continue;
             var main = r.App == select.App && r.Entrypoint == select.Entrypoint && (select.Tags ?? []).All(r.Tags.Contains);
-            var fallback = node.Fallback is { } f && r.App == (f.App ?? select.App) && r.Entrypoint == (f.Entrypoint ?? select.Entrypoint) && (f.Tags ?? []).All(r.Tags.Contains);
+            var fallback = node.Fallback is { } f && r.App == (f.App ?? select.App) && r.Entrypoint == (f.Entrypoint ?? select.Entrypoint)
+                && (f.Tags ?? []).All(r.Tags.Contains);
             if (!main && !fallback) continue;
             byId.TryGetValue(v.Id, out var d);
             var state = !v.IsLive

@@ -6,45 +6,22 @@ namespace EdgeEru.Lb.Backends;
 /// <summary>The live destinations of one selector (a backend, one of its groups, or its fallback).</summary>
 internal sealed class Pool(Destination[] destinations)
 {
-    private int _next;
+    private int _turn;
 
     public Destination[] Destinations { get; } = destinations;
 
     public bool IsEmpty => Destinations.Length == 0;
 
-    /// <summary>Picks a destination by policy, skipping ejected or check-failing ones while any other remains.</summary>
-    public Destination? Pick(string policy)
+    /// <summary>A destination by <paramref name="policy"/>; null when the pool is empty.</summary>
+    public Destination? Pick(ILoadBalancingPolicy policy) => Destinations.Length switch
     {
-        var d = Destinations;
-        if (d.Length == 0) return null;
-        if (d.Length == 1) return d[0];
-        switch (policy)
-        {
-            case "round_robin":
-                for (var tries = 0; tries < d.Length; tries++)
-                {
-                    var c = d[(int)((uint)Interlocked.Increment(ref _next) % (uint)d.Length)];
-                    if (!c.IsOut) return c;
-                }
-                return d[0];
-            case "least_requests":
-                Destination? best = null;
-                foreach (var c in d)
-                    if (!c.IsOut && (best is null || c.InFlight < best.InFlight)) best = c;
-                return best ?? d[0];
-            default:
-            {
-                // Power of two choices: two at random, the less busy wins (ones that are out lose).
-                var a = d[Random.Shared.Next(d.Length)];
-                var b = d[Random.Shared.Next(d.Length)];
-                if (a.IsOut != b.IsOut) return a.IsOut ? b : a;
-                if (a.IsOut) // both out: look for any that is in before giving up on the pair
-                    foreach (var c in d)
-                        if (!c.IsOut) return c;
-                return a.InFlight <= b.InFlight ? a : b;
-            }
-        }
-    }
+        0 => null,
+        1 => Destinations[0],
+        _ => policy.Pick(this),
+    };
+
+    /// <summary>The next turn of this pool (round robin).</summary>
+    public uint NextTurn() => (uint)Interlocked.Increment(ref _turn);
 }
 
 /// <summary>A backend terminal's pools: the main selection (or weighted groups) and the fallback.</summary>
@@ -91,7 +68,8 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
     }
 
     /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>
-    public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known, Dictionary<string, Destination> used)
+    public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known,
+        Dictionary<string, Destination> used)
     {
         var select = node.Select!;
         Pool PoolOf(string[]? extraTags, Dictionary<string, string>? extraLabels, LbSelector? over = null)

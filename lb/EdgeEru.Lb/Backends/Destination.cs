@@ -18,18 +18,24 @@ internal sealed class Destination(string workloadId, string address, int port)
     public string Authority { get; } = address.Contains(':', StringComparison.Ordinal) ? $"[{address}]:{port}" : $"{address}:{port}";
 
     /// <summary>The URL prefix YARP forwards to.</summary>
-    public string Prefix { get; } = address.Contains(':', StringComparison.Ordinal) ? $"http://[{address}]:{port}/" : $"http://{address}:{port}/";
+    public string Prefix { get; } =
+        address.Contains(':', StringComparison.Ordinal) ? $"http://[{address}]:{port}/" : $"http://{address}:{port}/";
 
     /// <summary>
     /// What the affinity cookie holds: a hash of workload, address and port, the same in every LB
     /// instance (so a client keeps its workload behind several LBs) and saying nothing about the inside.
     /// </summary>
-    public string AffinityKey { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key(workloadId, address, port))).AsSpan(0, 8));
+    public string AffinityKey { get; } =
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Key(workloadId, address, port))).AsSpan(0, 8));
 
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    /// <summary>Kept-alive connections of the HTTP/1.1 forwarder to this destination.</summary>
-    public UpstreamPool Upstream { get; } = new();
+    /// <summary>
+    /// The kept-alive HTTP/1.1 connections to this destination (an <c>Http1.UpstreamPool</c>, made on first use):
+    /// kept here so a request finds them without a lookup, and typed object so that where requests go does not
+    /// depend on how they get there.
+    /// </summary>
+    public object? Connections;
 
     /// <summary>Requests sent here since the destination appeared (the dashboard derives a rate).</summary>
     public long Requests => Interlocked.Read(ref _requests);

@@ -1,14 +1,16 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Forwarding;
 using EdgeEru.Lb.Routing;
+using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace EdgeEru.Lb.Proxy;
 
 /// <summary>
-/// The data plane: find the domain's graph, walk it, and answer (respond, redirect) or hand the request
-/// to YARP's forwarder with a destination picked from the backend's live workloads.
+/// The data plane on Kestrel: find the domain's graph, walk it, and answer (respond, redirect) or forward the
+/// request through the forward loop to a destination of the backend, directly over HTTP/1.1 when it can
+/// (<see cref="DirectHttp1Forwarding"/>), else with YARP's forwarder.
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
     AccessLog.AccessLogWriter accessLog, ProxySettings proxy, ILogger<ProxyMiddleware> log)
@@ -30,8 +32,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(60),
     });
 
-    // Synchronous up to the answer: of the async methods on a forwarded request's way, only ForwardAsync and
-    // the forwarder's own keep a state machine on the heap while the workload answers.
+    // Synchronous up to the answer: of the async methods on a forwarded request's way, only the forward loop,
+    // the exchange (or YARP's forwarder) keep a state machine on the heap while the workload answers.
     public Task InvokeAsync(HttpContext context)
     {
         if (proxy.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
@@ -41,189 +43,151 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         var graph = current.Find(host);
         if (graph is null) return NotFoundAsync(context, started, host);
         var decision = graph.Evaluate(new HttpRequestFacts(context));
-        var node = decision.Terminal.Node;
-        return node.Type is "respond" or "redirect"
-            ? AnswerAsync(context, started, graph, decision)
-            : ForwardAsync(context, started, graph, decision, current.Pools(graph, decision.Terminal), node.Options);
+        return decision.Terminal is BackendTerminal backend
+            ? ForwardAsync(context, started, graph, backend, decision.RewrittenPath, current.Pools(graph, backend))
+            : AnswerAsync(context, started, graph, decision);
     }
 
     private async Task NotFoundAsync(HttpContext context, long started, string host)
     {
         context.Response.StatusCode = StatusCodes.Status404NotFound;
         await context.Response.WriteAsync($"no EdgeEru domain {host}\n");
-        if (accessLog.Enabled) Log(context, started, null, null, null);
+        Record(context, started, null, null, null);
     }
 
     /// <summary>A terminal that answers itself: <c>respond</c> or <c>redirect</c>.</summary>
     private async Task AnswerAsync(HttpContext context, long started, RuleGraph graph, Decision decision)
     {
-        var node = decision.Terminal.Node;
-        context.Response.StatusCode = node.Status;
-        if (node.Type == "respond")
+        switch (decision.Terminal)
         {
-            if (node.ContentType is not null) context.Response.ContentType = node.ContentType;
-            if (node.Body is not null) await context.Response.WriteAsync(node.Body);
-        }
-        else
-        {
-            var r = context.Request;
-            context.Response.Headers.Location = decision.Terminal.Location(r.Scheme, r.Host.Value ?? "", decision.RewrittenPath ?? r.Path.Value ?? "", r.QueryString.Value ?? "");
+            case RespondTerminal respond:
+                context.Response.StatusCode = respond.Status;
+                if (respond.ContentType is not null) context.Response.ContentType = respond.ContentType;
+                if (respond.Body is not null) await context.Response.WriteAsync(respond.Body);
+                break;
+            case RedirectTerminal redirect:
+                var r = context.Request;
+                context.Response.StatusCode = redirect.Status;
+                var path = decision.RewrittenPath ?? r.Path.Value ?? "";
+                context.Response.Headers.Location = redirect.Location(r.Scheme, r.Host.Value ?? "", path, r.QueryString.Value ?? "");
+                break;
         }
         Record(context, started, graph, decision.Terminal, null);
     }
 
-    /// <summary>Metrics and the access log line of an answered request.</summary>
-    private void Record(HttpContext context, long started, RuleGraph graph, Terminal terminal, Destination? destination)
-    {
-        RequestMetrics.Record(context.Response.StatusCode, started, graph, terminal);
-        if (accessLog.Enabled) Log(context, started, graph, terminal, destination);
-    }
-
-    private void Log(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination)
-    {
-        var r = context.Request;
-        accessLog.Write(new AccessLog.AccessEntry(
-            DateTime.UtcNow, context.Connection.RemoteIpAddress?.ToString() ?? "", r.Method, r.Host.Value ?? "",
-            // The target as the client sent it (the graph may have rewritten Path since).
-            context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? r.Path.Value + r.QueryString.Value,
-            r.Protocol, context.Response.StatusCode,
-            Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
-            destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId,
-            r.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null));
-    }
+    /// <summary>Metrics and the access-log line of an answered request.</summary>
+    private void Record(HttpContext context, long started, RuleGraph? graph, Terminal? terminal, Destination? destination) =>
+        Served.Record(accessLog, new LoggedRequest(context), context.Response.StatusCode, started, graph, terminal, destination);
 
     /// <summary>
-    /// Forwards to a destination of the backend (retrying idempotent requests on connect failures), then
-    /// records the request with the destination tried last. One method, so one state machine waits.
+    /// Forwards to a destination of the backend through the forward loop (idempotent requests are retried on
+    /// another after a connect failure or timeout), which records the request at its end.
     /// </summary>
-    private async Task ForwardAsync(HttpContext context, long started, RuleGraph graph, Decision decision, BackendPools pools, Registry.Model.LbBackendOptions? options)
+    private Task ForwardAsync(HttpContext context, long started, RuleGraph graph, BackendTerminal terminal, string? rewrittenPath,
+        BackendPools pools)
     {
-        if (decision.RewrittenPath is not null) context.Request.Path = decision.RewrittenPath;
-        if (options?.MaxBodyBytes > 0 && context.Request.ContentLength > options.MaxBodyBytes)
+        if (rewrittenPath is not null) context.Request.Path = rewrittenPath;
+        var backend = terminal.Backend;
+        if (backend.MaxBodyBytes > 0 && context.Request.ContentLength > backend.MaxBodyBytes)
         {
             context.Response.StatusCode = StatusCodes.Status413PayloadTooLarge;
-            Record(context, started, graph, decision.Terminal, null);
-            return;
+            Record(context, started, graph, terminal, null);
+            return Task.CompletedTask;
         }
-        var policy = options?.Policy ?? "p2c";
-        var settings = options is null ? ForwardSettings.Default : ForwardSettings.For(options);
-        var (config, transformer) = (settings.Config, settings.Transformer);
-        var idempotent = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method) || HttpMethods.IsOptions(context.Request.Method);
-        var attempts = 1 + (idempotent ? options?.Retries ?? 1 : 0);
+        var method = context.Request.Method;
+        var idempotent = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
 
         // Session affinity: the cookie names a destination; it is kept while that one is in the backend and not ejected.
-        string? affinityCookie = null;
         Destination? sticky = null;
-        if (options?.Affinity == "cookie")
-        {
-            affinityCookie = AffinityCookie(decision.Terminal);
-            if (context.Request.Cookies[affinityCookie] is { } key) sticky = pools.Find(key);
-        }
-        var pool = pools.Choose();
-        Destination? destination = null;
-        for (var attempt = 1; ; attempt++)
-        {
-            destination = attempt == 1 && sticky is not null ? sticky : pool.Pick(policy);
-            if (destination is null)
-            {
-                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                await context.Response.WriteAsync("no live workload for this backend\n");
-                Record(context, started, graph, decision.Terminal, null);
-            return;
-            }
-            if (affinityCookie is not null && destination != sticky)
-                context.Response.Headers.Append(Microsoft.Net.Http.Headers.HeaderNames.SetCookie,
-                    $"{affinityCookie}={destination.AffinityKey}; path=/; httponly; samesite=lax");
-            destination.Begin();
-            ForwarderError error;
-            try
-            {
-                error = proxy.ShortWay && Http1Forwarder.Handles(context, options)
-                    ? await Http1Forwarder.SendAsync(context, destination, options)
-                    : await forwarder.SendAsync(context, destination.Prefix, client, config, transformer);
-            }
-            finally
-            {
-                destination.End();
-            }
-            if (error == ForwarderError.None) break;
-            // Connect failures eject the destination for a while (passive health); retried when safe.
-            if (error is ForwarderError.Request or ForwarderError.RequestTimedOut)
-            {
-                destination.Failed(error.ToString(), log);
-                if (attempt < attempts && !context.Response.HasStarted)
-                {
-                    context.Response.Clear();
-                    context.Response.StatusCode = StatusCodes.Status200OK;
-                    continue;
-                }
-            }
-            break;
-        }
-        Record(context, started, graph, decision.Terminal, destination);
+        if (backend.AffinityCookie is { } cookie && context.Request.Cookies[cookie] is { } key) sticky = pools.Find(key);
+
+        var direct = proxy.DirectHttp1Forwarding && DirectHttp1Forwarding.CanForward(context, backend);
+        var side = new KestrelClient(this, context, terminal, started, graph, sticky, direct);
+        var forwarding = ForwardLoop.RunAsync(side, pools, backend, 1 + (idempotent ? backend.Retries : 0), sticky, log);
+        // Kestrel wants a Task: the loop's own, wrapped only when it waits (a small object, not another state machine).
+        if (!forwarding.IsCompletedSuccessfully) return forwarding.AsTask();
+        forwarding.GetAwaiter().GetResult();
+        return Task.CompletedTask;
     }
 
-    /// <summary>One cookie per backend node, so two backends of a domain do not overwrite each other's choice.</summary>
-    private static readonly ConditionalWeakTable<Terminal, string> AffinityCookies = new();
+    /// <summary>Through YARP's forwarder, its errors read as the forward loop's outcomes.</summary>
+    private async ValueTask<ForwardOutcome> SendWithYarpAsync(HttpContext context, Destination destination, BackendSettings backend)
+    {
+        var settings = ForwardSettings.For(backend);
+        return await forwarder.SendAsync(context, destination.Prefix, client, settings.Config, settings.Transformer) switch
+        {
+            ForwarderError.None => ForwardOutcome.Done,
+            ForwarderError.Request => ForwardOutcome.Unreachable,
+            ForwarderError.RequestTimedOut => ForwardOutcome.TimedOut,
+            _ => ForwardOutcome.Answered,
+        };
+    }
 
-    private static string AffinityCookie(Terminal terminal) => AffinityCookies.GetValue(terminal, static t => "eru_affinity_" + t.Id);
+    /// <summary>Kestrel's side of a forwarded request, for the forward loop.</summary>
+    private readonly struct KestrelClient(ProxyMiddleware proxy, HttpContext context, BackendTerminal terminal, long started,
+        RuleGraph graph, Destination? sticky, bool direct) : IForwardingClient
+    {
+        public ValueTask<ForwardOutcome> SendAsync(Destination destination)
+        {
+            if (terminal.Backend.AffinityCookie is { } cookie && destination != sticky)
+                context.Response.Headers.Append(Microsoft.Net.Http.Headers.HeaderNames.SetCookie,
+                    $"{cookie}={destination.AffinityKey}; path=/; httponly; samesite=lax");
+            return direct
+                ? DirectHttp1Forwarding.SendAsync(context, destination, terminal.Backend)
+                : proxy.SendWithYarpAsync(context, destination, terminal.Backend);
+        }
+
+        public bool CanRetry => !context.Response.HasStarted;
+
+        public void Reset()
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        }
+
+        public ValueTask FailAsync(ForwardOutcome outcome)
+        {
+            var response = context.Response;
+            switch (outcome)
+            {
+                case ForwardOutcome.NoDestination:
+                    response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                    return new ValueTask(response.WriteAsync("no live workload for this backend\n"));
+                // YARP answers these itself; the direct way's answer is the LB's (empty), or a cut connection once it started.
+                case ForwardOutcome.Unreachable or ForwardOutcome.TimedOut or ForwardOutcome.BadResponse or ForwardOutcome.BodyBroken
+                    when direct:
+                    if (response.HasStarted) context.Abort();
+                    else
+                    {
+                        response.Clear();
+                        response.StatusCode = outcome == ForwardOutcome.TimedOut
+                            ? StatusCodes.Status504GatewayTimeout
+                            : StatusCodes.Status502BadGateway;
+                    }
+                    return default;
+                default: // the client left (Kestrel sees to it), or YARP has answered
+                    return default;
+            }
+        }
+
+        public void Record(Destination? destination) => proxy.Record(context, started, graph, terminal, destination);
+    }
+
+    /// <summary>A Kestrel request as its access-log line describes it.</summary>
+    private readonly struct LoggedRequest(HttpContext context) : ILoggedRequest
+    {
+        public string Client => context.Connection.RemoteIpAddress?.ToString() ?? "";
+        public string Method => context.Request.Method;
+        public string Host => context.Request.Host.Value ?? "";
+        public string Target =>
+            context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? context.Request.Path.Value + context.Request.QueryString.Value;
+        public string Protocol => context.Request.Protocol;
+        public string? UserAgent => context.Request.Headers.UserAgent is { Count: > 0 } ua ? ua.ToString() : null;
+    }
 }
 
 /// <summary>
-/// How the proxy runs: the HTTP/1.1 short way (on the epoll transport only, whose sockets it uses), and the
+/// How the proxy runs: direct HTTP/1.1 forwarding (on the epoll transport only, whose sockets it uses), and the
 /// local ports that are not traffic (/metrics and /healthz, the admin API).
 /// </summary>
-internal sealed record ProxySettings(bool ShortWay, HashSet<int> ControlPorts);
-
-/// <summary>How requests to one backend are forwarded: built once per backend's options, not per request.</summary>
-internal sealed class ForwardSettings(ForwarderRequestConfig config, EdgeTransformer transformer)
-{
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Registry.Model.LbBackendOptions, ForwardSettings> Cache = new();
-
-    public static readonly ForwardSettings Default = new(Build(30_000, null), EdgeTransformer.Default);
-
-    public ForwarderRequestConfig Config { get; } = config;
-    public EdgeTransformer Transformer { get; } = transformer;
-
-    public static ForwardSettings For(Registry.Model.LbBackendOptions options) => Cache.GetValue(options, static o =>
-        new ForwardSettings(Build(o.TimeoutMs, o.Protocol), new EdgeTransformer(o)));
-
-    /// <summary>HTTP/1.1 to workloads unless the backend says h2c: then HTTP/2 with prior knowledge, nothing lower.</summary>
-    private static ForwarderRequestConfig Build(int timeoutMs, string? protocol) => new()
-    {
-        ActivityTimeout = TimeSpan.FromMilliseconds(timeoutMs),
-        Version = protocol == "h2c" ? System.Net.HttpVersion.Version20 : System.Net.HttpVersion.Version11,
-        VersionPolicy = protocol == "h2c" ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
-    };
-}
-
-/// <summary>Header edits of a backend, plus the X-Forwarded-* headers backends expect (<see cref="ForwardedHeaders"/>).</summary>
-internal sealed class EdgeTransformer(Registry.Model.LbBackendOptions? options) : HttpTransformer
-{
-    public static new readonly EdgeTransformer Default = new(null);
-
-    public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
-    {
-        await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-        foreach (var name in (ReadOnlySpan<string>)[ForwardedHeaders.For, ForwardedHeaders.Proto, ForwardedHeaders.Host]) proxyRequest.Headers.Remove(name);
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.For, ForwardedHeaders.ForValue(httpContext));
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Proto, httpContext.Request.Scheme);
-        proxyRequest.Headers.TryAddWithoutValidation(ForwardedHeaders.Host, httpContext.Request.Host.Value);
-        proxyRequest.Headers.Host = null; // the backend sees its own authority
-        if (options is null) return;
-        foreach (var name in options.RemoveRequestHeaders) proxyRequest.Headers.Remove(name);
-        foreach (var (name, value) in options.SetRequestHeaders)
-        {
-            proxyRequest.Headers.Remove(name);
-            proxyRequest.Headers.TryAddWithoutValidation(name, value);
-        }
-    }
-
-    public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
-    {
-        var result = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        if (options is not null)
-            foreach (var (name, value) in options.SetResponseHeaders) httpContext.Response.Headers[name] = value;
-        return result;
-    }
-}
+internal sealed record ProxySettings(bool DirectHttp1Forwarding, HashSet<int> ControlPorts);

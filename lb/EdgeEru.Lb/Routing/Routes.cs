@@ -44,7 +44,7 @@ internal sealed class Routes
         return null;
     }
 
-    public BackendPools Pools(RuleGraph graph, Terminal terminal) => _pools[(graph, terminal.Index)];
+    public BackendPools Pools(RuleGraph graph, BackendTerminal terminal) => _pools[(graph, terminal.Index)];
 
     public static Routes Build(RegistrySnapshot snapshot, Routes previous, Action<string, Exception> onBadGraph)
     {
@@ -75,11 +75,12 @@ internal sealed class Routes
         var pools = new Dictionary<(RuleGraph, int), BackendPools>();
         var checks = new Dictionary<Destination, Registry.Model.LbActiveCheck>();
         foreach (var graph in graphs.Values)
-            foreach (var t in graph.Terminals.Where(t => t.IsBackend))
+            foreach (var t in graph.Terminals.OfType<BackendTerminal>())
             {
                 var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
                 if (t.Node.Options?.HealthCheck is not { } check) continue;
-                foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations)).Concat(p.Fallback?.Destinations ?? []))
+                foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations))
+                    .Concat(p.Fallback?.Destinations ?? []))
                     checks.TryAdd(d, check);
             }
         return new Routes(snapshot, exact, wildcards, pools, used, [.. checks.Select(c => (c.Key, c.Value))]);

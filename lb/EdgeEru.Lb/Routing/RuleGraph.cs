@@ -1,27 +1,12 @@
 using System.Net;
 using System.Text.RegularExpressions;
+using EdgeEru.Lb.Backends;
 using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Lb.Routing;
 
 /// <summary>Where a walk through a graph ended, the path rewrite it picked up, and (when explaining) how it got there.</summary>
 internal readonly record struct Decision(Terminal Terminal, string? RewrittenPath);
-
-/// <summary>A terminal node: a backend, a redirect or a fixed response.</summary>
-internal sealed class Terminal(string id, int index, LbNode node)
-{
-    public string Id { get; } = id;
-    public int Index { get; } = index;
-    public LbNode Node { get; } = node;
-    public bool IsBackend => Node.Type == "backend";
-
-    /// <summary>A redirect node's Location: its template with the request's scheme, host (with port), path and query ("?..." or "").</summary>
-    public string Location(string scheme, string host, string path, string query) => Node.Location!
-        .Replace("{scheme}", scheme, StringComparison.Ordinal)
-        .Replace("{host}", host, StringComparison.Ordinal)
-        .Replace("{path}", path, StringComparison.Ordinal)
-        .Replace("{query}", query, StringComparison.Ordinal);
-}
 
 /// <summary>
 /// A domain's rule graph compiled for the hot path: nodes in an array, edges as indexes, regexes
@@ -46,17 +31,26 @@ internal sealed class RuleGraph
         _hits = new long[_steps.Length];
         TrustedProxies = (domain.TrustedProxies ?? []).Select(p => IPNetwork.Parse(p)).ToArray();
         Terminals = _steps.Where(s => s.Terminal is not null).Select(s => s.Terminal!).ToArray();
+        var backends = Terminals.OfType<BackendTerminal>().Select(t => t.Backend).ToArray();
+        EveryBackendSpeaksHttp1 = backends.All(b => b.Protocol == UpstreamProtocol.Http1);
+        SomeBackendKeepsAffinity = backends.Any(b => b.AffinityCookie is not null);
     }
 
     public LbDomain Domain { get; }
     public IReadOnlyList<IPNetwork> TrustedProxies { get; }
     public IReadOnlyList<Terminal> Terminals { get; }
 
+    /// <summary>Every backend of the graph speaks HTTP/1.1 to its workloads (none asks for h2c).</summary>
+    public bool EveryBackendSpeaksHttp1 { get; }
+
+    /// <summary>Some backend of the graph keeps clients on one workload with a cookie.</summary>
+    public bool SomeBackendKeepsAffinity { get; }
+
     /// <summary>Hit count of each node since this graph was compiled.</summary>
     public IEnumerable<(string Id, long Hits)> Hits() => _steps.Select(s => (s.Id, Interlocked.Read(ref _hits[s.Index])));
 
     /// <summary>Walks the graph for a request. <paramref name="trace"/>, when given, receives each node and its outcome.</summary>
-    public Decision Evaluate(IRequestFacts request, List<(string Node, bool? Matched)>? trace = null)
+    public Decision Evaluate<TRequest>(TRequest request, List<(string Node, bool? Matched)>? trace = null) where TRequest : IRequestFacts
     {
         string? rewritten = null;
         var i = _init;
@@ -76,6 +70,12 @@ internal sealed class RuleGraph
         throw new InvalidOperationException("rule graph walk did not end"); // validation refuses cycles
     }
 
+    /// <summary>What a filter node looks at, decided when the graph is compiled.</summary>
+    private enum FilterKind { Path, Method, Header, Query, Cookie, UserAgent, Ip, Percent }
+
+    /// <summary>How a filter compares what it looks at.</summary>
+    private enum MatchKind { None, Exact, Prefix, Regex, Present, Absent }
+
     /// <summary>One compiled node.</summary>
     private sealed class Step
     {
@@ -84,6 +84,8 @@ internal sealed class RuleGraph
         public Terminal? Terminal { get; init; }
         public int Succ { get; init; } = -1;
         public int Fail { get; init; } = -1;
+        private FilterKind Kind { get; init; }
+        private MatchKind Match { get; init; }
         private LbNode Node { get; init; } = null!;
         private Regex? Regex { get; init; }
         private IPNetwork[] Networks { get; init; } = [];
@@ -91,16 +93,42 @@ internal sealed class RuleGraph
 
         public static Step Compile(string id, int i, LbNode node, Dictionary<string, int> index)
         {
-            if (!node.IsFilter) return new Step { Id = id, Index = i, Terminal = new Terminal(id, i, node), Node = node };
-            var options = RegexOptions.Compiled | RegexOptions.CultureInvariant | (node.IgnoreCase || node.Type == "ua" ? RegexOptions.IgnoreCase : 0);
+            if (!node.IsFilter) return new Step { Id = id, Index = i, Terminal = Terminal.Compile(id, i, node), Node = node };
+            var kind = node.Type switch
+            {
+                "path" => FilterKind.Path,
+                "method" => FilterKind.Method,
+                "header" => FilterKind.Header,
+                "query" => FilterKind.Query,
+                "cookie" => FilterKind.Cookie,
+                "ua" => FilterKind.UserAgent,
+                "ip" => FilterKind.Ip,
+                "percent" => FilterKind.Percent,
+                _ => throw new ArgumentException($"node \"{id}\": \"{node.Type}\" is not a filter type", nameof(node)),
+            };
+            var match = node.Match switch
+            {
+                "exact" => MatchKind.Exact,
+                "prefix" => MatchKind.Prefix,
+                "regex" => MatchKind.Regex,
+                "present" => MatchKind.Present,
+                "absent" => MatchKind.Absent,
+                _ => MatchKind.None,
+            };
+            var options = RegexOptions.Compiled | RegexOptions.CultureInvariant
+                | (node.IgnoreCase || kind == FilterKind.UserAgent ? RegexOptions.IgnoreCase : 0);
             return new Step
             {
                 Id = id,
                 Index = i,
+                Kind = kind,
+                Match = match,
                 Node = node,
                 Succ = index[node.Succ!],
                 Fail = index[node.Fail!],
-                Regex = node.Match == "regex" || node.Type == "ua" ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50)) : null,
+                Regex = match == MatchKind.Regex || kind == FilterKind.UserAgent
+                    ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50))
+                    : null,
                 Networks = (node.Cidrs ?? []).Select(c => IPNetwork.Parse(c)).ToArray(),
                 Comparison = node.IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal,
                 // The percent key split once ("cookie:uid" → cookie, "uid"), not per request.
@@ -112,18 +140,18 @@ internal sealed class RuleGraph
         private string? KeyCookie { get; init; }
         private string? KeyHeader { get; init; }
 
-        public bool Matches(IRequestFacts r, IReadOnlyList<IPNetwork> trusted, ref string? rewritten)
+        public bool Matches<TRequest>(TRequest r, IReadOnlyList<IPNetwork> trusted, ref string? rewritten) where TRequest : IRequestFacts
         {
-            switch (Node.Type)
+            switch (Kind)
             {
-                case "path":
+                case FilterKind.Path:
                 {
                     var path = rewritten ?? r.Path;
-                    switch (Node.Match)
+                    switch (Match)
                     {
-                        case "exact":
+                        case MatchKind.Exact:
                             return string.Equals(path, Node.Value, Comparison);
-                        case "prefix":
+                        case MatchKind.Prefix:
                             if (!path.StartsWith(Node.Value!, Comparison)) return false;
                             if (Node.StripPrefix) rewritten = "/" + path[Node.Value!.Length..].TrimStart('/');
                             else if (Node.Rewrite is not null) rewritten = Node.Rewrite + path[Node.Value!.Length..];
@@ -135,39 +163,37 @@ internal sealed class RuleGraph
                             return true;
                     }
                 }
-                case "method":
+                case FilterKind.Method:
                     foreach (var v in Node.Values!)
                         if (string.Equals(v, r.Method, StringComparison.OrdinalIgnoreCase)) return true;
                     return false;
-                case "header":
+                case FilterKind.Header:
                     return Value(r.Header(Node.Name!));
-                case "query":
+                case FilterKind.Query:
                     return Value(r.Query(Node.Name!));
-                case "cookie":
+                case FilterKind.Cookie:
                     return Value(r.Cookie(Node.Name!));
-                case "ua":
+                case FilterKind.UserAgent:
                     return r.Header("User-Agent") is { } ua && Regex!.IsMatch(ua);
-                case "ip":
+                case FilterKind.Ip:
                 {
                     var client = r.ClientAddress(trusted);
                     foreach (var n in Networks)
                         if (n.Contains(client)) return true;
                     return false;
                 }
-                case "percent":
-                    return Bucket(r, trusted) < Node.Percent;
                 default:
-                    return false;
+                    return Bucket(r, trusted) < Node.Percent;
             }
         }
 
-        private bool Value(string? actual) => Node.Match switch
+        private bool Value(string? actual) => Match switch
         {
-            "present" => actual is not null,
-            "absent" => actual is null,
-            "exact" => actual is not null && string.Equals(actual, Node.Value, Comparison),
-            "prefix" => actual is not null && actual.StartsWith(Node.Value!, Comparison),
-            "regex" => actual is not null && Regex!.IsMatch(actual),
+            MatchKind.Present => actual is not null,
+            MatchKind.Absent => actual is null,
+            MatchKind.Exact => actual is not null && string.Equals(actual, Node.Value, Comparison),
+            MatchKind.Prefix => actual is not null && actual.StartsWith(Node.Value!, Comparison),
+            MatchKind.Regex => actual is not null && Regex!.IsMatch(actual),
             _ => false,
         };
 
@@ -175,7 +201,7 @@ internal sealed class RuleGraph
         /// 0-99, stable for a user: a hash of the key (cookie, header or client address). Raising the
         /// percentage only moves users from fail to succ, never back: a user stays on the side they were.
         /// </summary>
-        private int Bucket(IRequestFacts r, IReadOnlyList<IPNetwork> trusted)
+        private int Bucket<TRequest>(TRequest r, IReadOnlyList<IPNetwork> trusted) where TRequest : IRequestFacts
         {
             var key = KeyCookie is not null ? r.Cookie(KeyCookie) : KeyHeader is not null ? r.Header(KeyHeader) : null;
             if (key is not null) return Hash(key);

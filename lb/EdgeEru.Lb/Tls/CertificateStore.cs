@@ -5,7 +5,8 @@ using System.Security.Cryptography.X509Certificates;
 namespace EdgeEru.Lb.Tls;
 
 /// <summary>One loaded certificate: where it came from, the names it serves, and the context TLS hands out.</summary>
-internal sealed record LoadedCertificate(string Source, string[] Names, DateTime NotAfter, X509Certificate2 Leaf, SslStreamCertificateContext Context);
+internal sealed record LoadedCertificate(
+    string Source, string[] Names, DateTime NotAfter, X509Certificate2 Leaf, SslStreamCertificateContext Context);
 
 /// <summary>
 /// The certificates TLS termination picks from by SNI, indexed by the DNS names in each certificate:
@@ -24,7 +25,8 @@ internal sealed class CertificateStore
         foreach (var c in certificates.OrderBy(c => c.NotAfter))
             foreach (var n in c.Names) byName[n] = c;
         _byName = byName.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
-        Default = defaultName is not null && byName.TryGetValue(defaultName, out var d) ? d : certificates.Count == 1 ? certificates[0] : null;
+        Default = defaultName is not null && byName.TryGetValue(defaultName, out var d) ? d
+            : certificates.Count == 1 ? certificates[0] : null;
     }
 
     public static readonly CertificateStore Empty = new([]);

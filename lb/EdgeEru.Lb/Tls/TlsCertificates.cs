@@ -15,8 +15,10 @@ namespace EdgeEru.Lb.Tls;
 internal sealed class TlsCertificates : BackgroundService
 {
     private static readonly Gauge Loaded = Metrics.CreateGauge("eru_lb_tls_certificates", "Certificates loaded for TLS termination.");
-    private static readonly Counter Failures = Metrics.CreateCounter("eru_lb_tls_certificate_failures_total", "Certificates (files or registry values) that failed to load.");
-    private static readonly Gauge Expiry = Metrics.CreateGauge("eru_lb_tls_certificate_expiry_seconds", "Seconds until a certificate expires.",
+    private static readonly Counter Failures = Metrics.CreateCounter("eru_lb_tls_certificate_failures_total",
+        "Certificates (files or registry values) that failed to load.");
+    private static readonly Gauge Expiry = Metrics.CreateGauge("eru_lb_tls_certificate_expiry_seconds",
+        "Seconds until a certificate expires.",
         new GaugeConfiguration { LabelNames = ["source"] });
 
     private readonly string? _directory;
@@ -105,7 +107,8 @@ internal sealed class TlsCertificates : BackgroundService
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _log.LogError("TLS certificates: cannot read {Directory}: {Error}; keeping the {Count} loaded", _directory, ex.Message, Current.Certificates.Count);
+            _log.LogError("TLS certificates: cannot read {Directory}: {Error}; keeping the {Count} loaded",
+                _directory, ex.Message, Current.Certificates.Count);
             return false;
         }
         lock (_gate)
@@ -147,7 +150,8 @@ internal sealed class TlsCertificates : BackgroundService
         try
         {
             var cert = CertificateStore.Load(source, certificatePem, keyPem);
-            _log.LogInformation("TLS certificate {Source} loaded for {Names}, valid until {NotAfter:u}", source, string.Join(", ", cert.Names), cert.NotAfter);
+            _log.LogInformation("TLS certificate {Source} loaded for {Names}, valid until {NotAfter:u}",
+                source, string.Join(", ", cert.Names), cert.NotAfter);
             return cert;
         }
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or ArgumentException)
@@ -159,7 +163,8 @@ internal sealed class TlsCertificates : BackgroundService
     private LoadedCertificate? Failed(string source, string error, LoadedCertificate? lastGood)
     {
         Failures.Inc();
-        _log.LogError("TLS certificate {Source} not loaded: {Error}{Keeping}", source, error, lastGood is null ? "" : "; its last good certificate keeps serving");
+        _log.LogError("TLS certificate {Source} not loaded: {Error}{Keeping}",
+            source, error, lastGood is null ? "" : "; its last good certificate keeps serving");
         return lastGood;
     }
 

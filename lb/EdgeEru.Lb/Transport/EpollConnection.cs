@@ -17,9 +17,9 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     IConnectionLifetimeFeature, IMemoryPoolFeature, IConnectionEndPointFeature
 {
     private static long _ids;
-    /// <summary>Counts the lane's connections too.</summary>
+    /// <summary>Counts the connections an accept hook holds too (the HTTP/1.1 fast path's).</summary>
     internal static readonly Prometheus.Gauge Open = Prometheus.Metrics.CreateGauge("eru_lb_epoll_connections",
-        "Client connections open on the epoll transport (Lb:Transport epoll), Kestrel's and the HTTP/1.1 lane's.");
+        "Client connections open on the epoll transport (Lb:Transport epoll), Kestrel's and the HTTP/1.1 fast path's.");
     private readonly EpollSocket _socket;
     private readonly Pipe _input, _output;
     private readonly CancellationTokenSource _closed = new();
@@ -29,9 +29,10 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     private IDictionary<object, object?>? _items;
     private ReadOnlyMemory<byte> _already;
 
-    public EpollConnection(Socket socket, MemoryPool<byte> pool) : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
+    public EpollConnection(Socket socket, MemoryPool<byte> pool)
+        : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
 
-    /// <summary>A connection the HTTP/1.1 lane hands over, with the bytes it read and did not answer.</summary>
+    /// <summary>A connection an accept hook hands over, with the bytes it read and did not answer.</summary>
     public EpollConnection(EpollSocket socket, MemoryPool<byte> pool, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
     {
         _socket = socket;
@@ -41,8 +42,10 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         RemoteEndPoint = remote;
         ConnectionId = "E" + Interlocked.Increment(ref _ids).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
         // Kestrel's limits: 1 MB of request data buffered, 64 KB of response data before a flush waits.
-        _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 1024 * 1024, 512 * 1024, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 64 * 1024, 32 * 1024, useSynchronizationContext: false));
+        _input = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 1024 * 1024, 512 * 1024,
+            useSynchronizationContext: false));
+        _output = new Pipe(new PipeOptions(pool, PipeScheduler.Inline, PipeScheduler.Inline, 64 * 1024, 32 * 1024,
+            useSynchronizationContext: false));
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         _features.Set<IConnectionIdFeature>(this);
         _features.Set<IConnectionTransportFeature>(this);
@@ -77,7 +80,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         {
             if (!_already.IsEmpty)
             {
-                // What the lane read and handed over: Kestrel reads it first.
+                // What the hook read and handed over: Kestrel reads it first.
                 writer.Write(_already.Span);
                 _already = default;
                 if ((await writer.FlushAsync()).IsCompleted) return;
@@ -136,7 +139,9 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
         }
         catch (Exception e)
         {
-            error = e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown } ? new ConnectionResetException(e.Message, e) : e;
+            error = e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown }
+                ? new ConnectionResetException(e.Message, e)
+                : e;
         }
         finally
         {

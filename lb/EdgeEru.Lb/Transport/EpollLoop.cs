@@ -173,7 +173,11 @@ internal sealed unsafe class EpollLoop
                 socket.Received(NotDone, length); // the ring failed: the reader receives itself
                 continue;
             }
-            *sqe = new Ring.Sqe { Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait, UserData = (ulong)_receives.Ops.Count };
+            *sqe = new Ring.Sqe
+            {
+                Opcode = Ring.OpRecv, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait,
+                UserData = (ulong)_receives.Ops.Count,
+            };
             _receives.Ops.Add((socket, 0, length));
         }
         CompleteBatch(_receives);
@@ -216,7 +220,11 @@ internal sealed unsafe class EpollLoop
                 continue;
             }
             var address = System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_arena, offset);
-            *sqe = new Ring.Sqe { Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal, UserData = (ulong)_sends.Ops.Count };
+            *sqe = new Ring.Sqe
+            {
+                Opcode = Ring.OpSend, Fd = fd, Addr = (ulong)address, Len = (uint)length, MsgFlags = Ring.MsgDontWait | Ring.MsgNoSignal,
+                UserData = (ulong)_sends.Ops.Count,
+            };
             _sends.Ops.Add((socket, offset, length));
         }
         CompleteBatch(_sends);

@@ -45,7 +45,9 @@ internal sealed class EpollSocket : IDisposable
     /// <summary>In the loop's list of sockets to flush at the end of the turn (loop thread only): listed once.</summary>
     internal bool FlushListed { get; set; }
 
-    /// <summary>Told at once when the peer closes or resets, even while nobody reads (the lane: its client left mid-request).</summary>
+    /// <summary>
+    /// Told at once when the peer closes or resets, even while nobody reads (the fast path: its client left mid-request).
+    /// </summary>
     public IPeerWatcher? Watcher { get; set; }
 
     /// <summary>The loop whose thread runs what this socket's readiness wakes.</summary>
@@ -102,7 +104,8 @@ internal sealed class EpollSocket : IDisposable
     /// </summary>
     public bool PeerHasClosed => _peerClosed;
 
-    public bool IsQuiet => !_mayHaveData && !_peerClosed && !_readable.IsSignaled && !_pending && _sendFault is null && Volatile.Read(ref _disposed) == 0;
+    public bool IsQuiet =>
+        !_mayHaveData && !_peerClosed && !_readable.IsSignaled && !_pending && _sendFault is null && Volatile.Read(ref _disposed) == 0;
     private int Fd => (int)_handle.DangerousGetHandle();
 
     internal void OnEvents(uint events)
@@ -195,7 +198,8 @@ internal sealed class EpollSocket : IDisposable
         _loopPin.Dispose();
         _loopBuffer = default;
         _handle.DangerousRelease();
-        if (result is -11 or EpollLoop.NotDone) result = NoResult; // EAGAIN (the edge was old news) or a failed ring: the reader tries itself
+        // EAGAIN (the edge was old news) or a failed ring: the reader tries itself.
+        if (result is -11 or EpollLoop.NotDone) result = NoResult;
         else if (result >= 0) Drained(result, length);
         _received = result;
         _readable.Release();
@@ -367,7 +371,9 @@ internal sealed class EpollSocket : IDisposable
         return false;
     }
 
-    /// <summary>The loop's send is done (<paramref name="result"/>: bytes taken, or -errno; <see cref="EpollLoop.NotDone"/>: the ring failed).</summary>
+    /// <summary>
+    /// The loop's send is done (<paramref name="result"/>: bytes taken, or -errno; <see cref="EpollLoop.NotDone"/>: the ring failed).
+    /// </summary>
     internal void Sent(int result, int offset, int length)
     {
         var notSent = result == EpollLoop.NotDone;

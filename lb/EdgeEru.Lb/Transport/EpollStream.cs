@@ -33,7 +33,10 @@ internal sealed class EpollStream(EpollSocket socket) : Stream
         using (cancellationToken.UnsafeRegister(static s => ((EpollSocket)s!).Dispose(), socket))
         {
             try { return await socket.ReceiveAsync(buffer); }
-            catch (SocketException) when (cancellationToken.IsCancellationRequested) { throw new OperationCanceledException(cancellationToken); }
+            catch (SocketException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
         }
     }
 
@@ -48,7 +51,10 @@ internal sealed class EpollStream(EpollSocket socket) : Stream
         using (cancellationToken.UnsafeRegister(static s => ((EpollSocket)s!).Dispose(), socket))
         {
             try { await socket.SendAsync(buffer); }
-            catch (SocketException) when (cancellationToken.IsCancellationRequested) { throw new OperationCanceledException(cancellationToken); }
+            catch (SocketException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancellationToken);
+            }
         }
     }
 

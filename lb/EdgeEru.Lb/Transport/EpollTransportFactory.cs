@@ -7,11 +7,12 @@ namespace EdgeEru.Lb.Transport;
 
 /// <summary>
 /// Kestrel's transport for TCP endpoints on Linux: accepted connections live on the <see cref="EpollLoop"/>s.
-/// HTTP, TLS and HTTP/2 stay Kestrel's; only how bytes reach the socket changes. On the ports the HTTP/1.1
-/// lane serves, a connection starts in the lane and reaches Kestrel only when it sends what the lane leaves
-/// to Kestrel.
+/// HTTP, TLS and HTTP/2 stay Kestrel's; only how bytes reach the socket changes. On the ports an
+/// <see cref="IAcceptHook"/> takes (the HTTP/1.1 fast path's), a connection starts there and reaches Kestrel
+/// only when the hook hands it over.
 /// </summary>
-internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane.Http1Lane lane) : IConnectionListenerFactory, IConnectionListenerFactorySelector
+internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, IEnumerable<IAcceptHook> hooks)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
 
@@ -30,7 +31,8 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
             throw new AddressInUseException(e.Message, e);
         }
         socket.Listen(512);
-        var listener = new Listener(socket, pools.Create(), lane.Serves(((IPEndPoint)socket.LocalEndPoint!).Port) ? lane : null);
+        var port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+        var listener = new Listener(socket, pools.Create(), hooks.FirstOrDefault(h => h.Takes(port)));
         return ValueTask.FromResult<IConnectionListener>(listener);
     }
 
@@ -38,19 +40,20 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
     {
         private readonly Socket _socket;
         private readonly MemoryPool<byte> _pool;
-        // With the lane: connections it hands over, for Kestrel's next AcceptAsync.
+        // With a hook: the connections it hands over, for Kestrel's next AcceptAsync.
         private readonly System.Threading.Channels.Channel<ConnectionContext>? _handedOver;
-        private readonly Lane.HandOver? _handOver;
+        private readonly HandOver? _handOver;
 
-        public Listener(Socket socket, MemoryPool<byte> pool, Lane.Http1Lane? lane)
+        public Listener(Socket socket, MemoryPool<byte> pool, IAcceptHook? hook)
         {
             _socket = socket;
             _pool = pool;
             EndPoint = socket.LocalEndPoint!;
-            if (lane is null) return;
-            _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(new() { SingleReader = false, SingleWriter = false });
+            if (hook is null) return;
+            _handedOver = System.Threading.Channels.Channel.CreateUnbounded<ConnectionContext>(
+                new() { SingleReader = false, SingleWriter = false });
             _handOver = HandOver;
-            _ = AcceptIntoLaneAsync(lane);
+            _ = AcceptIntoHookAsync(hook);
         }
 
         public EndPoint EndPoint { get; }
@@ -81,14 +84,14 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
             return null;
         }
 
-        /// <summary>Accepts for the lane until unbound: each connection starts there.</summary>
-        private async Task AcceptIntoLaneAsync(Lane.Http1Lane lane)
+        /// <summary>Accepts for the hook until unbound: each connection starts there.</summary>
+        private async Task AcceptIntoHookAsync(IAcceptHook hook)
         {
             while (await NextAsync(default) is { } accepted)
             {
                 try
                 {
-                    lane.Start(accepted, _handOver!);
+                    hook.Accept(accepted, _handOver!);
                 }
                 catch (Exception)
                 {
@@ -124,7 +127,7 @@ internal sealed class EpollTransportFactory(IMemoryPoolFactory<byte> pools, Lane
             }
         }
 
-        /// <summary>The lane gives a connection (and the bytes it read) to Kestrel.</summary>
+        /// <summary>The hook gives a connection (and the bytes it read) to Kestrel.</summary>
         private void HandOver(EpollSocket socket, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
         {
             var connection = new EpollConnection(socket, _pool, local, remote, already);

@@ -19,7 +19,9 @@ internal sealed class Readiness : IValueTaskSource<bool>
     /// <summary>Forgets an edge seen before the caller looks at the socket itself (called right before the syscall).</summary>
     public void Reset() => Interlocked.CompareExchange(ref _state, Idle, Signaled);
 
-    /// <summary>Takes a waiting waiter for the loop (only the loop thread, at an edge): it wakes at <see cref="Release"/>, not before.</summary>
+    /// <summary>
+    /// Takes a waiting waiter for the loop (only the loop thread, at an edge): it wakes at <see cref="Release"/>, not before.
+    /// </summary>
     public bool TryClaim() => Interlocked.CompareExchange(ref _state, Claimed, Waiting) == Waiting;
 
     /// <summary>Wakes a claimed waiter: with true, or with false when the direction was closed meanwhile.</summary>

@@ -102,7 +102,9 @@ internal sealed unsafe partial class Ring
         Capacity = (int)p.SqEntries;
     }
 
-    /// <summary>A ring of <paramref name="entries"/>, or null where io_uring is missing or refused (then the loop makes one call per socket).</summary>
+    /// <summary>
+    /// A ring of <paramref name="entries"/>, or null where io_uring is missing or refused (then the loop makes one call per socket).
+    /// </summary>
     public static Ring? TryCreate(uint entries, out string? why)
     {
         why = null;
@@ -162,7 +164,8 @@ internal sealed unsafe partial class Ring
         {
             var r = SyscallEnter(SysEnter, _fd, toSubmit, count - reaped, EnterGetEvents, 0, 0);
             if (r >= 0) toSubmit -= Math.Min((uint)r, toSubmit);
-            else if (Marshal.GetLastPInvokeError() is var errno and not (4 or 11 or 16)) throw Native.Error(errno); // EINTR, EAGAIN, EBUSY: again
+            else if (Marshal.GetLastPInvokeError() is var errno and not (4 or 11 or 16)) // EINTR, EAGAIN, EBUSY: again
+                throw Native.Error(errno);
             var head = *_cqHead;
             var tail = Volatile.Read(ref *_cqTail);
             while (head != tail)

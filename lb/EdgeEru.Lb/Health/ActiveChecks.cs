@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
-using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Backends;
+using EdgeEru.Lb.Routing;
 using Prometheus;
 
-namespace EdgeEru.Lb.Backends;
+namespace EdgeEru.Lb.Health;
 
 /// <summary>
 /// Active health checks for backends that ask for one (<c>options.health_check</c>): each destination is
@@ -64,7 +65,8 @@ internal sealed class ActiveChecks(RoutesHolder routes, ILogger<ActiveChecks> lo
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(check.TimeoutMs);
-            using var resp = await _http.GetAsync(d.Prefix.TrimEnd('/') + check.Path, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+            using var resp = await _http.GetAsync(d.Prefix.TrimEnd('/') + check.Path, HttpCompletionOption.ResponseHeadersRead,
+                timeout.Token);
             if ((int)resp.StatusCode >= 400) problem = $"GET {check.Path}: {(int)resp.StatusCode}";
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -86,7 +88,9 @@ internal sealed class ActiveChecks(RoutesHolder routes, ILogger<ActiveChecks> lo
         Probes.WithLabels(problem is null ? "pass" : "fail").Inc();
         if (d.RecordCheck(problem is null, check.UnhealthyAfter, check.HealthyAfter))
         {
-            if (d.FailsCheck) log.LogWarning("backend {Destination} ({Workload}) fails its health check ({Problem}): out until it passes", d.Prefix, d.WorkloadId, problem);
+            if (d.FailsCheck)
+                log.LogWarning("backend {Destination} ({Workload}) fails its health check ({Problem}): out until it passes",
+                    d.Prefix, d.WorkloadId, problem);
             else log.LogInformation("backend {Destination} ({Workload}) passes its health check again: back in", d.Prefix, d.WorkloadId);
         }
     }

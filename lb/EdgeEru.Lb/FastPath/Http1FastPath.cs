@@ -1,47 +1,41 @@
 using System.Collections.Concurrent;
-using System.Net;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
-using EdgeEru.Lb.Proxy;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
-namespace EdgeEru.Lb.Lane;
-
-/// <summary>Gives a connection, with the bytes read from it and not answered, to Kestrel.</summary>
-internal delegate void HandOver(EpollSocket socket, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already);
+namespace EdgeEru.Lb.FastPath;
 
 /// <summary>
-/// The HTTP/1.1 lane (<c>Lb:Http1Lane</c>, on by default with the epoll transport): the proxy's plain-HTTP
-/// ports answer the commonest request, a bodyless GET or HEAD to a domain whose backends speak HTTP/1.1, on
-/// the event loop from the client's bytes to the workload's answer, without Kestrel's per-request objects.
-/// The rule graph, the backend pools, the upstream connections, the metrics and the access log are the
-/// ones the Kestrel way uses, so a request gets the same answer either way. A connection whose request is
-/// anything else (see <see cref="LaneRequest"/>), or whose domain needs cookie affinity or HTTP/2 to its
-/// workloads, goes to Kestrel with the bytes it sent, and stays there.
+/// The HTTP/1.1 fast path (<c>Lb:Http1Lane</c>, on by default with the epoll transport): on the proxy's plain-HTTP
+/// ports, the commonest request, a bodyless GET or HEAD to a domain whose backends speak HTTP/1.1, is answered
+/// on the event loop from the client's bytes to the workload's answer, without Kestrel's per-request objects.
+/// The rule graph, the backend pools, the forward loop, the upstream exchange, the metrics and the access log
+/// are the ones the Kestrel way uses, so a request gets the same answer either way. A connection whose request
+/// is anything else (see <see cref="FastPathRequest"/>), or whose domain needs cookie affinity or HTTP/2 to its
+/// workloads, goes to Kestrel with the bytes it sent, and stays there. Nothing outside this folder depends on
+/// it: without its registration in <see cref="LbHost"/>, every request goes through Kestrel.
 /// </summary>
-internal sealed class Http1Lane : IHostedService, IDisposable
+internal sealed class Http1FastPath : IHostedService, IAcceptHook, IDisposable
 {
+    // The metric names keep the fast path's first name, "the lane", so dashboards and alerts stay valid.
     private static readonly Prometheus.Counter HandedOver = Prometheus.Metrics.CreateCounter("eru_lb_http1_lane_handovers_total",
-        "Connections the HTTP/1.1 lane gave to Kestrel (a request it leaves to Kestrel: a body, an upgrade, HTTP/1.0 or 2, ...).");
-    private static readonly Prometheus.Counter LaneRequests = Prometheus.Metrics.CreateCounter("eru_lb_http1_lane_requests_total",
-        "Requests the HTTP/1.1 lane answered itself.");
+        "Connections the HTTP/1.1 fast path gave to Kestrel (a request it leaves to Kestrel: a body, an upgrade, HTTP/1.0 or 2, ...).");
+    private static readonly Prometheus.Counter Requests = Prometheus.Metrics.CreateCounter("eru_lb_http1_lane_requests_total",
+        "Requests the HTTP/1.1 fast path answered itself.");
 
     private readonly HashSet<int> _ports;
-    private readonly ConcurrentDictionary<LaneConnection, byte> _open = new();
+    private readonly ConcurrentDictionary<FastPathConnection, byte> _open = new();
     private readonly Timer _sweeper;
-    private readonly ConditionalWeakTable<RuleGraph, object> _fits = new();
 
-    public Http1Lane(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog, IOptions<KestrelServerOptions> kestrel,
-        IHostApplicationLifetime lifetime, ILogger<Http1Lane> log)
+    public Http1FastPath(IConfiguration config, RoutesHolder routes, AccessLog.AccessLogWriter accessLog,
+        IOptions<KestrelServerOptions> kestrel, IHostApplicationLifetime lifetime, ILogger<Http1FastPath> log)
     {
         Routes = routes;
         AccessLog = accessLog;
         Log = log;
-        var enabled = config.GetValue("Lb:Http1Lane", true);
-        _ports = enabled ? Listeners.Ports(config["Lb:Urls"] ?? LbHost.DefaultProxyUrls) : [];
+        _ports = Listeners.Ports(config["Lb:Urls"] ?? LbHost.DefaultProxyUrls);
         var limits = kestrel.Value.Limits;
         KeepAliveMs = (long)limits.KeepAliveTimeout.TotalMilliseconds;
         HeadersMs = (long)limits.RequestHeadersTimeout.TotalMilliseconds;
@@ -56,7 +50,7 @@ internal sealed class Http1Lane : IHostedService, IDisposable
     public RoutesHolder Routes { get; }
     public AccessLog.AccessLogWriter AccessLog { get; }
     public ILogger Log { get; }
-    /// <summary>Kestrel's limits, so a connection waits as long in the lane as it would in Kestrel.</summary>
+    /// <summary>Kestrel's limits, so a connection waits as long here as it would in Kestrel.</summary>
     public long KeepAliveMs { get; }
     public long HeadersMs { get; }
     public long MinSendBytesPerSecond { get; }
@@ -66,38 +60,37 @@ internal sealed class Http1Lane : IHostedService, IDisposable
     /// <summary>The host is stopping: idle connections close, busy ones after their answer.</summary>
     public bool Draining { get; private set; }
 
-    /// <summary>Whether connections accepted on this port start in the lane.</summary>
-    public bool Serves(int port) => _ports.Contains(port);
+    /// <summary>Connections accepted on the proxy's plain-HTTP ports start here.</summary>
+    public bool Takes(int port) => _ports.Contains(port);
 
-    public void Start(Socket accepted, HandOver handOver)
+    public void Accept(Socket accepted, HandOver handOver)
     {
         if (Draining)
         {
             accepted.Dispose();
             return;
         }
-        var connection = new LaneConnection(this, accepted, handOver);
+        var connection = new FastPathConnection(this, accepted, handOver);
         _open.TryAdd(connection, 0);
         EpollConnection.Open.Inc();
         connection.Run();
     }
 
-    internal void Ended(LaneConnection connection, bool handedOver)
+    internal void Ended(FastPathConnection connection, bool handedOver)
     {
         _open.TryRemove(connection, out _);
         EpollConnection.Open.Dec();
         if (handedOver) HandedOver.Inc();
     }
 
-    internal static void Answered() => LaneRequests.Inc();
+    internal static void Answered() => Requests.Inc();
 
     /// <summary>
-    /// Whether the lane may answer for this graph: every backend of it speaks HTTP/1.1 to its workloads and
+    /// Whether the fast path may answer for this graph: every backend of it speaks HTTP/1.1 to its workloads and
     /// keeps no cookie affinity (those are the Kestrel way's). Decided before the graph is walked, so a
     /// request is never walked (and counted) twice.
     /// </summary>
-    public bool Fits(RuleGraph graph) => (bool)_fits.GetValue(graph, static g =>
-        g.Terminals.All(t => !t.IsBackend || (t.Node.Options?.Protocol is null or "http1" && t.Node.Options?.Affinity is null)));
+    public static bool CanServe(RuleGraph graph) => graph.EveryBackendSpeaksHttp1 && !graph.SomeBackendKeepsAffinity;
 
     public void Dispose() => _sweeper.Dispose();
 

@@ -1,7 +1,6 @@
-using EdgeEru.Lb.Routing;
 using EdgeEru.Registry.Watch;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Routing;
 
 /// <summary>Keeps the current <see cref="Routes"/>, rebuilt from each registry snapshot and swapped atomically.</summary>
 internal sealed class RoutesHolder : IHostedService, IDisposable
@@ -30,7 +29,8 @@ internal sealed class RoutesHolder : IHostedService, IDisposable
             {
                 if (snapshot.Revision <= _routes.Snapshot.Revision && _routes != Routes.Empty) return;
                 var next = Routes.Build(snapshot, _routes, (domain, ex) =>
-                    _log.LogError("lb domain {Domain}: new graph refused ({Error}); still serving its last good graph", domain, ex.Message));
+                    _log.LogError("lb domain {Domain}: new graph refused ({Error}); still serving its last good graph",
+                        domain, ex.Message));
                 Volatile.Write(ref _routes, next);
             }
         });

@@ -2,11 +2,11 @@ using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Http1;
 
 /// <summary>
 /// A message head being written: Latin-1 text and raw bytes into a pooled buffer that grows (header values
-/// from Kestrel and from the lane's parser hold no CR or LF).
+/// from Kestrel and from the fast path's parser hold no CR or LF).
 /// </summary>
 internal sealed class HeadWriter : IDisposable
 {

@@ -1,32 +1,26 @@
 using System.Buffers;
 using System.Net;
 using System.Text;
-using EdgeEru.Lb.Proxy;
+using EdgeEru.Lb.Forwarding;
 using EdgeEru.Lb.Routing;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Primitives;
 
-namespace EdgeEru.Lb.Lane;
+namespace EdgeEru.Lb.FastPath;
 
-/// <summary>Kestrel's limits on a request head (KestrelServerLimits): the lane leaves a head beyond them to Kestrel.</summary>
-internal readonly record struct HeadLimits(int RequestLine, int Headers, int HeaderCount)
-{
-    public static readonly HeadLimits Kestrels = new(8 * 1024, 32 * 1024, 100);
-}
-
-/// <summary>What the lane makes of the bytes a connection has sent so far.</summary>
-internal enum HeadStatus { Incomplete, Complete, NotForLane }
+/// <summary>What the fast path makes of the bytes a connection has sent so far.</summary>
+internal enum HeadStatus { Incomplete, Complete, ForKestrel }
 
 /// <summary>
-/// A request head the HTTP/1.1 lane answers itself: GET or HEAD, HTTP/1.1, an origin-form target without
-/// percent-escapes or dot segments, one Host, no body, no upgrade, printable ASCII only. The lane recognises
+/// A request head the HTTP/1.1 fast path answers itself: GET or HEAD, HTTP/1.1, an origin-form target without
+/// percent-escapes or dot segments, one Host, no body, no upgrade, printable ASCII only. The fast path recognises
 /// that plain case and nothing else: whatever does not fit (bodies, HTTP/1.0 or 2, odd bytes, big heads) is
-/// left to Kestrel, byte for byte, so the lane never has to be as complete as Kestrel, only as strict.
+/// left to Kestrel, byte for byte, so the fast path never has to be as complete as Kestrel, only as strict.
 /// Pure: parsing reads the buffer it is given; the facts the rule graph asks for are made on demand.
 /// One per connection, reused for each request on it.
 /// </summary>
-internal sealed class LaneRequest : IRequestFacts
+internal sealed class FastPathRequest : IRequestFacts
 {
     /// <summary>A head must be complete within this many bytes (Kestrel answers bigger ones).</summary>
     public const int MaxHead = 16 * 1024;
@@ -42,7 +36,7 @@ internal sealed class LaneRequest : IRequestFacts
     private bool _queryParsed;
     private IRequestCookieCollection? _cookies;
 
-    public HeadLimits Limits { get; init; } = HeadLimits.Kestrels;
+    public HeadLimits Limits { get; init; } = HeadLimits.KestrelDefaults;
 
     /// <summary>The peer's address (the TCP connection's), fixed for the connection.</summary>
     public IPAddress Peer { get; init; } = IPAddress.None;
@@ -79,7 +73,9 @@ internal sealed class LaneRequest : IRequestFacts
     /// <summary>The target as the client sent it (for the access log).</summary>
     public string Target => _target ??= Encoding.ASCII.GetString(Bytes(TargetRange));
 
-    /// <summary>Looks at <c>buffer[start..end]</c>; on Complete, the head is <see cref="Length"/> bytes from <paramref name="start"/>.</summary>
+    /// <summary>
+    /// Looks at <c>buffer[start..end]</c>; on Complete, the head is <see cref="Length"/> bytes from <paramref name="start"/>.
+    /// </summary>
     public HeadStatus Parse(byte[] buffer, int start, int end)
     {
         _buffer = buffer;
@@ -89,30 +85,30 @@ internal sealed class LaneRequest : IRequestFacts
         var isHead = data.Length > 0 && data[0] == 'H';
         var method = isHead ? "HEAD "u8 : "GET "u8;
         var prefix = Math.Min(data.Length, method.Length);
-        if (!data[..prefix].SequenceEqual(method[..prefix])) return HeadStatus.NotForLane;
+        if (!data[..prefix].SequenceEqual(method[..prefix])) return HeadStatus.ForKestrel;
         var endOfHead = data.IndexOf("\r\n\r\n"u8);
         if (endOfHead < 0)
         {
             // A bare LF (which Kestrel may take as a line end) would keep this waiting for a CRLF CRLF that never comes.
-            if (data.Length >= MaxHead || HasBareLineFeed(data)) return HeadStatus.NotForLane;
+            if (data.Length >= MaxHead || HasBareLineFeed(data)) return HeadStatus.ForKestrel;
             return HeadStatus.Incomplete;
         }
-        if (endOfHead + 4 > MaxHead) return HeadStatus.NotForLane;
+        if (endOfHead + 4 > MaxHead) return HeadStatus.ForKestrel;
         var head = data[..(endOfHead + 2)]; // each line with its CRLF
 
         // Request line: method SP origin-form SP HTTP/1.1
         var eol = head.IndexOf("\r\n"u8);
         var line = head[..eol];
-        if (eol + 2 > Limits.RequestLine || head.Length - eol - 2 > Limits.Headers) return HeadStatus.NotForLane;
+        if (eol + 2 > Limits.RequestLine || head.Length - eol - 2 > Limits.Headers) return HeadStatus.ForKestrel;
         var afterMethod = method.Length;
         var space = line[afterMethod..].IndexOf((byte)' ');
-        if (space <= 0 || !line[(afterMethod + space + 1)..].SequenceEqual("HTTP/1.1"u8)) return HeadStatus.NotForLane;
+        if (space <= 0 || !line[(afterMethod + space + 1)..].SequenceEqual("HTTP/1.1"u8)) return HeadStatus.ForKestrel;
         var target = line.Slice(afterMethod, space);
-        if (target[0] != '/' || target.IndexOfAnyExcept(TargetChars) >= 0) return HeadStatus.NotForLane;
+        if (target[0] != '/' || target.IndexOfAnyExcept(TargetChars) >= 0) return HeadStatus.ForKestrel;
         var q = target.IndexOf((byte)'?');
         var path = q < 0 ? target : target[..q];
         // Kestrel decodes escapes and removes dot segments from the path: such paths are Kestrel's.
-        if (path.IndexOf((byte)'%') >= 0 || path.IndexOf("/."u8) >= 0) return HeadStatus.NotForLane;
+        if (path.IndexOf((byte)'%') >= 0 || path.IndexOf("/."u8) >= 0) return HeadStatus.ForKestrel;
         TargetRange = new Range(afterMethod, afterMethod + space);
         QueryRange = q < 0 ? new Range(afterMethod + space, afterMethod + space) : new Range(afterMethod + q, afterMethod + space);
 
@@ -128,9 +124,10 @@ internal sealed class LaneRequest : IRequestFacts
             eol = rest.IndexOf("\r\n"u8);
             line = rest[..eol];
             var colon = line.IndexOf((byte)':');
-            if (colon <= 0 || count == MaxHeaders || count == Limits.HeaderCount || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) return HeadStatus.NotForLane;
+            if (colon <= 0 || count == MaxHeaders || count == Limits.HeaderCount || line[..colon].IndexOfAnyExcept(TokenChars) >= 0)
+                return HeadStatus.ForKestrel;
             var value = line[(colon + 1)..];
-            if (value.IndexOfAnyExcept(FieldChars) >= 0) return HeadStatus.NotForLane;
+            if (value.IndexOfAnyExcept(FieldChars) >= 0) return HeadStatus.ForKestrel;
             var lead = value.Length - value.TrimStart(" \t"u8).Length;
             var trimmed = value.Trim(" \t"u8);
             var name = line[..colon];
@@ -141,7 +138,7 @@ internal sealed class LaneRequest : IRequestFacts
             switch (name.Length)
             {
                 case 4 when Ascii.EqualsIgnoreCase(name, "Host"u8):
-                    if (++hosts > 1 || trimmed.IsEmpty || !IsHostValue(trimmed)) return HeadStatus.NotForLane;
+                    if (++hosts > 1 || trimmed.IsEmpty || !IsHostValue(trimmed)) return HeadStatus.ForKestrel;
                     HostRange = _values[count - 1];
                     break;
                 case 6 when Ascii.EqualsIgnoreCase(name, "Cookie"u8):
@@ -152,15 +149,16 @@ internal sealed class LaneRequest : IRequestFacts
                     {
                         var token = trimmed[r].Trim(" \t"u8);
                         if (Ascii.EqualsIgnoreCase(token, "close"u8)) close = true;
-                        else if (!token.IsEmpty && !Ascii.EqualsIgnoreCase(token, "keep-alive"u8)) return HeadStatus.NotForLane; // names more hop-by-hop headers
+                        else if (!token.IsEmpty && !Ascii.EqualsIgnoreCase(token, "keep-alive"u8))
+                            return HeadStatus.ForKestrel; // names more hop-by-hop headers
                     }
                     break;
                 default:
-                    if (IsKestrels(name)) return HeadStatus.NotForLane;
+                    if (IsKestrels(name)) return HeadStatus.ForKestrel;
                     break;
             }
         }
-        if (hosts != 1) return HeadStatus.NotForLane;
+        if (hosts != 1) return HeadStatus.ForKestrel;
 
         Length = endOfHead + 4;
         IsHead = isHead;
@@ -218,10 +216,6 @@ internal sealed class LaneRequest : IRequestFacts
             && System.Buffers.Text.Utf8Parser.TryParse(port, out int p, out _) && p <= 65535; // as Kestrel checks it
     }
 
-    /// <summary>Whether a header of this name is forwarded: not hop-by-hop, not Host, not one of the LB's X-Forwarded-*.</summary>
-    public static bool IsEndToEnd(ReadOnlySpan<byte> name) =>
-        !Ascii.EqualsIgnoreCase(name, "Host"u8) && !Http1Response.IsHopByHop(name) && !ForwardedHeaders.IsOurs(name);
-
     // IRequestFacts: the same answers HttpRequestFacts gives for this request through Kestrel.
     public string Method => IsHead ? HttpMethods.Head : HttpMethods.Get;
     public string Path => _path!;
@@ -261,14 +255,15 @@ internal sealed class LaneRequest : IRequestFacts
             for (var i = 0; i < HeaderCount; i++)
                 if (Ascii.EqualsIgnoreCase(Name(i), "Cookie"u8)) values.Add(Encoding.ASCII.GetString(Value(i)));
             var features = new FeatureCollection();
-            features.Set<IHttpRequestFeature>(new HttpRequestFeature { Headers = new HeaderDictionary { ["Cookie"] = new StringValues([.. values]) } });
+            var headers = new HeaderDictionary { ["Cookie"] = new StringValues([.. values]) };
+            features.Set<IHttpRequestFeature>(new HttpRequestFeature { Headers = headers });
             _cookies = new RequestCookiesFeature(features).Cookies;
         }
         return _cookies[name];
     }
 
     public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies) =>
-        HttpRequestFacts.Client(Peer, trustedProxies, this, static r => r.Header(ForwardedHeaders.For));
+        TrustedProxies.Client(Peer, trustedProxies, this, static r => r.Header(ForwardedHeaders.For));
 
     /// <summary>Path characters that need no escaping and query characters (RFC 3986), and '%' in the query.</summary>
     private static readonly SearchValues<byte> TargetChars =

@@ -1,6 +1,6 @@
 using Prometheus;
 
-namespace EdgeEru.Lb.Proxy;
+namespace EdgeEru.Lb.Routing;
 
 /// <summary>
 /// Per graph node and per backend destination metrics, read from the routes' own counters when
@@ -9,13 +9,17 @@ namespace EdgeEru.Lb.Proxy;
 /// </summary>
 internal static class RouteMetrics
 {
-    private static readonly Counter NodeHits = Metrics.CreateCounter("eru_lb_node_hits_total", "Requests that reached a graph node (filters and terminals), since its graph was compiled.",
+    private static readonly Counter NodeHits = Metrics.CreateCounter("eru_lb_node_hits_total",
+        "Requests that reached a graph node (filters and terminals), since its graph was compiled.",
         new CounterConfiguration { LabelNames = ["domain", "node"] });
-    private static readonly Counter BackendRequests = Metrics.CreateCounter("eru_lb_backend_requests_total", "Requests sent to a backend's workload.",
+    private static readonly Counter BackendRequests = Metrics.CreateCounter("eru_lb_backend_requests_total",
+        "Requests sent to a backend's workload.",
         new CounterConfiguration { LabelNames = ["domain", "node", "workload", "address"] });
-    private static readonly Gauge BackendInFlight = Metrics.CreateGauge("eru_lb_backend_in_flight", "Requests in flight to a backend's workload.",
+    private static readonly Gauge BackendInFlight = Metrics.CreateGauge("eru_lb_backend_in_flight",
+        "Requests in flight to a backend's workload.",
         new GaugeConfiguration { LabelNames = ["domain", "node", "workload", "address"] });
-    private static readonly Gauge BackendOut = Metrics.CreateGauge("eru_lb_backend_out", "1 while a workload is ejected (passive) or failing its active check.",
+    private static readonly Gauge BackendOut = Metrics.CreateGauge("eru_lb_backend_out",
+        "1 while a workload is ejected (passive) or failing its active check.",
         new GaugeConfiguration { LabelNames = ["domain", "node", "workload", "address"] });
 
     private static readonly object Gate = new();
@@ -49,10 +53,11 @@ internal static class RouteMetrics
                     nodes.Add(l);
                     NodeHits.WithLabels(l).IncTo(hits);
                 }
-                foreach (var t in g.Terminals.Where(t => t.IsBackend))
+                foreach (var t in g.Terminals.OfType<BackendTerminal>())
                 {
                     var pools = routes.Pools(g, t);
-                    var all = pools.Main.Destinations.Concat(pools.Groups.SelectMany(x => x.Pool.Destinations)).Concat(pools.Fallback?.Destinations ?? []).Distinct();
+                    var all = pools.Main.Destinations.Concat(pools.Groups.SelectMany(x => x.Pool.Destinations))
+                        .Concat(pools.Fallback?.Destinations ?? []).Distinct();
                     foreach (var d in all)
                     {
                         string[] l = [g.Domain.Name, t.Id, d.WorkloadId, $"{d.Address}:{d.Port}"];

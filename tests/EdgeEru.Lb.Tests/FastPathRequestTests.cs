@@ -1,17 +1,17 @@
 using System.Net;
 using System.Text;
-using EdgeEru.Lb.Lane;
+using EdgeEru.Lb.FastPath;
 using Xunit;
 
 namespace EdgeEru.Lb.Tests;
 
-/// <summary>What the HTTP/1.1 lane takes and what it leaves to Kestrel, byte by byte, and the facts it gives the rule graph.</summary>
-public sealed class LaneRequestTests
+/// <summary>What the HTTP/1.1 fast path takes and what it leaves to Kestrel, byte by byte, and the facts it gives the rule graph.</summary>
+public sealed class FastPathRequestTests
 {
-    private static (HeadStatus Status, LaneRequest Request) Parse(string text, int offset = 0)
+    private static (HeadStatus Status, FastPathRequest Request) Parse(string text, int offset = 0)
     {
-        var request = new LaneRequest { Peer = IPAddress.Parse("10.0.0.9"), PeerText = "10.0.0.9" };
-        var bytes = new byte[LaneRequest.MaxHead + 64];
+        var request = new FastPathRequest { Peer = IPAddress.Parse("10.0.0.9"), PeerText = "10.0.0.9" };
+        var bytes = new byte[FastPathRequest.MaxHead + 64];
         var n = Encoding.Latin1.GetBytes(text, bytes.AsSpan(offset));
         return (request.Parse(bytes, offset, offset + n), request);
     }
@@ -20,7 +20,7 @@ public sealed class LaneRequestTests
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")]
     [InlineData("HEAD /x/y?q=1&r=%41 HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n")]
     [InlineData("GET /a;b/c:d@e!$&'()*+,= HTTP/1.1\r\nhost:a.test\r\nX-Empty:\r\n\r\n")]
-    public void Plain_GET_and_HEAD_heads_are_the_lanes(string text) => Assert.Equal(HeadStatus.Complete, Parse(text).Status);
+    public void Plain_GET_and_HEAD_heads_are_the_fast_paths(string text) => Assert.Equal(HeadStatus.Complete, Parse(text).Status);
 
     [Theory]
     [InlineData("")]
@@ -54,14 +54,14 @@ public sealed class LaneRequestTests
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nX: a\rb\r\n\r\n")]                         // a bare CR
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nX: caf\u00e9\r\n\r\n")]                    // obs-text
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nX: a\u0000b\r\n\r\n")]                     // NUL
-    public void Anything_else_is_left_to_Kestrel(string text) => Assert.Equal(HeadStatus.NotForLane, Parse(text).Status);
+    public void Anything_else_is_left_to_Kestrel(string text) => Assert.Equal(HeadStatus.ForKestrel, Parse(text).Status);
 
     [Fact]
     public void A_head_that_does_not_end_within_the_limit_is_left_to_Kestrel()
     {
-        var text = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: " + new string('x', LaneRequest.MaxHead) + "\r\n\r\n";
-        Assert.Equal(HeadStatus.NotForLane, Parse(text[..LaneRequest.MaxHead]).Status);
-        Assert.Equal(HeadStatus.NotForLane, Parse(text).Status);
+        var text = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: " + new string('x', FastPathRequest.MaxHead) + "\r\n\r\n";
+        Assert.Equal(HeadStatus.ForKestrel, Parse(text[..FastPathRequest.MaxHead]).Status);
+        Assert.Equal(HeadStatus.ForKestrel, Parse(text).Status);
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public sealed class LaneRequestTests
     [Fact]
     public void Without_a_cookie_header_no_cookie_is_parsed_and_a_path_repeated_on_a_connection_is_one_string()
     {
-        var request = new LaneRequest();
+        var request = new FastPathRequest();
         var first = Encoding.ASCII.GetBytes("GET /same HTTP/1.1\r\nHost: a.test\r\n\r\n");
         var second = Encoding.ASCII.GetBytes("GET /same HTTP/1.1\r\nHost: a.test\r\n\r\n");
         Assert.Equal(HeadStatus.Complete, request.Parse(first, 0, first.Length));
