@@ -96,13 +96,19 @@ public static class LbHost
         // Traffic first: the proxy hands requests on the ops and admin ports on to the branches below, so a
         // proxied request costs one port lookup, not a pass through each branch's predicate.
         app.UseMiddleware<ProxyMiddleware>();
-        app.MapOpsOnPorts(opsPorts, (RoutesHolder routes, RegistryWatcher watcher) => Results.Json(new
+        // Serving once the routes are compiled from the first snapshot, not merely once it was read: a replica put
+        // behind clients (or a rolling replace's health gate) before that would answer 404 for every domain.
+        app.MapOpsOnPorts(opsPorts, (RoutesHolder routes, RegistryWatcher watcher) =>
         {
-            status = watcher.Ready.IsCompleted ? "serving" : "starting",
-            revision = routes.Current.Snapshot.Revision,
-            domains = routes.Current.Graphs.Count(),
-            registryInTouch = watcher.InTouch,
-        }, statusCode: watcher.Ready.IsCompleted ? 200 : 503));
+            var serving = watcher.Ready.IsCompleted && routes.Current.Snapshot.Revision > 0;
+            return Results.Json(new
+            {
+                status = serving ? "serving" : "starting",
+                revision = routes.Current.Snapshot.Revision,
+                domains = routes.Current.Graphs.Count(),
+                registryInTouch = watcher.InTouch,
+            }, statusCode: serving ? 200 : 503);
+        });
         app.MapWhen(ctx => adminPorts.Contains(ctx.Connection.LocalPort), admin =>
         {
             admin.UseRouting();
