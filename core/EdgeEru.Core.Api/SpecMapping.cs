@@ -64,14 +64,17 @@ public static class SpecMapping
         Files = [.. r.Files.Select(f => new DataFile(f.Path, f.Content.ToByteArray(), f.HasMode ? f.Mode : 0x1A4, f.Uid, f.Gid))],
         Secrets = [.. r.Secrets.Select(x => new SecretMount(x.Name, x.Target.Length > 0 ? x.Target : "/run/secrets/" + x.Name,
             x.HasMode ? x.Mode : 0x100, x.Uid, x.Gid))],
-        Privileged = r.Privileged,
-        CapAdd = [.. r.CapAdd],
-        Sysctls = r.Sysctls.ToDictionary(),
-        Dns = [.. r.Dns],
-        ExtraHosts = [.. r.ExtraHosts],
-        Ulimits = [.. r.Ulimits.Select(u => new UlimitSpec(u.Name, u.Soft, u.Hard))],
-        LogDriver = r.Log?.Driver ?? "",
-        LogOptions = r.Log?.Options.ToDictionary() ?? [],
+        Runtime = new RuntimeOptions
+        {
+            Privileged = r.Privileged,
+            CapAdd = [.. r.CapAdd],
+            Sysctls = r.Sysctls.ToDictionary(),
+            Dns = [.. r.Dns],
+            ExtraHosts = [.. r.ExtraHosts],
+            Ulimits = [.. r.Ulimits.Select(u => new UlimitSpec(u.Name, u.Soft, u.Hard))],
+            LogDriver = r.Log?.Driver ?? "",
+            LogOptions = r.Log?.Options.ToDictionary() ?? [],
+        },
         AfterCreate = r.Hooks is null ? [] : [.. r.Hooks.AfterCreate],
         IgnoreHooks = r.IgnoreHooks,
         IgnorePull = r.IgnorePull,
@@ -93,17 +96,18 @@ public static class SpecMapping
                 _ => V1.Strategy.Auto,
             },
             Hooks = new V1.Hooks { AfterStart = { s.AfterStart }, BeforeStop = { s.BeforeStop }, AfterCreate = { s.AfterCreate } },
-            Privileged = s.Privileged, IgnoreHooks = s.IgnoreHooks, IgnorePull = s.IgnorePull,
-            Log = s.LogDriver.Length == 0 && s.LogOptions.Count == 0 ? null : new V1.LogConfig { Driver = s.LogDriver, Options = { s.LogOptions.ToDictionary() } },
+            Privileged = s.Runtime.Privileged, IgnoreHooks = s.IgnoreHooks, IgnorePull = s.IgnorePull,
+            Log = s.Runtime.LogDriver.Length == 0 && s.Runtime.LogOptions.Count == 0 ? null
+                : new V1.LogConfig { Driver = s.Runtime.LogDriver, Options = { s.Runtime.LogOptions.ToDictionary() } },
         };
         r.Volumes.Add(s.Volumes.Select(v => new V1.Volume { Source = v.Source, Target = v.Target, ReadOnly = v.ReadOnly }));
         r.Files.Add(s.Files.Select(f => new V1.DataFile { Path = f.Path, Content = ByteString.CopyFrom(f.Content), Mode = f.Mode, Uid = f.Uid, Gid = f.Gid }));
         r.Secrets.Add(s.Secrets.Select(x => new V1.SecretMount { Name = x.Name, Target = x.Target, Mode = x.Mode, Uid = x.Uid, Gid = x.Gid }));
-        r.CapAdd.Add(s.CapAdd);
-        r.Sysctls.Add(s.Sysctls.ToDictionary());
-        r.Dns.Add(s.Dns);
-        r.ExtraHosts.Add(s.ExtraHosts);
-        r.Ulimits.Add(s.Ulimits.Select(u => new V1.Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard }));
+        r.CapAdd.Add(s.Runtime.CapAdd);
+        r.Sysctls.Add(s.Runtime.Sysctls.ToDictionary());
+        r.Dns.Add(s.Runtime.Dns);
+        r.ExtraHosts.Add(s.Runtime.ExtraHosts);
+        r.Ulimits.Add(s.Runtime.Ulimits.Select(u => new V1.Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard }));
         r.Command.Add(s.Command);
         r.Env.Add(s.Env);
         r.Ports.Add(s.Ports.Select(p => new V1.PublishedPort { Name = p.Name, Port = p.Port, Protocol = p.Protocol }));

@@ -38,6 +38,13 @@ public sealed record ContainerSpec
     /// <summary>Files written into the container after it is created and before it starts (data files, secrets).</summary>
     public IReadOnlyList<ContainerFile> Files { get; init; } = [];
 
+    /// <summary>Privileges, kernel settings, name resolution, limits and logs.</summary>
+    public RuntimeOptions Runtime { get; init; } = new();
+}
+
+/// <summary>How a container runs beyond its image and command: what an app spec says of it, as Docker takes it.</summary>
+public sealed record RuntimeOptions
+{
     public bool Privileged { get; init; }
     public IReadOnlyList<string> CapAdd { get; init; } = [];
     public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
@@ -157,13 +164,15 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
                 {
                     Type = m.Kind, Source = m.Source, Target = m.Target, ReadOnly = m.ReadOnly,
                 })],
-                Privileged = spec.Privileged,
-                CapAdd = spec.CapAdd.Count == 0 ? null : [.. spec.CapAdd],
-                Sysctls = spec.Sysctls.Count == 0 ? null : spec.Sysctls.ToDictionary(),
-                DNS = spec.Dns.Count == 0 ? null : [.. spec.Dns],
-                ExtraHosts = spec.ExtraHosts.Count == 0 ? null : [.. spec.ExtraHosts],
-                Ulimits = spec.Ulimits.Count == 0 ? null : [.. spec.Ulimits.Select(u => new Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard })],
-                LogConfig = spec.LogDriver.Length == 0 ? null : new LogConfig { Type = spec.LogDriver, Config = spec.LogOptions.ToDictionary() },
+                Privileged = spec.Runtime.Privileged,
+                CapAdd = spec.Runtime.CapAdd.Count == 0 ? null : [.. spec.Runtime.CapAdd],
+                Sysctls = spec.Runtime.Sysctls.Count == 0 ? null : spec.Runtime.Sysctls.ToDictionary(),
+                DNS = spec.Runtime.Dns.Count == 0 ? null : [.. spec.Runtime.Dns],
+                ExtraHosts = spec.Runtime.ExtraHosts.Count == 0 ? null : [.. spec.Runtime.ExtraHosts],
+                Ulimits = spec.Runtime.Ulimits.Count == 0 ? null
+                    : [.. spec.Runtime.Ulimits.Select(u => new Ulimit { Name = u.Name, Soft = u.Soft, Hard = u.Hard })],
+                LogConfig = spec.Runtime.LogDriver.Length == 0 ? null
+                    : new LogConfig { Type = spec.Runtime.LogDriver, Config = spec.Runtime.LogOptions.ToDictionary() },
                 Memory = spec.MemoryLimit,
                 MemorySwap = spec.MemoryLimit > 0 ? spec.MemoryLimit : 0, // no swap beyond the limit
                 CPUPeriod = spec.CpuQuota > 0 ? CfsPeriod : 0,

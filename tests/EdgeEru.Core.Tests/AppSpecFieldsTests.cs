@@ -49,13 +49,13 @@ public sealed class AppSpecFieldsTests
         Assert.Equal("read big.txt", Encoding.UTF8.GetString(spec.Files.Single(f => f.Path == "/etc/shop/big").Content));
         Assert.Equal([new SecretMount("db", "/run/db"), new SecretMount("api", "/run/secrets/api", 0x120, 0, 1000)], spec.Secrets);
         Assert.Equal(0x100, spec.Secrets[0].Mode); // 0400 by default
-        Assert.True(spec.Privileged);
-        Assert.Equal(["NET_ADMIN", "SYS_TIME"], spec.CapAdd);
-        Assert.Equal("512", spec.Sysctls["net.core.somaxconn"]);
-        Assert.Equal(["10.0.0.2"], spec.Dns);
-        Assert.Equal(["db.local:10.0.0.5"], spec.ExtraHosts);
-        Assert.Equal([new Docker.UlimitSpec("nofile", 1024, 4096), new Docker.UlimitSpec("nproc", 64, 64)], spec.Ulimits.OrderBy(u => u.Name));
-        Assert.Equal(("local", "5m"), (spec.LogDriver, spec.LogOptions["max-size"]));
+        Assert.True(spec.Runtime.Privileged);
+        Assert.Equal(["NET_ADMIN", "SYS_TIME"], spec.Runtime.CapAdd);
+        Assert.Equal("512", spec.Runtime.Sysctls["net.core.somaxconn"]);
+        Assert.Equal(["10.0.0.2"], spec.Runtime.Dns);
+        Assert.Equal(["db.local:10.0.0.5"], spec.Runtime.ExtraHosts);
+        Assert.Equal([new Docker.UlimitSpec("nofile", 1024, 4096), new Docker.UlimitSpec("nproc", 64, 64)], spec.Runtime.Ulimits.OrderBy(u => u.Name));
+        Assert.Equal(("local", "5m"), (spec.Runtime.LogDriver, spec.Runtime.LogOptions["max-size"]));
         Assert.True(spec.IgnorePull);
         Assert.Equal(["true"], spec.AfterCreate);
         Assert.Empty(spec.Problems());

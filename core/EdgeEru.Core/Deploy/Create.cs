@@ -255,14 +255,7 @@ public sealed partial class Deployer
 
     private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, string identity, CpuPlan? plan) => new()
     {
-        Privileged = spec.Privileged,
-        CapAdd = spec.CapAdd,
-        Sysctls = spec.Sysctls,
-        Dns = spec.Dns,
-        ExtraHosts = spec.ExtraHosts,
-        Ulimits = spec.Ulimits,
-        LogDriver = spec.LogDriver,
-        LogOptions = spec.LogOptions,
+        Runtime = spec.Runtime,
         Name = name,
         Image = spec.Image,
         Command = spec.Command,

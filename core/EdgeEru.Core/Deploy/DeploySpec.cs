@@ -122,14 +122,8 @@ public sealed record DeploySpec
     /// <summary>Secrets of the registry written into each container as files before it starts.</summary>
     public IReadOnlyList<SecretMount> Secrets { get; init; } = [];
 
-    public bool Privileged { get; init; }
-    public IReadOnlyList<string> CapAdd { get; init; } = [];
-    public IReadOnlyDictionary<string, string> Sysctls { get; init; } = new Dictionary<string, string>();
-    public IReadOnlyList<string> Dns { get; init; } = [];
-    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
-    public IReadOnlyList<UlimitSpec> Ulimits { get; init; } = [];
-    public string LogDriver { get; init; } = "";
-    public IReadOnlyDictionary<string, string> LogOptions { get; init; } = new Dictionary<string, string>();
+    /// <summary>Privileges, sysctls, DNS servers, extra hosts, ulimits, log driver: as Docker takes them.</summary>
+    public RuntimeOptions Runtime { get; init; } = new();
 
     /// <summary>Commands run inside each new container once, after it first starts (after_start runs on every start).</summary>
     public IReadOnlyList<string> AfterCreate { get; init; } = [];
@@ -174,30 +168,30 @@ public sealed record DeploySpec
             if (secret.Mode is < 0 or > 0xFFF) yield return $"secrets: {secret.Name}: mode {Convert.ToString(secret.Mode, 8)} is not a file mode";
             if (secret.Uid < 0 || secret.Gid < 0) yield return $"secrets: {secret.Name}: owner must be numeric uid:gid, not negative";
         }
-        foreach (var cap in CapAdd)
+        foreach (var cap in Runtime.CapAdd)
             if (!System.Text.RegularExpressions.Regex.IsMatch(cap, "^(CAP_)?[A-Z][A-Z_]{1,30}$")) yield return $"cap_add: \"{cap}\" is not a capability name (e.g. NET_ADMIN)";
-        foreach (var (key, value) in Sysctls)
+        foreach (var (key, value) in Runtime.Sysctls)
         {
             if (!System.Text.RegularExpressions.Regex.IsMatch(key, @"^[a-z0-9_]+(\.[a-zA-Z0-9_/-]+)+$")) yield return $"sysctls: \"{key}\" is not a sysctl name (e.g. net.core.somaxconn)";
             if (value.Length is 0 or > 256 || value.Any(char.IsControl)) yield return $"sysctls: {key}: the value must be 1-256 printable characters";
         }
-        foreach (var server in Dns)
+        foreach (var server in Runtime.Dns)
             if (!SpecPaths.IsAddress(server)) yield return $"dns: \"{server}\" is not an IP address";
-        foreach (var entry in ExtraHosts)
+        foreach (var entry in Runtime.ExtraHosts)
         {
             var colon = entry.IndexOf(':', StringComparison.Ordinal);
             if (colon <= 0 || !Names.IsDomain(entry[..colon].ToLowerInvariant()) || !SpecPaths.IsAddress(entry[(colon + 1)..]))
                 yield return $"extra_hosts: \"{entry}\" must be NAME:ADDRESS (e.g. db.local:198.18.0.5)";
         }
-        foreach (var u in Ulimits)
+        foreach (var u in Runtime.Ulimits)
         {
             if (!UlimitSpec.Known.Contains(u.Name)) yield return $"ulimits: \"{u.Name}\" is not a limit ({string.Join(", ", UlimitSpec.Known)})";
             if (u.Soft < -1 || u.Hard < -1 || (u.Hard >= 0 && (u.Soft > u.Hard || u.Soft == -1))) yield return $"ulimits: {u.Name}: soft {u.Soft} must be at most hard {u.Hard} (-1: unlimited)";
         }
-        if (Ulimits.GroupBy(u => u.Name).FirstOrDefault(g => g.Count() > 1) is { } dup) yield return $"ulimits: {dup.Key} is given twice";
-        if (LogDriver.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(LogDriver, "^[a-z0-9][a-z0-9_.-]{0,62}$"))
-            yield return $"log: driver \"{LogDriver}\" is not a driver name (json-file, local, journald, syslog, ...)";
-        if (LogDriver.Length == 0 && LogOptions.Count > 0) yield return "log: options need a driver";
+        if (Runtime.Ulimits.GroupBy(u => u.Name).FirstOrDefault(g => g.Count() > 1) is { } dup) yield return $"ulimits: {dup.Key} is given twice";
+        if (Runtime.LogDriver.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(Runtime.LogDriver, "^[a-z0-9][a-z0-9_.-]{0,62}$"))
+            yield return $"log: driver \"{Runtime.LogDriver}\" is not a driver name (json-file, local, journald, syslog, ...)";
+        if (Runtime.LogDriver.Length == 0 && Runtime.LogOptions.Count > 0) yield return "log: options need a driver";
         foreach (var hook in AfterCreate)
         {
             string? problem = null;
