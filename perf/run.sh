@@ -6,7 +6,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 benchmarks=(registry schedule deploy agent dns lb ssh self-hosting)   # the order of Report/Figures.cs
-[ $# -ge 1 ] || { echo "usage: perf/run.sh NAME [options] | all | report FILE  (NAME: ${benchmarks[*]})" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: perf/run.sh NAME [options] | all | report FILE  (NAME: ${benchmarks[*]} chaos; chaos is not part of all)" >&2; exit 2; }
 build() { dotnet build "$root/$1" -c Release -o "$root/.build/$2" --nologo -v quiet -clp:ErrorsOnly >&2; }
 perf() { dotnet "$root/.build/perf/EdgeEru.Perf.dll" "$@"; }
 
@@ -20,7 +20,7 @@ fi
 build perf/EdgeEru.Perf perf
 case "$1" in
   schedule|deploy) ;;           # in-process: the scheduler, the Deployer and the dev rig
-  self-hosting) ;;              # ./eru dev builds what it runs
+  self-hosting|chaos) ;;        # ./eru dev builds what it runs
   *)
     build dns/EdgeEru.Dns dns     # benchmarks run the real service binaries
     build lb/EdgeEru.Lb lb

@@ -53,6 +53,7 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     private readonly AgentMetrics _metrics = new(options.Node);
     private ImmutableDictionary<string, ContainerState> _containers = ImmutableDictionary<string, ContainerState>.Empty;
     private RegistryLease? _lease;
+    private long _lostLeaseLogged;
     private bool _heartbeat;
     private Task? _writing;
     private readonly CancellationTokenSource _disposed = new();
@@ -267,26 +268,44 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     /// <summary>Heartbeat and every status that differs from what was written under the current lease.</summary>
     private async Task WriteRegistryAsync(CancellationToken ct)
     {
+        // A lost lease is revoked only once every key is written again under the new one: the keys move from one
+        // lease to the other without a moment of absence (if etcd has not expired the old one already).
+        RegistryLease? retiring = null;
         if (_lease is null || _lease.IsLost)
         {
-            if (_lease is not null) log.LogWarning("agent {Node}: lease {Lease} lost; granting a new one and writing every key again", options.Node, _lease.Id);
-            var old = _lease;
-            _lease = null;
-            if (old is not null) await old.DisposeAsync();
-            _lease = await store.GrantLeaseAsync(options.LeaseTtl, ct: ct);
+            if (_lease is not null && _lease.Id != _lostLeaseLogged) // once per lease, not once per round while etcd is away
+            {
+                log.LogWarning("agent {Node}: lease {Lease} lost; granting a new one and writing every key again", options.Node, _lease.Id);
+                _lostLeaseLogged = _lease.Id;
+            }
+            var fresh = await store.GrantLeaseAsync(options.LeaseTtl, ct: ct);
+            (retiring, _lease) = (_lease, fresh);
             _written.Clear(); // a new lease: every key must be written again
             _heartbeat = false;
         }
+        try
+        {
+            await WriteKeysAsync(ct);
+        }
+        finally
+        {
+            if (retiring is not null) await retiring.DisposeAsync();
+        }
+    }
+
+    private async Task WriteKeysAsync(CancellationToken ct)
+    {
+        var lease = _lease!;
         if (!_heartbeat)
         {
             await store.PutAsync(Kinds.NodeStatus, new NodeStatus
             {
                 Node = options.Node, HeartbeatAt = DateTimeOffset.UtcNow, AgentVersion = options.AgentVersion,
                 DockerVersion = (await engine.InfoAsync(ct)).Version, AgentUrl = options.AgentUrl,
-            }, _lease.Id, ct);
+            }, lease.Id, ct);
             _metrics.Write("node-status");
             Volatile.Write(ref _heartbeat, true);
-            log.LogInformation("agent {Node}: heartbeat under lease {Lease}", options.Node, _lease.Id);
+            log.LogInformation("agent {Node}: heartbeat under lease {Lease}", options.Node, lease.Id);
         }
         if (!_etcdUp) log.LogInformation("agent {Node}: etcd answers again", options.Node);
         SetEtcdUp(true);
@@ -308,7 +327,7 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             };
             // Only on change: a steady node costs etcd nothing but its lease keep-alive.
             if (_written.TryGetValue(c.Id, out var before) && Same(before, status)) continue;
-            await store.PutAsync(Kinds.WorkloadStatus, status, _lease.Id, ct);
+            await store.PutAsync(Kinds.WorkloadStatus, status, lease.Id, ct);
             _metrics.Write("workload-status");
             _written[c.Id] = status;
         }

@@ -13,6 +13,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["schedule"] = ScheduleBenchmark.RunAsync,
     ["deploy"] = DeployBenchmark.RunAsync,
     ["self-hosting"] = SelfHostingBenchmark.RunAsync,
+    ["chaos"] = ChaosBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

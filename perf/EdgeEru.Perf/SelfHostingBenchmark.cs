@@ -159,7 +159,7 @@ internal static partial class SelfHostingBenchmark
         }
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "EdgeEru.sln"))) dir = dir.Parent;

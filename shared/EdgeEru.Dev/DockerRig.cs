@@ -219,6 +219,7 @@ public sealed class DockerRig : IAsyncDisposable
 public sealed class DockerHost : IAsyncDisposable
 {
     private ChildProcess? _dockerd;
+    private string[] _dockerdArgs = [];
 
     private readonly DockerRig _rig;
 
@@ -263,27 +264,45 @@ public sealed class DockerHost : IAsyncDisposable
         await DockerRig.Ip("-n", ns, "link", "set", "lo", "up");
         await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/18", "dev", "eth0");
 
-        // nsenter, not `ip netns exec`: that remounts /sys and dockerd then finds no cgroups.
-        host._dockerd = ChildProcess.Start(Tools.Find("nsenter", "util-linux"),
-        [
-            $"--net=/var/run/netns/{ns}", Tools.Find("dockerd", "docker.io"),
-            "--data-root", Path.Combine(dir, "data"), "--exec-root", $"/tmp/{ns}", // unix socket paths are limited to 108 bytes
-            "-H", host.Endpoint, "--pidfile", Path.Combine(dir, "d.pid"),
-            "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
-            .. (extraArgs?.Invoke(host) ?? []),
-        ]);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await host.PingAsync())
-        {
-            if (host._dockerd.HasExited) throw new InvalidOperationException($"dockerd of {ns} exited:\n{host._dockerd.OutputTail()}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"dockerd of {ns} did not answer within 60 s:\n{host._dockerd.OutputTail()}");
-            await Task.Delay(50);
-        }
+        host._dockerdArgs = [.. extraArgs?.Invoke(host) ?? []];
+        await host.StartDockerdAsync();
         await host.DockerAsync(["import", "-", DockerRig.Image], image);
         await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,
             "--gateway", rig.Gateway, "-o", "parent=eth0", DockerRig.Network]);
         return host;
     }
+
+    /// <summary>Whether this host's dockerd runs (a fault test may have killed it).</summary>
+    public bool DockerdRunning => _dockerd is { HasExited: false };
+
+    /// <summary>Starts this host's dockerd (again: its data root keeps images, networks and containers) and waits for it.</summary>
+    public async Task StartDockerdAsync()
+    {
+        if (_dockerd is { } old)
+        {
+            if (!old.HasExited) return;
+            await old.DisposeAsync();
+        }
+        // nsenter, not `ip netns exec`: that remounts /sys and dockerd then finds no cgroups.
+        _dockerd = ChildProcess.Start(Tools.Find("nsenter", "util-linux"),
+        [
+            $"--net=/var/run/netns/{Name}", Tools.Find("dockerd", "docker.io"),
+            "--data-root", Path.Combine(Dir, "data"), "--exec-root", $"/tmp/{Name}", // unix socket paths are limited to 108 bytes
+            "-H", Endpoint, "--pidfile", Path.Combine(Dir, "d.pid"),
+            "--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs",
+            .. _dockerdArgs,
+        ]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!await PingAsync())
+        {
+            if (_dockerd.HasExited) throw new InvalidOperationException($"dockerd of {Name} exited:\n{_dockerd.OutputTail()}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"dockerd of {Name} did not answer within 60 s:\n{_dockerd.OutputTail()}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The pid of this host's dockerd (for fault tests), or null when it is not running.</summary>
+    public int? DockerdPid => DockerdRunning ? _dockerd!.Id : null;
 
     /// <summary>This host as a registry node (<c>h{index}</c>) of <paramref name="pod"/>, attachable to the rig's network.</summary>
     public Node AsNode(string pod, int cpuCores, long memoryBytes) => new()

@@ -22,7 +22,7 @@ public sealed partial class EruDev : IAsyncDisposable
     public string StateDir { get; } = Directory.CreateTempSubdirectory("eru-dev-").FullName;
     public string KeyFile => Path.Combine(StateDir, "..", Path.GetFileName(StateDir) + "-key");
     public string SshUser { get; } = "scenario";
-    public int EtcdPort { get; } = FreeTcpPair();
+    public int EtcdPort { get; } = FreeTcpRange(2 * EtcdCluster.MaxMembers); // client and peer port of each member
     public int DnsPort { get; } = Ports.FreeTcp();
     public int LbPort { get; } = Ports.FreeTcp();
     public int LbAdminPort { get; } = Ports.FreeTcp();
@@ -30,6 +30,9 @@ public sealed partial class EruDev : IAsyncDisposable
     public int SshPort { get; } = Ports.FreeTcp();
     public int AgentHttpPort { get; } = FreeTcpRange(DockerRig.MaxHosts);
     public string EtcdUrl => $"http://127.0.0.1:{EtcdPort}";
+
+    /// <summary>Every etcd member's client URL, comma separated, as printed (the first member's before it is up).</summary>
+    public string EtcdEndpoints { get; private set; } = "";
     public string Prefix { get; } = "/scenario";
 
     /// <summary>Node name → Docker endpoint, as printed.</summary>
@@ -75,6 +78,7 @@ public sealed partial class EruDev : IAsyncDisposable
             _output.Enqueue(line);
             onLine?.Invoke(line);
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
+            if (EtcdLine().Match(line) is { Success: true } etcd) EtcdEndpoints = etcd.Groups[1].Value;
             if (EdgeLine().Match(line) is { Success: true } e) lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
         }, workingDirectory: _root);
@@ -113,7 +117,7 @@ public sealed partial class EruDev : IAsyncDisposable
     {
         var flags = args[0] switch
         {
-            "ps" or "logs" => ["--etcd", EtcdUrl, "--prefix", Prefix],
+            "ps" or "logs" => ["--etcd", EtcdEndpoints.Length > 0 ? EtcdEndpoints : EtcdUrl, "--prefix", Prefix],
             "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart" or "build" =>
                 new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
             _ => [],
@@ -126,6 +130,10 @@ public sealed partial class EruDev : IAsyncDisposable
     public string Token(string service) => File.ReadAllText(Path.Combine(StateDir, service + ".token")).Trim();
 
     /// <summary>The PID of a host's agent (eru dev keeps it in its state directory).</summary>
+    /// <summary>The pid of etcd member <paramref name="member"/> (from 1), as eru dev wrote it.</summary>
+    public int EtcdPid(int member) => int.Parse(File.ReadAllText(Path.Combine(StateDir, member == 1 ? "etcd.pid" : $"etcd-{member}.pid")).Trim(),
+        CultureInfo.InvariantCulture);
+
     public int AgentPid(int host) => int.Parse(File.ReadAllText(Path.Combine(StateDir, $"agent-h{host}.pid")).Trim(), CultureInfo.InvariantCulture);
 
     public async ValueTask DisposeAsync()
@@ -148,21 +156,14 @@ public sealed partial class EruDev : IAsyncDisposable
 
     private static string Text(int n) => n.ToString(CultureInfo.InvariantCulture);
 
+    [GeneratedRegex(@"^\s+etcd\s+(\S+)\s+prefix ")]
+    private static partial Regex EtcdLine();
+
     [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
     private static partial Regex NodeLine();
 
     [GeneratedRegex(@"^\s+(dns|lb)\s+(?:http://)?([0-9.]+)(?::53)?\s+workload ")]
     private static partial Regex EdgeLine();
-
-    private static int FreeTcpPair()
-    {
-        for (var i = 0; i < 50; i++)
-        {
-            var p = Ports.FreeTcp();
-            if (IsFree(p + 1)) return p;
-        }
-        throw new InvalidOperationException("no two adjacent free loopback ports");
-    }
 
     private static int FreeTcpRange(int n)
     {

@@ -17,6 +17,15 @@ public sealed class RegistryOptions
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How long a follower keeps serving a heartbeat or status whose lease went (docs/registry.md, "Registry
+    /// flaps"). When etcd stalls past the lease TTL every lease expires at once on its return, and the agents
+    /// write everything again a moment later: held for this long, that moment is never seen as "nothing is
+    /// live". A key written again within it was never gone; a really dead node leaves after TTL + this.
+    /// Zero (the default, and what writers such as Core want): deletions take effect at once.
+    /// </summary>
+    public TimeSpan LivenessGrace { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
     /// PEM file of the CA(s) that signed the etcd members' certificates, for https:// endpoints. Empty: the
     /// system's trusted CAs. Set, only these CAs are trusted (a private CA is the usual case).
     /// </summary>
@@ -44,6 +53,8 @@ public sealed class RegistryOptions
             list.Add(uri);
         }
         if (list.Count == 0) throw new ArgumentException("Registry:Endpoints is empty");
+        if (LivenessGrace < TimeSpan.Zero || LivenessGrace > TimeSpan.FromMinutes(10))
+            throw new ArgumentException($"Registry:LivenessGrace {LivenessGrace} must be between 00:00:00 and 00:10:00");
         if (UsesTlsFiles && list.FirstOrDefault(u => u.Scheme != "https") is { } plain)
             throw new ArgumentException($"Registry:Endpoints: \"{plain}\" is not https:// but Registry:TlsCa/TlsCert/TlsKey are set");
         if ((TlsCert.Length > 0) != (TlsKey.Length > 0))

@@ -34,21 +34,36 @@ public sealed class RegistryWatcher : IAsyncDisposable
     private readonly Meter _meter;
     private readonly Histogram<double> _applySeconds;
     private bool _everInTouch;
+    private readonly HeldDeletions _held;
+    private readonly object _applyLock = new(); // the watch loop and the grace timer both publish
+    private readonly Timer _releaseTimer;
 
     public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log)
     {
         _etcd = etcd;
         _store = new RegistryStore(etcd);
         _log = log;
+        _held = new HeldDeletions(etcd.Options.LivenessGrace);
+        _releaseTimer = new Timer(_ => ReleaseDue(), null, Timeout.Infinite, Timeout.Infinite);
         // Exported by each service's /metrics: the Prometheus adapter joins meter and instrument names, so
         // meter "eru.registry" + instrument "revision" is eru_registry_revision.
         _meter = new Meter(MeterName, null, [new("prefix", _store.Keys.Prefix)]);
         _meter.CreateObservableGauge("revision", () => Current.Revision, description: "etcd revision of the published snapshot");
-        _meter.CreateObservableGauge("out_of_touch", () => OutOfTouchFor.TotalSeconds, "s", "time without a working watch on etcd (0 when in touch)");
-        _meter.CreateObservableCounter("relists", () => Relists, description: "full lists of the registry (first one, compactions, cancelled watches)");
+        _meter.CreateObservableGauge("out_of_touch", () => OutOfTouchFor.TotalSeconds, "s",
+            "time without a working watch on etcd (0 when in touch)");
+        _meter.CreateObservableCounter("relists", () => Relists,
+            description: "full lists of the registry (first one, compactions, cancelled watches)");
         _meter.CreateObservableCounter("skipped_values", () => SkippedValues, description: "registry values skipped as unreadable");
         _meter.CreateObservableGauge("live_workloads", () => Current.LiveCount, description: "live workloads in the snapshot");
         _applySeconds = _meter.CreateHistogram<double>("apply_duration", "s", "time to apply one watch batch to the snapshot");
+        _meter.CreateObservableCounter("etcd_failovers", () => _etcd.Failovers,
+            description: "moves from one etcd member to the next (a member dead, frozen or without a leader)");
+        _meter.CreateObservableGauge("held_deletions", () => HeldCount,
+            description: "heartbeats and statuses whose lease went, still served for Registry:LivenessGrace");
+        _meter.CreateObservableCounter("held_deletions_rewritten", () => _held.Rewritten,
+            description: "held heartbeats and statuses written again within the grace (a registry flap that nobody saw)");
+        _meter.CreateObservableCounter("held_deletions_applied", () => _held.Applied,
+            description: "held heartbeats and statuses not written again within the grace (gone for good)");
     }
 
     public const string MeterName = "eru.registry";
@@ -76,6 +91,15 @@ public sealed class RegistryWatcher : IAsyncDisposable
 
     /// <summary>Full lists done (the first one, then one per compaction or cancelled watch).</summary>
     public long Relists => Interlocked.Read(ref _relists);
+
+    /// <summary>Deletions of lease-held keys not yet in force (see <see cref="RegistryOptions.LivenessGrace"/>).</summary>
+    public int HeldCount
+    {
+        get
+        {
+            lock (_applyLock) return _held.Count;
+        }
+    }
 
     /// <summary>Values skipped because they could not be decoded.</summary>
     public long SkippedValues => Interlocked.Read(ref _skipped);
@@ -132,7 +156,8 @@ public sealed class RegistryWatcher : IAsyncDisposable
             catch (Exception ex) when (ex is RpcException or HttpRequestException or IOException)
             {
                 MarkOutOfTouch();
-                _log.LogWarning("registry watch on {Endpoint} failed ({Error}); keeping snapshot at revision {Revision}, out of touch for {Seconds:F1}s, retrying in {Backoff}ms",
+                _log.LogWarning("registry watch on {Endpoint} failed ({Error}); keeping snapshot at revision {Revision}, "
+                    + "out of touch for {Seconds:F1}s, retrying in {Backoff}ms",
                     _etcd.CurrentEndpoint, ex is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : ex.Message,
                     Current.Revision, OutOfTouchFor.TotalSeconds, backoff.TotalMilliseconds);
                 _etcd.Failover();
@@ -168,11 +193,22 @@ public sealed class RegistryWatcher : IAsyncDisposable
                 ReportProblem(change);
                 state.Add(change);
             }
-        var snapshot = RegistrySnapshot.Build(state, revision);
+        RegistrySnapshot snapshot;
+        lock (_applyLock)
+        {
+            // Lease-held keys the previous snapshot had and this list lacks are held like deleted ones.
+            var kept = _held.HoldMissing(Current, state);
+            snapshot = RegistrySnapshot.Build(state, revision);
+            if (kept > 0)
+                _log.LogWarning("registry list lacks {Count} heartbeats and statuses of the last snapshot; serving them for {Grace}s more",
+                    kept, _held.Grace.TotalSeconds);
+            Publish(snapshot);
+            ScheduleRelease();
+        }
         Interlocked.Increment(ref _relists);
-        _log.LogInformation("registry listed at revision {Revision}: {Keys} keys, {Workloads} workloads, {Live} live, {Problems} unreadable",
+        _log.LogInformation(
+            "registry listed at revision {Revision}: {Keys} keys, {Workloads} workloads, {Live} live, {Problems} unreadable",
             revision, keys, snapshot.Workloads.Count, snapshot.LiveCount, snapshot.Problems.Count);
-        Publish(snapshot);
     }
 
     private List<RegistryChange> Decode(KeyValue[] kvs)
@@ -241,20 +277,63 @@ public sealed class RegistryWatcher : IAsyncDisposable
                 changes.Add(change);
             }
             pending.Clear();
-            var started = Stopwatch.GetTimestamp();
-            var next = Current.Apply(changes, revision);
-            _applySeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds); // before subscribers see it
-            Publish(next);
+            lock (_applyLock)
+            {
+                var started = Stopwatch.GetTimestamp();
+                var held = _held.Filter(Current, changes);
+                var next = Current.Apply(changes, revision);
+                _applySeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds); // before subscribers see it
+                if (held > 0)
+                    _log.LogInformation(
+                        "registry: {Count} heartbeats and statuses deleted (lease gone?); served for {Grace}s unless written again",
+                        held, _held.Grace.TotalSeconds);
+                Publish(next);
+                ScheduleRelease();
+            }
         }
         // The server closed the stream: reconnect from where we are.
         throw new RpcException(new Status(StatusCode.Unavailable, "watch stream ended"));
+    }
+
+    /// <summary>Applies the held deletions whose grace is over (on the timer), at the snapshot's revision.</summary>
+    private void ReleaseDue()
+    {
+        try
+        {
+            lock (_applyLock)
+            {
+                var due = _held.TakeDue();
+                if (due.Count > 0)
+                {
+                    var current = Current;
+                    var next = current.Apply(due, current.Revision);
+                    _log.LogWarning(
+                        "registry: {Count} heartbeats and statuses not written again within {Grace}s are gone; "
+                        + "{Live} live workloads (was {Before})",
+                        due.Count, _held.Grace.TotalSeconds, next.LiveCount, current.LiveCount);
+                    Publish(next);
+                }
+                ScheduleRelease();
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            // disposed while the timer fired
+        }
+    }
+
+    private void ScheduleRelease()
+    {
+        if (_held.NextDue is { } due)
+            _releaseTimer.Change(TimeSpan.FromMilliseconds(Math.Max(1, (due - Environment.TickCount64) + 1)), Timeout.InfiniteTimeSpan);
     }
 
     private void ReportProblem(in RegistryChange change)
     {
         if (change.Problem is null) return;
         Interlocked.Increment(ref _skipped);
-        _log.LogWarning("registry value {Key} skipped: {Problem}", _store.Keys.Root + change.Kind.Segment + "/" + change.Name, change.Problem);
+        _log.LogWarning("registry value {Key} skipped: {Problem}", _store.Keys.Root + change.Kind.Segment + "/" + change.Name,
+            change.Problem);
     }
 
     private void Publish(RegistrySnapshot snapshot)
@@ -290,7 +369,8 @@ public sealed class RegistryWatcher : IAsyncDisposable
         var wasInTouch = _everInTouch;
         _everInTouch = true;
         if (since != 0 && wasInTouch)
-            _log.LogInformation("registry back in touch after {Seconds:F1}s", (DateTime.UtcNow - new DateTime(since, DateTimeKind.Utc)).TotalSeconds);
+            _log.LogInformation("registry back in touch after {Seconds:F1}s",
+                (DateTime.UtcNow - new DateTime(since, DateTimeKind.Utc)).TotalSeconds);
     }
 
     public async ValueTask DisposeAsync()
@@ -307,6 +387,7 @@ public sealed class RegistryWatcher : IAsyncDisposable
             {
             }
         }
+        await _releaseTimer.DisposeAsync();
         _stop.Dispose();
         _meter.Dispose();
     }
