@@ -61,7 +61,11 @@ internal static class CliText
         return (long)(n * unit);
     }
 
-    public static string Bytes(long b) => b >= 1L << 30 ? $"{b / (double)(1L << 30):0.#}G" : b >= 1L << 20 ? $"{b / (double)(1L << 20):0.#}M" : b >= 1024 ? $"{b / 1024.0:0.#}K" : b.ToString(CultureInfo.InvariantCulture);
+    public static string Bytes(long b) =>
+        b >= 1L << 30 ? $"{b / (double)(1L << 30):0.#}G"
+        : b >= 1L << 20 ? $"{b / (double)(1L << 20):0.#}M"
+        : b >= 1024 ? $"{b / 1024.0:0.#}K"
+        : b.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A table for humans (Spectre.Console); plain columns when output is not a terminal.</summary>
     public static void Table(string[] header, IEnumerable<string[]> rows)

@@ -18,8 +18,14 @@ internal sealed class CoreApi
         Description = "eru-core's API URL, or several separated by commas (replicas: the next is tried when one cannot be reached)",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_CORE") ?? "http://127.0.0.1:5001", Recursive = true,
     };
-    public Option<string?> Token { get; } = new("--token") { Description = "API token (default: $ERU_TOKEN, then .dev/core.token)", Recursive = true };
-    public Option<string?> Ca { get; } = new("--core-ca") { Description = "PEM CA that eru-core's https certificate chains to (default: $ERU_CORE_CA, else the system's)", Recursive = true };
+    public Option<string?> Token { get; } = new("--token")
+    {
+        Description = "API token (default: $ERU_TOKEN, then .dev/core.token)", Recursive = true,
+    };
+    public Option<string?> Ca { get; } = new("--core-ca")
+    {
+        Description = "PEM CA that eru-core's https certificate chains to (default: $ERU_CORE_CA, else the system's)", Recursive = true,
+    };
     public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output", Recursive = true };
 
     public void AddTo(Command command)
@@ -39,7 +45,8 @@ internal sealed class CoreApi
     }
 
     /// <summary>Runs <paramref name="call"/> with a client; refusals print the server's status and message.</summary>
-    public async Task<int> RunAsync(ParseResult pr, string what, Func<V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
+    public async Task<int> RunAsync(
+        ParseResult pr, string what, Func<V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
     {
         var token = await CliText.TokenAsync(pr.GetValue(Token), "ERU_TOKEN", "core.token", ct);
         if (token is null)
@@ -60,7 +67,8 @@ internal sealed class CoreApi
             {
                 ca = PemTls.LoadRoots(caFile, "--core-ca");
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or System.Security.Cryptography.CryptographicException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException
+                or System.Security.Cryptography.CryptographicException)
             {
                 return await CliText.Fail(what, ex is ArgumentException ? ex.Message : $"--core-ca {caFile}: {ex.Message}", 2);
             }
@@ -77,11 +85,13 @@ internal sealed class CoreApi
             }));
             try
             {
-                if (i + 1 < urls.Count) await client.ListPodsAsync(new V1.ListPodsRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
+                if (i + 1 < urls.Count)
+                    await client.ListPodsAsync(new V1.ListPodsRequest(), deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: ct);
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
             {
-                await Console.Error.WriteLineAsync($"eru {what}: eru-core at {urls[i]} did not answer ({ex.Status.Detail}); trying {urls[i + 1]}");
+                await Console.Error.WriteLineAsync(
+                    $"eru {what}: eru-core at {urls[i]} did not answer ({ex.Status.Detail}); trying {urls[i + 1]}");
                 continue;
             }
             catch (RpcException)
@@ -98,7 +108,8 @@ internal sealed class CoreApi
             }
             catch (RpcException ex)
             {
-                return await CliText.Fail(what, $"{ex.StatusCode}: {ex.Status.Detail}", ex.StatusCode is StatusCode.InvalidArgument or StatusCode.Unauthenticated ? 2 : 1);
+                return await CliText.Fail(what, $"{ex.StatusCode}: {ex.Status.Detail}",
+                    ex.StatusCode is StatusCode.InvalidArgument or StatusCode.Unauthenticated ? 2 : 1);
             }
             catch (Exception ex) when (ex is FormatException or ArgumentException or IOException)
             {

@@ -26,7 +26,8 @@ internal static class JobCommands
             if (r.GetValue(timeout) < 0) r.AddError("--timeout must not be negative");
         });
         var run = new Command("run", "Run a one-off job with an app's image, network, env, volumes and secrets; streams its output and " +
-            $"exits with its exit code ({TimedOutExit} when it timed out). Ctrl-C kills it. Jobs never appear in DNS or the LB.") { timeout, keep };
+            $"exits with its exit code ({TimedOutExit} when it timed out). Ctrl-C kills it. Jobs never appear in DNS or the LB.")
+            { timeout, keep };
         foreach (var s in spec.All.Where(s => s != spec.Count && s != spec.Strategy && s != spec.PerNodeLimit)) DeployCommands.Add(run, s);
         run.Arguments.Add(command);
         run.SetAction((pr, ct) => api.RunAsync(pr, "run", async (c, t) =>
@@ -35,7 +36,8 @@ internal static class JobCommands
             request.Command.Clear();
             request.Command.Add(pr.GetValue(command)!);
             request.Count = 1;
-            using var call = c.Run(new V1.RunRequest { Request = request, TimeoutS = pr.GetValue(timeout), Keep = pr.GetValue(keep) }, cancellationToken: t);
+            using var call = c.Run(
+                new V1.RunRequest { Request = request, TimeoutS = pr.GetValue(timeout), Keep = pr.GetValue(keep) }, cancellationToken: t);
             await using var stdout = Console.OpenStandardOutput();
             await using var stderr = Console.OpenStandardError();
             await foreach (var e in call.ResponseStream.ReadAllAsync(t))
@@ -65,7 +67,8 @@ internal static class JobCommands
 
         var source = new Argument<string>("source") { Description = "WORKLOAD:/path, or a local path (- for a tar on stdin)" };
         var destination = new Argument<string>("destination") { Description = "A local path (- for a tar on stdout), or WORKLOAD:/path" };
-        var cp = new Command("cp", "Copy files out of or into a workload's container (tar through the Docker API, like docker cp)") { source, destination };
+        var cp = new Command("cp", "Copy files out of or into a workload's container (tar through the Docker API, like docker cp)")
+            { source, destination };
         cp.SetAction((pr, ct) => api.RunAsync(pr, "cp", async (c, t) =>
         {
             var (from, to) = (pr.GetValue(source)!, pr.GetValue(destination)!);

@@ -10,15 +10,23 @@ internal static class LbCommand
 {
     public static Command Create()
     {
-        var admin = new Option<string>("--admin") { Description = "Admin API URL of eru-lb", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_LB_ADMIN") ?? "http://127.0.0.1:9181", Recursive = true };
-        var token = new Option<string?>("--token") { Description = "Admin token (default: $ERU_LB_TOKEN, then .dev/lb.token)", Recursive = true };
+        var admin = new Option<string>("--admin")
+        {
+            Description = "Admin API URL of eru-lb",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_LB_ADMIN") ?? "http://127.0.0.1:9181", Recursive = true,
+        };
+        var token = new Option<string?>("--token")
+        {
+            Description = "Admin token (default: $ERU_LB_TOKEN, then .dev/lb.token)", Recursive = true,
+        };
         var domain = new Argument<string>("domain") { Description = "Host name of the domain" };
 
         var ls = new Command("ls", "List domains");
         ls.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/domains", null, ct));
 
         var get = new Command("get", "Show a domain's graph") { domain };
-        get.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, $"/api/domains/{pr.GetValue(domain)}", null, ct));
+        get.SetAction((pr, ct) =>
+            CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, $"/api/domains/{pr.GetValue(domain)}", null, ct));
 
         var file = new Argument<FileInfo>("graph.json") { Description = "The graph (docs/registry.md); - reads standard input" };
         var set = new Command("set", "Validate and store a domain's graph") { domain, file };
@@ -33,11 +41,13 @@ internal static class LbCommand
                 return 2;
             }
             else body = await File.ReadAllTextAsync(f.FullName, ct);
-            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put, $"/api/domains/{pr.GetValue(domain)}", body, ct);
+            return await CallAsync(
+                pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put, $"/api/domains/{pr.GetValue(domain)}", body, ct);
         });
 
         var rm = new Command("rm", "Delete a domain") { domain };
-        rm.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete, $"/api/domains/{pr.GetValue(domain)}", null, ct));
+        rm.SetAction((pr, ct) =>
+            CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete, $"/api/domains/{pr.GetValue(domain)}", null, ct));
 
         var method = new Option<string>("--method") { DefaultValueFactory = _ => "GET" };
         var path = new Option<string>("--path") { DefaultValueFactory = _ => "/" };
@@ -54,7 +64,8 @@ internal static class LbCommand
             Dictionary<string, string> h, c, q;
             try
             {
-                (h, c, q) = (CliText.Pairs(pr.GetValue(headers), headers.Name), CliText.Pairs(pr.GetValue(cookies), cookies.Name), CliText.Pairs(pr.GetValue(query), query.Name));
+                (h, c, q) = (CliText.Pairs(pr.GetValue(headers), headers.Name), CliText.Pairs(pr.GetValue(cookies), cookies.Name),
+                    CliText.Pairs(pr.GetValue(query), query.Name));
             }
             catch (FormatException ex)
             {
@@ -68,7 +79,8 @@ internal static class LbCommand
             return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Post, "/api/explain", body, ct);
         });
 
-        var stats = new Command("stats", "Hit counts per graph node and the destinations of each backend (in flight, ejected, failing check)");
+        var stats = new Command(
+            "stats", "Hit counts per graph node and the destinations of each backend (in flight, ejected, failing check)");
         stats.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/stats", null, ct));
 
         return new Command("lb", "The layer-7 balancer: domains and their rule graphs, TLS certificates")
@@ -86,7 +98,8 @@ internal static class LbCommand
 
         var certFile = new Argument<FileInfo>("certificate.pem") { Description = "PEM certificate, then its chain" };
         var keyFile = new Argument<FileInfo>("key.pem") { Description = "PEM private key" };
-        var set = new Command("set", "Store a certificate and key in the registry (eru-lb checks the pair first)") { name, certFile, keyFile };
+        var set = new Command("set", "Store a certificate and key in the registry (eru-lb checks the pair first)")
+            { name, certFile, keyFile };
         set.SetAction(async (pr, ct) =>
         {
             foreach (var f in new[] { pr.GetValue(certFile)!, pr.GetValue(keyFile)! })
@@ -100,21 +113,25 @@ internal static class LbCommand
                 ["certificate"] = await File.ReadAllTextAsync(pr.GetValue(certFile)!.FullName, ct),
                 ["key"] = await File.ReadAllTextAsync(pr.GetValue(keyFile)!.FullName, ct),
             });
-            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put, $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", body, ct);
+            return await CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Put,
+                $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", body, ct);
         });
 
         var rm = new Command("rm", "Delete a certificate from the registry") { name };
-        rm.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete, $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", null, ct));
+        rm.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Delete,
+            $"/api/certificates/{Uri.EscapeDataString(pr.GetValue(name)!)}", null, ct));
 
         return new Command("cert", "TLS certificates in the registry, served by SNI") { ls, set, rm };
     }
 
-    private static async Task<int> CallAsync(string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)
+    private static async Task<int> CallAsync(
+        string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)
     {
         token = await CliText.TokenAsync(token, "ERU_LB_TOKEN", "lb.token", ct);
         if (token is null)
         {
-            await Console.Error.WriteLineAsync("eru lb: no admin token (--token, ERU_LB_TOKEN, or run inside a checkout with ./eru dev running)");
+            await Console.Error.WriteLineAsync(
+                "eru lb: no admin token (--token, ERU_LB_TOKEN, or run inside a checkout with ./eru dev running)");
             return 2;
         }
         if (!Uri.TryCreate(admin, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
@@ -140,7 +157,10 @@ internal static class LbCommand
         }
     }
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonSerializerOptions Indented = new()
+    {
+        WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static string Pretty(string json)
     {

@@ -20,21 +20,34 @@ public static class LogsCommand
     {
         var target = new Argument<string>("app") { Description = "APP or APP.ENTRYPOINT" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep following new lines" };
-        var tail = new Option<int>("--tail", "-n") { Description = "Lines from before now, per agent (merged by time)", DefaultValueFactory = _ => 20 };
+        var tail = new Option<int>("--tail", "-n")
+        {
+            Description = "Lines from before now, per agent (merged by time)", DefaultValueFactory = _ => 20,
+        };
         var json = new Option<bool>("--json") { Description = "Print the agents' JSON records as they are" };
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
+        var etcd = new Option<string>("--etcd")
+        {
+            Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790",
+        };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
-        var token = new Option<string?>("--token") { Description = "The agents' Http:Token (default: $ERU_AGENT_TOKEN, else .dev/agent.token)" };
+        var token = new Option<string?>("--token")
+        {
+            Description = "The agents' Http:Token (default: $ERU_AGENT_TOKEN, else .dev/agent.token)",
+        };
         tail.Validators.Add(r =>
         {
             if (r.GetValue(tail) is < 0 or > 100_000) r.AddError("--tail must be between 0 and 100000");
         });
-        var cmd = new Command("logs", "Show an app's container output from the agents hosting it") { target, follow, tail, json, etcd, prefix, token };
+        var cmd = new Command("logs", "Show an app's container output from the agents hosting it")
+            { target, follow, tail, json, etcd, prefix, token };
         cmd.SetAction(async (pr, ct) =>
         {
             var t = pr.GetValue(token) ?? Environment.GetEnvironmentVariable("ERU_AGENT_TOKEN")
                 ?? (File.Exists(".dev/agent.token") ? (await File.ReadAllTextAsync(".dev/agent.token", ct)).Trim() : null);
-            return await RunAsync(new LogsRequest(pr.GetValue(target)!, pr.GetValue(follow), pr.GetValue(tail), pr.GetValue(json), pr.GetValue(etcd)!, pr.GetValue(prefix)!, t),
+            return await RunAsync(
+                new LogsRequest(pr.GetValue(target)!, pr.GetValue(follow), pr.GetValue(tail), pr.GetValue(json), pr.GetValue(etcd)!,
+                    pr.GetValue(prefix)!, t),
                 Console.Out, Console.Error, ct);
         });
         return cmd;
@@ -70,7 +83,8 @@ public static class LogsCommand
 
         using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", req.Token);
-        var query = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail={req.Tail}&follow={(req.Follow ? "true" : "false")}";
+        var query = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}" +
+            $"&tail={req.Tail}&follow={(req.Follow ? "true" : "false")}";
         // With -f, a stream that ends (the agent restarted, the network broke) is opened again for live lines.
         var liveQuery = $"/logs?app={app}{(entrypoint is null ? "" : "&entrypoint=" + entrypoint)}&tail=0&follow=true";
         var live = Channel.CreateUnbounded<string>();
@@ -89,10 +103,12 @@ public static class LogsCommand
                 var retry = req.Follow;
                 try
                 {
-                    using var resp = await http.GetAsync(new Uri(a.Url.TrimEnd('/') + (attempt == 0 ? query : liveQuery)), HttpCompletionOption.ResponseHeadersRead, ct);
+                    using var resp = await http.GetAsync(
+                        new Uri(a.Url.TrimEnd('/') + (attempt == 0 ? query : liveQuery)), HttpCompletionOption.ResponseHeadersRead, ct);
                     if (!resp.IsSuccessStatusCode)
                     {
-                        await stderr.WriteLineAsync($"eru logs: agent of {a.Node} ({a.Url}): {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
+                        await stderr.WriteLineAsync(
+                            $"eru logs: agent of {a.Node} ({a.Url}): {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
                         if (!opened && attempt == 0) Interlocked.Increment(ref failures);
                         retry &= (int)resp.StatusCode >= 500; // a refused token or query stays refused
                     }
@@ -184,11 +200,13 @@ public static class LogsCommand
     {
         var agents = new List<(string, string)>();
         var problems = new List<string>();
-        var nodes = s.Workloads.Select(w => w.Record).Where(r => r is not null && r.App == app && (entrypoint is null || r.Entrypoint == entrypoint))
+        var nodes = s.Workloads.Select(w => w.Record)
+            .Where(r => r is not null && r.App == app && (entrypoint is null || r.Entrypoint == entrypoint))
             .Select(r => r!.Node).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal);
         foreach (var node in nodes)
         {
-            if (!s.NodeStatuses.TryGetValue(node, out var status)) problems.Add($"node {node} has no agent heartbeat; its lines are missing");
+            if (!s.NodeStatuses.TryGetValue(node, out var status))
+                problems.Add($"node {node} has no agent heartbeat; its lines are missing");
             else if (status.AgentUrl is null) problems.Add($"the agent of node {node} publishes no agent_url; its lines are missing");
             else agents.Add((node, status.AgentUrl));
         }
@@ -204,7 +222,9 @@ public static class LogsCommand
         try
         {
             using var doc = JsonDocument.Parse(json);
-            return doc.RootElement.TryGetProperty("time", out var t) && t.TryGetDateTimeOffset(out var time) ? time : DateTimeOffset.MinValue;
+            return doc.RootElement.TryGetProperty("time", out var t) && t.TryGetDateTimeOffset(out var time)
+                ? time
+                : DateTimeOffset.MinValue;
         }
         catch (JsonException)
         {
@@ -220,7 +240,9 @@ public static class LogsCommand
             using var doc = JsonDocument.Parse(json);
             var r = doc.RootElement;
             string S(string name) => r.TryGetProperty(name, out var v) ? v.GetString() ?? "" : "";
-            var time = r.TryGetProperty("time", out var t) && t.TryGetDateTimeOffset(out var dt) ? dt.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture) : "--:--:--.---";
+            var time = r.TryGetProperty("time", out var t) && t.TryGetDateTimeOffset(out var dt)
+                ? dt.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)
+                : "--:--:--.---";
             var err = S("stream") == "stderr" ? " !" : "";
             return w.WriteLineAsync($"{time} {S("entrypoint")}.{S("ident")}@{S("node")}{err} {S("line")}");
         }

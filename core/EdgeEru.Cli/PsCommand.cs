@@ -11,7 +11,11 @@ internal static class PsCommand
     public static Command Create()
     {
         var app = new Argument<string?>("app") { Description = "Only this app", Arity = ArgumentArity.ZeroOrOne };
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790" };
+        var etcd = new Option<string>("--etcd")
+        {
+            Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790",
+        };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
         var json = new Option<bool>("--json") { Description = "One JSON array for scripts" };
         var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix, json };
@@ -30,7 +34,9 @@ internal static class PsCommand
 
     private static IEnumerable<WorkloadView> Rows(RegistrySnapshot s, string? app) =>
         s.Workloads.Where(w => w.Record is not null && (app is null || w.Record.App == app))
-            .OrderBy(w => w.Record!.App, StringComparer.Ordinal).ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal).ThenBy(w => w.Record!.Name, StringComparer.Ordinal);
+            .OrderBy(w => w.Record!.App, StringComparer.Ordinal)
+            .ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal)
+            .ThenBy(w => w.Record!.Name, StringComparer.Ordinal);
 
     private static void PrintJson(RegistrySnapshot s, string? app)
     {
@@ -62,5 +68,9 @@ internal static class PsCommand
         if (rows.Count == 0) Console.WriteLine(app is null ? "(no workloads)" : $"(no workloads of {app})");
     }
 
-    private static string Age(TimeSpan t) => t.TotalDays >= 1 ? $"{(int)t.TotalDays}d" : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m" : $"{Math.Max(0, (int)t.TotalSeconds)}s";
+    private static string Age(TimeSpan t) =>
+        t.TotalDays >= 1 ? $"{(int)t.TotalDays}d"
+        : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h"
+        : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m"
+        : $"{Math.Max(0, (int)t.TotalSeconds)}s";
 }

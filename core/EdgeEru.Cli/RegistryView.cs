@@ -22,7 +22,8 @@ internal sealed class RegistryView : IAsyncDisposable
     public RegistryWatcher Watcher { get; }
 
     /// <summary>The view, or the exit code with the problem written to <paramref name="stderr"/> (2 bad input, 1 etcd away).</summary>
-    public static async Task<(RegistryView? View, int Code)> OpenAsync(string what, string endpoints, string prefix, TextWriter stderr, CancellationToken ct)
+    public static async Task<(RegistryView? View, int Code)> OpenAsync(
+        string what, string endpoints, string prefix, TextWriter stderr, CancellationToken ct)
     {
         RegistryOptions options;
         try
@@ -34,7 +35,10 @@ internal sealed class RegistryView : IAsyncDisposable
         catch (ArgumentException ex)
         {
             // The library names its configuration keys; here they came from flags.
-            await stderr.WriteLineAsync($"eru {what}: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal).Replace("Registry:Endpoints", "--etcd", StringComparison.Ordinal).Replace("Registry:Prefix", "--prefix", StringComparison.Ordinal)}");
+            await stderr.WriteLineAsync($"eru {what}: {ex.Message
+                .Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal)
+                .Replace("Registry:Endpoints", "--etcd", StringComparison.Ordinal)
+                .Replace("Registry:Prefix", "--prefix", StringComparison.Ordinal)}");
             return (null, 2);
         }
         var conn = new EtcdConnection(options);

@@ -21,7 +21,8 @@ namespace EdgeEru.Cli;
 /// then one eru-dns and one eru-lb per host with fixed addresses. etcd and Core stay outside: they are what
 /// schedules and records the edge, so the edge cannot be what brings them up.
 /// </summary>
-internal sealed class SelfHostedEdge(DockerRig rig, string etcdUrl, string prefix, string stateDir, string coreUrl, string coreToken, ILogger log)
+internal sealed class SelfHostedEdge(
+    DockerRig rig, string etcdUrl, string prefix, string stateDir, string coreUrl, string coreToken, ILogger log)
 {
     /// <summary>The app the edge's workloads belong to: <c>dns.edge</c> and <c>lb.edge</c>.</summary>
     public const string App = "edge";
@@ -46,17 +47,20 @@ internal sealed class SelfHostedEdge(DockerRig rig, string etcdUrl, string prefi
 
         // A registry on the rig's bridge, trusted by every host's engine; Core pulls and pushes with its credentials.
         var registry = started.Push("image registry", await ImageRegistry.StartAsync(rig.BridgeAddress, "eru-dev", ct: ct));
-        await core.SetRegistryAuthAsync(new V1.SetRegistryAuthRequest { Host = registry.Host, User = registry.User, Password = registry.Password },
+        await core.SetRegistryAuthAsync(
+            new V1.SetRegistryAuthRequest { Host = registry.Host, User = registry.User, Password = registry.Password },
             cancellationToken: ct);
         foreach (var h in rig.Hosts) await RuntimeImage.ImportAsync(h, ct);
-        log.LogInformation("base image {Image} on {Hosts} hosts, registry at {Registry}", RuntimeImage.Name, rig.Hosts.Count, registry.Host);
+        log.LogInformation("base image {Image} on {Hosts} hosts, registry at {Registry}",
+            RuntimeImage.Name, rig.Hosts.Count, registry.Host);
 
         var dns = await BuildAsync(core, "dns", "eru-dns", registry.Host, ct);
         var lb = await BuildAsync(core, "lb", "eru-lb", registry.Host, ct);
         await core.SetSecretAsync(new V1.SetSecretRequest
         {
             Name = "edge-lb-settings",
-            Content = ByteString.CopyFromUtf8(new System.Text.Json.Nodes.JsonObject { ["Lb"] = new System.Text.Json.Nodes.JsonObject { ["AdminToken"] = lbToken } }
+            Content = ByteString.CopyFromUtf8(
+                new System.Text.Json.Nodes.JsonObject { ["Lb"] = new System.Text.Json.Nodes.JsonObject { ["AdminToken"] = lbToken } }
                 .ToJsonString()),
         }, cancellationToken: ct);
         await File.WriteAllTextAsync(SpecPath, Spec(dns, lb), ct);
@@ -70,7 +74,8 @@ internal sealed class SelfHostedEdge(DockerRig rig, string etcdUrl, string prefi
                 var request = SpecMapping.ToRequest(spec.ToDeploySpec(entrypoint, new DeploySpec
                 {
                     App = App, Entrypoint = entrypoint, Image = "", Pod = "dev", Count = 1, Nodes = [$"h{h.Index}"],
-                    Networks = new Dictionary<string, string> { [DockerRig.Network] = address }, MemoryRequest = 128L << 20, MemoryLimit = 256L << 20,
+                    Networks = new Dictionary<string, string> { [DockerRig.Network] = address },
+                    MemoryRequest = 128L << 20, MemoryLimit = 256L << 20,
                 }));
                 using var call = core.Deploy(request, cancellationToken: ct);
                 await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
@@ -115,7 +120,8 @@ internal sealed class SelfHostedEdge(DockerRig rig, string etcdUrl, string prefi
     private async Task<string> BuildAsync(V1.Core.CoreClient core, string folder, string name, string registryHost, CancellationToken ct)
     {
         var binaries = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", folder));
-        if (!File.Exists(Path.Combine(binaries, name + ".dll"))) throw new DevCommand.ServiceStartException($"{binaries}/{name}.dll is missing; ./eru builds it");
+        if (!File.Exists(Path.Combine(binaries, name + ".dll")))
+            throw new DevCommand.ServiceStartException($"{binaries}/{name}.dll is missing; ./eru builds it");
         var tag = $"{registryHost}/edgeeru/{name}:{Digest(binaries)}";
         var dockerfile = $"""
             FROM {RuntimeImage.Name}

@@ -12,12 +12,22 @@ internal static class SshUserCommand
 {
     public static Command Create()
     {
-        var etcd = new Option<string>("--etcd") { Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)", DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790", Recursive = true };
+        var etcd = new Option<string>("--etcd")
+        {
+            Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790", Recursive = true,
+        };
         var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix, Recursive = true };
         var name = new Argument<string>("user") { Description = "Login name" };
         var keys = new Option<string[]>("--key") { Description = "An authorized_keys line (quoted); repeatable" };
-        var keyFiles = new Option<string[]>("--key-file") { Description = "A file of authorized_keys lines (e.g. ~/.ssh/id_ed25519.pub); repeatable" };
-        var apps = new Option<string[]>("--app") { Description = "APP[:shell|:exec][:CONTAINER_USER], or * for every app; repeatable (default mode: shell)" };
+        var keyFiles = new Option<string[]>("--key-file")
+        {
+            Description = "A file of authorized_keys lines (e.g. ~/.ssh/id_ed25519.pub); repeatable",
+        };
+        var apps = new Option<string[]>("--app")
+        {
+            Description = "APP[:shell|:exec][:CONTAINER_USER], or * for every app; repeatable (default mode: shell)",
+        };
 
         var ls = new Command("ls", "List SSH users: keys (SHA256 fingerprints) and apps");
         ls.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "ls", async store =>
@@ -28,7 +38,8 @@ internal static class SshUserCommand
             {
                 var appText = string.Join(",", u.Apps.OrderBy(a => a.Key, StringComparer.Ordinal)
                     .Select(a => a.Key + (a.Value.Shell ? "" : ":exec") + (a.Value.User is null ? "" : ":" + a.Value.User)));
-                Console.WriteLine($"{u.Name,-20} {(appText.Length == 0 ? "-" : appText),-40} {string.Join(" ", u.Keys.Select(Fingerprint))}");
+                Console.WriteLine(
+                    $"{u.Name,-20} {(appText.Length == 0 ? "-" : appText),-40} {string.Join(" ", u.Keys.Select(Fingerprint))}");
             }
             return 0;
         }));
@@ -36,7 +47,11 @@ internal static class SshUserCommand
         var add = new Command("add", "Add a user (refused when the user exists)") { name, keys, keyFiles, apps };
         add.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "add", async store =>
         {
-            var user = new SshUser { Name = pr.GetValue(name)!, Keys = ReadKeys(pr.GetValue(keys) ?? [], pr.GetValue(keyFiles) ?? []), Apps = ParseApps(pr.GetValue(apps) ?? []) };
+            var user = new SshUser
+            {
+                Name = pr.GetValue(name)!, Keys = ReadKeys(pr.GetValue(keys) ?? [], pr.GetValue(keyFiles) ?? []),
+                Apps = ParseApps(pr.GetValue(apps) ?? []),
+            };
             if (!await store.CreateAsync(Kinds.SshUsers, user, ct: ct)) throw new CliException($"user {user.Name} exists already");
             Console.WriteLine($"added {user.Name}: {user.Keys.Length} key(s), apps {string.Join(",", user.Apps.Keys)}");
             return 0;
@@ -69,7 +84,8 @@ internal static class SshUserCommand
             if (more.Count == 0) throw new CliException("name at least one --app");
             var user = await store.UpdateAsync(Kinds.SshUsers, pr.GetValue(name)!, u => u is null
                 ? throw new CliException($"no user {pr.GetValue(name)}")
-                : u with { Apps = new Dictionary<string, SshAppAccess>(u.Apps.Concat(more).GroupBy(a => a.Key).Select(g => g.Last())) }, ct: ct);
+                : u with { Apps = new Dictionary<string, SshAppAccess>(
+                    u.Apps.Concat(more).GroupBy(a => a.Key).Select(g => g.Last())) }, ct: ct);
             Console.WriteLine($"{user!.Name} may enter {string.Join(",", user.Apps.Keys.Order(StringComparer.Ordinal))}");
             return 0;
         }));
@@ -107,7 +123,9 @@ internal static class SshUserCommand
         var lines = given.Select(l => l.Trim()).ToList();
         foreach (var f in files)
         {
-            var path = f.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), f[2..]) : f;
+            var path = f.StartsWith("~/", StringComparison.Ordinal)
+                ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), f[2..])
+                : f;
             if (!File.Exists(path)) throw new CliException($"key file {path} does not exist");
             lines.AddRange(File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#')));
         }

@@ -18,7 +18,8 @@ public static class SpecMapping
         WorkingDir = r.WorkingDir.Length > 0 ? r.WorkingDir : null,
         Env = [.. r.Env],
         User = r.User.Length > 0 ? r.User : null,
-        Ports = [.. r.Ports.Select(p => new PublishedPort { Name = p.Name, Port = p.Port, Protocol = p.Protocol.Length > 0 ? p.Protocol : "tcp" })],
+        Ports = [.. r.Ports.Select(p =>
+            new PublishedPort { Name = p.Name, Port = p.Port, Protocol = p.Protocol.Length > 0 ? p.Protocol : "tcp" })],
         Healthcheck = r.Healthcheck is null ? null : new HealthCheckSpec
         {
             TcpPorts = [.. r.Healthcheck.TcpPorts],
@@ -86,7 +87,10 @@ public static class SpecMapping
         {
             App = s.App, Entrypoint = s.Entrypoint, Image = s.Image, WorkingDir = s.WorkingDir ?? "", User = s.User ?? "",
             Restart = s.Restart, Count = s.Count, Pod = s.Pod, PerNodeLimit = s.PerNodeLimit, Force = s.Force,
-            Resources = new V1.Resources { MemoryRequestBytes = s.MemoryRequest, MemoryLimitBytes = s.MemoryLimit, Cpu = s.Cpu, CpuBind = s.CpuBind },
+            Resources = new V1.Resources
+            {
+                MemoryRequestBytes = s.MemoryRequest, MemoryLimitBytes = s.MemoryLimit, Cpu = s.Cpu, CpuBind = s.CpuBind,
+            },
             Strategy = s.Strategy switch
             {
                 Strategy.Fill => V1.Strategy.Fill,
@@ -101,8 +105,10 @@ public static class SpecMapping
                 : new V1.LogConfig { Driver = s.Runtime.LogDriver, Options = { s.Runtime.LogOptions.ToDictionary() } },
         };
         r.Volumes.Add(s.Volumes.Select(v => new V1.Volume { Source = v.Source, Target = v.Target, ReadOnly = v.ReadOnly }));
-        r.Files.Add(s.Files.Select(f => new V1.DataFile { Path = f.Path, Content = ByteString.CopyFrom(f.Content), Mode = f.Mode, Uid = f.Uid, Gid = f.Gid }));
-        r.Secrets.Add(s.Secrets.Select(x => new V1.SecretMount { Name = x.Name, Target = x.Target, Mode = x.Mode, Uid = x.Uid, Gid = x.Gid }));
+        r.Files.Add(s.Files.Select(f =>
+            new V1.DataFile { Path = f.Path, Content = ByteString.CopyFrom(f.Content), Mode = f.Mode, Uid = f.Uid, Gid = f.Gid }));
+        r.Secrets.Add(s.Secrets.Select(x =>
+            new V1.SecretMount { Name = x.Name, Target = x.Target, Mode = x.Mode, Uid = x.Uid, Gid = x.Gid }));
         r.CapAdd.Add(s.Runtime.CapAdd);
         r.Sysctls.Add(s.Runtime.Sysctls.ToDictionary());
         r.Dns.Add(s.Runtime.Dns);
@@ -117,7 +123,9 @@ public static class SpecMapping
             {
                 TcpPorts = { h.TcpPorts }, IntervalMs = h.IntervalMs, TimeoutMs = h.TimeoutMs,
                 HealthyAfter = h.HealthyAfter, UnhealthyAfter = h.UnhealthyAfter, StartGraceMs = h.StartGraceMs,
-                Http = h.Http is null ? null : new V1.HttpCheck { Port = h.Http.Port, Path = h.Http.Path, ExpectedCode = h.Http.ExpectedCode },
+                Http = h.Http is null
+                    ? null
+                    : new V1.HttpCheck { Port = h.Http.Port, Path = h.Http.Path, ExpectedCode = h.Http.ExpectedCode },
             };
         }
         r.Nodes.Add(s.Nodes);

@@ -45,7 +45,11 @@ public static class ApiMapping
         r.Addresses.Add(o.Addresses.ToDictionary());
         if (o.Resources is { } a)
         {
-            r.Resources = new V1.Resources { MemoryRequestBytes = a.MemoryRequestBytes, MemoryLimitBytes = a.MemoryLimitBytes, Cpu = a.CpuRequest, CpuBind = a.CpuBind.Length > 0 };
+            r.Resources = new V1.Resources
+            {
+                MemoryRequestBytes = a.MemoryRequestBytes, MemoryLimitBytes = a.MemoryLimitBytes, Cpu = a.CpuRequest,
+                CpuBind = a.CpuBind.Length > 0,
+            };
             r.CpuCores.Add(a.CpuBind.Select(b => b.Core));
         }
         return r;
@@ -71,7 +75,9 @@ public static class ApiMapping
                 CpuCores = n.Capacity?.CpuCores ?? 0,
                 PiecesPerCore = n.Capacity is { PiecesPerCore: > 0 } ? n.Capacity.PiecesPerCore : 100,
                 MemoryBytes = n.Capacity?.MemoryBytes ?? 0,
-                Numa = n.Capacity is null ? [] : [.. n.Capacity.Numa.Select(x => new NumaNode { Id = x.Id, Cpus = [.. x.Cpus], MemoryBytes = x.MemoryBytes })],
+                Numa = n.Capacity is null
+                    ? []
+                    : [.. n.Capacity.Numa.Select(x => new NumaNode { Id = x.Id, Cpus = [.. x.Cpus], MemoryBytes = x.MemoryBytes })],
             },
             Networks = [.. n.Networks],
             Unschedulable = n.Unschedulable,
@@ -88,7 +94,10 @@ public static class ApiMapping
             Pod = n.Pod,
             Endpoint = n.Endpoint.Address,
             Address = n.Address ?? "",
-            Capacity = new V1.NodeCapacity { CpuCores = n.Capacity.CpuCores, PiecesPerCore = n.Capacity.PiecesPerCore, MemoryBytes = n.Capacity.MemoryBytes },
+            Capacity = new V1.NodeCapacity
+            {
+                CpuCores = n.Capacity.CpuCores, PiecesPerCore = n.Capacity.PiecesPerCore, MemoryBytes = n.Capacity.MemoryBytes,
+            },
             Unschedulable = n.Unschedulable,
             Alive = alive,
             Workloads = list.Count,

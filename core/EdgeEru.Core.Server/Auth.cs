@@ -19,7 +19,8 @@ public sealed class BearerToken(string token)
 /// <summary>Refuses every call without the bearer token (UNAUTHENTICATED), before any handler runs.</summary>
 public sealed class AuthInterceptor(BearerToken token, ILogger<AuthInterceptor> log) : Interceptor
 {
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
         Check(context);
         return continuation(request, context);
@@ -32,14 +33,16 @@ public sealed class AuthInterceptor(BearerToken token, ILogger<AuthInterceptor> 
         return continuation(request, responseStream, context);
     }
 
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context,
+    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, ServerCallContext context,
         ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
         Check(context);
         return continuation(requestStream, context);
     }
 
-    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream,
+    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(
+        IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream,
         ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
         Check(context);

@@ -24,7 +24,9 @@ public static class CoreHost
             : null;
         var opsUrls = Urls(builder.OpsUrls("http://127.0.0.1:9182"), ServiceHost.OpsUrlsKey);
         var configuredToken = builder.Configuration["Core:Token"];
-        var token = string.IsNullOrWhiteSpace(configuredToken) ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) : configuredToken.Trim();
+        var token = string.IsNullOrWhiteSpace(configuredToken)
+            ? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16))
+            : configuredToken.Trim();
         builder.WebHost.ConfigureKestrel(k =>
         {
             foreach (var u in apiUrls)
@@ -53,14 +55,16 @@ public static class CoreHost
                 throw new ArgumentException($"Core:SecretsKeyFile: cannot read {keyFile}: {ex.Message}", ex);
             }
         }
-        var bindRoots = (builder.Configuration["Core:BindRoots"] ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var bindRoots = (builder.Configuration["Core:BindRoots"] ?? "")
+            .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var root in bindRoots)
             if (!root.StartsWith('/') || root.Split('/').Contains("..") || root == "/")
                 throw new ArgumentException($"Core:BindRoots: \"{root}\" must be an absolute host path other than /, without '..'");
         builder.Services.AddSingleton(sp => new SecretStore(sp.GetRequiredService<RegistryStore>(), box));
         // This replica: in cores/{id} under a lease, and the author of the intents its operations write.
         var replica = new CoreIdentity(builder.Configuration["Core:ReplicaId"] is { Length: > 0 } rid ? rid : Convert.ToHexStringLower(
-            System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)), [.. (builder.Configuration["Core:AdvertiseUrls"] is { Length: > 0 } advertised
+            System.Security.Cryptography.RandomNumberGenerator.GetBytes(4)),
+            [.. (builder.Configuration["Core:AdvertiseUrls"] is { Length: > 0 } advertised
             ? Urls(advertised, "Core:AdvertiseUrls") : apiUrls).Select(u => u.ToString().TrimEnd('/'))]);
         builder.Services.AddSingleton(replica);
         var crashAt = FaultInjection.CrashAt(builder.Configuration["Core:FaultInjection:CrashAt"]);
@@ -92,7 +96,8 @@ public static class CoreHost
         app.MapGrpcService<CoreService>();
         if (box is null) app.Logger.LogWarning("no Core:SecretsKeyFile configured: secrets and registry credentials are off");
         if (string.IsNullOrWhiteSpace(configuredToken))
-            app.Logger.LogWarning("no Core:Token configured; the API on {Urls} takes this one for this run: {Token}", string.Join(";", apiUrls), token);
+            app.Logger.LogWarning("no Core:Token configured; the API on {Urls} takes this one for this run: {Token}",
+                string.Join(";", apiUrls), token);
         return app;
     }
 

@@ -26,7 +26,10 @@ public sealed partial class CoreService
         Instances.WithLabels(result.ExitCode == 0 ? "job_succeeded" : "job_failed").Inc();
         await responseStream.WriteAsync(new V1.RunEvent
         {
-            Exited = new V1.Exited { ExitCode = result.ExitCode, TimedOut = result.TimedOut, Removed = result.Removed, Error = result.Error ?? "" },
+            Exited = new V1.Exited
+            {
+                ExitCode = result.ExitCode, TimedOut = result.TimedOut, Removed = result.Removed, Error = result.Error ?? "",
+            },
         }, ct);
     }
 
@@ -36,7 +39,8 @@ public sealed partial class CoreService
         return r;
     }
 
-    public override async Task CopyFrom(V1.CopyFromRequest request, IServerStreamWriter<V1.CopyChunk> responseStream, ServerCallContext context)
+    public override async Task CopyFrom(
+        V1.CopyFromRequest request, IServerStreamWriter<V1.CopyChunk> responseStream, ServerCallContext context)
     {
         var ct = context.CancellationToken;
         var id = (await ResolveAsync([request.Workload], ct)).Single();
@@ -72,7 +76,8 @@ public sealed partial class CoreService
     public override async Task<V1.CopyToReply> CopyTo(IAsyncStreamReader<V1.CopyToRequest> requestStream, ServerCallContext context)
     {
         var ct = context.CancellationToken;
-        if (!await requestStream.MoveNext(ct)) throw Refuse(StatusCode.InvalidArgument, "the first message must name the workload and the path");
+        if (!await requestStream.MoveNext(ct))
+            throw Refuse(StatusCode.InvalidArgument, "the first message must name the workload and the path");
         var head = requestStream.Current;
         var id = (await ResolveAsync([head.Workload], ct)).Single();
         var pipe = new Pipe();
@@ -138,7 +143,8 @@ public sealed partial class CoreService
 
     public override async Task<V1.RegistryAuthInfo> SetRegistryAuth(V1.SetRegistryAuthRequest request, ServerCallContext context)
     {
-        var info = await SecretCallAsync(() => secrets.SetRegistryAuthAsync(request.Host, request.User, request.Password, context.CancellationToken));
+        var info = await SecretCallAsync(() =>
+            secrets.SetRegistryAuthAsync(request.Host, request.User, request.Password, context.CancellationToken));
         log.LogInformation("registry credentials for {Host} set (user {User})", info.Host, info.User);
         return new V1.RegistryAuthInfo { Host = info.Host, User = info.User, UpdatedAt = info.UpdatedAt.ToString("O") };
     }
@@ -151,7 +157,8 @@ public sealed partial class CoreService
         return reply;
     }
 
-    public override async Task<V1.RemoveRegistryAuthReply> RemoveRegistryAuth(V1.RemoveRegistryAuthRequest request, ServerCallContext context)
+    public override async Task<V1.RemoveRegistryAuthReply> RemoveRegistryAuth(
+        V1.RemoveRegistryAuthRequest request, ServerCallContext context)
     {
         if (!await SecretCallAsync(() => secrets.RemoveRegistryAuthAsync(request.Host, context.CancellationToken)))
             throw Refuse(StatusCode.NotFound, $"no registry credentials for {request.Host}");
@@ -178,7 +185,10 @@ public sealed partial class CoreService
 
     private static V1.SecretInfo ToInfo(SecretInfo s)
     {
-        var v = new V1.SecretInfo { Name = s.Name, Size = s.Size, CreatedAt = s.CreatedAt.ToString("O"), UpdatedAt = s.UpdatedAt.ToString("O") };
+        var v = new V1.SecretInfo
+        {
+            Name = s.Name, Size = s.Size, CreatedAt = s.CreatedAt.ToString("O"), UpdatedAt = s.UpdatedAt.ToString("O"),
+        };
         v.UsedBy.Add(s.UsedBy);
         return v;
     }

@@ -17,10 +17,12 @@ namespace EdgeEru.Core.Server;
 /// deployer or the registry store. Reads of workloads come from the watcher's snapshot, caught up with
 /// etcd's current revision first so that a client reads its own writes.
 /// </summary>
-public sealed partial class CoreService(RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, ILogger<CoreService> log)
+public sealed partial class CoreService(
+    RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, ILogger<CoreService> log)
     : V1.Core.CoreBase
 {
-    private static readonly Counter Instances = Metrics.CreateCounter("eru_core_instances_total", "Instances created, failed or removed", "result");
+    private static readonly Counter Instances =
+        Metrics.CreateCounter("eru_core_instances_total", "Instances created, failed or removed", "result");
     private static readonly Counter Refusals = Metrics.CreateCounter("eru_core_refusals_total", "Requests refused, by status", "code");
 
     public override async Task<V1.Pod> AddPod(V1.AddPodRequest request, ServerCallContext context)
@@ -36,8 +38,10 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
     public override async Task<V1.RemovePodReply> RemovePod(V1.RemovePodRequest request, ServerCallContext context)
     {
         var ct = context.CancellationToken;
-        if (await store.GetAsync(Kinds.Pods, request.Name, ct) is null) throw Refuse(StatusCode.NotFound, $"pod {request.Name} does not exist");
-        var nodes = (await store.ListAsync(Kinds.Nodes, ct: ct)).Items.Where(n => n.Value.Pod == request.Name).Select(n => n.Value.Name).ToList();
+        if (await store.GetAsync(Kinds.Pods, request.Name, ct) is null)
+            throw Refuse(StatusCode.NotFound, $"pod {request.Name} does not exist");
+        var nodes = (await store.ListAsync(Kinds.Nodes, ct: ct)).Items
+            .Where(n => n.Value.Pod == request.Name).Select(n => n.Value.Name).ToList();
         if (nodes.Count > 0) throw Refuse(StatusCode.FailedPrecondition, $"pod {request.Name} still has nodes: {string.Join(", ", nodes)}");
         await store.DeleteAsync(Kinds.Pods, request.Name, ct);
         log.LogInformation("pod {Pod} removed", request.Name);
@@ -77,11 +81,13 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} did not answer: {DockerEngine.Explain(ex, node.Endpoint)}");
+            throw Refuse(StatusCode.FailedPrecondition, $"node {node.Name}: the Docker engine at {node.Endpoint.Address} " +
+                $"did not answer: {DockerEngine.Explain(ex, node.Endpoint)}");
         }
         Require(node.Validate());
         if (!await store.CreateAsync(Kinds.Nodes, node, ct: ct)) throw Refuse(StatusCode.AlreadyExists, $"node {node.Name} exists already");
-        log.LogInformation("node {Node} added to pod {Pod}: {Cpus} cores, {Memory} bytes", node.Name, node.Pod, node.Capacity.CpuCores, node.Capacity.MemoryBytes);
+        log.LogInformation("node {Node} added to pod {Pod}: {Cpus} cores, {Memory} bytes",
+            node.Name, node.Pod, node.Capacity.CpuCores, node.Capacity.MemoryBytes);
         return ApiMapping.FromNode(node, watcher.Current.IsNodeAlive(node.Name), []);
     }
 
@@ -94,7 +100,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
             var fence = await tx.GetAsync(Kinds.Allocations, request.Name, c);
             var snapshot = await watcher.WaitForRevisionAsync(fence?.ModRevision ?? 0, c).WaitAsync(TimeSpan.FromSeconds(5), c);
             var left = snapshot.WorkloadsOn(request.Name).Select(w => w.Name).ToList();
-            if (left.Count > 0 && !request.Force) return $"node {request.Name} still has {left.Count} workload(s): {string.Join(", ", left.Take(5))}";
+            if (left.Count > 0 && !request.Force)
+                return $"node {request.Name} still has {left.Count} workload(s): {string.Join(", ", left.Take(5))}";
             tx.Delete(Kinds.Nodes, request.Name);
             if (fence is not null) tx.Delete(Kinds.Allocations, request.Name);
             return null;
@@ -109,7 +116,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
     {
         var snapshot = await CaughtUpAsync(context.CancellationToken);
         var reply = new V1.ListNodesReply();
-        reply.Nodes.Add(snapshot.Nodes.Values.Where(n => request.Pod.Length == 0 || n.Pod == request.Pod).OrderBy(n => n.Name, StringComparer.Ordinal)
+        reply.Nodes.Add(snapshot.Nodes.Values.Where(n => request.Pod.Length == 0 || n.Pod == request.Pod)
+            .OrderBy(n => n.Name, StringComparer.Ordinal)
             .Select(n => ApiMapping.FromNode(n, snapshot.IsNodeAlive(n.Name), snapshot.WorkloadsOn(n.Name))));
         return reply;
     }
@@ -124,7 +132,10 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
             var labels = n.Labels.ToDictionary(l => l.Key, l => l.Value);
             foreach (var k in request.RemoveLabels) labels.Remove(k);
             foreach (var (k, v) in request.SetLabels) labels[k] = v;
-            return n with { Labels = StringMap.From(labels), Unschedulable = request.HasUnschedulable ? request.Unschedulable : n.Unschedulable };
+            return n with
+            {
+                Labels = StringMap.From(labels), Unschedulable = request.HasUnschedulable ? request.Unschedulable : n.Unschedulable,
+            };
         }, ct: context.CancellationToken) ?? throw Refuse(StatusCode.NotFound, $"node {request.Name} does not exist");
         log.LogInformation("node {Node} updated: unschedulable {Unschedulable}", updated.Name, updated.Unschedulable);
         var snapshot = await CaughtUpAsync(context.CancellationToken);
@@ -137,17 +148,21 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         var (nodes, refusal) = await deployer.CapacityAsync(spec, context.CancellationToken);
         if (refusal is not null) throw Refused(ApiMapping.Refused(refusal.Kind, refusal.Message));
         var reply = new V1.CapacityReply { Total = nodes.Sum(n => n.Capacity) };
-        reply.Nodes.Add(nodes.Select(n => new V1.NodeFit { Node = n.Node, Capacity = n.Capacity, Existing = n.Existing, Reason = n.Reason ?? "" }));
+        reply.Nodes.Add(nodes.Select(n =>
+            new V1.NodeFit { Node = n.Node, Capacity = n.Capacity, Existing = n.Existing, Reason = n.Reason ?? "" }));
         return reply;
     }
 
-    public override async Task Deploy(V1.DeployRequest request, IServerStreamWriter<V1.DeployEvent> responseStream, ServerCallContext context)
+    public override async Task Deploy(
+        V1.DeployRequest request, IServerStreamWriter<V1.DeployEvent> responseStream, ServerCallContext context)
     {
         var spec = Checked(request);
-        await StreamAsync(responseStream, progress => deployer.DeployAsync(spec, progress, context.CancellationToken), context.CancellationToken);
+        await StreamAsync(responseStream, progress => deployer.DeployAsync(spec, progress, context.CancellationToken),
+            context.CancellationToken);
     }
 
-    public override async Task Replace(V1.ReplaceRequest request, IServerStreamWriter<V1.DeployEvent> responseStream, ServerCallContext context)
+    public override async Task Replace(
+        V1.ReplaceRequest request, IServerStreamWriter<V1.DeployEvent> responseStream, ServerCallContext context)
     {
         var spec = Checked(request.Request);
         var options = new ReplaceOptions
@@ -159,14 +174,16 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
             MaxUnavailable = request.MaxUnavailable,
             AllowDataLoss = request.AllowDataLoss,
         };
-        await StreamAsync(responseStream, progress => deployer.ReplaceAsync(spec, options, progress, context.CancellationToken), context.CancellationToken);
+        await StreamAsync(responseStream, progress => deployer.ReplaceAsync(spec, options, progress, context.CancellationToken),
+            context.CancellationToken);
     }
 
     /// <summary>
     /// Runs a deploy-like operation and streams its progress in order (gRPC writes must not overlap):
     /// the deployer reports into a channel, this call drains it to the client.
     /// </summary>
-    private static async Task StreamAsync(IServerStreamWriter<V1.DeployEvent> stream, Func<Action<DeployProgress>, Task<DeployResult>> run, CancellationToken ct)
+    private static async Task StreamAsync(
+        IServerStreamWriter<V1.DeployEvent> stream, Func<Action<DeployProgress>, Task<DeployResult>> run, CancellationToken ct)
     {
         var events = Channel.CreateUnbounded<DeployProgress>(new UnboundedChannelOptions { SingleReader = true });
         var work = Task.Run(async () =>
@@ -201,7 +218,10 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         if (result.Error is not null) await stream.WriteAsync(new V1.DeployEvent { Note = result.Error }, ct);
         await stream.WriteAsync(new V1.DeployEvent
         {
-            Summary = new V1.Summary { Created = result.Instances.Count(i => i.Error is null), Failed = result.Instances.Count(i => i.Error is not null) },
+            Summary = new V1.Summary
+            {
+                Created = result.Instances.Count(i => i.Error is null), Failed = result.Instances.Count(i => i.Error is not null),
+            },
         }, ct);
     }
 
@@ -210,14 +230,18 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         var snapshot = await CaughtUpAsync(context.CancellationToken);
         var reply = new V1.ListWorkloadsReply();
         reply.Workloads.Add(snapshot.Workloads.Where(w => w.Record is { } r
-                && (request.App.Length == 0 || r.App == request.App) && (request.Entrypoint.Length == 0 || r.Entrypoint == request.Entrypoint)
+                && (request.App.Length == 0 || r.App == request.App)
+                && (request.Entrypoint.Length == 0 || r.Entrypoint == request.Entrypoint)
                 && (request.Node.Length == 0 || r.Node == request.Node) && (request.Pod.Length == 0 || r.Pod == request.Pod))
-            .OrderBy(w => w.Record!.App, StringComparer.Ordinal).ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal).ThenBy(w => w.Record!.Name, StringComparer.Ordinal)
+            .OrderBy(w => w.Record!.App, StringComparer.Ordinal)
+            .ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal)
+            .ThenBy(w => w.Record!.Name, StringComparer.Ordinal)
             .Select(w => ApiMapping.FromView(w, snapshot)));
         return reply;
     }
 
-    public override async Task Remove(V1.RemoveRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
+    public override async Task Remove(
+        V1.RemoveRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
     {
         var ids = await ResolveAsync(request.Workloads, context.CancellationToken);
         var timeout = TimeSpan.FromSeconds(Math.Clamp(request.StopTimeoutS, 0, 600));
@@ -229,7 +253,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         }
     }
 
-    public override async Task Realloc(V1.ReallocRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
+    public override async Task Realloc(
+        V1.ReallocRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
     {
         var spec = new ReallocSpec
         {
@@ -249,7 +274,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         }
     }
 
-    public override async Task Control(V1.ControlRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
+    public override async Task Control(
+        V1.ControlRequest request, IServerStreamWriter<V1.InstanceResult> responseStream, ServerCallContext context)
     {
         var action = request.Action switch
         {
@@ -261,7 +287,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         var ids = await ResolveAsync(request.Workloads, context.CancellationToken);
         var timeout = TimeSpan.FromSeconds(Math.Clamp(request.StopTimeoutS, 0, 600));
         foreach (var id in ids)
-            await responseStream.WriteAsync(ApiMapping.ToResult((await deployer.ControlAsync([id], action, timeout, null, !request.IgnoreHooks,
+            await responseStream.WriteAsync(
+                ApiMapping.ToResult((await deployer.ControlAsync([id], action, timeout, null, !request.IgnoreHooks,
                 context.CancellationToken))[0]), context.CancellationToken);
     }
 
@@ -278,7 +305,8 @@ public sealed partial class CoreService(RegistryStore store, RegistryWatcher wat
         foreach (var r in list)
         {
             var matches = all.Where(w => w.Id == r || w.Name == r).Select(w => w.Id).ToList();
-            if (matches.Count == 0 && r.Length >= 6) matches = all.Where(w => w.Id.StartsWith(r, StringComparison.Ordinal)).Select(w => w.Id).ToList();
+            if (matches.Count == 0 && r.Length >= 6)
+                matches = all.Where(w => w.Id.StartsWith(r, StringComparison.Ordinal)).Select(w => w.Id).ToList();
             if (matches.Count == 0 && apps)
             {
                 var dot = r.IndexOf('.', StringComparison.Ordinal);

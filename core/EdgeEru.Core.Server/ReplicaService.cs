@@ -15,7 +15,8 @@ public sealed record CoreIdentity(string Id, IReadOnlyList<string> Urls);
 /// <c>Core:ReapInterval</c>, <see cref="Deployer.ReapAsync"/>. Two replicas reaping at once is safe: every
 /// step is a guarded transaction or an idempotent Docker call.
 /// </summary>
-public sealed class ReplicaService(RegistryStore store, Deployer deployer, CoreIdentity identity, IConfiguration config, ILogger<ReplicaService> log)
+public sealed class ReplicaService(
+    RegistryStore store, Deployer deployer, CoreIdentity identity, IConfiguration config, ILogger<ReplicaService> log)
     : BackgroundService
 {
     private static readonly Counter Reaped = Metrics.CreateCounter("eru_core_reaped_total", "What the reaper finished or removed", "what");

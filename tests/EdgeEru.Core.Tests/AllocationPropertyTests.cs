@@ -24,7 +24,8 @@ namespace EdgeEru.Core.Tests;
 public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IDisposable
 {
     private const long MiB = 1L << 20;
-    private readonly ILoggerFactory _logs = LoggerFactory.Create(b => b.AddProvider(new XunitLoggerProvider(output)).SetMinimumLevel(LogLevel.Warning));
+    private readonly ILoggerFactory _logs =
+        LoggerFactory.Create(b => b.AddProvider(new XunitLoggerProvider(output)).SetMinimumLevel(LogLevel.Warning));
 
     /// <summary>A node: cores, share pieces per core (100-300: oversell), memory, and a NUMA layout.</summary>
     internal sealed record NodeGen(string Name, int Cores, int Pieces, long Memory, int NumaNodes, bool Interleaved)
@@ -56,7 +57,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
          from numa in Gen.Int[1, 4]
          from interleaved in Gen.Bool
          select (cores, pieces, memory * 128 * MiB, numa, interleaved)).Array[1, 4]
-        .Select(a => a.Select((n, i) => new NodeGen($"n{i}", n.cores, n.pieces, n.Item3, Math.Min(n.numa, n.cores), n.interleaved)).ToArray());
+        .Select(a => a.Select((n, i) =>
+            new NodeGen($"n{i}", n.cores, n.pieces, n.Item3, Math.Min(n.numa, n.cores), n.interleaved)).ToArray());
 
     private static readonly Gen<RequestGen> Request =
         from app in Gen.Int[0, 2]
@@ -101,7 +103,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
                         _ => 0,
                     });
                     if (req.Strategy is Strategy.Each or Strategy.Fill) Assert.Contains(free, f => wanted[f.Name] > capacity[f.Name]);
-                    else Assert.True(capacity.Values.Sum() < req.Count, $"refused {req} although capacity is {capacity.Values.Sum()}: {result.Error}");
+                    else Assert.True(capacity.Values.Sum() < req.Count,
+                        $"refused {req} although capacity is {capacity.Values.Sum()}: {result.Error}");
                     continue;
                 }
                 var expected = req.Strategy switch
@@ -123,15 +126,19 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
                         if (req.Bind)
                         {
                             plan = CpuPlanner.Plan(now.FreePieces, now.CoreNuma, req.Resources);
-                            Assert.True(plan is not null, $"{name} promised {placed} bound instances of {req.Cpu}, plan {i + 1} found no cores (free [{string.Join(",", now.FreePieces)}])");
+                            Assert.True(plan is not null, $"{name} promised {placed} bound instances of {req.Cpu}, " +
+                                $"plan {i + 1} found no cores (free [{string.Join(",", now.FreePieces)}])");
                         }
                         records.Add(new Workload
                         {
-                            Id = $"w{serial++}", Name = $"w{serial}", App = req.App, Entrypoint = "e", Ident = "i", Pod = "p", Node = name, Image = "x",
+                            Id = $"w{serial++}", Name = $"w{serial}", App = req.App, Entrypoint = "e", Ident = "i", Pod = "p",
+                            Node = name, Image = "x",
                             Resources = new ResourceAllocation
                             {
                                 MemoryRequestBytes = req.Memory, MemoryLimitBytes = req.Memory, CpuRequest = req.Cpu, CpuLimit = req.Cpu,
-                                CpuBind = plan is null ? [] : [.. plan.Cores.Select(c => new CpuBinding { Core = c.Core, Pieces = c.Pieces })],
+                                CpuBind = plan is null
+                                    ? []
+                                    : [.. plan.Cores.Select(c => new CpuBinding { Core = c.Core, Pieces = c.Pieces })],
                                 NumaNode = plan?.Numa,
                             },
                         });
@@ -143,7 +150,9 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
         }, iter: 300, threads: 1, print: t => $"{string.Join(" ", t.Item1)} | {string.Join(" ", t.Item2)}");
     }
 
-    /// <summary>Memory and every core's pieces within capacity; bound workloads on distinct, existing cores; NUMA-local plans really local.</summary>
+    /// <summary>
+    /// Memory and every core's pieces within capacity; bound workloads on distinct, existing cores; NUMA-local plans really local.
+    /// </summary>
     private static void AssertWithinCapacity(IReadOnlyList<Node> nodes, IReadOnlyList<Workload> records)
     {
         foreach (var node in nodes)
@@ -156,9 +165,13 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             {
                 var cores = r.Resources.CpuBind.Select(b => b.Core).ToList();
                 Assert.Equal(cores.Count, cores.Distinct().Count());
-                var expectedCores = r.Resources.CpuBind.Length == 0 ? 0 : (int)Math.Floor(r.Resources.CpuRequest + 1e-9) + (Math.Abs(r.Resources.CpuRequest - Math.Round(r.Resources.CpuRequest)) > 1e-9 ? 1 : 0);
+                var expectedCores = r.Resources.CpuBind.Length == 0
+                    ? 0
+                    : (int)Math.Floor(r.Resources.CpuRequest + 1e-9)
+                        + (Math.Abs(r.Resources.CpuRequest - Math.Round(r.Resources.CpuRequest)) > 1e-9 ? 1 : 0);
                 Assert.Equal(expectedCores, cores.Count);
-                Assert.Equal((int)Math.Round(r.Resources.CpuBind.Length == 0 ? 0 : r.Resources.CpuRequest * 100), r.Resources.CpuBind.Sum(b => b.Pieces));
+                Assert.Equal((int)Math.Round(r.Resources.CpuBind.Length == 0 ? 0 : r.Resources.CpuRequest * 100),
+                    r.Resources.CpuBind.Sum(b => b.Pieces));
                 foreach (var b in r.Resources.CpuBind)
                 {
                     Assert.InRange(b.Core, 0, cap.CpuCores - 1);
@@ -174,10 +187,13 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
     }
 
     /// <summary>Deploys that create no containers: ids are handed out and tracked, so leaks and orphans show.</summary>
-    private sealed class NoContainers(ConcurrentDictionary<string, string> live, ConcurrentDictionary<string, (long Memory, string? Cpuset)> applied, string node) : IDockerEngine
+    private sealed class NoContainers(
+        ConcurrentDictionary<string, string> live, ConcurrentDictionary<string, (long Memory, string? Cpuset)> applied, string node)
+        : IDockerEngine
     {
         /// <summary>What docker update would have set last: the test compares it with the record.</summary>
-        public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
+        public async Task UpdateResourcesAsync(
+            string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
         {
             if (!live.ContainsKey(id)) throw new InvalidOperationException($"no container {id}");
             await Task.Delay(Random.Shared.Next(0, 3), ct); // an engine's latency: concurrent updates may land in any order
@@ -200,17 +216,22 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
         public Task EnsureVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default) =>
             throw new NotSupportedException("no volumes in these specs");
 
-        public Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default) => throw new NotSupportedException("no volumes in these specs");
+        public Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default) =>
+            throw new NotSupportedException("no volumes in these specs");
 
-        public Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default) => throw new NotSupportedException("no volumes in these specs");
+        public Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default) =>
+            throw new NotSupportedException("no volumes in these specs");
 
         public Task<ExecResult> ExecAsync(string id, IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct = default) =>
             throw new NotSupportedException("no hooks in these specs");
 
         public Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default) =>
-            Task.FromResult<ContainerState?>(live.ContainsKey(id) ? new ContainerState(id, id, true, new Dictionary<string, string>(), 0, "", 0, new Dictionary<string, string>()) : null);
+            Task.FromResult<ContainerState?>(live.ContainsKey(id)
+                ? new ContainerState(id, id, true, new Dictionary<string, string>(), 0, "", 0, new Dictionary<string, string>())
+                : null);
 
-        public Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) => Task.FromResult(live.TryRemove(id, out _));
+        public Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) =>
+            Task.FromResult(live.TryRemove(id, out _));
 
         public void Dispose()
         {
@@ -222,7 +243,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
     {
         /// <summary>One realloc, or with <see cref="Twin"/> two different ones of the same workload at once.</summary>
         public ReallocSpec[] Specs => Twin
-            ? [new() { MemoryRequest = Memory, Cpu = Cpu, CpuBind = Bind }, new() { MemoryRequest = Memory / 2 + 64 * MiB, Cpu = Math.Max(0.01, Math.Round(Cpu / 2, 2)), CpuBind = !Bind }]
+            ? [new() { MemoryRequest = Memory, Cpu = Cpu, CpuBind = Bind },
+                new() { MemoryRequest = Memory / 2 + 64 * MiB, Cpu = Math.Max(0.01, Math.Round(Cpu / 2, 2)), CpuBind = !Bind }]
             : [new() { MemoryRequest = Memory, Cpu = Cpu, CpuBind = Bind }];
     }
 
@@ -246,7 +268,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
     [Fact]
     public async Task Racing_deploys_against_etcd_never_overcommit_and_record_every_instance_once()
     {
-        var gen = Gen.Select(Nodes.Select(n => n.Take(3).ToArray()), Gen.Select(Request.Array[2, 5], Reallocs.Array[0, 4]), Gen.Int[0, int.MaxValue], Gen.Bool);
+        var gen = Gen.Select(Nodes.Select(n => n.Take(3).ToArray()), Gen.Select(Request.Array[2, 5], Reallocs.Array[0, 4]),
+            Gen.Int[0, int.MaxValue], Gen.Bool);
         var (allocations, fenceReads, reallocations) = (0, 0, 0);
         await gen.SampleAsync(async (nodeGens, work, seed, useWatcher) =>
         {
@@ -267,7 +290,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             var live = new ConcurrentDictionary<string, string>();
             var applied = new ConcurrentDictionary<string, (long Memory, string? Cpuset)>();
             var rnd = new Random(seed);
-            var deployer = new Deployer(store, _ => throw new InvalidOperationException("no engines here"), _logs.CreateLogger<Deployer>(), watcher)
+            var deployer = new Deployer(
+                store, _ => throw new InvalidOperationException("no engines here"), _logs.CreateLogger<Deployer>(), watcher)
             {
                 Hosts = n => new NoContainers(live, applied, n.Name),
                 Interleave = async (point, ct) =>
@@ -287,11 +311,13 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
                 var existing = (await store.ListAsync(Kinds.Workloads)).Items;
                 if (existing.Count == 0) return [];
                 var id = existing[r.Pick % existing.Count].Value.Id;
-                return (await Task.WhenAll(r.Specs.Select(spec => Task.Run(() => deployer.ReallocAsync([id], spec))))).SelectMany(o => o).ToList();
+                return (await Task.WhenAll(r.Specs.Select(spec => Task.Run(() => deployer.ReallocAsync([id], spec)))))
+                    .SelectMany(o => o).ToList();
             })));
             var results = await Task.WhenAll(requests.Select((r, i) => Task.Run(() => deployer.DeployAsync(new DeploySpec
             {
-                App = r.App, Entrypoint = "e", Image = "x", Pod = "p", Count = r.Count, Strategy = r.Strategy, PerNodeLimit = r.PerNodeLimit,
+                App = r.App, Entrypoint = "e", Image = "x", Pod = "p", Count = r.Count, Strategy = r.Strategy,
+                PerNodeLimit = r.PerNodeLimit,
                 MemoryRequest = r.Memory, MemoryLimit = r.Memory, Cpu = r.Cpu, CpuBind = r.Bind,
             }, p =>
             {
@@ -301,7 +327,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             var reallocOutcomes = (await reallocated).SelectMany(o => o).ToList();
             var records = (await store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).ToList();
             AssertWithinCapacity(nodes, records);
-            Assert.All(reallocOutcomes, o => Assert.True(o.Error is null || o.Error.StartsWith("does not fit on ", StringComparison.Ordinal), o.Error));
+            Assert.All(reallocOutcomes, o =>
+                Assert.True(o.Error is null || o.Error.StartsWith("does not fit on ", StringComparison.Ordinal), o.Error));
             foreach (var r in records.Where(r => applied.ContainsKey(r.Id)))
             {
                 var (memory, cpuset) = applied[r.Id];
@@ -331,7 +358,8 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
             Assert.Equal(created, live.Keys.Order());                          // no container without a record
             Assert.All(records, r => Assert.Equal(live[r.Id], r.Node));
             Interlocked.Add(ref allocations, results.Sum(r => r.Instances.Count));
-        }, iter: 100, threads: 1, print: t => $"{string.Join(" ", t.Item1)} | {string.Join(" ", t.Item2.Item1)} | {string.Join(" ", t.Item2.Item2)} | seed {t.Item3} watcher {t.Item4}");
+        }, iter: 100, threads: 1, print: t => $"{string.Join(" ", t.Item1)} | {string.Join(" ", t.Item2.Item1)} | " +
+            $"{string.Join(" ", t.Item2.Item2)} | seed {t.Item3} watcher {t.Item4}");
         // The races were real: some allocations found their node's fence moved and went round again.
         output.WriteLine($"{allocations} allocations, {fenceReads} fence reads, {reallocations} reallocations");
         Assert.True(reallocations > 0, "no realloc ever went through");

@@ -54,7 +54,8 @@ public sealed class AppSpecFieldsTests
         Assert.Equal("512", spec.Runtime.Sysctls["net.core.somaxconn"]);
         Assert.Equal(["10.0.0.2"], spec.Runtime.Dns);
         Assert.Equal(["db.local:10.0.0.5"], spec.Runtime.ExtraHosts);
-        Assert.Equal([new Docker.UlimitSpec("nofile", 1024, 4096), new Docker.UlimitSpec("nproc", 64, 64)], spec.Runtime.Ulimits.OrderBy(u => u.Name));
+        Assert.Equal([new Docker.UlimitSpec("nofile", 1024, 4096), new Docker.UlimitSpec("nproc", 64, 64)],
+            spec.Runtime.Ulimits.OrderBy(u => u.Name));
         Assert.Equal(("local", "5m"), (spec.Runtime.LogDriver, spec.Runtime.LogOptions["max-size"]));
         Assert.True(spec.IgnorePull);
         Assert.Equal(["true"], spec.AfterCreate);
@@ -104,7 +105,10 @@ public sealed class AppSpecFieldsTests
     [Fact]
     public void Data_files_are_limited_to_a_megabyte_in_all()
     {
-        var spec = Options with { App = "a", Entrypoint = "w", Files = [new DataFile("/a", new byte[700_000]), new DataFile("/b", new byte[400_000])] };
+        var spec = Options with
+        {
+            App = "a", Entrypoint = "w", Files = [new DataFile("/a", new byte[700_000]), new DataFile("/b", new byte[400_000])],
+        };
         Assert.Contains(spec.Problems(), p => p.Contains("at most 1048576", StringComparison.Ordinal));
     }
 
@@ -131,14 +135,16 @@ public sealed class AppSpecFieldsTests
         try
         {
             var sealedValue = new SecretBox(key).Seal("x"u8, "n");
-            foreach (var content in new[] { key, Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"), Encoding.ASCII.GetBytes(Convert.ToHexString(key)) })
+            foreach (var content in new[]
+                { key, Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"), Encoding.ASCII.GetBytes(Convert.ToHexString(key)) })
             {
                 var file = Path.Combine(dir, "k");
                 File.WriteAllBytes(file, content);
                 Assert.Equal("x"u8.ToArray(), SecretBox.FromFile(file).Open(sealedValue, "n"));
             }
             File.WriteAllText(Path.Combine(dir, "short"), "abc");
-            Assert.Contains("32 bytes", Assert.Throws<ArgumentException>(() => SecretBox.FromFile(Path.Combine(dir, "short"))).Message, StringComparison.Ordinal);
+            Assert.Contains("32 bytes", Assert.Throws<ArgumentException>(() => SecretBox.FromFile(Path.Combine(dir, "short"))).Message,
+                StringComparison.Ordinal);
         }
         finally
         {
@@ -152,7 +158,8 @@ public sealed class AppSpecFieldsTests
     [InlineData("registry.example.com/shop/web:2", "registry.example.com")]
     [InlineData("198.18.0.254:5000/edgeeru/busybox:1", "198.18.0.254:5000")]
     [InlineData("localhost/app", "localhost")]
-    public void The_registry_host_of_an_image_follows_Docker_s_rule(string image, string? host) => Assert.Equal(host, RegistryAuth.HostOf(image));
+    public void The_registry_host_of_an_image_follows_Docker_s_rule(string image, string? host) =>
+        Assert.Equal(host, RegistryAuth.HostOf(image));
 
     [Theory]
     [InlineData("registry.example.com", true)]
@@ -170,7 +177,8 @@ public sealed class AppSpecFieldsTests
         await using (var w = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
         {
             await w.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, "www/"));
-            await w.WriteEntryAsync(new PaxTarEntry(TarEntryType.RegularFile, "www/index.html") { DataStream = new MemoryStream("hi"u8.ToArray()) });
+            await w.WriteEntryAsync(
+                new PaxTarEntry(TarEntryType.RegularFile, "www/index.html") { DataStream = new MemoryStream("hi"u8.ToArray()) });
             await w.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, "www/home") { LinkName = "index.html" });
         }
         // Through a stream that cannot seek, as archives come from Docker.

@@ -9,7 +9,10 @@ namespace EdgeEru.Core.Tests;
 /// <summary>App spec files (ERU's app.yaml style), commands written as one string, and the spec on the wire.</summary>
 public class AppSpecTests
 {
-    private static readonly DeploySpec Options = new() { App = "", Entrypoint = "", Image = "", Pod = "dev", Count = 2, MemoryRequest = 64L << 20 };
+    private static readonly DeploySpec Options = new()
+    {
+        App = "", Entrypoint = "", Image = "", Pod = "dev", Count = 2, MemoryRequest = 64L << 20,
+    };
 
     [Fact]
     public void The_example_app_spec_parses_into_a_valid_deploy_spec()
@@ -18,7 +21,8 @@ public class AppSpecTests
         var spec = app.ToDeploySpec("web", Options);
         Assert.Equal("hello", spec.App);
         Assert.Equal("edgeeru/busybox:test", spec.Image);
-        Assert.Equal(["sh", "-c", "mkdir -p /www; echo \"hello from $(hostname) (${VERSION:-?})\" > /www/index.html; exec httpd -f -v -p 80 -h /www"], spec.Command);
+        Assert.Equal(["sh", "-c", "mkdir -p /www; echo \"hello from $(hostname) (${VERSION:-?})\" > /www/index.html; " +
+            "exec httpd -f -v -p 80 -h /www"], spec.Command);
         Assert.Equal("http", spec.Ports.Single().Name);
         Assert.Equal(80, spec.Ports.Single().Port);
         Assert.Equal("http", spec.Healthcheck!.Http!.Port);
@@ -43,7 +47,8 @@ public class AppSpecTests
         Assert.Equal(["p5000", "dns", "admin"], spec.Ports.Select(p => p.Name));
         Assert.Equal("udp", spec.Ports[1].Protocol);
         Assert.Equal(["p5000"], spec.Healthcheck!.TcpPorts);
-        Assert.Equal(("admin", "/ping", 204), (spec.Healthcheck.Http!.Port, spec.Healthcheck.Http.Path, spec.Healthcheck.Http.ExpectedCode));
+        Assert.Equal(("admin", "/ping", 204),
+            (spec.Healthcheck.Http!.Port, spec.Healthcheck.Http.Path, spec.Healthcheck.Http.ExpectedCode));
         Assert.Equal("always", spec.Restart);
         Assert.Equal(["./drain"], spec.BeforeStop);
         Assert.Empty(spec.Problems());
@@ -63,14 +68,19 @@ public class AppSpecTests
     public void Bad_fields_are_named()
     {
         var app = AppSpec.Parse("appname: a\nentrypoints:\n  web:\n    ports: [\"http:eighty\"]\n");
-        Assert.Contains("entrypoints.web.ports[0]", Assert.Throws<FormatException>(() => app.ToDeploySpec("web", Options)).Message, StringComparison.Ordinal);
-        Assert.Contains("no entrypoint \"worker\"", Assert.Throws<FormatException>(() => app.ToDeploySpec("worker", Options)).Message, StringComparison.Ordinal);
+        Assert.Contains("entrypoints.web.ports[0]", Assert.Throws<FormatException>(() => app.ToDeploySpec("web", Options)).Message,
+            StringComparison.Ordinal);
+        Assert.Contains("no entrypoint \"worker\"", Assert.Throws<FormatException>(() => app.ToDeploySpec("worker", Options)).Message,
+            StringComparison.Ordinal);
         var check = AppSpec.Parse("appname: a\nentrypoints:\n  web:\n    ports: [\"http:80\"]\n    healthcheck: {tcp_ports: [\"81\"]}\n");
-        Assert.Contains("healthcheck.tcp_ports", Assert.Throws<FormatException>(() => check.ToDeploySpec("web", Options)).Message, StringComparison.Ordinal);
+        Assert.Contains("healthcheck.tcp_ports", Assert.Throws<FormatException>(() => check.ToDeploySpec("web", Options)).Message,
+            StringComparison.Ordinal);
 
-        var spec = AppSpec.Parse("appname: Bad_App\nentrypoints:\n  we_b:\n    restart: sometimes\n    ports: [\"http:70000\"]\n").ToDeploySpec("we_b", Options with { Count = 0 });
+        var spec = AppSpec.Parse("appname: Bad_App\nentrypoints:\n  we_b:\n    restart: sometimes\n    ports: [\"http:70000\"]\n")
+            .ToDeploySpec("we_b", Options with { Count = 0 });
         var problems = string.Join("\n", spec.Problems());
-        foreach (var field in new[] { "app \"Bad_App\"", "entrypoint \"we_b\"", "image is empty", "count 0", "restart \"sometimes\"", "ports: http number 70000" })
+        foreach (var field in new[]
+            { "app \"Bad_App\"", "entrypoint \"we_b\"", "image is empty", "count 0", "restart \"sometimes\"", "ports: http number 70000" })
             Assert.Contains(field, problems, StringComparison.Ordinal);
     }
 

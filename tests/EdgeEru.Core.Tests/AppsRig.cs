@@ -55,7 +55,8 @@ public sealed class AppsRig : IAsyncLifetime, IDisposable
         var key = Path.Combine(Dir, "secrets.key");
         await File.WriteAllBytesAsync(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         CoreUrl = $"http://127.0.0.1:{Ports.FreeTcp()}";
-        _core = CoreHost.Create(["--Registry:Endpoints", _etcd.ClientUrl, "--Registry:Prefix", Prefix, "--Core:Urls", CoreUrl, "--Core:Token", Token,
+        _core = CoreHost.Create(["--Registry:Endpoints", _etcd.ClientUrl, "--Registry:Prefix", Prefix, "--Core:Urls", CoreUrl,
+            "--Core:Token", Token,
             "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Core:SecretsKeyFile", key, "--Core:BindRoots", BindRoot],
             l => l.AddProvider(new QueueLogger(CoreLog)));
         await _core.StartAsync();
@@ -69,11 +70,13 @@ public sealed class AppsRig : IAsyncLifetime, IDisposable
                 logs.CreateLogger<NodeAgent>());
             _agents.Add(Task.Run(() => agent.RunAsync(_stop.Token)));
         }
-        await TestSupport.Eventually.True(() => Rig.Hosts.All(h => _watcher.Current.IsNodeAlive($"h{h.Index}")), TimeSpan.FromSeconds(20), "both nodes alive");
+        await TestSupport.Eventually.True(() => Rig.Hosts.All(h => _watcher.Current.IsNodeAlive($"h{h.Index}")), TimeSpan.FromSeconds(20),
+            "both nodes alive");
     }
 
     /// <summary>eru against this rig's Core.</summary>
-    public Task<(int Code, string Stdout, string Stderr)> EruAsync(ITestOutputHelper output, params string[] args) => EruAsync(output, null, args);
+    public Task<(int Code, string Stdout, string Stderr)> EruAsync(ITestOutputHelper output, params string[] args) =>
+        EruAsync(output, null, args);
 
     public Task<(int Code, string Stdout, string Stderr)> EruAsync(ITestOutputHelper output, byte[]? stdin, params string[] args) =>
         EruCli.RunAsync(output, stdin, CliArgs(args));
@@ -82,7 +85,9 @@ public sealed class AppsRig : IAsyncLifetime, IDisposable
     public string[] CliArgs(params string[] args)
     {
         var end = Array.IndexOf(args, "--");
-        return end < 0 ? [.. args, "--core", CoreUrl, "--token", Token] : [.. args[..end], "--core", CoreUrl, "--token", Token, .. args[end..]];
+        return end < 0
+            ? [.. args, "--core", CoreUrl, "--token", Token]
+            : [.. args[..end], "--core", CoreUrl, "--token", Token, .. args[end..]];
     }
 
     public DockerHost Host(string node) => Rig.Hosts.Single(h => $"h{h.Index}" == node);
@@ -106,7 +111,8 @@ public sealed class AppsRig : IAsyncLifetime, IDisposable
 
     public bool IsLive(string id) => _watcher.Current.IsLive(id);
 
-    public string? WhyNotLive(string id) => _watcher.Current.Workloads.TryGetValue(id, out var w) ? _watcher.Current.WhyNotLive(w) : "no record";
+    public string? WhyNotLive(string id) =>
+        _watcher.Current.Workloads.TryGetValue(id, out var w) ? _watcher.Current.WhyNotLive(w) : "no record";
 
     public async Task DisposeAsync()
     {
@@ -141,7 +147,8 @@ public sealed class AppsRig : IAsyncLifetime, IDisposable
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(
+            LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
             lines.Enqueue(formatter(state, exception) + (exception is null ? "" : " " + exception));
 
         public void Dispose()

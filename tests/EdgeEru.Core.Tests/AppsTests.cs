@@ -33,7 +33,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         entrypoints:
           web:
             image: edgeeru/busybox:test
-            cmd: sh -c 'mkdir -p /data; n=$(cat /data/count 2>/dev/null || echo 0); echo $((n+1)) > /data/count; mkdir -p /www; cat /data/count > /www/index.html; exec httpd -f -p 80 -h /www'
+            cmd: {{"sh -c 'mkdir -p /data; n=$(cat /data/count 2>/dev/null || echo 0); echo $((n+1)) > /data/count; " +
+                "mkdir -p /www; cat /data/count > /www/index.html; exec httpd -f -p 80 -h /www'"}}
             ports: ["http:80/tcp"]
             healthcheck: {http_port: http, url: /, interval_ms: 300, timeout_ms: 1000}
             volumes: {{volumes ?? $"[\"data:/data\", \"{rig.BindRoot}/shared:/shared:ro\"]"}}
@@ -141,7 +142,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         await Eventually.True(async () => (await rig.VolumesAsync("counter")).Count == 0, Soon, "the dropped volume is gone");
 
         // Removing the app removes its containers and records; the secret is free again.
-        Assert.Equal(0, (await rig.EruAsync(output, ["rm", .. (await rig.RecordsAsync("counter")).Select(w => w.Name), "--stop-timeout", "0"])).Code);
+        Assert.Equal(0, (await rig.EruAsync(output,
+            ["rm", .. (await rig.RecordsAsync("counter")).Select(w => w.Name), "--stop-timeout", "0"])).Code);
         Assert.Empty(await rig.ContainersAsync("counter"));
         Assert.Equal(0, (await rig.EruAsync(output, "secret", "rm", "counter-token")).Code);
         Assert.DoesNotContain(rig.CoreLog, line => line.Contains(token, StringComparison.Ordinal));
@@ -191,7 +193,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         await Refused(With("data: {\"/etc/x\": {content: \"a\", mode: \"0999\"}}"), "mode \"0999\" is not an octal file mode");
         await Refused(With("volume: [\"data:/data\"]"), "unknown field \"volume\" in an entrypoint");
         await Refused(With("hook: {after_create: [\"sh -c 'unterminated\"]}"), "hooks:");
-        await Refused(With("privileged: false"), "secrets: x: target \"/not/../normal\": must be normalized", "--secret", "x:/not/../normal");
+        await Refused(With("privileged: false"), "secrets: x: target \"/not/../normal\": must be normalized",
+            "--secret", "x:/not/../normal");
         Assert.Empty(await rig.ContainersAsync("bad"));
         Assert.Empty(await rig.RecordsAsync("bad"));
         Assert.Empty(await rig.VolumesAsync("bad"));
@@ -216,7 +219,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
                 volumes: ["work:/work"]
                 secrets: ["job-token"]
             """);
-        var (code, stdout, stderr) = await rig.EruAsync(output, ["run", spec, "--pod", "dev", "--memory", "16M", "--network", "eru-mv", "--env", "STEP=7",
+        var (code, stdout, stderr) = await rig.EruAsync(output,
+            ["run", spec, "--pod", "dev", "--memory", "16M", "--network", "eru-mv", "--env", "STEP=7",
             "--", "sh", "-c", "echo out $STEP; echo err >&2; [ -s /run/secrets/job-token ] && echo has-token; echo w > /work/x; exit 3"]);
         Assert.Equal(3, code);
         Assert.Equal("out 7\nhas-token\n", stdout);
@@ -227,7 +231,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         Assert.Empty(await rig.VolumesAsync("job"));
 
         // While it runs it is counted on its node, but never live (no DNS, no LB).
-        using (var running = EruCli.Start(rig.CliArgs("run", spec, "--pod", "dev", "--memory", "16M", "--network", "eru-mv", "--", "sleep", "60")))
+        using (var running = EruCli.Start(
+            rig.CliArgs("run", spec, "--pod", "dev", "--memory", "16M", "--network", "eru-mv", "--", "sleep", "60")))
         {
             var job = await Eventually.Value(async () => (await rig.RecordsAsync("job")).FirstOrDefault(), Soon, "the job's record");
             Assert.True(job.Job);
@@ -253,7 +258,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         Assert.Empty(await rig.ContainersAsync("job"));
 
         // --keep keeps the exited container and its record for a look.
-        var kept = await rig.EruAsync(output, ["run", spec, "--pod", "dev", "--memory", "16M", "--keep", "--", "sh", "-c", "echo kept > /tmp/k"]);
+        var kept = await rig.EruAsync(output,
+            ["run", spec, "--pod", "dev", "--memory", "16M", "--keep", "--", "sh", "-c", "echo kept > /tmp/k"]);
         Assert.Equal(0, kept.Code);
         var keptRecord = Assert.Single(await rig.RecordsAsync("job"));
         Assert.False(Assert.Single(await rig.ContainersAsync("job")).Running);
@@ -369,7 +375,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
             """);
 
         // Wrong password stored: the pull is refused with the registry and user named; nothing is left on h2.
-        Assert.Equal(0, (await rig.EruAsync(output, Encoding.UTF8.GetBytes("wrong\n"), "registry-auth", "add", registry.Host, "--user", "puller",
+        Assert.Equal(0, (await rig.EruAsync(output, Encoding.UTF8.GetBytes("wrong\n"),
+            "registry-auth", "add", registry.Host, "--user", "puller",
             "--password-stdin")).Code);
         var (code, text, err) = await rig.EruAsync(output, ["deploy", spec, .. On("h2")]);
         Assert.NotEqual(0, code);
@@ -388,7 +395,8 @@ public sealed class AppsTests(AppsRig rig, ITestOutputHelper output) : IClassFix
         Assert.Contains(registry.Host, listed, StringComparison.Ordinal);
         Assert.DoesNotContain(registry.Password, listed, StringComparison.Ordinal);
         Assert.DoesNotContain(rig.CoreLog, line => line.Contains(registry.Password, StringComparison.Ordinal));
-        Assert.Equal(0, (await rig.EruAsync(output, ["rm", Assert.Single(await rig.RecordsAsync("private")).Name, "--stop-timeout", "0"])).Code);
+        Assert.Equal(0, (await rig.EruAsync(output,
+            ["rm", Assert.Single(await rig.RecordsAsync("private")).Name, "--stop-timeout", "0"])).Code);
         Assert.Equal(0, (await rig.EruAsync(output, "registry-auth", "rm", registry.Host)).Code);
         await h2.RemoveImageAsync(image);
     }

@@ -66,17 +66,22 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         foreach (var h in _rig.Hosts)
         {
             var agent = new NodeAgent(store, () => _watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
-                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) }, _logs.CreateLogger<NodeAgent>());
+                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
+                _logs.CreateLogger<NodeAgent>());
             _agents.Add((agent, Task.Run(() => agent.RunAsync(_stopAgents.Token))));
         }
     }
 
-    private static V1.DeployRequest Web(int count, string tag, string command = "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www") => new()
+    private static V1.DeployRequest Web(
+        int count, string tag, string command = "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www") => new()
     {
         App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = count, Tags = { tag },
         Command = { "sh", "-c", command },
         Ports = { new V1.PublishedPort { Name = "http", Port = 80 } },
-        Healthcheck = new V1.HealthCheck { Http = new V1.HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1 },
+        Healthcheck = new V1.HealthCheck
+        {
+            Http = new V1.HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1,
+        },
         Networks = { [DockerRig.Network] = "" },
         Resources = new V1.Resources { MemoryRequestBytes = 32 * MiB, MemoryLimitBytes = 32 * MiB },
     };
@@ -93,38 +98,57 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
 
     private Task<List<ContainerState>> Containers() => RigDocker.ContainersAsync(_rig);
 
-    private async Task<List<V1.Workload>> Workloads() => [.. (await _api.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = "hello" })).Workloads];
+    private async Task<List<V1.Workload>> Workloads() =>
+        [.. (await _api.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = "hello" })).Workloads];
 
     [Fact]
     public async Task Pods_nodes_capacity_deploy_hooks_control_replace_and_remove_through_the_API()
     {
         // No token, a wrong token: refused before anything runs.
-        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => Client(null).ListPodsAsync(new V1.ListPodsRequest()).ResponseAsync)).StatusCode);
-        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => Client("nope").ListPodsAsync(new V1.ListPodsRequest()).ResponseAsync)).StatusCode);
+        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() =>
+            Client(null).ListPodsAsync(new V1.ListPodsRequest()).ResponseAsync)).StatusCode);
+        Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() =>
+            Client("nope").ListPodsAsync(new V1.ListPodsRequest()).ResponseAsync)).StatusCode);
 
         await _api.AddPodAsync(new V1.AddPodRequest { Name = "dev" });
-        Assert.Equal(StatusCode.AlreadyExists, (await Assert.ThrowsAsync<RpcException>(() => _api.AddPodAsync(new V1.AddPodRequest { Name = "dev" }).ResponseAsync)).StatusCode);
-        var badPod = await Assert.ThrowsAsync<RpcException>(() => _api.AddPodAsync(new V1.AddPodRequest { Name = "Bad_Pod" }).ResponseAsync);
+        Assert.Equal(StatusCode.AlreadyExists, (await Assert.ThrowsAsync<RpcException>(() =>
+            _api.AddPodAsync(new V1.AddPodRequest { Name = "dev" }).ResponseAsync)).StatusCode);
+        var badPod = await Assert.ThrowsAsync<RpcException>(() =>
+            _api.AddPodAsync(new V1.AddPodRequest { Name = "Bad_Pod" }).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badPod.StatusCode);
         Assert.Contains("Bad_Pod", badPod.Status.Detail, StringComparison.Ordinal);
 
         // h1 without capacity takes Docker's; h2 has its own; a node whose engine does not answer is refused.
         var (h1, h2) = (_rig.Hosts[0], _rig.Hosts[1]);
-        var n1 = await _api.AddNodeAsync(new V1.AddNodeRequest { Node = new V1.Node { Name = "h1", Pod = "dev", Endpoint = h1.Endpoint, Address = h1.Address, Networks = { DockerRig.Network } } });
+        var n1 = await _api.AddNodeAsync(new V1.AddNodeRequest
+        {
+            Node = new V1.Node { Name = "h1", Pod = "dev", Endpoint = h1.Endpoint, Address = h1.Address, Networks = { DockerRig.Network } },
+        });
         Assert.Equal(Environment.ProcessorCount, n1.Capacity.CpuCores);
         Assert.True(n1.Capacity.MemoryBytes > 256 * MiB);
         await _api.AddNodeAsync(new V1.AddNodeRequest
         {
-            Node = new V1.Node { Name = "h2", Pod = "dev", Endpoint = h2.Endpoint, Address = h2.Address, Networks = { DockerRig.Network }, Capacity = new V1.NodeCapacity { CpuCores = 2, MemoryBytes = 128 * MiB } },
+            Node = new V1.Node
+            {
+                Name = "h2", Pod = "dev", Endpoint = h2.Endpoint, Address = h2.Address, Networks = { DockerRig.Network },
+                Capacity = new V1.NodeCapacity { CpuCores = 2, MemoryBytes = 128 * MiB },
+            },
         });
-        var dead = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest { Node = new V1.Node { Name = "h9", Pod = "dev", Endpoint = "unix:///tmp/no-such-docker.sock" } }).ResponseAsync);
+        var dead = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest
+        {
+            Node = new V1.Node { Name = "h9", Pod = "dev", Endpoint = "unix:///tmp/no-such-docker.sock" },
+        }).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, dead.StatusCode);
         Assert.Contains("did not answer", dead.Status.Detail, StringComparison.Ordinal);
-        var missingPod = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest { Node = new V1.Node { Name = "h8", Pod = "nope", Endpoint = h1.Endpoint } }).ResponseAsync);
+        var missingPod = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest
+        {
+            Node = new V1.Node { Name = "h8", Pod = "nope", Endpoint = h1.Endpoint },
+        }).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, missingPod.StatusCode);
 
         StartAgents();
-        await Eventually.True(() => _api.ListNodes(new V1.ListNodesRequest()).Nodes.All(n => n.Alive), TimeSpan.FromSeconds(15), "both nodes alive");
+        await Eventually.True(() => _api.ListNodes(new V1.ListNodesRequest()).Nodes.All(n => n.Alive), TimeSpan.FromSeconds(15),
+            "both nodes alive");
 
         // A dry run: 128 MiB / 32 MiB on h2; nothing is created.
         var fit = await _api.CapacityAsync(new V1.CapacityRequest { Request = Web(1, "v1") });
@@ -136,7 +160,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         bad.Restart = "sometimes";
         var invalid = await Assert.ThrowsAsync<RpcException>(() => Events(_api.Deploy(bad)));
         Assert.Equal(StatusCode.InvalidArgument, invalid.StatusCode);
-        foreach (var field in new[] { "count 0", "tag \"Not_A_Label\"", "restart \"sometimes\"" }) Assert.Contains(field, invalid.Status.Detail, StringComparison.Ordinal);
+        foreach (var field in new[] { "count 0", "tag \"Not_A_Label\"", "restart \"sometimes\"" })
+            Assert.Contains(field, invalid.Status.Detail, StringComparison.Ordinal);
         var tooBig = Web(1, "v1");
         tooBig.Resources.MemoryRequestBytes = tooBig.Resources.MemoryLimitBytes = 64L << 30;
         var exhausted = await Assert.ThrowsAsync<RpcException>(() => Events(_api.Deploy(tooBig)));
@@ -155,7 +180,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
                 using var client = await callbacks.AcceptTcpClientAsync();
                 var buffer = new byte[256];
                 var n = await client.GetStream().ReadAsync(buffer);
-                if (Encoding.ASCII.GetString(buffer, 0, n).StartsWith("GET /stopping", StringComparison.Ordinal)) Interlocked.Increment(ref stopping);
+                if (Encoding.ASCII.GetString(buffer, 0, n).StartsWith("GET /stopping", StringComparison.Ordinal))
+                    Interlocked.Increment(ref stopping);
                 await client.GetStream().WriteAsync("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
             }
         });
@@ -189,7 +215,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         await Eventually.True(async () => (await Workloads()).Count(w => w.Live) == 3, TimeSpan.FromSeconds(20), "3 live again");
 
         // Rolling replace to v2: every new one healthy before the old ones go; before_stop ran for each old one.
-        var replaced = await Events(_api.Replace(new V1.ReplaceRequest { Request = Web(1, "v2"), BatchSize = 2, HealthTimeoutMs = 30_000 }));
+        var replaced = await Events(
+            _api.Replace(new V1.ReplaceRequest { Request = Web(1, "v2"), BatchSize = 2, HealthTimeoutMs = 30_000 }));
         Assert.Equal(3, replaced[^1].Summary.Created);
         var now = await Workloads();
         Assert.Equal(3, now.Count);
@@ -199,7 +226,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
 
         // A replacement that never becomes healthy stops the rollout and leaves the serving ones alone.
         var broken = await Events(_api.Replace(new V1.ReplaceRequest { Request = Web(1, "v3", "sleep 600"), HealthTimeoutMs = 2_000 }));
-        Assert.Contains(broken, e => e.EventCase == V1.DeployEvent.EventOneofCase.Note && e.Note.Contains("replace stopped", StringComparison.Ordinal));
+        Assert.Contains(broken, e =>
+            e.EventCase == V1.DeployEvent.EventOneofCase.Note && e.Note.Contains("replace stopped", StringComparison.Ordinal));
         var after = await Workloads();
         Assert.Equal(now.Select(w => w.Id).Order(), after.Select(w => w.Id).Order());
         Assert.Equal(after.Select(w => w.Id).Order(), (await Containers()).Select(c => c.Id).Order());
@@ -214,7 +242,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         var cli = await Eru("capacity", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--json");
         Assert.Equal(0, cli.Code);
         Assert.Contains("\"total\"", cli.Output, StringComparison.Ordinal);
-        cli = await Eru("deploy", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M", "--network", DockerRig.Network, "--tag", "cli", "--env", "VERSION=cli");
+        cli = await Eru("deploy", Path.Combine(Repo.Root, "examples", "hello.yaml"), "--pod", "dev", "--memory", "32M",
+            "--network", DockerRig.Network, "--tag", "cli", "--env", "VERSION=cli");
         Assert.True(cli.Code == 0, cli.Output);
         Assert.Contains("1 created, 0 failed", cli.Output, StringComparison.Ordinal);
         cli = await Eru("node", "ls");
@@ -253,7 +282,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         Assert.True(cli.Code == 0, cli.Output);
         Assert.Empty(await Workloads());
         Assert.Empty(await Containers());
-        var busy = await Assert.ThrowsAsync<RpcException>(() => _api.RemovePodAsync(new V1.RemovePodRequest { Name = "dev" }).ResponseAsync);
+        var busy = await Assert.ThrowsAsync<RpcException>(() =>
+            _api.RemovePodAsync(new V1.RemovePodRequest { Name = "dev" }).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, busy.StatusCode);
     }
 

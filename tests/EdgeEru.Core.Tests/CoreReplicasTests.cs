@@ -41,11 +41,13 @@ public sealed class CoreReplicasTests(EtcdFixture etcd, ITestOutputHelper output
         await _store.PutAsync(Kinds.Pods, new Pod { Name = "dev" });
         // Room for exactly 8 instances of 32 MiB.
         await _store.PutAsync(Kinds.Nodes, _rig.Hosts[0].AsNode("dev", cpuCores: 2, memoryBytes: 256 * MiB));
-        await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = "h1", HeartbeatAt = DateTimeOffset.UtcNow }, (await _store.GrantLeaseAsync(TimeSpan.FromMinutes(5))).Id);
+        await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = "h1", HeartbeatAt = DateTimeOffset.UtcNow },
+            (await _store.GrantLeaseAsync(TimeSpan.FromMinutes(5))).Id);
         foreach (var id in new[] { "one", "two" })
         {
             var url = $"http://127.0.0.1:{Ports.FreeTcp()}";
-            var host = CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", _prefix, "--Core:Urls", url, "--Core:Token", Token,
+            var host = CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", _prefix, "--Core:Urls", url,
+                "--Core:Token", Token,
                 "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Core:ReplicaId", id, "--Core:LeaseTtlSeconds", "2"],
                 l => l.AddProvider(new XunitLoggerProvider(output)).SetMinimumLevel(LogLevel.Warning));
             await host.StartAsync();
@@ -62,13 +64,15 @@ public sealed class CoreReplicasTests(EtcdFixture etcd, ITestOutputHelper output
     private static V1.DeployRequest Six(string tag) => new()
     {
         App = "race", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = 6, Tags = { tag }, Command = { "sleep", "600" },
-        Networks = { [DockerRig.Network] = "" }, Resources = new V1.Resources { MemoryRequestBytes = 32 * MiB, MemoryLimitBytes = 32 * MiB },
+        Networks = { [DockerRig.Network] = "" },
+        Resources = new V1.Resources { MemoryRequestBytes = 32 * MiB, MemoryLimitBytes = 32 * MiB },
     };
 
     [Fact]
     public async Task Two_replicas_serve_at_once_never_overcommit_a_node_and_the_cli_fails_over()
     {
-        await Eventually.True(async () => (await _store.ListAsync(Kinds.Cores)).Items.Count == 2, TimeSpan.FromSeconds(10), "both replicas in cores/");
+        await Eventually.True(async () => (await _store.ListAsync(Kinds.Cores)).Items.Count == 2, TimeSpan.FromSeconds(10),
+            "both replicas in cores/");
         var listed = (await _store.ListAsync(Kinds.Cores)).Items.ToDictionary(c => c.Value.Id, c => c.Value);
         Assert.Equal([_cores[0].Url], listed["one"].Urls);
 
@@ -88,7 +92,8 @@ public sealed class CoreReplicasTests(EtcdFixture etcd, ITestOutputHelper output
             return events.Where(e => e.Instance is not null).Select(e => e.Instance).ToList();
         }));
         var made = results.SelectMany(r => r).Where(i => i.Error.Length == 0).ToList();
-        foreach (var failed in results.SelectMany(r => r).Where(i => i.Error.Length > 0)) output.WriteLine("refused instance: " + failed.Error);
+        foreach (var failed in results.SelectMany(r => r).Where(i => i.Error.Length > 0))
+            output.WriteLine("refused instance: " + failed.Error);
         var records = (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).ToList();
         var containers = await RigDocker.ContainersAsync(_rig);
         Assert.Equal(8, made.Count);
@@ -107,7 +112,8 @@ public sealed class CoreReplicasTests(EtcdFixture etcd, ITestOutputHelper output
         await _cores[0].Host.StopAsync();
         await Eventually.True(async () => (await _store.ListAsync(Kinds.Cores)).Items.Select(c => c.Value.Id).SequenceEqual(["two"]),
             TimeSpan.FromSeconds(10), "only replica two in cores/");
-        var (rmCode, _) = await EruCli.RunAsync(output, ["rm", .. records.Select(r => r.Name), "--stop-timeout", "0", "--core", $"{_cores[0].Url},{_cores[1].Url}",
+        var (rmCode, _) = await EruCli.RunAsync(output, ["rm", .. records.Select(r => r.Name), "--stop-timeout", "0",
+            "--core", $"{_cores[0].Url},{_cores[1].Url}",
             "--token", Token]);
         Assert.Equal(0, rmCode);
         Assert.Empty(await RigDocker.ContainersAsync(_rig));

@@ -20,8 +20,9 @@ public sealed class CoreTlsTests(EtcdFixture etcd, ITestOutputHelper output) : I
     {
         var (caPem, certPem, keyPem) = WriteCertificates();
         var url = $"https://127.0.0.1:{Ports.FreeTcp()}";
-        await using var core = CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", EtcdFixture.NewPrefix(), "--Core:Urls", url,
-            "--Core:Token", "t0ken", "--Core:Tls:CertPath", certPem, "--Core:Tls:KeyPath", keyPem, "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}"],
+        await using var core = CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", EtcdFixture.NewPrefix(),
+            "--Core:Urls", url, "--Core:Token", "t0ken", "--Core:Tls:CertPath", certPem, "--Core:Tls:KeyPath", keyPem,
+            "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}"],
             l => l.AddProvider(new XunitLoggerProvider(output)));
         await core.StartAsync();
 
@@ -34,9 +35,11 @@ public sealed class CoreTlsTests(EtcdFixture etcd, ITestOutputHelper output) : I
         // Without the CA the certificate is not trusted; plain h2c does not reach a TLS port.
         var untrusted = await EruCli.RunAsync(output, "pod", "ls", "--core", url, "--token", "t0ken");
         Assert.NotEqual(0, untrusted.Code);
-        var plain = await EruCli.RunAsync(output, "pod", "ls", "--core", url.Replace("https://", "http://", StringComparison.Ordinal), "--token", "t0ken");
+        var plain = await EruCli.RunAsync(output, "pod", "ls", "--core", url.Replace("https://", "http://", StringComparison.Ordinal),
+            "--token", "t0ken");
         Assert.NotEqual(0, plain.Code);
-        var badCa = await EruCli.RunAsync(output, "pod", "ls", "--core", url, "--token", "t0ken", "--core-ca", Path.Combine(_dir, "missing.pem"));
+        var badCa = await EruCli.RunAsync(output, "pod", "ls", "--core", url, "--token", "t0ken",
+            "--core-ca", Path.Combine(_dir, "missing.pem"));
         Assert.Equal(2, badCa.Code);
         Assert.Contains("--core-ca", badCa.Output, StringComparison.Ordinal);
     }
@@ -44,7 +47,8 @@ public sealed class CoreTlsTests(EtcdFixture etcd, ITestOutputHelper output) : I
     [Fact]
     public void An_https_url_without_a_certificate_is_refused_at_start_with_the_settings_named()
     {
-        var ex = Assert.Throws<ArgumentException>(() => CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Core:Urls", "https://127.0.0.1:1",
+        var ex = Assert.Throws<ArgumentException>(() => CoreHost.Create(["--Registry:Endpoints", etcd.Url,
+            "--Core:Urls", "https://127.0.0.1:1",
             "--Core:Token", "t", "--Http:Urls", "http://127.0.0.1:2"]));
         Assert.Contains("Core:Tls:CertPath", ex.Message, StringComparison.Ordinal);
     }

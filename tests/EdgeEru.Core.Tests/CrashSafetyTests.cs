@@ -67,7 +67,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
         foreach (var h in _rig.Hosts)
         {
             var agent = new NodeAgent(_store, () => _watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
-                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) }, logs.CreateLogger<NodeAgent>());
+                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
+                logs.CreateLogger<NodeAgent>());
             _agents.Add(Task.Run(() => agent.RunAsync(_stop.Token)));
         }
         // The survivor: another replica, reaping every half second with no grace (every operation here writes intents).
@@ -75,7 +76,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
         _survivor = CoreHost.Create([.. CoreArgs(_survivorUrl), "--Core:ReplicaId", "survivor", "--Core:ReapIntervalSeconds", "0.5",
             "--Core:ReapGraceSeconds", "0"], l => l.AddProvider(new QueueLogger(_log)).SetMinimumLevel(LogLevel.Warning));
         await _survivor.StartAsync();
-        await Eventually.True(() => _rig.Hosts.All(h => _watcher.Current.IsNodeAlive($"h{h.Index}")), TimeSpan.FromSeconds(20), "nodes alive");
+        await Eventually.True(() => _rig.Hosts.All(h => _watcher.Current.IsNodeAlive($"h{h.Index}")), TimeSpan.FromSeconds(20),
+            "nodes alive");
     }
 
     private string[] CoreArgs(string url) =>
@@ -101,7 +103,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
     [Fact]
     public async Task A_core_killed_at_any_yield_point_leaves_docker_and_the_registry_agreeing_once_another_replica_reaps()
     {
-        var seed = Environment.GetEnvironmentVariable("ERU_CRASH_SEED") is { } s ? int.Parse(s, System.Globalization.CultureInfo.InvariantCulture)
+        var seed = Environment.GetEnvironmentVariable("ERU_CRASH_SEED") is { } s
+            ? int.Parse(s, System.Globalization.CultureInfo.InvariantCulture)
             : Random.Shared.Next();
         // Six random cases per run keep the suite short; every run picks others (ERU_CRASH_CASES=12 runs each once).
         var count = int.TryParse(Environment.GetEnvironmentVariable("ERU_CRASH_CASES"), out var n) ? n : 6;
@@ -120,7 +123,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
                 $"({await DisagreementAsync()})");
             await CleanAsync(survivor);
         }
-        Assert.DoesNotContain(_log, l => l.Contains("Exception", StringComparison.Ordinal) && !l.Contains("reaper", StringComparison.Ordinal));
+        Assert.DoesNotContain(_log, l =>
+            l.Contains("Exception", StringComparison.Ordinal) && !l.Contains("reaper", StringComparison.Ordinal));
     }
 
     /// <summary>Sets up what the operation needs through the survivor, then runs it through a Core that crashes at the point.</summary>
@@ -132,7 +136,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
             await Drain(survivor.Deploy(Spec(volume: op == "replace-volume")));
         if (op == "replace-keep-ip") await Drain(survivor.Deploy(Spec(address: fixedAddress)));
         if (op != "deploy" && op != "job")
-            await Eventually.True(async () => (await survivor.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = "crash" })).Workloads.All(w => w.Live),
+            await Eventually.True(async () =>
+                    (await survivor.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = "crash" })).Workloads.All(w => w.Live),
                 TimeSpan.FromSeconds(20), "the instance is live before the crash");
         var url = $"http://127.0.0.1:{Ports.FreeTcp()}";
         await using var doomed = ChildProcess.Start("dotnet", [CoreDll(), .. CoreArgs(url), "--Core:FaultInjection:CrashAt", crashAt],
@@ -156,7 +161,10 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
             {
                 case "deploy": await Drain(client.Deploy(Spec(volume: true))); break;
                 case "remove": await Drain(client.Remove(new V1.RemoveRequest { Workloads = { await OneAsync() } })); break;
-                case "realloc": await Drain(client.Realloc(new V1.ReallocRequest { Workloads = { "crash" }, MemoryRequestBytes = 48 * MiB, MemoryLimitBytes = 48 * MiB })); break;
+                case "realloc":
+                    await Drain(client.Realloc(
+                        new V1.ReallocRequest { Workloads = { "crash" }, MemoryRequestBytes = 48 * MiB, MemoryLimitBytes = 48 * MiB }));
+                    break;
                 case "replace-volume":
                     await Drain(client.Replace(new V1.ReplaceRequest { Request = Spec(volume: true), HealthTimeoutMs = 20_000 }));
                     break;
@@ -193,7 +201,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
         var records = (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).Where(w => w.App == "crash").ToList();
         var intents = (await _store.ListAsync(Kinds.Intents)).Items.Select(i => i.Value).ToList();
         if (intents.Count > 0) return $"intents left: {string.Join(", ", intents.Select(i => $"{i.Op} {i.Target} of {i.Core}"))}";
-        var containers = (await RigDocker.ContainersAsync(_rig)).Where(c => c.Labels.GetValueOrDefault(DockerEngine.AppLabel) == "crash").ToList();
+        var containers = (await RigDocker.ContainersAsync(_rig))
+            .Where(c => c.Labels.GetValueOrDefault(DockerEngine.AppLabel) == "crash").ToList();
         var extraContainers = containers.Where(c => records.All(r => r.Id != c.Id)).Select(c => c.Name).ToList();
         if (extraContainers.Count > 0) return $"containers without a record: {string.Join(", ", extraContainers)}";
         var missing = records.Where(r => containers.All(c => c.Id != r.Id)).Select(r => r.Name).ToList();
@@ -203,7 +212,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
         var mounted = records.SelectMany(r => r.Volumes ?? []).Select(v => v.Source).ToHashSet();
         var volumes = new List<string>();
         foreach (var h in _rig.Hosts)
-            volumes.AddRange((await h.DockerAsync(["volume", "ls", "-q", "--filter", $"label={DockerEngine.AppLabel}=crash"])).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            volumes.AddRange((await h.DockerAsync(["volume", "ls", "-q", "--filter", $"label={DockerEngine.AppLabel}=crash"]))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries));
         var loose = volumes.Where(v => !mounted.Contains(v)).ToList();
         return loose.Count > 0 ? $"volumes nothing mounts: {string.Join(", ", loose)}" : null;
     }
@@ -239,7 +249,8 @@ public sealed class CrashSafetyTests(EtcdFixture etcd, ITestOutputHelper output)
         public ILogger CreateLogger(string categoryName) => this;
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
         public bool IsEnabled(LogLevel logLevel) => true;
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(
+            LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
             lines.Enqueue(formatter(state, exception) + (exception is null ? "" : " " + exception));
         public void Dispose() { }
     }

@@ -41,7 +41,8 @@ public sealed class DeployerTests(EtcdFixture etcd, ITestOutputHelper output) : 
 
     private Deployer Deployer() => new(_store, e => new DockerEngine(e), _logs.CreateLogger<Deployer>());
 
-    private static DeploySpec Spec(int count, long memory = 64 * MiB, double cpu = 0.5, bool bind = false, Strategy strategy = Strategy.Auto) => new()
+    private static DeploySpec Spec(
+        int count, long memory = 64 * MiB, double cpu = 0.5, bool bind = false, Strategy strategy = Strategy.Auto) => new()
     {
         App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = count,
         Command = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www"],

@@ -32,7 +32,10 @@ public sealed class DockerEngineTests : IAsyncLifetime
             Name = "hello_web_3f2a9c",
             Image = DockerRig.Image,
             Command = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www"],
-            Labels = new Dictionary<string, string> { [DockerEngine.AppLabel] = "hello", [DockerEngine.EntrypointLabel] = "web", [DockerEngine.IdentLabel] = "3f2a9c" },
+            Labels = new Dictionary<string, string>
+            {
+                [DockerEngine.AppLabel] = "hello", [DockerEngine.EntrypointLabel] = "web", [DockerEngine.IdentLabel] = "3f2a9c",
+            },
             Networks = new Dictionary<string, string> { [DockerRig.Network] = _rig!.Hosts[0].ContainerAddress(77) },
             MemoryLimit = 64L << 20,
             Cpuset = DockerEngine.Cpuset([0]),
@@ -54,7 +57,8 @@ public sealed class DockerEngineTests : IAsyncLifetime
             {
                 body = await http.GetStringAsync(new Uri($"http://{_rig!.Hosts[0].ContainerAddress(77)}/"));
             }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException) // not up yet, or the first ARP exchange was slow
+            // not up yet, or the first ARP exchange was slow
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
                 await Task.Delay(100);
             }
@@ -82,7 +86,8 @@ public sealed class DockerEngineTests : IAsyncLifetime
         });
         var state = await engine.InspectAsync(id);
         Assert.Equal(50_000, state!.CpuQuota);
-        Assert.True(System.Net.IPNetwork.Parse(_rig!.Hosts[0].IpRange).Contains(System.Net.IPAddress.Parse(state.Addresses[DockerRig.Network]))); // from this host's range
+        Assert.True(System.Net.IPNetwork.Parse(_rig!.Hosts[0].IpRange)
+            .Contains(System.Net.IPAddress.Parse(state.Addresses[DockerRig.Network]))); // from this host's range
         await engine.RemoveAsync(id, TimeSpan.Zero);
 
         // The same fixed address twice: the second start fails, and its container is removed again.
@@ -100,6 +105,7 @@ public sealed class DockerEngineTests : IAsyncLifetime
         }));
         var left = await engine.ListEdgeEruAsync();
         Assert.Equal([first], left.Select(c => c.Id));
-        await Assert.ThrowsAnyAsync<Exception>(() => engine.CreateAndStartAsync(new ContainerSpec { Name = "b_web_333333", Image = "no/such:image" }));
+        await Assert.ThrowsAnyAsync<Exception>(() =>
+            engine.CreateAndStartAsync(new ContainerSpec { Name = "b_web_333333", Image = "no/such:image" }));
     }
 }

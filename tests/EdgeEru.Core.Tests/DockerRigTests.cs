@@ -33,7 +33,8 @@ public class DockerRigTests
             {
                 return await get();
             }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && attempt < 50) // httpd starting, or a slow first ARP exchange
+            // httpd starting, or a slow first ARP exchange
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && attempt < 50)
             {
                 await Task.Delay(100);
             }

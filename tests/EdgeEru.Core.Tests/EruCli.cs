@@ -14,7 +14,8 @@ internal static class EruCli
     }
 
     /// <summary>Runs eru with <paramref name="stdin"/> on its standard input (null: none); stdout and stderr apart.</summary>
-    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(ITestOutputHelper output, byte[]? stdin, params string[] args)
+    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(
+        ITestOutputHelper output, byte[]? stdin, params string[] args)
     {
         using var p = Start(args, stdin is not null);
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -33,7 +34,10 @@ internal static class EruCli
     /// <summary>Starts eru and returns at once (the caller reads its output and may signal it).</summary>
     public static Process Start(IEnumerable<string> args, bool stdin = false)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin };
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin,
+        };
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
         psi.ArgumentList.Add(Path.Combine(Repo.Root, "core", "EdgeEru.Cli", "bin", configuration, "net10.0", "eru.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);

@@ -45,19 +45,24 @@ public sealed class PlatformTests(EtcdFixture etcd, ITestOutputHelper output) : 
         await using var watcher = new RegistryWatcher(conn, _logs.CreateLogger<RegistryWatcher>());
         watcher.Start();
         using var stopAgents = new CancellationTokenSource();
-        var agents = rig.Hosts.Select(h => new NodeAgent(store, () => watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
+        var agents = rig.Hosts.Select(h => new NodeAgent(store, () => watcher.Current,
+            new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
             new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
             _logs.CreateLogger<NodeAgent>())).ToList();
         var running = agents.Select(a => Task.Run(() => a.RunAsync(stopAgents.Token))).ToList();
-        await Eventually.True(async () => (await store.ListAsync(Kinds.NodeStatus)).Items.Count == 2, TimeSpan.FromSeconds(15), "both heartbeats");
+        await Eventually.True(async () => (await store.ListAsync(Kinds.NodeStatus)).Items.Count == 2, TimeSpan.FromSeconds(15),
+            "both heartbeats");
 
         var dnsPort = Ports.FreeTcp();
-        await using var dns = DnsHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix, "--Dns:Port", dnsPort.ToString(),
+        await using var dns = DnsHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
+            "--Dns:Port", dnsPort.ToString(),
             "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}"], l => l.AddProvider(new XunitLoggerProvider(output)));
         await dns.StartAsync();
         var lbPort = Ports.FreeTcp();
-        await using var lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix, "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
-            "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "t"],
+        await using var lb = LbHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", prefix,
+            "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
+            "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+            "--Lb:AdminToken", "t"],
             l => l.AddProvider(new XunitLoggerProvider(output)));
         await lb.StartAsync();
         await store.PutAsync(Kinds.LbDomains, Samples.LbDomain("hello.test"));
@@ -68,12 +73,18 @@ public sealed class PlatformTests(EtcdFixture etcd, ITestOutputHelper output) : 
             App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = 3, Tags = ["v1"],
             Command = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www"],
             Ports = [new PublishedPort { Name = "http", Port = 80 }],
-            Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1 },
+            Healthcheck = new HealthCheckSpec
+            {
+                Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1,
+            },
             Networks = new Dictionary<string, string> { [DockerRig.Network] = "" }, MemoryRequest = 32L << 20, MemoryLimit = 32L << 20,
         });
         Assert.True(deployed.Ok, deployed.Error ?? string.Join("; ", deployed.Instances.Select(i => i.Error)));
 
-        var resolver = new LookupClient(new LookupClientOptions(new NameServer(IPAddress.Loopback, dnsPort)) { UseCache = false, Retries = 0, Timeout = TimeSpan.FromSeconds(2) });
+        var resolver = new LookupClient(new LookupClientOptions(new NameServer(IPAddress.Loopback, dnsPort))
+        {
+            UseCache = false, Retries = 0, Timeout = TimeSpan.FromSeconds(2),
+        });
         async Task<int> Live() => (await resolver.QueryAsync("web.hello.eru", QueryType.A)).Answers.ARecords().Count();
         await EventuallyAsync(async () => await Live() == 3, "3 instances in DNS once the agents call them healthy");
 

@@ -50,9 +50,13 @@ public class ReallocPlanTests
     public void What_does_not_fit_or_is_inconsistent_is_refused_with_the_reason()
     {
         Assert.Equal("no core plan for 2 bound cpus", Realloc.Plan(Free(100, 0), Bound(1, (0, 100)), new ReallocSpec { Cpu = 2 }).Reason);
-        Assert.Equal($"free memory {1L << 30} < request {2L << 30}", Realloc.Plan(Free(100), Bound(1, (0, 100)), new ReallocSpec { MemoryRequest = 2L << 30 }).Reason);
-        Assert.Contains("memory request 4194304 is above the limit 3145728", Realloc.Plan(Free(100), Bound(1), new ReallocSpec { MemoryRequest = 4 << 20, MemoryLimit = 3 << 20 }).Reason, StringComparison.Ordinal);
-        Assert.Contains("memory limit cannot be removed", Realloc.Plan(Free(100), Bound(1), new ReallocSpec { MemoryLimit = 0 }).Reason, StringComparison.Ordinal);
+        Assert.Equal($"free memory {1L << 30} < request {2L << 30}",
+            Realloc.Plan(Free(100), Bound(1, (0, 100)), new ReallocSpec { MemoryRequest = 2L << 30 }).Reason);
+        Assert.Contains("memory request 4194304 is above the limit 3145728",
+            Realloc.Plan(Free(100), Bound(1), new ReallocSpec { MemoryRequest = 4 << 20, MemoryLimit = 3 << 20 }).Reason,
+            StringComparison.Ordinal);
+        Assert.Contains("memory limit cannot be removed",
+            Realloc.Plan(Free(100), Bound(1), new ReallocSpec { MemoryLimit = 0 }).Reason, StringComparison.Ordinal);
         Assert.Equal("cpu 3 > 1 cores", Realloc.Plan(Free(100), Bound(0.5) with { CpuBind = [] }, new ReallocSpec { Cpu = 3 }).Reason);
         Assert.Equal(["nothing to change: give memory, cpu or cpu bind"], new ReallocSpec().Problems());
     }
@@ -60,7 +64,8 @@ public class ReallocPlanTests
 
 /// <summary>Realloc and keep-ip replace through real dockerd hosts, recorded in a real etcd.</summary>
 [Collection(DockerRigCollection.Name)]
-public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper output)
+    : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private const long MiB = 1L << 20;
     private readonly ILoggerFactory _logs = XunitLoggerProvider.Factory(output);
@@ -82,18 +87,23 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         foreach (var h in _rig.Hosts)
         {
             await _store.PutAsync(Kinds.Nodes, h.AsNode("dev", cpuCores: 2, memoryBytes: 256 * MiB));
-            await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = $"h{h.Index}", HeartbeatAt = DateTimeOffset.UtcNow }, _lease.Id);
+            await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = $"h{h.Index}", HeartbeatAt = DateTimeOffset.UtcNow },
+                _lease.Id);
         }
     }
 
     private Deployer Deployer() => new(_store, e => new DockerEngine(e), _logs.CreateLogger<Deployer>());
 
-    private static DeploySpec Spec(string node, long memory = 64 * MiB, double cpu = 1, bool bind = true, string ip = "", string tag = "v1") => new()
+    private static DeploySpec Spec(
+        string node, long memory = 64 * MiB, double cpu = 1, bool bind = true, string ip = "", string tag = "v1") => new()
     {
         App = "hello", Entrypoint = "web", Image = DockerRig.Image, Pod = "dev", Count = 1, Nodes = [node],
         Command = ["sh", "-c", "mkdir -p /www; hostname > /www/index.html; exec httpd -f -p 80 -h /www"],
         Ports = [new PublishedPort { Name = "http", Port = 80 }],
-        Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1 },
+        Healthcheck = new HealthCheckSpec
+        {
+            Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, UnhealthyAfter = 1,
+        },
         Networks = new Dictionary<string, string> { [DockerRig.Network] = ip },
         Tags = [tag], MemoryRequest = memory, MemoryLimit = memory, Cpu = cpu, CpuBind = bind,
     };
@@ -186,7 +196,8 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         foreach (var h in _rig.Hosts)
         {
             var agent = new NodeAgent(_store, () => _watcher.Current, new DockerEngine(new DockerEndpoint { Address = h.Endpoint }),
-                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) }, _logs.CreateLogger<NodeAgent>());
+                new AgentOptions { Node = $"h{h.Index}", LeaseTtl = TimeSpan.FromSeconds(3), Interval = TimeSpan.FromMilliseconds(300) },
+                _logs.CreateLogger<NodeAgent>());
             _agents.Add((agent, Task.Run(() => agent.RunAsync(_stopAgents.Token))));
         }
     }
@@ -235,13 +246,17 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         var olds = first.Instances.Select(i => i.WorkloadId!).Order(StringComparer.Ordinal).ToList();
         var next = Spec("h1", memory: 128 * MiB, bind: false, cpu: 0.2, tag: "v2") with { Nodes = [] };
 
-        var stopped = await Deployer().ReplaceAsync(next, new ReplaceOptions { HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1) });
+        var stopped = await Deployer().ReplaceAsync(next,
+            new ReplaceOptions { HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1) });
         Assert.False(stopped.Ok);
         Assert.Contains("replace stopped", stopped.Error, StringComparison.Ordinal);
         Assert.Equal(olds, (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value.Id).Order(StringComparer.Ordinal));
         Assert.Equal(olds, (await Containers()).Select(c => c.Id).Order(StringComparer.Ordinal));
 
-        var replaced = await Deployer().ReplaceAsync(next, new ReplaceOptions { MaxUnavailable = 1, HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1) });
+        var replaced = await Deployer().ReplaceAsync(next, new ReplaceOptions
+        {
+            MaxUnavailable = 1, HealthTimeout = TimeSpan.FromSeconds(30), StopTimeout = TimeSpan.FromSeconds(1),
+        });
         Assert.True(replaced.Ok, replaced.Error ?? string.Join("; ", replaced.Instances.Select(i => i.Error)));
         var news = replaced.Instances.Select(i => i.WorkloadId!).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(4, news.Count);

@@ -103,7 +103,8 @@ internal static class ReferenceCpuPlanner
                 .Select(g => (Numa: g.Key, Cores: g.Select(p => p.i).ToArray()))
                 .Select(g => (g.Numa, Free: g.Cores.Sum(c => freePieces[c]), Plan: PlanWithin(freePieces, g.Cores, request)))
                 .Where(c => c.Plan is not null)
-                .OrderBy(c => CutsWholeCore(freePieces, c.Plan!, request) ? 1 : 0).ThenByDescending(c => c.Free).ThenBy(c => c.Numa, StringComparer.Ordinal)
+                .OrderBy(c => CutsWholeCore(freePieces, c.Plan!, request) ? 1 : 0).ThenByDescending(c => c.Free)
+                .ThenBy(c => c.Numa, StringComparer.Ordinal)
                 .FirstOrDefault();
             if (local.Plan is not null) return local.Plan with { Numa = local.Numa };
         }
@@ -168,15 +169,19 @@ internal static class ReferenceScheduler
                 {
                     var want = request.Strategy == Strategy.Each ? request.Count : Math.Max(0, request.Count - n.Existing);
                     if (want > capacity[n.Name])
-                        return Fail($"node {n.Name} has room for {capacity[n.Name]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
+                        return Fail($"node {n.Name} has room for {capacity[n.Name]}, needs {want}",
+                            reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
                     placed[n.Name] = want;
                 }
                 break;
             case Strategy.Auto:
             {
                 // Min-heap on (instances of the app on the node, -room left, name).
-                var heap = new PriorityQueue<NodeResources, (int Count, int Room, string Name)>(Comparer<(int Count, int Room, string Name)>.Create((a, b) =>
-                    a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : string.CompareOrdinal(a.Name, b.Name)));
+                var heap = new PriorityQueue<NodeResources, (int Count, int Room, string Name)>(
+                    Comparer<(int Count, int Room, string Name)>.Create((a, b) =>
+                        a.Count != b.Count ? a.Count.CompareTo(b.Count)
+                        : a.Room != b.Room ? b.Room.CompareTo(a.Room)
+                        : string.CompareOrdinal(a.Name, b.Name)));
                 foreach (var n in ordered.Where(n => capacity[n.Name] > 0)) heap.Enqueue(n, (n.Existing, capacity[n.Name], n.Name));
                 for (var i = 0; i < request.Count; i++)
                 {
@@ -207,7 +212,8 @@ internal static class ReferenceScheduler
             case Strategy.Drained:
             {
                 var left = request.Count;
-                foreach (var n in ordered.OrderByDescending(n => UsageAfter(n, request.Resources, 0)).ThenBy(n => n.Name, StringComparer.Ordinal))
+                foreach (var n in ordered.OrderByDescending(n => UsageAfter(n, request.Resources, 0))
+                    .ThenBy(n => n.Name, StringComparer.Ordinal))
                 {
                     var take = Math.Min(left, capacity[n.Name]);
                     placed[n.Name] = take;

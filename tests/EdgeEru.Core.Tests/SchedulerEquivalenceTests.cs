@@ -30,7 +30,11 @@ public class SchedulerEquivalenceTests
             PiecesPerCore = pieces,
             FreePieces = free,
             // Names like "10" and "9" check the ordinal tie-break.
-            CoreNuma = numa == 0 ? [] : Enumerable.Range(0, cores).Select(c => (c * numa / cores + (numa > 9 ? 5 : 0)).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            CoreNuma = numa == 0
+                ? []
+                : Enumerable.Range(0, cores)
+                    .Select(c => (c * numa / cores + (numa > 9 ? 5 : 0)).ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    .ToArray(),
             FreeMemory = rnd.Next(0, 5) == 0 ? memory : rnd.NextInt64(0, memory + 1),
             TotalMemory = memory,
             Existing = rnd.Next(3) == 0 ? rnd.Next(0, 6) : 0,
@@ -44,7 +48,8 @@ public class SchedulerEquivalenceTests
         CpuBind = rnd.Next(3) != 0,
     };
 
-    private static string Show(CpuPlan? p) => p is null ? "none" : $"{p.Numa ?? "-"}:{string.Join(",", p.Cores.Select(c => $"{c.Core}/{c.Pieces}"))}";
+    private static string Show(CpuPlan? p) =>
+        p is null ? "none" : $"{p.Numa ?? "-"}:{string.Join(",", p.Cores.Select(c => $"{c.Core}/{c.Pieces}"))}";
 
     [Fact]
     public void CPU_plans_and_capacities_match_the_reference_plan_after_plan()
@@ -55,14 +60,16 @@ public class SchedulerEquivalenceTests
             var node = RandomNode(rnd, 0);
             var req = RandomRequest(rnd) with { CpuBind = true };
             if (req.Problems().Any()) continue;
-            Assert.True(ReferenceCpuPlanner.Capacity(node.FreePieces, node.CoreNuma, req) == CpuPlanner.Capacity(node.FreePieces, node.CoreNuma, req),
+            Assert.True(ReferenceCpuPlanner.Capacity(node.FreePieces, node.CoreNuma, req)
+                    == CpuPlanner.Capacity(node.FreePieces, node.CoreNuma, req),
                 $"seed {seed}: capacity of [{string.Join(",", node.FreePieces)}] numa [{string.Join(",", node.CoreNuma)}] for {req.Cpu}");
             var free = (int[])node.FreePieces.Clone();
             for (var step = 0; step < 200; step++)
             {
                 var expected = ReferenceCpuPlanner.Plan(free, node.CoreNuma, req);
                 var actual = CpuPlanner.Plan(free, node.CoreNuma, req);
-                Assert.True(Show(expected) == Show(actual), $"seed {seed} step {step}: free [{string.Join(",", free)}] numa [{string.Join(",", node.CoreNuma)}] cpu {req.Cpu}: {Show(expected)} vs {Show(actual)}");
+                Assert.True(Show(expected) == Show(actual), $"seed {seed} step {step}: free [{string.Join(",", free)}] " +
+                    $"numa [{string.Join(",", node.CoreNuma)}] cpu {req.Cpu}: {Show(expected)} vs {Show(actual)}");
                 if (expected is null || expected.Cores.Count == 0) break;
                 foreach (var (core, pieces) in expected.Cores) free[core] -= pieces;
             }
@@ -76,14 +83,17 @@ public class SchedulerEquivalenceTests
         {
             var rnd = new Random(seed);
             var nodes = Enumerable.Range(0, rnd.Next(1, 30)).Select(i => RandomNode(rnd, i)).ToList();
-            var request = new PlacementRequest(RandomRequest(rnd), rnd.Next(1, 60), (Strategy)rnd.Next(5), rnd.Next(4) == 0 ? rnd.Next(1, 6) : 0);
+            var request = new PlacementRequest(RandomRequest(rnd), rnd.Next(1, 60), (Strategy)rnd.Next(5),
+                rnd.Next(4) == 0 ? rnd.Next(1, 6) : 0);
             foreach (var n in nodes)
                 Assert.Equal(ReferenceScheduler.Capacity(n, request.Resources), Scheduler.Capacity(n, request.Resources));
             var expected = ReferenceScheduler.Place(nodes, request);
             var actual = Scheduler.Place(nodes, request);
             Assert.True(expected.Error == actual.Error, $"seed {seed}: {expected.Error} vs {actual.Error}");
-            Assert.Equal(expected.PerNode.OrderBy(p => p.Key, StringComparer.Ordinal), actual.PerNode.OrderBy(p => p.Key, StringComparer.Ordinal));
-            Assert.Equal(expected.NodeReasons.OrderBy(p => p.Key, StringComparer.Ordinal), actual.NodeReasons.OrderBy(p => p.Key, StringComparer.Ordinal));
+            Assert.Equal(expected.PerNode.OrderBy(p => p.Key, StringComparer.Ordinal),
+                actual.PerNode.OrderBy(p => p.Key, StringComparer.Ordinal));
+            Assert.Equal(expected.NodeReasons.OrderBy(p => p.Key, StringComparer.Ordinal),
+                actual.NodeReasons.OrderBy(p => p.Key, StringComparer.Ordinal));
         }
     }
 }

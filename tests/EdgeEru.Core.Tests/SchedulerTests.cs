@@ -8,7 +8,8 @@ public class SchedulerTests
 {
     private const long GiB = 1L << 30;
 
-    private static NodeResources Node(string name, int cores = 4, long memory = 8 * GiB, int pieces = 100, int existing = 0, string[]? numa = null) => new()
+    private static NodeResources Node(
+        string name, int cores = 4, long memory = 8 * GiB, int pieces = 100, int existing = 0, string[]? numa = null) => new()
     {
         Name = name,
         PiecesPerCore = pieces,
@@ -134,7 +135,8 @@ public class SchedulerTests
                 for (var i = 0; i < placed; i++)
                 {
                     var plan = CpuPlanner.Plan(free, node.CoreNuma, req);
-                    Assert.True(plan is not null, $"seed {seed}: {name} promised {placed} bound instances, plan {i + 1} found no cores (free [{string.Join(",", free)}], cpu {req.Cpu})");
+                    Assert.True(plan is not null, $"seed {seed}: {name} promised {placed} bound instances, " +
+                        $"plan {i + 1} found no cores (free [{string.Join(",", free)}], cpu {req.Cpu})");
                     Assert.Equal(plan.Cores.Count, plan.Cores.Select(c => c.Core).Distinct().Count());
                     foreach (var (core, pieces) in plan.Cores) free[core] -= pieces;
                     Assert.All(free, f => Assert.True(f >= 0, $"seed {seed}: core overcommitted"));

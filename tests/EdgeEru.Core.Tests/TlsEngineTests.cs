@@ -57,13 +57,15 @@ public sealed class TlsEngineTests(EtcdFixture etcd, ITestOutputHelper output) :
         return (req.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-10), DateTimeOffset.UtcNow.AddDays(2)), key);
     }
 
-    private static (X509Certificate2 Cert, ECDsa Key) Issue((X509Certificate2 Cert, ECDsa Key) ca, string name, bool server, string? ip = null)
+    private static (X509Certificate2 Cert, ECDsa Key) Issue(
+        (X509Certificate2 Cert, ECDsa Key) ca, string name, bool server, string? ip = null)
     {
         var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var req = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(server ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false));
+        req.CertificateExtensions.Add(
+            new X509EnhancedKeyUsageExtension([new Oid(server ? "1.3.6.1.5.5.7.3.1" : "1.3.6.1.5.5.7.3.2")], false));
         if (ip is not null)
         {
             var san = new SubjectAlternativeNameBuilder();
@@ -110,7 +112,8 @@ public sealed class TlsEngineTests(EtcdFixture etcd, ITestOutputHelper output) :
 
     private V1.Node TlsNode(string name, string cert, string ca = "ca") => new()
     {
-        Name = name, Pod = "dev", Endpoint = $"tcp://{_rig.Hosts[0].Address}:{TlsPort}", Address = _rig.Hosts[0].Address, Networks = { DockerRig.Network },
+        Name = name, Pod = "dev", Endpoint = $"tcp://{_rig.Hosts[0].Address}:{TlsPort}", Address = _rig.Hosts[0].Address,
+        Networks = { DockerRig.Network },
         TlsCaPath = PathOf(ca + ".pem"), TlsCertPath = PathOf(cert + ".pem"), TlsKeyPath = PathOf(cert + "-key.pem"),
     };
 
@@ -120,13 +123,16 @@ public sealed class TlsEngineTests(EtcdFixture etcd, ITestOutputHelper output) :
         await _api.AddPodAsync(new V1.AddPodRequest { Name = "dev" });
 
         // A client certificate from another CA: the engine hangs up in the handshake; the refusal says TLS.
-        var refused = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest { Node = TlsNode("h9", "stranger") }).ResponseAsync);
+        var refused = await Assert.ThrowsAsync<RpcException>(() =>
+            _api.AddNodeAsync(new V1.AddNodeRequest { Node = TlsNode("h9", "stranger") }).ResponseAsync);
         output.WriteLine(refused.Status.Detail);
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Contains($"node h9: the Docker engine at tcp://{_rig.Hosts[0].Address}:{TlsPort} did not answer", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"node h9: the Docker engine at tcp://{_rig.Hosts[0].Address}:{TlsPort} did not answer", refused.Status.Detail,
+            StringComparison.Ordinal);
         Assert.Contains("TLS", refused.Status.Detail, StringComparison.Ordinal);
         // The engine's certificate does not chain to the CA given for it: refused on our side.
-        var untrusted = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest { Node = TlsNode("h7", "client", ca: "other-ca") }).ResponseAsync);
+        var untrusted = await Assert.ThrowsAsync<RpcException>(() =>
+            _api.AddNodeAsync(new V1.AddNodeRequest { Node = TlsNode("h7", "client", ca: "other-ca") }).ResponseAsync);
         output.WriteLine(untrusted.Status.Detail);
         Assert.Equal(StatusCode.FailedPrecondition, untrusted.StatusCode);
         Assert.Contains("TLS handshake failed", untrusted.Status.Detail, StringComparison.Ordinal);

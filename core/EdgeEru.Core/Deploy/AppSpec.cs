@@ -27,7 +27,8 @@ public sealed class AppSpec
         catch (YamlException ex)
         {
             // YamlDotNet names our types ("Property 'volume' not found on type '...EntrypointSpec'"): say it in the spec's words.
-            var unknown = System.Text.RegularExpressions.Regex.Match(ex.Message, @"^Property '([^']+)' not found on type '[\w.]*\.(\w+?)Spec'");
+            var unknown = System.Text.RegularExpressions.Regex.Match(
+                ex.Message, @"^Property '([^']+)' not found on type '[\w.]*\.(\w+?)Spec'");
             var what = unknown.Success ? $"unknown field \"{unknown.Groups[1].Value}\" in {Section(unknown.Groups[2].Value)}" : ex.Message;
             var inner = ex.InnerException is null ? "" : ": " + ex.InnerException.Message;
             throw new FormatException($"line {ex.Start.Line}, column {ex.Start.Column}: {what}{inner}", ex);
@@ -41,7 +42,8 @@ public sealed class AppSpec
     public DeploySpec ToDeploySpec(string entrypoint, DeploySpec options, Func<string, byte[]>? readFile = null)
     {
         if (!Entrypoints.TryGetValue(entrypoint, out var e))
-            throw new FormatException($"entrypoints: no entrypoint \"{entrypoint}\" (the spec has {string.Join(", ", Entrypoints.Keys.Order(StringComparer.Ordinal))})");
+            throw new FormatException($"entrypoints: no entrypoint \"{entrypoint}\" " +
+                $"(the spec has {string.Join(", ", Entrypoints.Keys.Order(StringComparer.Ordinal))})");
         var at = $"entrypoints.{entrypoint}";
         var ports = e.Ports.Select((p, i) => ParsePort(p, $"{at}.ports[{i}]")).ToList();
         return options with
@@ -88,7 +90,8 @@ public sealed class AppSpec
     private static DataFile ParseFile(string path, object value, string where, Func<string, byte[]>? readFile)
     {
         where = $"{where}.{path}";
-        if (value is not Dictionary<object, object> map) return new DataFile(path, System.Text.Encoding.UTF8.GetBytes(value.ToString() ?? ""));
+        if (value is not Dictionary<object, object> map)
+            return new DataFile(path, System.Text.Encoding.UTF8.GetBytes(value.ToString() ?? ""));
         var unknown = map.Keys.Select(k => k.ToString()).FirstOrDefault(k => k is not ("content" or "file" or "mode" or "owner"));
         if (unknown is not null) throw new FormatException($"{where}: unknown field \"{unknown}\" (content, file, mode, owner)");
         var content = map.GetValueOrDefault("content")?.ToString();
@@ -97,7 +100,8 @@ public sealed class AppSpec
         byte[] bytes;
         if (file is not null)
         {
-            if (readFile is null) throw new FormatException($"{where}: file: is read by the eru CLI from the spec's folder; send content instead");
+            if (readFile is null)
+                throw new FormatException($"{where}: file: is read by the eru CLI from the spec's folder; send content instead");
             try
             {
                 bytes = readFile(file);
@@ -171,7 +175,10 @@ public sealed class AppSpec
             var number = map.GetValueOrDefault("port")?.ToString();
             if (!int.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
                 throw new FormatException($"{path}: port \"{number}\" is not a number");
-            return new PublishedPort { Name = name ?? $"p{n}", Port = n, Protocol = map.GetValueOrDefault("protocol")?.ToString() ?? "tcp" };
+            return new PublishedPort
+            {
+                Name = name ?? $"p{n}", Port = n, Protocol = map.GetValueOrDefault("protocol")?.ToString() ?? "tcp",
+            };
         }
         var text = value.ToString() ?? "";
         var colon = text.IndexOf(':', StringComparison.Ordinal);
@@ -180,7 +187,10 @@ public sealed class AppSpec
         var numberText = slash < 0 ? rest : rest[..slash];
         if (!int.TryParse(numberText, NumberStyles.None, CultureInfo.InvariantCulture, out var port))
             throw new FormatException($"{path}: \"{text}\" is not a port (name:port/protocol)");
-        return new PublishedPort { Name = colon < 0 ? $"p{port}" : text[..colon], Port = port, Protocol = slash < 0 ? "tcp" : rest[(slash + 1)..] };
+        return new PublishedPort
+        {
+            Name = colon < 0 ? $"p{port}" : text[..colon], Port = port, Protocol = slash < 0 ? "tcp" : rest[(slash + 1)..],
+        };
     }
 
     private static HealthCheckSpec ToCheck(HealthcheckSpec h, List<PublishedPort> ports, string path)
@@ -192,7 +202,9 @@ public sealed class AppSpec
         return new HealthCheckSpec
         {
             TcpPorts = [.. h.TcpPorts.Select(p => PortName(p, "tcp_ports"))],
-            Http = h.HttpPort is null ? null : new HttpCheck { Port = PortName(h.HttpPort, "http_port"), Path = h.Url ?? "/", ExpectedCode = h.Code },
+            Http = h.HttpPort is null
+                ? null
+                : new HttpCheck { Port = PortName(h.HttpPort, "http_port"), Path = h.Url ?? "/", ExpectedCode = h.Code },
             IntervalMs = h.IntervalMs ?? 5000,
             TimeoutMs = h.TimeoutMs ?? 2000,
             HealthyAfter = h.HealthyAfter ?? 1,

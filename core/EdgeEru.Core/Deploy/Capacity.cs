@@ -16,7 +16,8 @@ public sealed partial class Deployer
         {
             var fit = Scheduler.Capacity(n, spec.Resources);
             if (spec.PerNodeLimit > 0) fit = Math.Min(fit, Math.Max(0, spec.PerNodeLimit - n.Existing));
-            return new NodeFit(n.Name, fit, n.Existing, fit == 0 ? Scheduler.Reason(n, new PlacementRequest(spec.Resources, 1, spec.Strategy, spec.PerNodeLimit)) : null);
+            return new NodeFit(n.Name, fit, n.Existing,
+                fit == 0 ? Scheduler.Reason(n, new PlacementRequest(spec.Resources, 1, spec.Strategy, spec.PerNodeLimit)) : null);
         }).OrderBy(f => f.Node, StringComparer.Ordinal).ToList(), null);
     }
 }

@@ -12,13 +12,15 @@ public sealed partial class Deployer
     /// A tar of <paramref name="path"/> in the workload's container, the path's last component at its top;
     /// the caller disposes the stream. <see cref="FileNotFoundException"/> when the path does not exist.
     /// </summary>
-    public async Task<(ContainerPathInfo Info, Stream Tar, IDisposable Engine)> CopyFromAsync(string workloadId, string path, CancellationToken ct = default)
+    public async Task<(ContainerPathInfo Info, Stream Tar, IDisposable Engine)> CopyFromAsync(
+        string workloadId, string path, CancellationToken ct = default)
     {
         if (!path.StartsWith('/')) throw new ArgumentException($"\"{path}\" must be an absolute path in the container");
         var engine = await EngineOfAsync(workloadId, ct);
         try
         {
-            var archive = await engine.ReadArchiveAsync(workloadId, path, ct) ?? throw new FileNotFoundException($"no {path} in the container");
+            var archive = await engine.ReadArchiveAsync(workloadId, path, ct)
+                ?? throw new FileNotFoundException($"no {path} in the container");
             return (archive.Info, archive.Tar, engine);
         }
         catch
@@ -34,7 +36,8 @@ public sealed partial class Deployer
     /// </summary>
     public async Task CopyToAsync(string workloadId, string path, Stream tar, CancellationToken ct = default)
     {
-        if (!path.StartsWith('/') || path.Split('/').Contains("..")) throw new ArgumentException($"\"{path}\" must be an absolute path in the container, without '..'");
+        if (!path.StartsWith('/') || path.Split('/').Contains(".."))
+            throw new ArgumentException($"\"{path}\" must be an absolute path in the container, without '..'");
         using var engine = await EngineOfAsync(workloadId, ct);
         var target = await engine.StatAsync(workloadId, path, ct);
         if (target is { IsDirectory: true })
@@ -82,7 +85,8 @@ public sealed partial class Deployer
     private async Task<DockerEngine> EngineOfAsync(string workloadId, CancellationToken ct)
     {
         var w = await store.GetAsync(Kinds.Workloads, workloadId, ct) ?? throw new KeyNotFoundException($"no workload {workloadId}");
-        var node = await store.GetAsync(Kinds.Nodes, w.Value.Node, ct) ?? throw new KeyNotFoundException($"node {w.Value.Node} of {w.Value.Name} is gone");
+        var node = await store.GetAsync(Kinds.Nodes, w.Value.Node, ct)
+            ?? throw new KeyNotFoundException($"node {w.Value.Node} of {w.Value.Name} is gone");
         return engines(node.Value.Endpoint);
     }
 }

@@ -17,7 +17,8 @@ public sealed partial class Deployer
     public async Task<DeployResult> DeployAsync(DeploySpec spec, Action<DeployProgress>? progress, CancellationToken ct = default)
     {
         var problems = spec.Problems();
-        if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid deploy spec: " + string.Join("; ", problems)));
+        if (problems.Count > 0)
+            return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid deploy spec: " + string.Join("; ", problems)));
         var (prepared, refused) = await PrepareAsync(spec, job: false, ct);
         if (refused is not null) return DeployResult.Of(refused);
         var (candidates, usage, refusal) = await CandidatesAsync(spec, ct);
@@ -26,7 +27,9 @@ public sealed partial class Deployer
         var placement = Scheduler.Place(usage, new PlacementRequest(spec.Resources, spec.Count, spec.Strategy, spec.PerNodeLimit));
         if (!placement.Ok)
             return DeployResult.Of(new Refusal(RefusalKind.NoCapacity, $"no capacity: {placement.Error}" +
-                (placement.NodeReasons.Count > 0 ? " (" + string.Join("; ", placement.NodeReasons.Select(r => $"{r.Key}: {r.Value}")) + ")" : "")));
+                (placement.NodeReasons.Count > 0
+                    ? " (" + string.Join("; ", placement.NodeReasons.Select(r => $"{r.Key}: {r.Value}")) + ")"
+                    : "")));
         progress?.Invoke(new DeployProgress(placement.PerNode.Where(p => p.Value > 0).ToDictionary(), null));
 
         var perNode = await Task.WhenAll(placement.PerNode.Where(p => p.Value > 0).Select(async p =>
@@ -43,7 +46,8 @@ public sealed partial class Deployer
             return outcomes;
         }));
         var instances = perNode.SelectMany(o => o).ToList();
-        log.LogInformation("deploy {App}.{Entrypoint}: {Ok} of {Count} instances created", spec.App, spec.Entrypoint, instances.Count(i => i.Error is null), spec.Count);
+        log.LogInformation("deploy {App}.{Entrypoint}: {Ok} of {Count} instances created",
+            spec.App, spec.Entrypoint, instances.Count(i => i.Error is null), spec.Count);
         return new DeployResult(instances, null);
     }
 
@@ -60,7 +64,8 @@ public sealed partial class Deployer
         {
             if (Options.BindRoots.Count == 0)
                 return (null, new Refusal(RefusalKind.Invalid, $"volumes: {bind}: bind mounts are off (eru-core has no Core:BindRoots)"));
-            if (!Options.BindRoots.Any(root => bind.Source == root || bind.Source.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal)))
+            if (!Options.BindRoots.Any(root => bind.Source == root
+                    || bind.Source.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal)))
                 return (null, new Refusal(RefusalKind.Invalid,
                     $"volumes: {bind}: the host path {bind.Source} is outside the allowed roots ({string.Join(", ", Options.BindRoots)})"));
         }
@@ -94,7 +99,9 @@ public sealed partial class Deployer
         try
         {
             if (prepared.Spec.IgnorePull)
-                return await engine.ImageExistsAsync(image, ct) ? null : $"image {image} is not on node {node.Name}, and ignore_pull is set";
+                return await engine.ImageExistsAsync(image, ct)
+                    ? null
+                    : $"image {image} is not on node {node.Name}, and ignore_pull is set";
             await engine.EnsureImageAsync(image, prepared.PullAuth, ct);
             return null;
         }
@@ -135,7 +142,8 @@ public sealed partial class Deployer
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
                 await YieldAsync("fence-read", ct);
                 // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
-                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).Where(w => w.Id != id && w.Id != spec.Succeeds);
+                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision))
+                    .Where(w => w.Id != id && w.Id != spec.Succeeds);
                 await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
@@ -169,7 +177,10 @@ public sealed partial class Deployer
                 tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
                 if (intent is not null) tx.Delete(Kinds.Intents, intent.Id); // recorded: nothing left to finish or undo
                 if (await tx.CommitAsync(ct))
-                    return new InstanceOutcome(node.Name, id, name, null) { Addresses = state?.Addresses ?? new Dictionary<string, string>() };
+                    return new InstanceOutcome(node.Name, id, name, null)
+                    {
+                        Addresses = state?.Addresses ?? new Dictionary<string, string>(),
+                    };
                 await Task.Delay(Random.Shared.Next(5, 30), ct); // another writer changed the node: look again
             }
             throw new RegistryConflictException(Attempts);
@@ -179,7 +190,9 @@ public sealed partial class Deployer
             await RollBackAsync(engine, id, madeVolumes);
             await DoneAsync(intent);
             // The engine's own words ("bind source path does not exist: ..."), not the HTTP client's wrapping.
-            var error = ex is global::Docker.DotNet.DockerApiException api ? "the engine refused: " + ImageTransferErrors.BodyMessage(api.ResponseBody) : ex.Message;
+            var error = ex is global::Docker.DotNet.DockerApiException api
+                ? "the engine refused: " + ImageTransferErrors.BodyMessage(api.ResponseBody)
+                : ex.Message;
             log.LogWarning("deploy {Name} on {Node} failed: {Error}", name, node.Name, error);
             return new InstanceOutcome(node.Name, null, name, error);
         }
@@ -209,7 +222,8 @@ public sealed partial class Deployer
     /// The instance's mounts: a predecessor's volume where the spec inherits one (it must still be on the
     /// node), else a new labelled volume named after the instance; bind mounts as they are.
     /// </summary>
-    private static async Task<List<VolumeMount>> VolumesAsync(IDockerEngine engine, Node node, DeploySpec spec, string ident, string identity,
+    private static async Task<List<VolumeMount>> VolumesAsync(
+        IDockerEngine engine, Node node, DeploySpec spec, string ident, string identity,
         List<string> made, CancellationToken ct)
     {
         var mounts = new List<VolumeMount>();
@@ -223,7 +237,8 @@ public sealed partial class Deployer
             if (spec.InheritedVolumes.TryGetValue(v.Source, out var inherited))
             {
                 if (!await engine.VolumeExistsAsync(inherited, ct))
-                    throw new InvalidOperationException($"volume {v.Source}: the predecessor's volume {inherited} is no longer on {node.Name}");
+                    throw new InvalidOperationException(
+                        $"volume {v.Source}: the predecessor's volume {inherited} is no longer on {node.Name}");
             }
             else
             {
@@ -251,7 +266,8 @@ public sealed partial class Deployer
         }
     }
 
-    private static bool StillFits(CpuPlan plan, NodeResources free) => plan.Cores.All(c => c.Core < free.FreePieces.Length && free.FreePieces[c.Core] >= c.Pieces);
+    private static bool StillFits(CpuPlan plan, NodeResources free) =>
+        plan.Cores.All(c => c.Core < free.FreePieces.Length && free.FreePieces[c.Core] >= c.Pieces);
 
     private static ContainerSpec Container(DeploySpec spec, Node node, string name, string ident, string identity, CpuPlan? plan) => new()
     {
@@ -275,7 +291,8 @@ public sealed partial class Deployer
         CpusetMems = plan?.Numa,
     };
 
-    private static Workload Record(DeploySpec spec, Node node, string id, string name, string ident, CpuPlan? plan, ContainerState? state) => new()
+    private static Workload Record(
+        DeploySpec spec, Node node, string id, string name, string ident, CpuPlan? plan, ContainerState? state) => new()
     {
         Id = id,
         Name = name,

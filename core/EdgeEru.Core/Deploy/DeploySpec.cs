@@ -84,7 +84,8 @@ public sealed record DeploySpec
             foreach (var name in h.TcpPorts.Concat(h.Http is null ? [] : [h.Http.Port]))
                 if (Ports.All(x => x.Name != name)) p.Add($"healthcheck: port \"{name}\" is not a published port");
             if (h.Http is { } http && !http.Path.StartsWith('/')) p.Add($"healthcheck: http path \"{http.Path}\" must start with /");
-            if (h.Http is { ExpectedCode: not 0 and (< 100 or > 599) }) p.Add($"healthcheck: expected code {h.Http.ExpectedCode} is not an HTTP status");
+            if (h.Http is { ExpectedCode: not 0 and (< 100 or > 599) })
+                p.Add($"healthcheck: expected code {h.Http.ExpectedCode} is not an HTTP status");
             if (h.IntervalMs < 100) p.Add($"healthcheck: interval {h.IntervalMs} ms is below 100");
             if (h.TimeoutMs < 10) p.Add($"healthcheck: timeout {h.TimeoutMs} ms is below 10");
             if (h.HealthyAfter < 1 || h.UnhealthyAfter < 1) p.Add("healthcheck: healthy_after and unhealthy_after must be at least 1");
@@ -159,21 +160,27 @@ public sealed record DeploySpec
             if (f.Uid < 0 || f.Gid < 0) yield return $"data: {f.Path}: owner must be numeric uid:gid, not negative";
         }
         if (Files.Sum(f => (long)f.Content.Length) > DataFile.MaxTotalBytes)
-            yield return $"data: {Files.Sum(f => (long)f.Content.Length)} bytes in all; at most {DataFile.MaxTotalBytes} (put bigger things in an image or a volume)";
+            yield return $"data: {Files.Sum(f => (long)f.Content.Length)} bytes in all; " +
+                $"at most {DataFile.MaxTotalBytes} (put bigger things in an image or a volume)";
         foreach (var secret in Secrets)
         {
             if (!Names.IsId(secret.Name)) yield return $"secrets: name \"{secret.Name}\" must be 1-253 of [A-Za-z0-9._-]";
-            if (SpecPaths.Problem(secret.Target) is { } problem) yield return $"secrets: {secret.Name}: target \"{secret.Target}\": {problem}";
+            if (SpecPaths.Problem(secret.Target) is { } problem)
+                yield return $"secrets: {secret.Name}: target \"{secret.Target}\": {problem}";
             if (!files.Add(secret.Target)) yield return $"secrets: {secret.Target} is also written by another data file or secret";
-            if (secret.Mode is < 0 or > 0xFFF) yield return $"secrets: {secret.Name}: mode {Convert.ToString(secret.Mode, 8)} is not a file mode";
+            if (secret.Mode is < 0 or > 0xFFF)
+                yield return $"secrets: {secret.Name}: mode {Convert.ToString(secret.Mode, 8)} is not a file mode";
             if (secret.Uid < 0 || secret.Gid < 0) yield return $"secrets: {secret.Name}: owner must be numeric uid:gid, not negative";
         }
         foreach (var cap in Runtime.CapAdd)
-            if (!System.Text.RegularExpressions.Regex.IsMatch(cap, "^(CAP_)?[A-Z][A-Z_]{1,30}$")) yield return $"cap_add: \"{cap}\" is not a capability name (e.g. NET_ADMIN)";
+            if (!System.Text.RegularExpressions.Regex.IsMatch(cap, "^(CAP_)?[A-Z][A-Z_]{1,30}$"))
+                yield return $"cap_add: \"{cap}\" is not a capability name (e.g. NET_ADMIN)";
         foreach (var (key, value) in Runtime.Sysctls)
         {
-            if (!System.Text.RegularExpressions.Regex.IsMatch(key, @"^[a-z0-9_]+(\.[a-zA-Z0-9_/-]+)+$")) yield return $"sysctls: \"{key}\" is not a sysctl name (e.g. net.core.somaxconn)";
-            if (value.Length is 0 or > 256 || value.Any(char.IsControl)) yield return $"sysctls: {key}: the value must be 1-256 printable characters";
+            if (!System.Text.RegularExpressions.Regex.IsMatch(key, @"^[a-z0-9_]+(\.[a-zA-Z0-9_/-]+)+$"))
+                yield return $"sysctls: \"{key}\" is not a sysctl name (e.g. net.core.somaxconn)";
+            if (value.Length is 0 or > 256 || value.Any(char.IsControl))
+                yield return $"sysctls: {key}: the value must be 1-256 printable characters";
         }
         foreach (var server in Runtime.Dns)
             if (!SpecPaths.IsAddress(server)) yield return $"dns: \"{server}\" is not an IP address";
@@ -185,10 +192,13 @@ public sealed record DeploySpec
         }
         foreach (var u in Runtime.Ulimits)
         {
-            if (!UlimitSpec.Known.Contains(u.Name)) yield return $"ulimits: \"{u.Name}\" is not a limit ({string.Join(", ", UlimitSpec.Known)})";
-            if (u.Soft < -1 || u.Hard < -1 || (u.Hard >= 0 && (u.Soft > u.Hard || u.Soft == -1))) yield return $"ulimits: {u.Name}: soft {u.Soft} must be at most hard {u.Hard} (-1: unlimited)";
+            if (!UlimitSpec.Known.Contains(u.Name))
+                yield return $"ulimits: \"{u.Name}\" is not a limit ({string.Join(", ", UlimitSpec.Known)})";
+            if (u.Soft < -1 || u.Hard < -1 || (u.Hard >= 0 && (u.Soft > u.Hard || u.Soft == -1)))
+                yield return $"ulimits: {u.Name}: soft {u.Soft} must be at most hard {u.Hard} (-1: unlimited)";
         }
-        if (Runtime.Ulimits.GroupBy(u => u.Name).FirstOrDefault(g => g.Count() > 1) is { } dup) yield return $"ulimits: {dup.Key} is given twice";
+        if (Runtime.Ulimits.GroupBy(u => u.Name).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            yield return $"ulimits: {dup.Key} is given twice";
         if (Runtime.LogDriver.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(Runtime.LogDriver, "^[a-z0-9][a-z0-9_.-]{0,62}$"))
             yield return $"log: driver \"{Runtime.LogDriver}\" is not a driver name (json-file, local, journald, syslog, ...)";
         if (Runtime.LogDriver.Length == 0 && Runtime.LogOptions.Count > 0) yield return "log: options need a driver";
@@ -251,12 +261,14 @@ internal static class SpecPaths
 {
     /// <summary>An IPv4 address in four parts (IPAddress.Parse takes "1.2.3" too) or an IPv6 address.</summary>
     public static bool IsAddress(string s) =>
-        System.Net.IPAddress.TryParse(s, out var ip) && (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 || s.Split('.').Length == 4);
+        System.Net.IPAddress.TryParse(s, out var ip)
+            && (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 || s.Split('.').Length == 4);
 
     public static string? Problem(string path) =>
         !path.StartsWith('/') ? "must be an absolute path"
         : path.Length > 4096 || path.Any(char.IsControl) ? "must be printable and at most 4096 characters"
-        : path.Split('/').Any(seg => seg is "." or "..") || path.Contains("//", StringComparison.Ordinal) || (path.Length > 1 && path.EndsWith('/'))
+        : path.Split('/').Any(seg => seg is "." or "..") || path.Contains("//", StringComparison.Ordinal)
+            || (path.Length > 1 && path.EndsWith('/'))
             ? "must be normalized (no '.', '..', '//' or trailing '/')"
         : null;
 }

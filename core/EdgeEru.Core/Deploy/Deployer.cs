@@ -20,7 +20,8 @@ namespace EdgeEru.Core.Deploy;
 /// Optional: a node's workloads are then read from the watcher's snapshot (once it has caught up with the
 /// node's fence) instead of from etcd, so an allocation costs one key read however large the registry is.
 /// </param>
-public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, DockerEngine> engines, ILogger<Deployer> log, RegistryWatcher? watcher = null)
+public sealed partial class Deployer(
+    RegistryStore store, Func<DockerEndpoint, DockerEngine> engines, ILogger<Deployer> log, RegistryWatcher? watcher = null)
 {
     private const int Attempts = 16;
     private static readonly TimeSpan HookTimeout = TimeSpan.FromSeconds(60);
@@ -71,30 +72,38 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
     private async Task<string> IdentityAsync(CancellationToken ct) => _identity ??= await store.IdentityAsync(ct);
 
     /// <summary>The nodes a spec may use (pod, names, labels, alive, schedulable) and their free resources.</summary>
-    private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, Refusal? Refusal)> CandidatesAsync(DeploySpec spec, CancellationToken ct)
+    private async Task<(Dictionary<string, Node> Nodes, List<NodeResources> Usage, Refusal? Refusal)> CandidatesAsync(
+        DeploySpec spec, CancellationToken ct)
     {
         var (nodes, _) = await store.ListAsync(Kinds.Nodes, ct: ct);
         var (alive, _) = await store.ListAsync(Kinds.NodeStatus, ct: ct);
         var aliveNames = alive.Select(s => s.Value.Node).ToHashSet(StringComparer.Ordinal);
         var inPod = nodes.Select(n => n.Value).Where(n => n.Pod == spec.Pod).ToDictionary(n => n.Name, StringComparer.Ordinal);
-        if (inPod.Count == 0 && await store.GetAsync(Kinds.Pods, spec.Pod, ct) is null) return ([], [], new Refusal(RefusalKind.NotFound, $"pod {spec.Pod} does not exist"));
+        if (inPod.Count == 0 && await store.GetAsync(Kinds.Pods, spec.Pod, ct) is null)
+            return ([], [], new Refusal(RefusalKind.NotFound, $"pod {spec.Pod} does not exist"));
         foreach (var named in spec.Nodes)
         {
             if (!inPod.ContainsKey(named)) return ([], [], new Refusal(RefusalKind.NotFound, $"node {named} is not in pod {spec.Pod}"));
             // Named explicitly still means alive (ERU placed on dead named nodes), unless forced.
-            if (!spec.Force && !aliveNames.Contains(named)) return ([], [], new Refusal(RefusalKind.Precondition, $"node {named} has no heartbeat: it is not alive (force to use it anyway)"));
+            if (!spec.Force && !aliveNames.Contains(named))
+                return ([], [], new Refusal(RefusalKind.Precondition,
+                    $"node {named} has no heartbeat: it is not alive (force to use it anyway)"));
         }
-        var candidates = (spec.Nodes.Count > 0 ? spec.Nodes.Select(n => inPod[n]) : inPod.Values.Where(n => !n.Unschedulable && aliveNames.Contains(n.Name)))
+        var candidates = (spec.Nodes.Count > 0
+                ? spec.Nodes.Select(n => inPod[n])
+                : inPod.Values.Where(n => !n.Unschedulable && aliveNames.Contains(n.Name)))
             .Where(n => spec.NodeLabels.All(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
             .Where(n => !spec.ExcludeNodeLabels.Any(l => n.Labels.TryGetValue(l.Key, out var v) && v == l.Value))
             .ToDictionary(n => n.Name, StringComparer.Ordinal);
-        if (candidates.Count == 0) return ([], [], new Refusal(RefusalKind.Precondition, $"pod {spec.Pod} has no alive, schedulable node matching the filter"));
+        if (candidates.Count == 0)
+            return ([], [], new Refusal(RefusalKind.Precondition, $"pod {spec.Pod} has no alive, schedulable node matching the filter"));
 
         // One view for every candidate: caught up with the newest fence among them, or one range read.
         var (fences, _) = await store.ListAsync(Kinds.Allocations, ct: ct);
         var newest = fences.Where(f => candidates.ContainsKey(f.Value.Node)).Select(f => f.ModRevision).DefaultIfEmpty(0).Max();
         var byNode = (await WorkloadsAsync(newest, null, ct)).ToLookup(w => w.Node, StringComparer.Ordinal);
-        return (candidates, [.. candidates.Values.Select(n => NodeUsage.Free(n, byNode[n.Name].Where(w => w.Id != spec.Succeeds), spec.App))], null);
+        return (candidates,
+            [.. candidates.Values.Select(n => NodeUsage.Free(n, byNode[n.Name].Where(w => w.Id != spec.Succeeds), spec.App))], null);
     }
 
     /// <summary>
@@ -131,7 +140,8 @@ public sealed partial class Deployer(RegistryStore store, Func<DockerEndpoint, D
             try
             {
                 var r = await engine.ExecAsync(w.Id, CommandLine.Split(hook), HookTimeout, ct);
-                if (r.ExitCode != 0) log.LogWarning("before_stop hook `{Hook}` of {Name} exited {Code}: {Output}", hook, w.Name, r.ExitCode, r.Output);
+                if (r.ExitCode != 0)
+                    log.LogWarning("before_stop hook `{Hook}` of {Name} exited {Code}: {Output}", hook, w.Name, r.ExitCode, r.Output);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

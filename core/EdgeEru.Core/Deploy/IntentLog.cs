@@ -20,7 +20,8 @@ public sealed class IntentLog(RegistryStore store, string coreId)
     {
         var intent = new Intent
         {
-            Id = $"{op}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}", Core = CoreId, Op = op, Node = node, Target = target,
+            Id = $"{op}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}", Core = CoreId, Op = op,
+            Node = node, Target = target,
             Ident = ident, Addresses = addresses is null ? null : StringMap.From(addresses), CreatedAt = DateTimeOffset.UtcNow,
         };
         await store.PutAsync(Kinds.Intents, intent, ct: ct);
@@ -30,6 +31,8 @@ public sealed class IntentLog(RegistryStore store, string coreId)
     /// <summary>Records what the operation learnt on the way (a replace's successor).</summary>
     public Task UpdateAsync(Intent intent, CancellationToken ct = default) => store.PutAsync(Kinds.Intents, intent, ct: ct);
 
-    /// <summary>The operation is done (or undone): its intent goes. Never cancelled: an intent left behind is work for the reaper.</summary>
+    /// <summary>
+    /// The operation is done (or undone): its intent goes. Never cancelled: an intent left behind is work for the reaper.
+    /// </summary>
     public Task EndAsync(Intent intent) => store.DeleteAsync(Kinds.Intents, intent.Id, CancellationToken.None);
 }

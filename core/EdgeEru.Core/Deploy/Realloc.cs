@@ -15,13 +15,16 @@ public sealed partial class Deployer
     /// node's allocation fence, then applied with docker update. A workload that does not fit is refused
     /// with the reason and stays as it was; when Docker refuses the update, the record is put back.
     /// </summary>
-    public async Task<IReadOnlyList<InstanceOutcome>> ReallocAsync(IEnumerable<string> workloadIds, ReallocSpec spec, Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
+    public async Task<IReadOnlyList<InstanceOutcome>> ReallocAsync(
+        IEnumerable<string> workloadIds, ReallocSpec spec, Action<InstanceOutcome>? progress = null, CancellationToken ct = default)
     {
         var outcomes = new List<InstanceOutcome>();
         var problems = spec.Problems();
         foreach (var id in workloadIds)
         {
-            var outcome = problems.Count > 0 ? new InstanceOutcome("", id, null, "invalid realloc: " + string.Join("; ", problems)) : await ReallocOneAsync(id, spec, ct);
+            var outcome = problems.Count > 0
+                ? new InstanceOutcome("", id, null, "invalid realloc: " + string.Join("; ", problems))
+                : await ReallocOneAsync(id, spec, ct);
             outcomes.Add(outcome);
             progress?.Invoke(outcome);
         }
@@ -109,10 +112,14 @@ public sealed partial class Deployer
             }, ct: CancellationToken.None);
             await DoneAsync(intent);
             log.LogWarning("realloc {Name}: docker update failed: {Error}", before.Name, ex.Message);
-            return new InstanceOutcome(node.Name, id, before.Name, $"docker update failed: {ex.Message}; it keeps its resources") { Resources = before.Resources };
+            return new InstanceOutcome(node.Name, id, before.Name, $"docker update failed: {ex.Message}; it keeps its resources")
+            {
+                Resources = before.Resources,
+            };
         }
         await DoneAsync(intent);
-        log.LogInformation("realloc {Name} on {Node}: memory {Memory}, cpu {Cpu}{Bound}", before.Name, node.Name, after.MemoryRequestBytes, after.CpuRequest,
+        log.LogInformation("realloc {Name} on {Node}: memory {Memory}, cpu {Cpu}{Bound}",
+            before.Name, node.Name, after.MemoryRequestBytes, after.CpuRequest,
             after.CpuBind.Length > 0 ? " bound to " + DockerEngine.Cpuset(after.CpuBind.Select(b => b.Core)) : "");
         return new InstanceOutcome(node.Name, id, before.Name, null) { Resources = after };
     }

@@ -8,7 +8,9 @@ public sealed record ReallocSpec
 {
     public long? MemoryRequest { get; init; }
 
-    /// <summary>Unset: follows the request when the workload's limit equalled its request, else stays (raised to the request if below).</summary>
+    /// <summary>
+    /// Unset: follows the request when the workload's limit equalled its request, else stays (raised to the request if below).
+    /// </summary>
     public long? MemoryLimit { get; init; }
 
     public double? Cpu { get; init; }
@@ -21,7 +23,8 @@ public sealed record ReallocSpec
     public IReadOnlyList<string> Problems()
     {
         var p = new List<string>();
-        if (MemoryRequest is null && MemoryLimit is null && Cpu is null && CpuLimit is null && CpuBind is null) p.Add("nothing to change: give memory, cpu or cpu bind");
+        if (MemoryRequest is null && MemoryLimit is null && Cpu is null && CpuLimit is null && CpuBind is null)
+            p.Add("nothing to change: give memory, cpu or cpu bind");
         if (MemoryRequest < 0) p.Add("memory request must not be negative");
         if (MemoryLimit < 0) p.Add("memory limit must not be negative");
         if (Cpu < 0) p.Add("cpu must not be negative");
@@ -49,7 +52,9 @@ public static class Realloc
         var cpu = spec.Cpu ?? current.CpuRequest;
         var cpuLimit = spec.CpuLimit ?? (Math.Abs(current.CpuLimit - current.CpuRequest) < 1e-9 ? cpu : Math.Max(current.CpuLimit, cpu));
         var bind = spec.CpuBind ?? current.CpuBind.Length > 0;
-        return (new ResourceAllocation { MemoryRequestBytes = memory, MemoryLimitBytes = limit, CpuRequest = cpu, CpuLimit = cpuLimit }, bind);
+        return (
+            new ResourceAllocation { MemoryRequestBytes = memory, MemoryLimitBytes = limit, CpuRequest = cpu, CpuLimit = cpuLimit },
+            bind);
     }
 
     /// <summary>
@@ -65,15 +70,18 @@ public static class Realloc
             problems.Add($"memory request {wanted.MemoryRequestBytes} is above the limit {wanted.MemoryLimitBytes}");
         if (wanted.MemoryLimitBytes == 0 && current.MemoryLimitBytes > 0)
             problems.Add("a running container's memory limit cannot be removed (Docker cannot unset it): give a limit");
-        if (!bind && wanted.CpuLimit > 0 && wanted.CpuRequest > wanted.CpuLimit) problems.Add($"cpu {wanted.CpuRequest} is above the cpu limit {wanted.CpuLimit}");
+        if (!bind && wanted.CpuLimit > 0 && wanted.CpuRequest > wanted.CpuLimit)
+            problems.Add($"cpu {wanted.CpuRequest} is above the cpu limit {wanted.CpuLimit}");
         if (problems.Count > 0) return (null, string.Join("; ", problems));
-        if (wanted.MemoryRequestBytes > free.FreeMemory) return (null, $"free memory {free.FreeMemory} < request {wanted.MemoryRequestBytes}");
+        if (wanted.MemoryRequestBytes > free.FreeMemory)
+            return (null, $"free memory {free.FreeMemory} < request {wanted.MemoryRequestBytes}");
         if (!bind)
         {
             if (wanted.CpuRequest > free.CpuCores) return (null, $"cpu {wanted.CpuRequest} > {free.CpuCores} cores");
             return (wanted, null);
         }
-        var plan = Keep(free, current, request) ?? Extend(free, current, request) ?? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, request);
+        var plan = Keep(free, current, request) ?? Extend(free, current, request)
+            ?? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, request);
         if (plan is null) return (null, $"no core plan for {wanted.CpuRequest} bound cpus");
         return (wanted with
         {
@@ -108,7 +116,8 @@ public static class Realloc
         if (r.FragmentPieces > 0)
         {
             var fragment = order.Where(c => !full.Contains(c) && free.FreePieces[c] >= r.FragmentPieces)
-                .OrderBy(c => mine.Contains(c) ? 0 : 1).ThenBy(c => free.FreePieces[c] % Full >= r.FragmentPieces ? 0 : 1).ThenBy(c => free.FreePieces[c]).ThenBy(c => c)
+                .OrderBy(c => mine.Contains(c) ? 0 : 1).ThenBy(c => free.FreePieces[c] % Full >= r.FragmentPieces ? 0 : 1)
+                .ThenBy(c => free.FreePieces[c]).ThenBy(c => c)
                 .Cast<int?>().FirstOrDefault();
             if (fragment is null) return null;
             cores.Add((fragment.Value, r.FragmentPieces));

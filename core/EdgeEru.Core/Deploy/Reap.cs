@@ -34,11 +34,13 @@ public sealed partial class Deployer
         var live = (await store.ListAsync(Kinds.Cores, ct: ct)).Items.Select(c => c.Value.Id).ToHashSet(StringComparer.Ordinal);
         var intents = (await store.ListAsync(Kinds.Intents, ct: ct)).Items.Select(i => i.Value).ToList();
         var handled = 0;
-        foreach (var intent in intents.Where(i => !live.Contains(i.Core) || (i.Op != Intent.Job && DateTimeOffset.UtcNow - i.CreatedAt > StaleIntent)))
+        foreach (var intent in intents.Where(i =>
+            !live.Contains(i.Core) || (i.Op != Intent.Job && DateTimeOffset.UtcNow - i.CreatedAt > StaleIntent)))
         {
             try
             {
-                notes.Add($"intent {intent.Id} of core {intent.Core} ({intent.Op} {intent.Target} on {intent.Node}): {await FinishAsync(intent, ct)}");
+                notes.Add($"intent {intent.Id} of core {intent.Core} ({intent.Op} {intent.Target} on {intent.Node}): " +
+                    $"{await FinishAsync(intent, ct)}");
                 await store.DeleteAsync(Kinds.Intents, intent.Id, ct);
                 handled++;
             }
@@ -81,10 +83,12 @@ public sealed partial class Deployer
                 var successor = await SuccessorAsync(intent, target.Value, ct);
                 var status = successor is null ? null : await store.GetAsync(Kinds.WorkloadStatus, successor.Id, ct);
                 if (successor is not null && status?.Value is { Running: true, Healthy: true })
-                    return Said(await RemoveOneAsync(target.Value.Id, TimeSpan.Zero, ct, hooks: false), $"its successor {successor.Name} is live: the old one is removed");
+                    return Said(await RemoveOneAsync(target.Value.Id, TimeSpan.Zero, ct, hooks: false),
+                        $"its successor {successor.Name} is live: the old one is removed");
                 if (successor is not null) await RemoveOneAsync(successor.Id, TimeSpan.Zero, ct, hooks: false);
                 var why = await UnparkAsync(target.Value, intent.Addresses?.ToDictionary(a => a.Key, a => a.Value) ?? [], ct);
-                return why is null ? $"rolled back: {(successor is null ? "" : $"{successor.Name} removed, ")}{target.Value.Name} runs again"
+                return why is null
+                    ? $"rolled back: {(successor is null ? "" : $"{successor.Name} removed, ")}{target.Value.Name} runs again"
                     : throw new InvalidOperationException($"could not restart {target.Value.Name}: {why}");
             case Intent.Realloc:
                 if (target is null || engine is null) return "the workload is gone";
@@ -96,7 +100,8 @@ public sealed partial class Deployer
             case Intent.Job:
                 if (target is null) return "the job is gone";
                 if (engine is not null) await engine.KillAsync(intent.Target, ct: ct);
-                return Said(await RemoveOneAsync(intent.Target, TimeSpan.Zero, ct, hooks: false), "its runner died: the job is killed and removed");
+                return Said(await RemoveOneAsync(intent.Target, TimeSpan.Zero, ct, hooks: false),
+                    "its runner died: the job is killed and removed");
             default:
                 return $"unknown op {intent.Op}: left as it is";
         }
@@ -113,7 +118,8 @@ public sealed partial class Deployer
         var volumes = (old.Volumes ?? []).Where(v => v.Kind == "volume").Select(v => v.Source).ToHashSet(StringComparer.Ordinal);
         var addresses = intent.Addresses?.Select(a => a.Value).ToHashSet(StringComparer.Ordinal) ?? [];
         return onNode.Where(w => w.App == old.App && w.Entrypoint == old.Entrypoint && w.CreatedAt >= intent.CreatedAt)
-            .FirstOrDefault(w => (w.Volumes ?? []).Any(v => volumes.Contains(v.Source)) || w.Networks.Any(n => addresses.Contains(n.Value)));
+            .FirstOrDefault(w => (w.Volumes ?? []).Any(v => volumes.Contains(v.Source))
+                || w.Networks.Any(n => addresses.Contains(n.Value)));
     }
 
     private static string Said(InstanceOutcome outcome, string done) =>
@@ -163,11 +169,14 @@ public sealed partial class Deployer
                     gone++;
                 }
                 var inUse = onNode.SelectMany(w => w.Volumes ?? []).Select(v => v.Source).ToHashSet(StringComparer.Ordinal);
-                var containerIdents = all.Select(c => c.Labels.GetValueOrDefault(DockerEngine.IdentLabel)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+                var containerIdents = all.Select(c => c.Labels.GetValueOrDefault(DockerEngine.IdentLabel)).OfType<string>()
+                    .ToHashSet(StringComparer.Ordinal);
                 foreach (var v in await engine.VolumesWithLabelAsync(DockerEngine.RegistryLabel, identity, ct))
                 {
                     var ident = v.Labels.GetValueOrDefault(DockerEngine.IdentLabel) ?? "";
-                    if (inUse.Contains(v.Name) || idents.Contains(ident) || busyIdents.Contains(ident) || containerIdents.Contains(ident) || v.Created > old) continue;
+                    if (inUse.Contains(v.Name) || idents.Contains(ident) || busyIdents.Contains(ident) || containerIdents.Contains(ident)
+                        || v.Created > old)
+                        continue;
                     if (await engine.RemoveVolumeAsync(v.Name, ct)) volumes++;
                     notes.Add($"volume {v.Name} on {node.Name} belonged to nothing: removed");
                 }
@@ -187,7 +196,9 @@ public sealed partial class Deployer
         if (ident is null) return 0;
         var removed = 0;
         foreach (var v in await engine.VolumesWithLabelAsync(DockerEngine.IdentLabel, ident, ct))
-            if (v.Labels.GetValueOrDefault(DockerEngine.RegistryLabel) == await IdentityAsync(ct) && await engine.RemoveVolumeAsync(v.Name, ct)) removed++;
+            if (v.Labels.GetValueOrDefault(DockerEngine.RegistryLabel) == await IdentityAsync(ct)
+                && await engine.RemoveVolumeAsync(v.Name, ct))
+                removed++;
         return removed;
     }
 }

@@ -14,14 +14,17 @@ public sealed partial class Deployer
     /// remove the container, delete the record (bumping the node's fence); a container already gone still
     /// has its record deleted.
     /// </summary>
-    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default) =>
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(
+        IEnumerable<string> workloadIds, TimeSpan stopTimeout, CancellationToken ct = default) =>
         await RemoveAsync(workloadIds, stopTimeout, null, ct);
 
-    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default) =>
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(
+        IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress, CancellationToken ct = default) =>
         await RemoveAsync(workloadIds, stopTimeout, progress, hooks: true, ct);
 
     /// <summary>As above; without <paramref name="hooks"/> the before_stop hooks are skipped (ignore_hook).</summary>
-    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress,
+    public async Task<IReadOnlyList<InstanceOutcome>> RemoveAsync(
+        IEnumerable<string> workloadIds, TimeSpan stopTimeout, Action<InstanceOutcome>? progress,
         bool hooks, CancellationToken ct)
     {
         var outcomes = new List<InstanceOutcome>();

@@ -15,17 +15,22 @@ public sealed partial class Deployer
     /// the batch's old ones are removed. A failed batch removes its new instances and stops the rollout,
     /// leaving the old ones serving. Nothing is ever unavailable: new ones come up before old ones go.
     /// </summary>
-    public async Task<DeployResult> ReplaceAsync(DeploySpec spec, ReplaceOptions options, Action<DeployProgress>? progress = null, CancellationToken ct = default)
+    public async Task<DeployResult> ReplaceAsync(
+        DeploySpec spec, ReplaceOptions options, Action<DeployProgress>? progress = null, CancellationToken ct = default)
     {
         var problems = spec.Problems();
         if (options.BatchSize < 1) problems = [.. problems, $"batch size {options.BatchSize} must be at least 1"];
         if (options.MaxUnavailable < 0) problems = [.. problems, $"max unavailable {options.MaxUnavailable} must not be negative"];
-        if (problems.Count > 0) return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid replace spec: " + string.Join("; ", problems)));
+        if (problems.Count > 0)
+            return DeployResult.Of(new Refusal(RefusalKind.Invalid, "invalid replace spec: " + string.Join("; ", problems)));
         var (all, _) = await store.ListAsync(Kinds.Workloads, ct: ct);
         var olds = all.Select(w => w.Value)
-            .Where(w => w.App == spec.App && w.Entrypoint == spec.Entrypoint && w.Pod == spec.Pod && options.OnlyTags.All(t => w.Tags.Contains(t)))
+            .Where(w => w.App == spec.App && w.Entrypoint == spec.Entrypoint && w.Pod == spec.Pod
+                && options.OnlyTags.All(t => w.Tags.Contains(t)))
             .OrderBy(w => w.Node, StringComparer.Ordinal).ThenBy(w => w.Name, StringComparer.Ordinal).ToList();
-        if (olds.Count == 0) return DeployResult.Of(new Refusal(RefusalKind.NotFound, $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace"));
+        if (olds.Count == 0)
+            return DeployResult.Of(new Refusal(RefusalKind.NotFound,
+                $"no instances of {spec.Entrypoint}.{spec.App} in pod {spec.Pod} to replace"));
 
         var results = new List<InstanceOutcome>();
         foreach (var batch in olds.Chunk(options.BatchSize))
@@ -60,20 +65,29 @@ public sealed partial class Deployer
                 {
                     var why = await UnparkAsync(old, addresses, CancellationToken.None);
                     await DoneAsync(intent);
-                    progress?.Invoke(new DeployProgress(null, null, why is null ? $"restarted {old.Name}" + (addresses.Count > 0 ? $" with {string.Join(", ", addresses.Values)}" : "") : $"could not restart {old.Name}: {why}"));
+                    progress?.Invoke(new DeployProgress(null, null, why is null
+                        ? $"restarted {old.Name}" + (addresses.Count > 0 ? $" with {string.Join(", ", addresses.Values)}" : "")
+                        : $"could not restart {old.Name}: {why}"));
                 }
                 results.AddRange(fresh.Select(f => f with { Error = f.Error ?? "rolled back: " + failure }));
-                log.LogWarning("replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving ({TakenDown} taken down first)", spec.App, spec.Entrypoint, failure, takenDown.Count);
+                log.LogWarning(
+                    "replace {App}.{Entrypoint} stopped: {Failure}; the old instances keep serving ({TakenDown} taken down first)",
+                    spec.App, spec.Entrypoint, failure, takenDown.Count);
                 return new DeployResult(results, $"replace stopped after {results.Count(r => r.Error is null)} new instance(s): {failure}"
-                    + (takenDown.Count > 0 ? $"; {takenDown.Count} old instance(s) were removed first (max unavailable) and stay removed" : ""));
+                    + (takenDown.Count > 0
+                        ? $"; {takenDown.Count} old instance(s) were removed first (max unavailable) and stay removed"
+                        : ""));
             }
             results.AddRange(fresh);
             // Parked old ones ran their before_stop hooks when they were stopped.
             var wasParked = parked.Select(p => p.Old.Id).ToHashSet(StringComparer.Ordinal);
-            var removals = (await RemoveAsync(batch.Where(b => wasParked.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null, hooks: false, ct))
-                .Concat(await RemoveAsync(batch.Where(b => !wasParked.Contains(b.Id) && !takenDown.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, ct));
+            var removals = (await RemoveAsync(batch.Where(b => wasParked.Contains(b.Id)).Select(b => b.Id), options.StopTimeout, null,
+                    hooks: false, ct))
+                .Concat(await RemoveAsync(batch.Where(b => !wasParked.Contains(b.Id) && !takenDown.Contains(b.Id)).Select(b => b.Id),
+                    options.StopTimeout, ct));
             foreach (var removed in removals)
-                progress?.Invoke(new DeployProgress(null, null, removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
+                progress?.Invoke(new DeployProgress(null, null,
+                    removed.Error is null ? $"removed {removed.Name}" : $"could not remove {removed.Name}: {removed.Error}"));
             foreach (var (_, _, intent) in parked) await DoneAsync(intent);
         }
         return new DeployResult(results, null);
@@ -105,20 +119,24 @@ public sealed partial class Deployer
     /// would lose volume data (a volume the new spec drops, or no way back onto the node) needs allow-data-loss.
     /// </summary>
     private async Task<DeployResult> SucceedInPlaceAsync(Workload old, DeploySpec spec, ReplaceOptions options,
-        List<(Workload Old, Dictionary<string, string> Addresses, Intent? Intent)> parked, Action<DeployProgress>? progress, CancellationToken ct)
+        List<(Workload Old, Dictionary<string, string> Addresses, Intent? Intent)> parked, Action<DeployProgress>? progress,
+        CancellationToken ct)
     {
         var volumes = (old.Volumes ?? []).Where(v => v.Kind == "volume" && v.Name is not null).ToList();
         var kept = volumes.Where(v => spec.Volumes.Any(n => n.IsNamed && n.Source == v.Name)).ToDictionary(v => v.Name!, v => v.Source);
         var dropped = volumes.Where(v => !kept.ContainsKey(v.Name!)).Select(v => v.Name!).ToList();
         if (dropped.Count > 0 && !options.AllowDataLoss)
-            return Refused(RefusalKind.Precondition, $"replacing {old.Name} would lose the data of its volume(s) {string.Join(", ", dropped)} " +
+            return Refused(RefusalKind.Precondition,
+                $"replacing {old.Name} would lose the data of its volume(s) {string.Join(", ", dropped)} " +
                 "(the new spec has no such volume): allow data loss (eru replace --allow-data-loss) to go on");
         var addresses = new Dictionary<string, string>();
         if (options.KeepIp)
         {
-            addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0).ToDictionary(n => n, n => old.Networks[n]);
+            addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0)
+                .ToDictionary(n => n, n => old.Networks[n]);
             if (addresses.Count == 0)
-                return Refused(RefusalKind.Precondition, $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})");
+                return Refused(RefusalKind.Precondition,
+                    $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})");
         }
         // A crash from here on is undone by the reaper (the old one back with its addresses), or finished when the successor is live.
         var intent = await IntendAsync(Intent.Park, old.Node, old.Id, addresses: addresses, ct: ct);
@@ -129,7 +147,8 @@ public sealed partial class Deployer
         }
         parked.Add((old, addresses, intent));
         await YieldAsync("parked", ct);
-        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name}" + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
+        progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name}"
+            + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
             + (kept.Count > 0 ? $"; its successor takes volume(s) {string.Join(", ", kept.Keys)}" : "")));
         var networks = spec.Networks.ToDictionary();
         foreach (var (n, ip) in addresses) networks[n] = ip;
@@ -143,7 +162,8 @@ public sealed partial class Deployer
         if (!options.AllowDataLoss)
             return Refused(r.Refused, $"{r.Error}; the data of {old.Name} ({string.Join(", ", kept.Keys)}) is on {old.Node}, " +
                 "so its replacement may not go elsewhere unless data loss is allowed (eru replace --allow-data-loss)");
-        progress?.Invoke(new DeployProgress(null, null, $"no way back onto {old.Node} ({r.Error}): the replacement of {old.Name} starts elsewhere with empty volumes"));
+        progress?.Invoke(new DeployProgress(null, null,
+            $"no way back onto {old.Node} ({r.Error}): the replacement of {old.Name} starts elsewhere with empty volumes"));
         return await DeployAsync(spec with { Count = 1 }, ct);
     }
 
@@ -157,7 +177,8 @@ public sealed partial class Deployer
     /// Runs the old one's before_stop hooks, stops it and detaches it from the networks of
     /// <paramref name="addresses"/> (keep-ip); null when done, else why not.
     /// </summary>
-    private async Task<string?> ParkAsync(Workload old, IReadOnlyDictionary<string, string> addresses, TimeSpan stopTimeout, CancellationToken ct)
+    private async Task<string?> ParkAsync(
+        Workload old, IReadOnlyDictionary<string, string> addresses, TimeSpan stopTimeout, CancellationToken ct)
     {
         if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is not { } node) return $"node {old.Node} is gone";
         try

@@ -44,7 +44,8 @@ public sealed partial class Deployer
         var problems = spec.Problems().ToList();
         if (spec.Command.Count == 0) problems.Add("a job needs a command");
         if (run.Timeout < TimeSpan.Zero) problems.Add("the timeout must not be negative");
-        if (problems.Count > 0) return new JobResult(null, -1, "invalid job: " + string.Join("; ", problems)) { Refused = RefusalKind.Invalid };
+        if (problems.Count > 0)
+            return new JobResult(null, -1, "invalid job: " + string.Join("; ", problems)) { Refused = RefusalKind.Invalid };
         var (prepared, refused) = await PrepareAsync(spec, job: true, ct);
         if (refused is not null) return new JobResult(null, -1, refused.Message) { Refused = refused.Kind };
         var (candidates, usage, refusal) = await CandidatesAsync(spec, ct);

@@ -17,7 +17,8 @@ public static class CpuPlanner
     /// counted without simulating, as are requests of exactly one core: each plan then takes the same pieces
     /// of one core, and one exists while any core has them, so the plans are Σ⌊free/need⌋ in any order.
     /// </summary>
-    public static int Capacity(IReadOnlyList<int> freePieces, IReadOnlyList<string> coreNuma, ResourceRequest request, int limit = int.MaxValue)
+    public static int Capacity(
+        IReadOnlyList<int> freePieces, IReadOnlyList<string> coreNuma, ResourceRequest request, int limit = int.MaxValue)
     {
         var bound = Math.Min(UpperBound(freePieces, request), limit);
         if (bound <= 0) return 0;

@@ -21,7 +21,8 @@ public enum Strategy
 public sealed record PlacementRequest(ResourceRequest Resources, int Count, Strategy Strategy, int PerNodeLimit = 0);
 
 /// <summary>How many instances go to each node, or why it cannot be done (per node).</summary>
-public sealed record PlacementResult(IReadOnlyDictionary<string, int> PerNode, string? Error, IReadOnlyDictionary<string, string> NodeReasons)
+public sealed record PlacementResult(
+    IReadOnlyDictionary<string, int> PerNode, string? Error, IReadOnlyDictionary<string, string> NodeReasons)
 {
     public bool Ok => Error is null;
     public int Total => PerNode.Values.Sum();
@@ -42,7 +43,9 @@ public static class Scheduler
     /// </summary>
     public static int Capacity(NodeResources node, ResourceRequest r) => Capacity(node, r, MaxPerNode);
 
-    /// <summary>min(<see cref="Capacity(NodeResources, ResourceRequest)"/>, <paramref name="limit"/>): no CPU plans are counted past it.</summary>
+    /// <summary>
+    /// min(<see cref="Capacity(NodeResources, ResourceRequest)"/>, <paramref name="limit"/>): no CPU plans are counted past it.
+    /// </summary>
     private static int Capacity(NodeResources node, ResourceRequest r, int limit)
     {
         var memory = r.Memory > 0 ? (int)Math.Min(node.FreeMemory / r.Memory, limit) : limit;
@@ -100,7 +103,8 @@ public static class Scheduler
             var n = ordered[i];
             var want = request.Strategy == Strategy.Each ? request.Count : Math.Max(0, request.Count - n.Existing);
             if (want > capacity[i])
-                return Fail($"node {n.Name} has room for {capacity[i]}, needs {want}", reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
+                return Fail($"node {n.Name} has room for {capacity[i]}, needs {want}",
+                    reasons.Count > 0 ? reasons : new() { [n.Name] = Reason(n, request) });
             placed[i] = want;
         }
         return null;
@@ -114,7 +118,9 @@ public static class Scheduler
         var heap = new PriorityQueue<int, (int Count, int Room, int Index)>(
             Enumerable.Range(0, ordered.Length).Where(i => capacity[i] > 0).Select(i => (i, (ordered[i].Existing, capacity[i], i))),
             Comparer<(int Count, int Room, int Index)>.Create((a, b) =>
-                a.Count != b.Count ? a.Count.CompareTo(b.Count) : a.Room != b.Room ? b.Room.CompareTo(a.Room) : a.Index.CompareTo(b.Index)));
+                a.Count != b.Count ? a.Count.CompareTo(b.Count)
+                : a.Room != b.Room ? b.Room.CompareTo(a.Room)
+                : a.Index.CompareTo(b.Index)));
         for (var k = 0; k < request.Count; k++)
         {
             if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);

@@ -36,7 +36,8 @@ public sealed class SecretBox
         {
         }
         if (text.Length == 64 && text.All(char.IsAsciiHexDigit)) return new SecretBox(Convert.FromHexString(text));
-        throw new ArgumentException($"{path}: a secrets key is 32 bytes (raw, base64 or hex); this file holds {raw.Length} bytes of something else");
+        throw new ArgumentException(
+            $"{path}: a secrets key is 32 bytes (raw, base64 or hex); this file holds {raw.Length} bytes of something else");
     }
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string name)
@@ -45,11 +46,14 @@ public sealed class SecretBox
         var nonce = sealedValue.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
         using var gcm = new AesGcm(_key, TagSize);
-        gcm.Encrypt(nonce, plaintext, sealedValue.AsSpan(NonceSize, plaintext.Length), sealedValue.AsSpan(NonceSize + plaintext.Length), Encoding.UTF8.GetBytes(name));
+        gcm.Encrypt(nonce, plaintext, sealedValue.AsSpan(NonceSize, plaintext.Length), sealedValue.AsSpan(NonceSize + plaintext.Length),
+            Encoding.UTF8.GetBytes(name));
         return sealedValue;
     }
 
-    /// <summary>The plaintext; <see cref="CryptographicException"/> when the value was sealed with another key or name, or altered.</summary>
+    /// <summary>
+    /// The plaintext; <see cref="CryptographicException"/> when the value was sealed with another key or name, or altered.
+    /// </summary>
     public byte[] Open(ReadOnlySpan<byte> sealedValue, string name)
     {
         if (sealedValue.Length < NonceSize + TagSize) throw new CryptographicException($"{name}: the sealed value is too short");
@@ -57,11 +61,13 @@ public sealed class SecretBox
         using var gcm = new AesGcm(_key, TagSize);
         try
         {
-            gcm.Decrypt(sealedValue[..NonceSize], sealedValue.Slice(NonceSize, plaintext.Length), sealedValue[^TagSize..], plaintext, Encoding.UTF8.GetBytes(name));
+            gcm.Decrypt(sealedValue[..NonceSize], sealedValue.Slice(NonceSize, plaintext.Length), sealedValue[^TagSize..], plaintext,
+                Encoding.UTF8.GetBytes(name));
         }
         catch (AuthenticationTagMismatchException)
         {
-            throw new CryptographicException($"{name}: the value does not open with this Core's secrets key (sealed with another key, or altered)");
+            throw new CryptographicException(
+                $"{name}: the value does not open with this Core's secrets key (sealed with another key, or altered)");
         }
         return plaintext;
     }

@@ -48,7 +48,8 @@ public sealed class SecretStore(RegistryStore store, SecretBox? box)
     public async Task<bool> RemoveAsync(string name, bool force, CancellationToken ct = default)
     {
         if (!force && (await UsersAsync(ct)).TryGetValue(name, out var users))
-            throw new InvalidOperationException($"secret {name} is used by {users.Count} workload(s) ({string.Join(", ", users.Take(3))}); " +
+            throw new InvalidOperationException(
+                $"secret {name} is used by {users.Count} workload(s) ({string.Join(", ", users.Take(3))}); " +
                 "remove them first, or force (the containers keep their copy)");
         return await store.DeleteAsync(Kinds.Secrets, name, ct);
     }
@@ -68,19 +69,23 @@ public sealed class SecretStore(RegistryStore store, SecretBox? box)
 
     public async Task<RegistryAuthInfo> SetRegistryAuthAsync(string host, string user, string password, CancellationToken ct = default)
     {
-        if (!RegistryAuth.IsHost(host)) throw new ArgumentException($"registry host \"{host}\" must be a host name or IPv4 address with an optional :port");
-        if (user.Length is 0 or > 256 || user.Any(char.IsControl)) throw new ArgumentException("registry user must be 1-256 printable characters");
+        if (!RegistryAuth.IsHost(host))
+            throw new ArgumentException($"registry host \"{host}\" must be a host name or IPv4 address with an optional :port");
+        if (user.Length is 0 or > 256 || user.Any(char.IsControl))
+            throw new ArgumentException("registry user must be 1-256 printable characters");
         if (password.Length is 0 or > 4096) throw new ArgumentException("registry password must be 1-4096 characters");
         var auth = new RegistryAuth
         {
-            Host = host, User = user, Sealed = Box.Seal(System.Text.Encoding.UTF8.GetBytes(password), host), UpdatedAt = DateTimeOffset.UtcNow,
+            Host = host, User = user, Sealed = Box.Seal(System.Text.Encoding.UTF8.GetBytes(password), host),
+            UpdatedAt = DateTimeOffset.UtcNow,
         };
         await store.PutAsync(Kinds.RegistryAuths, auth, ct: ct);
         return new RegistryAuthInfo(host, user, auth.UpdatedAt);
     }
 
     public async Task<IReadOnlyList<RegistryAuthInfo>> ListRegistryAuthAsync(CancellationToken ct = default) =>
-        [.. (await store.ListAsync(Kinds.RegistryAuths, ct: ct)).Items.Select(a => new RegistryAuthInfo(a.Value.Host, a.Value.User, a.Value.UpdatedAt))];
+        [.. (await store.ListAsync(Kinds.RegistryAuths, ct: ct)).Items
+            .Select(a => new RegistryAuthInfo(a.Value.Host, a.Value.User, a.Value.UpdatedAt))];
 
     public Task<bool> RemoveRegistryAuthAsync(string host, CancellationToken ct = default) =>
         RegistryAuth.IsHost(host) ? store.DeleteAsync(Kinds.RegistryAuths, RegistryAuth.KeyFor(host), ct)
@@ -110,4 +115,5 @@ public sealed class SecretStore(RegistryStore store, SecretBox? box)
 
 /// <summary>Core runs without a secrets key: secrets and registry credentials cannot be used.</summary>
 public sealed class SecretsUnavailableException()
-    : InvalidOperationException("eru-core has no secrets key (Core:SecretsKeyFile): secrets and registry credentials cannot be stored or read");
+    : InvalidOperationException(
+        "eru-core has no secrets key (Core:SecretsKeyFile): secrets and registry credentials cannot be stored or read");
