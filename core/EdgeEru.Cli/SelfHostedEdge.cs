@@ -98,14 +98,14 @@ internal sealed class SelfHostedEdge(
         entrypoints:
           dns:
             image: {{dnsImage}}
-            env: [ERU_Registry__Endpoints={{etcdUrl}}, ERU_Registry__Prefix={{prefix}}, ERU_Dns__Listen=0.0.0.0, ERU_Dns__Port=53,
+            env: ["ERU_Registry__Endpoints={{etcdUrl}}", ERU_Registry__Prefix={{prefix}}, ERU_Dns__Listen=0.0.0.0, ERU_Dns__Port=53,
                   "ERU_Http__Urls=http://0.0.0.0:9153", ERU_Logging__Format=simple]
             ports: ["dns:53/udp", "metrics:9153/tcp"]
             healthcheck: {http_port: metrics, url: /healthz, interval_ms: 500, timeout_ms: 1000}
             restart: always
           lb:
             image: {{lbImage}}
-            env: [ERU_Registry__Endpoints={{etcdUrl}}, ERU_Registry__Prefix={{prefix}}, "ERU_Lb__Urls=http://0.0.0.0:80",
+            env: ["ERU_Registry__Endpoints={{etcdUrl}}", ERU_Registry__Prefix={{prefix}}, "ERU_Lb__Urls=http://0.0.0.0:80",
                   "ERU_Lb__AdminUrls=http://0.0.0.0:9181", "ERU_Http__Urls=http://0.0.0.0:9180", ERU_Logging__Format=simple]
             ports: ["http:80/tcp", "admin:9181/tcp", "ops:9180/tcp"]
             secrets: [{name: edge-lb-settings, target: {{LbSettings}}, mode: "0400"}]

@@ -41,8 +41,9 @@ internal sealed class HeldDeletions(TimeSpan grace, Func<long>? clockMs = null)
         var due = _now() + (long)grace.TotalMilliseconds;
         var held = 0;
         var kept = 0;
-        foreach (var c in changes)
+        for (var i = 0; i < changes.Count; i++)
         {
+            var c = changes[i];
             if (IsLeaseHeld(c.Kind))
             {
                 if (c.IsDelete && Serves(current, c.Kind, c.Name))

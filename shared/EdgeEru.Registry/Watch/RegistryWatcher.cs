@@ -153,6 +153,23 @@ public sealed class RegistryWatcher : IAsyncDisposable
             {
                 return;
             }
+            catch (Exception ex) when (!ct.IsCancellationRequested && ex is not (RpcException or HttpRequestException or IOException))
+            {
+                // A bug of ours must not leave a follower serving one snapshot forever: say so, list again.
+                MarkOutOfTouch();
+                _log.LogError(ex, "registry watcher failed; keeping snapshot at revision {Revision}, listing again in {Backoff}ms",
+                    Current.Revision, backoff.TotalMilliseconds);
+                needList = true;
+                try
+                {
+                    await Task.Delay(backoff, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                backoff = TimeSpan.FromMilliseconds(Math.Min(5000, backoff.TotalMilliseconds * 2));
+            }
             catch (Exception ex) when (ex is RpcException or HttpRequestException or IOException)
             {
                 MarkOutOfTouch();
