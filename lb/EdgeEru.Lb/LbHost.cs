@@ -69,6 +69,8 @@ public static class LbHost
         {
             // Kestrel's limits (Kestrel:Limits:KeepAliveTimeout, RequestHeadersTimeout, ...), which the HTTP/1.1 fast path keeps too.
             builder.Configuration.GetSection("Kestrel:Limits").Bind(k.Limits);
+            // A request's Content-Length in digits only ("+5" and "-0" get Kestrel's 400): see ContentLengthDigits.
+            k.RequestHeaderEncodingSelector = ContentLengthDigits.Select;
             Listeners.Listen(k, $"{proxyUrls};{opsUrls};{adminUrls}", tls: null);
             if (!string.IsNullOrWhiteSpace(h2cUrls))
                 Listeners.Listen(k, h2cUrls, tls: null, Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2);

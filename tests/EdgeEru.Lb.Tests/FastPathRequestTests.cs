@@ -44,6 +44,7 @@ public sealed class FastPathRequestTests
     [InlineData("GET / HTTP/1.1\r\nHost: a.test:99999x\r\n\r\n")]                             // a bad port
     [InlineData("GET / HTTP/1.1\r\nHost: a.test:65536\r\n\r\n")]                               // a port too high
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n")]              // a length, even 0
+    [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: -0\r\n\r\n")]             // a bad one (Kestrel: 400)
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n")]     // a coding
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")]
     [InlineData("GET / HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\n\r\n")]

@@ -77,6 +77,14 @@ public sealed class Http1ResponseTests
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", "two different Content-Length")]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length")]
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n", "Content-Length")]
+    // Not only digits (RFC 9110 §8.6): a sign, a sign on zero, inner junk, hex, nothing, a list.
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: -0\r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", "Content-Length")]
+    [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", "Content-Length")]
     [InlineData("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "header name")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\n\r\n", "folding")]
     [InlineData("HTTP/1.1 200 OK\r\nX-A: a\u0001b\r\n\r\n", "control character")]
@@ -85,6 +93,13 @@ public sealed class Http1ResponseTests
     {
         var e = Assert.Throws<InvalidDataException>(() => Parse(text));
         Assert.Contains(reason, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_Content_Length_of_digits_is_read_with_the_whitespace_around_it_and_leading_zeros()
+    {
+        var (_, head, _) = Parse("HTTP/1.1 200 OK\r\nContent-Length: \t007 \r\n\r\n");
+        Assert.Equal(7L, head.ContentLength);
     }
 
     [Fact]

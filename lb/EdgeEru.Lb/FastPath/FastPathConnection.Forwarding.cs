@@ -78,7 +78,17 @@ internal sealed partial class FastPathConnection
 
         public bool Unwatch(UpstreamConnection c) => Interlocked.Exchange(ref connection._exchanging, null) == c;
 
-        public void Status(int status) => connection.StartAnswer(status);
+        // Interim answers go on to the client (RFC 9110 §15.2: the fast path takes only HTTP/1.1 clients, and never
+        // sends Expect itself, so every 1xx is the workload's own to pass on).
+        public bool TakesInterim => true;
+
+        public void EndInterim() => connection._out.Append("\r\n"u8);
+
+        public void Status(int status)
+        {
+            if (status < 200) connection.StartInterim(status);
+            else connection.StartAnswer(status);
+        }
 
         public void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) =>
             connection.AnswerHeader(name, value, terminal.Backend.Edits);
@@ -102,6 +112,13 @@ internal sealed partial class FastPathConnection
     {
         _status = status;
         return SimpleAsync(status, null, body);
+    }
+
+    /// <summary>An interim status line: its head goes to the client on its own, before the final answer's.</summary>
+    private void StartInterim(int status)
+    {
+        _out.Clear();
+        _out.Append(StatusLine(status));
     }
 
     /// <summary>The workload's status line, in the client's answer.</summary>

@@ -47,9 +47,17 @@ internal static class Http1Exchange
                 client.WriteRequestHead(c.RequestHead, destination);
                 outcome = await SendHeadAsync(c);
 
-                // 3. The response head, read until it is complete; interim (1xx) responses are skipped.
-                while (outcome == ForwardOutcome.Done && !TryReadHead(c, isHead, ref client, ref head, ref outcome))
+                // 3. The response head, read until it is complete; interim (1xx) ones go to the client as they come
+                // when its side takes them, else they are skipped.
+                while (outcome == ForwardOutcome.Done)
                 {
+                    var read = ReadHead(c, isHead, ref client, ref head, ref outcome);
+                    if (read == HeadRead.Final) break;
+                    if (read == HeadRead.Interim)
+                    {
+                        if (!await client.FlushAsync()) outcome = ForwardOutcome.ClientGone;
+                        continue;
+                    }
                     int n;
                     try { n = await c.Socket.ReceiveAsync(c.Response.Free); }
                     catch (SocketException) { n = -1; }
@@ -106,11 +114,21 @@ internal static class Http1Exchange
         }
     }
 
-    /// <summary>
-    /// Step 3 on what has been read: true when the answer's head is complete and went to the client side, or when
-    /// the answer is refused (<paramref name="outcome"/> says so); false when more must be read.
-    /// </summary>
-    private static bool TryReadHead<TClient>(
+    /// <summary>What step 3 made of the bytes read so far.</summary>
+    private enum HeadRead
+    {
+        /// <summary>The final head is complete and went to the client side, or the answer is refused (the outcome says so).</summary>
+        Final,
+
+        /// <summary>An interim head went to the client side: it is flushed before looking further.</summary>
+        Interim,
+
+        /// <summary>More must be read.</summary>
+        More,
+    }
+
+    /// <summary>Step 3 on what has been read: the heads in it, up to the final one or the first interim one the client takes.</summary>
+    private static HeadRead ReadHead<TClient>(
         UpstreamConnection c, bool isHead, ref TClient client, ref ResponseHead head, ref ForwardOutcome outcome)
         where TClient : struct, IExchangeClient
     {
@@ -123,14 +141,14 @@ internal static class Http1Exchange
             try
             {
                 var none = default(NoHeaders);
-                complete = interim
+                complete = interim && !client.TakesInterim
                     ? ResponseParser.TryParse(unread, isHead, ref none, out head)
                     : ResponseParser.TryParse(unread, isHead, ref client, out head);
             }
             catch (InvalidDataException)
             {
                 outcome = ForwardOutcome.BadResponse;
-                return true;
+                return HeadRead.Final;
             }
             if (!complete) break;
             response.Consume(head.Length);
@@ -140,17 +158,22 @@ internal static class Http1Exchange
                 if ((head.Framing == BodyFraming.None && response.UnreadLength > 0)
                     || (head.Framing == BodyFraming.ContentLength && response.UnreadLength > head.ContentLength))
                     outcome = ForwardOutcome.BadResponse;
-                return true;
+                return HeadRead.Final;
             }
-            if (head.Status == 101) // no upgrade was asked for
+            if (head.Status == 101) // no upgrade was asked for (what went to the client side is replaced by the 502)
             {
                 outcome = ForwardOutcome.BadResponse;
-                return true;
+                return HeadRead.Final;
+            }
+            if (client.TakesInterim)
+            {
+                client.EndInterim();
+                return HeadRead.Interim;
             }
         }
-        if (response.MakeRoom()) return false;
+        if (response.MakeRoom()) return HeadRead.More;
         outcome = ForwardOutcome.BadResponse; // a head larger than the buffer
-        return true;
+        return HeadRead.Final;
     }
 
     /// <summary>Step 3 after a read of <paramref name="n"/> bytes (0: the workload closed, -1: the read failed).</summary>

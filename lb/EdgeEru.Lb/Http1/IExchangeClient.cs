@@ -19,6 +19,16 @@ internal interface IExchangeClient : IResponseHeadSink
     /// <summary>No more; false when an abort may still be on its way (the connection is not pooled then).</summary>
     bool Unwatch(UpstreamConnection connection);
 
+    /// <summary>
+    /// Whether the workload's interim (1xx) answers go on to the client, as RFC 9110 §15.2 asks of a proxy: then each
+    /// one's status and headers go to <see cref="IResponseHeadSink"/> too, followed by <see cref="EndInterim"/> and
+    /// <see cref="FlushAsync"/>; else they are read and dropped.
+    /// </summary>
+    bool TakesInterim { get; }
+
+    /// <summary>An interim answer's head is complete.</summary>
+    void EndInterim();
+
     /// <summary>The workload's head is complete (its status and headers went to <see cref="IResponseHeadSink"/>).</summary>
     void EndHead(in ResponseHead head);
 

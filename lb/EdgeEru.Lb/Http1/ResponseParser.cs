@@ -73,7 +73,8 @@ internal static class ResponseParser
 
             if (rawName.Length == 14 && Ascii.EqualsIgnoreCase(rawName, "Content-Length"u8))
             {
-                if (!Utf8Parser.TryParse(rawValue, out long n, out var u) || u != rawValue.Length || n < 0)
+                // 1*DIGIT and nothing else (RFC 9110 §8.6): Utf8Parser alone takes a sign, so "+5" and "-0" would pass.
+                if (!IsDigits(rawValue) || !Utf8Parser.TryParse(rawValue, out long n, out var u) || u != rawValue.Length)
                     throw new InvalidDataException($"bad Content-Length \"{Printable(rawValue)}\"");
                 if (contentLength >= 0 && contentLength != n) throw new InvalidDataException("two different Content-Length values");
                 contentLength = n;
@@ -121,6 +122,9 @@ internal static class ResponseParser
         head = new ResponseHead(code, end + 4, framing, contentLength, !close);
         return true;
     }
+
+    /// <summary>One or more ASCII digits, nothing else.</summary>
+    public static bool IsDigits(ReadOnlySpan<byte> value) => !value.IsEmpty && value.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
 
     /// <summary>tchar of RFC 9110 §5.6.2.</summary>
     private static readonly System.Buffers.SearchValues<byte> TokenChars =

@@ -67,6 +67,11 @@ internal static class DirectHttp1Forwarding
         public readonly void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value) =>
             new DictionaryHeaders(_headers).Header(name, value);
 
+        // Kestrel's response has no way to send a 1xx before the final answer (dotnet/aspnetcore#27851): they are dropped.
+        public readonly bool TakesInterim => false;
+
+        public readonly void EndInterim() { }
+
         // Kestrel frames the body itself: a length the workload declared is passed on, chunks are decoded and re-framed by Kestrel.
         public readonly void EndHead(in ResponseHead head)
         {
