@@ -51,7 +51,9 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOption
                 return;
             }
             var snapshot = Interlocked.Exchange(ref _pending, null);
-            if (snapshot is null || (_table is not null && snapshot.Revision <= _table.Snapshot.Revision)) continue;
+            // A newer snapshot may share its revision: a follower's held deletions take effect later (registry.md).
+            if (snapshot is null || (_table is not null
+                && (ReferenceEquals(snapshot, _table.Snapshot) || snapshot.Revision < _table.Snapshot.Revision))) continue;
             var started = Stopwatch.GetTimestamp();
             try
             {
