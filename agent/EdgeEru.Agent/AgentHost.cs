@@ -45,10 +45,12 @@ public static class AgentHost
             return new LogHub(sinks, o);
         });
         builder.Services.AddSingleton(sp => new LogShipper(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(),
-            sp.GetRequiredService<LogHub>(), sp.GetRequiredService<IOptions<LogsOptions>>().Value, sp.GetRequiredService<ILogger<LogShipper>>(),
+            sp.GetRequiredService<LogHub>(), sp.GetRequiredService<IOptions<LogsOptions>>().Value,
+            sp.GetRequiredService<ILogger<LogShipper>>(),
             new LogCursors(sp.GetRequiredService<IOptions<LogsOptions>>().Value.CursorFile, sp.GetRequiredService<ILogger<LogCursors>>())));
         builder.Services.AddSingleton(sp => new ContainerMetrics(sp.GetRequiredService<NodeAgent>(), sp.GetRequiredService<DockerEngine>(),
-            Cgroups.ForHost(), sp.GetRequiredService<IOptions<MetricsOptions>>().Value, sp.GetRequiredService<ILogger<ContainerMetrics>>()));
+            Cgroups.ForHost(), sp.GetRequiredService<IOptions<MetricsOptions>>().Value,
+            sp.GetRequiredService<ILogger<ContainerMetrics>>()));
         builder.Services.AddHostedService<AgentService>();
 
         var app = builder.Build();

@@ -76,19 +76,25 @@ internal static class LogStreamApi
     }
 
     /// <summary>Validates the query: exactly one of container and app; names as the registry has them.</summary>
-    internal static (LogFilter? Filter, int Tail, bool Follow, string? Problem) Parse(string? container, string? app, string? entrypoint, string? tail, string? follow)
+    internal static (LogFilter? Filter, int Tail, bool Follow, string? Problem) Parse(
+        string? container, string? app, string? entrypoint, string? tail, string? follow)
     {
-        if (string.IsNullOrEmpty(container) == string.IsNullOrEmpty(app)) return (null, 0, false, "give either container=ID or app=APP (with an optional entrypoint=EP)");
+        if (string.IsNullOrEmpty(container) == string.IsNullOrEmpty(app))
+            return (null, 0, false, "give either container=ID or app=APP (with an optional entrypoint=EP)");
         if (!string.IsNullOrEmpty(container) && (container.Length is < 4 or > 64 || !container.All(char.IsAsciiHexDigitLower)))
             return (null, 0, false, $"container \"{container}\" must be 4-64 lowercase hex digits of a container id");
         if (!string.IsNullOrEmpty(app) && !Names.IsLabel(app)) return (null, 0, false, $"app \"{app}\" is not an app name");
-        if (!string.IsNullOrEmpty(entrypoint) && !Names.IsLabel(entrypoint)) return (null, 0, false, $"entrypoint \"{entrypoint}\" is not an entrypoint name");
+        if (!string.IsNullOrEmpty(entrypoint) && !Names.IsLabel(entrypoint))
+            return (null, 0, false, $"entrypoint \"{entrypoint}\" is not an entrypoint name");
         if (!string.IsNullOrEmpty(entrypoint) && string.IsNullOrEmpty(app)) return (null, 0, false, "entrypoint needs app");
         var n = 0;
-        if (!string.IsNullOrEmpty(tail) && (!int.TryParse(tail, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out n) || n > 100_000))
+        if (!string.IsNullOrEmpty(tail)
+            && (!int.TryParse(tail, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out n)
+                || n > 100_000))
             return (null, 0, false, $"tail \"{tail}\" must be a number of lines from 0 to 100000");
         bool f = false;
-        if (!string.IsNullOrEmpty(follow) && !bool.TryParse(follow, out f) && follow != "1" && follow != "0") return (null, 0, false, $"follow \"{follow}\" must be true or false");
+        if (!string.IsNullOrEmpty(follow) && !bool.TryParse(follow, out f) && follow != "1" && follow != "0")
+            return (null, 0, false, $"follow \"{follow}\" must be true or false");
         f = f || follow == "1";
         return (new LogFilter(NullIfEmpty(container), NullIfEmpty(app), NullIfEmpty(entrypoint)), n, f, null);
     }

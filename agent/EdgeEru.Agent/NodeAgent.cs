@@ -43,7 +43,8 @@ public sealed class AgentOptions
 /// old one expired) every key is written again. Records come from <paramref name="registry"/> (a
 /// watcher's current snapshot): no etcd read per container per tick.
 /// </remarks>
-public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> registry, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log)
+public sealed class NodeAgent(
+    RegistryStore store, Func<RegistrySnapshot> registry, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log)
     : IAsyncDisposable
 {
     private const string FullReconcile = "";
@@ -113,12 +114,15 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             }
             catch (Grpc.Core.RpcException ex)
             {
-                if (_etcdUp) log.LogWarning("agent {Node}: etcd away ({Status}); checks go on, statuses are written when it is back", options.Node, ex.StatusCode);
+                if (_etcdUp)
+                    log.LogWarning("agent {Node}: etcd away ({Status}); checks go on, statuses are written when it is back",
+                        options.Node, ex.StatusCode);
                 SetEtcdUp(false);
             }
             catch (Exception ex) when (IsDockerFault(ex, ct))
             {
-                if (_dockerUp || _heartbeat) log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
+                if (_dockerUp || _heartbeat)
+                    log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
                 SetDockerUp(false);
                 await DrainWriteAsync();
                 if (_heartbeat) await StopHeartbeatAsync();
@@ -153,7 +157,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     }
 
     private static bool IsDockerFault(Exception ex, CancellationToken ct) =>
-        ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException or global::Docker.DotNet.DockerApiException
+        ex is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException
+            or global::Docker.DotNet.DockerApiException
         || ex is OperationCanceledException && !ct.IsCancellationRequested; // Docker.DotNet's own request timeout
 
     /// <summary>One round: Docker answers? containers (all, or those events named), due checks, then the registry.</summary>
@@ -223,7 +228,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     }
 
     private static bool Same(ImmutableDictionary<string, ContainerState> a, ImmutableDictionary<string, ContainerState> b) =>
-        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var c) && c.Running == kv.Value.Running && c.StartedAt == kv.Value.StartedAt && c.Pid == kv.Value.Pid);
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var c) && c.Running == kv.Value.Running
+            && c.StartedAt == kv.Value.StartedAt && c.Pid == kv.Value.Pid);
 
     /// <summary>
     /// Whether this cluster's registry records the container (as of the last snapshot). An engine may run
@@ -240,7 +246,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
         foreach (var c in _containers.Values)
         {
             if (!c.Running || !snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue;
-            var h = _health.AddOrUpdate(c.Id, _ => new HealthState(Started(c, w)), (_, old) => old.StartedAt == Started(c, w) ? old : new HealthState(Started(c, w)));
+            var h = _health.AddOrUpdate(c.Id, _ => new HealthState(Started(c, w)),
+                (_, old) => old.StartedAt == Started(c, w) ? old : new HealthState(Started(c, w)));
             if (!h.IsDue(w.Healthcheck, now)) continue;
             checks.Add(CheckAsync(c, w, h, ct));
         }
@@ -275,7 +282,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
         {
             if (_lease is not null && _lease.Id != _lostLeaseLogged) // once per lease, not once per round while etcd is away
             {
-                log.LogWarning("agent {Node}: lease {Lease} lost; granting a new one and writing every key again", options.Node, _lease.Id);
+                log.LogWarning("agent {Node}: lease {Lease} lost; granting a new one and writing every key again",
+                    options.Node, _lease.Id);
                 _lostLeaseLogged = _lease.Id;
             }
             var fresh = await store.GrantLeaseAsync(options.LeaseTtl, ct: ct);
@@ -322,7 +330,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             var status = new WorkloadStatus
             {
                 Id = c.Id, Node = options.Node, Running = c.Running, Healthy = healthy,
-                Addresses = StringMap.From(c.Addresses), Reason = healthy ? null : !c.Running ? "not running" : h?.Reason ?? "not checked yet",
+                Addresses = StringMap.From(c.Addresses),
+                Reason = healthy ? null : !c.Running ? "not running" : h?.Reason ?? "not checked yet",
                 CheckedAt = DateTimeOffset.UtcNow,
             };
             // Only on change: a steady node costs etcd nothing but its lease keep-alive.
@@ -342,7 +351,10 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
     private static bool Same(WorkloadStatus a, WorkloadStatus b) =>
         a.Running == b.Running && a.Healthy == b.Healthy && a.Reason == b.Reason && a.Addresses.Equals(b.Addresses);
 
-    /// <summary>Follows Docker's events; each one wakes the loop for that container. A broken stream is reopened, and a full reconcile covers the gap.</summary>
+    /// <summary>
+    /// Follows Docker's events; each one wakes the loop for that container. A broken stream is reopened, and a full reconcile
+    /// covers the gap.
+    /// </summary>
     private async Task FollowEventsAsync(CancellationToken ct)
     {
         var backoff = TimeSpan.FromMilliseconds(500);
@@ -430,7 +442,8 @@ public sealed class NodeAgent(RegistryStore store, Func<RegistrySnapshot> regist
             {
                 await _writing;
             }
-            catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException || IsDockerFault(ex, CancellationToken.None))
+            catch (Exception ex) when (ex is Grpc.Core.RpcException or OperationCanceledException
+                || IsDockerFault(ex, CancellationToken.None))
             {
             }
             _writing = null;

@@ -1,1 +1,2 @@
-global using ViewSet = EdgeEru.Registry.Snapshot.PersistentSortedSet<EdgeEru.Registry.Snapshot.WorkloadView, EdgeEru.Registry.Snapshot.WorkloadView.KeyById>;
+global using ViewSet = EdgeEru.Registry.Snapshot.PersistentSortedSet<
+    EdgeEru.Registry.Snapshot.WorkloadView, EdgeEru.Registry.Snapshot.WorkloadView.KeyById>;

@@ -8,7 +8,8 @@ using Prometheus;
 namespace EdgeEru.Mimiron;
 
 /// <summary>Runs the SSH server with the gateway's handler for the host's lifetime; host keys are made on first start.</summary>
-public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHandler handler, ILogger<GatewayService> log) : IHostedService, IAsyncDisposable
+public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHandler handler, ILogger<GatewayService> log)
+    : IHostedService, IAsyncDisposable
 {
     private SshServer? _server;
     private IReadOnlyList<HostKey> _hostKeys = [];
@@ -22,11 +23,12 @@ public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHand
     {
         var o = options.Value;
         _hostKeys = HostKeyStore.LoadOrCreate(o.ResolvedHostKeyDirectory);
-        _server = new SshServer(new IPEndPoint(IPAddress.Parse(o.Listen), o.Port), new SshServerOptions { HostKeys = _hostKeys }, handler, log);
+        _server = new SshServer(new IPEndPoint(IPAddress.Parse(o.Listen), o.Port), new SshServerOptions { HostKeys = _hostKeys },
+            handler, log);
         _server.Start();
         Metrics.DefaultRegistry.AddBeforeCollectCallback(() => Connections.Set(_server?.ConnectionCount ?? 0));
-        log.LogInformation("ssh gateway listening on {EndPoint}; host keys in {Dir}: {Fingerprints}", _server.LocalEndPoint, o.ResolvedHostKeyDirectory,
-            string.Join(", ", _hostKeys.Select(k => k.PublicKey.ToString())));
+        log.LogInformation("ssh gateway listening on {EndPoint}; host keys in {Dir}: {Fingerprints}", _server.LocalEndPoint,
+            o.ResolvedHostKeyDirectory, string.Join(", ", _hostKeys.Select(k => k.PublicKey.ToString())));
         return Task.CompletedTask;
     }
 

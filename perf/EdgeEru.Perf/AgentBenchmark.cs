@@ -42,7 +42,8 @@ internal static class AgentBenchmark
         using var conn = new EtcdConnection(new RegistryOptions { Endpoints = etcd.ClientUrl });
         var store = new RegistryStore(conn);
         await store.PutAsync(Kinds.Pods, new Pod { Name = "bench" });
-        await store.PutAsync(Kinds.Nodes, host.AsNode("bench", cpuCores: Environment.ProcessorCount, memoryBytes: 64L << 30) with { Name = "h1" });
+        await store.PutAsync(Kinds.Nodes,
+            host.AsNode("bench", cpuCores: Environment.ProcessorCount, memoryBytes: 64L << 30) with { Name = "h1" });
 
         // The TCP sink: counts lines and notes when each arrives.
         using var sink = new TcpListener(IPAddress.Loopback, 0);
@@ -52,11 +53,13 @@ internal static class AgentBenchmark
 
         var httpPort = Ports.FreeTcp();
         var dll = Path.Combine(AppContext.BaseDirectory, "..", "agent", "eru-agent.dll");
-        await using var agent = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Agent:Node", "h1", "--Agent:Docker", host.Endpoint,
+        await using var agent = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Agent:Node", "h1",
+            "--Agent:Docker", host.Endpoint,
             "--Http:Urls", $"http://127.0.0.1:{httpPort}", "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning",
-            "--Logs:Sinks:0:Type", "tcp", "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)sink.LocalEndpoint).Port}", "--Logs:Sinks:0:Name", "bench",
-            "--Logs:Sinks:0:Buffer", "1000000"]);
-        await Until(() => store.GetAsync(Kinds.NodeStatus, "h1").Result is not null, TimeSpan.FromSeconds(60), "the agent's heartbeat", agent);
+            "--Logs:Sinks:0:Type", "tcp", "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)sink.LocalEndpoint).Port}",
+            "--Logs:Sinks:0:Name", "bench", "--Logs:Sinks:0:Buffer", "1000000"]);
+        await Until(() => store.GetAsync(Kinds.NodeStatus, "h1").Result is not null, TimeSpan.FromSeconds(60),
+            "the agent's heartbeat", agent);
 
         var deployer = new Deployer(store, e => new DockerEngine(e), NullLogger<Deployer>.Instance);
         var sw = Stopwatch.StartNew();
@@ -65,7 +68,10 @@ internal static class AgentBenchmark
             App = "bench", Entrypoint = "web", Image = DockerRig.Image, Pod = "bench", Count = containers, Nodes = ["h1"],
             Command = ["sh", "-c", "mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 80 -h /www"],
             Ports = [new PublishedPort { Name = "http", Port = 80 }],
-            Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 1000, TimeoutMs = 1000, UnhealthyAfter = 1 },
+            Healthcheck = new HealthCheckSpec
+            {
+                Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 1000, TimeoutMs = 1000, UnhealthyAfter = 1,
+            },
             Networks = new Dictionary<string, string> { [DockerRig.Network] = "" }, MemoryRequest = 4L << 20, MemoryLimit = 16L << 20,
         });
         if (!deployed.Ok) throw new InvalidOperationException(deployed.Error ?? deployed.Instances.First(i => i.Error is not null).Error);
@@ -75,8 +81,8 @@ internal static class AgentBenchmark
         await using var watcher = new RegistryWatcher(conn, NullLogger<RegistryWatcher>.Instance);
         watcher.Start();
         await watcher.Ready;
-        await Until(() => ids.All(id => watcher.Current.Workloads.TryGetValue(id, out var w) && w.Status is { Healthy: true }), TimeSpan.FromMinutes(5),
-            "every container healthy", agent);
+        await Until(() => ids.All(id => watcher.Current.Workloads.TryGetValue(id, out var w) && w.Status is { Healthy: true }),
+            TimeSpan.FromMinutes(5), "every container healthy", agent);
         Console.WriteLine($"all healthy {sw.Elapsed.TotalSeconds:F0} s after the deploy started");
 
         // Steady state: nothing changes; what does the agent cost etcd and the host?
@@ -92,7 +98,8 @@ internal static class AgentBenchmark
         var writes1 = await AgentWritesAsync(http, httpPort);
         var cpuPercent = (CpuSeconds(agent.Id) - cpu0) / (minutes * 60) * 100;
         var rssMb = RssMb(agent.Id);
-        Console.WriteLine($"steady: {(rev1 - rev0) / minutes:F1} etcd revisions/min, agent writes {(writes1 - writes0) / minutes:F1}/min, agent cpu {cpuPercent:F1}% rss {rssMb:F0} MB");
+        Console.WriteLine($"steady: {(rev1 - rev0) / minutes:F1} etcd revisions/min, " +
+            $"agent writes {(writes1 - writes0) / minutes:F1}/min, agent cpu {cpuPercent:F1}% rss {rssMb:F0} MB");
 
         // Death → status change, next to Docker's own die event (the floor any watcher of Docker has).
         using var engine = new DockerEngine(new DockerEndpoint { Address = host.Endpoint });
@@ -116,7 +123,8 @@ internal static class AgentBenchmark
         {
             var now = Stopwatch.GetTimestamp();
             foreach (var id in ids)
-                if (!statusSeen.ContainsKey(id) && s.Workloads.TryGetValue(id, out var w) && w.Status is { Running: false }) statusSeen.TryAdd(id, now);
+                if (!statusSeen.ContainsKey(id) && s.Workloads.TryGetValue(id, out var w) && w.Status is { Running: false })
+                    statusSeen.TryAdd(id, now);
         });
         await Task.Delay(500);
         var agentMs = new List<double>();
@@ -125,13 +133,15 @@ internal static class AgentBenchmark
         {
             var start = Stopwatch.GetTimestamp();
             await host.DockerAsync(["kill", id]);
-            await Until(() => statusSeen.ContainsKey(id) && dieSeen.ContainsKey(id), TimeSpan.FromSeconds(30), "status running=false", agent);
+            await Until(() => statusSeen.ContainsKey(id) && dieSeen.ContainsKey(id), TimeSpan.FromSeconds(30),
+                "status running=false", agent);
             agentMs.Add(Stopwatch.GetElapsedTime(start, statusSeen[id]).TotalMilliseconds);
             dockerMs.Add(Stopwatch.GetElapsedTime(start, dieSeen[id]).TotalMilliseconds);
         }
         await stopEvents.CancelAsync();
         await events;
-        Console.WriteLine($"death → status: p50 {Stats.Percentile(agentMs, 50):F0} ms p99 {Stats.Percentile(agentMs, 99):F0} ms (Docker's die event: p50 {Stats.Percentile(dockerMs, 50):F0} ms)");
+        Console.WriteLine($"death → status: p50 {Stats.Percentile(agentMs, 50):F0} ms p99 {Stats.Percentile(agentMs, 99):F0} ms " +
+            $"(Docker's die event: p50 {Stats.Percentile(dockerMs, 50):F0} ms)");
 
         // Logs: one container prepares its lines in a file, then writes them out in one burst (cat), as fast as
         // Docker takes them; the agent ships them to the TCP sink.
@@ -139,7 +149,8 @@ internal static class AgentBenchmark
         var spam = await deployer.DeployAsync(new DeploySpec
         {
             App = "spam", Entrypoint = "out", Image = DockerRig.Image, Pod = "bench", Count = 1, Nodes = ["h1"],
-            Command = ["sh", "-c", $"i=0; while [ $i -lt {logLines} ]; do echo \"log line number $i of the benchmark\"; i=$((i+1)); done > /tmp/lines; cat /tmp/lines"],
+            Command = ["sh", "-c", $"i=0; while [ $i -lt {logLines} ]; do echo \"log line number $i of the benchmark\"; i=$((i+1)); done" +
+                " > /tmp/lines; cat /tmp/lines"],
             Networks = new Dictionary<string, string> { [DockerRig.Network] = "" }, MemoryRequest = 4L << 20, MemoryLimit = 64L << 20,
         });
         var spamId = spam.Instances[0].WorkloadId!;
@@ -150,8 +161,11 @@ internal static class AgentBenchmark
         var anchorSeconds = anchor.Elapsed.TotalSeconds;
         var anchorLines = dockerLogs.Count(c => c == '\n');
         var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{httpPort}/metrics"));
-        var dropped = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("eru_agent_log_lines_total{sink=\"bench\",outcome=\"dropped\"}", StringComparison.Ordinal))?.Split(' ')[^1] ?? "?";
-        Console.WriteLine($"logs: {logLines / sinkSeconds:F0} lines/s at the sink; docker logs reads {anchorLines / anchorSeconds:F0} lines/s; dropped {dropped}");
+        var dropped = metrics.Split('\n')
+            .FirstOrDefault(l => l.StartsWith("eru_agent_log_lines_total{sink=\"bench\",outcome=\"dropped\"}", StringComparison.Ordinal))
+            ?.Split(' ')[^1] ?? "?";
+        Console.WriteLine($"logs: {logLines / sinkSeconds:F0} lines/s at the sink; " +
+            $"docker logs reads {anchorLines / anchorSeconds:F0} lines/s; dropped {dropped}");
 
         sink.Stop();
         var result = new Dictionary<string, object>
@@ -190,7 +204,8 @@ internal static class AgentBenchmark
     }
 
     private static double RssMb(int pid) =>
-        long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
+        long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
             CultureInfo.InvariantCulture) / 1024.0;
 
     private static async Task Until(Func<bool> condition, TimeSpan timeout, string what, ChildProcess agent)

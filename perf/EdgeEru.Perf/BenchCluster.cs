@@ -30,7 +30,10 @@ internal static class BenchCluster
         Name = NodeName(i),
         Pod = "bench",
         Address = $"198.19.255.{i % 250}",
-        Endpoint = new DockerEndpoint { Address = $"tcp://10.0.{i / 250}.{i % 250}:2376", TlsCertPath = "/etc/eru/tls/cert.pem", TlsKeyPath = "/etc/eru/tls/key.pem" },
+        Endpoint = new DockerEndpoint
+        {
+            Address = $"tcp://10.0.{i / 250}.{i % 250}:2376", TlsCertPath = "/etc/eru/tls/cert.pem", TlsKeyPath = "/etc/eru/tls/key.pem",
+        },
         Capacity = new NodeCapacity { CpuCores = 64, PiecesPerCore = 200, MemoryBytes = 256L << 30 },
         Networks = ["eru-mv"],
     };
@@ -52,7 +55,10 @@ internal static class BenchCluster
             Labels = StringMap.Of(("team", $"team{i % 7}"), ("tier", "frontend")),
             Networks = StringMap.Of(("eru-mv", Ip(i))),
             Ports = [new PublishedPort { Name = "http", Port = 8080 }],
-            Resources = new ResourceAllocation { MemoryRequestBytes = 512L << 20, MemoryLimitBytes = 1L << 30, CpuRequest = 0.5, CpuLimit = 1 },
+            Resources = new ResourceAllocation
+            {
+                MemoryRequestBytes = 512L << 20, MemoryLimitBytes = 1L << 30, CpuRequest = 0.5, CpuLimit = 1,
+            },
             Healthcheck = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/healthz" }, TcpPorts = ["http"] },
             CreatedAt = DateTimeOffset.UnixEpoch.AddSeconds(1_790_000_000 + i),
         };
@@ -69,7 +75,9 @@ internal static class BenchCluster
         Reason = healthy ? null : "http /healthz: 503",
     };
 
-    /// <summary>Writes nodes with heartbeats and healthy workloads, statuses under <paramref name="lease"/>, 4 transactions at a time.</summary>
+    /// <summary>
+    /// Writes nodes with heartbeats and healthy workloads, statuses under <paramref name="lease"/>, 4 transactions at a time.
+    /// </summary>
     public static async Task LoadAsync(RegistryStore store, long lease, int workloads, int services, int nodes)
     {
         for (var n = 0; n < nodes; n += 60)
@@ -83,7 +91,8 @@ internal static class BenchCluster
             if (!await tx.CommitAsync()) throw new InvalidOperationException("load transaction failed");
         }
         const int batch = 60; // etcd's default limit is 128 operations per transaction
-        await Parallel.ForEachAsync(Enumerable.Range(0, (workloads + batch - 1) / batch), new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, ct) =>
+        await Parallel.ForEachAsync(Enumerable.Range(0, (workloads + batch - 1) / batch),
+            new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (b, ct) =>
         {
             var tx = store.Begin();
             for (var i = b * batch; i < Math.Min(workloads, (b + 1) * batch); i++)

@@ -94,7 +94,8 @@ internal static class DeployBenchmark
                     (which == "par" ? parallelS : runS).Add(seconds);
                     (which == "run" ? runPer : parPer).AddRange(per);
                     await RemoveAnchorAsync(rig);
-                    Console.Error.WriteLine($"round {round + 1}: {(which == "par" ? "docker run, one loop per host in parallel" : "docker run loop")}: {seconds:F2} s");
+                    Console.Error.WriteLine($"round {round + 1}: " +
+                        $"{(which == "par" ? "docker run, one loop per host in parallel" : "docker run loop")}: {seconds:F2} s");
                 }
             }
         }
@@ -132,7 +133,8 @@ internal static class DeployBenchmark
     /// checked against Docker and removed. Per container: the time since the previous one finished on its
     /// node (a node's instances are created one after another), the first since the request.
     /// </summary>
-    private static async Task<(double Seconds, List<double> PerContainer)> EruAsync(Deployer deployer, DeploySpec spec, RegistryStore store, DockerRig rig)
+    private static async Task<(double Seconds, List<double> PerContainer)> EruAsync(
+        Deployer deployer, DeploySpec spec, RegistryStore store, DockerRig rig)
     {
         var last = new Dictionary<string, long>();
         var per = new List<double>();
@@ -148,13 +150,16 @@ internal static class DeployBenchmark
             }
         });
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        if (!result.Ok) throw new InvalidOperationException("eru deploy failed: " + (result.Error ?? result.Instances.First(i => i.Error is not null).Error));
+        if (!result.Ok)
+            throw new InvalidOperationException(
+                "eru deploy failed: " + (result.Error ?? result.Instances.First(i => i.Error is not null).Error));
         var (records, _) = await store.ListAsync(Kinds.Workloads);
         if (records.Count != spec.Count) throw new InvalidOperationException($"{records.Count} workload records, expected {spec.Count}");
         var running = await RunningAsync(rig);
         if (running != spec.Count) throw new InvalidOperationException($"eru deploy: {running} of {spec.Count} containers running");
         var removed = await deployer.RemoveAsync(result.Instances.Select(i => i.WorkloadId!), TimeSpan.Zero);
-        if (removed.FirstOrDefault(r => r.Error is not null) is { } failed) throw new InvalidOperationException($"remove {failed.Name}: {failed.Error}");
+        if (removed.FirstOrDefault(r => r.Error is not null) is { } failed)
+            throw new InvalidOperationException($"remove {failed.Name}: {failed.Error}");
         return (seconds, per);
     }
 
@@ -170,7 +175,8 @@ internal static class DeployBenchmark
             var host = rig.Hosts[i % rig.Hosts.Count];
             var ident = $"{i:x6}";
             return ["run", "-d", "--name", $"bench_web_{ident}", "--network", DockerRig.Network, "--memory", "16m", "--memory-swap", "16m",
-                "--label", $"{DockerEngine.AppLabel}=bench", "--label", $"{DockerEngine.EntrypointLabel}=web", "--label", $"{DockerEngine.IdentLabel}={ident}",
+                "--label", $"{DockerEngine.AppLabel}=bench", "--label", $"{DockerEngine.EntrypointLabel}=web",
+                "--label", $"{DockerEngine.IdentLabel}={ident}",
                 "--label", $"{DockerEngine.NodeLabel}=h{host.Index}", DockerRig.Image, .. Command];
         }
         async Task One(int i)
@@ -219,7 +225,8 @@ internal static class DeployBenchmark
     {
         var running = 0;
         foreach (var host in rig.Hosts)
-            running += (await host.DockerAsync(["ps", "-q", "--filter", "status=running"])).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
+            running += (await host.DockerAsync(["ps", "-q", "--filter", "status=running"]))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
         return running;
     }
 

@@ -28,7 +28,8 @@ internal static partial class DnsBenchmark
         try
         {
             await using var etcd = await EtcdServer.StartAsync();
-            using var conn = new EtcdConnection(new RegistryOptions { Endpoints = etcd.ClientUrl, RequestTimeout = TimeSpan.FromSeconds(60) });
+            using var conn = new EtcdConnection(
+                new RegistryOptions { Endpoints = etcd.ClientUrl, RequestTimeout = TimeSpan.FromSeconds(60) });
             var store = new RegistryStore(conn);
             await using var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(10));
             var sw = Stopwatch.StartNew();
@@ -39,11 +40,13 @@ internal static partial class DnsBenchmark
             var ourPort = Ports.FreeTcp();
             var httpPort = Ports.FreeTcp();
             var dll = Path.Combine(AppContext.BaseDirectory, "..", "dns", "eru-dns.dll");
-            await using var ours = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Dns:Port", ourPort.ToString(),
-                "--Http:Urls", $"http://127.0.0.1:{httpPort}", "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+            await using var ours = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl,
+                "--Dns:Port", ourPort.ToString(), "--Http:Urls", $"http://127.0.0.1:{httpPort}",
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
             using var ourProbe = new DnsProbe(ourPort);
             sw.Restart();
-            await UntilAsync(() => ourProbe.Ask($"web.app{(services - 2) / 2}.eru", A) is (0, > 0), TimeSpan.FromSeconds(120), "eru-dns serving", ours);
+            await UntilAsync(() => ourProbe.Ask($"web.app{(services - 2) / 2}.eru", A) is (0, > 0), TimeSpan.FromSeconds(120),
+                "eru-dns serving", ours);
             Console.WriteLine($"eru-dns serving after {sw.Elapsed.TotalSeconds:F1}s");
 
             // Knot, from a zone file with the same names and TTLs.
@@ -52,7 +55,8 @@ internal static partial class DnsBenchmark
             await using var knot = ChildProcess.Start(Tools.Find("knotd", "knot"), ["-c", Path.Combine(dir, "knot.conf")]);
             using var knotProbe = new DnsProbe(knotPort);
             sw.Restart();
-            await UntilAsync(() => knotProbe.Ask($"web.app{(services - 2) / 2}.eru", A) is (0, > 0), TimeSpan.FromSeconds(120), "knot serving", knot);
+            await UntilAsync(() => knotProbe.Ask($"web.app{(services - 2) / 2}.eru", A) is (0, > 0), TimeSpan.FromSeconds(120),
+                "knot serving", knot);
             Console.WriteLine($"knot serving after {sw.Elapsed.TotalSeconds:F1}s");
 
             // The same answers from both (rcode and answer count) for a sample of the mix.
@@ -70,7 +74,8 @@ internal static partial class DnsBenchmark
                 runs.Add(("knot", await DnsperfAsync(knotPort, queryFile, seconds)));
             }
             var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(r => r.R.Qps).R);
-            foreach (var (who, r) in runs) Console.WriteLine($"{who,-5} {r.Qps,10:F0} qps  avg {r.AvgLatencyMs:F3} ms  sd {r.StdDevMs:F3} ms  lost {r.Lost}");
+            foreach (var (who, r) in runs)
+                Console.WriteLine($"{who,-5} {r.Qps,10:F0} qps  avg {r.AvgLatencyMs:F3} ms  sd {r.StdDevMs:F3} ms  lost {r.Lost}");
 
             // Propagation: a workload turns healthy in etcd; how long until the first answer that has it.
             var fromAck = new List<double>();
@@ -91,7 +96,8 @@ internal static partial class DnsBenchmark
 
             var metrics = await new HttpClient().GetStringAsync(new Uri($"http://127.0.0.1:{httpPort}/metrics"));
             foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("eru_dns_table_build_seconds_sum", StringComparison.Ordinal)
-                || l.StartsWith("eru_dns_table_build_seconds_count", StringComparison.Ordinal) || l.StartsWith("eru_registry_apply_duration_seconds_sum", StringComparison.Ordinal)
+                || l.StartsWith("eru_dns_table_build_seconds_count", StringComparison.Ordinal)
+                || l.StartsWith("eru_registry_apply_duration_seconds_sum", StringComparison.Ordinal)
                 || l.StartsWith("eru_registry_apply_duration_seconds_count", StringComparison.Ordinal)))
                 Console.WriteLine("  " + line);
             var ratio = best["eru"].Qps / best["knot"].Qps;
@@ -158,7 +164,8 @@ internal static partial class DnsBenchmark
             zone.Append(BenchCluster.Tag(i)).Append('.').Append(svc).Append(" A ").AppendLine(ip);
             zone.Append("v1.").Append(svc).Append(" A ").AppendLine(ip);
             zone.Append(BenchCluster.Ident(i)).Append('.').Append(svc).Append(" A ").AppendLine(ip);
-            zone.Append("_http._tcp.").Append(svc).Append(" SRV 1 1 8080 ").Append(BenchCluster.Ident(i)).Append('.').Append(svc).AppendLine(".eru.");
+            zone.Append("_http._tcp.").Append(svc).Append(" SRV 1 1 8080 ").Append(BenchCluster.Ident(i)).Append('.').Append(svc)
+                .AppendLine(".eru.");
         }
         File.WriteAllText(Path.Combine(dir, "eru.zone"), zone.ToString());
         Directory.CreateDirectory(Path.Combine(dir, "run"));
@@ -195,7 +202,9 @@ internal static partial class DnsBenchmark
             await UntilAsync(() => p.HasExited, TimeSpan.FromSeconds(seconds + 30), "dnsperf done", p);
         }
         var text = output.ToString();
-        double Num(Regex r) => double.Parse(r.Match(text) is { Success: true } m ? m.Groups[1].Value : throw new InvalidOperationException("dnsperf said:\n" + text), CultureInfo.InvariantCulture);
+        double Num(Regex r) => double.Parse(
+            r.Match(text) is { Success: true } m ? m.Groups[1].Value : throw new InvalidOperationException("dnsperf said:\n" + text),
+            CultureInfo.InvariantCulture);
         return new DnsperfResult(Num(QpsLine()), Num(AvgLine()) * 1000, Num(SdLine()) * 1000, (long)Num(LostLine()));
     }
 
@@ -213,8 +222,10 @@ internal static partial class DnsBenchmark
         var deadline = DateTime.UtcNow + timeout;
         while (!condition())
         {
-            if (process.HasExited && what != "dnsperf done") throw new InvalidOperationException($"{what}: process exited:\n{process.OutputTail()}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not within {timeout.TotalSeconds:F0}s:\n{process.OutputTail()}");
+            if (process.HasExited && what != "dnsperf done")
+                throw new InvalidOperationException($"{what}: process exited:\n{process.OutputTail()}");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{what}: not within {timeout.TotalSeconds:F0}s:\n{process.OutputTail()}");
             await Task.Delay(20);
         }
     }

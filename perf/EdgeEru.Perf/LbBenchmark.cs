@@ -62,15 +62,19 @@ internal static partial class LbBenchmark
 
             var lbPort = Ports.FreeTcp();
             var dll = Path.Combine(AppContext.BaseDirectory, "..", "lb", "eru-lb.dll");
-            await using var lb = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{lbPort}",
-                "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
+            await using var lb = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl,
+                "--Lb:Urls", $"http://127.0.0.1:{lbPort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+                "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
                 "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
             // --baseline-lb DIR: another build of eru-lb (e.g. main's) measured in the same rounds, for A/B of a change.
             var baseIndex = Array.IndexOf(args, "--baseline-lb");
-            var baseDll = baseIndex >= 0 && baseIndex + 1 < args.Length ? Path.GetFullPath(Path.Combine(args[baseIndex + 1], "eru-lb.dll")) : null;
+            var baseDll = baseIndex >= 0 && baseIndex + 1 < args.Length
+                ? Path.GetFullPath(Path.Combine(args[baseIndex + 1], "eru-lb.dll"))
+                : null;
             var basePort = Ports.FreeTcp();
-            await using var baseLb = baseDll is null ? null : ChildProcess.Start("dotnet", [baseDll, "--Registry:Endpoints", etcd.ClientUrl, "--Lb:Urls", $"http://127.0.0.1:{basePort}",
-                "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
+            await using var baseLb = baseDll is null ? null : ChildProcess.Start("dotnet", [baseDll, "--Registry:Endpoints", etcd.ClientUrl,
+                "--Lb:Urls", $"http://127.0.0.1:{basePort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+                "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
                 "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
             using var http = new HttpClient();
             await Until(async () => await Status(http, lbPort) == 200, "eru-lb routing", lb);
@@ -81,8 +85,9 @@ internal static partial class LbBenchmark
             // same load on each, four rounds (the proxies in turns first); the best of each counts, and each round's own ratio is kept.
             var warmup = BenchCluster.Arg(args, "--warmup", 3);
             if (warmup > 0)
-                foreach (var (port, servers) in new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) }
-                    .Concat(baseLb is null ? [] : [(basePort, new[] { baseLb, backend })]))
+                foreach (var (port, servers) in
+                    new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) }
+                        .Concat(baseLb is null ? [] : [(basePort, new[] { baseLb, backend })]))
                     await WrkAsync(port, warmup, connections, servers);
             var runs = new List<(string Who, WrkResult R)>();
             for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 4); round++)
@@ -90,7 +95,10 @@ internal static partial class LbBenchmark
                 runs.Add(("direct", await WrkAsync(backendPort, seconds, connections, [backend])));
                 // The proxies back to back, in turns which goes first (the machine's load drifts within a round);
                 // with a baseline build, the three take turns in each place.
-                var proxies = new List<(string Who, int Port, ChildProcess[] Servers)> { ("nginx", proxyPort, [proxy, backend]), ("eru", lbPort, [lb, backend]) };
+                var proxies = new List<(string Who, int Port, ChildProcess[] Servers)>
+                {
+                    ("nginx", proxyPort, [proxy, backend]), ("eru", lbPort, [lb, backend]),
+                };
                 if (baseLb is not null) proxies.Add(("base", basePort, [baseLb, backend]));
                 for (var k = 0; k < proxies.Count; k++)
                 {
@@ -99,7 +107,8 @@ internal static partial class LbBenchmark
                 }
             }
             foreach (var (who, r) in runs)
-                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s ({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
+                Console.WriteLine($"{who,-7} {r.Rps,10:F0} rps  p50 {r.P50Ms:F3} ms  p99 {r.P99Ms:F3} ms  cpu {r.CpuSeconds:F1}s " +
+                    $"({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
             var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(x => x.R.Rps).R);
 
             // Propagation: a change in etcd → the first request that shows it.
@@ -126,7 +135,8 @@ internal static partial class LbBenchmark
 
             var ratio = best["eru"].Rps / best["nginx"].Rps;
             // Each round's own ratio (its two proxies ran back to back): the middle one is steadier than best against best.
-            var roundRatios = runs.Where(r => r.Who == "eru").Zip(runs.Where(r => r.Who == "nginx"), (e, n) => Math.Round(e.R.Rps / n.R.Rps, 3)).ToList();
+            var roundRatios = runs.Where(r => r.Who == "eru")
+                .Zip(runs.Where(r => r.Who == "nginx"), (e, n) => Math.Round(e.R.Rps / n.R.Rps, 3)).ToList();
             var result = new Dictionary<string, object>
             {
                 ["seconds_per_run"] = seconds,
@@ -151,13 +161,15 @@ internal static partial class LbBenchmark
                 ["health_change_p99_ms"] = Stats.Round(Stats.Percentile(healthMs, 99)),
                 ["rolling_replace_requests"] = rolling.Requests,
                 ["rolling_replace_failed"] = rolling.Failed,
-                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100 && rolling.Failed == 0,
+                ["targets_met"] = ratio >= 1.0 && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100
+                    && rolling.Failed == 0,
             };
             if (baseLb is not null)
             {
                 result["baseline_eru_rps"] = Math.Round(best["base"].Rps);
                 result["baseline_eru_cpu_us_per_request"] = runs.Where(r => r.Who == "base").Min(r => r.R.FrontCpuUsPerRequest);
-                result["rps_ratio_vs_baseline_per_round"] = runs.Where(r => r.Who == "eru").Zip(runs.Where(r => r.Who == "base"), (e, b) => Math.Round(e.R.Rps / b.R.Rps, 3)).ToList();
+                result["rps_ratio_vs_baseline_per_round"] = runs.Where(r => r.Who == "eru")
+                    .Zip(runs.Where(r => r.Who == "base"), (e, b) => Math.Round(e.R.Rps / b.R.Rps, 3)).ToList();
             }
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;
@@ -212,7 +224,8 @@ internal static partial class LbBenchmark
             var output = new System.Text.StringBuilder();
             var wrkSeconds = 12;
             await using var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
-                ["-t", "2", "-c", connections.ToString(CultureInfo.InvariantCulture), "-d", $"{wrkSeconds}s", "-H", "Host: bench.test", $"http://127.0.0.1:{lbPort}/"],
+                ["-t", "2", "-c", connections.ToString(CultureInfo.InvariantCulture), "-d", $"{wrkSeconds}s",
+                    "-H", "Host: bench.test", $"http://127.0.0.1:{lbPort}/"],
                 line => { lock (output) output.AppendLine(line); });
             await Task.Delay(1000);
             for (var n = 2; n < 5; n++)
@@ -231,7 +244,9 @@ internal static partial class LbBenchmark
             await Until(() => Task.FromResult(wrk.HasExited), "rolling wrk done", wrk, TimeSpan.FromSeconds(wrkSeconds + 30));
             await wrk.WaitForExitAsync();
             var text = output.ToString();
-            var requests = RequestsLine().Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+            var requests = RequestsLine().Match(text) is { Success: true } m
+                ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)
+                : 0;
             long failed = 0;
             foreach (Match e in SocketErrors().Matches(text))
                 for (var g = 1; g <= 4; g++) failed += long.Parse(e.Groups[g].Value, CultureInfo.InvariantCulture);
@@ -255,8 +270,14 @@ internal static partial class LbBenchmark
             ["path"] = new LbNode { Type = "path", Match = "prefix", Value = "/", Succ = "canary", Fail = "nope" },
             ["canary"] = new LbNode { Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split" },
             ["split"] = new LbNode { Type = "percent", Key = "cookie:uid", Percent = 0, Succ = "v2", Fail = teapot ? "teapot" : "v1" },
-            ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v1"] } },
-            ["v2"] = new LbNode { Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v2"] } },
+            ["v1"] = new LbNode
+            {
+                Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v1"] },
+            },
+            ["v2"] = new LbNode
+            {
+                Type = "backend", Select = new LbSelector { App = "bench", Entrypoint = "web", Port = "http", Tags = ["v2"] },
+            },
             ["teapot"] = new LbNode { Type = "respond", Status = 418 },
             ["nope"] = new LbNode { Type = "respond", Status = 404 },
         },
@@ -284,7 +305,8 @@ internal static partial class LbBenchmark
     }
 
     /// <summary>CpuSeconds and RssMb: all <c>servers</c>; FrontCpuUsPerRequest: the first one (the proxy) alone, per request.</summary>
-    private sealed record WrkResult(double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb, double FrontCpuUsPerRequest);
+    private sealed record WrkResult(
+        double Rps, double P50Ms, double P99Ms, long Errors, double CpuSeconds, double RssMb, double FrontCpuUsPerRequest);
 
     private static async Task<WrkResult> WrkAsync(int port, int seconds, int connections, ChildProcess[] servers)
     {
@@ -294,7 +316,8 @@ internal static partial class LbBenchmark
         var frontBefore = front.Sum(CpuTicks);
         var output = new System.Text.StringBuilder();
         await using (var wrk = ChildProcess.Start(Tools.Find("wrk", "wrk"),
-            ["-t", "2", "-c", connections.ToString(), "-d", $"{seconds}s", "--latency", "-H", "Host: bench.test", $"http://127.0.0.1:{port}/"],
+            ["-t", "2", "-c", connections.ToString(), "-d", $"{seconds}s", "--latency",
+                "-H", "Host: bench.test", $"http://127.0.0.1:{port}/"],
             line => { lock (output) output.AppendLine(line); }))
         {
             await Until(() => Task.FromResult(wrk.HasExited), "wrk done", wrk, TimeSpan.FromSeconds(seconds + 30));
@@ -307,8 +330,11 @@ internal static partial class LbBenchmark
         var rps = double.Parse(RpsLine().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
         var errors = ErrorsLine().Match(text) is { Success: true } e ? long.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         errors += Non2xx().Match(text) is { Success: true } n ? long.Parse(n.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        var requests = RequestsLine().Match(text) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
-        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss, requests > 0 ? Math.Round(frontCpu * 1e6 / requests, 1) : 0);
+        var requests = RequestsLine().Match(text) is { Success: true } m
+            ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)
+            : 0;
+        return new WrkResult(rps, Percent(text, "50%"), Percent(text, "99%"), errors, cpu, rss,
+            requests > 0 ? Math.Round(frontCpu * 1e6 / requests, 1) : 0);
     }
 
     private static double Percent(string wrk, string which)
@@ -339,7 +365,8 @@ internal static partial class LbBenchmark
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime + stime
+            return long.Parse(fields[11], CultureInfo.InvariantCulture)
+                + long.Parse(fields[12], CultureInfo.InvariantCulture); // utime + stime
         }
         catch (IOException)
         {
@@ -365,7 +392,8 @@ internal static partial class LbBenchmark
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         while (!await condition())
         {
-            if (process.HasExited && what != "wrk done") throw new InvalidOperationException($"{what}: process exited:\n{process.OutputTail()}");
+            if (process.HasExited && what != "wrk done")
+                throw new InvalidOperationException($"{what}: process exited:\n{process.OutputTail()}");
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not in time:\n{process.OutputTail()}");
             await Task.Delay(5);
         }

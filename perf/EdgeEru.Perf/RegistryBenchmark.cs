@@ -27,7 +27,8 @@ internal static class RegistryBenchmark
 
         await using var etcd = await EtcdServer.StartAsync(new EtcdServerOptions
         {
-            ExtraArgs = ["--quota-backend-bytes", (8L << 30).ToString(), "--max-txn-ops", "1024", "--max-request-bytes", (8 << 20).ToString()],
+            ExtraArgs = ["--quota-backend-bytes", (8L << 30).ToString(), "--max-txn-ops", "1024",
+                "--max-request-bytes", (8 << 20).ToString()],
         });
         var options = new RegistryOptions { Endpoints = etcd.ClientUrl, RequestTimeout = TimeSpan.FromSeconds(60) };
         using var conn = new EtcdConnection(options);
@@ -65,7 +66,8 @@ internal static class RegistryBenchmark
             await watcher.Ready;
             buildMs.Add(sw.Elapsed.TotalMilliseconds);
             Console.WriteLine($"  build {i}: {buildMs[^1]:F0} ms");
-            if (watcher.Current.LiveCount != workloads) throw new InvalidOperationException($"expected {workloads} live, got {watcher.Current.LiveCount}");
+            if (watcher.Current.LiveCount != workloads)
+                throw new InvalidOperationException($"expected {workloads} live, got {watcher.Current.LiveCount}");
         }
         Console.WriteLine($"full build {buildMs.Min():F0} ms best of 3 (raw range anchor {rawMs.Min():F0} ms, {rawBytes / 1e6:F1} MB)");
 
@@ -83,7 +85,9 @@ internal static class RegistryBenchmark
         sw.Restart();
         RegistrySnapshot? pure = RegistrySnapshot.Build(decoded, 1);
         var pureBuildMs = sw.Elapsed.TotalMilliseconds;
-        Console.WriteLine($"index build allocated {(GC.GetAllocatedBytesForCurrentThread() - allocBefore) / 1e6:F0} MB, GCs gen0/1/2 {GC.CollectionCount(0) - gcsBefore.Item1}/{GC.CollectionCount(1) - gcsBefore.Item2}/{GC.CollectionCount(2) - gcsBefore.Item3}");
+        Console.WriteLine($"index build allocated {(GC.GetAllocatedBytesForCurrentThread() - allocBefore) / 1e6:F0} MB, " +
+            $"GCs gen0/1/2 {GC.CollectionCount(0) - gcsBefore.Item1}/{GC.CollectionCount(1) - gcsBefore.Item2}/" +
+            $"{GC.CollectionCount(2) - gcsBefore.Item3}");
         decoded.Clear();
         // Retained size of a snapshot: measured with and without it (shared pools excluded: they hold each value once).
         GC.Collect(2, GCCollectionMode.Forced, true, true);
@@ -92,7 +96,8 @@ internal static class RegistryBenchmark
         pure = null;
         GC.Collect(2, GCCollectionMode.Forced, true, true);
         bytesPerWorkload = (withSnapshot - GC.GetTotalMemory(true)) / workloads;
-        Console.WriteLine($"decode {decodeUsPerValue:F1} us/value on one core, index build {pureBuildMs:F0} ms, snapshot {bytesPerWorkload} B/workload");
+        Console.WriteLine($"decode {decodeUsPerValue:F1} us/value on one core, index build {pureBuildMs:F0} ms, " +
+            $"snapshot {bytesPerWorkload} B/workload");
 
         // 10k changes through the watcher: status flips and record updates, one at a time.
         var published = new System.Collections.Concurrent.ConcurrentQueue<(long Rev, long Ticks)>();
@@ -160,7 +165,8 @@ internal static class RegistryBenchmark
         return 0;
     }
 
-    private static async Task RawRangeAsync(EtcdConnection conn, string prefix, Action<Mvccpb.KeyValue> onKv, long pageSize = RegistryStore.PageSize)
+    private static async Task RawRangeAsync(
+        EtcdConnection conn, string prefix, Action<Mvccpb.KeyValue> onKv, long pageSize = RegistryStore.PageSize)
     {
         var start = ByteString.CopyFromUtf8(prefix);
         var end = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span));

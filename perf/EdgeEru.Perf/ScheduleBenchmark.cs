@@ -32,7 +32,8 @@ internal static class ScheduleBenchmark
         var requestMs = new List<double>();
         var placeMs = new List<double>();
         double viewS = 0, placeS = 0, applyS = 0;
-        var byStrategy = Enum.GetValues<Strategy>().ToDictionary(s => s, _ => (Requests: 0, Instances: 0L, Seconds: 0.0, BoundSeconds: 0.0));
+        var byStrategy = Enum.GetValues<Strategy>()
+            .ToDictionary(s => s, _ => (Requests: 0, Instances: 0L, Seconds: 0.0, BoundSeconds: 0.0));
         var refused = 0;
         var refusedBy = new Dictionary<Strategy, int>();
         var placed = 0L;
@@ -64,7 +65,8 @@ internal static class ScheduleBenchmark
             placed += result.Total;
             var s = byStrategy[request.Strategy];
             var took = Stopwatch.GetElapsedTime(t1, t2).TotalSeconds;
-            byStrategy[request.Strategy] = (s.Requests + 1, s.Instances + result.Total, s.Seconds + took, s.BoundSeconds + (request.Resources.CpuBind ? took : 0));
+            byStrategy[request.Strategy] =
+                (s.Requests + 1, s.Instances + result.Total, s.Seconds + took, s.BoundSeconds + (request.Resources.CpuBind ? took : 0));
             if (progress.Elapsed.TotalSeconds >= 5)
             {
                 Console.Error.WriteLine($"  {placed:N0} instances in {requestMs.Count:N0} requests, {total.Elapsed.TotalSeconds:F0} s " +
@@ -74,10 +76,12 @@ internal static class ScheduleBenchmark
         }
         var seconds = viewS + placeS + applyS;
         var overcommitted = cluster.Overcommitted();
-        Console.Error.WriteLine($"placed {placed:N0} instances on {nodeCount:N0} nodes with {requestMs.Count:N0} requests ({refused} refused) in {seconds:F2} s of planning " +
+        Console.Error.WriteLine($"placed {placed:N0} instances on {nodeCount:N0} nodes with {requestMs.Count:N0} requests " +
+            $"({refused} refused) in {seconds:F2} s of planning " +
             $"(view {viewS:F2} s, place {placeS:F2} s, apply {applyS:F2} s; {total.Elapsed.TotalSeconds:F1} s wall)");
         foreach (var (strategy, (requests, instances, took, bound)) in byStrategy)
-            Console.Error.WriteLine($"  {strategy}: {requests:N0} requests, {instances:N0} instances, place {took:F2} s ({bound:F2} s of it CPU-bound requests), {refusedBy.GetValueOrDefault(strategy)} refused");
+            Console.Error.WriteLine($"  {strategy}: {requests:N0} requests, {instances:N0} instances, place {took:F2} s " +
+                $"({bound:F2} s of it CPU-bound requests), {refusedBy.GetValueOrDefault(strategy)} refused");
         Console.Error.WriteLine(overcommitted.Count == 0
             ? $"check: no node overcommitted (memory and every core's pieces recomputed from the {placed:N0} recorded instances)"
             : $"check: OVERCOMMITTED {overcommitted.Count} node(s): {string.Join("; ", overcommitted.Take(5))}");
@@ -119,7 +123,8 @@ internal static class ScheduleBenchmark
     /// The next deploy: 70% a new app, else more of an existing one with its resources. AUTO 60%, GLOBAL 17%,
     /// DRAINED 13% with log-uniform counts 1–500 (20% of AUTO and GLOBAL in one zone, DRAINED always in
     /// one zone of the batch pool); FILL 5% (up to 1–2 per node) and EACH 5% (one more per node), daemon-like,
-    /// over one zone outside the pool, EACH now and then (2%) over every node. 8% of apps bind CPUs (0.25–2), the others ask a CFS quota (0.25–2); memory requests 64 MiB–1 GiB.
+    /// over one zone outside the pool, EACH now and then (2%) over every node. 8% of apps bind CPUs (0.25–2), the others
+    /// ask a CFS quota (0.25–2); memory requests 64 MiB–1 GiB.
     /// The last deploy is an AUTO of exactly what is left.
     /// </summary>
     private static (App App, PlacementRequest Request, int Zone) NextRequest(Random rnd, List<App> apps, long left)
@@ -144,8 +149,10 @@ internal static class ScheduleBenchmark
             < 0.60 => (app, new PlacementRequest(app.Resources, count, Strategy.Auto, rnd.NextDouble() < 0.1 ? rnd.Next(1, 4) : 0), zone),
             < 0.77 => (app, new PlacementRequest(app.Resources, count, Strategy.Global), zone),
             < 0.90 => (app, new PlacementRequest(app.Resources, count, Strategy.Drained), rnd.Next(BatchZones)),
-            < 0.95 => (app, new PlacementRequest(app.Resources with { Memory = 64 * MiB }, rnd.Next(1, 3), Strategy.Fill), rnd.Next(BatchZones, Zones)),
-            _ => (app, new PlacementRequest(app.Resources with { Memory = 64 * MiB }, 1, Strategy.Each), rnd.NextDouble() < 0.02 ? -1 : rnd.Next(BatchZones, Zones)),
+            < 0.95 => (app, new PlacementRequest(app.Resources with { Memory = 64 * MiB }, rnd.Next(1, 3), Strategy.Fill),
+                rnd.Next(BatchZones, Zones)),
+            _ => (app, new PlacementRequest(app.Resources with { Memory = 64 * MiB }, 1, Strategy.Each),
+                rnd.NextDouble() < 0.02 ? -1 : rnd.Next(BatchZones, Zones)),
         };
     }
 
@@ -186,7 +193,10 @@ internal static class ScheduleBenchmark
                     Name = _names[i],
                     PiecesPerCore = pieces,
                     FreePieces = Enumerable.Repeat(pieces, cores).ToArray(),
-                    CoreNuma = numa > 1 ? Enumerable.Range(0, cores).Select(c => (c * numa / cores).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray() : [],
+                    CoreNuma = numa > 1
+                        ? Enumerable.Range(0, cores)
+                            .Select(c => (c * numa / cores).ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray()
+                        : [],
                     FreeMemory = memory,
                     TotalMemory = memory,
                 };
@@ -256,10 +266,12 @@ internal static class ScheduleBenchmark
             return lost;
         }
 
-        public double MemoryUsedPercent => 100.0 * _free.Sum(n => (double)(n.TotalMemory - n.FreeMemory)) / _free.Sum(n => (double)n.TotalMemory);
+        public double MemoryUsedPercent =>
+            100.0 * _free.Sum(n => (double)(n.TotalMemory - n.FreeMemory)) / _free.Sum(n => (double)n.TotalMemory);
 
         public double PiecesUsedPercent =>
-            100.0 * _free.Sum(n => (double)n.CpuCores * n.PiecesPerCore - n.FreePieces.Sum()) / _free.Sum(n => (double)n.CpuCores * n.PiecesPerCore);
+            100.0 * _free.Sum(n => (double)n.CpuCores * n.PiecesPerCore - n.FreePieces.Sum())
+            / _free.Sum(n => (double)n.CpuCores * n.PiecesPerCore);
 
         /// <summary>Nodes whose recorded instances take more memory, or more pieces of a core, than the node has.</summary>
         public List<string> Overcommitted()

@@ -29,13 +29,15 @@ internal static partial class SelfHostingBenchmark
         var root = RepoRoot();
         Console.Error.WriteLine("starting ./eru dev --self-hosted --hosts 2");
         var started = Stopwatch.StartNew();
-        await using var dev = await EruDev.StartAsync(root, ["--hosts", "2", "--self-hosted"], line => Console.Error.WriteLine("  | " + line));
+        await using var dev = await EruDev.StartAsync(root, ["--hosts", "2", "--self-hosted"],
+            line => Console.Error.WriteLine("  | " + line));
         var upS = started.Elapsed.TotalSeconds;
         var edgeS = dev.Lines.Select(l => EdgeUp().Match(l)).Where(m => m.Success)
             .Select(m => double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).FirstOrDefault();
         var dns = dev.Edge.Where(e => e.Entrypoint == "dns").Select(e => e.Address).ToList();
         var lbs = dev.Edge.Where(e => e.Entrypoint == "lb").Select(e => e.Address).ToList();
-        if (dns.Count < 2 || lbs.Count < 2) throw new InvalidOperationException($"expected two replicas of each, eru dev printed:\n{dev.Output}");
+        if (dns.Count < 2 || lbs.Count < 2)
+            throw new InvalidOperationException($"expected two replicas of each, eru dev printed:\n{dev.Output}");
         var load = new EdgeLoad(dns, lbs, "web.hello.eru", "hello.eru.local", TryTimeout);
         var edge = await EdgeAsync(dev);
 
@@ -43,7 +45,8 @@ internal static partial class SelfHostingBenchmark
         Console.Error.WriteLine("steady: " + steady);
 
         // A replica of each killed (docker kill on its host): the others answer.
-        var (deadDns, deadLb) = (edge.First(w => w.Entrypoint == "dns" && w.Node == "h1"), edge.First(w => w.Entrypoint == "lb" && w.Node == "h1"));
+        var (deadDns, deadLb) =
+            (edge.First(w => w.Entrypoint == "dns" && w.Node == "h1"), edge.First(w => w.Entrypoint == "lb" && w.Node == "h1"));
         var killed = await load.RunAsync(async () =>
         {
             await Task.Delay(1000);
@@ -83,7 +86,8 @@ internal static partial class SelfHostingBenchmark
         Console.Error.WriteLine($"edge rebuilt and redeployed in {rebuildS:0.0} s: {rebuilt}");
         foreach (var f in load.Failures) Console.Error.WriteLine("  " + f);
 
-        var failed = killed.DnsFailed + killed.HttpFailed + replaced.DnsFailed + replaced.HttpFailed + rebuilt.DnsFailed + rebuilt.HttpFailed;
+        var failed = killed.DnsFailed + killed.HttpFailed + replaced.DnsFailed + replaced.HttpFailed
+            + rebuilt.DnsFailed + rebuilt.HttpFailed;
         var result = new Dictionary<string, object>
         {
             ["dev_cluster_up_s"] = Stats.Round(upS, 1),
@@ -145,8 +149,8 @@ internal static partial class SelfHostingBenchmark
     private static async Task<List<Replica>> EdgeAsync(EruDev dev)
     {
         using var doc = JsonDocument.Parse(await dev.EruAsync("ps", "edge", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Replica(w.GetProperty("name").GetString()!, w.GetProperty("entrypoint").GetString()!,
-            w.GetProperty("node").GetString()!, w.GetProperty("live").GetBoolean()))];
+        return [.. doc.RootElement.EnumerateArray().Select(w => new Replica(w.GetProperty("name").GetString()!,
+            w.GetProperty("entrypoint").GetString()!, w.GetProperty("node").GetString()!, w.GetProperty("live").GetBoolean()))];
     }
 
     private static async Task WaitLiveAsync(EruDev dev, int count)

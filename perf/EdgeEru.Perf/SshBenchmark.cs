@@ -20,7 +20,8 @@ internal static class SshBenchmark
     {
         var runs = BenchCluster.Arg(args, "--runs", 30);
         var mib = BenchCluster.Arg(args, "--mib", 1024);
-        if (!Environment.IsPrivilegedProcess) throw new InvalidOperationException("the ssh benchmark needs root (a simulated Docker host and sshd)");
+        if (!Environment.IsPrivilegedProcess)
+            throw new InvalidOperationException("the ssh benchmark needs root (a simulated Docker host and sshd)");
         var sshd = Tools.Find("sshd", "openssh-server");
         var ssh = Tools.Find("ssh", "openssh-client");
         var keygen = Tools.Find("ssh-keygen", "openssh-client");
@@ -47,14 +48,16 @@ internal static class SshBenchmark
             var key = Path.Combine(dir, "id_ed25519");
             await Shell.RunAsync(keygen, ["-q", "-t", "ed25519", "-N", "", "-f", key]);
             var pub = (await File.ReadAllTextAsync(key + ".pub")).Trim();
-            await store.PutAsync(Kinds.SshUsers, new SshUser { Name = "bench", Keys = [pub], Apps = new() { ["bench"] = new SshAppAccess() } });
+            await store.PutAsync(Kinds.SshUsers,
+                new SshUser { Name = "bench", Keys = [pub], Apps = new() { ["bench"] = new SshAppAccess() } });
 
             // The gateway, as built by perf/run.sh.
             var eruPort = Ports.FreeTcp();
             var dll = Path.Combine(AppContext.BaseDirectory, "..", "ssh", "eru-ssh.dll");
-            await using var gateway = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl, "--Ssh:Port", eruPort.ToString(),
-                "--Ssh:HostKeyDirectory", Path.Combine(dir, "eru-keys"), "--Ssh:AuditLog", Path.Combine(dir, "audit.jsonl"),
-                "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+            await using var gateway = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl,
+                "--Ssh:Port", eruPort.ToString(), "--Ssh:HostKeyDirectory", Path.Combine(dir, "eru-keys"),
+                "--Ssh:AuditLog", Path.Combine(dir, "audit.jsonl"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
 
             // The anchor: sshd whose forced command is docker exec into the same container.
             var sshdPort = Ports.FreeTcp();
@@ -80,15 +83,21 @@ internal static class SshBenchmark
             var knownHosts = Path.Combine(dir, "known_hosts");
             await WaitListening(eruPort, gateway, "eru-ssh");
             await WaitListening(sshdPort, anchor, "sshd");
-            var eruKeys = Directory.GetFiles(Path.Combine(dir, "eru-keys"), "*.pub").Select(f => $"[127.0.0.1]:{eruPort} {File.ReadAllText(f).Trim()}");
-            await File.WriteAllLinesAsync(knownHosts, [.. eruKeys, $"[127.0.0.1]:{sshdPort} {File.ReadAllText(Path.Combine(dir, "sshd_host_key.pub")).Trim()}"]);
+            var eruKeys = Directory.GetFiles(Path.Combine(dir, "eru-keys"), "*.pub")
+                .Select(f => $"[127.0.0.1]:{eruPort} {File.ReadAllText(f).Trim()}");
+            await File.WriteAllLinesAsync(knownHosts,
+                [.. eruKeys, $"[127.0.0.1]:{sshdPort} {File.ReadAllText(Path.Combine(dir, "sshd_host_key.pub")).Trim()}"]);
 
             string[] Args(int port, string login, string command) =>
             [
-                "-F", "/dev/null", "-p", port.ToString(), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-F", "/dev/null", "-p", port.ToString(), "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=yes",
                 "-o", "UserKnownHostsFile=" + knownHosts, "-o", "LogLevel=ERROR", "-T", login + "@127.0.0.1", command,
             ];
-            var targets = new (string Who, string[] Login)[] { ("eru", Args(eruPort, "bench~web.bench", "")), ("sshd", Args(sshdPort, "root", "")) };
+            var targets = new (string Who, string[] Login)[]
+            {
+                ("eru", Args(eruPort, "bench~web.bench", "")), ("sshd", Args(sshdPort, "root", "")),
+            };
 
             // Warm both paths until they answer.
             foreach (var (who, a) in targets)
@@ -108,18 +117,22 @@ internal static class SshBenchmark
             foreach (var (who, a) in targets)
             {
                 var r = await RunSsh(ssh, [.. a[..^1], $"head -c {bytes} /dev/zero"], countOut: true);
-                if (r.Code != 0 || r.Bytes != bytes) throw new InvalidOperationException($"{who}: bulk read exited {r.Code} after {r.Bytes} of {bytes} bytes");
+                if (r.Code != 0 || r.Bytes != bytes)
+                    throw new InvalidOperationException($"{who}: bulk read exited {r.Code} after {r.Bytes} of {bytes} bytes");
                 throughput[who] = bytes / (1 << 20) / (r.Ms / 1000.0);
                 Console.WriteLine($"{who,-5} bulk {mib} MiB in {r.Ms / 1000.0:F2} s = {throughput[who]:F0} MiB/s");
             }
             foreach (var (who, list) in setup)
-                Console.WriteLine($"{who,-5} true: p50 {Stats.Percentile(list, 50):F1} ms  p99 {Stats.Percentile(list, 99):F1} ms  ({list.Count} runs)");
+                Console.WriteLine($"{who,-5} true: p50 {Stats.Percentile(list, 50):F1} ms  p99 {Stats.Percentile(list, 99):F1} ms  " +
+                    $"({list.Count} runs)");
 
             var result = new Dictionary<string, object>
             {
                 ["runs"] = runs, ["mib"] = mib,
-                ["eru_true_p50_ms"] = Stats.Round(Stats.Percentile(setup["eru"], 50), 1), ["eru_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["eru"], 99), 1),
-                ["sshd_true_p50_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 50), 1), ["sshd_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 99), 1),
+                ["eru_true_p50_ms"] = Stats.Round(Stats.Percentile(setup["eru"], 50), 1),
+                ["eru_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["eru"], 99), 1),
+                ["sshd_true_p50_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 50), 1),
+                ["sshd_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 99), 1),
                 ["setup_p50_ratio_vs_sshd"] = Stats.Round(Stats.Percentile(setup["eru"], 50) / Stats.Percentile(setup["sshd"], 50)),
                 ["eru_mib_s"] = Math.Round(throughput["eru"]), ["sshd_mib_s"] = Math.Round(throughput["sshd"]),
                 ["throughput_ratio_vs_sshd"] = Stats.Round(throughput["eru"] / throughput["sshd"]),
@@ -135,7 +148,10 @@ internal static class SshBenchmark
 
     private static async Task<(int Code, double Ms, long Bytes)> RunSsh(string ssh, string[] args, bool countOut = false)
     {
-        var psi = new ProcessStartInfo(ssh) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(ssh)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
         foreach (var a in args) psi.ArgumentList.Add(a);
         var sw = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;

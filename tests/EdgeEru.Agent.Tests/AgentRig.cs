@@ -55,7 +55,10 @@ public sealed partial class AgentScene : IAsyncDisposable
         EtcdUrl = etcdUrl;
         Prefix = EtcdFixture.NewPrefix();
         Node = "n" + Guid.NewGuid().ToString("N")[..8];
-        _conn = new EtcdConnection(new RegistryOptions { Endpoints = etcdUrl, Prefix = Prefix, RequestTimeout = TimeSpan.FromSeconds(3), KeepAlive = TimeSpan.FromSeconds(2) });
+        _conn = new EtcdConnection(new RegistryOptions
+        {
+            Endpoints = etcdUrl, Prefix = Prefix, RequestTimeout = TimeSpan.FromSeconds(3), KeepAlive = TimeSpan.FromSeconds(2),
+        });
         Store = new RegistryStore(_conn);
         Logs = XunitLoggerProvider.Factory(output);
     }
@@ -87,7 +90,8 @@ public sealed partial class AgentScene : IAsyncDisposable
     public string[] AgentArgs(int httpPort, params string[] extra) =>
     [
         // Later flags win: a test may point the agent at Docker through a proxy.
-        "--Registry:Endpoints", EtcdUrl, "--Registry:Prefix", Prefix, "--Registry:RequestTimeout", "00:00:03", "--Registry:KeepAlive", "00:00:02",
+        "--Registry:Endpoints", EtcdUrl, "--Registry:Prefix", Prefix,
+        "--Registry:RequestTimeout", "00:00:03", "--Registry:KeepAlive", "00:00:02",
         "--Agent:Node", Node, "--Agent:Docker", Host.Endpoint, "--Agent:LeaseTtl", "00:00:03", "--Agent:Interval", "00:00:00.200",
         "--Agent:ReconcileInterval", "00:00:05", "--Http:Urls", $"http://127.0.0.1:{httpPort}", "--Http:Token", Token,
         "--Metrics:Interval", "00:00:01", "--Logging:LogLevel:EdgeEru", "Debug", "--Agent:DockerBackoffMax", "00:00:01", .. extra,
@@ -97,16 +101,19 @@ public sealed partial class AgentScene : IAsyncDisposable
     public async Task<WebApplication> StartAgentAsync(params string[] extra)
     {
         if (HttpPort == 0) HttpPort = Ports.FreeTcp(); // an agent started again keeps its port
-        var app = AgentHost.Create(AgentArgs(HttpPort, extra), l => l.AddProvider(new XunitLoggerProvider(_output)).SetMinimumLevel(LogLevel.Debug));
+        var app = AgentHost.Create(AgentArgs(HttpPort, extra),
+            l => l.AddProvider(new XunitLoggerProvider(_output)).SetMinimumLevel(LogLevel.Debug));
         await app.StartAsync();
         _agents.Add(app);
         return app;
     }
 
-    public async Task<DeployResult> DeployAsync(string app, IReadOnlyList<string> command, HealthCheckSpec? health = null, int count = 1, long memoryLimit = 32L << 20)
+    public async Task<DeployResult> DeployAsync(
+        string app, IReadOnlyList<string> command, HealthCheckSpec? health = null, int count = 1, long memoryLimit = 32L << 20)
     {
         // Core deploys only onto a node whose agent is alive.
-        await Eventually.True(() => Store.GetAsync(Kinds.NodeStatus, Node).Result is not null, TimeSpan.FromSeconds(20), "the agent's heartbeat");
+        await Eventually.True(() => Store.GetAsync(Kinds.NodeStatus, Node).Result is not null, TimeSpan.FromSeconds(20),
+            "the agent's heartbeat");
         var deployer = new Deployer(Store, e => new DockerEngine(e), Logs.CreateLogger<Deployer>());
         var result = await deployer.DeployAsync(new DeploySpec
         {

@@ -19,7 +19,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     /// stdout and stderr through separate pipes: their relative order is not kept, each stream's is.)
     /// </summary>
     private static string[] Counter(int n, bool stderr = true) =>
-        ["sh", "-c", $"i=0; while [ $i -lt {n} ]; do echo \"line $i\"; i=$((i+1)); done; {(stderr ? "echo oops >&2; " : "")}exec sleep 3600"];
+        ["sh", "-c",
+            $"i=0; while [ $i -lt {n} ]; do echo \"line $i\"; i=$((i+1)); done; {(stderr ? "echo oops >&2; " : "")}exec sleep 3600"];
 
     [Fact]
     public async Task Lines_arrive_at_a_TCP_sink_in_order_as_JSON_records()
@@ -28,8 +29,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         listener.Start();
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
-        await scene.StartAgentAsync("--Logs:Sinks:0:Type", "tcp", "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}",
-            "--Logs:Sinks:0:Name", "collector");
+        await scene.StartAgentAsync("--Logs:Sinks:0:Type", "tcp",
+            "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}", "--Logs:Sinks:0:Name", "collector");
         var deployed = await scene.DeployAsync("tcplog", Counter(300));
         var id = deployed.Instances[0].WorkloadId!;
 
@@ -39,14 +40,16 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         try
         {
-            while (records.Count < 301 && await reader.ReadLineAsync(cts.Token) is { } line) records.Add(JsonDocument.Parse(line).RootElement.Clone());
+            while (records.Count < 301 && await reader.ReadLineAsync(cts.Token) is { } line)
+                records.Add(JsonDocument.Parse(line).RootElement.Clone());
         }
         finally
         {
             output.WriteLine($"{records.Count} records; first {records.FirstOrDefault()}; last {records.LastOrDefault()}");
         }
 
-        var stdout = records.Where(r => r.GetProperty("stream").GetString() == "stdout").Select(r => r.GetProperty("line").GetString()).ToList();
+        var stdout = records.Where(r => r.GetProperty("stream").GetString() == "stdout")
+            .Select(r => r.GetProperty("line").GetString()).ToList();
         Assert.Equal(Enumerable.Range(0, 300).Select(i => $"line {i}"), stdout);
         var err = Assert.Single(records, r => r.GetProperty("stream").GetString() == "stderr");
         Assert.Equal("oops", err.GetProperty("line").GetString());
@@ -79,7 +82,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         try
         {
             var sink = Path.Combine(dir, "lines.jsonl");
-            string[] args = ["--Logs:CursorFile", Path.Combine(dir, "cursors.json"), "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", sink];
+            string[] args =
+                ["--Logs:CursorFile", Path.Combine(dir, "cursors.json"), "--Logs:Sinks:0:Type", "file", "--Logs:Sinks:0:Path", sink];
             await using var scene = new AgentScene(rig, etcd.Url, output);
             await scene.RegisterNodeAsync();
             var first = await scene.StartAgentAsync(args);
@@ -105,7 +109,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     /// <summary>The tick numbers in a file sink, as shipped.</summary>
     private static List<int> Ticks(string sink) => !File.Exists(sink) ? [] : [.. File.ReadAllLines(sink)
         .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!)
-        .Where(l => l.StartsWith("tick ", StringComparison.Ordinal)).Select(l => int.Parse(l[5..], System.Globalization.CultureInfo.InvariantCulture))];
+        .Where(l => l.StartsWith("tick ", StringComparison.Ordinal))
+        .Select(l => int.Parse(l[5..], System.Globalization.CultureInfo.InvariantCulture))];
 
     [Fact]
     public async Task Syslog_listeners_over_UDP_and_TCP_receive_RFC_5424_messages()
@@ -116,7 +121,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync(
-            "--Logs:Sinks:0:Type", "syslog-udp", "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}", "--Logs:Sinks:0:Facility", "16",
+            "--Logs:Sinks:0:Type", "syslog-udp", "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)udp.Client.LocalEndPoint!).Port}",
+            "--Logs:Sinks:0:Facility", "16",
             "--Logs:Sinks:1:Type", "syslog-tcp", "--Logs:Sinks:1:Address", $"127.0.0.1:{((IPEndPoint)tcp.LocalEndpoint).Port}");
         await scene.DeployAsync("sys", Counter(5));
 
@@ -124,7 +130,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         while (viaUdp.Count < 6) viaUdp.Add(Encoding.UTF8.GetString((await udp.ReceiveAsync(cts.Token)).Buffer));
         foreach (var m in viaUdp) AssertRfc5424(m, scene.Node, "sys", facility: 16);
-        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"line {i}"), viaUdp.Select(Message).Where(l => l.StartsWith("line", StringComparison.Ordinal)));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"line {i}"),
+            viaUdp.Select(Message).Where(l => l.StartsWith("line", StringComparison.Ordinal)));
         Assert.Contains(viaUdp, m => m.StartsWith("<131>1 ", StringComparison.Ordinal) && Message(m) == "oops"); // local0.err for stderr
 
         // TCP: octet counting, "LEN SP MSG".
@@ -133,7 +140,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         var viaTcp = new List<string>();
         while (viaTcp.Count < 6) viaTcp.Add(await ReadFramedAsync(stream, cts.Token));
         foreach (var m in viaTcp) AssertRfc5424(m, scene.Node, "sys", facility: 1);
-        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"line {i}"), viaTcp.Select(Message).Where(l => l.StartsWith("line", StringComparison.Ordinal)));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"line {i}"),
+            viaTcp.Select(Message).Where(l => l.StartsWith("line", StringComparison.Ordinal)));
     }
 
     private static async Task<string> ReadFramedAsync(NetworkStream s, CancellationToken ct)
@@ -153,7 +161,11 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     }
 
     // RFC 5424: <PRI>VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP STRUCTURED-DATA [SP BOM MSG]
-    [GeneratedRegex(@"^<(?<pri>\d{1,3})>1 (?<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z) (?<host>[!-~]{1,255}) (?<app>[!-~]{1,48}) (?<proc>[!-~]{1,128}) (?<msgid>[!-~]{1,32}) (?<sd>\[(?<sdid>[^ \]=""]+)(?<params>( [^ =\]""]+=""([^""\\\]]|\\.)*"")*)\])( \uFEFF(?<msg>.*))?$", RegexOptions.Singleline)]
+    [GeneratedRegex(
+        @"^<(?<pri>\d{1,3})>1 (?<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z) "
+        + @"(?<host>[!-~]{1,255}) (?<app>[!-~]{1,48}) (?<proc>[!-~]{1,128}) (?<msgid>[!-~]{1,32}) "
+        + @"(?<sd>\[(?<sdid>[^ \]=""]+)(?<params>( [^ =\]""]+=""([^""\\\]]|\\.)*"")*)\])( \uFEFF(?<msg>.*))?$",
+        RegexOptions.Singleline)]
     private static partial Regex Rfc5424();
 
     private static void AssertRfc5424(string m, string node, string app, int facility)
@@ -168,7 +180,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         Assert.Equal("web", match.Groups["msgid"].Value);
         Assert.Equal("eru@32473", match.Groups["sdid"].Value);
         Assert.Contains($"app=\"{app}\"", match.Groups["params"].Value, StringComparison.Ordinal);
-        Assert.True(DateTimeOffset.TryParse(match.Groups["ts"].Value, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _));
+        Assert.True(DateTimeOffset.TryParse(match.Groups["ts"].Value, System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.None, out _));
     }
 
     private static string Message(string m) => Rfc5424().Match(m).Groups["msg"].Value;
@@ -182,8 +195,10 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync(
-            "--Logs:Sinks:0:Type", "tcp", "--Logs:Sinks:0:Address", $"127.0.0.1:{deadPort}", "--Logs:Sinks:0:Name", "dead", "--Logs:Sinks:0:Buffer", "50",
-            "--Logs:Sinks:1:Type", "tcp", "--Logs:Sinks:1:Address", $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}", "--Logs:Sinks:1:Name", "alive");
+            "--Logs:Sinks:0:Type", "tcp", "--Logs:Sinks:0:Address", $"127.0.0.1:{deadPort}", "--Logs:Sinks:0:Name", "dead",
+            "--Logs:Sinks:0:Buffer", "50",
+            "--Logs:Sinks:1:Type", "tcp", "--Logs:Sinks:1:Address", $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}",
+            "--Logs:Sinks:1:Name", "alive");
         var id = (await scene.DeployAsync("dead", Counter(2000))).Instances[0].WorkloadId!;
 
         using var client = await listener.AcceptTcpClientAsync().WaitAsync(TimeSpan.FromSeconds(20));
@@ -199,7 +214,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         try
         {
             await Eventually.True(async () =>
-                (dropped = AgentScene.Series(await scene.MetricsAsync(), "eru_agent_log_lines_total", ("sink", "dead"), ("outcome", "dropped"))) >= 2001 - 50,
+                (dropped = AgentScene.Series(await scene.MetricsAsync(), "eru_agent_log_lines_total", ("sink", "dead"),
+                    ("outcome", "dropped"))) >= 2001 - 50,
                 TimeSpan.FromSeconds(30), "the dead sink's drops counted");
         }
         catch (TimeoutException)
@@ -226,7 +242,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         {
             using var stdout = new StringWriter();
             using var stderr = new StringWriter();
-            var code = await EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest(target, Follow: false, Tail: 4, Json: false, etcd.Url, scene.Prefix, token),
+            var code = await EdgeEru.Cli.LogsCommand.RunAsync(
+                new EdgeEru.Cli.LogsCommand.LogsRequest(target, Follow: false, Tail: 4, Json: false, etcd.Url, scene.Prefix, token),
                 stdout, stderr, CancellationToken.None);
             return (code, stdout.ToString(), stderr.ToString());
         }
@@ -257,7 +274,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         var stdout = new LineWriter();
         using var stderr = new StringWriter();
         using var stop = new CancellationTokenSource();
-        var run = EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest("follow", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
+        var run = EdgeEru.Cli.LogsCommand.RunAsync(
+            new EdgeEru.Cli.LogsCommand.LogsRequest("follow", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
             stdout, stderr, stop.Token);
         await Eventually.True(() => stdout.Count >= 5, TimeSpan.FromSeconds(20), "live lines before the restart");
 
@@ -282,13 +300,15 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         using var stderr = new StringWriter();
         using var stop = new CancellationTokenSource();
         // Nothing runs "late" yet: -f waits for it instead of giving up.
-        var run = EdgeEru.Cli.LogsCommand.RunAsync(new EdgeEru.Cli.LogsCommand.LogsRequest("late", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
+        var run = EdgeEru.Cli.LogsCommand.RunAsync(
+            new EdgeEru.Cli.LogsCommand.LogsRequest("late", Follow: true, Tail: 0, Json: true, etcd.Url, scene.Prefix, AgentScene.Token),
             stdout, stderr, stop.Token);
         await Task.Delay(500);
         Assert.False(run.IsCompleted, "eru logs -f gave up on an app with no instance yet: " + stderr);
 
         await scene.DeployAsync("late", ["sh", "-c", "i=0; while true; do echo \"late $i\"; i=$((i+1)); sleep 0.1; done"]);
-        await Eventually.True(() => stdout.Count >= 5, TimeSpan.FromSeconds(30), "lines of the instance deployed after eru logs -f started");
+        await Eventually.True(() => stdout.Count >= 5, TimeSpan.FromSeconds(30),
+            "lines of the instance deployed after eru logs -f started");
         await stop.CancelAsync();
         Assert.Equal(0, await run);
         Assert.Contains($"now also runs on {scene.Node}", stderr.ToString(), StringComparison.Ordinal);
@@ -330,8 +350,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync();
         // Labelled like ours, but no workload record (another cluster's, or made by hand).
-        var stray = (await scene.Host.DockerAsync(["run", "-d", "--network", "none", "--label", "eru.app=stray", "--label", "eru.entrypoint=web",
-            DockerRig.Image, "sh", "-c", "while true; do echo stray; sleep 0.1; done"])).Trim();
+        var stray = (await scene.Host.DockerAsync(["run", "-d", "--network", "none", "--label", "eru.app=stray",
+            "--label", "eru.entrypoint=web", DockerRig.Image, "sh", "-c", "while true; do echo stray; sleep 0.1; done"])).Trim();
         try
         {
             await scene.DeployAsync("kept", ["sh", "-c", "while true; do echo kept; sleep 0.1; done"]);
@@ -357,7 +377,8 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync();
-        var id = (await scene.DeployAsync("stream", ["sh", "-c", "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.2; done"])).Instances[0].WorkloadId!;
+        var id = (await scene.DeployAsync("stream", ["sh", "-c", "i=0; while true; do echo \"tick $i\"; i=$((i+1)); sleep 0.2; done"]))
+            .Instances[0].WorkloadId!;
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{scene.HttpPort}") };
 
         using (var anonymous = await http.GetAsync(new Uri("/logs?app=stream", UriKind.Relative)))
@@ -370,19 +391,25 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
         }
 
         await Task.Delay(1500); // a few lines to tail
-        var tail = (await http.GetStringAsync(new Uri("/logs?app=stream&entrypoint=web&tail=3", UriKind.Relative))).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var tail = (await http.GetStringAsync(new Uri("/logs?app=stream&entrypoint=web&tail=3", UriKind.Relative)))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, tail.Length);
-        var ticks = tail.Select(l => int.Parse(JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!["tick ".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var ticks = tail
+            .Select(l => int.Parse(JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!["tick ".Length..],
+                System.Globalization.CultureInfo.InvariantCulture))
+            .ToList();
         Assert.Equal([ticks[0], ticks[0] + 1, ticks[0] + 2], ticks);
 
         // Follow one container by id prefix: the tail, an empty line, then live lines in order.
-        using var resp = await http.GetAsync(new Uri($"/logs?container={id[..12]}&tail=2&follow=true", UriKind.Relative), HttpCompletionOption.ResponseHeadersRead);
+        using var resp = await http.GetAsync(new Uri($"/logs?container={id[..12]}&tail=2&follow=true", UriKind.Relative),
+            HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await resp.Content.ReadAsStreamAsync());
         var lines = new List<string>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         while (lines.Count < 6 && await reader.ReadLineAsync(cts.Token) is { } line) lines.Add(line);
         Assert.Equal("", lines[2]);
-        var followed = lines.Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!).ToList();
+        var followed = lines.Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()!).ToList();
         var first = int.Parse(followed[0]["tick ".Length..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(Enumerable.Range(first, 5).Select(i => $"tick {i}"), followed);
     }

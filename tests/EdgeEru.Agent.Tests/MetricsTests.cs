@@ -25,7 +25,8 @@ public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHe
         });
         await scene.StartAgentAsync("--Metrics:Graphite", $"127.0.0.1:{((System.Net.IPEndPoint)carbon.LocalEndpoint).Port}");
         // 8 MiB (2^23 characters) kept in a shell variable (sleep is not the last command, or the shell would exec it and let go).
-        var deployed = await scene.DeployAsync("mem", ["sh", "-c", "x=a; i=0; while [ $i -lt 23 ]; do x=\"$x$x\"; i=$((i+1)); done; sleep 3600; echo done"], memoryLimit: 48L << 20);
+        var deployed = await scene.DeployAsync("mem",
+            ["sh", "-c", "x=a; i=0; while [ $i -lt 23 ]; do x=\"$x$x\"; i=$((i+1)); done; sleep 3600; echo done"], memoryLimit: 48L << 20);
         var id = deployed.Instances[0].WorkloadId!;
         var workload = (await scene.Store.GetAsync(EdgeEru.Registry.Kinds.Workloads, id))!.Value;
         (string, string)[] labels = [("node", scene.Node), ("app", "mem"), ("entrypoint", "web"), ("ident", workload.Ident)];
@@ -34,7 +35,8 @@ public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHe
         var last = "";
         try
         {
-            await Eventually.True(async () => (memory = AgentScene.Series(last = await scene.MetricsAsync(), "eru_container_memory_bytes", labels)) >= 8 << 20,
+            await Eventually.True(async () =>
+                (memory = AgentScene.Series(last = await scene.MetricsAsync(), "eru_container_memory_bytes", labels)) >= 8 << 20,
                 TimeSpan.FromSeconds(60), "the container's memory (8 MiB or more) on /metrics");
         }
         catch (TimeoutException)
@@ -49,13 +51,16 @@ public sealed class MetricsTests(RigFixture rig, EtcdFixture etcd, ITestOutputHe
         Assert.Equal(48 << 20, AgentScene.Series(metrics, "eru_container_memory_limit_bytes", labels));
         Assert.NotNull(AgentScene.Series(metrics, "eru_container_cpu_seconds_total", labels));
         Assert.NotNull(AgentScene.Series(metrics, "eru_container_network_receive_bytes_total", labels));
-        Assert.True(AgentScene.Series(metrics, "eru_agent_container_samples_total", ("node", scene.Node), ("source", "cgroup")) >= 1, "sampled from cgroups");
+        Assert.True(AgentScene.Series(metrics, "eru_agent_container_samples_total", ("node", scene.Node), ("source", "cgroup")) >= 1,
+            "sampled from cgroups");
 
         // The same values in graphite's plaintext protocol: "eru.{node}.{app}.{entrypoint}.{ident}.{metric} {value} {unix time}".
         var path = $"eru.{scene.Node}.mem.web.{workload.Ident}.memory_bytes ";
-        await Eventually.True(() => graphite.Any(l => l.StartsWith(path, StringComparison.Ordinal) && double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 8 << 20),
+        await Eventually.True(() => graphite.Any(l => l.StartsWith(path, StringComparison.Ordinal)
+                && double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) >= 8 << 20),
             TimeSpan.FromSeconds(10), "the memory at the carbon listener");
         var sample = graphite.First(l => l.StartsWith(path, StringComparison.Ordinal)).Split(' ');
-        Assert.InRange(long.Parse(sample[2], System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+        Assert.InRange(long.Parse(sample[2], System.Globalization.CultureInfo.InvariantCulture),
+            DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
     }
 }

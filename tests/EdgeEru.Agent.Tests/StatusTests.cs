@@ -19,7 +19,10 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         await using var scene = new AgentScene(rig, etcd.Url, output);
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync();
-        var health = new HealthCheckSpec { Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, HealthyAfter = 3, UnhealthyAfter = 3 };
+        var health = new HealthCheckSpec
+        {
+            Http = new HttpCheck { Port = "http", Path = "/" }, IntervalMs = 300, TimeoutMs = 500, HealthyAfter = 3, UnhealthyAfter = 3,
+        };
         var id = (await scene.DeployAsync("health", AgentScene.Httpd, health)).Instances[0].WorkloadId!;
 
         // Every distinct status the registry shows, in order.
@@ -66,7 +69,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         // A long reconcile interval: only the Docker event can make this fast.
         await scene.StartAgentAsync("--Agent:ReconcileInterval", "00:01:00", "--Agent:Interval", "00:00:05");
         var id = (await scene.DeployAsync("kill", AgentScene.Httpd)).Instances[0].WorkloadId!;
-        await Eventually.True(() => scene.StatusAsync(id).Result is { Running: true, Healthy: true }, TimeSpan.FromSeconds(20), "running and healthy");
+        await Eventually.True(() => scene.StatusAsync(id).Result is { Running: true, Healthy: true }, TimeSpan.FromSeconds(20),
+            "running and healthy");
 
         var killed = DateTimeOffset.UtcNow;
         await scene.Host.DockerAsync(["kill", id]);
@@ -77,7 +81,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         // The agent's own clock: when it wrote running=false, measured from just before the kill. Rounds are 5 s
         // apart and reconciling 60 s: well under 5 s, only Docker's event explains it. (Not a speed test: the
         // benchmark measures that; a loaded machine must not fail this.)
-        Assert.True(status.CheckedAt - killed < TimeSpan.FromSeconds(4), $"written {(status.CheckedAt - killed).TotalMilliseconds:F0} ms after the kill");
+        Assert.True(status.CheckedAt - killed < TimeSpan.FromSeconds(4),
+            $"written {(status.CheckedAt - killed).TotalMilliseconds:F0} ms after the kill");
     }
 
     [Fact]
@@ -87,7 +92,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         await scene.RegisterNodeAsync();
         var dll = Path.Combine(AppContext.BaseDirectory, "eru-agent.dll");
         var port = Ports.FreeTcp();
-        var agent = ChildProcess.Start("dotnet", [dll, .. scene.AgentArgs(port), "--Logging:Format", "simple"], l => output.WriteLine("[agent] " + l));
+        var agent = ChildProcess.Start("dotnet", [dll, .. scene.AgentArgs(port), "--Logging:Format", "simple"],
+            l => output.WriteLine("[agent] " + l));
         List<string> ids;
         await using (agent)
         {
@@ -103,7 +109,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
             output.WriteLine($"keys gone {(DateTime.UtcNow - killed).TotalMilliseconds:F0} ms after SIGKILL (TTL {Ttl.TotalSeconds} s)");
         }
 
-        var again = ChildProcess.Start("dotnet", [dll, .. scene.AgentArgs(Ports.FreeTcp()), "--Logging:Format", "simple"], l => output.WriteLine("[agent 2] " + l));
+        var again = ChildProcess.Start("dotnet", [dll, .. scene.AgentArgs(Ports.FreeTcp()), "--Logging:Format", "simple"],
+            l => output.WriteLine("[agent 2] " + l));
         await using (again)
         {
             await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }) && Heartbeat(scene) is not null,
@@ -122,7 +129,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         await using var docker = new TcpProxy(new System.Net.Sockets.UnixDomainSocketEndPoint(scene.Host.SocketPath));
         await scene.StartAgentAsync("--Agent:Docker", $"tcp://127.0.0.1:{docker.Port}");
         var ids = (await scene.DeployAsync("away", AgentScene.Httpd, count: 2)).Instances.Select(i => i.WorkloadId!).ToList();
-        await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }), TimeSpan.FromSeconds(20), "both healthy");
+        await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }), TimeSpan.FromSeconds(20),
+            "both healthy");
 
         docker.Cut();
         await Eventually.True(() => Heartbeat(scene) is null, TimeSpan.FromSeconds(10), "the heartbeat gone while Docker does not answer");
@@ -130,7 +138,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         await scene.Host.DockerAsync(["kill", ids[0]]); // an event the agent cannot see
 
         docker.Restore();
-        await Eventually.True(() => Heartbeat(scene) is not null && scene.StatusAsync(ids[0]).Result is { Running: false } && scene.StatusAsync(ids[1]).Result is { Healthy: true },
+        await Eventually.True(() => Heartbeat(scene) is not null && scene.StatusAsync(ids[0]).Result is { Running: false }
+                && scene.StatusAsync(ids[1]).Result is { Healthy: true },
             TimeSpan.FromSeconds(10), "heartbeat back and the missed death reconciled");
         Assert.Equal(1, AgentScene.Series(await scene.MetricsAsync(), "eru_agent_docker_up", ("node", scene.Node)));
     }
@@ -145,7 +154,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         await scene.RegisterNodeAsync();
         await scene.StartAgentAsync();
         var ids = (await scene.DeployAsync("etcd", AgentScene.Httpd, count: 2)).Instances.Select(i => i.WorkloadId!).ToList();
-        await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }), TimeSpan.FromSeconds(20), "both healthy");
+        await Eventually.True(() => ids.All(id => scene.StatusAsync(id).Result is { Healthy: true }), TimeSpan.FromSeconds(20),
+            "both healthy");
 
         // etcd away for longer than the lease: the agent keeps watching Docker meanwhile.
         await server.StopAsync(kill: true);
@@ -160,7 +170,8 @@ public sealed class StatusTests(RigFixture rig, EtcdFixture etcd, ITestOutputHel
         {
             try
             {
-                return Heartbeat(scene) is not null && scene.StatusAsync(ids[0]).Result is { Running: false } && scene.StatusAsync(ids[1]).Result is { Healthy: true };
+                return Heartbeat(scene) is not null && scene.StatusAsync(ids[0]).Result is { Running: false }
+                    && scene.StatusAsync(ids[1]).Result is { Healthy: true };
             }
             catch (AggregateException)
             {

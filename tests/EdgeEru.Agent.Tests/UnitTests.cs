@@ -8,7 +8,9 @@ using Xunit;
 
 namespace EdgeEru.Agent.Tests;
 
-/// <summary>The agent's pure parts: line splitting, syslog format, health thresholds, cgroup and proc parsers, query and config validation.</summary>
+/// <summary>
+/// The agent's pure parts: line splitting, syslog format, health thresholds, cgroup and proc parsers, query and config validation.
+/// </summary>
 public sealed class LineSplitterTests
 {
     private static List<string> Split(int max, params byte[][] chunks)
@@ -22,11 +24,13 @@ public sealed class LineSplitterTests
 
     [Fact]
     public void Splits_at_newlines_across_chunks_and_drops_CR() =>
-        Assert.Equal(["one", "two", "three", "", "last"], Split(64, "one\r\ntw"u8.ToArray(), "o\nthree\n\nla"u8.ToArray(), "st"u8.ToArray()));
+        Assert.Equal(["one", "two", "three", "", "last"],
+            Split(64, "one\r\ntw"u8.ToArray(), "o\nthree\n\nla"u8.ToArray(), "st"u8.ToArray()));
 
     [Fact]
     public void Invalid_UTF8_is_escaped_and_valid_text_kept() =>
-        Assert.Equal(["caf\u00e9 \\xFF\\xFE ok", "\\xC3"], Split(64, [.. "caf\u00e9 "u8.ToArray(), 0xFF, 0xFE, .. " ok\n"u8.ToArray(), 0xC3]));
+        Assert.Equal(["caf\u00e9 \\xFF\\xFE ok", "\\xC3"],
+            Split(64, [.. "caf\u00e9 "u8.ToArray(), 0xFF, 0xFE, .. " ok\n"u8.ToArray(), 0xC3]));
 
     [Fact]
     public void Overlong_lines_are_split_without_cutting_a_character()
@@ -49,7 +53,9 @@ public sealed class LineSplitterTests
             ContainerId = "abc", App = "shop", Entrypoint = "web", Ident = "x1", Node = "h1", Stream = "stderr",
             Time = new DateTimeOffset(2026, 11, 26, 9, 30, 0, TimeSpan.Zero), Line = "say \"hi\"\t\\x00",
         };
-        Assert.Equal("{\"app\":\"shop\",\"entrypoint\":\"web\",\"ident\":\"x1\",\"node\":\"h1\",\"stream\":\"stderr\",\"time\":\"2026-11-26T09:30:00Z\",\"line\":\"say \\u0022hi\\u0022\\t\\\\x00\"}",
+        Assert.Equal(
+            "{\"app\":\"shop\",\"entrypoint\":\"web\",\"ident\":\"x1\",\"node\":\"h1\",\"stream\":\"stderr\","
+            + "\"time\":\"2026-11-26T09:30:00Z\",\"line\":\"say \\u0022hi\\u0022\\t\\\\x00\"}",
             Encoding.UTF8.GetString(r.Json.Span));
     }
 }
@@ -65,7 +71,9 @@ public sealed class SyslogTests
             Time = new DateTimeOffset(2026, 11, 26, 9, 30, 0, 123, TimeSpan.Zero), Line = "hello ]\"",
         };
         var bytes = Syslog.Format(r, facility: 16);
-        Assert.Equal("<134>1 2026-11-26T09:30:00.123000Z h1 shop x1 web [eru@32473 app=\"shop\" entrypoint=\"web\" ident=\"x1\" stream=\"stdout\"] \uFEFFhello ]\"",
+        Assert.Equal(
+            "<134>1 2026-11-26T09:30:00.123000Z h1 shop x1 web "
+            + "[eru@32473 app=\"shop\" entrypoint=\"web\" ident=\"x1\" stream=\"stdout\"] \uFEFFhello ]\"",
             Encoding.UTF8.GetString(bytes));
         var framed = Encoding.UTF8.GetString(Syslog.Frame(bytes));
         Assert.StartsWith($"{bytes.Length} <134>", framed, StringComparison.Ordinal);
@@ -128,7 +136,8 @@ public sealed class CgroupTests
         Assert.Equal("/sys/fs/cgroup/unified", v2);
         Assert.Equal(("/sys/fs/cgroup/memory", "/"), v1["memory"]);
         Assert.Equal(("/sys/fs/cgroup/cpu,cpuacct", "/"), v1["cpuacct"]);
-        var (procV2, procV1) = Cgroups.ParseProcCgroup("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/system.slice/docker-abc.scope\n");
+        var (procV2, procV1) =
+            Cgroups.ParseProcCgroup("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/system.slice/docker-abc.scope\n");
         Assert.Equal("/system.slice/docker-abc.scope", procV2);
         Assert.Equal("/docker/abc", procV1["cpuacct"]);
         Assert.Equal("/sys/fs/cgroup/blkio/docker/abc", Cgroups.Resolve("/sys/fs/cgroup/blkio", "/sub", "/sub/docker/abc"));
@@ -194,7 +203,8 @@ public sealed class ValidationTests
         Assert.Contains("\"Bad App\"", problems, StringComparison.Ordinal);
         Assert.Empty(new LogsOptions { Sinks = [new LogSinkOptions { Type = "udp", Address = "logs.example:5140" }] }.Problems());
         Assert.Contains("Agent:Node", string.Join("\n", new AgentServiceOptions().Problems()), StringComparison.Ordinal);
-        Assert.Contains("Metrics:Graphite", string.Join("\n", new Stats.MetricsOptions { Graphite = "x" }.Problems()), StringComparison.Ordinal);
+        Assert.Contains("Metrics:Graphite", string.Join("\n", new Stats.MetricsOptions { Graphite = "x" }.Problems()),
+            StringComparison.Ordinal);
     }
 
     [Fact]
@@ -215,7 +225,8 @@ public sealed class ValidationTests
     [InlineData("http://127.0.0.1:9190", "http://127.0.0.1:9190")]
     [InlineData("http://0.0.0.0:9190", null)]
     [InlineData("http://*:9190;http://127.0.0.1:1", null)]
-    public void The_advertised_url_comes_from_a_named_host(string urls, string? expected) => Assert.Equal(expected, AgentHost.Advertised(urls));
+    public void The_advertised_url_comes_from_a_named_host(string urls, string? expected) =>
+        Assert.Equal(expected, AgentHost.Advertised(urls));
 }
 
 public sealed class FileSinkTests
@@ -245,7 +256,10 @@ public sealed class FileSinkTests
             // The newest lines are in the live file, in order, each a JSON record.
             var last = File.ReadAllLines(path);
             Assert.EndsWith("line 0199 " + new string('x', 40) + "\"}", last[^1], StringComparison.Ordinal);
-            var numbers = last.Select(l => int.Parse(System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()![5..9], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            var numbers = last
+                .Select(l => int.Parse(System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("line").GetString()![5..9],
+                    System.Globalization.CultureInfo.InvariantCulture))
+                .ToList();
             Assert.Equal(Enumerable.Range(numbers[0], numbers.Count), numbers);
             Assert.Equal(0, sink.Dropped);
         }
@@ -292,10 +306,13 @@ public sealed class LineSplitterPropertyTests
             s2.Flush(chunked.Add);
 
             Assert.Equal(whole, chunked);
-            Assert.All(whole, l => Assert.True(Encoding.UTF8.GetByteCount(l) <= max, $"piece of {Encoding.UTF8.GetByteCount(l)} bytes over {max}"));
-            Assert.All(whole, l => Assert.DoesNotContain("\\x", l, StringComparison.Ordinal)); // valid UTF-8 is never cut inside a character
+            Assert.All(whole,
+                l => Assert.True(Encoding.UTF8.GetByteCount(l) <= max, $"piece of {Encoding.UTF8.GetByteCount(l)} bytes over {max}"));
+            // Valid UTF-8 is never cut inside a character.
+            Assert.All(whole, l => Assert.DoesNotContain("\\x", l, StringComparison.Ordinal));
             // Pieces joined give back the text's lines (without the newlines and CRs before them).
-            Assert.Equal(text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal), string.Concat(whole));
+            Assert.Equal(text.Replace("\r\n", "\n", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal),
+                string.Concat(whole));
         }
     }
 }

@@ -204,14 +204,17 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
         await EventuallyAsync("web.shop.eru", ["198.18.16.1", "198.18.16.2"]);
         var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_httpPort}/metrics"));
         Assert.Contains("eru_dns_queries_total{transport=\"udp\",qtype=\"A\",rcode=\"NOERROR\"}", metrics, StringComparison.Ordinal);
-        Assert.Matches(new System.Text.RegularExpressions.Regex("^eru_registry_revision", System.Text.RegularExpressions.RegexOptions.Multiline), metrics);
+        Assert.Matches(
+            new System.Text.RegularExpressions.Regex("^eru_registry_revision", System.Text.RegularExpressions.RegexOptions.Multiline),
+            metrics);
     }
 
     private async Task<(int Code, string Stdout)> DigAsync(string name, string type, params string[] extra)
     {
         var dig = Tools.Find("dig", "bind9-dnsutils");
         var psi = new ProcessStartInfo(dig) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["@127.0.0.1", "-p", _port.ToString(), name, type, "+tries=1", "+time=2", .. extra]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])["@127.0.0.1", "-p", _port.ToString(), name, type, "+tries=1", "+time=2", .. extra])
+            psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();

@@ -30,7 +30,8 @@ internal sealed class DnsTestServer : IAsyncDisposable
     public EtcdConnection Conn { get; }
     public RegistryStore Store { get; }
 
-    public static async Task<DnsTestServer> StartAsync(EtcdFixture etcd, ITestOutputHelper output, string? etcdUrl = null, params string[] extra)
+    public static async Task<DnsTestServer> StartAsync(
+        EtcdFixture etcd, ITestOutputHelper output, string? etcdUrl = null, params string[] extra)
     {
         var prefix = EtcdFixture.NewPrefix();
         int port, httpPort;
@@ -50,8 +51,10 @@ internal sealed class DnsTestServer : IAsyncDisposable
                 await app.StartAsync();
                 break;
             }
-            catch (Exception ex) when (attempt < 5 && (ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }
-                || ex.InnerException is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }))
+            catch (Exception ex) when (attempt < 5
+                && (ex is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }
+                    || ex.InnerException is System.Net.Sockets.SocketException
+                        { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse }))
             {
                 // A port that was free a moment ago was taken by a test running in parallel: pick others.
                 await app.DisposeAsync();
@@ -64,15 +67,16 @@ internal sealed class DnsTestServer : IAsyncDisposable
         return new DnsTestServer(app, port, httpPort, new EtcdConnection(etcd.Options(prefix, etcdUrl)));
     }
 
-    public LookupClient Client(bool tcpOnly = false, bool fallbackToTcp = true) => new(new LookupClientOptions(new NameServer(IPAddress.Loopback, Port))
-    {
-        UseCache = false,
-        Retries = 0,
-        Timeout = TimeSpan.FromSeconds(3),
-        UseTcpOnly = tcpOnly,
-        UseTcpFallback = fallbackToTcp,
-        ThrowDnsErrors = false,
-    });
+    public LookupClient Client(bool tcpOnly = false, bool fallbackToTcp = true) =>
+        new(new LookupClientOptions(new NameServer(IPAddress.Loopback, Port))
+        {
+            UseCache = false,
+            Retries = 0,
+            Timeout = TimeSpan.FromSeconds(3),
+            UseTcpOnly = tcpOnly,
+            UseTcpFallback = fallbackToTcp,
+            ThrowDnsErrors = false,
+        });
 
     /// <summary>Makes workloads live: node heartbeat, records, statuses under one lease (returned).</summary>
     public async Task<RegistryLease> LiveAsync(string app, params (string Id, string Ip)[] workloads)

@@ -15,7 +15,8 @@ public sealed class ForwardingTests(EtcdFixture etcd, ITestOutputHelper output) 
         {
             var r = await client.QueryAsync(name, type);
             if (r.Answers.Count == count) return r;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{name}: {r.Answers.Count} answers, not {count} ({r.Header.ResponseCode})");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{name}: {r.Answers.Count} answers, not {count} ({r.Header.ResponseCode})");
             await Task.Delay(50);
         }
     }
@@ -63,9 +64,11 @@ public sealed class ForwardingTests(EtcdFixture etcd, ITestOutputHelper output) 
         await using var lease = await upstream.LiveAsync("big", many);
         await UntilAnswered(upstream.Client(tcpOnly: true), "web.big.other", QueryType.A, 150);
 
-        await using var ours = await DnsTestServer.StartAsync(etcd, output, null, "--Dns:Forward:Upstreams:0", $"127.0.0.1:{upstream.Port}");
+        await using var ours =
+            await DnsTestServer.StartAsync(etcd, output, null, "--Dns:Forward:Upstreams:0", $"127.0.0.1:{upstream.Port}");
         // Over UDP alone: truncated; the client's TCP retry gets everything (and we fetched it over TCP too).
-        var truncated = await Assert.ThrowsAsync<DnsResponseException>(() => ours.Client(fallbackToTcp: false).QueryAsync("web.big.other", QueryType.A));
+        var truncated = await Assert.ThrowsAsync<DnsResponseException>(
+            () => ours.Client(fallbackToTcp: false).QueryAsync("web.big.other", QueryType.A));
         Assert.Contains("truncated", truncated.Message, StringComparison.Ordinal);
         var full = await ours.Client().QueryAsync("web.big.other", QueryType.A);
         Assert.Equal(150, full.Answers.ARecords().Count());

@@ -12,9 +12,16 @@ public class ReportTests
     [
         "==> noise before the results",
         "# measured on the 2-core development machine",
-        """RESULT lb {"nginx_rps":54380,"eru_rps":30001,"rps_ratio_vs_nginx":0.552,"eru_cpu_us_per_request":22.9,"nginx_cpu_us_per_request":13.5,"rolling_replace_requests":356012,"rolling_replace_failed":0,"graph_change_p99_ms":29.6}""",
-        """RESULT agent {"containers":200,"etcd_revisions_per_min":0,"agent_cpu_percent":6.1,"agent_rss_mb":179,"death_to_status_p50_ms":117.6,"death_to_status_p99_ms":153.8,"anchor_docker_die_event_p50_ms":49,"anchor_docker_die_event_p99_ms":95.2,"log_lines_per_s_at_tcp_sink":144771,"anchor_docker_logs_lines_per_s":227306,"log_throughput_ratio_vs_docker_logs":0.637,"log_lines_dropped":"0"}""",
-        """RESULT ssh {"runs":30,"mib":1024,"eru_true_p50_ms":148.5,"eru_true_p99_ms":238,"sshd_true_p50_ms":448.3,"sshd_true_p99_ms":752.8,"setup_p50_ratio_vs_sshd":0.331,"eru_mib_s":50,"sshd_mib_s":47,"throughput_ratio_vs_sshd":1.064}""",
+        """RESULT lb {"nginx_rps":54380,"eru_rps":30001,"rps_ratio_vs_nginx":0.552,"eru_cpu_us_per_request":22.9""" +
+            ""","nginx_cpu_us_per_request":13.5,"rolling_replace_requests":356012,"rolling_replace_failed":0""" +
+            ""","graph_change_p99_ms":29.6}""",
+        """RESULT agent {"containers":200,"etcd_revisions_per_min":0,"agent_cpu_percent":6.1,"agent_rss_mb":179""" +
+            ""","death_to_status_p50_ms":117.6,"death_to_status_p99_ms":153.8,"anchor_docker_die_event_p50_ms":49""" +
+            ""","anchor_docker_die_event_p99_ms":95.2,"log_lines_per_s_at_tcp_sink":144771,"anchor_docker_logs_lines_per_s":227306""" +
+            ""","log_throughput_ratio_vs_docker_logs":0.637,"log_lines_dropped":"0"}""",
+        """RESULT ssh {"runs":30,"mib":1024,"eru_true_p50_ms":148.5,"eru_true_p99_ms":238,"sshd_true_p50_ms":448.3""" +
+            ""","sshd_true_p99_ms":752.8,"setup_p50_ratio_vs_sshd":0.331,"eru_mib_s":50,"sshd_mib_s":47""" +
+            ""","throughput_ratio_vs_sshd":1.064}""",
         """RESULT deploy {"containers":100,"deploy_s":12.5,"anchor_docker_run_s":10,"deploy_ratio_vs_docker_run":1.25}""",
         "FAILED schedule exit 2: usage: perf/run.sh NAME [options]",
         "RESULT broken {not json",
@@ -23,7 +30,8 @@ public class ReportTests
     private static PerfReport Build(out IReadOnlyList<BenchmarkOutcome> outcomes)
     {
         outcomes = ResultLines.Parse(Lines, out var problems);
-        return ReportBuilder.Build(outcomes, "results.txt", new DateTimeOffset(2026, 11, 27, 4, 0, 0, TimeSpan.Zero), problems, ResultLines.Notes(Lines));
+        return ReportBuilder.Build(outcomes, "results.txt", new DateTimeOffset(2026, 11, 27, 4, 0, 0, TimeSpan.Zero), problems,
+            ResultLines.Notes(Lines));
     }
 
     private static string Row(string markdown, string startsWith) =>
@@ -61,7 +69,8 @@ public class ReportTests
         Assert.Equal("| ssh | `ssh … true` p50 | 148.5 ms | OpenSSH sshd + docker exec | 448.3 ms | 0.331 | lower | yes |",
             Row(md, "| ssh | `ssh … true` p50"));
         var ratio = (144771.0 / 227306).ToString("0.###", CultureInfo.InvariantCulture);
-        Assert.Contains($"| 144,771 lines/s | docker logs | 227,306 lines/s | {ratio} | higher | no |", Row(md, "| agent | log lines per second"), StringComparison.Ordinal);
+        Assert.Contains($"| 144,771 lines/s | docker logs | 227,306 lines/s | {ratio} | higher | no |",
+            Row(md, "| agent | log lines per second"), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -71,7 +80,8 @@ public class ReportTests
         Assert.Equal("| schedule | **failed**: exit 2: usage: perf/run.sh NAME [options] |", Row(md, "| schedule |"));
         Assert.Equal("| registry | **not run**: no RESULT line in the input |", Row(md, "| registry |"));
         Assert.Equal("| dns | **not run**: no RESULT line in the input |", Row(md, "| dns |"));
-        Assert.Contains("- not shown: lb: requests per second vs backend without a proxy (direct_rps not in the RESULT line)", md, StringComparison.Ordinal);
+        Assert.Contains("- not shown: lb: requests per second vs backend without a proxy (direct_rps not in the RESULT line)",
+            md, StringComparison.Ordinal);
         Assert.Contains("- input problem: line 8", md, StringComparison.Ordinal);
         // A RESULT line whose keys the report does not know still has its own section, and the comparisons it cannot make are said.
         Assert.Contains("- not shown: deploy: 50 containers over 4 hosts vs docker run loop (", md, StringComparison.Ordinal);
@@ -92,8 +102,10 @@ public class ReportTests
     public void Plots_are_svg_with_bars_in_proportion_and_absent_bars_left_out()
     {
         var report = Build(out _);
-        Assert.Equal(["lb-rps.svg", "lb-cpu.svg", "agent-logs.svg", "agent-death.svg", "ssh-setup.svg", "ssh-throughput.svg"], report.Svgs.Keys);
-        Assert.Contains("![LB: requests per second, direct vs nginx vs eru-lb (higher is better)](lb-rps.svg)", report.Markdown, StringComparison.Ordinal);
+        Assert.Equal(["lb-rps.svg", "lb-cpu.svg", "agent-logs.svg", "agent-death.svg", "ssh-setup.svg", "ssh-throughput.svg"],
+            report.Svgs.Keys);
+        Assert.Contains("![LB: requests per second, direct vs nginx vs eru-lb (higher is better)](lb-rps.svg)",
+            report.Markdown, StringComparison.Ordinal);
         Assert.Contains("*bars left out: `direct_rps` not in the RESULT line*", report.Markdown, StringComparison.Ordinal);
 
         var bars = Bars(report.Svgs["lb-rps.svg"]);
@@ -105,7 +117,11 @@ public class ReportTests
 
         var ssh = Bars(report.Svgs["ssh-setup.svg"]);
         Assert.Equal(4, ssh.Count);
-        Assert.Equal([("eru-ssh", "p50", 148.5), ("sshd + docker exec", "p50", 448.3), ("eru-ssh", "p99", 238), ("sshd + docker exec", "p99", 752.8)],
+        Assert.Equal(
+            [
+                ("eru-ssh", "p50", 148.5), ("sshd + docker exec", "p50", 448.3),
+                ("eru-ssh", "p99", 238), ("sshd + docker exec", "p99", 752.8),
+            ],
             ssh.OrderBy(b => b.Category, StringComparer.Ordinal).ThenBy(b => b.X).Select(b => (b.Series, b.Category, b.Value)));
     }
 

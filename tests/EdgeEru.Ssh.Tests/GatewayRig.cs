@@ -54,7 +54,8 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     public IReadOnlyList<string> HostKeyLines { get; private set; } = [];
     public IReadOnlyList<DeployedInstance> Instances { get; private set; } = [];
 
-    private static readonly string[] SftpFiles = ["/usr/lib/openssh/sftp-server", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"];
+    private static readonly string[] SftpFiles =
+        ["/usr/lib/openssh/sftp-server", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"];
 
     public async Task InitializeAsync()
     {
@@ -83,14 +84,16 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         Assert.True(deployed.Ok, deployed.Error ?? string.Join("; ", deployed.Instances.Select(i => i.Error)));
         var ids = deployed.Instances.Select(i => i.WorkloadId!).ToList();
         await Eventually.True(() => ids.All(_watcher.Current.IsLive), TimeSpan.FromSeconds(30), "both instances live");
-        Instances = ids.Select(id => new DeployedInstance(id, _watcher.Current.Workloads[id].Record!.Ident)).OrderBy(i => i.Ident, StringComparer.Ordinal).ToList();
+        Instances = ids.Select(id => new DeployedInstance(id, _watcher.Current.Workloads[id].Record!.Ident))
+            .OrderBy(i => i.Ident, StringComparer.Ordinal).ToList();
 
         // The first instance gets the host's sftp-server (and the libc it needs), as an image with OpenSSH would have it.
         var first = Instances[0].Id;
         await host.DockerAsync(["exec", first, "mkdir", "-p", "/usr/lib/openssh", "/lib/x86_64-linux-gnu", "/lib64"]);
         if (!File.Exists(SftpFiles[0])) throw new ToolMissingException("sftp-server", "openssh-sftp-server");
         foreach (var file in SftpFiles) await host.DockerAsync(["cp", "-L", file, $"{first}:{file}"]);
-        await host.DockerAsync(["exec", first, "sh", "-c", "grep -q ^root: /etc/passwd 2>/dev/null || echo root:x:0:0:root:/root:/bin/sh >> /etc/passwd"]);
+        await host.DockerAsync(
+            ["exec", first, "sh", "-c", "grep -q ^root: /etc/passwd 2>/dev/null || echo root:x:0:0:root:/root:/bin/sh >> /etc/passwd"]);
 
         OpsKey = await Client.KeyAsync("ed25519", "ops");
         AuditorKey = await Client.KeyAsync("ecdsa", "auditor");
@@ -101,7 +104,8 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         });
         await Store.PutAsync(Kinds.SshUsers, new SshUser
         {
-            Name = "auditor", Keys = [OpenSshClient.PublicKeyLine(AuditorKey)], Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "1234:1234" } },
+            Name = "auditor", Keys = [OpenSshClient.PublicKeyLine(AuditorKey)],
+            Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "1234:1234" } },
         });
         await Store.PutAsync(Kinds.SshUsers, new SshUser
         {
@@ -116,17 +120,19 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
         HttpPort = Ports.FreeTcp();
         AuditPath = Path.Combine(Client.Dir, "audit.jsonl");
         _gateway = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", Port.ToString(),
-            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath, "--Ssh:UserCaKeys:0", OpenSshClient.PublicKeyLine(CaKey), "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Ssh:AuditLog", AuditPath,
+            "--Ssh:UserCaKeys:0", OpenSshClient.PublicKeyLine(CaKey), "--Http:Urls", $"http://127.0.0.1:{HttpPort}"],
             l => l.SetMinimumLevel(LogLevel.Warning).AddSimpleConsole());
         await _gateway.StartAsync();
         var gateway = _gateway.Services.GetRequiredService<GatewayService>();
         HostKeyLines = gateway.HostKeys.Select(k => k.PublicKey.ToOpenSsh()).ToList();
         Client.TrustHost(Port, HostKeyLines);
-        await Eventually.True(() => _gateway.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count == 3, TimeSpan.FromSeconds(10),
-            "the gateway sees the users");
+        await Eventually.True(() => _gateway.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count == 3,
+            TimeSpan.FromSeconds(10), "the gateway sees the users");
     }
 
-    public Task<OpenSshClient.Result> Ssh(string login, string key, string? command, byte[]? stdin = null, bool tty = false, params string[] options) =>
+    public Task<OpenSshClient.Result> Ssh(
+        string login, string key, string? command, byte[]? stdin = null, bool tty = false, params string[] options) =>
         Client.RunAsync(Port, login, key, command, options, stdin, tty, TimeSpan.FromMinutes(2));
 
     public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
@@ -136,11 +142,12 @@ public sealed class GatewayRig : IAsyncLifetime, IDisposable
     {
         var port = Ports.FreeTcp();
         var host = MimironHost.Create(["--Registry:Endpoints", _etcd.Url, "--Registry:Prefix", Prefix, "--Ssh:Port", port.ToString(),
-            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}", .. settings],
+            "--Ssh:HostKeyDirectory", Path.Combine(Client.Dir, "hostkeys"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+            .. settings],
             l => l.SetMinimumLevel(LogLevel.Debug).AddProvider(logs));
         await host.StartAsync();
-        await Eventually.True(() => host.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count >= 3, TimeSpan.FromSeconds(10),
-            "the second gateway sees the users");
+        await Eventually.True(() => host.Services.GetRequiredService<RegistryWatcher>().Current.SshUsers.Count >= 3,
+            TimeSpan.FromSeconds(10), "the second gateway sees the users");
         return (host, port);
     }
 

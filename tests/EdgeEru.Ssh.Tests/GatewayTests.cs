@@ -158,7 +158,8 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
         }
     }
 
-    private static async Task<OpenSshClient.Result> EventuallyResult(Func<Task<OpenSshClient.Result>> run, Func<OpenSshClient.Result, bool> done)
+    private static async Task<OpenSshClient.Result> EventuallyResult(
+        Func<Task<OpenSshClient.Result>> run, Func<OpenSshClient.Result, bool> done)
     {
         for (var i = 0; ; i++)
         {
@@ -205,7 +206,8 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
     public async Task A_user_removed_from_the_registry_cannot_log_in_any_more()
     {
         var key = await rig.Client.KeyAsync("ed25519", "temp");
-        await rig.Store.PutAsync(Kinds.SshUsers, new SshUser { Name = "temp", Keys = [OpenSshClient.PublicKeyLine(key)], Apps = new() { ["*"] = new SshAppAccess() } });
+        await rig.Store.PutAsync(Kinds.SshUsers,
+            new SshUser { Name = "temp", Keys = [OpenSshClient.PublicKeyLine(key)], Apps = new() { ["*"] = new SshAppAccess() } });
         var ok = await EventuallyResult(() => rig.Ssh("temp~web.hello", key, "echo in"), r => r.ExitCode == 0);
         Ok(ok, "in\n");
         await rig.Store.DeleteAsync(Kinds.SshUsers, "temp");
@@ -223,7 +225,8 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
             var data = RandomNumberGenerator.GetBytes(3 << 20);
             await File.WriteAllBytesAsync(local, data);
             var back = Path.Combine(dir, "down.bin");
-            var r = await rig.Client.SftpAsync(rig.Port, "ops~web.hello#1", rig.OpsKey, $"put {local} /tmp/up.bin\nls -l /tmp\nget /tmp/up.bin {back}\n");
+            var r = await rig.Client.SftpAsync(rig.Port, "ops~web.hello#1", rig.OpsKey,
+                $"put {local} /tmp/up.bin\nls -l /tmp\nget /tmp/up.bin {back}\n");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("up.bin", r.Text);
             Assert.Equal(data, await File.ReadAllBytesAsync(back));
@@ -310,14 +313,16 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
         try
         {
             rig.Client.TrustHost(port, rig.HostKeyLines);
-            var r = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "echo recorded", tty: true, options: ["SetEnv=TERM=xterm"]);
+            var r = await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "echo recorded", tty: true,
+                options: ["SetEnv=TERM=xterm"]);
             Assert.Equal(0, r.ExitCode);
             var cast = Assert.Single(Directory.GetFiles(dir, "*.cast"));
             var lines = File.ReadAllLines(cast);
             var header = JsonDocument.Parse(lines[0]).RootElement;
             Assert.Equal(2, header.GetProperty("version").GetInt32());
             Assert.Equal("xterm", header.GetProperty("env").GetProperty("TERM").GetString());
-            var output = string.Concat(lines.Skip(1).Select(l => JsonDocument.Parse(l).RootElement).Where(e => e[1].GetString() == "o").Select(e => e[2].GetString()));
+            var output = string.Concat(lines.Skip(1).Select(l => JsonDocument.Parse(l).RootElement)
+                .Where(e => e[1].GetString() == "o").Select(e => e[2].GetString()));
             Assert.Contains("recorded", output);
         }
         finally
@@ -331,15 +336,16 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
     [Fact]
     public async Task A_client_that_leaves_mid_session_still_gets_its_session_end_audited()
     {
-        await Assert.ThrowsAsync<TimeoutException>(() => rig.Client.RunAsync(rig.Port, "ops~web.hello", rig.OpsKey, "echo started; sleep 31",
-            timeout: TimeSpan.FromSeconds(3)));
+        await Assert.ThrowsAsync<TimeoutException>(() => rig.Client.RunAsync(rig.Port, "ops~web.hello", rig.OpsKey,
+            "echo started; sleep 31", timeout: TimeSpan.FromSeconds(3)));
         await Eventually.True(() => File.ReadAllLines(rig.AuditPath).Select(l => JsonDocument.Parse(l).RootElement)
-                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "echo started; sleep 31" && Str(l, "outcome") == "client_left"
-                          && l.GetProperty("bytes_out").GetInt64() == 8),
+                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "echo started; sleep 31"
+                          && Str(l, "outcome") == "client_left" && l.GetProperty("bytes_out").GetInt64() == 8),
             TimeSpan.FromSeconds(15), "session_end of the abandoned session, with the bytes it sent");
         // Its process was hung up, as sshd's would be.
         string ps = "";
-        for (var i = 0; i < 50 && (ps = (await rig.Ssh("ops~web.hello", rig.OpsKey, "ps")).Text).Contains("sleep 31"); i++) await Task.Delay(100);
+        for (var i = 0; i < 50 && (ps = (await rig.Ssh("ops~web.hello", rig.OpsKey, "ps")).Text).Contains("sleep 31"); i++)
+            await Task.Delay(100);
         Assert.DoesNotContain("sleep 31", ps);
     }
 
@@ -361,7 +367,8 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
             // SSH.NET reports its own cancellation
         }
         await Eventually.True(() => File.ReadAllLines(rig.AuditPath).Select(l => JsonDocument.Parse(l).RootElement)
-                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "sleep 29" && l.GetProperty("exit_code").GetInt32() == 143),
+                .Any(l => Str(l, "event") == "session_end" && Str(l, "command") == "sleep 29"
+                          && l.GetProperty("exit_code").GetInt32() == 143),
             TimeSpan.FromSeconds(15), "the command ended by SIGTERM (exit code 143)");
         client.Disconnect();
     }

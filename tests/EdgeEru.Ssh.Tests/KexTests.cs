@@ -30,7 +30,8 @@ public class KexTests
     [Fact]
     public void Negotiation_takes_the_clients_first_choice_the_server_supports()
     {
-        var client = Init(["sntrup761x25519-sha512@openssh.com", "ecdh-sha2-nistp256", "curve25519-sha256", "ext-info-c", "kex-strict-c-v00@openssh.com"],
+        var client = Init(
+            ["sntrup761x25519-sha512@openssh.com", "ecdh-sha2-nistp256", "curve25519-sha256", "ext-info-c", "kex-strict-c-v00@openssh.com"],
             ["aes256-ctr", "aes128-gcm@openssh.com"], ["umac-64@openssh.com", "hmac-sha2-256"]);
         var server = Init(["curve25519-sha256", "ecdh-sha2-nistp256", "ext-info-s", "kex-strict-s-v00@openssh.com"],
             ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr"], ["hmac-sha2-256-etm@openssh.com", "hmac-sha2-256"]);
@@ -97,7 +98,10 @@ public class KexTests
         var method = KeyExchangeMethod.Create("ecdh-sha2-nistp256");
         var (serverPublic, k) = method.Agree([4, .. q.X!, .. q.Y!]);
         using var server = ECDiffieHellman.Create();
-        server.ImportParameters(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = serverPublic[1..33], Y = serverPublic[33..] } });
+        server.ImportParameters(new ECParameters
+        {
+            Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = serverPublic[1..33], Y = serverPublic[33..] },
+        });
         Assert.Equal(new SshWriter().MpintUnsigned(client.DeriveRawSecretAgreement(server.PublicKey)).ToArray(), k);
 
         var bad = new byte[65];

@@ -21,7 +21,8 @@ public sealed class KeyTests : IDisposable
         {
             if (!OperatingSystem.IsWindows())
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, key.FileName)));
-            var keygen = await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-l", "-E", "sha256", "-f", Path.Combine(_dir, key.FileName + ".pub")]);
+            var keygen = await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"),
+                ["-l", "-E", "sha256", "-f", Path.Combine(_dir, key.FileName + ".pub")]);
             Assert.Contains(key.PublicKey.Fingerprint, keygen);
         }
     }
@@ -131,14 +132,16 @@ public sealed class KeyTests : IDisposable
     [Fact]
     public async Task Critical_options_are_honoured_or_refused()
     {
-        var (key, ca) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "x", "-n", "ops", "-O", "source-address=10.0.0.0/8,127.0.0.1", "-O", "force-command=uptime");
+        var (key, ca) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "x", "-n", "ops",
+            "-O", "source-address=10.0.0.0/8,127.0.0.1", "-O", "force-command=uptime");
         var cert = Cert(key).Certificate!;
         Assert.Equal("uptime", cert.ForceCommand);
         Assert.Null(cert.Check([ca], "ops", DateTimeOffset.UtcNow, System.Net.IPAddress.Loopback));
         Assert.Contains("source address", cert.Check([ca], "ops", DateTimeOffset.UtcNow, System.Net.IPAddress.Parse("192.0.2.1")));
 
         var (other, ca2) = await CertifiedKeyAsync("ed25519", "ed25519", "-I", "y", "-n", "ops", "-O", "verify-required");
-        Assert.Contains("critical option verify-required is not supported", Cert(other).Certificate!.Check([ca2], "ops", DateTimeOffset.UtcNow, null));
+        Assert.Contains("critical option verify-required is not supported",
+            Cert(other).Certificate!.Check([ca2], "ops", DateTimeOffset.UtcNow, null));
     }
 
     [Fact]

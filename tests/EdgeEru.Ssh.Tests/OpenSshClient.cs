@@ -22,7 +22,9 @@ public sealed class OpenSshClient : IDisposable
 
     public static string PublicKeyLine(string keyPath) => File.ReadAllText(keyPath + ".pub").Trim();
 
-    /// <summary>Trusts exactly these host keys for 127.0.0.1:port (StrictHostKeyChecking stays on: the host key signature is checked).</summary>
+    /// <summary>
+    /// Trusts exactly these host keys for 127.0.0.1:port (StrictHostKeyChecking stays on: the host key signature is checked).
+    /// </summary>
     public void TrustHost(int port, IEnumerable<string> hostKeyLines) =>
         File.WriteAllLines(Path.Combine(_dir, "known_hosts"), hostKeyLines.Select(l => $"[127.0.0.1]:{port} {l}"));
 
@@ -40,8 +42,8 @@ public sealed class OpenSshClient : IDisposable
         "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
     ];
 
-    public Task<Result> RunAsync(int port, string user, string key, string? command, IEnumerable<string>? options = null, byte[]? stdin = null,
-        bool tty = false, TimeSpan? timeout = null)
+    public Task<Result> RunAsync(int port, string user, string key, string? command, IEnumerable<string>? options = null,
+        byte[]? stdin = null, bool tty = false, TimeSpan? timeout = null)
     {
         List<string> args = [.. Common(key), "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
         foreach (var o in options ?? []) args.AddRange(["-o", o]);
@@ -53,12 +55,14 @@ public sealed class OpenSshClient : IDisposable
 
     /// <summary>sftp in batch mode (-b -: commands from <paramref name="batch"/>).</summary>
     public Task<Result> SftpAsync(int port, string user, string key, string batch) =>
-        RunToolAsync(Tools.Find("sftp", "openssh-client"), [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-b", "-", user + "@127.0.0.1"],
+        RunToolAsync(Tools.Find("sftp", "openssh-client"),
+            [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-b", "-", user + "@127.0.0.1"],
             System.Text.Encoding.UTF8.GetBytes(batch), null);
 
     /// <summary>scp (SFTP protocol, OpenSSH's default since 9.0) with sources and target as given (remote: LOGIN@127.0.0.1:PATH).</summary>
     public Task<Result> ScpAsync(int port, string key, params string[] paths) =>
-        RunToolAsync(Tools.Find("scp", "openssh-client"), [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. paths], null, null);
+        RunToolAsync(Tools.Find("scp", "openssh-client"),
+            [.. Common(key), "-P", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. paths], null, null);
 
     private static async Task<Result> RunToolAsync(string tool, IEnumerable<string> args, byte[]? stdin, TimeSpan? timeout)
     {

@@ -37,7 +37,8 @@ public sealed class OpenSshTests : IAsyncLifetime, IDisposable
         _logs.Dispose();
     }
 
-    private Task<OpenSshClient.Result> Ssh(string command, params string[] options) => _client.RunAsync(_server.Port, "tester", _key, command, options);
+    private Task<OpenSshClient.Result> Ssh(string command, params string[] options) =>
+        _client.RunAsync(_server.Port, "tester", _key, command, options);
 
     private static void Ok(OpenSshClient.Result r, string stdout)
     {
@@ -97,7 +98,12 @@ public sealed class OpenSshTests : IAsyncLifetime, IDisposable
         Assert.Contains($"accepted typed {SshPublicKeyType(type)} {algorithm}", _server.Handler.Events);
     }
 
-    private static string SshPublicKeyType(string t) => t switch { "ed25519" => "ssh-ed25519", "ecdsa" => "ecdsa-sha2-nistp256", _ => "ssh-rsa" };
+    private static string SshPublicKeyType(string t) => t switch
+    {
+        "ed25519" => "ssh-ed25519",
+        "ecdsa" => "ecdsa-sha2-nistp256",
+        _ => "ssh-rsa",
+    };
 
     [Fact]
     public async Task Rsa_user_key_with_sha256_only()
@@ -174,11 +180,13 @@ public sealed class OpenSshTests : IAsyncLifetime, IDisposable
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Equal($"{data.Length} {Convert.ToHexStringLower(SHA256.HashData(data))}\n", r.Text);
 
-        var down = await _client.RunAsync(_server.Port, "tester", _key, $"bytes {20 << 20}", ["RekeyLimit=64K"], timeout: TimeSpan.FromMinutes(3));
+        var down = await _client.RunAsync(_server.Port, "tester", _key, $"bytes {20 << 20}", ["RekeyLimit=64K"],
+            timeout: TimeSpan.FromMinutes(3));
         Assert.True(down.ExitCode == 0, down.Stderr);
         Assert.Equal(20 << 20, down.Stdout.Length);
         var pattern = TestHandler.Pattern(64 * 1024);
-        for (var i = 0; i < down.Stdout.Length; i += pattern.Length) Assert.True(down.Stdout.AsSpan(i, pattern.Length).SequenceEqual(pattern));
+        for (var i = 0; i < down.Stdout.Length; i += pattern.Length)
+            Assert.True(down.Stdout.AsSpan(i, pattern.Length).SequenceEqual(pattern));
         await Eventually.True(() => _server.Handler.Closed.Count == 2, TimeSpan.FromSeconds(10), "both connections closed on the server");
         Assert.All(_server.Handler.Closed, c => Assert.True(c.KeyExchanges > 10, $"only {c.KeyExchanges} key exchanges"));
     }

@@ -36,7 +36,10 @@ public class PacketTests
         var (seal, open) = Pair(cipher, mac);
         var wire = new MemoryStream();
         var writer = new PacketWriter(wire) { Protector = seal, Sequence = 5 };
-        var payloads = new[] { new byte[] { 94 }, RandomNumberGenerator.GetBytes(1000), RandomNumberGenerator.GetBytes(33000), new byte[] { 2, 0, 0, 0, 0 } };
+        var payloads = new[]
+        {
+            new byte[] { 94 }, RandomNumberGenerator.GetBytes(1000), RandomNumberGenerator.GetBytes(33000), new byte[] { 2, 0, 0, 0, 0 },
+        };
         foreach (var p in payloads) writer.Frame(p);
         await writer.FlushAsync(default);
 

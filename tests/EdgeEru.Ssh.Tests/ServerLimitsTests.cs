@@ -74,8 +74,8 @@ public sealed class ServerLimitsTests(ITestOutputHelper output) : IDisposable
         var writer = new Transport.PacketWriter(stream);
         writer.Frame([Wire.MessageNumber.Ignore, 0, 0, 0, 0]); // what a Terrapin attacker would inject
         string[] kex = strict ? ["curve25519-sha256", "kex-strict-c-v00@openssh.com"] : ["curve25519-sha256"];
-        writer.Frame(new Kex.KexInit(kex, ["ssh-ed25519"], ["aes128-gcm@openssh.com"], ["aes128-gcm@openssh.com"], ["hmac-sha2-256"], ["hmac-sha2-256"],
-            ["none"], ["none"], false).Encode());
+        writer.Frame(new Kex.KexInit(kex, ["ssh-ed25519"], ["aes128-gcm@openssh.com"], ["aes128-gcm@openssh.com"], ["hmac-sha2-256"],
+            ["hmac-sha2-256"], ["none"], ["none"], false).Encode());
         await writer.FlushAsync(default);
         if (strict)
         {

@@ -14,8 +14,10 @@ public class TargetTests
     {
         var changes = new List<RegistryChange>
         {
-            RegistryChange.Put(Kinds.Nodes, Samples.Node("n1")), RegistryChange.Put(Kinds.Nodes, Samples.Node("n2")), RegistryChange.Put(Kinds.Nodes, Samples.Node("n3")),
-            RegistryChange.Put(Kinds.NodeStatus, Samples.NodeStatus("n1"), 7), RegistryChange.Put(Kinds.NodeStatus, Samples.NodeStatus("n2"), 7),
+            RegistryChange.Put(Kinds.Nodes, Samples.Node("n1")), RegistryChange.Put(Kinds.Nodes, Samples.Node("n2")),
+            RegistryChange.Put(Kinds.Nodes, Samples.Node("n3")),
+            RegistryChange.Put(Kinds.NodeStatus, Samples.NodeStatus("n1"), 7),
+            RegistryChange.Put(Kinds.NodeStatus, Samples.NodeStatus("n2"), 7),
         };
         void Add(string id, string app, string ep, string node, bool healthy = true)
         {

@@ -123,10 +123,12 @@ public sealed class TestHandler : SshServerHandler
                 return SessionExit.Exited(0);
             }
             case "pty":
-                await session.Output.WriteAsync(Encoding.UTF8.GetBytes(session.Pty is { } p ? $"{p.Term} {p.Size.Columns}x{p.Size.Rows}\n" : "no pty\n"), ct);
+                await session.Output.WriteAsync(
+                    Encoding.UTF8.GetBytes(session.Pty is { } p ? $"{p.Term} {p.Size.Columns}x{p.Size.Rows}\n" : "no pty\n"), ct);
                 return SessionExit.Exited(0);
             case "env":
-                await session.Output.WriteAsync(Encoding.UTF8.GetBytes(string.Join(",", session.Environment.OrderBy(e => e.Key).Select(e => $"{e.Key}={e.Value}")) + "\n"), ct);
+                await session.Output.WriteAsync(Encoding.UTF8.GetBytes(
+                    string.Join(",", session.Environment.OrderBy(e => e.Key).Select(e => $"{e.Key}={e.Value}")) + "\n"), ct);
                 return SessionExit.Exited(0);
             default:
                 await session.Error.WriteAsync(Encoding.UTF8.GetBytes($"unknown command {command}\n"), ct);

@@ -6,7 +6,10 @@ namespace EdgeEru.Agent.Health;
 /// <summary>One health check of a workload's spec against its address: TCP connects and/or an HTTP GET.</summary>
 public static class HealthProbe
 {
-    private static readonly HttpClient Http = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30) });
+    private static readonly HttpClient Http = new(new SocketsHttpHandler
+    {
+        UseProxy = false, AllowAutoRedirect = false, PooledConnectionLifetime = TimeSpan.FromSeconds(30),
+    });
 
     /// <summary>Null when healthy, else why not (the reason written to the status).</summary>
     public static async Task<string?> CheckAsync(Workload w, string address, CancellationToken ct)

@@ -21,7 +21,8 @@ public sealed class HealthState(DateTimeOffset startedAt)
 
     public bool IsDue(HealthCheckSpec? spec, DateTimeOffset now) => now - LastCheck >= TimeSpan.FromMilliseconds(spec?.IntervalMs ?? 1000);
 
-    public bool InGrace(HealthCheckSpec? spec, DateTimeOffset now) => spec is { StartGraceMs: > 0 } g && now - StartedAt < TimeSpan.FromMilliseconds(g.StartGraceMs);
+    public bool InGrace(HealthCheckSpec? spec, DateTimeOffset now) =>
+        spec is { StartGraceMs: > 0 } g && now - StartedAt < TimeSpan.FromMilliseconds(g.StartGraceMs);
 
     /// <summary>Takes one check result (<paramref name="problem"/> null = success); returns the new verdict when it changed.</summary>
     public bool? Observe(string? problem, HealthCheckSpec? spec, DateTimeOffset now)

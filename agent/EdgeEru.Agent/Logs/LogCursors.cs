@@ -27,7 +27,8 @@ public sealed class LogCursors(string? path, ILogger log)
         catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
         {
             // Unreadable: start from now on, as without a file; say so.
-            log.LogWarning("log cursors in {Path} not read ({Error}): lines written while the agent was down are not shipped", path, ex.Message);
+            log.LogWarning("log cursors in {Path} not read ({Error}): lines written while the agent was down are not shipped",
+                path, ex.Message);
         }
     }
 
@@ -80,7 +81,8 @@ public sealed class LogCursors(string? path, ILogger log)
         if (dot >= 0)
         {
             var digits = stamp[(dot + 1)..];
-            if (digits.Length is 0 or > 9 || !long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out fraction)) return false;
+            if (digits.Length is 0 or > 9 || !long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out fraction))
+                return false;
             for (var i = digits.Length; i < 9; i++) fraction *= 10;
         }
         unixNanos = (at.Ticks - DateTime.UnixEpoch.Ticks) * 100 + fraction;

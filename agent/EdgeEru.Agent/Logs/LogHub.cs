@@ -21,7 +21,8 @@ public sealed record LogFilter(string? Container, string? App, string? Entrypoin
 public sealed class LogHub(IReadOnlyList<LogSink> sinks, LogsOptions options)
 {
     private static readonly Counter Read = Metrics.CreateCounter("eru_agent_log_lines_read_total", "Lines read from containers' output.");
-    private static readonly Counter FollowerDrops = Metrics.CreateCounter("eru_agent_log_follower_dropped_total", "Lines a slow stream API client did not take in time.");
+    private static readonly Counter FollowerDrops = Metrics.CreateCounter("eru_agent_log_follower_dropped_total",
+        "Lines a slow stream API client did not take in time.");
     private readonly ConcurrentDictionary<string, Ring> _tails = new(StringComparer.Ordinal);
     private Follower[] _followers = [];
     private long _seq;
@@ -55,7 +56,8 @@ public sealed class LogHub(IReadOnlyList<LogSink> sinks, LogsOptions options)
     /// <summary>Follows lines matching <paramref name="filter"/> from now on until disposed.</summary>
     public Follower Follow(LogFilter filter)
     {
-        var f = new Follower(this, filter, Channel.CreateBounded<LogRecord>(new BoundedChannelOptions(options.FollowerBuffer) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true }));
+        var f = new Follower(this, filter, Channel.CreateBounded<LogRecord>(
+            new BoundedChannelOptions(options.FollowerBuffer) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true }));
         lock (_tails) _followers = [.. _followers, f];
         return f;
     }

@@ -10,7 +10,8 @@ namespace EdgeEru.Agent.Logs;
 /// (<see cref="LogCursors"/>) a restarted agent goes on after the last line it shipped, so lines written
 /// while it was down are shipped too; without one, lines written before the agent started are not.
 /// </summary>
-public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub, LogsOptions options, ILogger<LogShipper> log, LogCursors cursors)
+public sealed class LogShipper(
+    NodeAgent agent, DockerEngine engine, LogHub hub, LogsOptions options, ILogger<LogShipper> log, LogCursors cursors)
 {
     private readonly long _started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000;
     private readonly Dictionary<string, Attachment> _attached = new(StringComparer.Ordinal);
@@ -75,7 +76,8 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
                 : current is not null && current.LastRead > 0 ? current.LastRead + 1
                 : Math.Max(_started, startNanos);
             var a = new Attachment(c.StartedAt) { LastRead = current?.StartedAt == c.StartedAt ? current.LastRead : 0 };
-            if (current is not null) _ = current.Run.ContinueWith(_ => current.Stop.Dispose(), TaskScheduler.Default); // the previous run's stream ends by itself
+            // The previous run's stream ends by itself.
+            if (current is not null) _ = current.Run.ContinueWith(_ => current.Stop.Dispose(), TaskScheduler.Default);
             _attached[c.Id] = a;
             a.Run = Task.Run(() => FollowAsync(c, app, since, a), CancellationToken.None);
         }
@@ -121,14 +123,16 @@ public sealed class LogShipper(NodeAgent agent, DockerEngine engine, LogHub hub,
             {
                 var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, a.Stop.Token);
                 if (read.EOF) break;
-                if (read.Target == MultiplexedStream.TargetStream.StandardError) stderr.Feed(buffer.AsSpan(0, read.Count), (l, s) => Publish("stderr", l, s));
+                if (read.Target == MultiplexedStream.TargetStream.StandardError)
+                    stderr.Feed(buffer.AsSpan(0, read.Count), (l, s) => Publish("stderr", l, s));
                 else stdout.Feed(buffer.AsSpan(0, read.Count), (l, s) => Publish("stdout", l, s));
             }
         }
         catch (OperationCanceledException) when (a.Stop.IsCancellationRequested)
         {
         }
-        catch (Exception ex) when (ex is DockerApiException or HttpRequestException or IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+        catch (Exception ex) when (ex is DockerApiException or HttpRequestException or IOException or System.Net.Sockets.SocketException
+            or OperationCanceledException)
         {
             log.LogDebug("output of {Container}: {Error}", c.Name, ex.Message);
         }

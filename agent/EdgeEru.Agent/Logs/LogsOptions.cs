@@ -65,7 +65,8 @@ public sealed class LogSinkOptions
     /// <summary>Syslog facility (1 user, 16-23 local0-local7).</summary>
     public int Facility { get; set; } = 1;
 
-    public string DisplayName(int index) => Name ?? (Type is "stdout" ? "stdout" : Type == "file" ? $"file:{Path}" : $"{Type}:{Address}") ?? $"sink{index}";
+    public string DisplayName(int index) =>
+        Name ?? (Type is "stdout" ? "stdout" : Type == "file" ? $"file:{Path}" : $"{Type}:{Address}") ?? $"sink{index}";
 
     public IReadOnlyList<string> Problems(string at)
     {
@@ -88,7 +89,8 @@ public sealed class LogSinkOptions
         if (string.IsNullOrWhiteSpace(address)) return null;
         if (IPEndPoint.TryParse(address, out var ip) && ip.Port > 0) return ip;
         var colon = address.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(address[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+        if (colon <= 0 || !int.TryParse(address[(colon + 1)..], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var port)
             || port is < 1 or > 65535) return null;
         var host = address[..colon];
         return Uri.CheckHostName(host) == UriHostNameType.Dns ? new DnsEndPoint(host, port) : null;

@@ -19,7 +19,8 @@ public static class Syslog
         var sb = new StringBuilder(r.Line.Length + 200);
         sb.Append('<').Append((facility * 8 + severity).ToString(CultureInfo.InvariantCulture)).Append(">1 ");
         sb.Append(r.Time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture)).Append(' ');
-        sb.Append(Field(r.Node, 255)).Append(' ').Append(Field(r.App, 48)).Append(' ').Append(Field(r.Ident, 128)).Append(' ').Append(Field(r.Entrypoint, 32)).Append(' ');
+        sb.Append(Field(r.Node, 255)).Append(' ').Append(Field(r.App, 48)).Append(' ')
+            .Append(Field(r.Ident, 128)).Append(' ').Append(Field(r.Entrypoint, 32)).Append(' ');
         sb.Append('[').Append(SdId);
         Param(sb, "app", r.App);
         Param(sb, "entrypoint", r.Entrypoint);

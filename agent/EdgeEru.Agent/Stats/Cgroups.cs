@@ -32,7 +32,9 @@ public sealed class Cgroups
                 var usage = long.Parse(File.ReadAllText(Path.Combine(mem, "memory.usage_in_bytes")).Trim(), CultureInfo.InvariantCulture);
                 var cpu = v1Paths.TryGetValue("cpuacct", out var cp) && Dir("cpuacct", cp) is { } cpuDir
                     ? long.Parse(File.ReadAllText(Path.Combine(cpuDir, "cpuacct.usage")).Trim(), CultureInfo.InvariantCulture) / 1e9 : 0;
-                var (rd, wr) = v1Paths.TryGetValue("blkio", out var bp) && Dir("blkio", bp) is { } blk ? ParseBlkioV1(ReadFirst(blk, "blkio.throttle.io_service_bytes", "blkio.io_service_bytes_recursive")) : (0, 0);
+                var (rd, wr) = v1Paths.TryGetValue("blkio", out var bp) && Dir("blkio", bp) is { } blk
+                    ? ParseBlkioV1(ReadFirst(blk, "blkio.throttle.io_service_bytes", "blkio.io_service_bytes_recursive"))
+                    : (0, 0);
                 return new ContainerStatsSample(usage, cpu, rx, tx, rd, wr);
             }
             if (_v2 is not null && v2Path is not null)
@@ -40,7 +42,9 @@ public sealed class Cgroups
                 var dir = _v2 + v2Path;
                 var usage = long.Parse(File.ReadAllText(Path.Combine(dir, "memory.current")).Trim(), CultureInfo.InvariantCulture);
                 var cpu = ParseKeyValues(File.ReadAllText(Path.Combine(dir, "cpu.stat"))).GetValueOrDefault("usage_usec") / 1e6;
-                var (rd, wr) = File.Exists(Path.Combine(dir, "io.stat")) ? ParseIoStat(File.ReadAllText(Path.Combine(dir, "io.stat"))) : (0, 0);
+                var (rd, wr) = File.Exists(Path.Combine(dir, "io.stat"))
+                    ? ParseIoStat(File.ReadAllText(Path.Combine(dir, "io.stat")))
+                    : (0, 0);
                 return new ContainerStatsSample(usage, cpu, rx, tx, rd, wr);
             }
             return null;
@@ -118,7 +122,8 @@ public sealed class Cgroups
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) d[parts[0]] = v;
+            if (parts.Length == 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v))
+                d[parts[0]] = v;
         }
         return d;
     }

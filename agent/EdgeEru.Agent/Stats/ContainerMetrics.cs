@@ -11,20 +11,28 @@ namespace EdgeEru.Agent.Stats;
 /// <c>docker stats</c> where cgroups cannot be read — into Prometheus series labelled by app,
 /// entrypoint, ident and node, and optionally sends the same values to carbon (graphite plaintext).
 /// </summary>
-public sealed class ContainerMetrics(NodeAgent agent, DockerEngine engine, Cgroups cgroups, MetricsOptions options, ILogger<ContainerMetrics> log) : IDisposable
+public sealed class ContainerMetrics(
+    NodeAgent agent, DockerEngine engine, Cgroups cgroups, MetricsOptions options, ILogger<ContainerMetrics> log) : IDisposable
 {
     private static readonly string[] Labels = ["node", "app", "entrypoint", "ident"];
-    private static readonly Gauge Memory = Metrics.CreateGauge("eru_container_memory_bytes", "Memory the container uses (cgroup usage).", new GaugeConfiguration { LabelNames = Labels });
-    private static readonly Gauge MemoryLimit = Metrics.CreateGauge("eru_container_memory_limit_bytes", "The container's memory limit (0: none).", new GaugeConfiguration { LabelNames = Labels });
-    private static readonly Counter Cpu = Metrics.CreateCounter("eru_container_cpu_seconds_total", "CPU time the container used.", new CounterConfiguration { LabelNames = Labels });
-    private static readonly Counter NetRx = Metrics.CreateCounter("eru_container_network_receive_bytes_total", "Bytes received over the container's devices (not loopback).", new CounterConfiguration { LabelNames = Labels });
-    private static readonly Counter NetTx = Metrics.CreateCounter("eru_container_network_transmit_bytes_total", "Bytes sent over the container's devices (not loopback).", new CounterConfiguration { LabelNames = Labels });
-    private static readonly Counter BlkRead = Metrics.CreateCounter("eru_container_block_read_bytes_total", "Bytes the container read from block devices.", new CounterConfiguration { LabelNames = Labels });
-    private static readonly Counter BlkWrite = Metrics.CreateCounter("eru_container_block_write_bytes_total", "Bytes the container wrote to block devices.", new CounterConfiguration { LabelNames = Labels });
-    private static readonly Counter Samples = Metrics.CreateCounter("eru_agent_container_samples_total", "Container samples taken, by source (cgroup, docker) or failed.",
-        new CounterConfiguration { LabelNames = ["node", "source"] });
-    private static readonly Counter GraphiteSent = Metrics.CreateCounter("eru_agent_graphite_lines_total", "Graphite lines sent, or dropped when carbon was not reachable.",
-        new CounterConfiguration { LabelNames = ["node", "outcome"] });
+    private static readonly Gauge Memory = Metrics.CreateGauge("eru_container_memory_bytes", "Memory the container uses (cgroup usage).",
+        new GaugeConfiguration { LabelNames = Labels });
+    private static readonly Gauge MemoryLimit = Metrics.CreateGauge("eru_container_memory_limit_bytes",
+        "The container's memory limit (0: none).", new GaugeConfiguration { LabelNames = Labels });
+    private static readonly Counter Cpu = Metrics.CreateCounter("eru_container_cpu_seconds_total", "CPU time the container used.",
+        new CounterConfiguration { LabelNames = Labels });
+    private static readonly Counter NetRx = Metrics.CreateCounter("eru_container_network_receive_bytes_total",
+        "Bytes received over the container's devices (not loopback).", new CounterConfiguration { LabelNames = Labels });
+    private static readonly Counter NetTx = Metrics.CreateCounter("eru_container_network_transmit_bytes_total",
+        "Bytes sent over the container's devices (not loopback).", new CounterConfiguration { LabelNames = Labels });
+    private static readonly Counter BlkRead = Metrics.CreateCounter("eru_container_block_read_bytes_total",
+        "Bytes the container read from block devices.", new CounterConfiguration { LabelNames = Labels });
+    private static readonly Counter BlkWrite = Metrics.CreateCounter("eru_container_block_write_bytes_total",
+        "Bytes the container wrote to block devices.", new CounterConfiguration { LabelNames = Labels });
+    private static readonly Counter Samples = Metrics.CreateCounter("eru_agent_container_samples_total",
+        "Container samples taken, by source (cgroup, docker) or failed.", new CounterConfiguration { LabelNames = ["node", "source"] });
+    private static readonly Counter GraphiteSent = Metrics.CreateCounter("eru_agent_graphite_lines_total",
+        "Graphite lines sent, or dropped when carbon was not reachable.", new CounterConfiguration { LabelNames = ["node", "outcome"] });
 
     private readonly Dictionary<string, (string[] Labels, DateTimeOffset StartedAt)> _series = new(StringComparer.Ordinal);
     private Socket? _carbon;
@@ -74,7 +82,8 @@ public sealed class ContainerMetrics(NodeAgent agent, DockerEngine engine, Cgrou
     {
         var now = DateTimeOffset.UtcNow;
         var graphite = new StringBuilder();
-        var running = agent.Containers.Values.Where(c => c.Running && c.Labels.ContainsKey(DockerEngine.AppLabel) && agent.IsRecorded(c.Id)).ToList(); // this cluster's only
+        var running = agent.Containers.Values
+            .Where(c => c.Running && c.Labels.ContainsKey(DockerEngine.AppLabel) && agent.IsRecorded(c.Id)).ToList(); // this cluster's only
         foreach (var c in running)
         {
             var sample = cgroups.Read(c.Pid);
@@ -120,7 +129,8 @@ public sealed class ContainerMetrics(NodeAgent agent, DockerEngine engine, Cgrou
     {
         var path = string.Join('.', new[] { options.GraphitePrefix }.Concat(labels.Select(GraphiteSafe)));
         var t = now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        void Line(string metric, double value) => sb.Append(path).Append('.').Append(metric).Append(' ').Append(value.ToString("R", CultureInfo.InvariantCulture)).Append(' ').Append(t).Append('\n');
+        void Line(string metric, double value) => sb.Append(path).Append('.').Append(metric).Append(' ')
+            .Append(value.ToString("R", CultureInfo.InvariantCulture)).Append(' ').Append(t).Append('\n');
         Line("memory_bytes", s.MemoryBytes);
         Line("memory_limit_bytes", limit);
         Line("cpu_seconds", s.CpuSeconds);
@@ -130,7 +140,9 @@ public sealed class ContainerMetrics(NodeAgent agent, DockerEngine engine, Cgrou
         Line("blk_write_bytes", s.BlockWriteBytes);
     }
 
-    private static string GraphiteSafe(string part) => part.Length == 0 ? "_" : new string(part.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '_').ToArray());
+    private static string GraphiteSafe(string part) => part.Length == 0
+        ? "_"
+        : new string(part.Select(ch => char.IsAsciiLetterOrDigit(ch) || ch is '-' or '_' ? ch : '_').ToArray());
 
     private async Task SendGraphiteAsync(string lines, CancellationToken ct)
     {

@@ -18,9 +18,12 @@ public sealed class MetricsOptions
     public IReadOnlyList<string> Problems()
     {
         var e = new List<string>();
-        if (Interval < TimeSpan.FromMilliseconds(100) || Interval > TimeSpan.FromHours(1)) e.Add($"Metrics:Interval {Interval} must be between 00:00:00.1 and 01:00:00");
-        if (!string.IsNullOrEmpty(Graphite) && LogSinkOptions.ParseAddress(Graphite) is null) e.Add($"Metrics:Graphite \"{Graphite}\" must be host:port");
-        if (string.IsNullOrWhiteSpace(GraphitePrefix) || GraphitePrefix.Any(c => c is ' ' or '\n')) e.Add($"Metrics:GraphitePrefix \"{GraphitePrefix}\" must be a non-empty path without spaces");
+        if (Interval < TimeSpan.FromMilliseconds(100) || Interval > TimeSpan.FromHours(1))
+            e.Add($"Metrics:Interval {Interval} must be between 00:00:00.1 and 01:00:00");
+        if (!string.IsNullOrEmpty(Graphite) && LogSinkOptions.ParseAddress(Graphite) is null)
+            e.Add($"Metrics:Graphite \"{Graphite}\" must be host:port");
+        if (string.IsNullOrWhiteSpace(GraphitePrefix) || GraphitePrefix.Any(c => c is ' ' or '\n'))
+            e.Add($"Metrics:GraphitePrefix \"{GraphitePrefix}\" must be a non-empty path without spaces");
         return e;
     }
 }

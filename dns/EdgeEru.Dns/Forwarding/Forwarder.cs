@@ -73,12 +73,14 @@ internal sealed class Forwarder
                 upstream.Succeeded();
                 _metrics.Forwarded("upstream");
                 var records = ResponseRecords.Read(answer);
-                if (key is not null && records is not null && ResponseRecords.CacheTtl(answer, records) is { } ttl && ttl > 0 && _options.CacheEntries > 0)
+                if (key is not null && records is not null && ResponseRecords.CacheTtl(answer, records) is { } ttl && ttl > 0
+                    && _options.CacheEntries > 0)
                     Remember(key, answer, records, Math.Min(ttl, _options.CacheMaxTtl));
                 answer.CopyTo(response, 0);
                 return Finish(response, answer.Length, id, clientLimit, query);
             }
-            catch (Exception ex) when (ex is SocketException or TimeoutException or OperationCanceledException or InvalidDataException && !ct.IsCancellationRequested)
+            catch (Exception ex) when (ex is SocketException or TimeoutException or OperationCanceledException or InvalidDataException
+                && !ct.IsCancellationRequested)
             {
                 if (upstream.Failed(_options.FailuresBeforeDown, _options.DownFor))
                     _log.LogWarning("upstream {Upstream} down after {Failures} failures ({Error}); skipped for {Seconds}s",
@@ -146,7 +148,8 @@ internal sealed class Forwarder
                 throw new TimeoutException($"no answer from {upstream} within {_options.Timeout.TotalSeconds}s");
             }
             // Only the answer to this query counts: right id, a response, the same question.
-            if (n >= 12 && BinaryPrimitives.ReadUInt16BigEndian(buffer) == id && (buffer[2] & 0x80) != 0 && SameQuestion(query, buffer.AsSpan(0, n)))
+            if (n >= 12 && BinaryPrimitives.ReadUInt16BigEndian(buffer) == id && (buffer[2] & 0x80) != 0
+                && SameQuestion(query, buffer.AsSpan(0, n)))
                 return buffer[..n];
         }
     }

@@ -19,7 +19,11 @@ internal static class ResponseRecords
             pos += 4;
         }
         var records = new List<Record>();
-        int[] counts = [BinaryPrimitives.ReadUInt16BigEndian(m[6..]), BinaryPrimitives.ReadUInt16BigEndian(m[8..]), BinaryPrimitives.ReadUInt16BigEndian(m[10..])];
+        int[] counts =
+        [
+            BinaryPrimitives.ReadUInt16BigEndian(m[6..]), BinaryPrimitives.ReadUInt16BigEndian(m[8..]),
+            BinaryPrimitives.ReadUInt16BigEndian(m[10..]),
+        ];
         for (var section = 0; section < 3; section++)
         {
             for (var i = 0; i < counts[section]; i++)

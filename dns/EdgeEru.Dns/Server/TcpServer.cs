@@ -10,7 +10,8 @@ using Microsoft.Extensions.Options;
 namespace EdgeEru.Dns.Server;
 
 /// <summary>DNS over TCP (RFC 7766): length-prefixed messages, several per connection, idle timeout, connection cap.</summary>
-internal sealed class TcpServer(QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<TcpServer> log)
+internal sealed class TcpServer(
+    QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<TcpServer> log)
     : BackgroundService
 {
     private TcpListener? _listener;

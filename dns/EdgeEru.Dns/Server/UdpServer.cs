@@ -14,7 +14,8 @@ namespace EdgeEru.Dns.Server;
 /// them), each served by a dedicated thread with blocking receive/send into its own buffers: a query
 /// costs two system calls and the processor, with no allocation and no thread-pool hop.
 /// </summary>
-internal sealed class UdpServer(QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log)
+internal sealed class UdpServer(
+    QueryProcessor processor, Forwarder forwarder, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<UdpServer> log)
     : IHostedService, IDisposable
 {
     private const int SolSocket = 1, SoReusePort = 15;

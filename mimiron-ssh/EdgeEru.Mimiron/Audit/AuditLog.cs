@@ -21,7 +21,8 @@ public sealed class AuditLog : IDisposable
         {
             var dir = Path.GetDirectoryName(Path.GetFullPath(options.AuditLog));
             if (dir is not null) Directory.CreateDirectory(dir);
-            _file = new StreamWriter(new FileStream(options.AuditLog, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
+            _file = new StreamWriter(new FileStream(options.AuditLog, FileMode.Append, FileAccess.Write, FileShare.Read),
+                new UTF8Encoding(false));
         }
     }
 
@@ -31,7 +32,8 @@ public sealed class AuditLog : IDisposable
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
-            w.WriteString("time", DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteString("time",
+                DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture));
             w.WriteString("event", @event);
             foreach (var (k, v) in fields)
             {

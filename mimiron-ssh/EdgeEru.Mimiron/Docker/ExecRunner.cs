@@ -29,8 +29,8 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
         "i=0; while [ \"$(stty size 2>/dev/null)\" = \"0 0\" ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; ";
 
     /// <summary>Runs <paramref name="command"/> (null: a login shell) for the session; <paramref name="touch"/> marks activity.</summary>
-    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, string? command, Func<long> touch,
-        Audit.AsciicastRecorder? recorder, CancellationToken ct)
+    public async Task<ExecResult> RunAsync(SshSession session, ResolvedTarget target, SshAppAccess access, string? command,
+        Func<long> touch, Audit.AsciicastRecorder? recorder, CancellationToken ct)
     {
         var client = clients.For(target.Node.Endpoint);
         var tty = session.Pty is not null;
@@ -185,7 +185,8 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
     {
         try
         {
-            await client.Exec.ResizeContainerExecTtyAsync(exec, new ContainerResizeParameters { Width = size.Columns, Height = size.Rows }, ct);
+            await client.Exec.ResizeContainerExecTtyAsync(exec,
+                new ContainerResizeParameters { Width = size.Columns, Height = size.Rows }, ct);
             return true;
         }
         catch (DockerApiException e)

@@ -21,8 +21,8 @@ public sealed record GatewayPrincipal(LoginName Login);
 /// registry snapshot and the key is one of theirs; each session then resolves the target among live instances,
 /// checks the user's access to its app and runs through Docker exec. Every decision is audited.
 /// </summary>
-public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner exec, AuditLog audit, GatewayMetrics metrics, GatewayOptions options,
-    ILogger<GatewayHandler> log) : SshServerHandler
+public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner exec, AuditLog audit, GatewayMetrics metrics,
+    GatewayOptions options, ILogger<GatewayHandler> log) : SshServerHandler
 {
     private readonly ConditionalWeakTable<SshUser, HashSet<SshPublicKey>> _keys = [];
     private readonly ConcurrentDictionary<string, int> _sessionsPerUser = new(StringComparer.Ordinal);
@@ -56,15 +56,18 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     {
         var login = LoginName.Parse(request.User, out var problem);
         if (login is null) return ValueTask.FromResult(AuthDecision.Refuse(problem!));
-        if (!snapshot().SshUsers.TryGetValue(login.User, out var user)) return ValueTask.FromResult(AuthDecision.Refuse($"no ssh user {login.User}"));
-        if (KeyProblem(user, request.Key, request.Connection.RemoteEndPoint) is { } keyProblem) return ValueTask.FromResult(AuthDecision.Refuse(keyProblem));
+        if (!snapshot().SshUsers.TryGetValue(login.User, out var user))
+            return ValueTask.FromResult(AuthDecision.Refuse($"no ssh user {login.User}"));
+        if (KeyProblem(user, request.Key, request.Connection.RemoteEndPoint) is { } keyProblem)
+            return ValueTask.FromResult(AuthDecision.Refuse(keyProblem));
         if (request.Signed)
         {
             metrics.Logins.WithLabels("accepted").Inc();
             var cert = request.Key.Certificate;
             audit.Write("login_accepted", ("user", login.User), ("target", login.Target), ("key", Fingerprint(request.Key)),
                 ("key_type", request.Key.KeyType), ("cert_id", cert?.KeyId), ("cert_serial", cert is null ? null : (long)cert.Serial),
-                ("ca", cert?.SignatureKey.Fingerprint), ("remote", request.Connection.RemoteEndPoint?.ToString()), ("client", request.Connection.ClientVersion));
+                ("ca", cert?.SignatureKey.Fingerprint), ("remote", request.Connection.RemoteEndPoint?.ToString()),
+                ("client", request.Connection.ClientVersion));
         }
         return ValueTask.FromResult(AuthDecision.Accept(new GatewayPrincipal(login)));
     }
@@ -75,8 +78,9 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
     public override void OnAuthFailed(SshConnectionInfo connection, string user, SshPublicKey? key, string reason)
     {
         metrics.Logins.WithLabels("refused").Inc();
-        audit.Write("login_refused", ("login", LoginName.Printable(user)), ("key", key is null ? null : Fingerprint(key)), ("cert_id", key?.Certificate?.KeyId), ("reason", reason),
-            ("remote", connection.RemoteEndPoint?.ToString()), ("client", connection.ClientVersion));
+        audit.Write("login_refused", ("login", LoginName.Printable(user)), ("key", key is null ? null : Fingerprint(key)),
+            ("cert_id", key?.Certificate?.KeyId), ("reason", reason), ("remote", connection.RemoteEndPoint?.ToString()),
+            ("client", connection.ClientVersion));
     }
 
     public override async Task<SessionExit> RunSessionAsync(SshSession session, CancellationToken ct)
@@ -86,13 +90,15 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         async Task<SessionExit> Refuse(string message, string reason)
         {
             metrics.Sessions.WithLabels("refused").Inc();
-            audit.Write("session_refused", ("user", login.User), ("target", login.Target), ("command", session.Command), ("reason", reason));
+            audit.Write("session_refused", ("user", login.User), ("target", login.Target), ("command", session.Command),
+                ("reason", reason));
             await session.Error.WriteAsync(Encoding.UTF8.GetBytes(message.EndsWith('\n') ? message : message + "\n"), ct);
             return SessionExit.Exited(1);
         }
 
         // The user may have been removed or changed since the login: the current snapshot decides.
-        if (!snap.SshUsers.TryGetValue(login.User, out var user) || KeyProblem(user, session.Connection.Key!, session.Connection.RemoteEndPoint) is not null)
+        if (!snap.SshUsers.TryGetValue(login.User, out var user)
+            || KeyProblem(user, session.Connection.Key!, session.Connection.RemoteEndPoint) is not null)
             return await Refuse($"eru-ssh: {login.User} may no longer log in", "user, key or certificate no longer valid");
         if (login.Target is null)
             return await Refuse(TargetResolver.Reachable(snap, user), "no target");
@@ -102,7 +108,8 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         if (user.AccessTo(app) is not { } access)
             return await Refuse($"eru-ssh: {login.User} may not enter app {app}", $"app {app} not allowed");
         if (session.IsShell && !access.Shell && session.Connection.Key?.Certificate?.ForceCommand is null)
-            return await Refuse($"eru-ssh: {login.User} may only run commands in app {app}: ssh {login.User}~{login.Target} COMMAND", "shell not allowed");
+            return await Refuse($"eru-ssh: {login.User} may only run commands in app {app}: ssh {login.User}~{login.Target} COMMAND",
+                "shell not allowed");
 
         var count = _sessionsPerUser.AddOrUpdate(login.User, 1, (_, n) => n + 1);
         try
@@ -117,26 +124,32 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         }
     }
 
-    private async Task<SessionExit> RunAsync(SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, CancellationToken ct)
+    private async Task<SessionExit> RunAsync(
+        SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, CancellationToken ct)
     {
         var w = target.Workload;
         using var recorder = options.RecordDirectory.Length == 0 ? null : StartRecording(session, login, w);
         audit.Write("session_start", ("user", login.User), ("target", login.Target), ("workload", w.Id), ("ident", w.Ident), ("app", w.App),
-            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem), ("tty", session.Pty is not null), ("container_user", access.User), ("recording", recorder?.Path),
+            ("entrypoint", w.Entrypoint), ("node", w.Node), ("command", session.Command), ("subsystem", session.Subsystem),
+            ("tty", session.Pty is not null), ("container_user", access.User), ("recording", recorder?.Path),
             ("key", session.Connection.Key is null ? null : Fingerprint(session.Connection.Key)));
         metrics.ActiveSessions.Inc();
         var started = Stopwatch.GetTimestamp();
-        using var maxLength = options.MaxSessionSeconds > 0 ? new CancellationTokenSource(TimeSpan.FromSeconds(options.MaxSessionSeconds)) : new CancellationTokenSource();
+        using var maxLength = options.MaxSessionSeconds > 0
+            ? new CancellationTokenSource(TimeSpan.FromSeconds(options.MaxSessionSeconds))
+            : new CancellationTokenSource();
         using var limits = CancellationTokenSource.CreateLinkedTokenSource(ct, maxLength.Token);
         var lastActivity = Stopwatch.GetTimestamp();
         var idleFired = false;
         var idle = options.IdleTimeoutSeconds > 0
-            ? WatchIdleAsync(() => Interlocked.Read(ref lastActivity), TimeSpan.FromSeconds(options.IdleTimeoutSeconds), limits, () => idleFired = true)
+            ? WatchIdleAsync(() => Interlocked.Read(ref lastActivity), TimeSpan.FromSeconds(options.IdleTimeoutSeconds), limits,
+                () => idleFired = true)
             : Task.CompletedTask;
         ExecResult result;
         try
         {
-            result = await exec.RunAsync(session, target, access, Command(session), () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), recorder, limits.Token);
+            result = await exec.RunAsync(session, target, access, Command(session),
+                () => Interlocked.Exchange(ref lastActivity, Stopwatch.GetTimestamp()), recorder, limits.Token);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException)
         {
@@ -155,7 +168,10 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
             result = result with
             {
                 ExitCode = limited ? 1 : 255,
-                Problem = limited ? $"session ended: {(idleFired ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s")}" : null,
+                Problem = limited
+                    ? "session ended: "
+                        + (idleFired ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s")
+                    : null,
             };
         }
         if (result.Problem is not null)
@@ -169,19 +185,22 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
                 // the client left
             }
         }
-        var outcome = result.Interrupted ? result.Problem is null ? "client_left" : "limited" : result.Problem is null ? "completed" : "failed";
+        var outcome = result.Interrupted
+            ? result.Problem is null ? "client_left" : "limited"
+            : result.Problem is null ? "completed" : "failed";
         metrics.Sessions.WithLabels(outcome).Inc();
         metrics.Bytes.WithLabels("in").Inc(result.BytesIn);
         metrics.Bytes.WithLabels("out").Inc(result.BytesOut);
-        audit.Write("session_end", ("user", login.User), ("workload", w.Id), ("ident", w.Ident), ("node", w.Node), ("command", session.Command),
-            ("exit_code", result.ExitCode), ("bytes_in", result.BytesIn), ("bytes_out", result.BytesOut),
+        audit.Write("session_end", ("user", login.User), ("workload", w.Id), ("ident", w.Ident), ("node", w.Node),
+            ("command", session.Command), ("exit_code", result.ExitCode), ("bytes_in", result.BytesIn), ("bytes_out", result.BytesOut),
             ("seconds", Stopwatch.GetElapsedTime(started).TotalSeconds), ("outcome", outcome), ("problem", result.Problem));
         return SessionExit.Exited(result.ExitCode);
     }
 
     // The places Debian, Alpine, Red Hat and OpenSSH's own install put sftp-server; the first present is run.
     private const string SftpServer =
-        "for p in /usr/lib/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/openssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server; " +
+        "for p in /usr/lib/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/openssh/sftp-server " +
+        "/usr/libexec/sftp-server /usr/lib/sftp-server; " +
         "do [ -x \"$p\" ] && exec \"$p\"; done; echo 'eru-ssh: this container has no sftp-server' >&2; exit 127";
 
     /// <summary>

@@ -45,7 +45,8 @@ public static class TargetResolver
         }
         if (index > candidates.Count)
         {
-            problem = $"\"{LoginName.Printable(name)}\" has {candidates.Count} live instance{(candidates.Count == 1 ? "" : "s")}, not {index}";
+            problem =
+                $"\"{LoginName.Printable(name)}\" has {candidates.Count} live instance{(candidates.Count == 1 ? "" : "s")}, not {index}";
             return null;
         }
         var chosen = candidates[(index ?? 1) - 1].Record!;
@@ -77,14 +78,17 @@ public static class TargetResolver
     public static string Reachable(RegistrySnapshot snapshot, SshUser user)
     {
         var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"Log in as {user.Name}~TARGET, where TARGET is an instance ident, entrypoint.app or app (#N picks the N-th).\n");
+        sb.Append(CultureInfo.InvariantCulture,
+            $"Log in as {user.Name}~TARGET, where TARGET is an instance ident, entrypoint.app or app (#N picks the N-th).\n");
         var any = false;
-        foreach (var (service, views) in snapshot.LiveByService.OrderBy(s => s.Key.App, StringComparer.Ordinal).ThenBy(s => s.Key.Entrypoint, StringComparer.Ordinal))
+        foreach (var (service, views) in snapshot.LiveByService
+            .OrderBy(s => s.Key.App, StringComparer.Ordinal).ThenBy(s => s.Key.Entrypoint, StringComparer.Ordinal))
         {
             if (user.AccessTo(service.App) is not { } access || views.Count == 0) continue;
             any = true;
             var idents = string.Join(", ", views.Select(v => v.Record!.Ident).Order(StringComparer.Ordinal));
-            sb.Append(CultureInfo.InvariantCulture, $"  {service.Entrypoint}.{service.App}  {(access.Shell ? "shell" : "exec only")}  {views.Count} live: {idents}\n");
+            sb.Append(CultureInfo.InvariantCulture,
+                $"  {service.Entrypoint}.{service.App}  {(access.Shell ? "shell" : "exec only")}  {views.Count} live: {idents}\n");
         }
         if (!any) sb.Append("  (nothing live that you may enter)\n");
         return sb.ToString();

@@ -37,8 +37,8 @@ internal sealed class SessionChannel : IDisposable
     private bool _closeReceived;
     private bool _eofReceived;
 
-    public SessionChannel(uint localId, uint remoteId, uint remoteWindow, uint remoteMaxPacket, SshTransport transport, SshServerHandler handler,
-        SshConnectionInfo connection, SshServerOptions options, ILogger log, CancellationToken connectionToken)
+    public SessionChannel(uint localId, uint remoteId, uint remoteWindow, uint remoteMaxPacket, SshTransport transport,
+        SshServerHandler handler, SshConnectionInfo connection, SshServerOptions options, ILogger log, CancellationToken connectionToken)
     {
         LocalId = localId;
         RemoteId = remoteId;
@@ -70,8 +70,11 @@ internal sealed class SessionChannel : IDisposable
     {
         lock (_gate)
         {
-            if (data.Length > _localWindow) throw new SshProtocolException($"channel {LocalId}: {data.Length} bytes beyond the window of {_localWindow}");
-            if (data.Length > _options.ChannelMaxPacket) throw new SshProtocolException($"channel {LocalId}: data packet of {data.Length} bytes beyond the maximum of {_options.ChannelMaxPacket}");
+            if (data.Length > _localWindow)
+                throw new SshProtocolException($"channel {LocalId}: {data.Length} bytes beyond the window of {_localWindow}");
+            if (data.Length > _options.ChannelMaxPacket)
+                throw new SshProtocolException(
+                    $"channel {LocalId}: data packet of {data.Length} bytes beyond the maximum of {_options.ChannelMaxPacket}");
             _localWindow -= (uint)data.Length;
             if (_eofReceived || extended) return; // no stdin after EOF; a client's extended data has no meaning for a session
         }
@@ -169,7 +172,9 @@ internal sealed class SessionChannel : IDisposable
 
     private SshSession? _pending;
 
-    /// <summary>Runs the handler for a session that was asked for; called after the request's success reply went out, so it comes first.</summary>
+    /// <summary>
+    /// Runs the handler for a session that was asked for; called after the request's success reply went out, so it comes first.
+    /// </summary>
     public void Launch()
     {
         if (_pending is not { } session) return;
@@ -277,7 +282,8 @@ internal sealed class SessionChannel : IDisposable
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override void Flush() { }
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override int Read(byte[] buffer, int offset, int count) =>
+            ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
@@ -294,7 +300,8 @@ internal sealed class SessionChannel : IDisposable
             return n; // 0 only when completed and drained: EOF
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+            ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
     }
 
     private sealed class OutputStream(SessionChannel channel, uint? dataType) : Stream
@@ -312,8 +319,10 @@ internal sealed class SessionChannel : IDisposable
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+        public override void Write(byte[] buffer, int offset, int count) =>
+            WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+            WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
         {

@@ -17,7 +17,8 @@ public sealed record PtyRequest(string Term, TerminalSize Size, byte[] Modes);
 public sealed class SshSession
 {
     internal SshSession(SshConnectionInfo connection, PtyRequest? pty, ImmutableDictionary<string, string> environment,
-        string? command, string? subsystem, Stream input, Stream output, Stream error, ChannelReader<TerminalSize> resizes, ChannelReader<string> signals)
+        string? command, string? subsystem, Stream input, Stream output, Stream error, ChannelReader<TerminalSize> resizes,
+        ChannelReader<string> signals)
     {
         Connection = connection;
         Pty = pty;

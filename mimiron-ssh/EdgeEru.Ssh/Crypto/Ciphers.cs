@@ -35,7 +35,8 @@ internal sealed record MacInfo(string Name, HashAlgorithmName Hash, int KeySize,
 internal static class Protectors
 {
     /// <summary>The protector for one direction from the negotiated names and the derived keys.</summary>
-    public static PacketProtector Create(CipherInfo cipher, MacInfo? mac, ReadOnlySpan<byte> key, ReadOnlySpan<byte> iv, ReadOnlySpan<byte> macKey) =>
+    public static PacketProtector Create(
+        CipherInfo cipher, MacInfo? mac, ReadOnlySpan<byte> key, ReadOnlySpan<byte> iv, ReadOnlySpan<byte> macKey) =>
         cipher.Name switch
         {
             "chacha20-poly1305@openssh.com" => new ChaCha20Poly1305Protector(key),

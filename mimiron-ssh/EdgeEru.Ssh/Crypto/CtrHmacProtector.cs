@@ -15,7 +15,8 @@ internal sealed class CtrHmacProtector : PacketProtector
     private readonly bool _etm;
     private readonly byte[] _mac;
 
-    public CtrHmacProtector(ReadOnlySpan<byte> key, ReadOnlySpan<byte> iv, HashAlgorithmName hash, ReadOnlySpan<byte> macKey, int macLength, bool etm)
+    public CtrHmacProtector(
+        ReadOnlySpan<byte> key, ReadOnlySpan<byte> iv, HashAlgorithmName hash, ReadOnlySpan<byte> macKey, int macLength, bool etm)
     {
         _ctr = new AesCtr(key, iv);
         _hmac = IncrementalHash.CreateHMAC(hash, macKey);

@@ -22,7 +22,9 @@ internal abstract class PacketProtector : IDisposable
     /// <summary>Encrypts <paramref name="packet"/> in place and writes the MAC/tag.</summary>
     public abstract void Seal(uint sequence, Span<byte> packet, Span<byte> mac);
 
-    /// <summary>The packet length from the first <see cref="FirstChunk"/> bytes (decrypting them in place when the mode needs to).</summary>
+    /// <summary>
+    /// The packet length from the first <see cref="FirstChunk"/> bytes (decrypting them in place when the mode needs to).
+    /// </summary>
     public abstract uint ReadLength(uint sequence, Span<byte> firstChunk);
 
     /// <summary>Checks the MAC/tag and decrypts the packet in place; false when the MAC is wrong.</summary>

@@ -50,12 +50,15 @@ internal sealed record Negotiated(string Kex, string HostKey, string CipherCtoS,
         {
             foreach (var c in client)
                 if (server.Contains(c)) return c;
-            throw new SshProtocolException($"no matching {what}: client offers {string.Join(",", client)}; server supports {string.Join(",", server)}",
+            throw new SshProtocolException(
+                $"no matching {what}: client offers {string.Join(",", client)}; server supports {string.Join(",", server)}",
                 DisconnectReason.KeyExchangeFailed);
         }
 
-        string[] Methods(string[] kex) => kex.Where(k => k is not (KexInit.ExtInfoClient or KexInit.ExtInfoServer or KexInit.StrictClient or KexInit.StrictServer)
-                                                         && !k.StartsWith("ext-info-", StringComparison.Ordinal)).ToArray();
+        string[] Methods(string[] kex) => kex
+            .Where(k => k is not (KexInit.ExtInfoClient or KexInit.ExtInfoServer or KexInit.StrictClient or KexInit.StrictServer)
+                && !k.StartsWith("ext-info-", StringComparison.Ordinal))
+            .ToArray();
 
         var cs = Pick(client.CipherCtoS, server.CipherCtoS, "cipher client to server");
         var sc = Pick(client.CipherStoC, server.CipherStoC, "cipher server to client");

@@ -33,7 +33,9 @@ internal abstract class KeyExchangeMethod
 
         public override (byte[], byte[]) Agree(ReadOnlySpan<byte> clientPublic)
         {
-            if (clientPublic.Length != 32) throw new SshProtocolException($"curve25519 client key is {clientPublic.Length} bytes, not 32", DisconnectReason.KeyExchangeFailed);
+            if (clientPublic.Length != 32)
+                throw new SshProtocolException($"curve25519 client key is {clientPublic.Length} bytes, not 32",
+                    DisconnectReason.KeyExchangeFailed);
             var priv = new X25519PrivateKeyParameters(new SecureRandom());
             var agreement = new X25519Agreement();
             agreement.Init(priv);
@@ -45,7 +47,8 @@ internal abstract class KeyExchangeMethod
             catch (InvalidOperationException)
             {
                 // An all-zero result means a low-order client point (RFC 8731 §3); the library refuses it.
-                throw new SshProtocolException("curve25519 shared secret is zero (low-order client key)", DisconnectReason.KeyExchangeFailed);
+                throw new SshProtocolException("curve25519 shared secret is zero (low-order client key)",
+                    DisconnectReason.KeyExchangeFailed);
             }
             // RFC 8731: the 32 bytes are read as a big-endian unsigned integer, as they come.
             var k = Mpint(secret);

@@ -160,7 +160,8 @@ public static class HostKeyStore
                 var text = File.ReadAllText(path);
                 return import(Convert.FromBase64String(text[pem.Base64Data]));
             }
-            catch (Exception e) when (e is ArgumentException or FormatException or CryptographicException or InvalidCastException or IOException)
+            catch (Exception e) when (e is ArgumentException or FormatException or CryptographicException or InvalidCastException
+                or IOException)
             {
                 throw new InvalidDataException($"host key file {path} is not a PKCS#8 private key of its type: {e.Message}", e);
             }

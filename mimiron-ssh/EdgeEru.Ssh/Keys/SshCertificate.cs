@@ -79,8 +79,8 @@ public sealed class SshCertificate
         var key = SshPublicKey.Parse(inner.WrittenSpan);
         return (new SshCertificate
         {
-            Key = key, Serial = serial, Type = certType, KeyId = keyId, Principals = principals, ValidAfter = validAfter, ValidBefore = validBefore,
-            CriticalOptions = critical, Extensions = extensions, SignatureKey = ca, SignatureValid = valid,
+            Key = key, Serial = serial, Type = certType, KeyId = keyId, Principals = principals, ValidAfter = validAfter,
+            ValidBefore = validBefore, CriticalOptions = critical, Extensions = extensions, SignatureKey = ca, SignatureValid = valid,
         }, inner.ToArray());
     }
 
@@ -134,7 +134,8 @@ public sealed class SshCertificate
         foreach (var (name, value) in CriticalOptions)
         {
             if (!KnownCriticalOptions.Contains(name)) return $"certificate critical option {name} is not supported";
-            if (name == "source-address" && !SourceAllowed(value, remote)) return $"source address {remote} is not in the certificate's {value}";
+            if (name == "source-address" && !SourceAllowed(value, remote))
+                return $"source address {remote} is not in the certificate's {value}";
         }
         return null;
     }
@@ -143,7 +144,9 @@ public sealed class SshCertificate
     public string? ForceCommand => CriticalOptions.GetValueOrDefault("force-command");
 
     private static string Time(ulong seconds) =>
-        seconds >= (ulong)DateTimeOffset.MaxValue.ToUnixTimeSeconds() ? "forever" : DateTimeOffset.FromUnixTimeSeconds((long)seconds).ToString("u", System.Globalization.CultureInfo.InvariantCulture);
+        seconds >= (ulong)DateTimeOffset.MaxValue.ToUnixTimeSeconds()
+            ? "forever"
+            : DateTimeOffset.FromUnixTimeSeconds((long)seconds).ToString("u", System.Globalization.CultureInfo.InvariantCulture);
 
     private static bool SourceAllowed(string list, IPAddress? remote)
     {

@@ -40,7 +40,8 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
     /// <summary>The key as an authorized_keys / .pub line without comment.</summary>
     public string ToOpenSsh() => KeyType + " " + Convert.ToBase64String(_blob);
 
-    public static readonly IReadOnlyList<string> KeyTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
+    public static readonly IReadOnlyList<string> KeyTypes =
+        ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
 
     /// <summary>Parses a key blob; throws <see cref="SshProtocolException"/> naming what is wrong.</summary>
     public static SshPublicKey Parse(ReadOnlySpan<byte> blob)
@@ -50,7 +51,8 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
         if (SshCertificate.Types.ContainsKey(type))
         {
             var (cert, _) = SshCertificate.Parse(type, blob);
-            // A certificate signs with its key; the algorithm names are the key's with the certificate suffix (rsa-sha2-256-cert-v01@openssh.com).
+            // A certificate signs with its key; the algorithm names are the key's with the certificate suffix
+            // (rsa-sha2-256-cert-v01@openssh.com).
             var algorithms = cert.Key.SignatureAlgorithms.Select(a => a + "-cert-v01@openssh.com").ToArray();
             return new SshPublicKey(type, blob.ToArray(), algorithms,
                 (alg, data, sig) => cert.Key._verify(alg[..^"-cert-v01@openssh.com".Length], data, sig)) { Certificate = cert };
@@ -79,7 +81,8 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
                 var q = r.String("ecdsa point");
                 r.ExpectEnd("ecdsa key");
                 var (curve, hash, size) = EcdsaCurve(curveName);
-                if (q.Length != 1 + 2 * size || q[0] != 4) throw new SshProtocolException("ecdsa point is not an uncompressed point of the curve");
+                if (q.Length != 1 + 2 * size || q[0] != 4)
+                    throw new SshProtocolException("ecdsa point is not an uncompressed point of the curve");
                 var ecdsa = ECDsa.Create();
                 try
                 {
@@ -99,7 +102,8 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
                     // The signature is mpint r, mpint s; .NET wants them as fixed-size big-endian halves.
                     var sr = new SshReader(sig);
                     var rs = new byte[2 * size];
-                    if (!FitInto(sr.MpintUnsigned("ecdsa r"), rs.AsSpan(0, size)) || !FitInto(sr.MpintUnsigned("ecdsa s"), rs.AsSpan(size))) return false;
+                    if (!FitInto(sr.MpintUnsigned("ecdsa r"), rs.AsSpan(0, size)) || !FitInto(sr.MpintUnsigned("ecdsa s"), rs.AsSpan(size)))
+                        return false;
                     sr.ExpectEnd("ecdsa signature");
                     return ecdsa.VerifyData(data, rs, hash);
                 });
@@ -204,7 +208,8 @@ public sealed class SshPublicKey : IEquatable<SshPublicKey>
         }
         var parts = text.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length < 2) throw new FormatException("authorized key line needs a key type and base64 key data");
-        if (!KeyTypes.Contains(parts[0])) throw new FormatException($"key type {parts[0]} is not supported (supported: {string.Join(", ", KeyTypes)})");
+        if (!KeyTypes.Contains(parts[0]))
+            throw new FormatException($"key type {parts[0]} is not supported (supported: {string.Join(", ", KeyTypes)})");
         byte[] blob;
         try
         {

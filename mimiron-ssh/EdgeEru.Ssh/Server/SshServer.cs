@@ -60,7 +60,8 @@ public sealed class SshServer : IAsyncDisposable
             }
             socket.NoDelay = true;
             var id = Interlocked.Increment(ref _nextId);
-            var connection = new SshServerConnection(new NetworkStream(socket, ownsSocket: true), socket.RemoteEndPoint, id, _options, _handler, _log);
+            var connection = new SshServerConnection(new NetworkStream(socket, ownsSocket: true), socket.RemoteEndPoint, id, _options,
+                _handler, _log);
             Task task = null!;
             task = Task.Run(async () =>
             {

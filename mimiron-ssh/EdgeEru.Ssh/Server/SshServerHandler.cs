@@ -20,7 +20,9 @@ public sealed class SshConnectionInfo
     public object? Principal { get; internal set; }
 }
 
-/// <summary>A public key login attempt. <see cref="Signed"/> is false for a query ("would this key do?") and true once the signature checked out.</summary>
+/// <summary>
+/// A public key login attempt. <see cref="Signed"/> is false for a query ("would this key do?") and true once the signature checked out.
+/// </summary>
 public sealed record SshAuthRequest(SshConnectionInfo Connection, string User, SshPublicKey Key, string Algorithm, bool Signed);
 
 /// <summary>The answer to a login attempt: accepted (with what to remember about the user) or refused with a reason for logs.</summary>

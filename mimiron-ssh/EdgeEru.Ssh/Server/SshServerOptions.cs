@@ -4,7 +4,9 @@ using EdgeEru.Ssh.Keys;
 
 namespace EdgeEru.Ssh.Server;
 
-/// <summary>What an SSH server offers and its limits. The algorithm lists are in preference order and may be narrowed, never extended.</summary>
+/// <summary>
+/// What an SSH server offers and its limits. The algorithm lists are in preference order and may be narrowed, never extended.
+/// </summary>
 public sealed class SshServerOptions
 {
     public required IReadOnlyList<HostKey> HostKeys { get; init; }

@@ -5,7 +5,9 @@ using EdgeEru.Ssh.Wire;
 
 namespace EdgeEru.Ssh.Transport;
 
-/// <summary>Reads the identification line and then binary packets (RFC 4253 §4.2, §6) from a stream, through the current protector.</summary>
+/// <summary>
+/// Reads the identification line and then binary packets (RFC 4253 §4.2, §6) from a stream, through the current protector.
+/// </summary>
 internal sealed class PacketReader(Stream stream)
 {
     /// <summary>Largest packet_length accepted; RFC 4253 §6.1 requires 35000, OpenSSH allows 256 KiB.</summary>
@@ -44,9 +46,11 @@ internal sealed class PacketReader(Stream stream)
         // Only a server may send lines before its identification (RFC 4253 §4.2): a client's first line must be it.
         var line = await ReadLineAsync(ct);
         if (!line.StartsWith("SSH-", StringComparison.Ordinal))
-            throw new SshProtocolException($"not an SSH identification string: {Printable(line)}", DisconnectReason.ProtocolVersionNotSupported);
+            throw new SshProtocolException($"not an SSH identification string: {Printable(line)}",
+                DisconnectReason.ProtocolVersionNotSupported);
         if (!line.StartsWith("SSH-2.0-", StringComparison.Ordinal) && !line.StartsWith("SSH-1.99-", StringComparison.Ordinal))
-            throw new SshProtocolException($"protocol version not supported: {Printable(line)}", DisconnectReason.ProtocolVersionNotSupported);
+            throw new SshProtocolException($"protocol version not supported: {Printable(line)}",
+                DisconnectReason.ProtocolVersionNotSupported);
         return line;
     }
 
@@ -63,14 +67,18 @@ internal sealed class PacketReader(Stream stream)
                 var len = scanned + nl;
                 var line = avail[..len];
                 if (line.Length > 0 && line[^1] == '\r') line = line[..^1];
-                if (line.Length + 2 > maxLine) throw new SshProtocolException("identification line longer than 255 bytes", DisconnectReason.ProtocolVersionNotSupported);
+                if (line.Length + 2 > maxLine)
+                    throw new SshProtocolException("identification line longer than 255 bytes",
+                        DisconnectReason.ProtocolVersionNotSupported);
                 var s = Encoding.ASCII.GetString(line);
                 _start += len + 1;
                 return s;
             }
             scanned = avail.Length;
             if (scanned > maxLine)
-                throw new SshProtocolException($"identification line longer than 255 bytes: {Printable(Encoding.ASCII.GetString(avail[..Math.Min(40, avail.Length)]))}",
+                throw new SshProtocolException(
+                    "identification line longer than 255 bytes: "
+                        + Printable(Encoding.ASCII.GetString(avail[..Math.Min(40, avail.Length)])),
                     DisconnectReason.ProtocolVersionNotSupported);
             await Fill(avail.Length + 1, ct);
         }
@@ -91,7 +99,8 @@ internal sealed class PacketReader(Stream stream)
         var length = p.ReadLength(Sequence, _buf.AsSpan(_start, first));
         var aligned = p.LengthOutsideAlignment ? length : length + 4;
         if (length < 5 || length > MaxPacketLength || aligned % p.BlockSize != 0)
-            throw new SshProtocolException($"bad packet length {length}", p.MacLength > 0 ? DisconnectReason.MacError : DisconnectReason.ProtocolError);
+            throw new SshProtocolException($"bad packet length {length}",
+                p.MacLength > 0 ? DisconnectReason.MacError : DisconnectReason.ProtocolError);
         var total = 4 + (int)length + p.MacLength;
         await Fill(total, ct);
         var packet = _buf.AsSpan(_start, 4 + (int)length);

@@ -269,7 +269,8 @@ internal sealed class SshTransport : IAsyncDisposable
         if (_strict) _reader.Sequence = 0;
         _firstKex = false;
         KeyExchanges++;
-        Algorithms = $"{chosen.Kex} {chosen.HostKey} {chosen.CipherCtoS}/{chosen.MacCtoS ?? "aead"} {chosen.CipherStoC}/{chosen.MacStoC ?? "aead"}";
+        Algorithms =
+            $"{chosen.Kex} {chosen.HostKey} {chosen.CipherCtoS}/{chosen.MacCtoS ?? "aead"} {chosen.CipherStoC}/{chosen.MacStoC ?? "aead"}";
         _readAtKex = _reader.BytesRead;
         _writtenAtKex = _writer.BytesWritten;
         _kexAt = Stopwatch.GetTimestamp();
@@ -291,7 +292,8 @@ internal sealed class SshTransport : IAsyncDisposable
             if (msg == MessageNumber.Disconnect) throw Disconnected(payload.Span);
             if (msg is MessageNumber.Ignore or MessageNumber.Debug or MessageNumber.Unimplemented && !(_strict && _firstKex)) continue;
             if (expected is null || msg == expected) return payload;
-            throw new SshProtocolException($"unexpected message {msg} during key exchange (expected {expected})", DisconnectReason.KeyExchangeFailed);
+            throw new SshProtocolException($"unexpected message {msg} during key exchange (expected {expected})",
+                DisconnectReason.KeyExchangeFailed);
         }
     }
 

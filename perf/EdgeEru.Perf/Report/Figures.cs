@@ -23,7 +23,8 @@ public sealed record Target(string Benchmark, string Figure, string Key, string 
 }
 
 /// <summary>A bar chart: one group of bars per category, one bar per series; a key that is absent leaves its bar out.</summary>
-public sealed record ChartSpec(string File, string Benchmark, string Title, string Unit, IReadOnlyList<string> Categories, IReadOnlyList<ChartSeries> Series);
+public sealed record ChartSpec(
+    string File, string Benchmark, string Title, string Unit, IReadOnlyList<string> Categories, IReadOnlyList<ChartSeries> Series);
 
 public sealed record ChartSeries(string Name, IReadOnlyList<string> Keys);
 
@@ -36,10 +37,13 @@ public static class Figures
 {
     public static readonly IReadOnlyList<Comparison> Comparisons =
     [
-        new("registry", "full snapshot build (100k workloads)", "full_build_ms", "anchor_raw_range_ms", "raw etcd range read of the same keys", "ms", Better.Lower),
-        new("schedule", "plan 1M instances over 5,000 nodes", "planning_s", "anchor_c1m_s", "Nomad C1M (scheduled, 2015)", "s", Better.Lower),
+        new("registry", "full snapshot build (100k workloads)", "full_build_ms", "anchor_raw_range_ms",
+            "raw etcd range read of the same keys", "ms", Better.Lower),
+        new("schedule", "plan 1M instances over 5,000 nodes", "planning_s", "anchor_c1m_s",
+            "Nomad C1M (scheduled, 2015)", "s", Better.Lower),
         new("deploy", "50 containers over 4 hosts", "eru_s", "docker_run_s", "docker run loop", "s", Better.Lower),
-        new("deploy", "50 containers over 4 hosts", "eru_s", "docker_run_parallel_per_host_s", "one docker run loop per host, in parallel", "s", Better.Lower),
+        new("deploy", "50 containers over 4 hosts", "eru_s", "docker_run_parallel_per_host_s",
+            "one docker run loop per host, in parallel", "s", Better.Lower),
         new("dns", "queries per second", "eru_qps", "knot_qps", "Knot DNS, same 10k services", "qps", Better.Higher),
         new("dns", "average latency", "eru_avg_latency_ms", "knot_avg_latency_ms", "Knot DNS", "ms", Better.Lower),
         new("lb", "requests per second", "eru_rps", "nginx_rps", "nginx proxy_pass", "rps", Better.Higher),
@@ -47,9 +51,12 @@ public static class Figures
         new("lb", "p99 latency", "eru_p99_ms", "nginx_p99_ms", "nginx proxy_pass", "ms", Better.Lower),
         new("lb", "proxy CPU per request", "eru_cpu_us_per_request", "nginx_cpu_us_per_request", "nginx proxy_pass", "µs", Better.Lower),
         new("lb", "proxy memory (RSS)", "eru_rss_mb", "nginx_rss_mb", "nginx proxy_pass", "MB", Better.Lower),
-        new("agent", "container death → status p50", "death_to_status_p50_ms", "anchor_docker_die_event_p50_ms", "Docker's own die event", "ms", Better.Lower),
-        new("agent", "container death → status p99", "death_to_status_p99_ms", "anchor_docker_die_event_p99_ms", "Docker's own die event", "ms", Better.Lower),
-        new("agent", "log lines per second", "log_lines_per_s_at_tcp_sink", "anchor_docker_logs_lines_per_s", "docker logs", "lines/s", Better.Higher),
+        new("agent", "container death → status p50", "death_to_status_p50_ms", "anchor_docker_die_event_p50_ms",
+            "Docker's own die event", "ms", Better.Lower),
+        new("agent", "container death → status p99", "death_to_status_p99_ms", "anchor_docker_die_event_p99_ms",
+            "Docker's own die event", "ms", Better.Lower),
+        new("agent", "log lines per second", "log_lines_per_s_at_tcp_sink", "anchor_docker_logs_lines_per_s",
+            "docker logs", "lines/s", Better.Higher),
         new("ssh", "`ssh … true` p50", "eru_true_p50_ms", "sshd_true_p50_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "`ssh … true` p99", "eru_true_p99_ms", "sshd_true_p99_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "1 GiB out of a container", "eru_mib_s", "sshd_mib_s", "OpenSSH sshd + docker exec", "MiB/s", Better.Higher),
@@ -77,20 +84,23 @@ public static class Figures
     [
         new("registry-build.svg", "registry", "Registry: full snapshot build vs raw etcd range (lower is better)", "ms", ["100k workloads"],
             [new("EdgeEru snapshot", ["full_build_ms"]), new("raw etcd range", ["anchor_raw_range_ms"])]),
-        new("schedule.svg", "schedule", "Schedule: planning 1M instances over 5,000 nodes vs Nomad C1M (lower is better)", "s", ["1M instances"],
-            [new("EdgeEru scheduler", ["planning_s"]), new("Nomad C1M", ["anchor_c1m_s"])]),
+        new("schedule.svg", "schedule", "Schedule: planning 1M instances over 5,000 nodes vs Nomad C1M (lower is better)", "s",
+            ["1M instances"], [new("EdgeEru scheduler", ["planning_s"]), new("Nomad C1M", ["anchor_c1m_s"])]),
         new("deploy.svg", "deploy", "Deploy: 50 containers over 4 hosts (lower is better)", "s", ["wall time"],
-            [new("eru (Deployer)", ["eru_s"]), new("docker run loop", ["docker_run_s"]), new("docker run, a loop per host", ["docker_run_parallel_per_host_s"])]),
+            [new("eru (Deployer)", ["eru_s"]), new("docker run loop", ["docker_run_s"]),
+                new("docker run, a loop per host", ["docker_run_parallel_per_host_s"])]),
         new("dns-qps.svg", "dns", "DNS: queries per second, eru-dns vs Knot (higher is better)", "qps", ["10k services"],
             [new("eru-dns", ["eru_qps"]), new("Knot DNS", ["knot_qps"])]),
         new("lb-rps.svg", "lb", "LB: requests per second, direct vs nginx vs eru-lb (higher is better)", "rps", ["wrk, same backend"],
             [new("direct", ["direct_rps"]), new("nginx", ["nginx_rps"]), new("eru-lb", ["eru_rps"])]),
         new("lb-cpu.svg", "lb", "LB: proxy CPU per request (lower is better)", "µs", ["CPU per request"],
             [new("nginx", ["nginx_cpu_us_per_request"]), new("eru-lb", ["eru_cpu_us_per_request"])]),
-        new("agent-logs.svg", "agent", "Agent: log lines per second, TCP sink vs docker logs (higher is better)", "lines/s", ["log throughput"],
+        new("agent-logs.svg", "agent", "Agent: log lines per second, TCP sink vs docker logs (higher is better)", "lines/s",
+            ["log throughput"],
             [new("eru-agent → TCP sink", ["log_lines_per_s_at_tcp_sink"]), new("docker logs", ["anchor_docker_logs_lines_per_s"])]),
         new("agent-death.svg", "agent", "Agent: container death → status vs Docker's die event (lower is better)", "ms", ["p50", "p99"],
-            [new("eru-agent status", ["death_to_status_p50_ms", "death_to_status_p99_ms"]), new("docker die event", ["anchor_docker_die_event_p50_ms", "anchor_docker_die_event_p99_ms"])]),
+            [new("eru-agent status", ["death_to_status_p50_ms", "death_to_status_p99_ms"]),
+                new("docker die event", ["anchor_docker_die_event_p50_ms", "anchor_docker_die_event_p99_ms"])]),
         new("ssh-setup.svg", "ssh", "SSH: `ssh … true` setup time, eru-ssh vs sshd + docker exec (lower is better)", "ms", ["p50", "p99"],
             [new("eru-ssh", ["eru_true_p50_ms", "eru_true_p99_ms"]), new("sshd + docker exec", ["sshd_true_p50_ms", "sshd_true_p99_ms"])]),
         new("ssh-throughput.svg", "ssh", "SSH: 1 GiB out of a container (higher is better)", "MiB/s", ["throughput"],
@@ -98,5 +108,6 @@ public static class Figures
     ];
 
     /// <summary>The order benchmarks are run and reported in (perf/run.sh all runs the same list).</summary>
-    public static readonly IReadOnlyList<string> Benchmarks = ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting"];
+    public static readonly IReadOnlyList<string> Benchmarks =
+        ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting"];
 }

@@ -13,13 +13,18 @@ public sealed record PerfReport(string Markdown, IReadOnlyDictionary<string, str
 /// </summary>
 public static class ReportBuilder
 {
-    public static PerfReport Build(IReadOnlyList<BenchmarkOutcome> outcomes, string source, DateTimeOffset builtAt, IReadOnlyList<string>? inputProblems = null, IReadOnlyList<string>? notes = null)
+    public static PerfReport Build(IReadOnlyList<BenchmarkOutcome> outcomes, string source, DateTimeOffset builtAt,
+        IReadOnlyList<string>? inputProblems = null, IReadOnlyList<string>? notes = null)
     {
         var byName = outcomes.ToDictionary(o => o.Name, StringComparer.Ordinal);
         var names = Figures.Benchmarks.Concat(outcomes.Select(o => o.Name).Where(n => !Figures.Benchmarks.Contains(n))).ToList();
         var md = new StringBuilder();
         md.AppendLine("# EdgeEru benchmarks").AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Built by `perf/run.sh report` from `{source}` at {builtAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC. Each benchmark runs its anchor — the tool users would otherwise pick — in the same run, on the same machine; **ratio = ours / anchor**. Whether a higher or a lower ratio is better depends on the figure (column *better*).").AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture,
+            $"Built by `perf/run.sh report` from `{source}` at {builtAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC. " +
+            $"Each benchmark runs its anchor — the tool users would otherwise pick — in the same run, on the same machine; " +
+            $"**ratio = ours / anchor**. " +
+            $"Whether a higher or a lower ratio is better depends on the figure (column *better*).").AppendLine();
         foreach (var n in notes ?? []) md.AppendLine(CultureInfo.InvariantCulture, $"> {n}  ");
         if (notes is { Count: > 0 }) md.AppendLine();
 
@@ -36,7 +41,8 @@ public static class ReportBuilder
         md.AppendLine();
 
         md.AppendLine("## Ours next to the anchor").AppendLine();
-        md.AppendLine("| benchmark | figure | ours | anchor | anchor's value | ratio | better | ours ahead |").AppendLine("|---|---|--:|---|--:|--:|---|---|");
+        md.AppendLine("| benchmark | figure | ours | anchor | anchor's value | ratio | better | ours ahead |")
+            .AppendLine("|---|---|--:|---|--:|--:|---|---|");
         var absent = new List<string>();
         foreach (var c in Figures.Comparisons)
         {
@@ -45,13 +51,16 @@ public static class ReportBuilder
             var anchor = o.Number(c.Anchor);
             if (ours is null || anchor is null)
             {
-                absent.Add($"{c.Benchmark}: {c.Figure} vs {c.AnchorName} ({string.Join(", ", new[] { (c.Ours, ours), (c.Anchor, anchor) }.Where(x => x.Item2 is null).Select(x => x.Item1))} not in the RESULT line)");
+                absent.Add($"{c.Benchmark}: {c.Figure} vs {c.AnchorName} (" +
+                    string.Join(", ", new[] { (c.Ours, ours), (c.Anchor, anchor) }.Where(x => x.Item2 is null).Select(x => x.Item1)) +
+                    " not in the RESULT line)");
                 continue;
             }
             var ratio = anchor.Value == 0 ? "—" : (ours.Value / anchor.Value).ToString("0.###", CultureInfo.InvariantCulture);
             var ahead = anchor.Value == 0 ? "—" : (c.Better == Better.Higher ? ours >= anchor : ours <= anchor) ? "yes" : "no";
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {c.Benchmark} | {Cell(c.Figure)} | {Value(ours.Value, c.Unit)} | {Cell(c.AnchorName)} | {Value(anchor.Value, c.Unit)} | {ratio} | {(c.Better == Better.Higher ? "higher" : "lower")} | {ahead} |");
+                $"| {c.Benchmark} | {Cell(c.Figure)} | {Value(ours.Value, c.Unit)} | {Cell(c.AnchorName)} " +
+                $"| {Value(anchor.Value, c.Unit)} | {ratio} | {(c.Better == Better.Higher ? "higher" : "lower")} | {ahead} |");
         }
         md.AppendLine();
         foreach (var a in absent) md.AppendLine(CultureInfo.InvariantCulture, $"- not shown: {Cell(a)}");
@@ -74,7 +83,9 @@ public static class ReportBuilder
         foreach (var t in Figures.Targets)
         {
             if (!byName.TryGetValue(t.Benchmark, out var o) || o.Figures is null || o.Number(t.Key) is not { } v) continue;
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {t.Benchmark} | {Cell(t.Figure)} | {Value(v, t.Unit)} | {t.Op} {Value(t.Limit, t.Unit)} | {(t.Met(v) ? "yes" : "**no**")} |");
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {t.Benchmark} | {Cell(t.Figure)} | {Value(v, t.Unit)} | {t.Op} {Value(t.Limit, t.Unit)} " +
+                $"| {(t.Met(v) ? "yes" : "**no**")} |");
         }
         md.AppendLine();
 
@@ -95,7 +106,9 @@ public static class ReportBuilder
             // A series with no bar at all (its keys absent) leaves the legend too.
             svgs[chart.File] = SvgChart.Render(chart.Title, chart.Unit, chart.Categories,
                 chart.Series.Select(s => s.Name).Where(n => bars.Any(b => b.Series == n)).ToList(), bars);
-            plotLines.Add($"![{chart.Title}]({chart.File})" + (missing.Count > 0 ? $"  \n*bars left out: {string.Join(", ", missing.Select(m => $"`{m}`"))} not in the RESULT line*" : ""));
+            plotLines.Add($"![{chart.Title}]({chart.File})" + (missing.Count > 0
+                ? $"  \n*bars left out: {string.Join(", ", missing.Select(m => $"`{m}`"))} not in the RESULT line*"
+                : ""));
         }
         if (plotLines.Count > 0)
         {
@@ -115,12 +128,14 @@ public static class ReportBuilder
         return new PerfReport(md.ToString().TrimEnd() + "\n", svgs);
     }
 
-    public static bool IsRatioKey(string key) => key.Contains("ratio", StringComparison.Ordinal) || key.Contains("_vs_", StringComparison.Ordinal);
+    public static bool IsRatioKey(string key) =>
+        key.Contains("ratio", StringComparison.Ordinal) || key.Contains("_vs_", StringComparison.Ordinal);
 
     private static string Value(double v, string unit) => $"{SvgChart.Format(v)} {unit}".TrimEnd();
 
     private static string Raw(JsonNode? v) => v is null ? "null" : Cell(v.ToJsonString());
 
     /// <summary>Text safe inside a markdown table cell.</summary>
-    private static string Cell(string s) => s.Replace("|", "\\|", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("\r", "", StringComparison.Ordinal);
+    private static string Cell(string s) => s.Replace("|", "\\|", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal)
+        .Replace("\r", "", StringComparison.Ordinal);
 }

@@ -34,7 +34,8 @@ internal static class ReportCommand
         var report = ReportBuilder.Build(outcomes, Path.GetFileName(file), DateTimeOffset.UtcNow, problems, ResultLines.Notes(lines));
         await File.WriteAllTextAsync(Path.Combine(outDir, "report.md"), report.Markdown);
         foreach (var (name, svg) in report.Svgs) await File.WriteAllTextAsync(Path.Combine(outDir, name), svg);
-        Console.WriteLine($"wrote {Path.Combine(outDir, "report.md")} and {report.Svgs.Count} plots ({string.Join(", ", report.Svgs.Keys)})");
+        Console.WriteLine($"wrote {Path.Combine(outDir, "report.md")} and {report.Svgs.Count} plots " +
+            $"({string.Join(", ", report.Svgs.Keys)})");
         return 0;
     }
 }

@@ -11,7 +11,9 @@ public sealed record BenchmarkOutcome(string Name, JsonObject? Figures, string? 
     {
         if (Figures is null || !Figures.TryGetPropertyValue(key, out var node) || node is not JsonValue v) return null;
         if (v.TryGetValue<double>(out var d)) return d;
-        if (v.TryGetValue<string>(out var s) && double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d)) return d;
+        if (v.TryGetValue<string>(out var s)
+            && double.TryParse(s, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d))
+            return d;
         return null;
     }
 }
@@ -19,7 +21,8 @@ public sealed record BenchmarkOutcome(string Name, JsonObject? Figures, string? 
 /// <summary>
 /// Reads the lines the benchmarks leave: <c>RESULT NAME {json}</c> (each benchmark's last line) and
 /// <c>FAILED NAME reason</c> (written by <c>perf/run.sh all</c> for a benchmark that is missing or failed).
-/// Lines starting with <c>#</c> are notes (<see cref="Notes"/>); every other line is ignored; a later line for the same benchmark replaces an earlier one.
+/// Lines starting with <c>#</c> are notes (<see cref="Notes"/>); every other line is ignored; a later line for the same
+/// benchmark replaces an earlier one.
 /// </summary>
 public static class ResultLines
 {

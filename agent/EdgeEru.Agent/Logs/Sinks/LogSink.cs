@@ -10,10 +10,13 @@ namespace EdgeEru.Agent.Logs.Sinks;
 /// </summary>
 public abstract class LogSink : IAsyncDisposable
 {
-    private static readonly Counter Lines = Metrics.CreateCounter("eru_agent_log_lines_total", "Log lines per sink: shipped, or dropped (buffer full or write failed).",
+    private static readonly Counter Lines = Metrics.CreateCounter("eru_agent_log_lines_total",
+        "Log lines per sink: shipped, or dropped (buffer full or write failed).",
         new CounterConfiguration { LabelNames = ["sink", "outcome"] });
-    private static readonly Gauge UpGauge = Metrics.CreateGauge("eru_agent_log_sink_up", "1 while the sink is connected.", new GaugeConfiguration { LabelNames = ["sink"] });
-    private static readonly Gauge Queued = Metrics.CreateGauge("eru_agent_log_sink_buffered", "Lines waiting in the sink's buffer.", new GaugeConfiguration { LabelNames = ["sink"] });
+    private static readonly Gauge UpGauge = Metrics.CreateGauge("eru_agent_log_sink_up", "1 while the sink is connected.",
+        new GaugeConfiguration { LabelNames = ["sink"] });
+    private static readonly Gauge Queued = Metrics.CreateGauge("eru_agent_log_sink_buffered", "Lines waiting in the sink's buffer.",
+        new GaugeConfiguration { LabelNames = ["sink"] });
 
     private readonly Channel<LogRecord> _buffer;
     private readonly HashSet<string> _apps;
@@ -31,7 +34,8 @@ public abstract class LogSink : IAsyncDisposable
         Log = log;
         Options = options;
         _apps = [.. options.Apps];
-        _buffer = Channel.CreateBounded<LogRecord>(new BoundedChannelOptions(options.Buffer) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
+        _buffer = Channel.CreateBounded<LogRecord>(
+            new BoundedChannelOptions(options.Buffer) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
         _shipped = Lines.WithLabels(name, "shipped");
         _dropped = Lines.WithLabels(name, "dropped");
         _up = UpGauge.WithLabels(name);
@@ -94,9 +98,12 @@ public abstract class LogSink : IAsyncDisposable
             {
                 break;
             }
-            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or OperationCanceledException
+                or UnauthorizedAccessException)
             {
-                if (IsUp || backoff == TimeSpan.FromMilliseconds(200)) Log.LogWarning("log sink {Sink}: {Error}; lines wait in its buffer (up to its bound), then are dropped", Name, ex.Message);
+                if (IsUp || backoff == TimeSpan.FromMilliseconds(200))
+                    Log.LogWarning("log sink {Sink}: {Error}; lines wait in its buffer (up to its bound), then are dropped",
+                        Name, ex.Message);
                 SetUp(false);
                 Drop(batch.Count); // what was being written when it failed
                 batch.Clear();

@@ -102,7 +102,9 @@ public sealed class TcpSink(string name, LogSinkOptions options, bool syslog, IL
     }
 }
 
-/// <summary>One datagram per line: JSON, or RFC 5424 syslog. A listener that is not there costs the lines sent meanwhile, nothing more.</summary>
+/// <summary>
+/// One datagram per line: JSON, or RFC 5424 syslog. A listener that is not there costs the lines sent meanwhile, nothing more.
+/// </summary>
 public sealed class UdpSink(string name, LogSinkOptions options, bool syslog, ILogger log) : LogSink(name, options, log)
 {
     private readonly EndPoint _endPoint = LogSinkOptions.ParseAddress(options.Address)!;
