@@ -55,7 +55,8 @@ public sealed class DockerRig : IAsyncDisposable
     /// Starts <paramref name="hosts"/> hosts. <paramref name="idPrefix"/> tells rigs apart in names: "e" for tests, "d" for eru dev.
     /// <paramref name="dockerdArgs"/> adds arguments to a host's dockerd (e.g. a TLS listener on its address).
     /// </summary>
-    public static async Task<DockerRig> StartAsync(int hosts, char idPrefix = 'e', Func<DockerHost, IEnumerable<string>>? dockerdArgs = null)
+    public static async Task<DockerRig> StartAsync(
+        int hosts, char idPrefix = 'e', Func<DockerHost, IEnumerable<string>>? dockerdArgs = null)
     {
         if (hosts is < 1 or > MaxHosts) throw new ArgumentOutOfRangeException(nameof(hosts), $"1 to {MaxHosts} simulated hosts");
         Tools.Find("ip", "iproute2");
@@ -124,7 +125,8 @@ public sealed class DockerRig : IAsyncDisposable
         var ours = new System.Text.RegularExpressions.Regex($"/tmp/(eru-rig-{id}|{id}h[0-9]+)");
         await SweepAsync(ours.IsMatch);
         var names = new System.Text.RegularExpressions.Regex($"^{id}h[0-9]+$");
-        foreach (var ns in (await Ip("netns", "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(' ')[0]).Where(n => names.IsMatch(n)))
+        foreach (var ns in (await Ip("netns", "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                     .Select(l => l.Split(' ')[0]).Where(n => names.IsMatch(n)))
             await Ip("netns", "del", ns);
         foreach (var link in (await Ip("-o", "link", "show", "type", "bridge")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
                      .Select(l => l.Split(':')[1].Trim()).Where(b => b == "br-" + id))
@@ -185,7 +187,8 @@ public sealed class DockerRig : IAsyncDisposable
         {
             tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0b111_101_101 });
             tar.WriteEntry(Tools.Find("busybox", "busybox-static"), "bin/busybox");
-            foreach (var applet in new[] { "sh", "httpd", "ls", "cat", "echo", "sleep", "hostname", "wget", "mkdir", "true", "false", "ps", "kill", "rm" })
+            foreach (var applet in new[]
+                     { "sh", "httpd", "ls", "cat", "echo", "sleep", "hostname", "wget", "mkdir", "true", "false", "ps", "kill", "rm" })
                 tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
             tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "tmp/") { Mode = (UnixFileMode)0b111_111_111 });
         }
@@ -249,7 +252,8 @@ public sealed class DockerHost : IAsyncDisposable
     public string ContainerAddress(int n) =>
         n is >= 1 and < 1023 ? _rig.At(((Index - 1) << 10) + n) : throw new ArgumentOutOfRangeException(nameof(n), "1 to 1022");
 
-    internal static async Task<DockerHost> StartAsync(DockerRig rig, int index, string rigDir, byte[] image, Func<DockerHost, IEnumerable<string>>? extraArgs)
+    internal static async Task<DockerHost> StartAsync(
+        DockerRig rig, int index, string rigDir, byte[] image, Func<DockerHost, IEnumerable<string>>? extraArgs)
     {
         var ns = $"{rig.Id}h{index}";
         var dir = Path.Combine(rigDir, "h" + index);
@@ -296,7 +300,8 @@ public sealed class DockerHost : IAsyncDisposable
         while (!await PingAsync())
         {
             if (_dockerd.HasExited) throw new InvalidOperationException($"dockerd of {Name} exited:\n{_dockerd.OutputTail()}");
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"dockerd of {Name} did not answer within 60 s:\n{_dockerd.OutputTail()}");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"dockerd of {Name} did not answer within 60 s:\n{_dockerd.OutputTail()}");
             await Task.Delay(50);
         }
     }
@@ -354,7 +359,8 @@ public sealed class DockerHost : IAsyncDisposable
         }
         if (_dockerd is not null) await _dockerd.DisposeAsync();
         var execRoot = $"/tmp/{Name}";
-        await DockerRig.SweepAsync(text => text.Contains(execRoot, StringComparison.Ordinal) || text.Contains(Dir, StringComparison.Ordinal));
+        await DockerRig.SweepAsync(text =>
+            text.Contains(execRoot, StringComparison.Ordinal) || text.Contains(Dir, StringComparison.Ordinal));
         try
         {
             await DockerRig.Ip("netns", "del", Name);

@@ -59,7 +59,8 @@ public static class Ports
         var (low, high) = (32768, 60999);
         try
         {
-            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            var parts = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range")
+                .Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length == 2 && int.TryParse(parts[0], out var l) && int.TryParse(parts[1], out var h)) (low, high) = (l, h);
         }
         catch (IOException) { }

@@ -5,7 +5,8 @@ namespace EdgeEru.Dev;
 /// <summary>Runs a short command (ip, docker, ...) to completion; a failure says what ran and what it printed.</summary>
 public static class Shell
 {
-    public static async Task<string> RunAsync(string program, IEnumerable<string> args, byte[]? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
+    public static async Task<string> RunAsync(
+        string program, IEnumerable<string> args, byte[]? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
         TimeSpan? timeout = null, string? workingDirectory = null)
     {
         var psi = new ProcessStartInfo(program)
@@ -37,7 +38,9 @@ public static class Shell
             throw new TimeoutException($"{program} {string.Join(' ', psi.ArgumentList)} did not finish in time");
         }
         if (p.ExitCode != 0)
-            throw new CommandFailedException($"{program} {string.Join(' ', psi.ArgumentList)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}", p.ExitCode);
+            throw new CommandFailedException(
+                $"{program} {string.Join(' ', psi.ArgumentList)} exited with {p.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}",
+                p.ExitCode);
         return await stdout;
     }
 }

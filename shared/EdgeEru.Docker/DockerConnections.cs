@@ -27,10 +27,12 @@ public static class DockerConnections
     /// </summary>
     private static CertificateCredentials TlsCredentials(DockerEndpoint endpoint)
     {
-        if (endpoint.TlsKeyPath is null) throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
+        if (endpoint.TlsKeyPath is null)
+            throw new ArgumentException($"{endpoint.Address}: a TLS client certificate needs its key (tls_key_path)");
         var credentials = new CertificateCredentials(PemTls.LoadCertificate(endpoint.TlsCertPath!, endpoint.TlsKeyPath));
         // The engine's name (or IP) must be in its certificate, as with docker --tlsverify.
-        if (endpoint.TlsCaPath is not null) credentials.ServerCertificateValidationCallback = PemTls.TrustOnly(PemTls.LoadRoots(endpoint.TlsCaPath, "tls_ca_path"));
+        if (endpoint.TlsCaPath is not null)
+            credentials.ServerCertificateValidationCallback = PemTls.TrustOnly(PemTls.LoadRoots(endpoint.TlsCaPath, "tls_ca_path"));
         return credentials;
     }
 }

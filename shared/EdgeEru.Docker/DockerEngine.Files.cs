@@ -30,15 +30,22 @@ public sealed partial class DockerEngine
         }
     }
 
-    /// <summary>Containers (running or not) carrying <paramref name="label"/>, with <paramref name="value"/> when given; one call, no inspect.</summary>
-    public async Task<IReadOnlyList<EngineObject>> ContainersWithLabelAsync(string label, string? value = null, CancellationToken ct = default)
+    /// <summary>
+    /// Containers (running or not) carrying <paramref name="label"/>, with <paramref name="value"/> when given; one call, no inspect.
+    /// </summary>
+    public async Task<IReadOnlyList<EngineObject>> ContainersWithLabelAsync(
+        string label, string? value = null, CancellationToken ct = default)
     {
         var list = await _client.Containers.ListContainersAsync(new ContainersListParameters
         {
             All = true,
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [value is null ? label : $"{label}={value}"] = true } },
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [value is null ? label : $"{label}={value}"] = true },
+            },
         }, ct);
-        return [.. list.Select(c => new EngineObject(c.ID, c.Names.FirstOrDefault()?.TrimStart('/') ?? "", new DateTimeOffset(c.Created.ToUniversalTime()),
+        return [.. list.Select(c => new EngineObject(
+            c.ID, c.Names.FirstOrDefault()?.TrimStart('/') ?? "", new DateTimeOffset(c.Created.ToUniversalTime()),
             c.Labels?.ToDictionary() ?? []))];
     }
 
@@ -47,10 +54,15 @@ public sealed partial class DockerEngine
     {
         var list = await _client.Volumes.ListAsync(new VolumesListParameters
         {
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{label}={value}"] = true } },
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"{label}={value}"] = true },
+            },
         }, ct);
         return [.. (list.Volumes ?? []).Select(v => new EngineObject(v.Name, v.Name,
-            DateTimeOffset.TryParse(v.CreatedAt, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+            DateTimeOffset.TryParse(
+                v.CreatedAt, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal,
+                out var at)
                 ? at : DateTimeOffset.MinValue, v.Labels?.ToDictionary() ?? []))];
     }
 
@@ -73,7 +85,8 @@ public sealed partial class DockerEngine
     {
         try
         {
-            var r = await _client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: true, ct);
+            var r = await _client.Containers.GetArchiveFromContainerAsync(
+                id, new GetArchiveFromContainerParameters { Path = path }, statOnly: true, ct);
             return ToInfo(r.Stat);
         }
         catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
@@ -90,7 +103,8 @@ public sealed partial class DockerEngine
     {
         try
         {
-            var r = await _client.Containers.GetArchiveFromContainerAsync(id, new GetArchiveFromContainerParameters { Path = path }, statOnly: false, ct);
+            var r = await _client.Containers.GetArchiveFromContainerAsync(
+                id, new GetArchiveFromContainerParameters { Path = path }, statOnly: false, ct);
             return (ToInfo(r.Stat), r.Stream);
         }
         catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
@@ -101,7 +115,8 @@ public sealed partial class DockerEngine
 
     /// <summary>Extracts a tar into the directory <paramref name="directory"/> of the container (which must exist).</summary>
     public Task WriteArchiveAsync(string id, string directory, Stream tar, CancellationToken ct = default) =>
-        _client.Containers.ExtractArchiveToContainerAsync(id, new ContainerPathStatParameters { Path = directory, AllowOverwriteDirWithFile = false }, tar, ct);
+        _client.Containers.ExtractArchiveToContainerAsync(
+            id, new ContainerPathStatParameters { Path = directory, AllowOverwriteDirWithFile = false }, tar, ct);
 
     private static ContainerPathInfo ToInfo(ContainerPathStatResponse stat) =>
         // Go's os.FileMode: the directory bit is the top bit.

@@ -67,7 +67,10 @@ public sealed record UlimitSpec(string Name, long Soft, long Hard)
 {
     /// <summary>The limits Docker (setrlimit) knows.</summary>
     public static readonly IReadOnlyList<string> Known =
-        ["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
+        [
+            "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime",
+            "sigpending", "stack",
+        ];
 
     /// <summary>"1024" (soft = hard) or "1024:2048", "-1" for unlimited.</summary>
     public static UlimitSpec Parse(string name, string text, string where)
@@ -93,11 +96,14 @@ public sealed record ContainerState(string Id, string Name, bool Running, IReadO
     public DateTimeOffset StartedAt { get; init; }
 }
 
-/// <summary>A container event from the engine: <c>start</c>, <c>die</c>, <c>oom</c>, <c>destroy</c>, <c>health_status: healthy</c>...</summary>
+/// <summary>
+/// A container event from the engine: <c>start</c>, <c>die</c>, <c>oom</c>, <c>destroy</c>, <c>health_status: healthy</c>...
+/// </summary>
 public sealed record ContainerEvent(string Id, string Action, IReadOnlyDictionary<string, string> Attributes);
 
 /// <summary>One sample of <c>docker stats</c> (the fallback where cgroups are not readable).</summary>
-public sealed record ContainerStatsSample(long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
+public sealed record ContainerStatsSample(
+    long MemoryBytes, double CpuSeconds, long NetRxBytes, long NetTxBytes, long BlockReadBytes, long BlockWriteBytes);
 
 /// <summary>A node's Docker engine through the Engine API (Docker.DotNet): how Core, the agents and the SSH gateway reach Docker.</summary>
 public sealed partial class DockerEngine : IDisposable, IDockerEngine
@@ -114,7 +120,8 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
     private const long CfsPeriod = 100_000;
     private readonly DockerClient _client;
 
-    public DockerEngine(DockerEndpoint endpoint) => _client = DockerConnections.Configure(endpoint, TimeSpan.FromSeconds(60)).CreateClient();
+    public DockerEngine(DockerEndpoint endpoint) =>
+        _client = DockerConnections.Configure(endpoint, TimeSpan.FromSeconds(60)).CreateClient();
 
     /// <summary>The engine's CPUs and memory (a node added without capacity takes these).</summary>
     public async Task<(int Cpus, long Memory, string Version)> InfoAsync(CancellationToken ct = default)
@@ -185,13 +192,17 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
             // Docker attaches one network at create; the others are connected before start.
             NetworkingConfig = spec.Networks.Count == 0 ? null : new NetworkingConfig
             {
-                EndpointsConfig = new Dictionary<string, EndpointSettings> { [spec.Networks.Keys.First()] = endpoints[spec.Networks.Keys.First()] },
+                EndpointsConfig = new Dictionary<string, EndpointSettings>
+                {
+                    [spec.Networks.Keys.First()] = endpoints[spec.Networks.Keys.First()],
+                },
             },
         }, ct);
         try
         {
             foreach (var (network, settings) in endpoints.Skip(1))
-                await _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters { Container = created.ID, EndpointConfig = settings }, ct);
+                await _client.Networks.ConnectNetworkAsync(
+                    network, new NetworkConnectParameters { Container = created.ID, EndpointConfig = settings }, ct);
             if (spec.Files.Count > 0) await PutFilesAsync(created.ID, spec.Files, ct);
             return created.ID;
         }
@@ -220,7 +231,8 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
                 tar.WriteEntry(entry);
             }
         archive.Position = 0;
-        await _client.Containers.ExtractArchiveToContainerAsync(id, new ContainerPathStatParameters { Path = "/", AllowOverwriteDirWithFile = false }, archive, ct);
+        await _client.Containers.ExtractArchiveToContainerAsync(
+            id, new ContainerPathStatParameters { Path = "/", AllowOverwriteDirWithFile = false }, archive, ct);
     }
 
     public async Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default)
@@ -234,7 +246,10 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
                 c.HostConfig.CpusetCpus ?? "", c.HostConfig.CPUQuota, c.Config.Labels?.ToDictionary() ?? [])
             {
                 Pid = c.State.Running ? (int)c.State.Pid : 0,
-                StartedAt = DateTimeOffset.TryParse(c.State.StartedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var started) ? started : default,
+                StartedAt = DateTimeOffset.TryParse(
+                    c.State.StartedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var started)
+                    ? started
+                    : default,
             };
         }
         catch (DockerContainerNotFoundException)
@@ -249,7 +264,8 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
         try
         {
             if (stopTimeout > TimeSpan.Zero)
-                await _client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+                await _client.Containers.StopContainerAsync(
+                    id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
             await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, ct);
             return true;
         }
@@ -432,7 +448,8 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
     /// Changes a container's limits in place (docker update): memory limit (swap capped at it; 0 leaves it),
     /// a CFS quota in cores (0: none) and the cpuset (null: every CPU of the engine, i.e. unbound).
     /// </summary>
-    public async Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
+    public async Task UpdateResourcesAsync(
+        string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default)
     {
         if (cpuset is null)
         {
@@ -459,17 +476,22 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
         _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters
         {
             Container = id,
-            EndpointConfig = new EndpointSettings { IPAMConfig = address.Length > 0 ? new EndpointIPAMConfig { IPv4Address = address } : null },
+            EndpointConfig = new EndpointSettings
+            {
+                IPAMConfig = address.Length > 0 ? new EndpointIPAMConfig { IPv4Address = address } : null,
+            },
         }, ct);
 
     public async Task StartAsync(string id, CancellationToken ct = default) =>
         await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
 
     public async Task StopAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) =>
-        await _client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+        await _client.Containers.StopContainerAsync(
+            id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
 
     public async Task RestartAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default) =>
-        await _client.Containers.RestartContainerAsync(id, new ContainerRestartParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
+        await _client.Containers.RestartContainerAsync(
+            id, new ContainerRestartParameters { WaitBeforeKillSeconds = (uint)stopTimeout.TotalSeconds }, ct);
 
     private static RestartPolicyKind RestartPolicyFor(string restart) => restart switch
     {
@@ -492,11 +514,14 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
         {
             var message = e.Message.Replace(", see inner exception", "", StringComparison.Ordinal).Trim().TrimEnd('.');
             if (!causes.Contains(message)) causes.Add(message);
-            tlsFailed |= e is System.Security.Authentication.AuthenticationException || (endpoint.TlsCertPath is not null && e is IOException);
+            tlsFailed |= e is System.Security.Authentication.AuthenticationException
+                || (endpoint.TlsCertPath is not null && e is IOException);
         }
         var text = string.Join(": ", causes);
         return tlsFailed
-            ? $"{text} (TLS handshake failed: the engine must trust the CA that signed {endpoint.TlsCertPath ?? "the client certificate"}, and its own certificate must chain to {endpoint.TlsCaPath ?? "a trusted CA"} and name the host)"
+            ? $"{text} (TLS handshake failed: the engine must trust the CA that signed " +
+                $"{endpoint.TlsCertPath ?? "the client certificate"}, and its own certificate must chain to " +
+                $"{endpoint.TlsCaPath ?? "a trusted CA"} and name the host)"
             : text;
     }
 
@@ -558,14 +583,17 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
             (long)blk.Where(b => string.Equals(b.Op, "write", StringComparison.OrdinalIgnoreCase)).Sum(b => (double)b.Value));
     }
 
-    /// <summary>IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder events).</summary>
+    /// <summary>
+    /// IProgress that calls back on the reporting thread (Progress&lt;T&gt; would post to the thread pool and reorder events).
+    /// </summary>
     private sealed class SyncProgress<T>(Action<T> onValue) : IProgress<T>
     {
         public void Report(T value) => onValue(value);
     }
 
     /// <summary>The cpuset string of a CPU plan ("2,3").</summary>
-    public static string Cpuset(IEnumerable<int> cores) => string.Join(',', cores.Order().Select(c => c.ToString(CultureInfo.InvariantCulture)));
+    public static string Cpuset(IEnumerable<int> cores) =>
+        string.Join(',', cores.Order().Select(c => c.ToString(CultureInfo.InvariantCulture)));
 
     public void Dispose() => _client.Dispose();
 }

@@ -28,5 +28,6 @@ public interface IDockerEngine : IDisposable
 
     Task<bool> RemoveAsync(string id, TimeSpan stopTimeout, CancellationToken ct = default);
 
-    Task UpdateResourcesAsync(string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default);
+    Task UpdateResourcesAsync(
+        string id, long memoryLimit, double cpuQuota, string? cpuset, string? cpusetMems, CancellationToken ct = default);
 }

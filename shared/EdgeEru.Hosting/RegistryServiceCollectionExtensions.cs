@@ -37,7 +37,8 @@ public static class RegistryServiceCollectionExtensions
     public static IServiceCollection AddRegistryWatcher(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddRegistryStore(configuration);
-        services.AddSingleton(sp => new RegistryWatcher(sp.GetRequiredService<EtcdConnection>(), sp.GetRequiredService<ILogger<RegistryWatcher>>()));
+        services.AddSingleton(sp =>
+            new RegistryWatcher(sp.GetRequiredService<EtcdConnection>(), sp.GetRequiredService<ILogger<RegistryWatcher>>()));
         services.AddHostedService<RegistryWatcherService>();
         return services;
     }

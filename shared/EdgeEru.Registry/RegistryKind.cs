@@ -38,7 +38,8 @@ public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRec
 {
     private readonly JsonTypeInfo<T> _typeInfo;
 
-    internal RegistryKind(string segment, int version, JsonTypeInfo<T> typeInfo, bool isPrivate = false) : base(segment, version, isPrivate) =>
+    internal RegistryKind(string segment, int version, JsonTypeInfo<T> typeInfo, bool isPrivate = false)
+        : base(segment, version, isPrivate) =>
         _typeInfo = typeInfo;
 
     /// <summary>Encodes a value after validating it; a value that fails validation never reaches etcd.</summary>
@@ -50,7 +51,8 @@ public sealed class RegistryKind<T> : RegistryKind where T : class, IRegistryRec
             throw new RegistryValueException(Segment, value.KeyName, $"schema version {value.V} is newer than this build's {Version}");
         // Values are read by etcdctl and people, not embedded in HTML: '+' in a key's base64 stays '+', not \u002B.
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var writer = new Utf8JsonWriter(buffer,
+                   new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
             JsonSerializer.Serialize(writer, value, _typeInfo);
         return buffer.WrittenSpan.ToArray();
     }
@@ -113,7 +115,8 @@ public static class Kinds
     public static readonly RegistryKind<NodeStatus> NodeStatus = new("node-status", 1, RegistryJsonContext.Default.NodeStatus);
     public static readonly RegistryKind<NodeAllocation> Allocations = new("allocations", 1, RegistryJsonContext.Default.NodeAllocation);
     public static readonly RegistryKind<Workload> Workloads = new("workloads", 1, RegistryJsonContext.Default.Workload);
-    public static readonly RegistryKind<WorkloadStatus> WorkloadStatus = new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
+    public static readonly RegistryKind<WorkloadStatus> WorkloadStatus =
+        new("workload-status", 1, RegistryJsonContext.Default.WorkloadStatus);
     public static readonly RegistryKind<LbDomain> LbDomains = new("lb/domains", 1, RegistryJsonContext.Default.LbDomain);
     public static readonly RegistryKind<SshUser> SshUsers = new("ssh/users", 1, RegistryJsonContext.Default.SshUser);
     public static readonly RegistryKind<DnsRecordSet> DnsRecords = new("dns/records", 1, RegistryJsonContext.Default.DnsRecordSet);
@@ -122,7 +125,8 @@ public static class Kinds
     public static readonly RegistryKind<CoreReplica> Cores = new("cores", 1, RegistryJsonContext.Default.CoreReplica);
     public static readonly RegistryKind<Intent> Intents = new("intents", 1, RegistryJsonContext.Default.Intent, isPrivate: true);
     public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
-    public static readonly RegistryKind<RegistryAuth> RegistryAuths = new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
+    public static readonly RegistryKind<RegistryAuth> RegistryAuths =
+        new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =

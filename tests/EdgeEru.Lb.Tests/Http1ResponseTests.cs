@@ -18,7 +18,8 @@ public sealed class Http1ResponseTests
     [Fact]
     public void A_plain_response_is_framed_by_its_length_and_keeps_the_connection()
     {
-        var (complete, head, headers) = Parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello");
+        var (complete, head, headers) = Parse(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello");
         Assert.True(complete);
         Assert.Equal((200, BodyFraming.ContentLength, 5L, true), (head.Status, head.Framing, head.ContentLength, head.KeepAlive));
         Assert.Equal("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-A: 1\r\nX-A: 2\r\n\r\n".Length, head.Length);
@@ -66,7 +67,8 @@ public sealed class Http1ResponseTests
     [Fact]
     public void Headers_the_Connection_header_names_are_not_handed_on()
     {
-        var (_, _, headers) = Parse("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-End: 2\r\n\r\n");
+        var (_, _, headers) = Parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-End: 2\r\n\r\n");
         Assert.Equal(["X-End"], headers.Keys);
     }
 

@@ -32,13 +32,16 @@ public sealed partial class LbProxyTests
         var (status, list) = await Admin(HttpMethod.Get, "/api/domains");
         Assert.Equal(200, status);
         Assert.Contains("hello.test", list, StringComparison.Ordinal);
-        Assert.Contains("\"init\":\"canary-header\"", (await Admin(HttpMethod.Get, "/api/domains/hello.test")).Body, StringComparison.Ordinal);
+        Assert.Contains(
+            "\"init\":\"canary-header\"", (await Admin(HttpMethod.Get, "/api/domains/hello.test")).Body, StringComparison.Ordinal);
 
         var bad = await Admin(HttpMethod.Put, "/api/domains/shop.test",
-            """{"v":1,"name":"shop.test","init":"a","nodes":{"a":{"type":"path","match":"regex","value":"([","succ":"b","fail":"b"},"b":{"type":"respond","status":200}}}""");
+            """{"v":1,"name":"shop.test","init":"a","nodes":{"a":""" +
+            """{"type":"path","match":"regex","value":"([","succ":"b","fail":"b"},"b":{"type":"respond","status":200}}}""");
         Assert.Equal(400, bad.Status);
         using (var doc = JsonDocument.Parse(bad.Body))
-            Assert.StartsWith("node \"a\": regex \"([\" is invalid", doc.RootElement.GetProperty("problems")[0].GetString(), StringComparison.Ordinal);
+            Assert.StartsWith(
+                "node \"a\": regex \"([\" is invalid", doc.RootElement.GetProperty("problems")[0].GetString(), StringComparison.Ordinal);
         Assert.Equal(400, (await Admin(HttpMethod.Put, "/api/domains/shop.test", "{not json")).Status);
 
         var good = await Admin(HttpMethod.Put, "/api/domains/shop.test",
@@ -53,14 +56,16 @@ public sealed partial class LbProxyTests
     [Fact]
     public async Task Explain_says_why_a_request_goes_where_it_goes()
     {
-        var (status, body) = await Admin(HttpMethod.Post, "/api/explain", """{"host":"hello.test","path":"/x","headers":{"X-Canary":"1"}}""");
+        var (status, body) = await Admin(
+            HttpMethod.Post, "/api/explain", """{"host":"hello.test","path":"/x","headers":{"X-Canary":"1"}}""");
         Assert.Equal(200, status);
         using var doc = JsonDocument.Parse(body);
         var path = doc.RootElement.GetProperty("path").EnumerateArray().Select(p => p.GetProperty("node").GetString()!).ToArray();
         Assert.Equal(["canary-header", "v2"], path);
         Assert.True(doc.RootElement.GetProperty("path")[0].GetProperty("matched").GetBoolean());
         Assert.Equal("v2", doc.RootElement.GetProperty("terminal").GetProperty("node").GetString());
-        var live = doc.RootElement.GetProperty("backend").GetProperty("live").EnumerateArray().Select(w => w.GetProperty("address").GetString()!).ToArray();
+        var live = doc.RootElement.GetProperty("backend").GetProperty("live").EnumerateArray()
+            .Select(w => w.GetProperty("address").GetString()!).ToArray();
         Assert.Equal(["127.0.0.4"], live);
         Assert.Equal(404, (await Admin(HttpMethod.Post, "/api/explain", """{"host":"nowhere.test"}""")).Status);
     }

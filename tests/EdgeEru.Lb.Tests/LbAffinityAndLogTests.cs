@@ -36,7 +36,8 @@ public sealed partial class LbProxyTests
             },
         });
         (string Body, string? SetCookie) first = default;
-        await Until(async () => (first = await GetWithCookie("sticky.test", null)).Body.StartsWith("v1", StringComparison.Ordinal), "sticky.test routes");
+        await Until(async () => (first = await GetWithCookie("sticky.test", null)).Body.StartsWith("v1", StringComparison.Ordinal),
+            "sticky.test routes");
         Assert.NotNull(first.SetCookie);
         Assert.StartsWith("eru_affinity_v1=", first.SetCookie, StringComparison.Ordinal);
         Assert.Contains("httponly", first.SetCookie, StringComparison.Ordinal);
@@ -55,7 +56,8 @@ public sealed partial class LbProxyTests
         var (id, ip) = workload == "v1a" ? ("v1aaaa", "127.0.0.2") : ("v1bbbb", "127.0.0.3");
         await Live(id, ip, "v1", healthy: false);
         (string Body, string? SetCookie) moved = default;
-        await Until(async () => !(moved = await GetWithCookie("sticky.test", cookie)).Body.StartsWith(workload, StringComparison.Ordinal), "client moves off the unhealthy workload");
+        await Until(async () => !(moved = await GetWithCookie("sticky.test", cookie)).Body.StartsWith(workload, StringComparison.Ordinal),
+            "client moves off the unhealthy workload");
         Assert.StartsWith("eru_affinity_v1=", moved.SetCookie, StringComparison.Ordinal);
         Assert.NotEqual(cookie, moved.SetCookie!.Split(';')[0]);
         await Live(id, ip, "v1");
@@ -72,10 +74,14 @@ public sealed partial class LbProxyTests
             Nodes = new()
             {
                 ["api"] = new LbNode { Type = "path", Match = "prefix", Value = "/api", StripPrefix = true, Succ = "v2", Fail = "v2" },
-                ["v2"] = new LbNode { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v2"] } },
+                ["v2"] = new LbNode
+                {
+                    Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v2"] },
+                },
             },
         });
-        await Until(async () => (await Get("/api/logged?x=1", host: "log.test")).StartsWith("v2 /logged", StringComparison.Ordinal), "log.test strips /api");
+        await Until(async () => (await Get("/api/logged?x=1", host: "log.test")).StartsWith("v2 /logged", StringComparison.Ordinal),
+            "log.test strips /api");
         using (var req = new HttpRequestMessage(HttpMethod.Get, "/api/logged?x=1"))
         {
             req.Headers.Host = "log.test";
@@ -89,9 +95,12 @@ public sealed partial class LbProxyTests
         {
             using var f = new FileStream(_accessLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
             using var r = new StreamReader(f);
-            return r.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+            return r.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
         }
-        await Until(() => Task.FromResult(File.Exists(_accessLog) && Entries().Any(e => e.GetProperty("host").GetString() == "unknown.test")), "both requests logged");
+        await Until(
+            () => Task.FromResult(File.Exists(_accessLog) && Entries().Any(e => e.GetProperty("host").GetString() == "unknown.test")),
+            "both requests logged");
         var entries = Entries();
         var logged = entries.Last(e => e.GetProperty("path").GetString() == "/api/logged?x=1");
         Assert.Equal("GET", logged.GetProperty("method").GetString());
@@ -125,7 +134,10 @@ public sealed partial class LbProxyTests
         }
         Assert.True(Value("eru_lb_node_hits_total{domain=\"hello.test\",node=\"canary-header\"}") >= 4);
         Assert.True(Value("eru_lb_requests_total{domain=\"hello.test\",node=\"v2\",code=\"2xx\"}") >= 4);
-        Assert.True(Value($"eru_lb_backend_requests_total{{domain=\"hello.test\",node=\"v2\",workload=\"v2cccc\",address=\"127.0.0.4:{_backendPort}\"}}") >= 4);
-        Assert.Equal(0, Value($"eru_lb_backend_out{{domain=\"hello.test\",node=\"v1\",workload=\"v1aaaa\",address=\"127.0.0.2:{_backendPort}\"}}"));
+        Assert.True(Value(
+            $"eru_lb_backend_requests_total{{domain=\"hello.test\",node=\"v2\",workload=\"v2cccc\"," +
+            $"address=\"127.0.0.4:{_backendPort}\"}}") >= 4);
+        Assert.Equal(0, Value(
+            $"eru_lb_backend_out{{domain=\"hello.test\",node=\"v1\",workload=\"v1aaaa\",address=\"127.0.0.2:{_backendPort}\"}}"));
     }
 }

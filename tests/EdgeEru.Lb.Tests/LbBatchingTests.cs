@@ -95,7 +95,8 @@ public sealed class LbBatchingTests(EtcdFixture etcd, ITestOutputHelper output)
         try
         {
             using var socket = await RawHttp.OpenAsync(port);
-            var answers = await RawHttp.ExchangeAsync(socket, $"GET /echo/{word} HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1, readDelay: TimeSpan.Zero);
+            var answers = await RawHttp.ExchangeAsync(
+                socket, $"GET /echo/{word} HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1, readDelay: TimeSpan.Zero);
             return answers.Count == 1 && answers[0].Body.SequenceEqual(Encoding.ASCII.GetBytes(word));
         }
         catch (SocketException) { return false; }
@@ -106,7 +107,8 @@ public sealed class LbBatchingTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         using var socket = await RawHttp.OpenAsync(port, receiveBuffer: 16 * 1024);
         var answers = await RawHttp.ExchangeAsync(socket,
-            "GET /big HTTP/1.1\r\nHost: hello.test\r\n\r\nGET /echo/after HTTP/1.1\r\nHost: hello.test\r\n\r\n", 2, readDelay: TimeSpan.FromMilliseconds(2));
+            "GET /big HTTP/1.1\r\nHost: hello.test\r\n\r\nGET /echo/after HTTP/1.1\r\nHost: hello.test\r\n\r\n", 2,
+            readDelay: TimeSpan.FromMilliseconds(2));
         Assert.Equal(2, answers.Count);
         Assert.Equal(200, answers[0].Status);
         Assert.Equal(Convert.ToHexString(SHA256.HashData(Big)), Convert.ToHexString(SHA256.HashData(answers[0].Body)));
@@ -127,7 +129,8 @@ public sealed class LbBatchingTests(EtcdFixture etcd, ITestOutputHelper output)
     {
         using var http = new HttpClient();
         var text = await http.GetStringAsync($"http://127.0.0.1:{opsPort}/metrics");
-        double Of(string op) => text.Split('\n').Where(l => l.StartsWith($"eru_lb_io_uring_operations_total{{op=\"{op}\"}} ", StringComparison.Ordinal))
+        double Of(string op) => text.Split('\n')
+            .Where(l => l.StartsWith($"eru_lb_io_uring_operations_total{{op=\"{op}\"}} ", StringComparison.Ordinal))
             .Select(l => double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)).SingleOrDefault();
         return (Of("receive"), Of("send"));
     }

@@ -32,16 +32,20 @@ public sealed partial class LbProxyTests
         await Assertions.Expect(graph.Locator("g[data-node='split'] .label")).ToHaveTextAsync("10% by cookie:uid");
         Assert.True(await graph.Locator("path.edge.succ").CountAsync() >= 2);
         Assert.True(await graph.Locator("path.edge.fail").CountAsync() >= 2);
-        var hits = int.Parse((await graph.Locator("g[data-node='v2'] .hits").TextContentAsync())!.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        var hits = int.Parse((await graph.Locator("g[data-node='v2'] .hits").TextContentAsync())!.Split(' ')[0],
+            System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(hits >= 5, $"v2 shows {hits} hits");
 
         // Backends with their workloads, healthy; then the agent marks one unhealthy and the page says so.
         var v1a = page.Locator("section[data-domain='hello.test'] table[data-backend='v1'] tr[data-workload='v1aaaa']");
         await Assertions.Expect(v1a.Locator("td.state")).ToHaveTextAsync("healthy");
         await Assertions.Expect(v1a).ToContainTextAsync("127.0.0.2:");
-        await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status("v1aaaa", ip: "127.0.0.2", healthy: false) with { Reason = "http GET /healthz: 503" }, _lease!.Id);
+        await _store.PutAsync(Kinds.WorkloadStatus,
+            Samples.Status("v1aaaa", ip: "127.0.0.2", healthy: false) with { Reason = "http GET /healthz: 503" }, _lease!.Id);
         await Assertions.Expect(v1a.Locator("td.state")).ToHaveTextAsync("unhealthy: http GET /healthz: 503", new() { Timeout = 15_000 });
-        await Assertions.Expect(page.Locator("section[data-domain='hello.test'] table[data-backend='v1'] tr[data-workload='v1bbbb'] td.state")).ToHaveTextAsync("healthy");
+        await Assertions.Expect(
+            page.Locator("section[data-domain='hello.test'] table[data-backend='v1'] tr[data-workload='v1bbbb'] td.state"))
+            .ToHaveTextAsync("healthy");
 
         // Without the token the page shows no data, only the token form.
         var anonymous = await browser.NewPageAsync();

@@ -63,12 +63,14 @@ public sealed class LbEtcdRestartTests(ITestOutputHelper output)
             Assert.Equal("200 backend", await Get()); // the last snapshot keeps serving
             await Task.Delay(100);
         }
-        Assert.Contains("\"registry_in_touch\":false", await http.GetStringAsync(new Uri($"http://127.0.0.1:{opsPort}/healthz")), StringComparison.Ordinal);
+        Assert.Contains("\"registry_in_touch\":false", await http.GetStringAsync(new Uri($"http://127.0.0.1:{opsPort}/healthz")),
+            StringComparison.Ordinal);
 
         await etcd.StartAsync();
         await store.PutAsync(Kinds.LbDomains, Graph(teapot: true));
         await Until("418 after the restart", "a graph change after the restart is followed");
-        Assert.Contains("\"registry_in_touch\":true", await http.GetStringAsync(new Uri($"http://127.0.0.1:{opsPort}/healthz")), StringComparison.Ordinal);
+        Assert.Contains("\"registry_in_touch\":true", await http.GetStringAsync(new Uri($"http://127.0.0.1:{opsPort}/healthz")),
+            StringComparison.Ordinal);
         await lease.DisposeAsync();
     }
 

@@ -12,7 +12,8 @@ public sealed partial class LbProxyTests
 {
     private static LbSelector Hello(params string[] tags) => new() { App = "hello", Entrypoint = "web", Port = "http", Tags = tags };
 
-    private async Task<HttpResponseMessage> Send(HttpMethod method, string path, string host, Action<HttpRequestMessage>? edit = null, HttpClient? client = null)
+    private async Task<HttpResponseMessage> Send(
+        HttpMethod method, string path, string host, Action<HttpRequestMessage>? edit = null, HttpClient? client = null)
     {
         using var req = new HttpRequestMessage(method, path);
         req.Headers.Host = host;
@@ -44,7 +45,11 @@ public sealed partial class LbProxyTests
                 ["bots"] = new LbNode { Type = "respond", Status = 403, Body = "no bots" },
                 ["ip"] = new LbNode { Type = "ip", Cidrs = ["203.0.113.0/24"], Succ = "office", Fail = "rx" },
                 ["office"] = new LbNode { Type = "respond", Status = 200, Body = "office" },
-                ["rx"] = new LbNode { Type = "path", Match = "regex", Value = "^/v(?<n>[0-9]+)/(.*)$", Rewrite = "/version/${n}/$1", Succ = "api", Fail = "away" },
+                ["rx"] = new LbNode
+                {
+                    Type = "path", Match = "regex", Value = "^/v(?<n>[0-9]+)/(.*)$", Rewrite = "/version/${n}/$1",
+                    Succ = "api", Fail = "away",
+                },
                 ["api"] = new LbNode
                 {
                     Type = "backend",
@@ -63,8 +68,10 @@ public sealed partial class LbProxyTests
         await Until(async () => (await Text(HttpMethod.Delete, "/x", "filters.test")) == "405 no deletes", "filters.test routes");
 
         Assert.Equal("200 debug", await Text(HttpMethod.Get, "/v1/a?debug=1", "filters.test"));
-        Assert.Equal("403 no bots", await Text(HttpMethod.Get, "/v1/a", "filters.test", r => r.Headers.UserAgent.ParseAdd("Googlebot/2.1")));
-        Assert.Equal("200 office", await Text(HttpMethod.Get, "/v1/a", "filters.test", r => r.Headers.Add("X-Forwarded-For", "203.0.113.7")));
+        Assert.Equal("403 no bots",
+            await Text(HttpMethod.Get, "/v1/a", "filters.test", r => r.Headers.UserAgent.ParseAdd("Googlebot/2.1")));
+        Assert.Equal("200 office",
+            await Text(HttpMethod.Get, "/v1/a", "filters.test", r => r.Headers.Add("X-Forwarded-For", "203.0.113.7")));
 
         // Regex rewrite to the v2 backend, with header edits both ways.
         using (var resp = await Send(HttpMethod.Get, "/v7/items", "filters.test", r => r.Headers.Add("X-Secret", "s3cr3t")))
@@ -73,8 +80,12 @@ public sealed partial class LbProxyTests
             Assert.Equal("eru", resp.Headers.GetValues("X-Served-By").Single());
         }
         // Max body size: small bodies pass, larger ones are refused before they reach a workload.
-        Assert.StartsWith("200 v2", await Text(HttpMethod.Post, "/v1/up", "filters.test", r => r.Content = new ByteArrayContent(new byte[500])), StringComparison.Ordinal);
-        Assert.StartsWith("413", await Text(HttpMethod.Post, "/v1/up", "filters.test", r => r.Content = new ByteArrayContent(new byte[5000])), StringComparison.Ordinal);
+        Assert.StartsWith("200 v2",
+            await Text(HttpMethod.Post, "/v1/up", "filters.test", r => r.Content = new ByteArrayContent(new byte[500])),
+            StringComparison.Ordinal);
+        Assert.StartsWith("413",
+            await Text(HttpMethod.Post, "/v1/up", "filters.test", r => r.Content = new ByteArrayContent(new byte[5000])),
+            StringComparison.Ordinal);
 
         // Redirect template.
         using var noFollow = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = _http.BaseAddress };
@@ -112,22 +123,31 @@ public sealed partial class LbProxyTests
     public async Task Connect_failures_are_retried_on_another_workload_and_the_dead_one_is_ejected()
     {
         // A workload the agent still reports healthy, but nothing listens at its address.
-        await _store.PutAsync(Kinds.Workloads, Samples.Workload("deadbeef", app: "hello", tags: ["dead"], ip: "127.0.0.9", httpPort: _backendPort));
+        await _store.PutAsync(
+            Kinds.Workloads, Samples.Workload("deadbeef", app: "hello", tags: ["dead"], ip: "127.0.0.9", httpPort: _backendPort));
         await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status("deadbeef", ip: "127.0.0.9"), _lease!.Id);
         await Live("v2cccc", "127.0.0.4", "dead"); // the v2 backend joins the "dead" tag group as the live one
         await _store.PutAsync(Kinds.LbDomains, new LbDomain
         {
             Name = "retry.test",
             Init = "b",
-            Nodes = new() { ["b"] = new LbNode { Type = "backend", Select = Hello("dead"), Options = new LbBackendOptions { Policy = "round_robin", Retries = 1 } } },
+            Nodes = new()
+            {
+                ["b"] = new LbNode
+                {
+                    Type = "backend", Select = Hello("dead"), Options = new LbBackendOptions { Policy = "round_robin", Retries = 1 },
+                },
+            },
         });
         await Until(async () => (await Get("/", host: "retry.test")).StartsWith("v2", StringComparison.Ordinal), "retry.test routes");
-        for (var i = 0; i < 20; i++) Assert.StartsWith("v2", await Get("/", host: "retry.test"), StringComparison.Ordinal); // never the dead one's error
+        for (var i = 0; i < 20; i++)
+            Assert.StartsWith("v2", await Get("/", host: "retry.test"), StringComparison.Ordinal); // never the dead one's error
 
         var (_, stats) = await Admin(HttpMethod.Get, "/api/stats");
         using var doc = JsonDocument.Parse(stats);
         var dead = doc.RootElement.GetProperty("domains").EnumerateArray().Single(d => d.GetProperty("domain").GetString() == "retry.test")
-            .GetProperty("backends")[0].GetProperty("destinations").EnumerateArray().Single(d => d.GetProperty("workload").GetString() == "deadbeef");
+            .GetProperty("backends")[0].GetProperty("destinations").EnumerateArray()
+            .Single(d => d.GetProperty("workload").GetString() == "deadbeef");
         Assert.True(dead.GetProperty("ejected").GetBoolean());
         await Live("v2cccc", "127.0.0.4", "v2");
     }

@@ -42,7 +42,8 @@ public sealed partial class LbProxyTests
             });
             await app.StartAsync();
             _backends.Add(app);
-            await _store.PutAsync(Kinds.Workloads, Samples.Workload(name + "00", app: "probe", tags: ["v1"], ip: ip, httpPort: _backendPort));
+            await _store.PutAsync(
+                Kinds.Workloads, Samples.Workload(name + "00", app: "probe", tags: ["v1"], ip: ip, httpPort: _backendPort));
             await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status(name + "00", ip: ip), _lease!.Id);
         }
         // Written as an operator would, through the admin API, leaving most options at their defaults.
@@ -90,7 +91,8 @@ public sealed partial class LbProxyTests
         var other = name == "pa" ? "pb" : "pa";
 
         // Its workload goes unhealthy (the agent says so): no new requests reach it...
-        await _store.PutAsync(Kinds.WorkloadStatus, Samples.Status(name + "00", ip: name == "pa" ? "127.0.0.7" : "127.0.0.8", healthy: false), _lease!.Id);
+        await _store.PutAsync(Kinds.WorkloadStatus,
+            Samples.Status(name + "00", ip: name == "pa" ? "127.0.0.7" : "127.0.0.8", healthy: false), _lease!.Id);
         await Until(async () => (await Spread("probe.test", 10)).SetEquals([other]), "new requests avoid the leaving workload");
         Assert.False(slow.IsCompleted);
 

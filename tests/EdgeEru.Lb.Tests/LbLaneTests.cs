@@ -29,7 +29,8 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
             ctx.Response.Headers.CacheControl = "no-store";
             var lines = ctx.Request.Headers.Where(h => h.Key != "Content-Length")
                 .SelectMany(h => h.Value.Select(v => $"{h.Key.ToLowerInvariant()}: {v}")).Order(StringComparer.Ordinal);
-            var body = Encoding.UTF8.GetBytes($"{ctx.Request.Method} {ctx.Request.Path}{ctx.Request.QueryString}\n{string.Join('\n', lines)}\n");
+            var body = Encoding.UTF8.GetBytes(
+                $"{ctx.Request.Method} {ctx.Request.Path}{ctx.Request.QueryString}\n{string.Join('\n', lines)}\n");
             ctx.Response.ContentLength = body.Length;
             await ctx.Response.Body.WriteAsync(body);
         });
@@ -80,14 +81,17 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
     private async Task<TestLb> StartLb(params string[] extra)
     {
         var lb = await StartLbAsync(extra);
-        await Eventually.True(async () => (await RawHttp.ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1)).Contains("ready", StringComparison.Ordinal),
+        await Eventually.True(
+            async () => (await RawHttp.ExchangeAsync(lb.Port, "GET /echo/ready HTTP/1.1\r\nHost: hello.test\r\n\r\n", 1))
+                .Contains("ready", StringComparison.Ordinal),
             TimeSpan.FromSeconds(15), "the LB routes to the backend");
         return lb;
     }
 
     private const string Plain =
         "GET /seen/a/b?x=1&y=two HTTP/1.1\r\nHost: hello.test:80\r\nUser-Agent: lane-test\r\nAccept: */*\r\nX-Forwarded-For: 10.1.1.1\r\n" +
-        "X-Forwarded-Proto: https\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Secret: s\r\nX-Edge: client\r\nX-Multi: a\r\nX-Multi: b\r\nCookie: uid=7\r\n\r\n";
+        "X-Forwarded-Proto: https\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Secret: s\r\nX-Edge: client\r\n" +
+        "X-Multi: a\r\nX-Multi: b\r\nCookie: uid=7\r\n\r\n";
 
     [Fact]
     public async Task The_workload_sees_the_same_request_and_the_client_the_same_answer_as_through_Kestrel()
@@ -137,17 +141,21 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var viaKestrel = await RawHttp.ExchangeAsync(kestrel.Port, alone, 1, untilClose: true);
         Assert.Equal(Normalize(Dechunk(viaKestrel)), Normalize(Dechunk(viaLane)));
         // With a second request behind it, the first answer's framing lets the client find the second.
-        var both = await RawHttp.ExchangeAsync(lane.Port, request + "GET /echo/next HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 2, untilClose: true);
+        var both = await RawHttp.ExchangeAsync(
+            lane.Port, request + "GET /echo/next HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 2, untilClose: true);
         Assert.Contains("\r\nnext\r\n", both, StringComparison.Ordinal);
     }
 
-    /// <summary>The first response's body without chunked framing (Kestrel chunks what the LB writes itself; the lane sends a length).</summary>
+    /// <summary>
+    /// The first response's body without chunked framing (Kestrel chunks what the LB writes itself; the lane sends a length).
+    /// </summary>
     private static string Dechunk(string response)
     {
         var end = response.IndexOf("\r\n\r\n", StringComparison.Ordinal);
         var head = response[..end];
         if (!head.Contains("Transfer-Encoding: chunked", StringComparison.OrdinalIgnoreCase))
-            return string.Join("\r\n", head.Split("\r\n").Where(l => !l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase))) + response[end..];
+            return string.Join("\r\n", head.Split("\r\n").Where(l => !l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)))
+                + response[end..];
         var body = new StringBuilder();
         var at = end + 4;
         while (true)
@@ -208,8 +216,10 @@ public sealed class LbLaneTests(EtcdFixture etcd, ITestOutputHelper output)
         var lane = await StartLb();
         var kestrel = await StartLb("--Lb:Http1Lane", "false");
         // Each is answered and then the connection closes (HTTP/1.0, or a refused request), or it is closed after a second.
-        var viaLane = await RawHttp.ExchangeAsync(lane.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
-        var viaKestrel = await RawHttp.ExchangeAsync(kestrel.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        var viaLane = await RawHttp.ExchangeAsync(
+            lane.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
+        var viaKestrel = await RawHttp.ExchangeAsync(
+            kestrel.Port, request + "GET /echo/end HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n", 1, untilClose: true);
         Assert.StartsWith(status, viaLane, StringComparison.Ordinal);
         Assert.Equal(Normalize(viaKestrel), Normalize(viaLane));
     }

@@ -53,7 +53,8 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         {
             if (!ctx.WebSockets.IsWebSocketRequest)
             {
-                await ctx.Response.WriteAsync($"web {ctx.Request.Protocol} {ctx.Request.Path} proto={ctx.Request.Headers["X-Forwarded-Proto"]}");
+                await ctx.Response.WriteAsync(
+                    $"web {ctx.Request.Protocol} {ctx.Request.Path} proto={ctx.Request.Headers["X-Forwarded-Proto"]}");
                 return;
             }
             using var ws = await ctx.WebSockets.AcceptWebSocketAsync();
@@ -100,16 +101,26 @@ public sealed class LbProtocolTests(EtcdFixture etcd, ITestOutputHelper output) 
         WriteCertificate("apps", ["*.apps.test", "grpc.test"], TimeSpan.FromDays(60));
 
         _lb = await TestLb.StartAsync(etcd.Url, prefix, output, extra:
-            ["--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}", "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2"]);
+            [
+                "--Lb:Tls:Urls", $"https://127.0.0.1:{_tlsPort}", "--Lb:H2cUrls", $"http://127.0.0.1:{_h2cPort}",
+                "--Lb:Tls:Certificates", _certs, "--Lb:Tls:ReloadSeconds", "0.2",
+            ]);
         using var http = Client(out _);
-        await Until(async () => (await Get(http, "https://shop.test/")).StartsWith("web", StringComparison.Ordinal), "lb routes shop.test over TLS");
+        await Until(async () => (await Get(http, "https://shop.test/")).StartsWith("web", StringComparison.Ordinal),
+            "lb routes shop.test over TLS");
     }
 
     private static LbDomain Domain(string name, string app, LbBackendOptions? options) => new()
     {
         Name = name,
         Init = "b",
-        Nodes = new() { ["b"] = new LbNode { Type = "backend", Select = new LbSelector { App = app, Entrypoint = "web", Port = "http" }, Options = options } },
+        Nodes = new()
+        {
+            ["b"] = new LbNode
+            {
+                Type = "backend", Select = new LbSelector { App = app, Entrypoint = "web", Port = "http" }, Options = options,
+            },
+        },
     };
 
     /// <summary>A self-signed certificate for <paramref name="names"/>, trusted by this test's clients.</summary>

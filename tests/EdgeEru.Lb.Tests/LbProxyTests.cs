@@ -14,7 +14,8 @@ using Xunit.Abstractions;
 namespace EdgeEru.Lb.Tests;
 
 /// <summary>The balancer for real: etcd, eru-lb, and backends on their own loopback addresses.</summary>
-public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
+public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper output)
+    : IClassFixture<EtcdFixture>, IAsyncLifetime, IDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(15);
     private readonly int _backendPort = Ports.FreeTcp();
@@ -153,11 +154,15 @@ public sealed partial class LbProxyTests(EtcdFixture etcd, ITestOutputHelper out
             Nodes = new()
             {
                 ["api"] = new LbNode { Type = "path", Match = "prefix", Value = "/api", StripPrefix = true, Succ = "v1", Fail = "teapot" },
-                ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v1"] } },
+                ["v1"] = new LbNode
+                {
+                    Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = ["v1"] },
+                },
                 ["teapot"] = new LbNode { Type = "respond", Status = 418, Body = "short and stout" },
             },
         });
-        await Until(async () => (await Get("/api/items", host: "x.apps.test")).EndsWith("/items xff=127.0.0.1", StringComparison.Ordinal), "wildcard domain with strip_prefix");
+        await Until(async () => (await Get("/api/items", host: "x.apps.test")).EndsWith("/items xff=127.0.0.1", StringComparison.Ordinal),
+            "wildcard domain with strip_prefix");
         Assert.Equal("418 short and stout", await Get("/other", host: "y.apps.test"));
 
         // A bad graph cannot be written; the working one stays.

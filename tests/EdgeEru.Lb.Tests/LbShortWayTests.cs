@@ -38,7 +38,8 @@ public abstract class ScriptedWorkloadTests(EtcdFixture etcd, ITestOutputHelper 
     /// <summary>What the scripted workload sends for a path (null: nothing, ever).</summary>
     private static string? Script(string path) => path switch
     {
-        "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: chunked\r\n\r\n5;ext=1\r\nhello\r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
+        "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Kind: chunked\r\n\r\n" +
+            "5;ext=1\r\nhello\r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n",
         "/interim" => "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "/until-close" => "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close",
         "/bad" => "HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n",
@@ -210,7 +211,8 @@ public abstract class ScriptedWorkloadTests(EtcdFixture etcd, ITestOutputHelper 
     {
         var before = Volatile.Read(ref _connections);
         for (var i = 0; i < 20; i++) Assert.Equal($"/r{i}", await _http.GetStringAsync($"/r{i}"));
-        Assert.InRange(Volatile.Read(ref _connections) - before, 0, 2); // one connection carries them (another may be in use by a parallel test)
+        // One connection carries them (another may be in use by a parallel test).
+        Assert.InRange(Volatile.Read(ref _connections) - before, 0, 2);
 
         // The workload closes the connection 200 ms after answering: the next request must not fail on it.
         for (var i = 0; i < 5; i++)

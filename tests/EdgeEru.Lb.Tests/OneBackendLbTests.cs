@@ -17,7 +17,8 @@ namespace EdgeEru.Lb.Tests;
 /// registered as live workload <paramref name="workloadId"/> of app hello (tag v1) with domain hello.test
 /// (the sample canary graph) in a registry prefix of the test class's own.
 /// </summary>
-public abstract class OneBackendLbTests(EtcdFixture etcd, ITestOutputHelper output, string workloadId, string backendIp) : IAsyncLifetime, IDisposable
+public abstract class OneBackendLbTests(EtcdFixture etcd, ITestOutputHelper output, string workloadId, string backendIp)
+    : IAsyncLifetime, IDisposable
 {
     private readonly List<TestLb> _lbs = [];
     private EtcdConnection? _conn;
@@ -55,7 +56,8 @@ public abstract class OneBackendLbTests(EtcdFixture etcd, ITestOutputHelper outp
         var store = new RegistryStore(_conn);
         _lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
         await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), _lease.Id);
-        await store.PutAsync(Kinds.Workloads, Samples.Workload(workloadId, app: "hello", tags: ["v1"], ip: backendIp, httpPort: BackendPort));
+        await store.PutAsync(
+            Kinds.Workloads, Samples.Workload(workloadId, app: "hello", tags: ["v1"], ip: backendIp, httpPort: BackendPort));
         await store.PutAsync(Kinds.WorkloadStatus, Samples.Status(workloadId, ip: backendIp), _lease.Id);
         await store.PutAsync(Kinds.LbDomains, Domain(Samples.LbDomain("hello.test")));
         await SeedAsync(store);

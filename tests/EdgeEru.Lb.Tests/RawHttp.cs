@@ -13,7 +13,10 @@ internal static class RawHttp
     /// <summary>One whole answer: its status, its head (without the blank line) and its body (de-chunked).</summary>
     public sealed record Answer(int Status, string Head, byte[] Body);
 
-    /// <summary>A loopback connection to <paramref name="port"/> that has sent <paramref name="bytes"/> (and then FIN, with <paramref name="halfClose"/>).</summary>
+    /// <summary>
+    /// A loopback connection to <paramref name="port"/> that has sent <paramref name="bytes"/>
+    /// (and then FIN, with <paramref name="halfClose"/>).
+    /// </summary>
     public static async Task<Socket> OpenAsync(int port, string? bytes = null, bool halfClose = false, int? receiveBuffer = null)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -24,7 +27,10 @@ internal static class RawHttp
         return socket;
     }
 
-    /// <summary>What the LB sends until <paramref name="until"/> holds (it must not close first), or until it closes (null); at most <paramref name="limit"/> (15 s).</summary>
+    /// <summary>
+    /// What the LB sends until <paramref name="until"/> holds (it must not close first), or until it closes (null);
+    /// at most <paramref name="limit"/> (15 s).
+    /// </summary>
     public static async Task<string> ReadAsync(Socket socket, Func<string, bool>? until, TimeSpan? limit = null)
     {
         var text = new StringBuilder();
@@ -81,7 +87,9 @@ internal static class RawHttp
         return data.ToArray();
     }
 
-    /// <summary>The whole answers at the start of <paramref name="bytes"/>: framed by Content-Length, chunked, or bodiless (HEAD, 1xx, 204, 304).</summary>
+    /// <summary>
+    /// The whole answers at the start of <paramref name="bytes"/>: framed by Content-Length, chunked, or bodiless (HEAD, 1xx, 204, 304).
+    /// </summary>
     public static List<Answer> Answers(ReadOnlySpan<byte> bytes, bool head)
     {
         var answers = new List<Answer>();
@@ -93,7 +101,8 @@ internal static class RawHttp
             var headText = Encoding.ASCII.GetString(bytes.Slice(at, end));
             var status = int.Parse(headText.AsSpan(9, 3), System.Globalization.CultureInfo.InvariantCulture);
             var fields = headText.Split("\r\n").Skip(1).Select(l => l.Split(':', 2)).Where(p => p.Length == 2).ToList();
-            string? Field(string name) => fields.FirstOrDefault(p => p[0].Trim().Equals(name, StringComparison.OrdinalIgnoreCase))?[1].Trim();
+            string? Field(string name) =>
+                fields.FirstOrDefault(p => p[0].Trim().Equals(name, StringComparison.OrdinalIgnoreCase))?[1].Trim();
             var bodyAt = at + end + 4;
             byte[] body;
             if (head || status is < 200 or 204 or 304) body = [];

@@ -24,7 +24,8 @@ public class RuleGraphTests
         public IPAddress ClientAddress(IReadOnlyList<IPNetwork> trustedProxies) => Peer;
     }
 
-    private static LbNode Backend(string tag) => new() { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = [tag] } };
+    private static LbNode Backend(string tag) =>
+        new() { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http", Tags = [tag] } };
 
     private static RuleGraph Graph(LbNode filter) => new(new LbDomain
     {
@@ -94,7 +95,8 @@ public class RuleGraphTests
     [InlineData("regex", "^/v[0-9]+/", "/v2/items", true)]
     [InlineData("regex", "^/v[0-9]+/", "/items", false)]
     public void Path_filters(string match, string value, string path, bool expected) =>
-        Assert.Equal(expected ? "yes" : "no", Walk(Graph(new LbNode { Type = "path", Match = match, Value = value }), new Request { Path = path }));
+        Assert.Equal(expected ? "yes" : "no",
+            Walk(Graph(new LbNode { Type = "path", Match = match, Value = value }), new Request { Path = path }));
 
     [Fact]
     public void Path_rewrites_and_prefix_stripping_are_carried_to_the_backend()
@@ -114,7 +116,8 @@ public class RuleGraphTests
     [InlineData("present", null, "anything", false, true)]
     [InlineData("present", null, null, false, false)]
     [InlineData("absent", null, null, false, true)]
-    public void Header_query_and_cookie_filters_share_match_kinds(string match, string? value, string? actual, bool ignoreCase, bool expected)
+    public void Header_query_and_cookie_filters_share_match_kinds(
+        string match, string? value, string? actual, bool ignoreCase, bool expected)
     {
         foreach (var type in new[] { "header", "query", "cookie" })
         {

@@ -14,7 +14,8 @@ internal sealed record TestLb(WebApplication App, int Port, int OpsPort, int Adm
     /// three listeners on free loopback ports, admin token <paramref name="adminToken"/>, logging to the
     /// test's output; <paramref name="extra"/> flags come last (and win).
     /// </summary>
-    public static async Task<TestLb> StartAsync(string etcdUrl, string? prefix, ITestOutputHelper output, string adminToken = "t", params string[] extra)
+    public static async Task<TestLb> StartAsync(
+        string etcdUrl, string? prefix, ITestOutputHelper output, string adminToken = "t", params string[] extra)
     {
         var (port, opsPort, adminPort) = (Ports.FreeTcp(), Ports.FreeTcp(), Ports.FreeTcp());
         string[] args =

@@ -51,7 +51,9 @@ public class CodecTests
     [InlineData("nodes", "n1", """{"v":1,"name":"n1","pod":"dev","endpoint":{"address":"unix:///run/docker.sock"}}""")]
     [InlineData("node-status", "n1", """{"v":1,"node":"n1"}""")]
     [InlineData("allocations", "n1", """{"v":1,"node":"n1"}""")]
-    [InlineData("workloads", "abc123", """{"v":1,"id":"abc123","name":"hello_web_abc123","app":"hello","entrypoint":"web","ident":"abc123","pod":"dev","node":"n1","image":"busybox"}""")]
+    [InlineData("workloads", "abc123",
+        """{"v":1,"id":"abc123","name":"hello_web_""" +
+        """abc123","app":"hello","entrypoint":"web","ident":"abc123","pod":"dev","node":"n1","image":"busybox"}""")]
     [InlineData("workload-status", "abc123", """{"v":1,"id":"abc123","node":"n1"}""")]
     [InlineData("lb/domains", "a.example", """{"v":1,"name":"a.example","init":"b","nodes":{"b":{"type":"respond","status":200}}}""")]
     [InlineData("ssh/users", "ops", """{"v":1,"name":"ops"}""")]
@@ -64,7 +66,8 @@ public class CodecTests
         {
             value = kind.DecodeRecord(Encoding.UTF8.GetBytes(json), key);
         }
-        catch (RegistryValueException ex) when (ex.Problem.Contains("missing", StringComparison.OrdinalIgnoreCase) || ex.Problem.Contains("required", StringComparison.OrdinalIgnoreCase))
+        catch (RegistryValueException ex) when (ex.Problem.Contains("missing", StringComparison.OrdinalIgnoreCase)
+            || ex.Problem.Contains("required", StringComparison.OrdinalIgnoreCase))
         {
             Assert.Fail($"{segment}: the sample misses a required field: {ex.Message}");
             return;
@@ -86,7 +89,8 @@ public class CodecTests
             {
                 if (context.Create(p).ReadState == System.Reflection.NullabilityState.NotNull) nulls.Add($"{path}.{p.Name}");
             }
-            else if (p.PropertyType.Namespace?.StartsWith("EdgeEru", StringComparison.Ordinal) == true) NonNullable(v, $"{path}.{p.Name}", nulls, depth + 1);
+            else if (p.PropertyType.Namespace?.StartsWith("EdgeEru", StringComparison.Ordinal) == true)
+                NonNullable(v, $"{path}.{p.Name}", nulls, depth + 1);
         }
     }
 
@@ -130,13 +134,17 @@ public class CodecTests
         Assert.Contains("app \"Shop\" must be a DNS label", ex.Message);
         Assert.Contains("number 70000 is outside 1-65535", ex.Message);
 
-        var node = Samples.Node("n1") with { Capacity = new NodeCapacity { CpuCores = 2, PiecesPerCore = 50, Numa = [new NumaNode { Id = "0", Cpus = [0, 5] }] } };
+        var node = Samples.Node("n1") with
+        {
+            Capacity = new NodeCapacity { CpuCores = 2, PiecesPerCore = 50, Numa = [new NumaNode { Id = "0", Cpus = [0, 5] }] },
+        };
         var ex2 = Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Encode(node));
         Assert.Contains("pieces_per_core must be at least 100", ex2.Message);
         Assert.Contains("cpu 5 is outside 0..1", ex2.Message);
 
         var endpoint = Samples.Node("n1") with { Endpoint = new DockerEndpoint { Address = "http://x" } };
-        Assert.Contains("must be unix:///path or tcp://host:port", Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Encode(endpoint)).Message);
+        Assert.Contains("must be unix:///path or tcp://host:port",
+            Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Encode(endpoint)).Message);
     }
 
     [Fact]

@@ -25,7 +25,8 @@ public class HostingTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         listener.InstrumentPublished = (i, l) =>
         {
             // Other tests run watchers at the same time: listen to this one only (its meter is tagged with its prefix).
-            if (i.Meter.Name == RegistryWatcher.MeterName && i.Meter.Tags?.Any(t => t.Key == "prefix" && (string?)t.Value == prefix) == true)
+            if (i.Meter.Name == RegistryWatcher.MeterName
+                && i.Meter.Tags?.Any(t => t.Key == "prefix" && (string?)t.Value == prefix) == true)
                 l.EnableMeasurementEvents(i);
         };
         listener.SetMeasurementEventCallback<long>((i, v, _, _) => { lock (measured) measured[i.Name] = v; });

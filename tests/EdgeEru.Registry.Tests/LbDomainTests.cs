@@ -49,7 +49,8 @@ public class LbDomainTests
         Assert.Contains("respond status 204 has no body",
             Problems(With("r", new LbNode { Type = "respond", Status = 204, Body = "x" })), StringComparison.Ordinal);
         Assert.Contains("redirect location holds a control character",
-            Problems(With("r", new LbNode { Type = "redirect", Status = 302, Location = "https://x/\nLocation: evil" })), StringComparison.Ordinal);
+            Problems(With("r", new LbNode { Type = "redirect", Status = 302, Location = "https://x/\nLocation: evil" })),
+            StringComparison.Ordinal);
     }
 
     [Fact]
@@ -63,13 +64,18 @@ public class LbDomainTests
     public void Bad_regexes_cidrs_and_values_are_refused_with_the_node_named()
     {
         Assert.Contains("node \"canary-header\": regex \"([\" is invalid",
-            Problems(With("canary-header", new LbNode { Type = "header", Name = "X", Match = "regex", Value = "([", Succ = "v1", Fail = "v2" })), StringComparison.Ordinal);
+            Problems(With("canary-header",
+                new LbNode { Type = "header", Name = "X", Match = "regex", Value = "([", Succ = "v1", Fail = "v2" })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"canary-header\": \"10.0.0.0/33\" is not a CIDR network",
-            Problems(With("canary-header", new LbNode { Type = "ip", Cidrs = ["10.0.0.0/33"], Succ = "v1", Fail = "v2" })), StringComparison.Ordinal);
+            Problems(With("canary-header", new LbNode { Type = "ip", Cidrs = ["10.0.0.0/33"], Succ = "v1", Fail = "v2" })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"split\": percent 120 is outside 0-100",
-            Problems(With("split", new LbNode { Type = "percent", Key = "ip", Percent = 120, Succ = "v1", Fail = "v2" })), StringComparison.Ordinal);
+            Problems(With("split", new LbNode { Type = "percent", Key = "ip", Percent = 120, Succ = "v1", Fail = "v2" })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"split\": percent key \"cookie:\" must be",
-            Problems(With("split", new LbNode { Type = "percent", Key = "cookie:", Percent = 5, Succ = "v1", Fail = "v2" })), StringComparison.Ordinal);
+            Problems(With("split", new LbNode { Type = "percent", Key = "cookie:", Percent = 5, Succ = "v1", Fail = "v2" })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"canary-header\": type \"geo\" must be one of",
             Problems(With("canary-header", new LbNode { Type = "geo", Succ = "v1", Fail = "v2" })), StringComparison.Ordinal);
     }
@@ -77,11 +83,17 @@ public class LbDomainTests
     [Fact]
     public void Empty_selectors_are_refused()
     {
-        Assert.Contains("node \"v1\": backend needs select", Problems(With("v1", new LbNode { Type = "backend" })), StringComparison.Ordinal);
+        Assert.Contains("node \"v1\": backend needs select", Problems(With("v1", new LbNode { Type = "backend" })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"v1\": app \"\" must be a DNS label",
-            Problems(With("v1", new LbNode { Type = "backend", Select = new LbSelector { App = "", Entrypoint = "web", Port = "http" } })), StringComparison.Ordinal);
+            Problems(With("v1", new LbNode { Type = "backend", Select = new LbSelector { App = "", Entrypoint = "web", Port = "http" } })),
+            StringComparison.Ordinal);
         Assert.Contains("node \"v1\": group weight 0 must be positive",
-            Problems(With("v1", new LbNode { Type = "backend", Select = new LbSelector { App = "a", Entrypoint = "web", Port = "http" }, Groups = [new LbGroup()] })), StringComparison.Ordinal);
+            Problems(With("v1", new LbNode
+            {
+                Type = "backend", Select = new LbSelector { App = "a", Entrypoint = "web", Port = "http" }, Groups = [new LbGroup()],
+            })),
+            StringComparison.Ordinal);
     }
 
     [Fact]

@@ -7,7 +7,9 @@ using Set = PersistentSortedSet<string, SelfKey>;
 
 public class PersistentSortedSetTests
 {
-    /// <summary>Property: random inserts/removes match a SortedSet model, in order, by index and by key; old versions never change.</summary>
+    /// <summary>
+    /// Property: random inserts/removes match a SortedSet model, in order, by index and by key; old versions never change.
+    /// </summary>
     [Theory]
     [InlineData(1, 50, 200)]
     [InlineData(2, 5_000, 20_000)]   // deep enough for three levels

@@ -11,7 +11,8 @@ public class PortsTests
     [Fact]
     public void Ports_are_outside_the_ephemeral_range_never_repeated_and_bindable()
     {
-        var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
+        var range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range")
+            .Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
         var ports = Enumerable.Range(0, 200).Select(_ => Ports.FreeTcp()).ToList();
 
         Assert.Equal(ports.Count, ports.Distinct().Count());

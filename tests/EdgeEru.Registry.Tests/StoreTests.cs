@@ -19,7 +19,10 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
         await Check(Kinds.Workloads, Samples.Workload("3f2a9c01", tags: ["v1", "canary"], ip: "198.18.16.7"));
         await Check(Kinds.WorkloadStatus, Samples.Status("3f2a9c01", ip: "198.18.16.7"));
         await Check(Kinds.LbDomains, Samples.LbDomain());
-        await Check(Kinds.SshUsers, new SshUser { Name = "ops", Keys = [Samples.SshKeyLine], Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "app" } } });
+        await Check(Kinds.SshUsers, new SshUser
+        {
+            Name = "ops", Keys = [Samples.SshKeyLine], Apps = new() { ["hello"] = new SshAppAccess { Shell = false, User = "app" } },
+        });
 
         async Task Check<T>(RegistryKind<T> kind, T value) where T : class, IRegistryRecord
         {
@@ -27,7 +30,8 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
             var got = await store.GetAsync(kind, value.KeyName);
             Assert.NotNull(got);
             Assert.Equal(rev, got.ModRevision);
-            Assert.Equal(System.Text.Encoding.UTF8.GetString(kind.Encode(value)), System.Text.Encoding.UTF8.GetString(kind.Encode(got.Value)));
+            Assert.Equal(System.Text.Encoding.UTF8.GetString(kind.Encode(value)),
+                System.Text.Encoding.UTF8.GetString(kind.Encode(got.Value)));
             var (all, _) = await store.ListAsync(kind);
             Assert.Single(all);
             Assert.True(await store.DeleteAsync(kind, value.KeyName));

@@ -37,11 +37,13 @@ public sealed class TlsTests : IAsyncLifetime
         _etcd = await EtcdServer.StartAsync(new EtcdServerOptions
         {
             ClientPort = plainPort,
-            ExtraArgs = ["--listen-client-urls", urls, "--advertise-client-urls", urls, "--cert-file", F("server.crt"), "--key-file", F("server.key"),
-                "--client-cert-auth", "--trusted-ca-file", F("ca.crt")],
+            ExtraArgs = ["--listen-client-urls", urls, "--advertise-client-urls", urls, "--cert-file", F("server.crt"),
+                "--key-file", F("server.key"), "--client-cert-auth", "--trusted-ca-file", F("ca.crt")],
         });
         var etcdctl = Tools.Find("etcdctl", "etcd-client");
-        async Task Ctl(params string[] args) => await Shell.RunAsync(etcdctl, ["--endpoints", _etcd.ClientUrl, .. args], environment: new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
+        async Task Ctl(params string[] args) =>
+            await Shell.RunAsync(etcdctl, ["--endpoints", _etcd.ClientUrl, .. args],
+                environment: new Dictionary<string, string> { ["ETCDCTL_API"] = "3" });
         await Ctl("user", "add", "root", "--no-password");
         await Ctl("user", "grant-role", "root", "root");
         await Ctl("role", "add", "eru-writer");
@@ -77,14 +79,18 @@ public sealed class TlsTests : IAsyncLifetime
         var denied = await Assert.ThrowsAnyAsync<Exception>(() => dnsStore.PutAsync(Kinds.Pods, new Pod { Name = "nope" }));
         Assert.Contains("permission denied", denied.ToString(), StringComparison.OrdinalIgnoreCase);
         using var outside = new EtcdConnection(Options("eru-core", prefix: "/elsewhere"));
-        var outsideDenied = await Assert.ThrowsAnyAsync<Exception>(() => new RegistryStore(outside).PutAsync(Kinds.Pods, new Pod { Name = "x" }));
+        var outsideDenied = await Assert.ThrowsAnyAsync<Exception>(
+            () => new RegistryStore(outside).PutAsync(Kinds.Pods, new Pod { Name = "x" }));
         Assert.Contains("permission denied", outsideDenied.ToString(), StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
     public async Task Without_a_client_certificate_or_with_the_wrong_CA_nothing_gets_through()
     {
-        var noCert = new RegistryOptions { Endpoints = _https, Prefix = Prefix, TlsCa = F("ca.crt"), RequestTimeout = TimeSpan.FromSeconds(3) };
+        var noCert = new RegistryOptions
+        {
+            Endpoints = _https, Prefix = Prefix, TlsCa = F("ca.crt"), RequestTimeout = TimeSpan.FromSeconds(3),
+        };
         using (var c = new EtcdConnection(noCert))
             await Assert.ThrowsAnyAsync<Exception>(() => new RegistryStore(c).GetAsync(Kinds.Pods, "tls"));
 
@@ -98,18 +104,22 @@ public sealed class TlsTests : IAsyncLifetime
     public void Tls_settings_are_checked_with_a_clear_error()
     {
         var http = new RegistryOptions { Endpoints = "http://127.0.0.1:2379", TlsCert = F("eru-core.crt"), TlsKey = F("eru-core.key") };
-        Assert.Contains("is not https:// but Registry:TlsCa/TlsCert/TlsKey are set", Assert.Throws<ArgumentException>(() => http.ParseEndpoints()).Message, StringComparison.Ordinal);
+        Assert.Contains("is not https:// but Registry:TlsCa/TlsCert/TlsKey are set",
+            Assert.Throws<ArgumentException>(() => http.ParseEndpoints()).Message, StringComparison.Ordinal);
         var noKey = new RegistryOptions { Endpoints = _https, TlsCert = F("eru-core.crt") };
-        Assert.Contains("Registry:TlsCert and Registry:TlsKey go together", Assert.Throws<ArgumentException>(() => noKey.ParseEndpoints()).Message, StringComparison.Ordinal);
+        Assert.Contains("Registry:TlsCert and Registry:TlsKey go together",
+            Assert.Throws<ArgumentException>(() => noKey.ParseEndpoints()).Message, StringComparison.Ordinal);
         var missing = new RegistryOptions { Endpoints = _https, TlsCa = F("nope.crt") };
-        Assert.Contains("Registry:TlsCa: file", Assert.Throws<ArgumentException>(() => missing.ParseEndpoints()).Message, StringComparison.Ordinal);
+        Assert.Contains("Registry:TlsCa: file",
+            Assert.Throws<ArgumentException>(() => missing.ParseEndpoints()).Message, StringComparison.Ordinal);
     }
 
     private EtcdConnection Connect(string user) => new(Options(user));
 
     private RegistryOptions Options(string user, string prefix = Prefix) => new()
     {
-        Endpoints = _https, Prefix = prefix, TlsCa = F("ca.crt"), TlsCert = F(user + ".crt"), TlsKey = F(user + ".key"), RequestTimeout = TimeSpan.FromSeconds(5),
+        Endpoints = _https, Prefix = prefix, TlsCa = F("ca.crt"), TlsCert = F(user + ".crt"), TlsKey = F(user + ".key"),
+        RequestTimeout = TimeSpan.FromSeconds(5),
     };
 
     private string F(string name) => Path.Combine(_dir, name);
@@ -136,7 +146,8 @@ public sealed class TlsTests : IAsyncLifetime
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var req = new CertificateRequest($"CN={commonName}", key, HashAlgorithmName.SHA256);
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        req.CertificateExtensions.Add(
+            new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
         // etcd's own client connections (e.g. its gateway) use the server certificate as a client one too.
         var usages = new OidCollection { new Oid("1.3.6.1.5.5.7.3.2") };
         if (server) usages.Add(new Oid("1.3.6.1.5.5.7.3.1"));

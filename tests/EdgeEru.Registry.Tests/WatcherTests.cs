@@ -64,7 +64,8 @@ public sealed class WatcherTests(EtcdFixture etcd, ITestOutputHelper output) : I
         await using var watcher = NewWatcher(conn);
         await watcher.Ready.WaitAsync(Wait);
         // Followers never see the private root, yet a reader waiting for "what I wrote" must get there.
-        var put = await store.PutAsync(Kinds.Intents, new Registry.Model.Intent { Id = "create-1", Core = "c1", Op = Registry.Model.Intent.Create, Node = "h1", Target = "x_y_1" });
+        var put = await store.PutAsync(Kinds.Intents,
+            new Registry.Model.Intent { Id = "create-1", Core = "c1", Op = Registry.Model.Intent.Create, Node = "h1", Target = "x_y_1" });
         Assert.True((await watcher.WaitForRevisionAsync(put).WaitAsync(Wait)).Revision >= put);
         Assert.True(await store.DeleteAsync(Kinds.Intents, "create-1"));
         var (_, deleted) = await store.ListAsync(Kinds.Pods);
@@ -117,7 +118,8 @@ public sealed class WatcherTests(EtcdFixture etcd, ITestOutputHelper output) : I
         rev = await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("w1"), statusLease2.Id);
         Assert.True((await watcher.WaitForRevisionAsync(rev).WaitAsync(Wait)).IsLive("w1"));
         await nodeLease.DisposeAsync();
-        await Eventually.True(() => !watcher.Current.IsLive("w1") && !watcher.Current.IsNodeAlive("n1"), Wait, "w1 dropped with its node's heartbeat");
+        await Eventually.True(() => !watcher.Current.IsLive("w1") && !watcher.Current.IsNodeAlive("n1"), Wait,
+            "w1 dropped with its node's heartbeat");
     }
 
     [Fact]

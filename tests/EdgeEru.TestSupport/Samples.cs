@@ -22,7 +22,11 @@ public static class Samples
             CpuCores = 4,
             PiecesPerCore = 200,
             MemoryBytes = 8L << 30,
-            Numa = [new NumaNode { Id = "0", Cpus = [0, 1], MemoryBytes = 4L << 30 }, new NumaNode { Id = "1", Cpus = [2, 3], MemoryBytes = 4L << 30 }],
+            Numa =
+            [
+                new NumaNode { Id = "0", Cpus = [0, 1], MemoryBytes = 4L << 30 },
+                new NumaNode { Id = "1", Cpus = [2, 3], MemoryBytes = 4L << 30 },
+            ],
         },
         Networks = networks.Length == 0 ? ["eru-mv"] : networks,
     };
@@ -94,9 +98,16 @@ public static class Samples
         Init = "canary-header",
         Nodes = new()
         {
-            ["canary-header"] = new LbNode { Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split" },
+            ["canary-header"] = new LbNode
+            {
+                Type = "header", Name = "X-Canary", Match = "exact", Value = "1", Succ = "v2", Fail = "split",
+            },
             ["split"] = new LbNode { Type = "percent", Key = "cookie:uid", Percent = 10, Succ = "v2", Fail = "v1" },
-            ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = app, Entrypoint = "web", Port = "http", Tags = ["v1"] } },
+            ["v1"] = new LbNode
+            {
+                Type = "backend",
+                Select = new LbSelector { App = app, Entrypoint = "web", Port = "http", Tags = ["v1"] },
+            },
             ["v2"] = new LbNode
             {
                 Type = "backend",

@@ -68,7 +68,8 @@ public sealed class TcpProxy : IAsyncDisposable
 
     private async Task RelayAsync(TcpClient client)
     {
-        var upstream = new Socket(_target.AddressFamily, SocketType.Stream, _target is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp);
+        var upstream = new Socket(
+            _target.AddressFamily, SocketType.Stream, _target is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp);
         try
         {
             await upstream.ConnectAsync(_target, _stop.Token);

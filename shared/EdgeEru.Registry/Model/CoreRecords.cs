@@ -24,7 +24,8 @@ public sealed record CoreReplica : IRegistryRecord
         var e = new List<string>();
         Names.Require(e, Names.IsId(Id), $"core id \"{Id}\" must be 1-253 of [A-Za-z0-9._-]");
         foreach (var u in Urls)
-            Names.Require(e, Uri.TryCreate(u, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https", $"core {Id}: url \"{u}\" must be http(s)");
+            Names.Require(e, Uri.TryCreate(u, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https",
+                $"core {Id}: url \"{u}\" must be http(s)");
         return e;
     }
 }
@@ -66,7 +67,8 @@ public sealed record Intent : IRegistryRecord
         var e = new List<string>();
         Names.Require(e, Names.IsId(Id), $"intent id \"{Id}\" must be 1-253 of [A-Za-z0-9._-]");
         Names.Require(e, Names.IsId(Core), $"intent {Id}: core \"{Core}\" is not a core id");
-        Names.Require(e, Op is Create or Remove or Park or Realloc or Job, $"intent {Id}: op \"{Op}\" must be create, remove, park, realloc or job");
+        Names.Require(e, Op is Create or Remove or Park or Realloc or Job,
+            $"intent {Id}: op \"{Op}\" must be create, remove, park, realloc or job");
         Names.Require(e, Names.IsLabel(Node), $"intent {Id}: node \"{Node}\" must be a DNS label");
         Names.Require(e, Names.IsId(Target), $"intent {Id}: target \"{Target}\" is not a workload id or name");
         Names.Require(e, Ident is null || Names.IsLabel(Ident), $"intent {Id}: ident \"{Ident}\" must be a DNS label");

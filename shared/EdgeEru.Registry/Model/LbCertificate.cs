@@ -26,7 +26,8 @@ public sealed record LbCertificate : IRegistryRecord
         var e = new List<string>();
         Names.Require(e, Name.Length is > 0 and <= 253 && Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'),
             $"certificate name \"{Name}\" must be 1-253 of [A-Za-z0-9._-]");
-        Names.Require(e, Certificate.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal), $"certificate {Name}: certificate is not PEM (no BEGIN CERTIFICATE)");
+        Names.Require(e, Certificate.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal),
+            $"certificate {Name}: certificate is not PEM (no BEGIN CERTIFICATE)");
         Names.Require(e, Key.Contains("PRIVATE KEY-----", StringComparison.Ordinal), $"certificate {Name}: key is not a PEM private key");
         return e;
     }

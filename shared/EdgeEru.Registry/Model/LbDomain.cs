@@ -174,7 +174,9 @@ public sealed record LbNode
                 break;
             case "percent":
                 if (Percent is < 0 or > 100) yield return $"percent {Percent} is outside 0-100";
-                if (Key is not ("ip" or null) && !(Key.StartsWith("cookie:", StringComparison.Ordinal) || Key.StartsWith("header:", StringComparison.Ordinal)) || Key is "cookie:" or "header:")
+                if (Key is not ("ip" or null)
+                    && !(Key.StartsWith("cookie:", StringComparison.Ordinal) || Key.StartsWith("header:", StringComparison.Ordinal))
+                    || Key is "cookie:" or "header:")
                     yield return $"percent key \"{Key}\" must be cookie:NAME, header:NAME or ip";
                 break;
             case "backend":
@@ -191,14 +193,17 @@ public sealed record LbNode
                     foreach (var p in Options.Problems()) yield return p;
                 break;
             case "redirect":
-                if (Status is not (301 or 302 or 303 or 307 or 308)) yield return $"redirect status {Status} must be 301, 302, 303, 307 or 308";
+                if (Status is not (301 or 302 or 303 or 307 or 308))
+                    yield return $"redirect status {Status} must be 301, 302, 303, 307 or 308";
                 if (string.IsNullOrEmpty(Location)) yield return "redirect needs a location";
                 else if (!HeaderText.IsValue(Location)) yield return "redirect location holds a control character";
                 break;
             case "respond":
                 if (Status is < 200 or > 599) yield return $"respond status {Status} is outside 200-599";
-                if (ContentType is not null && !HeaderText.IsValue(ContentType)) yield return "respond content_type holds a control character";
-                if (Status is 204 or 304 && !string.IsNullOrEmpty(Body)) yield return $"respond status {Status} has no body (HTTP), but a body is set";
+                if (ContentType is not null && !HeaderText.IsValue(ContentType))
+                    yield return "respond content_type holds a control character";
+                if (Status is 204 or 304 && !string.IsNullOrEmpty(Body))
+                    yield return $"respond status {Status} has no body (HTTP), but a body is set";
                 break;
             default:
                 yield return $"type \"{Type}\" must be one of {string.Join(", ", FilterTypes.Concat(TerminalTypes))}";
@@ -296,14 +301,18 @@ public sealed record LbBackendOptions
         if (TimeoutMs is < 1 or > 3_600_000) yield return $"timeout_ms {TimeoutMs} is outside 1-3600000";
         if (Retries is < 0 or > 5) yield return $"retries {Retries} is outside 0-5";
         if (Affinity is not (null or "cookie")) yield return $"affinity \"{Affinity}\" must be cookie or absent";
-        if (Policy is not ("p2c" or "round_robin" or "least_requests")) yield return $"policy \"{Policy}\" must be p2c, round_robin or least_requests";
+        if (Policy is not ("p2c" or "round_robin" or "least_requests"))
+            yield return $"policy \"{Policy}\" must be p2c, round_robin or least_requests";
         if (MaxBodyBytes < 0) yield return "max_body_bytes must not be negative";
         // Written into HTTP heads as they are: a CR or LF here would be a header (or a response) of its own.
-        foreach (var (what, names) in new[] { ("set_request_headers", SetRequestHeaders.Keys), ("set_response_headers", SetResponseHeaders.Keys) })
+        foreach (var (what, names) in new[]
+                 { ("set_request_headers", SetRequestHeaders.Keys), ("set_response_headers", SetResponseHeaders.Keys) })
             foreach (var name in names.Where(n => !HeaderText.IsName(n))) yield return $"{what}: \"{name}\" is not a header name";
-        foreach (var name in RemoveRequestHeaders.Where(n => !HeaderText.IsName(n))) yield return $"remove_request_headers: \"{name}\" is not a header name";
+        foreach (var name in RemoveRequestHeaders.Where(n => !HeaderText.IsName(n)))
+            yield return $"remove_request_headers: \"{name}\" is not a header name";
         foreach (var (what, headers) in new[] { ("set_request_headers", SetRequestHeaders), ("set_response_headers", SetResponseHeaders) })
-            foreach (var (name, value) in headers.Where(h => !HeaderText.IsValue(h.Value))) yield return $"{what}: the value of {name} holds a control character";
+            foreach (var (name, value) in headers.Where(h => !HeaderText.IsValue(h.Value)))
+                yield return $"{what}: the value of {name} holds a control character";
     }
 }
 

@@ -7,7 +7,8 @@ namespace EdgeEru.Registry.Model;
 public static class Names
 {
     private static readonly SearchValues<char> LabelChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyz0123456789-");
-    private static readonly SearchValues<char> IdChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
+    private static readonly SearchValues<char> IdChars =
+        SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.");
 
     /// <summary>A DNS label (RFC 1123): pods, nodes, apps, entrypoints, idents and tags become parts of DNS names.</summary>
     public static bool IsLabel(string? s) =>

@@ -64,14 +64,17 @@ public sealed record RegistryAuth : IRegistryRecord
         var slash = image.IndexOf('/', StringComparison.Ordinal);
         if (slash <= 0) return null;
         var first = image[..slash];
-        return first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost" ? first : null;
+        return first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost"
+            ? first
+            : null;
     }
 
     public IReadOnlyList<string> Validate()
     {
         var e = new List<string>();
         Names.Require(e, IsHost(Host), $"registry host \"{Host}\" must be a host name or address, with an optional :port");
-        Names.Require(e, User.Length is > 0 and <= 256 && !User.Any(char.IsControl), $"registry-auth {Host}: user must be 1-256 printable characters");
+        Names.Require(e, User.Length is > 0 and <= 256 && !User.Any(char.IsControl),
+            $"registry-auth {Host}: user must be 1-256 printable characters");
         Names.Require(e, Sealed.Length >= 28, $"registry-auth {Host}: the sealed password is too short to hold a nonce and a tag");
         return e;
     }

@@ -198,7 +198,8 @@ public sealed record ResourceAllocation
         && CpuRequest.Equals(other.CpuRequest) && CpuLimit.Equals(other.CpuLimit) && NumaNode == other.NumaNode
         && CpuBind.AsSpan().SequenceEqual(other.CpuBind);
 
-    public override int GetHashCode() => HashCode.Combine(MemoryRequestBytes, MemoryLimitBytes, CpuRequest, CpuLimit, NumaNode, CpuBind.Length);
+    public override int GetHashCode() =>
+        HashCode.Combine(MemoryRequestBytes, MemoryLimitBytes, CpuRequest, CpuLimit, NumaNode, CpuBind.Length);
 }
 
 public sealed record HttpCheck
@@ -226,7 +227,8 @@ public sealed record HealthCheckSpec
         && HealthyAfter == other.HealthyAfter && UnhealthyAfter == other.UnhealthyAfter && StartGraceMs == other.StartGraceMs
         && TcpPorts.AsSpan().SequenceEqual(other.TcpPorts);
 
-    public override int GetHashCode() => HashCode.Combine(Http, IntervalMs, TimeoutMs, HealthyAfter, UnhealthyAfter, StartGraceMs, TcpPorts.Length);
+    public override int GetHashCode() =>
+        HashCode.Combine(Http, IntervalMs, TimeoutMs, HealthyAfter, UnhealthyAfter, StartGraceMs, TcpPorts.Length);
 }
 
 /// <summary>A container Core created, as Core recorded it.</summary>
@@ -287,14 +289,16 @@ public sealed record Workload : IRegistryRecord
             Names.Require(e, p.Protocol is "tcp" or "udp", $"workload {Id}: port {p.Name} protocol \"{p.Protocol}\" must be tcp or udp");
         }
         foreach (var (net, ip) in Networks)
-            Names.Require(e, ip.Length == 0 || System.Net.IPAddress.TryParse(ip, out _), $"workload {Id}: network {net} address \"{ip}\" is not an IP address");
+            Names.Require(e, ip.Length == 0 || System.Net.IPAddress.TryParse(ip, out _),
+                $"workload {Id}: network {net} address \"{ip}\" is not an IP address");
         foreach (var v in Volumes ?? [])
         {
             var problem = v.Problem();
             Names.Require(e, problem is null, $"workload {Id}: volume {v}: {problem}");
         }
         foreach (var secret in Secrets ?? []) Names.Require(e, Names.IsId(secret), $"workload {Id}: secret name \"{secret}\" is invalid");
-        Names.Require(e, Resources.MemoryRequestBytes >= 0 && Resources.MemoryLimitBytes >= 0, $"workload {Id}: memory must not be negative");
+        Names.Require(e, Resources.MemoryRequestBytes >= 0 && Resources.MemoryLimitBytes >= 0,
+            $"workload {Id}: memory must not be negative");
         Names.Require(e, Resources.CpuRequest >= 0 && Resources.CpuLimit >= 0, $"workload {Id}: cpu must not be negative");
         foreach (var b in Resources.CpuBind)
             Names.Require(e, b.Core >= 0 && b.Pieces > 0, $"workload {Id}: cpu binding core {b.Core} pieces {b.Pieces} is invalid");
@@ -350,7 +354,8 @@ public sealed record WorkloadStatus : IRegistryRecord
         Names.Require(e, Names.IsId(Id), $"workload-status id \"{Id}\" must be 1-253 of [A-Za-z0-9._-]");
         Names.Require(e, Names.IsLabel(Node), $"workload-status {Id}: node \"{Node}\" must be a DNS label");
         foreach (var (net, ip) in Addresses)
-            Names.Require(e, System.Net.IPAddress.TryParse(ip, out _), $"workload-status {Id}: network {net} address \"{ip}\" is not an IP address");
+            Names.Require(e, System.Net.IPAddress.TryParse(ip, out _),
+                $"workload-status {Id}: network {net} address \"{ip}\" is not an IP address");
         return e;
     }
 }
@@ -373,7 +378,8 @@ public sealed record DnsRecordSet : IRegistryRecord
     public IReadOnlyList<string> Validate()
     {
         var e = new List<string>();
-        Names.Require(e, Names.IsDomain(Name) && !Name.StartsWith("*.", StringComparison.Ordinal), $"dns record name \"{Name}\" must be a host name (no wildcard)");
+        Names.Require(e, Names.IsDomain(Name) && !Name.StartsWith("*.", StringComparison.Ordinal),
+            $"dns record name \"{Name}\" must be a host name (no wildcard)");
         Names.Require(e, Records.Length > 0, $"dns records {Name}: no records");
         foreach (var r in Records)
         {
@@ -397,12 +403,16 @@ public sealed record StaticDnsRecord
         var parts = Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return Type switch
         {
-            "A" => System.Net.IPAddress.TryParse(Value, out var a) && a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? null : "not an IPv4 address",
-            "AAAA" => System.Net.IPAddress.TryParse(Value, out var b) && b.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? null : "not an IPv6 address",
+            "A" => System.Net.IPAddress.TryParse(Value, out var a) && a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+                ? null : "not an IPv4 address",
+            "AAAA" => System.Net.IPAddress.TryParse(Value, out var b) && b.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                ? null : "not an IPv6 address",
             "TXT" => Value.Length is > 0 and <= 255 && Value.All(char.IsAscii) ? null : "must be 1-255 ASCII characters",
-            "SRV" => parts.Length == 4 && ushort.TryParse(parts[0], out _) && ushort.TryParse(parts[1], out _) && ushort.TryParse(parts[2], out _) && Names.IsDomain(parts[3].TrimEnd('.'))
+            "SRV" => parts.Length == 4 && ushort.TryParse(parts[0], out _) && ushort.TryParse(parts[1], out _)
+                && ushort.TryParse(parts[2], out _) && Names.IsDomain(parts[3].TrimEnd('.'))
                 ? null : "must be \"priority weight port target\"",
-            "MX" => parts.Length == 2 && ushort.TryParse(parts[0], out _) && Names.IsDomain(parts[1].TrimEnd('.')) ? null : "must be \"preference exchange\"",
+            "MX" => parts.Length == 2 && ushort.TryParse(parts[0], out _) && Names.IsDomain(parts[1].TrimEnd('.'))
+                ? null : "must be \"preference exchange\"",
             _ => "type must be A, AAAA, TXT, SRV or MX",
         };
     }

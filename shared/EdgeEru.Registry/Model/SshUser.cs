@@ -29,7 +29,8 @@ public sealed record SshUser : IRegistryRecord
     public IReadOnlyList<string> Validate()
     {
         var e = new List<string>();
-        Names.Require(e, Names.IsUser(Name), $"ssh user name \"{Name}\" must be a login name (a-z, 0-9, '.', '_', '-', at most 32, starting with a letter or '_')");
+        Names.Require(e, Names.IsUser(Name),
+            $"ssh user name \"{Name}\" must be a login name (a-z, 0-9, '.', '_', '-', at most 32, starting with a letter or '_')");
         for (var i = 0; i < Keys.Length; i++)
         {
             var problem = KeyLineProblem(Keys[i]);
@@ -44,7 +45,8 @@ public sealed record SshUser : IRegistryRecord
         return e;
     }
 
-    private static readonly string[] KeyTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
+    private static readonly string[] KeyTypes =
+        ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"];
 
     /// <summary>
     /// A light check of an authorized_keys line (the gateway parses the key itself): one line, a supported key type
@@ -75,7 +77,8 @@ public sealed record SshUser : IRegistryRecord
     private static bool IsContainerUser(string s)
     {
         var parts = s.Split(':');
-        return parts.Length is 1 or 2 && parts.All(p => p.Length is > 0 and <= 32 && p.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'));
+        return parts.Length is 1 or 2
+            && parts.All(p => p.Length is > 0 and <= 32 && p.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.'));
     }
 }
 

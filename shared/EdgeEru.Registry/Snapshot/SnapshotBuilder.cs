@@ -126,7 +126,8 @@ internal sealed class SnapshotBuilder
         if (next is { IsLive: true }) AddLive(next);
     }
 
-    private static WorkloadView NewView(string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses)
+    private static WorkloadView NewView(
+        string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses)
     {
         if (rec is not null && st is not null) st = ShareWithRecord(rec, st);
         return new(rec?.Id ?? st?.Id ?? id, rec, st, lease,
@@ -149,7 +150,8 @@ internal sealed class SnapshotBuilder
     {
         var r = v.Record!;
         Groups.Add(_byService, new ServiceKey(r.App, r.Entrypoint), v);
-        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) => Groups.Add(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
+        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) =>
+            Groups.Add(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
         foreach (var (k, val) in r.Labels) Groups.Add(_byLabel, new LabelKey(k, val), v);
         Groups.Add(_byNode, r.Node, v);
         v.ForEachAddress((b: this, v), static (s, _, ip) =>
@@ -164,7 +166,8 @@ internal sealed class SnapshotBuilder
     {
         var r = v.Record!;
         Groups.Remove(_byService, new ServiceKey(r.App, r.Entrypoint), v.Id);
-        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) => Groups.Remove(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v.Id));
+        WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) =>
+            Groups.Remove(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v.Id));
         foreach (var (k, val) in r.Labels) Groups.Remove(_byLabel, new LabelKey(k, val), v.Id);
         Groups.Remove(_byNode, r.Node, v.Id);
         v.ForEachAddress((b: this, id: v.Id), static (s, _, ip) =>
@@ -235,14 +238,16 @@ internal sealed class SnapshotBuilder
             var rec = order <= 0 ? records[ri++] : null;
             var (st, lease) = order >= 0 ? statuses[si++] : default;
             var v = NewView(rec?.Id ?? st!.Id, rec, st, lease, frozenStatuses);
-            if (views.Count > 0 && views[^1].Id == v.Id) throw new ArgumentException($"workload {v.Id} appears twice in the state", nameof(state));
+            if (views.Count > 0 && views[^1].Id == v.Id)
+                throw new ArgumentException($"workload {v.Id} appears twice in the state", nameof(state));
             views.Add(v);
             if (rec is null) continue;
             Groups.Collect(ids, rec.Node, v.Id);
             if (!v.IsLive) continue;
             live++;
             Groups.Collect(byService, new ServiceKey(rec.App, rec.Entrypoint), v);
-            WorkloadView.ForEachDistinctTag(rec, (byTag, v), static (s, tag) => Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
+            WorkloadView.ForEachDistinctTag(rec, (byTag, v), static (s, tag) =>
+                Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
             foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
             Groups.Collect(byNode, rec.Node, v);
             v.ForEachAddress((byIp, v), static (s, _, ip) => Groups.Collect(s.byIp, ip, s.v));
@@ -298,7 +303,8 @@ internal static class Groups
     }
 
     /// <summary>Freezes groups collected in id order.</summary>
-    public static ImmutableDictionary<TKey, ViewSet> Freeze<TKey>(ImmutableDictionary<TKey, ViewSet> empty, Dictionary<TKey, List<WorkloadView>> groups)
+    public static ImmutableDictionary<TKey, ViewSet> Freeze<TKey>(
+        ImmutableDictionary<TKey, ViewSet> empty, Dictionary<TKey, List<WorkloadView>> groups)
         where TKey : notnull =>
         empty.AddRange(groups.Select(kv => new KeyValuePair<TKey, ViewSet>(kv.Key, ViewSet.FromSorted(kv.Value))));
 }

@@ -35,7 +35,8 @@ public sealed class RegistryLease : IAsyncDisposable
     internal static async Task<RegistryLease> GrantAsync(EtcdConnection etcd, TimeSpan ttl, bool keepAlive, CancellationToken ct)
     {
         var seconds = Math.Max(1, (long)Math.Ceiling(ttl.TotalSeconds));
-        var resp = await etcd.Lease.LeaseGrantAsync(new LeaseGrantRequest { TTL = seconds }, deadline: etcd.Deadline, cancellationToken: ct);
+        var resp = await etcd.Lease.LeaseGrantAsync(
+            new LeaseGrantRequest { TTL = seconds }, deadline: etcd.Deadline, cancellationToken: ct);
         if (!string.IsNullOrEmpty(resp.Error)) throw new InvalidOperationException($"etcd refused the lease: {resp.Error}");
         // etcd may raise a short TTL to its minimum; renew on what it granted.
         return new RegistryLease(etcd, resp.ID, TimeSpan.FromSeconds(resp.TTL), keepAlive);

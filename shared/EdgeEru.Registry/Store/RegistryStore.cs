@@ -46,7 +46,8 @@ public sealed class RegistryStore
         where T : class, IRegistryRecord
     {
         var key = Keys.Key(kind, name);
-        var resp = await _etcd.KV.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: _etcd.Deadline, cancellationToken: ct);
+        var resp = await _etcd.KV.RangeAsync(
+            new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, deadline: _etcd.Deadline, cancellationToken: ct);
         if (resp.Kvs.Count == 0) return null;
         var kv = resp.Kvs[0];
         return new Versioned<T>(kind.Decode(kv.Value.Span, name), kv.ModRevision, kv.Lease);
@@ -81,7 +82,8 @@ public sealed class RegistryStore
     }
 
     /// <summary>Reads every key under <paramref name="prefix"/> at one revision (the first page's, unless given).</summary>
-    internal async Task<long> RangePagesAsync(string prefix, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct)
+    internal async Task<long> RangePagesAsync(
+        string prefix, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct)
     {
         var start = ByteString.CopyFromUtf8(prefix);
         var end = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span));
@@ -145,7 +147,10 @@ public sealed class RegistryStore
         if (kind.IsPrivate)
         {
             var txn = new TxnRequest();
-            txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(Keys.Key(kind, name)) } });
+            txn.Success.Add(new RequestOp
+            {
+                RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(Keys.Key(kind, name)) },
+            });
             txn.Success.Add(SyncMarker());
             var done = await _etcd.KV.TxnAsync(txn, deadline: _etcd.Deadline, cancellationToken: ct);
             return done.Responses[0].ResponseDeleteRange.Deleted > 0;

@@ -37,7 +37,10 @@ public sealed class RegistryTransaction
             return null;
         }
         var kv = resp.Kvs[0];
-        _guards.Add(new Compare { Key = key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = kv.ModRevision });
+        _guards.Add(new Compare
+        {
+            Key = key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = kv.ModRevision,
+        });
         return new Versioned<T>(kind.Decode(kv.Value.Span, name), kv.ModRevision, kv.Lease);
     }
 
@@ -83,7 +86,10 @@ public sealed class RegistryTransaction
     public void Delete(RegistryKind kind, string name)
     {
         Touch(kind);
-        _writes.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(_store.Keys.Key(kind, name)) } });
+        _writes.Add(new RequestOp
+        {
+            RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(_store.Keys.Key(kind, name)) },
+        });
     }
 
     private bool _touchesPrivate, _touchesPrefix;

@@ -9,7 +9,9 @@ namespace EdgeEru.Registry.Tls;
 /// </summary>
 public static class PemTls
 {
-    /// <summary>A PEM certificate (chain) and its PEM key, re-imported: a PEM key is ephemeral and SslStream needs one it can keep using.</summary>
+    /// <summary>
+    /// A PEM certificate (chain) and its PEM key, re-imported: a PEM key is ephemeral and SslStream needs one it can keep using.
+    /// </summary>
     public static X509Certificate2 LoadCertificate(string certPath, string keyPath)
     {
         using var pem = X509Certificate2.CreateFromPemFile(certPath, keyPath);
@@ -30,7 +32,9 @@ public static class PemTls
     /// </summary>
     public static RemoteCertificateValidationCallback TrustOnly(X509Certificate2Collection roots) => (_, certificate, _, errors) =>
     {
-        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0) return false;
+        if (certificate is null
+            || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
+            return false;
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(roots);
