@@ -13,7 +13,8 @@ namespace EdgeEru.Dev;
 public sealed record FaultOutcome(string Fault, EdgeLoadResult Load, long SshOk, long SshFailed, double RecoverSeconds, string Note)
 {
     public override string ToString() =>
-        $"{Fault}: {Load}; SSH {SshOk} ok, {SshFailed} failed; whole again after {RecoverSeconds:0.0} s{(Note.Length > 0 ? "; " + Note : "")}";
+        $"{Fault}: {Load}; SSH {SshOk} ok, {SshFailed} failed; whole again after {RecoverSeconds:0.0} s"
+        + (Note.Length > 0 ? "; " + Note : "");
 }
 
 /// <summary>The faults in order, then what the registry and Docker disagree on once the run is over.</summary>
@@ -100,7 +101,8 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
     {
         var victim = (await HelloAsync()).First(w => w.Live);
         _load!.StaleAddresses = [IPAddress.Parse(victim.Address)];
-        var pid = int.Parse((await dev.DockerAsync(victim.Node, "inspect", "-f", "{{.State.Pid}}", victim.Name)).Trim(), CultureInfo.InvariantCulture);
+        var inspected = await dev.DockerAsync(victim.Node, "inspect", "-f", "{{.State.Pid}}", victim.Name);
+        var pid = int.Parse(inspected.Trim(), CultureInfo.InvariantCulture);
         Process.GetProcessById(pid).Kill(); // SIGKILL from outside: a crash, not a docker stop
         await Eventually(async () => !(await DigAsync()).Contains(victim.Address), "the crashed instance out of DNS");
         var text = await dev.EruAsync("start", victim.Name); // what an operator (or a restart policy) does
@@ -167,7 +169,8 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
         if (leader < 0) return "no leader found: skipped";
         var pid = dev.EtcdPid(leader + 1);
         Process.GetProcessById(pid).Kill();
-        await Eventually(async () => await EtcdCluster.LeaderAsync([.. urls.Select((u, i) => i == leader ? null : u)]) >= 0, "a new leader");
+        string?[] others = [.. urls.Select((u, i) => i == leader ? null : u)];
+        await Eventually(async () => await EtcdCluster.LeaderAsync(others) >= 0, "a new leader");
         return $"leader eru{leader + 1} (pid {pid}) killed";
     }
 
@@ -236,14 +239,16 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
             var records = await RecordsAsync();
             var containers = new HashSet<string>();
             foreach (var node in dev.Nodes.Keys)
-                foreach (var id in (await dev.DockerAsync(node, "ps", "-a", "--no-trunc", "--filter", "label=eru.registry", "--format", "{{.ID}}"))
-                    .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                    containers.Add(id);
+            {
+                var ids = await dev.DockerAsync(node, "ps", "-a", "--no-trunc", "--filter", "label=eru.registry", "--format", "{{.ID}}");
+                containers.UnionWith(ids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            }
             var leaked = containers.Count(c => !records.Contains(c));
             var lost = records.Count(r => !containers.Contains(r));
             if ((leaked == 0 && lost == 0) || clock.Elapsed > RecoverLimit)
             {
-                log($"after the run: {leaked} containers leaked, {lost} records lost ({containers.Count} containers, {records.Count} records)");
+                log($"after the run: {leaked} containers leaked, {lost} records lost "
+                    + $"({containers.Count} containers, {records.Count} records)");
                 return (leaked, lost, clock.Elapsed.TotalSeconds);
             }
             await Task.Delay(1000);
@@ -261,14 +266,16 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
     private async Task<List<Instance>> HelloAsync()
     {
         using var doc = JsonDocument.Parse(await dev.EruAsync("ps", "hello", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Instance(w.GetProperty("name").GetString()!, w.GetProperty("node").GetString()!,
+        return [.. doc.RootElement.EnumerateArray().Select(w => new Instance(w.GetProperty("name").GetString()!,
+            w.GetProperty("node").GetString()!,
             w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
             w.GetProperty("live").GetBoolean()))];
     }
 
     private async Task<List<string>> DigAsync() =>
         [.. (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
-            ["@127.0.0.1", "-p", dev.DnsPort.ToString(CultureInfo.InvariantCulture), "web.hello.eru", "A", "+short", "+time=1", "+tries=2"]))
+            ["@127.0.0.1", "-p", dev.DnsPort.ToString(CultureInfo.InvariantCulture), "web.hello.eru", "A", "+short", "+time=1",
+                "+tries=2"]))
             .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 
     private async Task<bool> EtcdHealthyAsync()
@@ -278,7 +285,8 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
         {
             try
             {
-                if (!(await http.GetStringAsync(new Uri(url + "/health"))).Contains("\"health\":\"true\"", StringComparison.Ordinal)) return false;
+                var body = await http.GetStringAsync(new Uri(url + "/health"));
+                if (!body.Contains("\"health\":\"true\"", StringComparison.Ordinal)) return false;
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
@@ -323,10 +331,9 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
         }
     }
 
-    private int CorePid() => int.Parse(File.ReadAllText(Path.Combine(dev.StateDir, "core.pid")).Trim(), CultureInfo.InvariantCulture);
+    private int CorePid() => dev.Pid("core.pid");
 
-    private int DockerdPid(int host) =>
-        int.Parse(File.ReadAllText(Path.Combine(dev.StateDir, $"dockerd-h{host}.pid")).Trim(), CultureInfo.InvariantCulture);
+    private int DockerdPid(int host) => dev.Pid($"dockerd-h{host}.pid");
 
     private static int? SafePid(Func<int> read)
     {
@@ -345,7 +352,8 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
         var deadline = DateTime.UtcNow + RecoverLimit;
         while (!await condition())
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"chaos: {what} did not happen within {RecoverLimit.TotalSeconds:0} s");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"chaos: {what} did not happen within {RecoverLimit.TotalSeconds:0} s");
             await Task.Delay(250);
         }
     }

@@ -19,8 +19,8 @@ public sealed record EdgeLoadResult(long DnsOk, long DnsFailed, long DnsFailedOv
 
     /// <summary>What happened between <paramref name="before"/> and this (counters of one run taken at two moments).</summary>
     public EdgeLoadResult Since(EdgeLoadResult before) => new(DnsOk - before.DnsOk, DnsFailed - before.DnsFailed,
-        DnsFailedOver - before.DnsFailedOver, HttpOk - before.HttpOk, HttpFailed - before.HttpFailed, HttpFailedOver - before.HttpFailedOver,
-        Took - before.Took, DnsStale - before.DnsStale);
+        DnsFailedOver - before.DnsFailedOver, HttpOk - before.HttpOk, HttpFailed - before.HttpFailed,
+        HttpFailedOver - before.HttpFailedOver, Took - before.Took, DnsStale - before.DnsStale);
 }
 
 /// <summary>
@@ -34,7 +34,8 @@ public sealed class EdgeLoad(IReadOnlyList<IPEndPoint> dnsServers, IReadOnlyList
 {
     /// <summary>Replicas on the standard ports: DNS on 53, HTTP on 80.</summary>
     public EdgeLoad(IReadOnlyList<IPAddress> dnsServers, IReadOnlyList<IPAddress> lbs, string dnsName, string httpHost, TimeSpan tryTimeout)
-        : this([.. dnsServers.Select(a => new IPEndPoint(a, 53))], [.. lbs.Select(a => new IPEndPoint(a, 80))], dnsName, httpHost, tryTimeout)
+        : this([.. dnsServers.Select(a => new IPEndPoint(a, 53))], [.. lbs.Select(a => new IPEndPoint(a, 80))], dnsName, httpHost,
+            tryTimeout)
     {
     }
 
@@ -57,7 +58,10 @@ public sealed class EdgeLoad(IReadOnlyList<IPEndPoint> dnsServers, IReadOnlyList
     /// <summary>Why the last few requests failed, for the log.</summary>
     public List<string> Failures { get; } = [];
 
-    /// <summary>Runs <paramref name="clients"/> DNS and HTTP clients each until <paramref name="during"/> is done and at least <paramref name="atLeast"/>.</summary>
+    /// <summary>
+    /// Runs <paramref name="clients"/> DNS and HTTP clients each until <paramref name="during"/> is done and at least
+    /// <paramref name="atLeast"/>.
+    /// </summary>
     public async Task<EdgeLoadResult> RunAsync(Func<Task> during, TimeSpan atLeast, int clients = 2, CancellationToken ct = default)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -103,12 +107,14 @@ public sealed class EdgeLoad(IReadOnlyList<IPEndPoint> dnsServers, IReadOnlyList
                     // The same id, NOERROR, at least one answer: what a resolver would hand back.
                     answered = r.ReceivedBytes >= 12 && buffer[0] == query[0] && buffer[1] == query[1] && (buffer[3] & 0x0F) == 0
                         && BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(6)) > 0;
-                    if (!answered) Note($"dns {server}: rcode {buffer[3] & 0x0F}, {BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(6))} answers");
+                    if (!answered)
+                        Note($"dns {server}: rcode {buffer[3] & 0x0F}, {BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(6))} answers");
                     else if (_stale.Count > 0 && NamesAny(buffer.AsSpan(0, r.ReceivedBytes), _stale)) Interlocked.Increment(ref _dnsStale);
                 }
                 catch (Exception ex) when (ex is OperationCanceledException or SocketException)
                 {
-                    if (!stop.IsCancellationRequested) Note($"dns {server}: {(ex is OperationCanceledException ? "no answer in time" : ex.Message)}");
+                    if (!stop.IsCancellationRequested)
+                        Note($"dns {server}: {(ex is OperationCanceledException ? "no answer in time" : ex.Message)}");
                 }
                 if (!answered && !stop.IsCancellationRequested && t == 0) Interlocked.Increment(ref _dnsOver);
             }

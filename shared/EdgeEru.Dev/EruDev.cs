@@ -46,7 +46,9 @@ public sealed partial class EruDev : IAsyncDisposable
     /// <summary>Every line printed so far.</summary>
     public IEnumerable<string> Lines => _output;
 
-    /// <summary>Starts <c>./eru dev</c> with <paramref name="clusterArgs"/> (e.g. --hosts 3) from the checkout at <paramref name="root"/>.</summary>
+    /// <summary>
+    /// Starts <c>./eru dev</c> with <paramref name="clusterArgs"/> (e.g. --hosts 3) from the checkout at <paramref name="root"/>.
+    /// </summary>
     public static async Task<EruDev> StartAsync(string root, IEnumerable<string> clusterArgs, Action<string>? onLine = null)
     {
         var dev = new EruDev(root);
@@ -64,7 +66,8 @@ public sealed partial class EruDev : IAsyncDisposable
 
     private async Task StartAsync(IEnumerable<string> clusterArgs, Action<string>? onLine)
     {
-        await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"), ["-q", "-t", "ed25519", "-N", "", "-C", "scenario", "-f", KeyFile]);
+        await Shell.RunAsync(Tools.Find("ssh-keygen", "openssh-client"),
+            ["-q", "-t", "ed25519", "-N", "", "-C", "scenario", "-f", KeyFile]);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _dev = ChildProcess.Start("bash",
         [
@@ -79,7 +82,8 @@ public sealed partial class EruDev : IAsyncDisposable
             onLine?.Invoke(line);
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
             if (EtcdLine().Match(line) is { Success: true } etcd) EtcdEndpoints = etcd.Groups[1].Value;
-            if (EdgeLine().Match(line) is { Success: true } e) lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
+            if (EdgeLine().Match(line) is { Success: true } e)
+                lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
         }, workingDirectory: _root);
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(8); // a cold ./eru builds every service first
@@ -94,7 +98,8 @@ public sealed partial class EruDev : IAsyncDisposable
 
     /// <summary>Runs <c>./eru ARGS</c> from the checkout, as a user would, with this cluster's addresses and tokens.</summary>
     public async Task<string> EruAsync(params string[] args) =>
-        await Shell.RunAsync("bash", [Path.Combine(_root, "eru"), .. WithFlags(args)], workingDirectory: _root, timeout: TimeSpan.FromMinutes(5));
+        await Shell.RunAsync("bash", [Path.Combine(_root, "eru"), .. WithFlags(args)], workingDirectory: _root,
+            timeout: TimeSpan.FromMinutes(5));
 
     /// <summary>Runs <c>./eru ARGS</c> and returns its exit code with its output (a job's code is the answer).</summary>
     public async Task<(int Code, string Output)> EruExitAsync(params string[] args)
@@ -110,7 +115,8 @@ public sealed partial class EruDev : IAsyncDisposable
     }
 
     /// <summary>Docker's own CLI against a node's engine (for faults: kill a container).</summary>
-    public Task<string> DockerAsync(string node, params string[] args) => Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Nodes[node], .. args]);
+    public Task<string> DockerAsync(string node, params string[] args) =>
+        Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Nodes[node], .. args]);
 
     /// <summary>The cluster's addresses and tokens added to <paramref name="args"/>, before a "--" (a job's command follows it).</summary>
     private string[] WithFlags(string[] args)
@@ -118,7 +124,8 @@ public sealed partial class EruDev : IAsyncDisposable
         var flags = args[0] switch
         {
             "ps" or "logs" => ["--etcd", EtcdEndpoints.Length > 0 ? EtcdEndpoints : EtcdUrl, "--prefix", Prefix],
-            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart" or "build" =>
+            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart"
+                or "build" =>
                 new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
             _ => [],
         };
@@ -131,10 +138,12 @@ public sealed partial class EruDev : IAsyncDisposable
 
     /// <summary>The PID of a host's agent (eru dev keeps it in its state directory).</summary>
     /// <summary>The pid of etcd member <paramref name="member"/> (from 1), as eru dev wrote it.</summary>
-    public int EtcdPid(int member) => int.Parse(File.ReadAllText(Path.Combine(StateDir, member == 1 ? "etcd.pid" : $"etcd-{member}.pid")).Trim(),
-        CultureInfo.InvariantCulture);
+    public int EtcdPid(int member) => Pid(member == 1 ? "etcd.pid" : $"etcd-{member}.pid");
 
-    public int AgentPid(int host) => int.Parse(File.ReadAllText(Path.Combine(StateDir, $"agent-h{host}.pid")).Trim(), CultureInfo.InvariantCulture);
+    public int AgentPid(int host) => Pid($"agent-h{host}.pid");
+
+    /// <summary>A pid eru dev wrote into its state directory (a supervised part's changes when it is started again).</summary>
+    public int Pid(string file) => int.Parse(File.ReadAllText(Path.Combine(StateDir, file)).Trim(), CultureInfo.InvariantCulture);
 
     public async ValueTask DisposeAsync()
     {

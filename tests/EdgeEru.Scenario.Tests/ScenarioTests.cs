@@ -43,12 +43,14 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         var deployed = await cluster.Dev.EruAsync("deploy", "examples/hello.yaml", "--pod", "dev", "--count", "1", "--memory", "32M",
             "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1");
         Step("deploy", deployed);
-        var ps = await EventuallyAsync(async () => await PsAsync() is { } p && p.Count(w => w.Live) == 5 ? p : null, "5 live hello instances in eru ps");
+        var ps = await EventuallyAsync(async () => await PsAsync() is { } p && p.Count(w => w.Live) == 5 ? p : null,
+            "5 live hello instances in eru ps");
         Assert.Equal(3, ps.Select(w => w.Node).Distinct().Count()); // AUTO spreads over the 3 hosts
         var v2 = Assert.Single(ps, w => w.Tags.Contains("v2"));
 
         // 2. DNS answers every instance, and the tag subset.
-        await EventuallyAsync(async () => SetEquals(await DigAsync("web.hello.eru"), ps.Select(w => w.Address)), "web.hello.eru answers all 5 addresses");
+        await EventuallyAsync(async () => SetEquals(await DigAsync("web.hello.eru"), ps.Select(w => w.Address)),
+            "web.hello.eru answers all 5 addresses");
         Assert.Equal([v2.Address], await DigAsync("v2.web.hello.eru"));
         Assert.Equal(4, (await DigAsync("v1.web.hello.eru")).Count);
 
@@ -79,7 +81,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         var hostname = (await SshAsync($"{cluster.Dev.SshUser}~{victim.Name}", "hostname")).Text.Trim();
         await cluster.Dev.DockerAsync(victim.Node, "kill", victim.Name);
         var killedAt = Stopwatch.StartNew();
-        await EventuallyAsync(async () => !(await DigAsync("web.hello.eru")).Contains(victim.Address), $"{victim.Name} gone from DNS", TimeSpan.FromSeconds(15));
+        await EventuallyAsync(async () => !(await DigAsync("web.hello.eru")).Contains(victim.Address), $"{victim.Name} gone from DNS",
+            TimeSpan.FromSeconds(15));
         output.WriteLine($"killed container left DNS after {killedAt.ElapsedMilliseconds} ms");
         await EventuallyAsync(async () =>
         {
@@ -108,8 +111,9 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         Assert.Equal(0, afterAgent.Failed);
 
         // 7. Rolling replace of the live v1 instances under load: not one failed request.
-        var replace = await LoadAsync(TimeSpan.Zero, async () => Step("replace", await cluster.Dev.EruAsync("replace", "examples/hello.yaml", "--pod", "dev",
-            "--memory", "32M", "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1.1", "--only-tag", "v1", "--node", "h1", "--node", "h3")));
+        var replace = await LoadAsync(TimeSpan.Zero, async () => Step("replace", await cluster.Dev.EruAsync("replace",
+            "examples/hello.yaml", "--pod", "dev", "--memory", "32M", "--network", "eru-mv", "--tag", "v1", "--env", "VERSION=v1.1",
+            "--only-tag", "v1", "--node", "h1", "--node", "h3")));
         output.WriteLine($"during the rolling replace: {replace.Ok} requests, {replace.Failed} failed");
         Assert.True(replace.Ok > 50, $"only {replace.Ok} requests went through");
         Assert.Equal(0, replace.Failed);
@@ -126,18 +130,19 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         Assert.Contains("response:200", logs);
 
         // 9. A stateful app: its count lives in a named volume, which a replace on the same node hands on.
-        Step("counter", await cluster.Dev.EruAsync("deploy", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M", "--network", "eru-mv"));
+        Step("counter", await cluster.Dev.EruAsync("deploy", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M",
+            "--network", "eru-mv"));
         var counter = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live), "the counter is live");
         Assert.Equal("1", await CountAsync(counter.Name));
-        Step("replace counter", await cluster.Dev.EruAsync("replace", "examples/counter.yaml", "--pod", "dev", "--node", "h1", "--memory", "16M",
-            "--network", "eru-mv", "--health-timeout", "60"));
+        Step("replace counter", await cluster.Dev.EruAsync("replace", "examples/counter.yaml", "--pod", "dev", "--node", "h1",
+            "--memory", "16M", "--network", "eru-mv", "--health-timeout", "60"));
         var successor = await EventuallyAsync(async () => (await PsAsync("counter")).SingleOrDefault(w => w.Live && w.Name != counter.Name),
             "the counter's successor is live");
         Assert.Equal("2", await CountAsync(successor.Name)); // started a second time on the same data
 
         // 10. A migration job: its output and its exit code come back, and it leaves nothing behind.
-        var (jobCode, job) = await cluster.Dev.EruExitAsync("run", "examples/counter.yaml", "--pod", "dev", "--memory", "16M", "--network", "eru-mv",
-            "--", "sh", "-c", "echo migrating to 42; exit 3");
+        var (jobCode, job) = await cluster.Dev.EruExitAsync("run", "examples/counter.yaml", "--pod", "dev", "--memory", "16M",
+            "--network", "eru-mv", "--", "sh", "-c", "echo migrating to 42; exit 3");
         Step("job", job);
         Assert.Equal(3, jobCode);
         Assert.Contains("migrating to 42", job, StringComparison.Ordinal);
@@ -146,7 +151,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         // 11. The hung agent resumes: its lease is long gone, so it takes a new one and writes its node's state again.
         Posix.Resume(hungAgent);
         await EventuallyAsync(async () => (await PsAsync()).Where(w => w.Node == "h2").All(w => w.Live)
-            && SetEquals(await DigAsync("web.hello.eru"), (await PsAsync()).Where(w => w.Live).Select(w => w.Address)), "h2's instances live again");
+            && SetEquals(await DigAsync("web.hello.eru"), (await PsAsync()).Where(w => w.Live).Select(w => w.Address)),
+            "h2's instances live again");
 
         // 12. Chaos under continuous DNS, HTTP and SSH: a crashed container, a hung backend, an agent killed, a dockerd
         // restarted, Core killed mid-deploy, the etcd leader killed, etcd frozen for twice the lease TTL, a member
@@ -184,7 +190,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
     }
 
     private async Task<List<string>> DigAsync(string name) =>
-        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
+        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
+            ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
         .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
 
     private async Task<string> GetAsync(bool canary = false, string? cookie = null)
@@ -199,7 +206,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         return body;
     }
 
-    private static string Version(string body) => body.Contains("(v2)", StringComparison.Ordinal) ? "v2" : body.Contains("(v1)", StringComparison.Ordinal) ? "v1" : body;
+    private static string Version(string body) =>
+        body.Contains("(v2)", StringComparison.Ordinal) ? "v2" : body.Contains("(v1)", StringComparison.Ordinal) ? "v1" : body;
 
     /// <summary>Four clients request the domain while <paramref name="during"/> runs (and at least <paramref name="atLeast"/>).</summary>
     private async Task<(int Ok, int Failed)> LoadAsync(TimeSpan atLeast, Func<Task> during)

@@ -51,14 +51,16 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
 
         // 2. Each replica serves on its own: hello's names, and hello through the LB.
         foreach (var server in dns)
-            await Eventually.True(async () => (await DigAsync(server, "web.hello.eru")).Count == 4, TimeSpan.FromSeconds(30), $"{server} answers hello");
+            await Eventually.True(async () => (await DigAsync(server, "web.hello.eru")).Count == 4, TimeSpan.FromSeconds(30),
+                $"{server} answers hello");
         var load = new EdgeLoad(dns, lbs, "web.hello.eru", "hello.eru.local", TryTimeout);
         var warm = await load.RunAsync(() => Task.CompletedTask, TimeSpan.FromSeconds(2));
         output.WriteLine("warm-up: " + warm);
         Assert.Equal(0, warm.DnsFailed + warm.HttpFailed + warm.DnsFailedOver + warm.HttpFailedOver);
 
         // 3. One eru-dns and one eru-lb killed under load: every request is answered (by the other replica).
-        var (deadDns, deadLb) = (edge.First(w => w.Entrypoint == "dns" && w.Node == "h1"), edge.First(w => w.Entrypoint == "lb" && w.Node == "h1"));
+        var (deadDns, deadLb) =
+            (edge.First(w => w.Entrypoint == "dns" && w.Node == "h1"), edge.First(w => w.Entrypoint == "lb" && w.Node == "h1"));
         var killed = await load.RunAsync(async () =>
         {
             await Task.Delay(1000);
@@ -72,20 +74,22 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         Assert.Equal(0, killed.HttpFailed);
         // Docker may have restarted them already (restart: always); eru start brings back any that is not.
         output.WriteLine(await cluster.Dev.EruAsync("start", deadDns.Name, deadLb.Name));
-        await Eventually.True(async () => (await EdgeAsync()).Count(w => w.Live) == 4, TimeSpan.FromSeconds(60), "the killed replicas back");
+        await Eventually.True(async () => (await EdgeAsync()).Count(w => w.Live) == 4, TimeSpan.FromSeconds(60),
+            "the killed replicas back");
 
         // 4. A rolling replace of eru-lb itself, one replica at a time on its address, under load: nothing lost.
         load.Failures.Clear();
         var watch = Stopwatch.StartNew();
-        var rolled = await load.RunAsync(async () => output.WriteLine(await cluster.Dev.EruAsync("replace", Path.Combine(cluster.Dev.StateDir, "edge.yaml"),
-            "--entrypoint", "lb", "--pod", "dev", "--network", "eru-mv", "--keep-ip", "--memory", "128M", "--memory-limit", "256M",
-            "--health-timeout", "90")), TimeSpan.FromSeconds(3));
+        var rolled = await load.RunAsync(async () => output.WriteLine(await cluster.Dev.EruAsync("replace",
+            Path.Combine(cluster.Dev.StateDir, "edge.yaml"), "--entrypoint", "lb", "--pod", "dev", "--network", "eru-mv", "--keep-ip",
+            "--memory", "128M", "--memory-limit", "256M", "--health-timeout", "90")), TimeSpan.FromSeconds(3));
         output.WriteLine($"eru-lb replaced in {watch.Elapsed.TotalSeconds:0.0} s under load: {rolled}");
         foreach (var f in load.Failures) output.WriteLine("  " + f);
         Assert.Equal(0, rolled.HttpFailed);
         Assert.Equal(0, rolled.DnsFailed);
         var after = await EdgeAsync();
-        Assert.Equal(lbs.Select(a => a.ToString()).Order(), after.Where(w => w.Entrypoint == "lb").Select(w => w.Address).Order()); // same addresses
+        // The same addresses:
+        Assert.Equal(lbs.Select(a => a.ToString()).Order(), after.Where(w => w.Entrypoint == "lb").Select(w => w.Address).Order());
         Assert.DoesNotContain(after, w => w.Name == deadLb.Name || edge.Any(e => e.Entrypoint == "lb" && e.Name == w.Name));
     }
 
@@ -94,8 +98,9 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
     private async Task<List<Workload>> EdgeAsync()
     {
         using var doc = JsonDocument.Parse(await cluster.Dev.EruAsync("ps", "edge", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Workload(w.GetProperty("name").GetString()!, w.GetProperty("entrypoint").GetString()!,
-            w.GetProperty("node").GetString()!, w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
+        return [.. doc.RootElement.EnumerateArray().Select(w => new Workload(w.GetProperty("name").GetString()!,
+            w.GetProperty("entrypoint").GetString()!, w.GetProperty("node").GetString()!,
+            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
             w.GetProperty("live").GetBoolean()))];
     }
 

@@ -32,7 +32,7 @@ internal static class Http1Exchange
             // 1. A connection: the newest kept-alive one of this loop, else a new one.
             var c = attempt == 0 ? pool.Rent() : null;
             var reused = c is not null;
-            c ??= await ConnectAsync(destination);
+            c ??= await ConnectAsync(destination, timeoutMs);
             if (c is null) return ForwardOutcome.Unreachable;
 
             // Each step below answers Done when it did its part; anything else ends the exchange with that outcome.
@@ -84,12 +84,16 @@ internal static class Http1Exchange
         }
     }
 
-    /// <summary>Step 1 without a kept-alive connection: a new one, on the caller's loop; null when it cannot be made in time.</summary>
-    private static async ValueTask<UpstreamConnection?> ConnectAsync(Destination destination)
+    /// <summary>
+    /// Step 1 without a kept-alive connection: a new one, on the caller's loop; null when it cannot be made in time (the
+    /// backend's timeout when shorter: a workload that hangs with a full accept queue takes no SYN, and another is tried).
+    /// </summary>
+    private static async ValueTask<UpstreamConnection?> ConnectAsync(Destination destination, int timeoutMs)
     {
         try
         {
-            using var timeout = new CancellationTokenSource(ConnectTimeout);
+            using var timeout = new CancellationTokenSource(timeoutMs < ConnectTimeout.TotalMilliseconds
+                ? TimeSpan.FromMilliseconds(timeoutMs) : ConnectTimeout);
             var target = new IPEndPoint(IPAddress.Parse(destination.Address), destination.Port);
             return new UpstreamConnection(await EpollSocket.ConnectAsync(target, timeout.Token));
         }

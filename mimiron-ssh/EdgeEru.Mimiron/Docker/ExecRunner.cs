@@ -11,7 +11,9 @@ namespace EdgeEru.Mimiron.Docker;
 /// What an exec did: its exit code and the bytes that went each way; <see cref="Interrupted"/> when the session ended
 /// first (the client left, or a limit cancelled it), so there is no exit code.
 /// </summary>
-public sealed record ExecResult(int ExitCode, long BytesIn, long BytesOut, string? Problem, bool Interrupted = false);
+/// <summary>How a command ended; <paramref name="NotStarted"/>: nothing ran (the engine or the container could not take it).</summary>
+public sealed record ExecResult(int ExitCode, long BytesIn, long BytesOut, string? Problem, bool Interrupted = false,
+    bool NotStarted = false);
 
 /// <summary>
 /// Runs an SSH session as a Docker exec in the target container on its node: a TTY with TERM and the window size
@@ -50,15 +52,15 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
         }
         catch (DockerContainerNotFoundException)
         {
-            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is gone (its container no longer exists)");
+            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is gone (its container no longer exists)", NotStarted: true);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
         {
-            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is not running");
+            return new ExecResult(1, 0, 0, $"instance {target.Workload.Ident} is not running", NotStarted: true);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or System.Net.Sockets.SocketException or DockerApiException)
         {
-            return new ExecResult(1, 0, 0, $"node {target.Node.Name}'s Docker engine did not answer: {e.Message}");
+            return new ExecResult(1, 0, 0, $"node {target.Node.Name}'s Docker engine did not answer: {e.Message}", NotStarted: true);
         }
 
         using var stream = await client.Exec.StartAndAttachContainerExecAsync(exec, tty, ct);

@@ -116,7 +116,14 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         {
             if (count > options.MaxSessionsPerUser)
                 return await Refuse($"eru-ssh: {login.User} already has {options.MaxSessionsPerUser} sessions open", "too many sessions");
-            return await RunAsync(session, login, target, access, ct);
+            // An instance the gateway chose that cannot take the session (its engine away, its container paused or
+            // gone since the snapshot) is passed over for the next one: the user asked for any of them.
+            foreach (var choice in target.Others)
+            {
+                if (await RunAsync(session, login, target, access, lastChoice: false, ct) is { } exit) return exit;
+                target = choice;
+            }
+            return (await RunAsync(session, login, target, access, lastChoice: true, ct)).GetValueOrDefault();
         }
         finally
         {
@@ -124,8 +131,9 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
         }
     }
 
-    private async Task<SessionExit> RunAsync(
-        SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, CancellationToken ct)
+    /// <summary>Runs the session in <paramref name="target"/>; null when nothing ran there and another choice is left.</summary>
+    private async Task<SessionExit?> RunAsync(
+        SshSession session, LoginName login, ResolvedTarget target, SshAppAccess access, bool lastChoice, CancellationToken ct)
     {
         var w = target.Workload;
         using var recorder = options.RecordDirectory.Length == 0 ? null : StartRecording(session, login, w);
@@ -173,6 +181,13 @@ public sealed class GatewayHandler(Func<RegistrySnapshot> snapshot, ExecRunner e
                         + (idleFired ? $"idle for {options.IdleTimeoutSeconds} s" : $"longer than {options.MaxSessionSeconds} s")
                     : null,
             };
+        }
+        if (result.NotStarted && !lastChoice)
+        {
+            metrics.Sessions.WithLabels("passed_over").Inc();
+            audit.Write("session_passed_over", ("user", login.User), ("workload", w.Id), ("ident", w.Ident), ("node", w.Node),
+                ("problem", result.Problem));
+            return null;
         }
         if (result.Problem is not null)
         {

@@ -5,8 +5,14 @@ using EdgeEru.Registry.Snapshot;
 
 namespace EdgeEru.Mimiron.Targets;
 
-/// <summary>A live container a session may enter: its record and the node whose Docker engine runs it.</summary>
-public sealed record ResolvedTarget(Workload Workload, Node Node);
+/// <summary>
+/// A live container a session may enter: its record and the node whose Docker engine runs it; and when the login let
+/// the gateway choose (no <c>#N</c>), the other live instances in order, for when this one cannot take the session.
+/// </summary>
+public sealed record ResolvedTarget(Workload Workload, Node Node)
+{
+    public IReadOnlyList<ResolvedTarget> Others { get; init; } = [];
+}
 
 /// <summary>
 /// Finds the container a target names, among live instances only: an instance ident, a workload name,
@@ -55,7 +61,10 @@ public static class TargetResolver
             problem = $"instance {chosen.Ident} runs on node {chosen.Node}, which is not in the registry";
             return null;
         }
-        return new ResolvedTarget(chosen, node);
+        var others = index is not null ? [] : candidates.Skip(1)
+            .Select(c => snapshot.Nodes.TryGetValue(c.Record!.Node, out var n) ? new ResolvedTarget(c.Record, n) : null)
+            .OfType<ResolvedTarget>().ToList();
+        return new ResolvedTarget(chosen, node) { Others = others };
     }
 
     private static IEnumerable<WorkloadView> Candidates(RegistrySnapshot snapshot, string name)
