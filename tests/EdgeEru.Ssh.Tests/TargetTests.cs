@@ -50,6 +50,17 @@ public class TargetTests
     public void Targets_resolve_to_live_instances(string target, string expected) => Assert.Equal(expected, Resolve(target));
 
     [Theory]
+    [InlineData("web.shop", "bbb222@n1 ccc333@n2")] // the gateway chose: the others, in order, if the first cannot take it
+    [InlineData("shop", "bbb222@n1 ccc333@n2 eee555@n2")]
+    [InlineData("web.shop#2", "")] // the user chose
+    [InlineData("bbb222", "")] // one instance named
+    public void A_target_the_gateway_chose_carries_the_other_live_instances(string target, string others)
+    {
+        var r = TargetResolver.Resolve(Snapshot(), target, out _)!;
+        Assert.Equal(others, string.Join(' ', r.Others.Select(o => $"{o.Workload.Ident}@{o.Node.Name}")));
+    }
+
+    [Theory]
     [InlineData("ddd444", "no live instance matches \"ddd444\"")] // not healthy
     [InlineData("blog", "no live instance matches \"blog\"")] // its node has no heartbeat
     [InlineData("web.shop#4", "has 3 live instances, not 4")]
