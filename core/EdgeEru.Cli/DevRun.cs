@@ -49,7 +49,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         CleanLeftovers();
-        await StartHostsAsync();
+        await StartHostsAsync(ct);
         await StartEtcdAsync(ct);
         await FollowRegistryAsync(ct);
         await StartEdgeProcessesAsync(ct);
@@ -74,7 +74,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     /// Simulated Docker hosts (network namespaces with their own dockerd). A self-hosted edge runs in containers
     /// that reach etcd through the rig's bridge, so the rig comes before etcd.
     /// </summary>
-    private async Task StartHostsAsync()
+    private async Task StartHostsAsync(CancellationToken ct)
     {
         if (settings.Hosts > 0 && settings.DockerHosts.Length == 0 && Environment.IsPrivilegedProcess)
         {
@@ -83,12 +83,12 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             foreach (var h in _rig.Hosts)
             {
                 var pidFile = Path.Combine(_stateDir, $"dockerd-h{h.Index}.pid");
-                await File.WriteAllTextAsync(pidFile, h.DockerdPid.ToString());
+                await File.WriteAllTextAsync(pidFile, h.DockerdPid.ToString(), ct);
                 var supervisor = new Supervisor($"dockerd of h{h.Index}", () => h.DockerdRunning, async _ =>
                 {
                     await h.StartDockerdAsync();
                     await File.WriteAllTextAsync(pidFile, h.DockerdPid.ToString(), CancellationToken.None);
-                }, _log);
+                }, _log, ct);
                 _started.Push($"supervisor of dockerd h{h.Index}", supervisor);
             }
         }
@@ -117,7 +117,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             {
                 await member.StartAsync(restart);
                 await File.WriteAllTextAsync(pidFile, member.ProcessId.ToString(), restart);
-            }, _log);
+            }, _log, ct);
             _started.Push($"supervisor of etcd {member.Name}", supervisor);
         }
         _etcdEndpoints = cluster.Endpoints;
@@ -316,7 +316,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         ChildProcess Start() => ChildProcess.Start("dotnet", [path, .. args], line => Console.WriteLine($"[{label}] {line}"));
         var service = _started.Push(label, new ServiceProcess(label, Start, pidFile, httpPort), pidFile);
         await service.StartAsync(ct);
-        service.Supervise(_log);
+        service.Supervise(_log, ct);
     }
 
     /// <summary>A service process of the run, and once it served, a <see cref="Supervisor"/> starting it again when it dies.</summary>
@@ -333,7 +333,8 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             await WaitHealthyAsync(label, _child, httpPort, ct);
         }
 
-        public void Supervise(ILogger log) => _supervisor = new Supervisor(label, () => _child is { HasExited: false }, StartAsync, log);
+        public void Supervise(ILogger log, CancellationToken stopping) =>
+            _supervisor = new Supervisor(label, () => _child is { HasExited: false }, StartAsync, log, stopping);
 
         public async ValueTask DisposeAsync()
         {

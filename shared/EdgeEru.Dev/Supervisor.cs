@@ -6,18 +6,21 @@ namespace EdgeEru.Dev;
 /// Keeps one part of a local cluster running, as systemd's <c>Restart=always</c> does on a real host: when the part
 /// is found not running (it crashed, or a fault test killed it), it is started again a second later, and the restart
 /// is logged and counted. A frozen (SIGSTOPped) process is running: hangs are for the platform to survive, not this.
-/// Disposing it stops the watching only; the part itself is stopped by its owner.
+/// Disposing it, or <c>stopping</c> (a Ctrl-C reaches every process of the group at once), ends the watching only;
+/// the part itself is stopped by its owner.
 /// </summary>
 public sealed class Supervisor : IAsyncDisposable
 {
-    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stop;
     private readonly Task _loop;
-    private int _restarts;
+    private int _restarts, _disposed;
 
-    public Supervisor(string name, Func<bool> isRunning, Func<CancellationToken, Task> startAgainAsync, ILogger log)
+    public Supervisor(string name, Func<bool> isRunning, Func<CancellationToken, Task> startAgainAsync, ILogger log,
+        CancellationToken stopping = default)
     {
         Name = name;
-        _loop = Task.Run(() => WatchAsync(isRunning, startAgainAsync, log, _stop.Token));
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        _loop = Task.Run(() => WatchAsync(isRunning, startAgainAsync, log, _stop.Token), CancellationToken.None);
     }
 
     public string Name { get; }
@@ -56,7 +59,7 @@ public sealed class Supervisor : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_stop.IsCancellationRequested) return;
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _stop.CancelAsync();
         await _loop;
         _stop.Dispose();
