@@ -78,6 +78,9 @@ public static class Figures
         new("lb", "failed requests during a rolling replace", "rolling_replace_failed", "==", 0, "requests"),
         new("agent", "dropped log lines", "log_lines_dropped", "==", 0, "lines"),
         new("self-hosting", "failed requests: replica killed, eru-lb replaced, edge rebuilt", "failed_requests", "==", 0, "requests"),
+        new("chaos", "failed DNS, HTTP and SSH requests over eight faults", "failed_requests", "==", 0, "requests"),
+        new("chaos", "containers no record knows, after the run", "leaked_workloads", "==", 0, "workloads"),
+        new("chaos", "records without their container, after the run", "lost_workloads", "==", 0, "workloads"),
     ];
 
     public static readonly IReadOnlyList<ChartSpec> Charts =
@@ -109,5 +112,5 @@ public static class Figures
 
     /// <summary>The order benchmarks are run and reported in (perf/run.sh all runs the same list).</summary>
     public static readonly IReadOnlyList<string> Benchmarks =
-        ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting"];
+        ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting", "chaos"];
 }
