@@ -260,10 +260,14 @@ public sealed class CoreDeployScopeTests(EtcdFixture etcd, ITestOutputHelper out
             CoreTokens.Drain(ci.Realloc(new V1.ReallocRequest { Workloads = { "shop" }, MemoryRequestBytes = 16 * MiB })));
         await CoreTokens.Refused(StatusCode.PermissionDenied, "CopyFrom needs scope deploy:shop",
             CoreTokens.Drain(ci.CopyFrom(new V1.CopyFromRequest { Workload = shop.Name, Path = "/etc/hostname" })));
+        // A stream is checked on its first message (then handed on to the call).
+        await CoreTokens.Refused(StatusCode.PermissionDenied, "CopyTo needs scope deploy:shop", CopyToAsync(ci, shop.Name));
         Assert.Equal(2, (await RigDocker.ContainersAsync(_rig)).Count(c => c.Running));
 
-        // Its own: copied out of, stopped, removed.
-        Assert.NotEmpty(await CoreTokens.Drain(ci.CopyFrom(new V1.CopyFromRequest { Workload = hello.Name, Path = "/etc/hostname" })));
+        // Its own: copied into and out of, removed.
+        await CopyToAsync(ci, hello.Name);
+        var copied = await CoreTokens.Drain(ci.CopyFrom(new V1.CopyFromRequest { Workload = hello.Name, Path = "/tmp/scoped.txt" }));
+        Assert.Contains("in by ci-hello", Encoding.UTF8.GetString([.. copied.SelectMany(c => c.Data)]), StringComparison.Ordinal);
         var removed = await CoreTokens.Drain(ci.Remove(new V1.RemoveRequest { Workloads = { hello.Name }, StopTimeoutS = 0 }));
         Assert.Equal("", removed.Single().Error);
         Assert.Equal([shop.WorkloadId], (await RigDocker.ContainersAsync(_rig)).Select(c => c.Id));
@@ -274,8 +278,36 @@ public sealed class CoreDeployScopeTests(EtcdFixture etcd, ITestOutputHelper out
             && l.Target == "hello.web" && l.Outcome == "OK");
         Assert.Contains(lines, l => l.Who == "ci-hello" && l.Method == "Remove" && l.Apps.SequenceEqual(["hello", "shop"])
             && l.Outcome == "PermissionDenied");
+        Assert.Contains(lines, l => l.Who == "ci-hello" && l.Method == "CopyTo" && l.Target == shop.Name + ":/tmp"
+            && l.Outcome == "PermissionDenied");
         Assert.Contains(lines, l => l.Who == "ci-hello" && l.Method == "Remove" && l.Target == hello.Name && l.Outcome == "OK");
         Assert.Contains(lines, l => l.Who == "bootstrap" && l.Method == "Deploy" && l.Apps.SequenceEqual(["shop"]) && l.Outcome == "OK");
+    }
+
+    /// <summary>A file into the workload's /tmp through CopyTo (a client stream: the workload and path first, then a tar).</summary>
+    private static async Task CopyToAsync(V1.Core.CoreClient client, string workload)
+    {
+        using var tar = new MemoryStream();
+        using (var writer = new System.Formats.Tar.TarWriter(tar, leaveOpen: true))
+        {
+            var entry = new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "scoped.txt")
+            {
+                DataStream = new MemoryStream("in by ci-hello\n"u8.ToArray()),
+            };
+            writer.WriteEntry(entry);
+        }
+        using var call = client.CopyTo();
+        try
+        {
+            await call.RequestStream.WriteAsync(new V1.CopyToRequest { Workload = workload, Path = "/tmp" });
+            await call.RequestStream.WriteAsync(new V1.CopyToRequest { Data = ByteString.CopyFrom(tar.ToArray()) });
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception ex) when (ex is RpcException or InvalidOperationException)
+        {
+            // Refused before the whole stream was sent: the status comes with the response.
+        }
+        await call.ResponseAsync;
     }
 
     public async Task DisposeAsync()
