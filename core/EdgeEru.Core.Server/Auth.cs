@@ -95,9 +95,11 @@ public sealed class AuthInterceptor(
         string? missing;
         if (rule.Need == Need.Deploy && !caller.Scopes.Contains(TokenScopes.Admin))
         {
-            // Resolve the workloads a call names only for a caller that may deploy something.
-            missing = ScopeTable.DeploysAny(caller.Scopes) ? null : TokenScopes.DeployPrefix + "APP";
-            if (missing is null)
+            // Workloads are looked up only for a caller that may deploy something; the others learn the app when the
+            // request names it (deploy:hello), else only that a deploy scope is needed.
+            missing = ScopeTable.DeploysAny(caller.Scopes) ? null
+                : apps.Count > 0 ? ScopeTable.Missing(caller.Scopes, rule.Need, apps) : TokenScopes.DeployPrefix + "APP";
+            if (ScopeTable.DeploysAny(caller.Scopes))
             {
                 (apps, var refusal) = await AppsAsync(request, context.CancellationToken);
                 if (refusal is not null) throw Refused(call, context, refusal.Code, refusal.Message);

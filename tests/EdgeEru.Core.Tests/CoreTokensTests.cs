@@ -68,8 +68,10 @@ public sealed class CoreTokensTests(EtcdFixture etcd, ITestOutputHelper output) 
         await Client(reader).ListWorkloadsAsync(new V1.ListWorkloadsRequest());
         await CoreTokens.Refused(StatusCode.PermissionDenied, "AddPod needs scope admin; token reader has read",
             Client(reader).AddPodAsync(new V1.AddPodRequest { Name = "mine" }));
-        await CoreTokens.Refused(StatusCode.PermissionDenied, "needs scope deploy:",
+        await CoreTokens.Refused(StatusCode.PermissionDenied, "Deploy needs scope deploy:hello; token reader has read",
             CoreTokens.Drain(Client(reader).Deploy(new V1.DeployRequest { App = "hello" })));
+        await CoreTokens.Refused(StatusCode.PermissionDenied, "Remove needs scope deploy:APP; token reader has read",
+            CoreTokens.Drain(Client(reader).Remove(new V1.RemoveRequest { Workloads = { "hello_web_0a1b2c" } })));
         await CoreTokens.Refused(StatusCode.PermissionDenied, "needs scope admin",
             Client(reader).ListSecretsAsync(new V1.ListSecretsRequest()));
         await CoreTokens.Refused(StatusCode.PermissionDenied, "CreateToken needs scope admin",
