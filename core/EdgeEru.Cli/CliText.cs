@@ -61,6 +61,21 @@ internal static class CliText
         return (long)(n * unit);
     }
 
+    /// <summary>A duration from "45s", "90m", "12h", "30d", "2w" (a bare number is seconds).</summary>
+    public static TimeSpan Duration(string text, string option)
+    {
+        var t = text.Trim();
+        var unit = t.Length == 0 ? 0 : char.ToLowerInvariant(t[^1]) switch
+        {
+            's' => 1, 'm' => 60, 'h' => 3600, 'd' => 86400, 'w' => 7 * 86400, _ => char.IsAsciiDigit(t[^1]) ? 1 : 0,
+        };
+        var number = unit > 0 && !char.IsAsciiDigit(t[^1]) ? t[..^1] : t;
+        if (unit == 0 || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n <= 0
+            || n > TimeSpan.MaxValue.TotalSeconds / unit / 2)
+            throw new FormatException($"{option} \"{text}\" is not a duration (e.g. 90m, 12h, 30d)");
+        return TimeSpan.FromSeconds(n * unit);
+    }
+
     public static string Bytes(long b) =>
         b >= 1L << 30 ? $"{b / (double)(1L << 30):0.#}G"
         : b >= 1L << 20 ? $"{b / (double)(1L << 20):0.#}M"

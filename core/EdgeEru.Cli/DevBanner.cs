@@ -30,7 +30,7 @@ internal static class DevBanner
         Console.WriteLine($"EdgeEru dev cluster is up in {took.TotalSeconds:0} s");
         Console.WriteLine($"  etcd       {etcdEndpoints,-30} prefix {settings.Prefix}{etcdWhere}");
         Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-14} gRPC edgeeru.core.v1; "
-            + $"token in {Path.Combine(dir, "core.token")}");
+            + $"token in {Path.Combine(dir, "core.token")}, audit in {Path.Combine(dir, "core-audit.jsonl")}");
         if (edge.Count == 0)
         {
             Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-21} zone eru.; "

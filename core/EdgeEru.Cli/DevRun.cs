@@ -174,6 +174,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         [
             .. _registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
             "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken,
+            "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
         ], ct);
     }

@@ -18,6 +18,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     PodNodeCommands.Node(),
     LogsCommand.Create(),
     SshUserCommand.Create(),
+    TokenCommands.Create(),
 };
 root.Subcommands.Add(BuildCommand.Create());
 foreach (var command in DeployCommands.Create().Concat(JobCommands.Create()).Concat(SecretCommands.Create())) root.Subcommands.Add(command);

@@ -78,6 +78,9 @@ public static class CoreHost
         });
         builder.Services.AddHostedService<ReplicaService>();
         builder.Services.AddSingleton(new BearerToken(token));
+        builder.Services.AddSingleton(sp => new TokenStore(sp.GetRequiredService<RegistryStore>()));
+        var auditLog = builder.Configuration["Core:AuditLog"];
+        builder.Services.AddSingleton(sp => new AuditLog(auditLog, sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<AuthInterceptor>();
@@ -85,6 +88,7 @@ public static class CoreHost
         });
 
         var app = builder.Build();
+        app.Services.GetRequiredService<AuditLog>(); // a path that cannot be written stops the start, not the first call
         app.MapOpsOnPorts(opsPorts, (RegistryWatcher watcher) => Results.Json(new
         {
             status = watcher.Ready.IsCompleted && watcher.InTouch ? "serving"

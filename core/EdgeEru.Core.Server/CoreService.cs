@@ -18,7 +18,8 @@ namespace EdgeEru.Core.Server;
 /// etcd's current revision first so that a client reads its own writes.
 /// </summary>
 public sealed partial class CoreService(
-    RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, ILogger<CoreService> log)
+    RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, TokenStore tokens,
+    ILogger<CoreService> log)
     : V1.Core.CoreBase
 {
     private static readonly Counter Instances =
@@ -301,26 +302,9 @@ public sealed partial class CoreService(
         var list = refs.ToList();
         if (list.Count == 0) throw Refuse(StatusCode.InvalidArgument, "workloads: name at least one workload");
         var all = (await store.ListAsync(Kinds.Workloads, ct: ct)).Items.Select(w => w.Value).ToList();
-        var ids = new List<string>();
-        foreach (var r in list)
-        {
-            var matches = all.Where(w => w.Id == r || w.Name == r).Select(w => w.Id).ToList();
-            if (matches.Count == 0 && r.Length >= 6)
-                matches = all.Where(w => w.Id.StartsWith(r, StringComparison.Ordinal)).Select(w => w.Id).ToList();
-            if (matches.Count == 0 && apps)
-            {
-                var dot = r.IndexOf('.', StringComparison.Ordinal);
-                var (app, entrypoint) = dot < 0 ? (r, null) : (r[..dot], r[(dot + 1)..]);
-                ids.AddRange(all.Where(w => w.App == app && (entrypoint is null || w.Entrypoint == entrypoint))
-                    .OrderBy(w => w.Name, StringComparer.Ordinal).Select(w => w.Id).Where(id => !ids.Contains(id)));
-                if (all.Any(w => w.App == app && (entrypoint is null || w.Entrypoint == entrypoint))) continue;
-                throw Refuse(StatusCode.NotFound, $"no workload, app or app.entrypoint {r}");
-            }
-            if (matches.Count == 0) throw Refuse(StatusCode.NotFound, $"no workload {r}");
-            if (matches.Count > 1) throw Refuse(StatusCode.InvalidArgument, $"{r} names {matches.Count} workloads; give more of the id");
-            if (!ids.Contains(matches[0])) ids.Add(matches[0]);
-        }
-        return ids;
+        var (found, refusal) = WorkloadRefs.Resolve(list, all, apps);
+        if (refusal is not null) throw Refuse(refusal.Code, refusal.Message);
+        return [.. found.Select(w => w.Id)];
     }
 
     /// <summary>The watcher's snapshot once it has seen etcd's current revision (a client reads its own writes).</summary>

@@ -127,13 +127,14 @@ public static class Kinds
     public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
     public static readonly RegistryKind<RegistryAuth> RegistryAuths =
         new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
+    public static readonly RegistryKind<ApiToken> Tokens = new("tokens", 1, RegistryJsonContext.Default.ApiToken, isPrivate: true);
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =
         [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores];
 
     /// <summary>The kinds under the private root: Core's alone.</summary>
-    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths, Intents];
+    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths, Intents, Tokens];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

@@ -90,6 +90,62 @@ public sealed record RegistryAuth : IRegistryRecord
     }
 }
 
+/// <summary>
+/// An API token of Core (<c>{prefix}-private/tokens/{name}</c>): who may call which of Core's methods. Only the
+/// SHA-256 of its secret is kept: the secret is 32 random bytes, too many to guess, so a plain fast hash is as
+/// safe as a slow one and lets Core check every call cheaply; a leak of etcd reveals no usable token.
+/// </summary>
+public sealed record ApiToken : IRegistryRecord
+{
+    public int V { get; set; } = 1;
+
+    /// <summary>A DNS label: it appears in the token string itself (<c>eru.NAME.SECRET</c>) and in the audit log.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>SHA-256 of the secret's 32 bytes (base64 in JSON).</summary>
+    public required byte[] SecretSha256 { get; init; }
+
+    /// <summary><c>read</c>, <c>deploy:APP</c> or <c>admin</c>; at least one.</summary>
+    public string[] Scopes { get; set; } = [];
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Refused from then on; absent: never expires.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>The name of the token that created it (<c>bootstrap</c> for Core:Token).</summary>
+    public required string CreatedBy { get; init; }
+
+    [JsonIgnore] public string KeyName => Name;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsLabel(Name), $"token name \"{Name}\" must be a DNS label (1-63 of a-z 0-9 -)");
+        Names.Require(e, SecretSha256.Length == 32, $"token {Name}: secret_sha256 must be 32 bytes, not {SecretSha256.Length}");
+        Names.Require(e, Scopes.Length is > 0 and <= 64, $"token {Name}: give 1-64 scopes");
+        foreach (var s in Scopes)
+            Names.Require(e, TokenScopes.IsValid(s), $"token {Name}: scope \"{s}\" must be read, deploy:APP or admin");
+        Names.Require(e, Names.IsLabel(CreatedBy), $"token {Name}: created_by \"{CreatedBy}\" must be a token name");
+        Names.Require(e, ExpiresAt is null || ExpiresAt > CreatedAt, $"token {Name}: expires_at must be after created_at");
+        return e;
+    }
+}
+
+/// <summary>The scopes a token may carry (docs/core.md): what each allows is Core's to decide.</summary>
+public static class TokenScopes
+{
+    public const string Read = "read", Admin = "admin", DeployPrefix = "deploy:";
+
+    public static bool IsValid(string? scope) =>
+        scope is Read or Admin
+        || scope is not null && scope.StartsWith(DeployPrefix, StringComparison.Ordinal) && Names.IsLabel(scope[DeployPrefix.Length..]);
+
+    /// <summary>The app of a <c>deploy:APP</c> scope; null for any other.</summary>
+    public static string? DeployApp(string scope) =>
+        scope.StartsWith(DeployPrefix, StringComparison.Ordinal) ? scope[DeployPrefix.Length..] : null;
+}
+
 public static class SecretLimits
 {
     /// <summary>A secret is a file for a container (a key, a password, a certificate), not a data set.</summary>

@@ -22,6 +22,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(LbCertificate))]
 [JsonSerializable(typeof(Secret))]
 [JsonSerializable(typeof(RegistryAuth))]
+[JsonSerializable(typeof(ApiToken))]
 [JsonSerializable(typeof(CoreReplica))]
 [JsonSerializable(typeof(Intent))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;
