@@ -24,4 +24,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(RegistryAuth))]
 [JsonSerializable(typeof(CoreReplica))]
 [JsonSerializable(typeof(Intent))]
+[JsonSerializable(typeof(LbAcmeAccount))]
+[JsonSerializable(typeof(LbAcmeChallenge))]
+[JsonSerializable(typeof(LbAcmeLock))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;

@@ -1,0 +1,215 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
+using Prometheus;
+
+namespace EdgeEru.Lb.Acme;
+
+/// <summary>
+/// Orders and renews the certificates LB domains ask for with an <c>acme</c> block. Every replica looks;
+/// one orders at a time, the one that created the lock key (<c>lb/acme-locks/orders</c>, under its lease).
+/// The account key and the issued certificates are kept in the registry, so every replica serves the
+/// result (through <see cref="Tls.TlsCertificates"/>) and any of them can renew it. A failed order is
+/// logged, counted and retried with back-off; the certificate stored before keeps serving meanwhile.
+/// </summary>
+internal sealed class AcmeCertificates : BackgroundService
+{
+    public const string LockName = "orders";
+
+    private static readonly Counter Attempts = Metrics.CreateCounter("eru_lb_acme_orders_total",
+        "ACME orders this replica made, by domain and outcome (issued, failed).",
+        new CounterConfiguration { LabelNames = ["domain", "outcome"] });
+    private static readonly Gauge NextRenewal = Metrics.CreateGauge("eru_lb_acme_next_renewal_timestamp_seconds",
+        "When the domain's ACME certificate is next ordered (Unix seconds): its renewal time, or the next try after a failure.",
+        new GaugeConfiguration { LabelNames = ["domain"] });
+
+    private readonly RegistryStore _store;
+    private readonly RegistryWatcher _watcher;
+    private readonly ILogger<AcmeCertificates> _log;
+    private readonly HttpClient _http;
+    private readonly bool _orders;
+    private readonly TimeSpan _check, _poll, _patience, _lockTtl, _firstRetry, _maxRetry;
+    private readonly string _holder = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
+    private readonly Dictionary<string, (int Failures, DateTimeOffset NextTry)> _failures = new(StringComparer.OrdinalIgnoreCase);
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private IDisposable? _subscription;
+
+    public AcmeCertificates(IConfiguration config, RegistryStore store, RegistryWatcher watcher, ILogger<AcmeCertificates> log)
+    {
+        _store = store;
+        _watcher = watcher;
+        _log = log;
+        TimeSpan Seconds(string key, double fallback) => TimeSpan.FromSeconds(Math.Clamp(config.GetValue(key, fallback), 0.05, 86_400));
+        // Lb:Acme:Orders false: this replica answers HTTP-01 (every replica does) but never orders itself.
+        _orders = config.GetValue("Lb:Acme:Orders", true);
+        _check = Seconds("Lb:Acme:CheckSeconds", 60);
+        _poll = Seconds("Lb:Acme:PollSeconds", 1);
+        _patience = Seconds("Lb:Acme:OrderTimeoutSeconds", 180);
+        _lockTtl = Seconds("Lb:Acme:LockSeconds", 30);
+        _firstRetry = Seconds("Lb:Acme:RetrySeconds", 300);
+        _maxRetry = Seconds("Lb:Acme:MaxRetrySeconds", 6 * 3600);
+        _http = new HttpClient(Handler(config["Lb:Acme:CaCertificates"])) { Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    /// <summary>
+    /// The CA's HTTPS is checked against the system's roots, and also against <c>Lb:Acme:CaCertificates</c>
+    /// (a PEM file) when set: a private or test CA such as pebble.
+    /// </summary>
+    private static SocketsHttpHandler Handler(string? caFile)
+    {
+        var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false };
+        if (string.IsNullOrWhiteSpace(caFile)) return handler;
+        var roots = new X509Certificate2Collection();
+        roots.ImportFromPemFile(caFile);
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, errors) =>
+        {
+            if (errors == SslPolicyErrors.None) return true;
+            if (cert is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0) return false;
+            using var chain = new X509Chain();
+            chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            chain.ChainPolicy.CustomTrustStore.AddRange(roots);
+            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            return chain.Build(new X509Certificate2(cert));
+        };
+        return handler;
+    }
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _subscription = _watcher.Subscribe(_ => Wake());
+        return base.StartAsync(cancellationToken);
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!_orders) return;
+        try
+        {
+            await _watcher.Ready.WaitAsync(stoppingToken);
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await LookAsync(stoppingToken);
+                await _wake.WaitAsync(_check, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>One look at every domain that asks for ACME: orders those due and not backing off.</summary>
+    private async Task LookAsync(CancellationToken ct)
+    {
+        var snapshot = _watcher.Current;
+        var now = DateTimeOffset.UtcNow;
+        foreach (var domain in snapshot.LbDomains.Values)
+        {
+            if (domain.Acme is not { } acme) continue;
+            snapshot.LbCertificates.TryGetValue(LbCertificate.AcmeNameFor(domain.Name), out var current);
+            var failed = _failures.GetValueOrDefault(domain.Name);
+            var next = failed.Failures > 0 ? failed.NextTry : current?.Acme?.RenewAt ?? now;
+            NextRenewal.WithLabels(domain.Name).Set(next.ToUnixTimeMilliseconds() / 1000.0);
+            if (!AcmeSchedule.IsDue(current, now) || now < failed.NextTry) continue;
+            try
+            {
+                await OrderUnderLockAsync(domain.Name, acme, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                var failures = failed.Failures + 1;
+                var retry = now + AcmeSchedule.Backoff(failures, _firstRetry, _maxRetry);
+                _failures[domain.Name] = (failures, retry);
+                Attempts.WithLabels(domain.Name, "failed").Inc();
+                NextRenewal.WithLabels(domain.Name).Set(retry.ToUnixTimeMilliseconds() / 1000.0);
+                _log.LogError("ACME order for {Domain} failed (attempt {Attempt}): {Error}; {Keeping}; next try at {Retry:u}",
+                    domain.Name, failures, ex.Message,
+                    current is null ? "no certificate to serve yet" : "the current certificate keeps serving", retry);
+            }
+        }
+    }
+
+    /// <summary>Orders under the lock; returns without ordering when another replica holds it or already renewed.</summary>
+    private async Task OrderUnderLockAsync(string domain, LbAcme acme, CancellationToken ct)
+    {
+        await using var lease = await _store.GrantLeaseAsync(_lockTtl, keepAlive: true, ct);
+        var held = new LbAcmeLock { Name = LockName, Holder = _holder, Since = DateTimeOffset.UtcNow };
+        if (!await _store.CreateAsync(Kinds.LbAcmeLocks, held, lease.Id, ct)) return; // another replica orders; look again later
+        // Our snapshot may be older than the lock: the replica that held it may have stored this certificate.
+        var name = LbCertificate.AcmeNameFor(domain);
+        var current = (await _store.GetAsync(Kinds.LbCertificates, name, ct))?.Value;
+        if (!AcmeSchedule.IsDue(current, DateTimeOffset.UtcNow)) return;
+        using var orderCt = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
+        _log.LogInformation("ACME order for {Domain} at {Directory}: {Why}", domain, acme.Directory,
+            current is null ? "first certificate" : $"renewal (due {current.Acme?.RenewAt:u})");
+        var (account, key) = await AccountAsync(acme, orderCt.Token);
+        using var _ = key;
+        var client = new AcmeClient(_http, new Uri(acme.Directory), key);
+        // newAccount every time: it finds the account this key has, or makes it again where the CA forgot it.
+        var url = await client.AccountAsync(acme.Email, orderCt.Token);
+        if (account.Url != url) await _store.PutAsync(Kinds.LbAcmeAccounts, account with { Url = url }, ct: orderCt.Token);
+        var flow = new AcmeOrderFlow(client, new RegistryChallengeBoard(_store, lease.Id), key, _poll, _patience);
+        var issued = await flow.IssueAsync(domain, orderCt.Token);
+        var renewAt = AcmeSchedule.RenewAt(issued.NotBefore, issued.NotAfter);
+        await _store.PutAsync(Kinds.LbCertificates, new LbCertificate
+        {
+            Name = name, Certificate = issued.ChainPem, Key = issued.KeyPem,
+            Acme = new LbCertificateAcme { Domain = domain, RenewAt = renewAt },
+        }, ct: ct);
+        _failures.Remove(domain);
+        Attempts.WithLabels(domain, "issued").Inc();
+        NextRenewal.WithLabels(domain).Set(renewAt.ToUnixTimeMilliseconds() / 1000.0);
+        _log.LogInformation("ACME order for {Domain}: issued by {Issuer}, valid until {NotAfter:u}, renews at {RenewAt:u}",
+            domain, issued.Issuer, issued.NotAfter, renewAt);
+    }
+
+    /// <summary>The account and its key from the registry, made and stored on first use (the first replica to store it wins).</summary>
+    private async Task<(LbAcmeAccount Account, ECDsa Key)> AccountAsync(LbAcme acme, CancellationToken ct)
+    {
+        var name = LbAcmeAccount.NameFor(acme.Directory, acme.Email);
+        var account = (await _store.GetAsync(Kinds.LbAcmeAccounts, name, ct))?.Value;
+        if (account is null)
+        {
+            using var fresh = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var made = new LbAcmeAccount
+            {
+                Name = name, Directory = acme.Directory, Email = acme.Email, Key = fresh.ExportPkcs8PrivateKeyPem(),
+                CreatedAt = DateTimeOffset.UtcNow,
+            };
+            account = await _store.CreateAsync(Kinds.LbAcmeAccounts, made, ct: ct) ? made
+                : (await _store.GetAsync(Kinds.LbAcmeAccounts, name, ct))?.Value
+                  ?? throw new InvalidOperationException($"account {name} vanished");
+        }
+        var key = ECDsa.Create();
+        key.ImportFromPem(account.Key);
+        return (account, key);
+    }
+
+    public override Task StopAsync(CancellationToken cancellationToken)
+    {
+        _subscription?.Dispose();
+        return base.StopAsync(cancellationToken);
+    }
+
+    public override void Dispose()
+    {
+        _subscription?.Dispose();
+        _http.Dispose();
+        _wake.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using EdgeEru.Dev;
+using EdgeEru.Registry;
+using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Store;
+using EdgeEru.TestSupport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace EdgeEru.Lb.Tests;
+
+/// <summary>
+/// ACME against a real CA: pebble on loopback validating HTTP-01 on an eru-lb's plain port, real etcd, real
+/// eru-lb hosts. Checks what a client sees: the certificate served by SNI over TLS, chaining to pebble's root.
+/// </summary>
+public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : IClassFixture<EtcdFixture>, IAsyncLifetime
+{
+    private const string Domain = "shop.acme.test";
+    private readonly RecordingOutput _log = new(output);
+    private readonly List<IAsyncDisposable> _parts = [];
+    private readonly string _prefix = EtcdFixture.NewPrefix();
+    private RegistryStore _store = null!;
+    private EdgeEru.Registry.Etcd.EtcdConnection? _conn;
+
+    public Task InitializeAsync()
+    {
+        var (conn, store) = etcd.Connect(_prefix);
+        _conn = conn;
+        _store = store;
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        for (var i = _parts.Count - 1; i >= 0; i--) await _parts[i].DisposeAsync();
+        _conn?.Dispose();
+    }
+
+    private async Task<Pebble> PebbleAsync(int httpPort, TimeSpan? validity = null)
+    {
+        var pebble = await Pebble.StartAsync(httpPort, validity, line => output.WriteLine("pebble: " + line));
+        _parts.Add(pebble);
+        return pebble;
+    }
+
+    /// <summary>An eru-lb with a TLS port, trusting pebble's HTTPS, looking for due orders twice a second.</summary>
+    private async Task<(TestLb Lb, int TlsPort)> LbAsync(Pebble pebble, int? httpPort = null, bool orders = true)
+    {
+        var tlsPort = Ports.FreeTcp();
+        string[] extra =
+        [
+            "--Lb:Tls:Urls", $"https://127.0.0.1:{tlsPort}", "--Lb:Acme:CaCertificates", pebble.CaPath,
+            "--Lb:Acme:CheckSeconds", "0.5", "--Lb:Acme:PollSeconds", "0.2", "--Lb:Acme:RetrySeconds", "2",
+            "--Lb:Acme:Orders", orders ? "true" : "false",
+            .. httpPort is { } p ? ["--Lb:Urls", $"http://127.0.0.1:{p}"] : Array.Empty<string>(),
+        ];
+        var lb = await TestLb.StartAsync(etcd.Url, _prefix, _log, extra: extra);
+        _parts.Add(lb);
+        return (lb, tlsPort);
+    }
+
+    private Task<long> PutDomainAsync(Pebble pebble) => _store.PutAsync(Kinds.LbDomains, new LbDomain
+    {
+        Name = Domain,
+        Init = "r",
+        Nodes = new() { ["r"] = new LbNode { Type = "respond", Status = 200, Body = "acme ok" } },
+        Acme = new LbAcme { Directory = pebble.Directory, Email = "ops@acme.test" },
+    });
+
+    [Fact]
+    public async Task A_domain_with_an_acme_block_gets_a_certificate_from_the_CA_served_by_SNI()
+    {
+        var httpPort = Ports.FreeTcp();
+        var pebble = await PebbleAsync(httpPort);
+        var (_, tlsPort) = await LbAsync(pebble, httpPort);
+        await PutDomainAsync(pebble);
+
+        var served = await UntilServedAsync(tlsPort, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "a pebble certificate");
+        Assert.Contains(Domain, new X509SubjectAlternativeNameExtension(served.Extensions["2.5.29.17"]!.RawData).EnumerateDnsNames());
+
+        // A client that trusts pebble's root alone gets the domain's answer over TLS.
+        var root = X509Certificate2.CreateFromPem(await pebble.IssuingRootPemAsync());
+        using var http = Https(tlsPort, root);
+        Assert.Equal("acme ok", await http.GetStringAsync(new Uri($"https://{Domain}/")));
+
+        // Kept in the registry: the certificate with its renewal time, the account key (private); no challenge left over.
+        var stored = (await _store.GetAsync(Kinds.LbCertificates, LbCertificate.AcmeNameFor(Domain)))!.Value;
+        Assert.Equal(Domain, stored.Acme!.Domain);
+        var twoThirds = AcmeLifetime(served) * 2 / 3 - (stored.Acme.RenewAt - served.NotBefore.ToUniversalTime());
+        Assert.InRange(twoThirds.Duration(), TimeSpan.Zero, TimeSpan.FromSeconds(2));
+        var account = (await _store.GetAsync(Kinds.LbAcmeAccounts, LbAcmeAccount.NameFor(pebble.Directory, "ops@acme.test")))!.Value;
+        Assert.Contains("PRIVATE KEY", account.Key, StringComparison.Ordinal);
+        Assert.Empty((await _store.ListAsync(Kinds.LbAcmeChallenges)).Items);
+        Assert.Null(await _store.GetAsync(Kinds.LbAcmeLocks, "orders")); // released
+        Assert.Equal(1, pebble.Issued);
+        Assert.Contains(_log.Lines, l => l.Contains($"ACME order for {Domain}: issued by", StringComparison.Ordinal));
+    }
+
+    private static TimeSpan AcmeLifetime(X509Certificate2 c) => c.NotAfter.ToUniversalTime() - c.NotBefore.ToUniversalTime();
+
+    /// <summary>Connects with SNI <see cref="Domain"/> until the served certificate passes <paramref name="check"/>.</summary>
+    private static async Task<X509Certificate2> UntilServedAsync(int tlsPort, Func<X509Certificate2, bool> check, string what,
+        TimeSpan? patience = null)
+    {
+        var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            var cert = await ServedAsync(tlsPort);
+            if (cert is not null && check(cert)) return cert;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"timed out waiting for {what}; last served: {cert?.Subject ?? "none"}");
+            await Task.Delay(200);
+        }
+    }
+
+    private static async Task<X509Certificate2?> ServedAsync(int tlsPort)
+    {
+        using var tcp = new TcpClient();
+        try
+        {
+            await tcp.ConnectAsync(IPAddress.Loopback, tlsPort);
+            X509Certificate2? seen = null;
+            await using var tls = new SslStream(tcp.GetStream(), false, (_, cert, _, _) =>
+            {
+                seen = cert is null ? null : new X509Certificate2(cert);
+                return seen is not null; // whichever it is: the test looks at it
+            });
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = Domain });
+            return seen;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or System.Security.Authentication.AuthenticationException)
+        {
+            return null; // no certificate for the name yet: the handshake is refused
+        }
+    }
+
+    /// <summary>HTTPS to the LB's TLS port for any host, trusting <paramref name="root"/> alone (and the chain the LB sends).</summary>
+    private static HttpClient Https(int tlsPort, X509Certificate2 root) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (_, ct) =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await s.ConnectAsync(IPAddress.Loopback, tlsPort, ct);
+            return new NetworkStream(s, ownsSocket: true);
+        },
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (_, cert, chain, errors) =>
+                cert is not null && (errors & SslPolicyErrors.RemoteCertificateNameMismatch) == 0
+                && Pebble.Chains(new X509Certificate2(cert), root, chain?.ChainPolicy.ExtraStore),
+        },
+    });
+}
+
+/// <summary>Test output that also keeps the lines, so a test can look for a log line.</summary>
+internal sealed class RecordingOutput(ITestOutputHelper inner) : ITestOutputHelper
+{
+    private readonly List<string> _lines = [];
+
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_lines) return [.. _lines];
+        }
+    }
+
+    public void WriteLine(string message)
+    {
+        lock (_lines) _lines.Add(message);
+        inner.WriteLine(message);
+    }
+
+    public void WriteLine(string format, params object[] args) =>
+        WriteLine(string.Format(System.Globalization.CultureInfo.InvariantCulture, format, args));
+}
