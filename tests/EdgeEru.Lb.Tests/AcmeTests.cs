@@ -99,6 +99,24 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
         Assert.Contains(_log.Lines, l => l.Contains($"ACME order for {Domain}: issued by", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Two_replicas_racing_make_exactly_one_order_and_both_serve_its_certificate()
+    {
+        var httpPort = Ports.FreeTcp();
+        var pebble = await PebbleAsync(httpPort);
+        var (_, tlsA) = await LbAsync(pebble, httpPort);
+        var (_, tlsB) = await LbAsync(pebble); // pebble reaches only A: when B orders, A answers the challenge
+        await PutDomainAsync(pebble); // both see it in the same snapshot and reach for the lock together
+
+        var a = await UntilServedAsync(tlsA, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "A serving a pebble certificate");
+        var b = await UntilServedAsync(tlsB, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "B serving a pebble certificate");
+        Assert.Equal(a.SerialNumber, b.SerialNumber);
+        await Task.Delay(TimeSpan.FromSeconds(3)); // six more looks by each replica
+        Assert.Equal(1, pebble.Issued);
+        Assert.Single(_log.Lines, l => l.Contains($"ACME order for {Domain} at ", StringComparison.Ordinal));
+        Assert.Equal(a.SerialNumber, (await ServedAsync(tlsA))!.SerialNumber);
+    }
+
     private static TimeSpan AcmeLifetime(X509Certificate2 c) => c.NotAfter.ToUniversalTime() - c.NotBefore.ToUniversalTime();
 
     /// <summary>Connects with SNI <see cref="Domain"/> until the served certificate passes <paramref name="check"/>.</summary>

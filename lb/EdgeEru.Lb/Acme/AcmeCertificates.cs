@@ -148,7 +148,12 @@ internal sealed class AcmeCertificates : BackgroundService
     {
         await using var lease = await _store.GrantLeaseAsync(_lockTtl, keepAlive: true, ct);
         var held = new LbAcmeLock { Name = LockName, Holder = _holder, Since = DateTimeOffset.UtcNow };
-        if (!await _store.CreateAsync(Kinds.LbAcmeLocks, held, lease.Id, ct)) return; // another replica orders; look again later
+        if (!await _store.CreateAsync(Kinds.LbAcmeLocks, held, lease.Id, ct))
+        {
+            var holder = (await _store.GetAsync(Kinds.LbAcmeLocks, LockName, ct))?.Value.Holder ?? "a replica that just let go";
+            _log.LogInformation("ACME order for {Domain} waits: {Holder} holds the lock", domain, holder);
+            return; // look again at the next check
+        }
         // Our snapshot may be older than the lock: the replica that held it may have stored this certificate.
         var name = LbCertificate.AcmeNameFor(domain);
         var current = (await _store.GetAsync(Kinds.LbCertificates, name, ct))?.Value;
