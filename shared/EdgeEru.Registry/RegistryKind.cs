@@ -133,6 +133,8 @@ public static class Kinds
         new("lb/acme-challenges", 1, RegistryJsonContext.Default.LbAcmeChallenge, isPrivate: true);
     public static readonly RegistryKind<LbAcmeLock> LbAcmeLocks =
         new("lb/acme-locks", 1, RegistryJsonContext.Default.LbAcmeLock, isPrivate: true);
+    public static readonly RegistryKind<LbAcmeOrderState> LbAcmeOrders =
+        new("lb/acme-orders", 1, RegistryJsonContext.Default.LbAcmeOrderState, isPrivate: true);
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =
@@ -140,7 +142,7 @@ public static class Kinds
 
     /// <summary>The kinds under the private root: Core's alone, but for <c>lb/</c> ones (eru-lb's ACME state).</summary>
     public static IReadOnlyList<RegistryKind> Private { get; } =
-        [Secrets, RegistryAuths, Intents, LbAcmeAccounts, LbAcmeChallenges, LbAcmeLocks];
+        [Secrets, RegistryAuths, Intents, LbAcmeAccounts, LbAcmeChallenges, LbAcmeLocks, LbAcmeOrders];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

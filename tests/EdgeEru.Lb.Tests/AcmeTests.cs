@@ -117,6 +117,83 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
         Assert.Equal(a.SerialNumber, (await ServedAsync(tlsA))!.SerialNumber);
     }
 
+    [Fact]
+    public async Task A_certificate_is_renewed_two_thirds_into_its_lifetime_and_the_new_one_served()
+    {
+        var httpPort = Ports.FreeTcp();
+        var pebble = await PebbleAsync(httpPort, validity: TimeSpan.FromSeconds(12)); // renewed about 8 s after issue
+        var (lb, tlsPort) = await LbAsync(pebble, httpPort);
+        await PutDomainAsync(pebble);
+
+        var first = await UntilServedAsync(tlsPort, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "the first certificate");
+        var second = await UntilServedAsync(tlsPort, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal)
+            && c.SerialNumber != first.SerialNumber, "a renewed certificate", TimeSpan.FromSeconds(40));
+        Assert.True(second.NotAfter > first.NotAfter);
+        // Not before two thirds of the first one's lifetime (a second of slack: certificate times are whole seconds).
+        var renewedAt = second.NotBefore.ToUniversalTime();
+        Assert.True(renewedAt >= first.NotBefore.ToUniversalTime() + AcmeLifetime(first) * 2 / 3 - TimeSpan.FromSeconds(1),
+            $"renewed at {renewedAt:O}, first valid {first.NotBefore.ToUniversalTime():O} to {first.NotAfter.ToUniversalTime():O}");
+        Assert.Contains(_log.Lines, l => l.Contains($"ACME order for {Domain} at ", StringComparison.Ordinal)
+            && l.Contains("renewal (due", StringComparison.Ordinal));
+
+        var metrics = await Metrics(lb);
+        Assert.Contains($"eru_lb_acme_orders_total{{domain=\"{Domain}\",outcome=\"issued\"}}", metrics, StringComparison.Ordinal);
+        var stored = (await _store.GetAsync(Kinds.LbCertificates, LbCertificate.AcmeNameFor(Domain)))!.Value;
+        var next = NextRenewal(metrics);
+        Assert.InRange(next, stored.Acme!.RenewAt.ToUnixTimeSeconds() - 1, stored.Acme.RenewAt.ToUnixTimeSeconds() + 20);
+    }
+
+    [Fact]
+    public async Task A_failing_challenge_is_logged_and_counted_backs_off_and_the_old_certificate_keeps_serving()
+    {
+        var httpPort = Ports.FreeTcp();
+        var pebble = await PebbleAsync(httpPort, validity: TimeSpan.FromSeconds(30)); // renewal due about 20 s after issue
+        // A answers HTTP-01 (pebble reaches only it) and orders nothing; B orders and serves TLS.
+        var (answering, _) = await LbAsync(pebble, httpPort, orders: false);
+        var (ordering, tlsPort) = await LbAsync(pebble);
+        await PutDomainAsync(pebble);
+        var first = await UntilServedAsync(tlsPort, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "the first certificate");
+
+        // Without A, the CA's validation finds nothing listening: every renewal fails.
+        _parts.Remove(answering);
+        await answering.DisposeAsync();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+        LbAcmeOrderState? state = null;
+        while (state is not { Failures: >= 2 })
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"no two failed orders in the registry; last: {state}");
+            await Task.Delay(250);
+            state = (await _store.GetAsync(Kinds.LbAcmeOrders, Domain))?.Value;
+        }
+        Assert.Contains("invalid", state.LastError, StringComparison.Ordinal); // the CA's verdict on the authorization
+        Assert.True(state.NextTryAt > state.LastAttemptAt);
+        var failed = _log.Lines.Where(l => l.Contains($"ACME order for {Domain} failed (attempt ", StringComparison.Ordinal)).ToList();
+        Assert.True(failed.Count >= 2, string.Join("\n", failed));
+        Assert.All(failed, l => Assert.Contains("the current certificate keeps serving", l, StringComparison.Ordinal));
+        // Back-off: the second try waited at least Lb:Acme:RetrySeconds (2 s) after the first.
+        Assert.Contains("failed (attempt 1)", failed[0], StringComparison.Ordinal);
+
+        Assert.Equal(first.SerialNumber, (await ServedAsync(tlsPort))!.SerialNumber); // the old certificate serves on
+        Assert.Equal(1, pebble.Issued);
+        var metrics = await Metrics(ordering);
+        Assert.Contains($"eru_lb_acme_orders_total{{domain=\"{Domain}\",outcome=\"failed\"}}", metrics, StringComparison.Ordinal);
+        Assert.True(NextRenewal(metrics) >= state.NextTryAt.ToUnixTimeSeconds() - 1,
+            "the metric shows the next try, not the past due time");
+    }
+
+    private static async Task<string> Metrics(TestLb lb)
+    {
+        using var http = new HttpClient();
+        return await http.GetStringAsync(new Uri($"http://127.0.0.1:{lb.OpsPort}/metrics"));
+    }
+
+    private static double NextRenewal(string metrics)
+    {
+        var line = metrics.Split('\n').Single(l => l.StartsWith($"eru_lb_acme_next_renewal_timestamp_seconds{{domain=\"{Domain}\"}}",
+            StringComparison.Ordinal));
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     private static TimeSpan AcmeLifetime(X509Certificate2 c) => c.NotAfter.ToUniversalTime() - c.NotBefore.ToUniversalTime();
 
     /// <summary>Connects with SNI <see cref="Domain"/> until the served certificate passes <paramref name="check"/>.</summary>

@@ -34,7 +34,8 @@ internal sealed class AcmeCertificates : BackgroundService
     private readonly bool _orders;
     private readonly TimeSpan _check, _poll, _patience, _lockTtl, _firstRetry, _maxRetry;
     private readonly string _holder = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
-    private readonly Dictionary<string, (int Failures, DateTimeOffset NextTry)> _failures = new(StringComparer.OrdinalIgnoreCase);
+    // The shared back-off as this replica last read or wrote it: saves taking the lock only to learn it must wait.
+    private readonly Dictionary<string, DateTimeOffset> _nextTry = new(StringComparer.OrdinalIgnoreCase);
     private readonly SemaphoreSlim _wake = new(0, 1);
     private IDisposable? _subscription;
 
@@ -121,29 +122,29 @@ internal sealed class AcmeCertificates : BackgroundService
         {
             if (domain.Acme is not { } acme) continue;
             snapshot.LbCertificates.TryGetValue(LbCertificate.AcmeNameFor(domain.Name), out var current);
-            var failed = _failures.GetValueOrDefault(domain.Name);
-            var next = failed.Failures > 0 ? failed.NextTry : current?.Acme?.RenewAt ?? now;
-            NextRenewal.WithLabels(domain.Name).Set(next.ToUnixTimeMilliseconds() / 1000.0);
-            if (!AcmeSchedule.IsDue(current, now) || now < failed.NextTry) continue;
+            var backoff = _nextTry.GetValueOrDefault(domain.Name);
+            var due = current?.Acme?.RenewAt ?? now;
+            SetNext(domain.Name, backoff > due ? backoff : due);
+            if (!AcmeSchedule.IsDue(current, now) || now < backoff) continue;
             try
             {
                 await OrderUnderLockAsync(domain.Name, acme, ct);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
-                var failures = failed.Failures + 1;
-                var retry = now + AcmeSchedule.Backoff(failures, _firstRetry, _maxRetry);
-                _failures[domain.Name] = (failures, retry);
-                Attempts.WithLabels(domain.Name, "failed").Inc();
-                NextRenewal.WithLabels(domain.Name).Set(retry.ToUnixTimeMilliseconds() / 1000.0);
-                _log.LogError("ACME order for {Domain} failed (attempt {Attempt}): {Error}; {Keeping}; next try at {Retry:u}",
-                    domain.Name, failures, ex.Message,
-                    current is null ? "no certificate to serve yet" : "the current certificate keeps serving", retry);
+                // The registry, not the CA, failed us (the lock, a read): no order was made; look again at the next check.
+                _log.LogWarning("ACME look at {Domain} failed before any order: {Error}", domain.Name, ex.Message);
             }
         }
     }
 
-    /// <summary>Orders under the lock; returns without ordering when another replica holds it or already renewed.</summary>
+    private static void SetNext(string domain, DateTimeOffset at) =>
+        NextRenewal.WithLabels(domain).Set(at.ToUnixTimeMilliseconds() / 1000.0);
+
+    /// <summary>
+    /// Orders under the lock, unless another replica holds it, already renewed, or the shared back-off says
+    /// wait. A failed order is counted, logged with the CA's words and kept as the domain's order state.
+    /// </summary>
     private async Task OrderUnderLockAsync(string domain, LbAcme acme, CancellationToken ct)
     {
         await using var lease = await _store.GrantLeaseAsync(_lockTtl, keepAlive: true, ct);
@@ -157,29 +158,63 @@ internal sealed class AcmeCertificates : BackgroundService
         // Our snapshot may be older than the lock: the replica that held it may have stored this certificate.
         var name = LbCertificate.AcmeNameFor(domain);
         var current = (await _store.GetAsync(Kinds.LbCertificates, name, ct))?.Value;
-        if (!AcmeSchedule.IsDue(current, DateTimeOffset.UtcNow)) return;
+        var now = DateTimeOffset.UtcNow;
+        if (!AcmeSchedule.IsDue(current, now)) return;
+        var state = (await _store.GetAsync(Kinds.LbAcmeOrders, domain, ct))?.Value;
+        if (state is not null && now < state.NextTryAt)
+        {
+            _nextTry[domain] = state.NextTryAt; // another replica failed recently: its back-off holds here too
+            return;
+        }
         using var orderCt = CancellationTokenSource.CreateLinkedTokenSource(ct, lease.Lost);
         _log.LogInformation("ACME order for {Domain} at {Directory}: {Why}", domain, acme.Directory,
             current is null ? "first certificate" : $"renewal (due {current.Acme?.RenewAt:u})");
-        var (account, key) = await AccountAsync(acme, orderCt.Token);
+        try
+        {
+            var renewAt = await OrderAsync(domain, acme, name, lease.Id, orderCt.Token);
+            if (state is not null) await _store.DeleteAsync(Kinds.LbAcmeOrders, domain, ct);
+            _nextTry.Remove(domain);
+            Attempts.WithLabels(domain, "issued").Inc();
+            SetNext(domain, renewAt);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            var failures = (state?.Failures ?? 0) + 1;
+            var retry = DateTimeOffset.UtcNow + AcmeSchedule.Backoff(failures, _firstRetry, _maxRetry);
+            _nextTry[domain] = retry;
+            Attempts.WithLabels(domain, "failed").Inc();
+            SetNext(domain, retry);
+            var error = lease.IsLost ? "the lock's lease was lost (etcd out of reach)" : ex.Message;
+            _log.LogError("ACME order for {Domain} failed (attempt {Attempt}): {Error}; {Keeping}; next try at {Retry:u}",
+                domain, failures, error, current is null ? "no certificate to serve yet" : "the current certificate keeps serving", retry);
+            await _store.PutAsync(Kinds.LbAcmeOrders, new LbAcmeOrderState
+            {
+                Domain = domain, Failures = failures, LastError = error.Length > 4096 ? error[..4096] : error,
+                LastAttemptAt = now, NextTryAt = retry,
+            }, ct: ct);
+        }
+    }
+
+    /// <summary>The order itself: account, order flow, the certificate stored for every replica. Returns its renewal time.</summary>
+    private async Task<DateTimeOffset> OrderAsync(string domain, LbAcme acme, string name, long lease, CancellationToken ct)
+    {
+        var (account, key) = await AccountAsync(acme, ct);
         using var _ = key;
         var client = new AcmeClient(_http, new Uri(acme.Directory), key);
         // newAccount every time: it finds the account this key has, or makes it again where the CA forgot it.
-        var url = await client.AccountAsync(acme.Email, orderCt.Token);
-        if (account.Url != url) await _store.PutAsync(Kinds.LbAcmeAccounts, account with { Url = url }, ct: orderCt.Token);
-        var flow = new AcmeOrderFlow(client, new RegistryChallengeBoard(_store, lease.Id), key, _poll, _patience);
-        var issued = await flow.IssueAsync(domain, orderCt.Token);
+        var url = await client.AccountAsync(acme.Email, ct);
+        if (account.Url != url) await _store.PutAsync(Kinds.LbAcmeAccounts, account with { Url = url }, ct: ct);
+        var flow = new AcmeOrderFlow(client, new RegistryChallengeBoard(_store, lease), key, _poll, _patience);
+        var issued = await flow.IssueAsync(domain, ct);
         var renewAt = AcmeSchedule.RenewAt(issued.NotBefore, issued.NotAfter);
         await _store.PutAsync(Kinds.LbCertificates, new LbCertificate
         {
             Name = name, Certificate = issued.ChainPem, Key = issued.KeyPem,
             Acme = new LbCertificateAcme { Domain = domain, RenewAt = renewAt },
         }, ct: ct);
-        _failures.Remove(domain);
-        Attempts.WithLabels(domain, "issued").Inc();
-        NextRenewal.WithLabels(domain).Set(renewAt.ToUnixTimeMilliseconds() / 1000.0);
         _log.LogInformation("ACME order for {Domain}: issued by {Issuer}, valid until {NotAfter:u}, renews at {RenewAt:u}",
             domain, issued.Issuer, issued.NotAfter, renewAt);
+        return renewAt;
     }
 
     /// <summary>The account and its key from the registry, made and stored on first use (the first replica to store it wins).</summary>

@@ -124,3 +124,34 @@ public sealed record LbAcmeLock : IRegistryRecord
         return e;
     }
 }
+
+/// <summary>
+/// Failed orders of a domain in a row (<c>{prefix}-private/lb/acme-orders/{domain}</c>): shared by the replicas,
+/// so the back-off holds for all of them, not per replica; deleted when an order succeeds.
+/// </summary>
+public sealed record LbAcmeOrderState : IRegistryRecord
+{
+    public int V { get; set; } = 1;
+    public required string Domain { get; init; }
+    public int Failures { get; init; }
+
+    /// <summary>What went wrong last, as the CA or the network said it.</summary>
+    public required string LastError { get; init; }
+
+    public DateTimeOffset LastAttemptAt { get; init; }
+
+    /// <summary>No replica orders for the domain before this.</summary>
+    public DateTimeOffset NextTryAt { get; init; }
+
+    [JsonIgnore] public string KeyName => Domain;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var e = new List<string>();
+        Names.Require(e, Names.IsDomain(Domain) && !Domain.StartsWith("*.", StringComparison.Ordinal),
+            $"acme order domain \"{Domain}\" must be a host name");
+        Names.Require(e, Failures >= 1, $"acme order {Domain}: failures must be at least 1");
+        Names.Require(e, LastError.Length <= 4096, $"acme order {Domain}: last_error must be at most 4096 characters");
+        return e;
+    }
+}

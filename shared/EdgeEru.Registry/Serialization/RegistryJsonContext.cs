@@ -27,4 +27,5 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(LbAcmeAccount))]
 [JsonSerializable(typeof(LbAcmeChallenge))]
 [JsonSerializable(typeof(LbAcmeLock))]
+[JsonSerializable(typeof(LbAcmeOrderState))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;
