@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -75,7 +76,7 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
     {
         var httpPort = Ports.FreeTcp();
         var pebble = await PebbleAsync(httpPort);
-        var (_, tlsPort) = await LbAsync(pebble, httpPort);
+        var (lb, tlsPort) = await LbAsync(pebble, httpPort);
         await PutDomainAsync(pebble);
 
         var served = await UntilServedAsync(tlsPort, c => c.Issuer.Contains("Pebble", StringComparison.Ordinal), "a pebble certificate");
@@ -97,6 +98,31 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
         Assert.Null(await _store.GetAsync(Kinds.LbAcmeLocks, "orders")); // released
         Assert.Equal(1, pebble.Issued);
         Assert.Contains(_log.Lines, l => l.Contains($"ACME order for {Domain}: issued by", StringComparison.Ordinal));
+
+        // eru lb cert ls: the issuer, the expiry and the next renewal.
+        var (code, listing) = await EruAsync("lb", "cert", "ls", "--admin", $"http://127.0.0.1:{lb.AdminPort}", "--token", "t");
+        Assert.Equal(0, code);
+        var row = listing.Split('\n').Single(l => l.StartsWith($"registry:acme-{Domain} ", StringComparison.Ordinal));
+        Assert.Contains(served.Issuer, row, StringComparison.Ordinal);
+        Assert.Contains(served.NotAfter.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture), row,
+            StringComparison.Ordinal);
+        Assert.Contains(stored.Acme.RenewAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture), row,
+            StringComparison.Ordinal);
+    }
+
+    /// <summary>The eru CLI as a process (its build output beside this test project's configuration).</summary>
+    private async Task<(int Code, string Output)> EruAsync(params string[] args)
+    {
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/')).Parent!.Name;
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(Repo.Root, "core", "EdgeEru.Cli", "bin", configuration, "net10.0", "eru.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var (stdout, stderr) = (p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync());
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        var output = await stdout + await stderr;
+        _log.WriteLine($"$ eru {string.Join(' ', args)}\n{output}");
+        return (p.ExitCode, output);
     }
 
     [Fact]
@@ -179,6 +205,12 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
         Assert.Contains($"eru_lb_acme_orders_total{{domain=\"{Domain}\",outcome=\"failed\"}}", metrics, StringComparison.Ordinal);
         Assert.True(NextRenewal(metrics) >= state.NextTryAt.ToUnixTimeSeconds() - 1,
             "the metric shows the next try, not the past due time");
+
+        // eru lb cert ls says why, under the table.
+        var (code, listing) = await EruAsync("lb", "cert", "ls", "--admin", $"http://127.0.0.1:{ordering.AdminPort}", "--token", "t");
+        Assert.Equal(0, code);
+        Assert.Contains($"{Domain}: ", listing, StringComparison.Ordinal);
+        Assert.Contains("failed order(s) in a row, last: authorization of shop.acme.test is invalid", listing, StringComparison.Ordinal);
     }
 
     private static async Task<string> Metrics(TestLb lb)
