@@ -38,6 +38,8 @@ internal sealed class AcmeCertificates : BackgroundService
     private readonly Dictionary<string, DateTimeOffset> _nextTry = new(StringComparer.OrdinalIgnoreCase);
     private readonly SemaphoreSlim _wake = new(0, 1);
     private IDisposable? _subscription;
+    private object? _seenDomains, _seenCertificates;
+    private readonly HashSet<string> _labelled = new(StringComparer.OrdinalIgnoreCase);
 
     public AcmeCertificates(IConfiguration config, RegistryStore store, RegistryWatcher watcher, ILogger<AcmeCertificates> log)
     {
@@ -81,7 +83,15 @@ internal sealed class AcmeCertificates : BackgroundService
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
-        _subscription = _watcher.Subscribe(_ => Wake());
+        // Woken by changes to domains or certificates only: an order's own challenge and lock writes move the
+        // registry too, and would have every replica reach for the lock again and again meanwhile.
+        // Snapshots keep a kind's dictionary when none of its keys changed, so reference equality says "unchanged".
+        _subscription = _watcher.Subscribe(snapshot =>
+        {
+            if (ReferenceEquals(snapshot.LbDomains, _seenDomains) && ReferenceEquals(snapshot.LbCertificates, _seenCertificates)) return;
+            (_seenDomains, _seenCertificates) = (snapshot.LbDomains, snapshot.LbCertificates); // a wake missed: the next look
+            Wake();
+        });
         return base.StartAsync(cancellationToken);
     }
 
@@ -118,9 +128,16 @@ internal sealed class AcmeCertificates : BackgroundService
     {
         var snapshot = _watcher.Current;
         var now = DateTimeOffset.UtcNow;
+        // A domain that no longer asks for ACME leaves the next-renewal metric.
+        foreach (var gone in _labelled.Where(d => snapshot.LbDomains.GetValueOrDefault(d)?.Acme is null).ToList())
+        {
+            NextRenewal.RemoveLabelled(gone);
+            _labelled.Remove(gone);
+        }
         foreach (var domain in snapshot.LbDomains.Values)
         {
             if (domain.Acme is not { } acme) continue;
+            _labelled.Add(domain.Name);
             snapshot.LbCertificates.TryGetValue(LbCertificate.AcmeNameFor(domain.Name), out var current);
             var backoff = _nextTry.GetValueOrDefault(domain.Name);
             var due = current?.Acme?.RenewAt ?? now;

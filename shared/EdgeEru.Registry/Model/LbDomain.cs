@@ -40,6 +40,8 @@ public sealed record LbDomain : IRegistryRecord
             foreach (var problem in Acme.Problems()) e.Add($"domain {Name}: {problem}");
             Names.Require(e, !Name.StartsWith("*.", StringComparison.Ordinal),
                 $"domain {Name}: acme needs an exact host name (HTTP-01 cannot validate a wildcard)");
+            Names.Require(e, Name.Length <= 248,
+                $"domain {Name}: acme needs a name of at most 248 characters (its certificate is acme-{{name}})");
         }
         if (!Nodes.ContainsKey(Init))
         {
