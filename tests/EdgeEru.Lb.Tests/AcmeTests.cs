@@ -226,6 +226,32 @@ public sealed class AcmeTests(EtcdFixture etcd, ITestOutputHelper output) : ICla
         return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    [Fact]
+    public async Task Every_replica_answers_a_challenge_from_the_registry_for_its_domain_only()
+    {
+        const string token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+        await _store.PutAsync(Kinds.LbAcmeChallenges,
+            new LbAcmeChallenge { Token = token, KeyAuthorization = token + ".thumbprint", Domain = Domain });
+        foreach (var transport in new[] { "epoll", "sockets" }) // the fast path hands it to Kestrel; Kestrel alone
+        {
+            var lb = await TestLb.StartAsync(etcd.Url, _prefix, _log, extra: ["--Lb:Transport", transport]);
+            _parts.Add(lb);
+            using var http = new HttpClient { BaseAddress = lb.Url };
+            async Task<(int, string)> Get(string host, string path)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, path);
+                request.Headers.Host = host;
+                using var response = await http.SendAsync(request);
+                return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
+            }
+            // No domain shop.acme.test in the registry: the challenge is answered before any domain's rules.
+            Assert.Equal((200, token + ".thumbprint"), await Get(Domain, $"/.well-known/acme-challenge/{token}"));
+            Assert.Equal(404, (await Get("other.test", $"/.well-known/acme-challenge/{token}")).Item1);
+            Assert.Equal(404, (await Get(Domain, "/.well-known/acme-challenge/not-a-token!")).Item1);
+            Assert.Equal(404, (await Get(Domain, $"/.well-known/acme-challenge/{token[..^1]}")).Item1);
+        }
+    }
+
     private static TimeSpan AcmeLifetime(X509Certificate2 c) => c.NotAfter.ToUniversalTime() - c.NotBefore.ToUniversalTime();
 
     /// <summary>Connects with SNI <see cref="Domain"/> until the served certificate passes <paramref name="check"/>.</summary>
