@@ -89,12 +89,18 @@ internal static class LbCommand
         };
     }
 
-    /// <summary><c>eru lb cert ls | set NAME CERT.pem KEY.pem | rm NAME</c>: TLS certificates kept in the registry.</summary>
+    /// <summary><c>eru lb cert ls [--json] | set NAME CERT.pem KEY.pem | rm NAME</c>: TLS certificates kept in the registry.</summary>
     private static Command CertCommand(Option<string> admin, Option<string?> token)
     {
         var name = new Argument<string>("name") { Description = "Name of the certificate (1-253 of A-Z a-z 0-9 . _ -)" };
-        var ls = new Command("ls", "Certificates eru-lb has loaded (from the registry and its directory): names and expiry");
-        ls.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/certificates", null, ct));
+        var json = new Option<bool>("--json") { Description = "Print eru-lb's answer as JSON" };
+        var ls = new Command("ls",
+            "Certificates eru-lb serves (registry and directory), and ACME domains: issuer, expiry, next renewal, last failure")
+        {
+            json,
+        };
+        ls.SetAction((pr, ct) => CallAsync(pr.GetValue(admin)!, pr.GetValue(token), HttpMethod.Get, "/api/certificates", null, ct,
+            pr.GetValue(json) ? null : PrintCertificates));
 
         var certFile = new Argument<FileInfo>("certificate.pem") { Description = "PEM certificate, then its chain" };
         var keyFile = new Argument<FileInfo>("key.pem") { Description = "PEM private key" };
@@ -124,8 +130,37 @@ internal static class LbCommand
         return new Command("cert", "TLS certificates in the registry, served by SNI") { ls, set, rm };
     }
 
+    /// <summary>
+    /// <c>eru lb cert ls</c>: one row per certificate; for ACME ones the next renewal (or retry), and below the
+    /// table why the last order of a domain failed.
+    /// </summary>
+    private static void PrintCertificates(string answer)
+    {
+        using var doc = JsonDocument.Parse(answer);
+        string Text(JsonElement e, string name) =>
+            e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+        string When(JsonElement e, string name) =>
+            e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String && v.TryGetDateTimeOffset(out var t)
+                ? t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
+        var rows = new List<string[]>();
+        var failures = new List<string>();
+        foreach (var c in doc.RootElement.EnumerateArray())
+        {
+            var acme = Text(c, "acme_domain");
+            var names = string.Join(",", c.GetProperty("names").EnumerateArray().Select(n => n.GetString()));
+            var issuer = Text(c, "issuer") is { Length: > 0 } i ? i : acme.Length > 0 ? "(not issued yet)" : "-";
+            var next = acme.Length == 0 ? "-" : c.TryGetProperty("next_renewal", out var n) && n.ValueKind == JsonValueKind.Null
+                ? "at the next look" : When(c, "next_renewal");
+            rows.Add([Text(c, "source"), names, issuer, When(c, "not_after"), next]);
+            if (Text(c, "last_error") is { Length: > 0 } error)
+                failures.Add($"{acme}: {c.GetProperty("failures").GetInt32()} failed order(s) in a row, last: {error}");
+        }
+        CliText.Table(["SOURCE", "NAMES", "ISSUER", "EXPIRES", "NEXT RENEWAL"], rows);
+        foreach (var f in failures) Console.WriteLine(f);
+    }
+
     private static async Task<int> CallAsync(
-        string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct)
+        string admin, string? token, HttpMethod method, string path, string? body, CancellationToken ct, Action<string>? print = null)
     {
         token = await CliText.TokenAsync(token, "ERU_LB_TOKEN", "lb.token", ct);
         if (token is null)
@@ -147,7 +182,8 @@ internal static class LbCommand
         {
             using var resp = await http.SendAsync(req, ct);
             var text = await resp.Content.ReadAsStringAsync(ct);
-            Console.WriteLine(Pretty(text));
+            if (resp.IsSuccessStatusCode && print is not null) print(text);
+            else Console.WriteLine(Pretty(text));
             return resp.IsSuccessStatusCode ? 0 : 1;
         }
         catch (HttpRequestException ex)

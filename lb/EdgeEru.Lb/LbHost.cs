@@ -82,6 +82,9 @@ public static class LbHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AccessLog.AccessLogWriter>());
         builder.Services.AddSingleton<Tls.TlsCertificates>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Tls.TlsCertificates>());
+        // ACME: HTTP-01 answered on the traffic ports from the registry; orders and renewals for domains with an acme block.
+        builder.Services.AddSingleton<Acme.ChallengeResponder>();
+        builder.Services.AddHostedService<Acme.AcmeCertificates>();
         HotPath.Quiet(builder.Logging);
         HotPath.WithoutHostFiltering(builder.Services);
 

@@ -128,6 +128,14 @@ public static class Kinds
     public static readonly RegistryKind<RegistryAuth> RegistryAuths =
         new("registry-auth", 1, RegistryJsonContext.Default.RegistryAuth, isPrivate: true);
     public static readonly RegistryKind<ApiToken> Tokens = new("tokens", 1, RegistryJsonContext.Default.ApiToken, isPrivate: true);
+    public static readonly RegistryKind<LbAcmeAccount> LbAcmeAccounts =
+        new("lb/acme-accounts", 1, RegistryJsonContext.Default.LbAcmeAccount, isPrivate: true);
+    public static readonly RegistryKind<LbAcmeChallenge> LbAcmeChallenges =
+        new("lb/acme-challenges", 1, RegistryJsonContext.Default.LbAcmeChallenge, isPrivate: true);
+    public static readonly RegistryKind<LbAcmeLock> LbAcmeLocks =
+        new("lb/acme-locks", 1, RegistryJsonContext.Default.LbAcmeLock, isPrivate: true);
+    public static readonly RegistryKind<LbAcmeOrderState> LbAcmeOrders =
+        new("lb/acme-orders", 1, RegistryJsonContext.Default.LbAcmeOrderState, isPrivate: true);
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =
@@ -135,6 +143,9 @@ public static class Kinds
 
     /// <summary>The kinds under the private root: Core's alone.</summary>
     public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths, Intents, Tokens];
+    /// <summary>The kinds under the private root: Core's alone, but for <c>lb/</c> ones (eru-lb's ACME state).</summary>
+    public static IReadOnlyList<RegistryKind> Private { get; } =
+        [Secrets, RegistryAuths, Intents, LbAcmeAccounts, LbAcmeChallenges, LbAcmeLocks, LbAcmeOrders];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>

@@ -18,6 +18,9 @@ internal sealed record TestLb(WebApplication App, int Port, int OpsPort, int Adm
         string etcdUrl, string? prefix, ITestOutputHelper output, string adminToken = "t", params string[] extra)
     {
         var (port, opsPort, adminPort) = (Ports.FreeTcp(), Ports.FreeTcp(), Ports.FreeTcp());
+        // A test that must know the traffic port first (a CA validating HTTP-01 on it) passes its own Lb:Urls.
+        var urls = Array.LastIndexOf(extra, "--Lb:Urls");
+        if (urls >= 0 && urls + 1 < extra.Length) port = new Uri(extra[urls + 1]).Port;
         string[] args =
         [
             "--Registry:Endpoints", etcdUrl, .. prefix is null ? Array.Empty<string>() : ["--Registry:Prefix", prefix],

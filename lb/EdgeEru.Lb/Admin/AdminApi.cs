@@ -6,6 +6,7 @@ using EdgeEru.Registry;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Serialization;
 using EdgeEru.Registry.Store;
+using EdgeEru.Registry.Watch;
 
 namespace EdgeEru.Lb.Admin;
 
@@ -60,9 +61,21 @@ internal static class AdminApi
                 : Results.Json(new { error = $"no domain {name}" }, statusCode: 404));
 
         // TLS certificates in the registry (lb/certs): parsed here before they are stored, keys never returned.
-        api.MapGet("/certificates", (Tls.TlsCertificates tls) => Results.Json(tls.Current.Certificates
-            .OrderBy(c => c.Source, StringComparer.Ordinal)
-            .Select(c => new { source = c.Source, names = c.Names, not_after = c.NotAfter }), JsonOptions));
+        // Each with its issuer and, for ACME ones, when it is next ordered (and why the last order failed);
+        // domains that ask for ACME and have no certificate yet are listed too.
+        api.MapGet("/certificates", async (Tls.TlsCertificates tls, RegistryWatcher watcher, RegistryStore store, CancellationToken ct) =>
+        {
+            IReadOnlyList<LbAcmeOrderState> orders;
+            try
+            {
+                orders = [.. (await store.ListAsync(Kinds.LbAcmeOrders, ct: ct)).Items.Select(v => v.Value)];
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                orders = []; // etcd away: what is loaded is still worth showing
+            }
+            return Results.Json(CertificateListing.Of(tls.Current.Certificates, watcher.Current, orders), JsonOptions);
+        });
 
         api.MapPut("/certificates/{name}", async (string name, HttpRequest request, RegistryStore store) =>
         {

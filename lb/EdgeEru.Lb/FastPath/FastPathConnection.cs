@@ -129,6 +129,7 @@ internal sealed partial class FastPathConnection : IPeerWatcher, IDisposable
     private async ValueTask<bool> AnswerAsync()
     {
         var started = Stopwatch.GetTimestamp();
+        if (Acme.ChallengeResponder.IsChallenge(_request.Path)) return false; // answered from the registry, on Kestrel
         var routes = _fastPath.Routes.Current;
         var host = _request.Host();
         var graph = routes.Find(host);

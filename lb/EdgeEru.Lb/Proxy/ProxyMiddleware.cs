@@ -13,7 +13,7 @@ namespace EdgeEru.Lb.Proxy;
 /// (<see cref="DirectHttp1Forwarding"/>), else with YARP's forwarder.
 /// </summary>
 internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes, IHttpForwarder forwarder, HttpMessageInvoker client,
-    AccessLog.AccessLogWriter accessLog, ProxySettings proxy, ILogger<ProxyMiddleware> log)
+    AccessLog.AccessLogWriter accessLog, ProxySettings proxy, Acme.ChallengeResponder challenges, ILogger<ProxyMiddleware> log)
 {
     /// <summary>
     /// The connection pool to backends, one for the process (DI disposes it). With <paramref name="epoll"/>, its
@@ -39,6 +39,8 @@ internal sealed class ProxyMiddleware(RequestDelegate next, RoutesHolder routes,
         if (proxy.ControlPorts.Contains(context.Connection.LocalPort)) return next(context);
         var started = Stopwatch.GetTimestamp();
         var current = routes.Current;
+        // HTTP-01 before any domain's rules: the CA asks before the domain may even route anywhere.
+        if (Acme.ChallengeResponder.IsChallenge(context.Request.Path.Value)) return challenges.AnswerAsync(context);
         var host = context.Request.Host.Host;
         var graph = current.Find(host);
         if (graph is null) return NotFoundAsync(context, started, host);

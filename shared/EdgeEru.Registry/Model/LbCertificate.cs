@@ -19,7 +19,13 @@ public sealed record LbCertificate : IRegistryRecord
     /// <summary>PEM private key of the leaf certificate.</summary>
     public required string Key { get; init; }
 
+    /// <summary>Set when eru-lb ordered it by ACME for a domain's <c>acme</c> block (docs/lb.md, ACME).</summary>
+    public LbCertificateAcme? Acme { get; init; }
+
     [JsonIgnore] public string KeyName => Name;
+
+    /// <summary>The name of the certificate eru-lb orders by ACME for <paramref name="domain"/>.</summary>
+    public static string AcmeNameFor(string domain) => "acme-" + domain;
 
     public IReadOnlyList<string> Validate()
     {
@@ -29,6 +35,9 @@ public sealed record LbCertificate : IRegistryRecord
         Names.Require(e, Certificate.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal),
             $"certificate {Name}: certificate is not PEM (no BEGIN CERTIFICATE)");
         Names.Require(e, Key.Contains("PRIVATE KEY-----", StringComparison.Ordinal), $"certificate {Name}: key is not a PEM private key");
+        if (Acme is not null)
+            Names.Require(e, Names.IsDomain(Acme.Domain) && !Acme.Domain.StartsWith("*.", StringComparison.Ordinal),
+                $"certificate {Name}: acme.domain \"{Acme.Domain}\" must be a host name");
         return e;
     }
 }

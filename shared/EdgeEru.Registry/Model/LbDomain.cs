@@ -24,6 +24,9 @@ public sealed record LbDomain : IRegistryRecord
     /// <summary>Proxies whose X-Forwarded-For is believed for the client address (CIDRs).</summary>
     public string[]? TrustedProxies { get; init; }
 
+    /// <summary>Ask for a certificate by ACME (HTTP-01 answered by eru-lb); absent: certificates come from lb/certs alone.</summary>
+    public LbAcme? Acme { get; init; }
+
     [JsonIgnore] public string KeyName => Name;
 
     public IReadOnlyList<string> Validate()
@@ -32,6 +35,14 @@ public sealed record LbDomain : IRegistryRecord
         Names.Require(e, Names.IsDomain(Name), $"domain \"{Name}\" must be a host name, optionally \"*.\" and a host name");
         foreach (var p in TrustedProxies ?? [])
             Names.Require(e, IPNetwork.TryParse(p, out _), $"domain {Name}: trusted proxy \"{p}\" is not a CIDR network");
+        if (Acme is not null)
+        {
+            foreach (var problem in Acme.Problems()) e.Add($"domain {Name}: {problem}");
+            Names.Require(e, !Name.StartsWith("*.", StringComparison.Ordinal),
+                $"domain {Name}: acme needs an exact host name (HTTP-01 cannot validate a wildcard)");
+            Names.Require(e, Name.Length <= 248,
+                $"domain {Name}: acme needs a name of at most 248 characters (its certificate is acme-{{name}})");
+        }
         if (!Nodes.ContainsKey(Init))
         {
             e.Add($"domain {Name}: init node \"{Init}\" does not exist");

@@ -25,4 +25,8 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(ApiToken))]
 [JsonSerializable(typeof(CoreReplica))]
 [JsonSerializable(typeof(Intent))]
+[JsonSerializable(typeof(LbAcmeAccount))]
+[JsonSerializable(typeof(LbAcmeChallenge))]
+[JsonSerializable(typeof(LbAcmeLock))]
+[JsonSerializable(typeof(LbAcmeOrderState))]
 public sealed partial class RegistryJsonContext : JsonSerializerContext;
