@@ -141,11 +141,9 @@ public static class Kinds
     public static IReadOnlyList<RegistryKind> All { get; } =
         [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores];
 
-    /// <summary>The kinds under the private root: Core's alone.</summary>
-    public static IReadOnlyList<RegistryKind> Private { get; } = [Secrets, RegistryAuths, Intents, Tokens];
     /// <summary>The kinds under the private root: Core's alone, but for <c>lb/</c> ones (eru-lb's ACME state).</summary>
     public static IReadOnlyList<RegistryKind> Private { get; } =
-        [Secrets, RegistryAuths, Intents, LbAcmeAccounts, LbAcmeChallenges, LbAcmeLocks, LbAcmeOrders];
+        [Secrets, RegistryAuths, Intents, Tokens, LbAcmeAccounts, LbAcmeChallenges, LbAcmeLocks, LbAcmeOrders];
 }
 
 /// <summary>A registry value that is invalid: names the key and what is wrong.</summary>
