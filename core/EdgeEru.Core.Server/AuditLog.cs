@@ -1,3 +1,4 @@
+using EdgeEru.Hosting;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -40,42 +41,11 @@ public sealed record AuditEntry(
 /// Core's audit log: a JSON line per audited call, appended to <c>Core:AuditLog</c> (flushed per line, so a crash
 /// loses none that was written) or, without a path, to the log (category EdgeEru.Core.Audit).
 /// </summary>
-public sealed class AuditLog : IDisposable
+public sealed class AuditLog(string? path, ILoggerFactory logs) : IDisposable
 {
-    private readonly StreamWriter? _file;
-    private readonly ILogger _log;
-    private readonly Lock _lock = new();
+    private readonly JsonLinesLog _lines = new(path, "Core:AuditLog", logs.CreateLogger("EdgeEru.Core.Audit"));
 
-    public AuditLog(string? path, ILoggerFactory logs)
-    {
-        _log = logs.CreateLogger("EdgeEru.Core.Audit");
-        if (string.IsNullOrWhiteSpace(path)) return;
-        try
-        {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            _file = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new ArgumentException($"Core:AuditLog: cannot open {path}: {ex.Message}", ex);
-        }
-    }
+    public void Write(AuditEntry entry) => _lines.Write(entry.ToJson());
 
-    public void Write(AuditEntry entry)
-    {
-        var line = entry.ToJson();
-        if (_file is null)
-        {
-            _log.LogInformation("{Audit}", line);
-            return;
-        }
-        lock (_lock)
-        {
-            _file.WriteLine(line);
-            _file.Flush();
-        }
-    }
-
-    public void Dispose() => _file?.Dispose();
+    public void Dispose() => _lines.Dispose();
 }

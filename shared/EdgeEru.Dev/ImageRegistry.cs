@@ -105,7 +105,7 @@ public sealed class ImageRegistry : IAsyncDisposable
         var registry = new ImageRegistry(dir, $"{listenAddress}:{Ports.FreeTcp()}", user, password);
         try
         {
-            var ca = registry._ca = registry.WriteCertificates(ip);
+            var ca = registry._ca = TestCertificates.WriteCaAndServer(dir, "EdgeEru test registry CA", ip);
             await File.WriteAllTextAsync(Path.Combine(dir, "htpasswd"), $"{user}:{BcryptHash(password)}\n", ct);
             var config = Path.Combine(dir, "config.yml");
             await File.WriteAllTextAsync(config, registry.Config(), ct);
@@ -128,34 +128,6 @@ public sealed class ImageRegistry : IAsyncDisposable
     /// </summary>
     private static string BcryptHash(string password) =>
         OpenBsdBCrypt.Generate("2y", password.ToCharArray(), RandomNumberGenerator.GetBytes(16), 4);
-
-    /// <summary>A CA and a server certificate it signed for <paramref name="ip"/> (IP SAN), as PEM files; returns the CA.</summary>
-    private X509Certificate2 WriteCertificates(IPAddress ip)
-    {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=EdgeEru test registry CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        caRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caRequest.PublicKey, false));
-        var now = DateTimeOffset.UtcNow;
-        var ca = caRequest.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(2));
-
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={ip}", key, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(ip);
-        request.CertificateExtensions.Add(san.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false)); // serverAuth
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
-        using var server = request.Create(ca, now.AddMinutes(-5), now.AddDays(2), RandomNumberGenerator.GetBytes(16));
-
-        File.WriteAllText(CaPath, ca.ExportCertificatePem() + "\n");
-        File.WriteAllText(Path.Combine(_dir, "server.crt"), server.ExportCertificatePem() + "\n");
-        File.WriteAllText(Path.Combine(_dir, "server.key"), key.ExportPkcs8PrivateKeyPem() + "\n");
-        return ca;
-    }
 
     private string Config() => $"""
         version: 0.1

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 
@@ -58,7 +57,7 @@ public sealed class Pebble : IAsyncDisposable
         var pebble = new Pebble(dir, Ports.FreeTcp(), Ports.FreeTcp());
         try
         {
-            pebble._ca = pebble.WriteCertificates();
+            pebble._ca = TestCertificates.WriteCaAndServer(dir, "EdgeEru test pebble CA", IPAddress.Loopback, "localhost");
             pebble._dns = LoopbackDns.Start();
             var config = Path.Combine(dir, "pebble.json");
             var settings = new Dictionary<string, object>
@@ -117,35 +116,6 @@ public sealed class Pebble : IAsyncDisposable
         if (intermediates is not null) chain.ChainPolicy.ExtraStore.AddRange(intermediates);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         return chain.Build(cert);
-    }
-
-    /// <summary>A CA and the server certificate it signed for 127.0.0.1 and localhost, as PEM files; returns the CA.</summary>
-    private X509Certificate2 WriteCertificates()
-    {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=EdgeEru test pebble CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        caRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(caRequest.PublicKey, false));
-        var now = DateTimeOffset.UtcNow;
-        var ca = caRequest.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(2));
-
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        san.AddDnsName("localhost");
-        request.CertificateExtensions.Add(san.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false)); // serverAuth
-        request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
-        using var server = request.Create(ca, now.AddMinutes(-5), now.AddDays(2), RandomNumberGenerator.GetBytes(16));
-
-        File.WriteAllText(CaPath, ca.ExportCertificatePem() + "\n");
-        File.WriteAllText(Path.Combine(_dir, "server.crt"), server.ExportCertificatePem() + "\n");
-        File.WriteAllText(Path.Combine(_dir, "server.key"), key.ExportPkcs8PrivateKeyPem() + "\n");
-        return ca;
     }
 
     private async Task WaitUntilServingAsync(CancellationToken ct)

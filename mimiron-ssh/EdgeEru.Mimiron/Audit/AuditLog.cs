@@ -1,3 +1,4 @@
+using EdgeEru.Hosting;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -10,21 +11,10 @@ namespace EdgeEru.Mimiron.Audit;
 /// </summary>
 public sealed class AuditLog : IDisposable
 {
-    private readonly StreamWriter? _file;
-    private readonly ILogger _log;
-    private readonly Lock _lock = new();
+    private readonly JsonLinesLog _lines;
 
-    public AuditLog(GatewayOptions options, ILoggerFactory logs)
-    {
-        _log = logs.CreateLogger("EdgeEru.Mimiron.Audit");
-        if (options.AuditLog.Length > 0)
-        {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(options.AuditLog));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            _file = new StreamWriter(new FileStream(options.AuditLog, FileMode.Append, FileAccess.Write, FileShare.Read),
-                new UTF8Encoding(false));
-        }
-    }
+    public AuditLog(GatewayOptions options, ILoggerFactory logs) =>
+        _lines = new JsonLinesLog(options.AuditLog, "Ssh:AuditLog", logs.CreateLogger("EdgeEru.Mimiron.Audit"));
 
     public void Write(string @event, params (string Key, object? Value)[] fields)
     {
@@ -49,18 +39,8 @@ public sealed class AuditLog : IDisposable
             }
             w.WriteEndObject();
         }
-        var line = Encoding.UTF8.GetString(buffer.WrittenSpan);
-        if (_file is null)
-        {
-            _log.LogInformation("{Audit}", line);
-            return;
-        }
-        lock (_lock)
-        {
-            _file.WriteLine(line);
-            _file.Flush();
-        }
+        _lines.Write(Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
 
-    public void Dispose() => _file?.Dispose();
+    public void Dispose() => _lines.Dispose();
 }
