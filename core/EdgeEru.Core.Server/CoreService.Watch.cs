@@ -48,8 +48,8 @@ public sealed partial class CoreService
     public override Task WatchWorkloads(
         V1.WatchWorkloadsRequest request, IServerStreamWriter<V1.WorkloadEvent> responseStream, ServerCallContext context)
     {
-        var f = request.Filter ?? new V1.ListWorkloadsRequest();
-        return WatchAsync(request.SinceRevision, context, s => WorkloadsOf(s, f), async (e, ct) =>
+        var projection = new WorkloadProjection(request.Filter ?? new V1.ListWorkloadsRequest());
+        return WatchAsync(request.SinceRevision, context, projection.Of, async (e, ct) =>
         {
             var m = new V1.WorkloadEvent { Revision = e.Revision };
             if (e.Reset) m.Reset = true;
@@ -75,14 +75,32 @@ public sealed partial class CoreService
                 await responseStream.WriteAsync(m, ct);
             });
 
-    private static Dictionary<string, IMessage> WorkloadsOf(RegistrySnapshot s, V1.ListWorkloadsRequest f)
+    /// <summary>
+    /// A watch's workloads as messages. A view the snapshot kept (same object, its node as alive as before) keeps its
+    /// message, so a change costs a walk over the references, not a mapping of every workload.
+    /// </summary>
+    private sealed class WorkloadProjection(V1.ListWorkloadsRequest f)
     {
-        var d = new Dictionary<string, IMessage>(StringComparer.Ordinal);
-        foreach (var w in s.Workloads)
-            if (w.Record is { } r && (f.App.Length == 0 || r.App == f.App) && (f.Entrypoint.Length == 0 || r.Entrypoint == f.Entrypoint)
-                && (f.Node.Length == 0 || r.Node == f.Node) && (f.Pod.Length == 0 || r.Pod == f.Pod))
-                d[r.Id] = ApiMapping.FromView(w, s);
-        return d;
+        private Dictionary<string, (WorkloadView View, bool NodeAlive, V1.Workload Message)> _last = new(StringComparer.Ordinal);
+
+        public Dictionary<string, IMessage> Of(RegistrySnapshot s)
+        {
+            var d = new Dictionary<string, IMessage>(StringComparer.Ordinal);
+            var next = new Dictionary<string, (WorkloadView, bool, V1.Workload)>(StringComparer.Ordinal);
+            foreach (var w in s.Workloads)
+            {
+                if (w.Record is not { } r || (f.App.Length > 0 && r.App != f.App)
+                    || (f.Entrypoint.Length > 0 && r.Entrypoint != f.Entrypoint)
+                    || (f.Node.Length > 0 && r.Node != f.Node) || (f.Pod.Length > 0 && r.Pod != f.Pod)) continue;
+                var alive = s.IsNodeAlive(r.Node);
+                var message = _last.TryGetValue(r.Id, out var was) && ReferenceEquals(was.View, w) && was.NodeAlive == alive
+                    ? was.Message : ApiMapping.FromView(w, s);
+                next[r.Id] = (w, alive, message);
+                d[r.Id] = message;
+            }
+            _last = next;
+            return d;
+        }
     }
 
     private readonly record struct WatchEvent(long Revision, bool Reset, bool Synced, IMessage? Put, string Key);

@@ -161,6 +161,10 @@ public sealed class CoreApiFirstTests(EtcdFixture etcd, ITestOutputHelper output
         var seen = await UntilAsync(call.ResponseStream, e => e.Put?.Id == two.Id, cts.Token);
         Assert.DoesNotContain(seen, e => e.Put?.App == "shop");
         Assert.False(seen.Last().Put.Live);
+        await _store.PutAsync(Kinds.WorkloadStatus, new WorkloadStatus { Id = one.Id, Node = "h1", Running = false },
+            (await _store.GrantLeaseAsync(TimeSpan.FromMinutes(5))).Id);
+        var stopped = (await UntilAsync(call.ResponseStream, e => e.Put?.Id == one.Id, cts.Token)).Last().Put;
+        Assert.Equal((false, "not running"), (stopped.Live, stopped.Reason));
         await _store.DeleteAsync(Kinds.Workloads, one.Id);
         await UntilAsync(call.ResponseStream, e => e.Deleted == one.Id, cts.Token);
         var synced = (await UntilSynced(call.ResponseStream, cts.Token)).Last().Revision;
