@@ -19,7 +19,7 @@ internal static class CliText
     }
 
     /// <summary>
-    /// How commands that read etcd themselves (ps, logs, ssh-user) reach it: the URL they are given, and the
+    /// How code that reads etcd itself (eru logs' path without eru-core, used by the agents' tests) reaches it: the URL, and the
     /// TLS files of $ERU_ETCD_CA, $ERU_ETCD_CERT, $ERU_ETCD_KEY for a cluster run with client certificates.
     /// </summary>
     public static EdgeEru.Registry.RegistryOptions Etcd(string endpoints, string prefix) => new()

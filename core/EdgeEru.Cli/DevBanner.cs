@@ -1,4 +1,3 @@
-using EdgeEru.Registry;
 
 namespace EdgeEru.Cli;
 
@@ -15,12 +14,8 @@ internal static class DevBanner
             ? rel : stateDir;
         var sshFlags = $"-p {settings.SshPort} -o UserKnownHostsFile={Path.Combine(dir, "ssh-known-hosts")}"
             + (settings.SshKey is { } pub && pub.EndsWith(".pub", StringComparison.Ordinal) ? $" -i {pub[..^4]}" : "");
-        var defaultEtcd = settings.Prefix == RegistryKeys.DefaultPrefix && etcdEndpoints == $"http://127.0.0.1:{settings.EtcdPort}"
-            && settings.EtcdPort == 23790;
-        var etcdFlag = defaultEtcd ? "" : $" --etcd {etcdEndpoints} --prefix {settings.Prefix}";
         var coreFlag = settings.CorePort == 5001 && dir == ".dev"
             ? "" : $" --core http://127.0.0.1:{settings.CorePort} --token $(cat {Path.Combine(dir, "core.token")})";
-        var logsFlag = etcdFlag + (dir == ".dev" ? "" : $" --token $(cat {Path.Combine(dir, "agent.token")})");
         var lbFlag = settings.LbAdminPort == 9181 && dir == ".dev"
             ? "" : $" --admin http://127.0.0.1:{settings.LbAdminPort} --token $(cat {Path.Combine(dir, "lb.token")})";
         var etcdWhere = settings.EtcdUrl is not null ? " (yours)"
@@ -59,8 +54,8 @@ internal static class DevBanner
         Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://{lbAt}/");
         Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://{lbAt}/");
         Console.WriteLine($"  ssh {sshFlags} {settings.SshUser}~web.hello@127.0.0.1");
-        Console.WriteLine($"  ./eru ps{etcdFlag}");
-        Console.WriteLine($"  ./eru logs -f hello{logsFlag}");
+        Console.WriteLine($"  ./eru ps{coreFlag}");
+        Console.WriteLine($"  ./eru logs -f hello{coreFlag}");
         Console.WriteLine($"  ./eru node ls{coreFlag}");
         Console.WriteLine($"  ./eru lb explain hello.eru.local --header X-Canary=1{lbFlag}");
         if (nodes.Count > 0)

@@ -163,6 +163,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     private async Task StartCoreAsync(CancellationToken ct)
     {
         _coreToken = await NewTokenFileAsync("core.token", ct);
+        _agentToken = await NewTokenFileAsync("agent.token", ct); // Core relays the agents' logs with it
         var secretsKey = Path.Combine(_stateDir, "secrets.key");
         if (!File.Exists(secretsKey))
         {
@@ -173,7 +174,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartServiceAsync("core", "eru-core.dll", settings.CoreHttpPort,
         [
             .. _registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
-            "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken,
+            "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken, "--Core:AgentToken", _agentToken,
             "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
         ], ct);
@@ -229,7 +230,6 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     private async Task StartAgentsAsync(CancellationToken ct)
     {
         if (_nodes.Count == 0) return;
-        _agentToken = await NewTokenFileAsync("agent.token", ct);
         for (var i = 0; i < _nodes.Count; i++)
         {
             var (name, endpoint, _) = _nodes[i];

@@ -18,6 +18,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     PodNodeCommands.Node(),
     LogsCommand.Create(),
     SshUserCommand.Create(),
+    DnsCommand.Create(),
     TokenCommands.Create(),
 };
 root.Subcommands.Add(BuildCommand.Create());

@@ -1,69 +1,57 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json.Nodes;
-using EdgeEru.Registry;
-using EdgeEru.Registry.Snapshot;
+using V1 = EdgeEru.Core.Api.V1;
 
 namespace EdgeEru.Cli;
 
-/// <summary><c>eru ps [APP]</c>: workloads as the registry sees them, with whether each is live and why not.</summary>
+/// <summary><c>eru ps [APP]</c>: workloads as eru-core sees them (ListWorkloads), with whether each is live and why not.</summary>
 internal static class PsCommand
 {
     public static Command Create()
     {
+        var api = new CoreApi();
         var app = new Argument<string?>("app") { Description = "Only this app", Arity = ArgumentArity.ZeroOrOne };
-        var etcd = new Option<string>("--etcd")
+        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app };
+        api.AddTo(cmd);
+        LegacyEtcdOptions.AddTo(cmd);
+        cmd.SetAction((pr, ct) => api.RunAsync(pr, "ps", async (c, t) =>
         {
-            Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790",
-        };
-        var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix };
-        var json = new Option<bool>("--json") { Description = "One JSON array for scripts" };
-        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, etcd, prefix, json };
-        cmd.SetAction(async (pr, ct) =>
-        {
-            var (view, code) = await RegistryView.OpenAsync("ps", pr.GetValue(etcd)!, pr.GetValue(prefix)!, Console.Error, ct);
-            if (view is null) return code;
-            await using var owned = view;
-            var watcher = view.Watcher;
-            if (pr.GetValue(json)) PrintJson(watcher.Current, pr.GetValue(app));
-            else Print(watcher.Current, pr.GetValue(app));
+            var reply = await c.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = pr.GetValue(app) ?? "" }, cancellationToken: t);
+            if (pr.GetValue(api.Json)) PrintJson(reply.Workloads);
+            else Print(reply.Workloads, pr.GetValue(app));
             return 0;
-        });
+        }, ct));
         return cmd;
     }
 
-    private static IEnumerable<WorkloadView> Rows(RegistrySnapshot s, string? app) =>
-        s.Workloads.Where(w => w.Record is not null && (app is null || w.Record.App == app))
-            .OrderBy(w => w.Record!.App, StringComparer.Ordinal)
-            .ThenBy(w => w.Record!.Entrypoint, StringComparer.Ordinal)
-            .ThenBy(w => w.Record!.Name, StringComparer.Ordinal);
-
-    private static void PrintJson(RegistrySnapshot s, string? app)
+    /// <summary>The fields scripts and tests parse, as they were when ps read etcd itself.</summary>
+    private static void PrintJson(IEnumerable<V1.Workload> workloads)
     {
         var list = new JsonArray();
-        foreach (var w in Rows(s, app))
+        foreach (var w in workloads)
         {
-            var r = w.Record!;
             var addresses = new JsonObject();
-            foreach (var (net, ip) in w.Addresses()) addresses[net] = ip;
+            foreach (var (net, ip) in w.Networks) addresses[net] = ip;
             list.Add(new JsonObject
             {
-                ["name"] = r.Name, ["id"] = r.Id, ["app"] = r.App, ["entrypoint"] = r.Entrypoint, ["ident"] = r.Ident, ["node"] = r.Node,
-                ["image"] = r.Image, ["tags"] = new JsonArray([.. r.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
-                ["live"] = s.WhyNotLive(w) is null, ["state"] = s.WhyNotLive(w) ?? "live", ["created"] = r.CreatedAt.ToString("O"),
+                ["name"] = w.Name, ["id"] = w.Id, ["app"] = w.App, ["entrypoint"] = w.Entrypoint, ["ident"] = w.Ident, ["node"] = w.Node,
+                ["image"] = w.Image, ["tags"] = new JsonArray([.. w.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
+                ["live"] = w.Live, ["state"] = w.Live ? "live" : w.Reason, ["created"] = w.CreatedAt,
             });
         }
         Console.WriteLine(list.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static void Print(RegistrySnapshot s, string? app)
+    private static void Print(IReadOnlyCollection<V1.Workload> workloads, string? app)
     {
-        var rows = Rows(s, app)
-            .Select(w => new[]
-            {
-                w.Record!.Name, w.Record.Node, w.Addresses().FirstOrDefault().Address ?? "-", string.Join(",", w.Record.Tags),
-                s.WhyNotLive(w) ?? "live", Age(DateTimeOffset.UtcNow - w.Record.CreatedAt),
-            }).ToList();
+        var now = DateTimeOffset.UtcNow;
+        var rows = workloads.Select(w => new[]
+        {
+            w.Name, w.Node, w.Networks.Values.FirstOrDefault() ?? "-", string.Join(",", w.Tags), w.Live ? "live" : w.Reason,
+            DateTimeOffset.TryParse(w.CreatedAt, CultureInfo.InvariantCulture, DateTimeStyles.None, out var created)
+                ? Age(now - created) : "-",
+        }).ToList();
         CliText.Table(["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"], rows);
         if (rows.Count == 0) Console.WriteLine(app is null ? "(no workloads)" : $"(no workloads of {app})");
     }
@@ -73,4 +61,17 @@ internal static class PsCommand
         : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h"
         : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m"
         : $"{Math.Max(0, (int)t.TotalSeconds)}s";
+}
+
+/// <summary>
+/// <c>--etcd</c> and <c>--prefix</c> of commands that used to read etcd themselves (ps, ssh-user): accepted and ignored
+/// for one release, hidden, so that scripts keep working while they move to <c>--core</c>.
+/// </summary>
+internal static class LegacyEtcdOptions
+{
+    public static void AddTo(Command command, bool recursive = false)
+    {
+        command.Options.Add(new Option<string?>("--etcd") { Hidden = true, Recursive = recursive });
+        command.Options.Add(new Option<string?>("--prefix") { Hidden = true, Recursive = recursive });
+    }
 }

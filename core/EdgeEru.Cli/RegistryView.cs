@@ -6,7 +6,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace EdgeEru.Cli;
 
 /// <summary>
-/// A command's own view of the registry (ps, logs): a watcher on etcd, ready with its first snapshot.
+/// A view of the registry of this process's own (LogsCommand.RunAsync, without eru-core): a watcher on etcd, ready with its
+/// first snapshot.
 /// Opening it checks the URL and prefix and waits for etcd, saying what is wrong as the command.
 /// </summary>
 internal sealed class RegistryView : IAsyncDisposable

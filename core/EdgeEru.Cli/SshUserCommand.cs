@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Security.Cryptography;
-using EdgeEru.Registry;
-using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
-using EdgeEru.Registry.Store;
+using Google.Protobuf;
+using Grpc.Core;
+using V1 = EdgeEru.Core.Api.V1;
 
 namespace EdgeEru.Cli;
 
@@ -12,12 +12,7 @@ internal static class SshUserCommand
 {
     public static Command Create()
     {
-        var etcd = new Option<string>("--etcd")
-        {
-            Description = "etcd client URL (https: client certificate from $ERU_ETCD_CERT, $ERU_ETCD_KEY, CA from $ERU_ETCD_CA)",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_ETCD") ?? "http://127.0.0.1:23790", Recursive = true,
-        };
-        var prefix = new Option<string>("--prefix") { DefaultValueFactory = _ => RegistryKeys.DefaultPrefix, Recursive = true };
+        var api = new CoreApi();
         var name = new Argument<string>("user") { Description = "Login name" };
         var keys = new Option<string[]>("--key") { Description = "An authorized_keys line (quoted); repeatable" };
         var keyFiles = new Option<string[]>("--key-file")
@@ -30,91 +25,108 @@ internal static class SshUserCommand
         };
 
         var ls = new Command("ls", "List SSH users: keys (SHA256 fingerprints) and apps");
-        ls.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "ls", async store =>
+        ls.SetAction((pr, ct) => api.RunAsync(pr, "ssh-user ls", async (c, t) =>
         {
-            var (users, _) = await store.ListAsync(Kinds.SshUsers, ct: ct);
+            var reply = await c.ListSshUsersAsync(new V1.ListSshUsersRequest(), cancellationToken: t);
+            if (pr.GetValue(api.Json))
+            {
+                Console.WriteLine(JsonFormatter.Default.Format(reply));
+                return 0;
+            }
             Console.WriteLine($"{"USER",-20} {"APPS",-40} KEYS");
-            foreach (var u in users.Select(v => v.Value).OrderBy(u => u.Name, StringComparer.Ordinal))
+            foreach (var u in reply.Users)
             {
                 var appText = string.Join(",", u.Apps.OrderBy(a => a.Key, StringComparer.Ordinal)
-                    .Select(a => a.Key + (a.Value.Shell ? "" : ":exec") + (a.Value.User is null ? "" : ":" + a.Value.User)));
+                    .Select(a => a.Key + (a.Value.Shell ? "" : ":exec") + (a.Value.User.Length == 0 ? "" : ":" + a.Value.User)));
                 Console.WriteLine(
                     $"{u.Name,-20} {(appText.Length == 0 ? "-" : appText),-40} {string.Join(" ", u.Keys.Select(Fingerprint))}");
             }
             return 0;
-        }));
+        }, ct));
 
         var add = new Command("add", "Add a user (refused when the user exists)") { name, keys, keyFiles, apps };
-        add.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "add", async store =>
+        add.SetAction((pr, ct) => api.RunAsync(pr, "ssh-user add", async (c, t) =>
         {
             var user = new SshUser
             {
                 Name = pr.GetValue(name)!, Keys = ReadKeys(pr.GetValue(keys) ?? [], pr.GetValue(keyFiles) ?? []),
                 Apps = ParseApps(pr.GetValue(apps) ?? []),
             };
-            if (!await store.CreateAsync(Kinds.SshUsers, user, ct: ct)) throw new CliException($"user {user.Name} exists already");
+            await c.PutSshUserAsync(new V1.PutSshUserRequest { User = ToApi(user), CreateOnly = true }, cancellationToken: t);
             Console.WriteLine($"added {user.Name}: {user.Keys.Length} key(s), apps {string.Join(",", user.Apps.Keys)}");
             return 0;
-        }));
+        }, ct));
 
         var rm = new Command("rm", "Remove a user: their next login is refused") { name };
-        rm.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "rm", async store =>
+        rm.SetAction((pr, ct) => api.RunAsync(pr, "ssh-user rm", async (c, t) =>
         {
-            if (!await store.DeleteAsync(Kinds.SshUsers, pr.GetValue(name)!, ct)) throw new CliException($"no user {pr.GetValue(name)}");
+            await c.DeleteSshUserAsync(new V1.DeleteSshUserRequest { Name = pr.GetValue(name) }, cancellationToken: t);
             Console.WriteLine($"removed {pr.GetValue(name)}");
             return 0;
-        }));
+        }, ct));
 
         var keyAdd = new Command("add", "Add keys to a user (--key and --key-file)") { name, keys, keyFiles };
-        keyAdd.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "key add", async store =>
+        keyAdd.SetAction((pr, ct) => api.RunAsync(pr, "ssh-user key add", async (c, t) =>
         {
             var added = ReadKeys(pr.GetValue(keys) ?? [], pr.GetValue(keyFiles) ?? []);
             if (added.Length == 0) throw new CliException("name at least one --key or --key-file");
-            var user = await store.UpdateAsync(Kinds.SshUsers, pr.GetValue(name)!, u => u is null
-                ? throw new CliException($"no user {pr.GetValue(name)}")
-                : u with { Keys = [.. u.Keys, .. added.Where(k => !u.Keys.Contains(k))] }, ct: ct);
-            Console.WriteLine($"{user!.Name} has {user.Keys.Length} key(s)");
+            var user = await ChangeAsync(c, pr.GetValue(name)!, u =>
+            {
+                foreach (var k in added.Where(k => !u.Keys.Contains(k)).ToList()) u.Keys.Add(k);
+            }, t);
+            Console.WriteLine($"{user.Name} has {user.Keys.Count} key(s)");
             return 0;
-        }));
+        }, ct));
 
         var allow = new Command("allow", "Let a user into an app (replaces that app's entry)") { name, apps };
-        allow.SetAction((pr, ct) => WithStore(pr.GetValue(etcd)!, pr.GetValue(prefix)!, "allow", async store =>
+        allow.SetAction((pr, ct) => api.RunAsync(pr, "ssh-user allow", async (c, t) =>
         {
             var more = ParseApps(pr.GetValue(apps) ?? []);
             if (more.Count == 0) throw new CliException("name at least one --app");
-            var user = await store.UpdateAsync(Kinds.SshUsers, pr.GetValue(name)!, u => u is null
-                ? throw new CliException($"no user {pr.GetValue(name)}")
-                : u with { Apps = new Dictionary<string, SshAppAccess>(
-                    u.Apps.Concat(more).GroupBy(a => a.Key).Select(g => g.Last())) }, ct: ct);
-            Console.WriteLine($"{user!.Name} may enter {string.Join(",", user.Apps.Keys.Order(StringComparer.Ordinal))}");
+            var user = await ChangeAsync(c, pr.GetValue(name)!, u =>
+            {
+                foreach (var (app, access) in more) u.Apps[app] = new V1.SshAppAccess { Shell = access.Shell, User = access.User ?? "" };
+            }, t);
+            Console.WriteLine($"{user.Name} may enter {string.Join(",", user.Apps.Keys.Order(StringComparer.Ordinal))}");
             return 0;
-        }));
+        }, ct));
 
-        return new Command("ssh-user", "Users of the SSH gateway: keys and the apps they may enter")
+        var cmd = new Command("ssh-user", "Users of the SSH gateway: keys and the apps they may enter (through eru-core)")
         {
-            etcd, prefix, ls, add, rm, new Command("key", "A user's public keys") { keyAdd }, allow,
+            ls, add, rm, new Command("key", "A user's public keys") { keyAdd }, allow,
         };
+        api.AddTo(cmd);
+        LegacyEtcdOptions.AddTo(cmd, recursive: true);
+        return cmd;
     }
 
-    private static async Task<int> WithStore(string endpoints, string prefix, string what, Func<RegistryStore, Task<int>> run)
+    /// <summary>
+    /// Read, change, write back only if nobody wrote the user meanwhile (if_revision); read again and retry when someone did.
+    /// </summary>
+    private static async Task<V1.SshUser> ChangeAsync(V1.Core.CoreClient c, string name, Action<V1.SshUser> change, CancellationToken ct)
     {
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            var options = CliText.Etcd(endpoints, prefix);
-            options.ParseEndpoints();
-            using var conn = new EtcdConnection(options);
-            return await run(new RegistryStore(conn));
+            var user = (await c.ListSshUsersAsync(new V1.ListSshUsersRequest(), cancellationToken: ct)).Users
+                .FirstOrDefault(u => u.Name == name) ?? throw new CliException($"no user {name}");
+            change(user);
+            try
+            {
+                return await c.PutSshUserAsync(new V1.PutSshUserRequest { User = user, IfRevision = user.Revision }, cancellationToken: ct);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.FailedPrecondition && attempt < 5)
+            {
+                // Another admin changed the user between our read and write: read it again.
+            }
         }
-        catch (Exception e) when (e is CliException or ArgumentException or RegistryValueException or IOException)
-        {
-            await Console.Error.WriteLineAsync($"eru ssh-user {what}: {e.Message}");
-            return 2;
-        }
-        catch (Grpc.Core.RpcException e)
-        {
-            await Console.Error.WriteLineAsync($"eru ssh-user {what}: no answer from etcd at {endpoints}: {e.Status.Detail}");
-            return 1;
-        }
+    }
+
+    private static V1.SshUser ToApi(SshUser u)
+    {
+        var v = new V1.SshUser { Name = u.Name };
+        v.Keys.Add(u.Keys);
+        foreach (var (app, access) in u.Apps) v.Apps[app] = new V1.SshAppAccess { Shell = access.Shell, User = access.User ?? "" };
+        return v;
     }
 
     /// <summary>Key lines as given, and those of key files (one per line, comments and blank lines skipped); each checked.</summary>
@@ -177,4 +189,5 @@ internal static class SshUserCommand
     private static string Short(string s) => s.Length > 40 ? s[..40] + "..." : s;
 }
 
-internal sealed class CliException(string message) : Exception(message);
+/// <summary>Invalid input found by a command itself (exit code 2, as CoreApi treats a FormatException).</summary>
+internal sealed class CliException(string message) : FormatException(message);

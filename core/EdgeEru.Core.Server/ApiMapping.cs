@@ -85,7 +85,7 @@ public static class ApiMapping
         return node;
     }
 
-    public static V1.Node FromNode(Node n, bool alive, IEnumerable<Workload> workloads)
+    public static V1.Node FromNode(Node n, bool alive, IEnumerable<Workload> workloads, string? agentUrl = null)
     {
         var list = workloads.ToList();
         var v = new V1.Node
@@ -106,6 +106,7 @@ public static class ApiMapping
             TlsCaPath = n.Endpoint.TlsCaPath ?? "",
             TlsCertPath = n.Endpoint.TlsCertPath ?? "",
             TlsKeyPath = n.Endpoint.TlsKeyPath ?? "",
+            AgentUrl = agentUrl ?? "",
         };
         v.Labels.Add(n.Labels.ToDictionary(l => l.Key, l => l.Value));
         v.Networks.Add(n.Networks);
@@ -135,4 +136,38 @@ public static class ApiMapping
         v.CpuCores.Add(r.Resources.CpuBind.Select(b => b.Core));
         return v;
     }
+
+    /// <summary>A node as ListNodes and WatchNodes give it: liveness and agent URL from its heartbeat, use from its records.</summary>
+    public static V1.Node FromNode(Node n, RegistrySnapshot s) =>
+        FromNode(n, s.IsNodeAlive(n.Name), s.WorkloadsOn(n.Name), s.NodeStatuses.GetValueOrDefault(n.Name)?.AgentUrl);
+
+    public static V1.SshUser FromSshUser(SshUser u, long revision)
+    {
+        var v = new V1.SshUser { Name = u.Name, Revision = revision };
+        v.Keys.Add(u.Keys);
+        foreach (var (app, access) in u.Apps) v.Apps[app] = new V1.SshAppAccess { Shell = access.Shell, User = access.User ?? "" };
+        return v;
+    }
+
+    public static SshUser ToSshUser(V1.SshUser v) => new()
+    {
+        Name = v.Name, Keys = [.. v.Keys],
+        Apps = v.Apps.ToDictionary(a => a.Key, a => new SshAppAccess
+        {
+            Shell = a.Value?.Shell ?? false, User = string.IsNullOrEmpty(a.Value?.User) ? null : a.Value.User,
+        }, StringComparer.Ordinal),
+    };
+
+    public static V1.DnsRecordSet FromDnsRecords(DnsRecordSet d)
+    {
+        var v = new V1.DnsRecordSet { Name = d.Name };
+        v.Records.Add(d.Records.Select(r => new V1.DnsRecord { Type = r.Type, Value = r.Value, Ttl = r.Ttl }));
+        return v;
+    }
+
+    public static DnsRecordSet ToDnsRecords(V1.DnsRecordSet v) => new()
+    {
+        Name = v.Name,
+        Records = [.. v.Records.Select(r => new StaticDnsRecord { Type = r.Type, Value = r.Value, Ttl = r.Ttl > 0 ? r.Ttl : 60 })],
+    };
 }

@@ -81,6 +81,8 @@ public static class CoreHost
         builder.Services.AddSingleton(sp => new TokenStore(sp.GetRequiredService<RegistryStore>()));
         var auditLog = builder.Configuration["Core:AuditLog"];
         builder.Services.AddSingleton(sp => new AuditLog(auditLog, sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(new AgentAccess(builder.Configuration["Core:AgentToken"]));
+        builder.Services.AddSingleton(sp => new SnapshotHistory(sp.GetRequiredService<RegistryWatcher>()));
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<AuthInterceptor>();
@@ -89,6 +91,7 @@ public static class CoreHost
 
         var app = builder.Build();
         app.Services.GetRequiredService<AuditLog>(); // a path that cannot be written stops the start, not the first call
+        app.Services.GetRequiredService<SnapshotHistory>(); // kept from the start, so that watches can resume
         app.MapOpsOnPorts(opsPorts, (RegistryWatcher watcher) => Results.Json(new
         {
             status = watcher.Ready.IsCompleted && watcher.InTouch ? "serving"

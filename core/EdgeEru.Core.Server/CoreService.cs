@@ -19,7 +19,7 @@ namespace EdgeEru.Core.Server;
 /// </summary>
 public sealed partial class CoreService(
     RegistryStore store, RegistryWatcher watcher, Deployer deployer, SecretStore secrets, TokenStore tokens,
-    ILogger<CoreService> log)
+    SnapshotHistory history, AgentAccess agents, ILogger<CoreService> log)
     : V1.Core.CoreBase
 {
     private static readonly Counter Instances =
@@ -119,7 +119,7 @@ public sealed partial class CoreService(
         var reply = new V1.ListNodesReply();
         reply.Nodes.Add(snapshot.Nodes.Values.Where(n => request.Pod.Length == 0 || n.Pod == request.Pod)
             .OrderBy(n => n.Name, StringComparer.Ordinal)
-            .Select(n => ApiMapping.FromNode(n, snapshot.IsNodeAlive(n.Name), snapshot.WorkloadsOn(n.Name))));
+            .Select(n => ApiMapping.FromNode(n, snapshot)));
         return reply;
     }
 
@@ -140,7 +140,7 @@ public sealed partial class CoreService(
         }, ct: context.CancellationToken) ?? throw Refuse(StatusCode.NotFound, $"node {request.Name} does not exist");
         log.LogInformation("node {Node} updated: unschedulable {Unschedulable}", updated.Name, updated.Unschedulable);
         var snapshot = await CaughtUpAsync(context.CancellationToken);
-        return ApiMapping.FromNode(updated, snapshot.IsNodeAlive(updated.Name), snapshot.WorkloadsOn(updated.Name));
+        return ApiMapping.FromNode(updated, snapshot);
     }
 
     public override async Task<V1.CapacityReply> Capacity(V1.CapacityRequest request, ServerCallContext context)
@@ -313,7 +313,17 @@ public sealed partial class CoreService(
         var (_, revision) = await store.ListAsync(Kinds.Pods, ct: ct);
         try
         {
-            return await watcher.WaitForRevisionAsync(revision, ct).WaitAsync(TimeSpan.FromSeconds(5), ct);
+            return await watcher.WaitForRevisionAsync(revision, ct).WaitAsync(TimeSpan.FromSeconds(1), ct);
+        }
+        catch (TimeoutException)
+        {
+            // etcd's revision may be a write outside the prefix (another installation on this etcd, a foreign lease
+            // expiring), which this watcher never sees: then the last write under the prefix is the one to wait for.
+            revision = await store.LatestWriteAsync(ct);
+        }
+        try
+        {
+            return await watcher.WaitForRevisionAsync(revision, ct).WaitAsync(TimeSpan.FromSeconds(4), ct);
         }
         catch (TimeoutException)
         {

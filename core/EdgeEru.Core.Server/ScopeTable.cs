@@ -29,15 +29,21 @@ public sealed record MethodRule(Need Need, bool Audited);
 public static class ScopeTable
 {
     private static readonly MethodRule ReadOnly = new(Need.Read, false), DeployApp = new(Need.Deploy, true),
-        AdminChange = new(Need.Admin, true), AdminRead = new(Need.Admin, false);
+        AdminChange = new(Need.Admin, true), AdminRead = new(Need.Admin, false), DeployRead = new(Need.Deploy, false);
 
     public static FrozenDictionary<string, MethodRule> Methods { get; } = new Dictionary<string, MethodRule>(StringComparer.Ordinal)
     {
         ["AddPod"] = AdminChange, ["RemovePod"] = AdminChange, ["ListPods"] = ReadOnly,
         ["AddNode"] = AdminChange, ["RemoveNode"] = AdminChange, ["ListNodes"] = ReadOnly, ["SetNode"] = AdminChange,
-        ["Capacity"] = ReadOnly, ["ListWorkloads"] = ReadOnly,
+        ["Capacity"] = ReadOnly, ["ListWorkloads"] = ReadOnly, ["WatchWorkloads"] = ReadOnly, ["WatchNodes"] = ReadOnly,
+        // Public keys and static records are what the gateway and eru-dns serve anyway: read lists them.
+        ["ListSshUsers"] = ReadOnly, ["PutSshUser"] = AdminChange, ["DeleteSshUser"] = AdminChange,
+        ["ListDnsRecords"] = ReadOnly, ["PutDnsRecords"] = AdminChange, ["DeleteDnsRecords"] = AdminChange,
         ["Deploy"] = DeployApp, ["Replace"] = DeployApp, ["Realloc"] = DeployApp, ["Remove"] = DeployApp, ["Control"] = DeployApp,
         ["Run"] = DeployApp, ["CopyFrom"] = DeployApp, ["CopyTo"] = DeployApp, ["Build"] = DeployApp,
+        // Container output carries what an app prints (as files CopyFrom takes out do): its app's deploy scope, not read.
+        // A read, so not audited (a follow lasts as long as the operator watches).
+        ["Logs"] = DeployRead,
         // Secret names and registry hosts say much about a deployment: listing them is admin's too.
         ["SetSecret"] = AdminChange, ["ListSecrets"] = AdminRead, ["RemoveSecret"] = AdminChange,
         ["SetRegistryAuth"] = AdminChange, ["ListRegistryAuth"] = AdminRead, ["RemoveRegistryAuth"] = AdminChange,
@@ -107,6 +113,7 @@ public static class RequestApps
         V1.ReplaceRequest r => AppList(r.Request?.App),
         V1.RunRequest r => AppList(r.Request?.App),
         V1.CapacityRequest r => AppList(r.Request?.App),
+        V1.LogsRequest r => AppList(r.App),
         V1.BuildRequest { Options: { } o } => [.. o.Tags.Select(ImageApp).Distinct(StringComparer.Ordinal)],
         _ => [],
     };
@@ -147,6 +154,10 @@ public static class RequestApps
         V1.RemoveRegistryAuthRequest r => r.Host,
         V1.CreateTokenRequest r => r.Name + " " + string.Join(",", r.Scopes),
         V1.RevokeTokenRequest r => r.Name,
+        V1.PutSshUserRequest r => r.User?.Name ?? "",
+        V1.DeleteSshUserRequest r => r.Name,
+        V1.PutDnsRecordsRequest r => r.Set?.Name ?? "",
+        V1.DeleteDnsRecordsRequest r => r.Name,
         _ => "",
     };
 

@@ -123,13 +123,11 @@ public sealed partial class EruDev : IAsyncDisposable
     {
         var flags = args[0] switch
         {
-            "ps" or "logs" => ["--etcd", EtcdEndpoints.Length > 0 ? EtcdEndpoints : EtcdUrl, "--prefix", Prefix],
-            "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp" or "secret" or "start" or "stop" or "restart"
-                or "build" =>
+            "ps" or "logs" or "ssh-user" or "dns" or "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp"
+                or "secret" or "start" or "stop" or "restart" or "build" =>
                 new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
             _ => [],
         };
-        if (args[0] == "logs") flags = [.. flags, "--token", Token("agent")];
         var end = Array.IndexOf(args, "--");
         return end < 0 ? [.. args, .. flags] : [.. args[..end], .. flags, .. args[end..]];
     }

@@ -30,6 +30,7 @@ public sealed class ScopeTableTests
         ["CopyFrom"] = new V1.CopyFromRequest { Workload = "hello_worker_3f2a9c", Path = "/etc" },
         ["CopyTo"] = new V1.CopyToRequest { Workload = "3f2a9c0d5e7b", Path = "/tmp" },
         ["Build"] = new V1.BuildRequest { Options = new V1.BuildOptions { Tags = { "10.0.0.5:5000/team/hello:2" } } },
+        ["Logs"] = new V1.LogsRequest { App = "hello", Entrypoint = "web", Follow = true },
     };
 
     [Fact]
@@ -79,7 +80,10 @@ public sealed class ScopeTableTests
 
         foreach (var m in new[] { "AddPod", "AddNode", "SetSecret", "ListSecrets", "SetRegistryAuth", "CreateToken", "ListTokens" })
             Assert.Equal(Need.Admin, ScopeTable.Methods[m].Need);
-        foreach (var m in new[] { "ListPods", "ListNodes", "ListWorkloads", "Capacity" })
+        foreach (var m in new[] { "PutSshUser", "DeleteSshUser", "PutDnsRecords", "DeleteDnsRecords" })
+            Assert.Equal(new MethodRule(Need.Admin, true), ScopeTable.Methods[m]);
+        foreach (var m in new[]
+            { "ListPods", "ListNodes", "ListWorkloads", "Capacity", "WatchWorkloads", "WatchNodes", "ListSshUsers", "ListDnsRecords" })
             Assert.Equal(new MethodRule(Need.Read, false), ScopeTable.Methods[m]);
     }
 

@@ -81,6 +81,23 @@ public sealed class RegistryStore
         return (items, rev);
     }
 
+    /// <summary>
+    /// The newest revision at which a key under the prefix was written (0: none). etcd's own revision also counts writes
+    /// outside the prefix (another installation on the same etcd), which a watcher of the prefix never sees; a reader
+    /// waiting for "what I wrote" can wait for this one instead. A key deleted since leaves no trace here. It reads the
+    /// whole prefix's index, so it is for the rare case, not every call.
+    /// </summary>
+    public async Task<long> LatestWriteAsync(CancellationToken ct = default)
+    {
+        var start = ByteString.CopyFromUtf8(Keys.Root);
+        var resp = await _etcd.KV.RangeAsync(new RangeRequest
+        {
+            Key = start, RangeEnd = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span)), Limit = 1, KeysOnly = true,
+            SortOrder = RangeRequest.Types.SortOrder.Descend, SortTarget = RangeRequest.Types.SortTarget.Mod,
+        }, deadline: _etcd.Deadline, cancellationToken: ct);
+        return resp.Kvs.Count == 0 ? 0 : resp.Kvs[0].ModRevision;
+    }
+
     /// <summary>Reads every key under <paramref name="prefix"/> at one revision (the first page's, unless given).</summary>
     internal async Task<long> RangePagesAsync(
         string prefix, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct)
