@@ -46,10 +46,13 @@ internal static class PsCommand
             var r = w.Record!;
             var addresses = new JsonObject();
             foreach (var (net, ip) in w.Addresses()) addresses[net] = ip;
+            var addresses6 = new JsonObject();
+            foreach (var (net, ip) in w.Addresses6()) addresses6[net] = ip;
             list.Add(new JsonObject
             {
                 ["name"] = r.Name, ["id"] = r.Id, ["app"] = r.App, ["entrypoint"] = r.Entrypoint, ["ident"] = r.Ident, ["node"] = r.Node,
                 ["image"] = r.Image, ["tags"] = new JsonArray([.. r.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
+                ["addresses6"] = addresses6,
                 ["live"] = s.WhyNotLive(w) is null, ["state"] = s.WhyNotLive(w) ?? "live", ["created"] = r.CreatedAt.ToString("O"),
             });
         }
@@ -61,7 +64,8 @@ internal static class PsCommand
         var rows = Rows(s, app)
             .Select(w => new[]
             {
-                w.Record!.Name, w.Record.Node, w.Addresses().FirstOrDefault().Address ?? "-", string.Join(",", w.Record.Tags),
+                w.Record!.Name, w.Record.Node, w.Addresses().FirstOrDefault().Address ?? w.FirstAddress6() ?? "-",
+                string.Join(",", w.Record.Tags),
                 s.WhyNotLive(w) ?? "live", Age(DateTimeOffset.UtcNow - w.Record.CreatedAt),
             }).ToList();
         CliText.Table(["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"], rows);
