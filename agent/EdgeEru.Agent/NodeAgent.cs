@@ -258,7 +258,7 @@ public sealed class NodeAgent(
 
     private async Task CheckAsync(ContainerState c, Workload w, HealthState h, CancellationToken ct)
     {
-        var address = c.Addresses.Values.FirstOrDefault();
+        var address = c.Addresses.Values.FirstOrDefault() ?? c.Addresses6.Values.FirstOrDefault(); // IPv6-only: check over IPv6
         var problem = address is null ? "no address" : await HealthProbe.CheckAsync(w, address, ct);
         if (w.Healthcheck is not null) _metrics.Check(problem is null);
         switch (h.Observe(problem, w.Healthcheck, DateTimeOffset.UtcNow))
@@ -331,6 +331,7 @@ public sealed class NodeAgent(
             {
                 Id = c.Id, Node = options.Node, Running = c.Running, Healthy = healthy,
                 Addresses = StringMap.From(c.Addresses),
+                Addresses6 = c.Addresses6.Count == 0 ? null : StringMap.From(c.Addresses6), // absent, not {}, without IPv6
                 Reason = healthy ? null : !c.Running ? "not running" : h?.Reason ?? "not checked yet",
                 CheckedAt = DateTimeOffset.UtcNow,
             };
@@ -349,7 +350,8 @@ public sealed class NodeAgent(
     }
 
     private static bool Same(WorkloadStatus a, WorkloadStatus b) =>
-        a.Running == b.Running && a.Healthy == b.Healthy && a.Reason == b.Reason && a.Addresses.Equals(b.Addresses);
+        a.Running == b.Running && a.Healthy == b.Healthy && a.Reason == b.Reason && a.Addresses.Equals(b.Addresses)
+        && Equals(a.Addresses6, b.Addresses6);
 
     /// <summary>
     /// Follows Docker's events; each one wakes the loop for that container. A broken stream is reopened, and a full reconcile

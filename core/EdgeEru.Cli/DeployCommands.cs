@@ -31,7 +31,7 @@ internal static class DeployCommands
         };
         public Option<string[]> Networks { get; } = new("--network")
         {
-            Description = "Docker network, or NETWORK=IPv4 for a fixed address, repeatable",
+            Description = "Docker network, or NETWORK=IPV4, NETWORK=IPV4,IPV6 or NETWORK=,IPV6 for fixed addresses, repeatable",
         };
         public Option<string[]> Tags { get; } = new("--tag") { Description = "Tags (DNS subsets, LB selectors), repeatable" };
         public Option<string[]> Labels { get; } = new("--label") { Description = "NAME=VALUE, repeatable" };

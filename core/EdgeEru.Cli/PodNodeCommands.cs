@@ -59,6 +59,10 @@ internal static class PodNodeCommands
         {
             Description = "The node's own address (for node names in DNS)", DefaultValueFactory = _ => "",
         };
+        var address6 = new Option<string>("--address6")
+        {
+            Description = "The node's own IPv6 address (AAAA of its node name in DNS)", DefaultValueFactory = _ => "",
+        };
         var cpus = new Option<int>("--cpus") { Description = "CPU cores (default: what Docker reports)" };
         var pieces = new Option<int>("--pieces-per-core")
         {
@@ -78,12 +82,13 @@ internal static class PodNodeCommands
         var tlsKey = new Option<string>("--tls-key") { Description = "PEM key of the client certificate", DefaultValueFactory = _ => "" };
 
         var add = new Command("add", "Add a node; its Docker engine must answer")
-            { name, pod, endpoint, address, cpus, pieces, memory, labels, networks, tlsCa, tlsCert, tlsKey };
+            { name, pod, endpoint, address, address6, cpus, pieces, memory, labels, networks, tlsCa, tlsCert, tlsKey };
         add.SetAction((pr, ct) => api.RunAsync(pr, "node add", async (c, t) =>
         {
             var node = new V1.Node
             {
                 Name = pr.GetValue(name)!, Pod = pr.GetValue(pod)!, Endpoint = pr.GetValue(endpoint)!, Address = pr.GetValue(address)!,
+                Address6 = pr.GetValue(address6)!,
                 Capacity = new V1.NodeCapacity
                 {
                     CpuCores = pr.GetValue(cpus), PiecesPerCore = pr.GetValue(pieces),

@@ -33,11 +33,13 @@ internal static class PsCommand
         {
             var addresses = new JsonObject();
             foreach (var (net, ip) in w.Networks) addresses[net] = ip;
+            var addresses6 = new JsonObject();
+            foreach (var (net, ip) in w.Networks6) addresses6[net] = ip;
             list.Add(new JsonObject
             {
                 ["name"] = w.Name, ["id"] = w.Id, ["app"] = w.App, ["entrypoint"] = w.Entrypoint, ["ident"] = w.Ident, ["node"] = w.Node,
                 ["image"] = w.Image, ["tags"] = new JsonArray([.. w.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
-                ["live"] = w.Live, ["state"] = w.Live ? "live" : w.Reason, ["created"] = w.CreatedAt,
+                ["addresses6"] = addresses6, ["live"] = w.Live, ["state"] = w.Live ? "live" : w.Reason, ["created"] = w.CreatedAt,
             });
         }
         Console.WriteLine(list.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
@@ -48,7 +50,8 @@ internal static class PsCommand
         var now = DateTimeOffset.UtcNow;
         var rows = workloads.Select(w => new[]
         {
-            w.Name, w.Node, w.Networks.Values.FirstOrDefault() ?? "-", string.Join(",", w.Tags), w.Live ? "live" : w.Reason,
+            w.Name, w.Node, w.Networks.Values.FirstOrDefault() ?? w.Networks6.Values.FirstOrDefault() ?? "-", string.Join(",", w.Tags),
+            w.Live ? "live" : w.Reason,
             DateTimeOffset.TryParse(w.CreatedAt, CultureInfo.InvariantCulture, DateTimeStyles.None, out var created)
                 ? Age(now - created) : "-",
         }).ToList();

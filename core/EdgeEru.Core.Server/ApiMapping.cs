@@ -69,6 +69,7 @@ public static class ApiMapping
                 TlsKeyPath = n.TlsKeyPath.Length > 0 ? n.TlsKeyPath : null,
             },
             Address = n.Address.Length > 0 ? n.Address : null,
+            Address6 = n.Address6.Length > 0 ? n.Address6 : null,
             Labels = StringMap.From(n.Labels),
             Capacity = new NodeCapacity
             {
@@ -94,6 +95,7 @@ public static class ApiMapping
             Pod = n.Pod,
             Endpoint = n.Endpoint.Address,
             Address = n.Address ?? "",
+            Address6 = n.Address6 ?? "",
             Capacity = new V1.NodeCapacity
             {
                 CpuCores = n.Capacity.CpuCores, PiecesPerCore = n.Capacity.PiecesPerCore, MemoryBytes = n.Capacity.MemoryBytes,
@@ -133,6 +135,7 @@ public static class ApiMapping
         };
         v.Tags.Add(r.Tags);
         foreach (var (net, ip) in w.Addresses()) v.Networks.TryAdd(net, ip);
+        foreach (var (net, ip) in w.Addresses6()) v.Networks6.TryAdd(net, ip);
         v.CpuCores.Add(r.Resources.CpuBind.Select(b => b.Core));
         return v;
     }

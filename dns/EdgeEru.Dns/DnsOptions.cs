@@ -26,7 +26,7 @@ public sealed class DnsOptions
     /// <summary>Names outside the zones: off unless upstreams are configured.</summary>
     public Forwarding.ForwardOptions Forward { get; set; } = new();
 
-    /// <summary>Reverse zones: PTR records for workload addresses in these IPv4 subnets.</summary>
+    /// <summary>Reverse zones: PTR records for workload addresses in these IPv4 and IPv6 subnets.</summary>
     public List<string> ReverseSubnets { get; set; } = [];
 
     private List<ZoneOptions>? _defaultZones;
@@ -52,8 +52,12 @@ public sealed class DnsOptions
         }
         p.AddRange(Forward.Problems());
         foreach (var s in ReverseSubnets)
-            if (!IPNetwork.TryParse(s, out var n) || n.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
-                p.Add($"Dns:ReverseSubnets: \"{s}\" is not an IPv4 CIDR subnet");
+        {
+            if (!IPNetwork.TryParse(s, out var n)) p.Add($"Dns:ReverseSubnets: \"{s}\" is not an IPv4 or IPv6 CIDR subnet");
+            // From /16 the first group is fixed: IPv6 names stay apart from IPv4 ones in the address index.
+            else if (n.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && n.PrefixLength is < 16 or > 124)
+                p.Add($"Dns:ReverseSubnets: IPv6 subnet \"{s}\" must be /16 to /124");
+        }
         return p;
     }
 }

@@ -19,6 +19,9 @@ public sealed record ContainerSpec
     /// <summary>Docker network → fixed IPv4 address, or "" for one the driver picks.</summary>
     public IReadOnlyDictionary<string, string> Networks { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Docker network (one of <see cref="Networks"/>) → fixed IPv6 address; on the others the driver picks.</summary>
+    public IReadOnlyDictionary<string, string> Networks6 { get; init; } = new Dictionary<string, string>();
+
     public long MemoryLimit { get; init; }
 
     /// <summary>CFS quota in cores (unbound workloads); 0: none.</summary>
@@ -94,6 +97,9 @@ public sealed record ContainerState(string Id, string Name, bool Running, IReadO
 
     /// <summary>When the current (or last) run started; a new value means the container was restarted.</summary>
     public DateTimeOffset StartedAt { get; init; }
+
+    /// <summary>Network → the container's global IPv6 address on it (Docker's GlobalIPv6Address); empty without IPv6.</summary>
+    public IReadOnlyDictionary<string, string> Addresses6 { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
@@ -152,9 +158,25 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
     /// </summary>
     public async Task<string> CreateAsync(ContainerSpec spec, CancellationToken ct = default)
     {
-        var endpoints = spec.Networks.ToDictionary(n => n.Key, n => new EndpointSettings
+        foreach (var (network, ip6) in spec.Networks6)
         {
-            IPAMConfig = n.Value.Length > 0 ? new EndpointIPAMConfig { IPv4Address = n.Value } : null,
+            if (!spec.Networks.ContainsKey(network))
+                throw new InvalidOperationException($"fixed IPv6 address {ip6} is for network {network}, which it does not join");
+            var ipam = (await _client.Networks.InspectNetworkAsync(network, ct)).IPAM?.Config ?? [];
+            if (IPv6Problem(network, ip6, ipam.Select(c => c.Subnet)) is { } problem) throw new InvalidOperationException(problem);
+        }
+        var endpoints = spec.Networks.ToDictionary(n => n.Key, n =>
+        {
+            var ip6 = spec.Networks6.GetValueOrDefault(n.Key) ?? "";
+            return new EndpointSettings
+            {
+                IPAMConfig = n.Value.Length > 0 || ip6.Length > 0
+                    ? new EndpointIPAMConfig
+                    {
+                        IPv4Address = n.Value.Length > 0 ? n.Value : null, IPv6Address = ip6.Length > 0 ? ip6 : null,
+                    }
+                    : null,
+            };
         });
         var created = await _client.Containers.CreateContainerAsync(new CreateContainerParameters
         {
@@ -235,17 +257,35 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
             id, new ContainerPathStatParameters { Path = "/", AllowOverwriteDirWithFile = false }, archive, ct);
     }
 
+    /// <summary>
+    /// Why a fixed IPv6 address cannot be had on a network with these subnets (null when it can): said before the
+    /// engine is asked, naming the address, the network and its IPv6 subnets.
+    /// </summary>
+    public static string? IPv6Problem(string network, string address, IEnumerable<string?> subnets)
+    {
+        if (!System.Net.IPAddress.TryParse(address, out var ip) || ip.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+            return $"network {network}: \"{address}\" is not an IPv6 address";
+        var v6 = subnets.Select(s => System.Net.IPNetwork.TryParse(s, out var n) ? n : (System.Net.IPNetwork?)null)
+            .OfType<System.Net.IPNetwork>()
+            .Where(n => n.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6).ToList();
+        if (v6.Count == 0) return $"network {network} has no IPv6 subnet (create it with --ipv6 --subnet): no place for {address}";
+        return v6.Any(n => n.Contains(ip)) ? null
+            : $"fixed IPv6 address {address} is outside network {network}'s IPv6 subnet(s) {string.Join(", ", v6)}";
+    }
+
     public async Task<ContainerState?> InspectAsync(string id, CancellationToken ct = default)
     {
         try
         {
             var c = await _client.Containers.InspectContainerAsync(id, ct);
-            var addresses = (c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>())
-                .Where(n => !string.IsNullOrEmpty(n.Value.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress);
+            var networks = c.NetworkSettings?.Networks ?? new Dictionary<string, EndpointSettings>();
+            var addresses = networks.Where(n => !string.IsNullOrEmpty(n.Value.IPAddress)).ToDictionary(n => n.Key, n => n.Value.IPAddress);
             return new ContainerState(c.ID, c.Name.TrimStart('/'), c.State.Running, addresses, c.HostConfig.Memory,
                 c.HostConfig.CpusetCpus ?? "", c.HostConfig.CPUQuota, c.Config.Labels?.ToDictionary() ?? [])
             {
                 Pid = c.State.Running ? (int)c.State.Pid : 0,
+                Addresses6 = networks.Where(n => !string.IsNullOrEmpty(n.Value.GlobalIPv6Address))
+                    .ToDictionary(n => n.Key, n => n.Value.GlobalIPv6Address),
                 StartedAt = DateTimeOffset.TryParse(
                     c.State.StartedAt, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var started)
                     ? started

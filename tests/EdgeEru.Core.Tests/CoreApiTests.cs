@@ -130,8 +130,8 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         {
             Node = new V1.Node
             {
-                Name = "h2", Pod = "dev", Endpoint = h2.Endpoint, Address = h2.Address, Networks = { DockerRig.Network },
-                Capacity = new V1.NodeCapacity { CpuCores = 2, MemoryBytes = 128 * MiB },
+                Name = "h2", Pod = "dev", Endpoint = h2.Endpoint, Address = h2.Address, Address6 = "fd00:e0:0:1::12",
+                Networks = { DockerRig.Network }, Capacity = new V1.NodeCapacity { CpuCores = 2, MemoryBytes = 128 * MiB },
             },
         });
         var dead = await Assert.ThrowsAsync<RpcException>(() => _api.AddNodeAsync(new V1.AddNodeRequest
@@ -149,6 +149,7 @@ public sealed class CoreApiTests(EtcdFixture etcd, ITestOutputHelper output) : I
         StartAgents();
         await Eventually.True(() => _api.ListNodes(new V1.ListNodesRequest()).Nodes.All(n => n.Alive), TimeSpan.FromSeconds(15),
             "both nodes alive");
+        Assert.Equal("fd00:e0:0:1::12", _api.ListNodes(new V1.ListNodesRequest()).Nodes.Single(n => n.Name == "h2").Address6);
 
         // A dry run: 128 MiB / 32 MiB on h2; nothing is created.
         var fit = await _api.CapacityAsync(new V1.CapacityRequest { Request = Web(1, "v1") });

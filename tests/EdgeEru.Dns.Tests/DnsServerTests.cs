@@ -209,6 +209,52 @@ public sealed class DnsServerTests(EtcdFixture etcd, ITestOutputHelper output) :
             metrics);
     }
 
+    [Fact]
+    public async Task Dig_AAAA_follows_IPv6_addresses_in_the_registry_with_PTR_under_ip6_arpa()
+    {
+        _server = await DnsTestServer.StartAsync(etcd, output, null,
+            "--Dns:ReverseSubnets:0", "198.18.0.0/15", "--Dns:ReverseSubnets:1", "fd00:e0::/48");
+        _port = _server.Port;
+        var store = _server.Store;
+        await using var lease = await store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
+        await store.PutAsync(Kinds.NodeStatus, Samples.NodeStatus("n1"), lease.Id);
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("aaaa01", tags: ["v1"], ip: "198.18.16.1"));
+        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("aaaa01", ip: "198.18.16.1", ip6: "fd00:e0:0:2::1"), lease.Id);
+        await store.PutAsync(Kinds.Workloads, Samples.Workload("bbbb02", tags: ["v2"], ip: "198.18.16.2"));
+        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("bbbb02", ip: "198.18.16.2"), lease.Id);
+
+        var deadline = DateTime.UtcNow + Wait;
+        string aaaa;
+        while ((aaaa = (await DigAsync("web.shop.eru", "AAAA", "+short")).Stdout.Trim()) != "fd00:e0:0:2::1")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"web.shop.eru AAAA: still \"{aaaa}\"");
+            await Task.Delay(50);
+        }
+        Assert.Equal("fd00:e0:0:2::1", (await DigAsync("v1.web.shop.eru", "AAAA", "+short")).Stdout.Trim());
+        Assert.Equal("fd00:e0:0:2::1", (await DigAsync("aaaa01.web.shop.eru", "AAAA", "+short")).Stdout.Trim());
+        // An IPv4-only instance asked for AAAA: NODATA, the SOA in the authority section.
+        var (_, nodata) = await DigAsync("bbbb02.web.shop.eru", "AAAA");
+        Assert.Contains("status: NOERROR", nodata, StringComparison.Ordinal);
+        Assert.Contains("ANSWER: 0,", nodata, StringComparison.Ordinal);
+        Assert.Contains("AUTHORITY: 1,", nodata, StringComparison.Ordinal);
+        // SRV: the target's A and AAAA in the additional section.
+        var (_, srv) = await DigAsync("_http._tcp.web.shop.eru", "SRV");
+        Assert.Contains("aaaa01.web.shop.eru.\t5\tIN\tAAAA\tfd00:e0:0:2::1", srv, StringComparison.Ordinal);
+        Assert.Contains("aaaa01.web.shop.eru.\t5\tIN\tA\t198.18.16.1", srv, StringComparison.Ordinal);
+        // dig -x spells the ip6.arpa name.
+        Assert.Equal("aaaa01.web.shop.eru.", (await DigAsync("-x", "fd00:e0:0:2::1", "+short")).Stdout.Trim());
+        var (_, nx) = await DigAsync("-x", "fd00:e0:0:2::9");
+        Assert.Contains("status: NXDOMAIN", nx, StringComparison.Ordinal);
+
+        // The address goes: AAAA follows.
+        await store.PutAsync(Kinds.WorkloadStatus, Samples.Status("aaaa01", ip: "198.18.16.1"), lease.Id);
+        while ((await DigAsync("web.shop.eru", "AAAA")).Stdout is var gone && !gone.Contains("ANSWER: 0,", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline + Wait, "web.shop.eru AAAA still answers after the address went");
+            await Task.Delay(50);
+        }
+    }
+
     private async Task<(int Code, string Stdout)> DigAsync(string name, string type, params string[] extra)
     {
         var dig = Tools.Find("dig", "bind9-dnsutils");

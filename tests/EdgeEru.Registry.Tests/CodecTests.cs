@@ -30,6 +30,8 @@ public class CodecTests
         Check(Kinds.Nodes, Samples.Node("n1"));
         Check(Kinds.NodeStatus, Samples.NodeStatus("n1"));
         Check(Kinds.WorkloadStatus, Samples.Status("abc", ip: "198.18.16.9"));
+        Check(Kinds.WorkloadStatus, Samples.Status("abc", ip: "198.18.16.9", ip6: "fd00:e0::9"));
+        Check(Kinds.Workloads, Samples.Workload("abc") with { Networks6 = StringMap.Of(("eru-mv", "fd00:e0::5")) });
         Check(Kinds.LbDomains, Samples.LbDomain());
         Check(Kinds.SshUsers, new SshUser { Name = "ops", Keys = [Samples.SshKeyLine], Apps = new() { ["*"] = new SshAppAccess() } });
 
@@ -99,6 +101,35 @@ public class CodecTests
     {
         var json = """{"v":1,"name":"dev","description":"d","labels":{},"added_later":{"x":[1,2]}}"""u8;
         Assert.Equal("dev", Kinds.Pods.Decode(json, "dev").Name);
+    }
+
+    [Fact]
+    public void IPv6_addresses_ride_beside_the_IPv4_map_so_old_and_new_readers_read_each_others_values()
+    {
+        var status = Samples.Status("abc", ip: "198.18.16.9", ip6: "fd00:e0::9");
+        var json = Encoding.UTF8.GetString(Kinds.WorkloadStatus.Encode(status));
+        Assert.Contains("\"addresses\":{\"eru-mv\":\"198.18.16.9\"},\"addresses6\":{\"eru-mv\":\"fd00:e0::9\"}", json);
+        // An old reader knows `addresses` alone: its shape is unchanged, and `addresses6` is a field it ignores.
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        Assert.Equal("198.18.16.9", doc.RootElement.GetProperty("addresses").GetProperty("eru-mv").GetString());
+        var withUnknown = json.Replace("\"addresses6\"", "\"added_later\"", StringComparison.Ordinal);
+        Assert.Null(Kinds.WorkloadStatus.Decode(Encoding.UTF8.GetBytes(withUnknown), "abc").Addresses6);
+        // A new reader of an old value: no IPv6, and nothing written for it.
+        var old = Kinds.WorkloadStatus.Decode("""{"v":1,"id":"abc","node":"n1","addresses":{"eru-mv":"198.18.16.9"}}"""u8, "abc");
+        Assert.Null(old.Addresses6);
+        Assert.DoesNotContain("addresses6", Encoding.UTF8.GetString(Kinds.WorkloadStatus.Encode(old)));
+        Assert.Equal("fd00:e0::9", Kinds.WorkloadStatus.Decode(Encoding.UTF8.GetBytes(json), "abc").Addresses6!["eru-mv"]);
+    }
+
+    [Fact]
+    public void An_address6_that_is_not_IPv6_is_refused_with_the_network_named()
+    {
+        var ex = Assert.Throws<RegistryValueException>(() => Kinds.WorkloadStatus.Decode(
+            """{"v":1,"id":"abc","node":"n1","addresses6":{"eru-mv":"198.18.16.9"}}"""u8, "abc"));
+        Assert.Contains("network eru-mv address6 \"198.18.16.9\" is not an IPv6 address", ex.Message);
+        var node = Assert.Throws<RegistryValueException>(() => Kinds.Nodes.Decode(
+            """{"v":1,"name":"n1","pod":"dev","endpoint":{"address":"unix:///run/docker.sock"},"address6":"10.0.0.1"}"""u8, "n1"));
+        Assert.Contains("address6 \"10.0.0.1\" is not an IPv6 address", node.Message);
     }
 
     [Fact]

@@ -94,6 +94,23 @@ public class SnapshotTests
         Assert.Equal("w1", s.LiveAt("198.18.16.2")!.Id);
     }
 
+    [Fact]
+    public void IPv6_addresses_are_indexed_beside_IPv4_in_any_spelling_and_leave_with_the_status()
+    {
+        var s = LiveOne().Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1", ip: "198.18.16.1", ip6: "FD00:E0::17"), 7)], 4);
+        Assert.Equal("w1", s.LiveAt("198.18.16.1")!.Id);
+        Assert.Equal("w1", s.LiveAt("fd00:e0::17")!.Id);
+        Assert.Equal("w1", s.LiveAt("fd00:00e0:0000:0000:0000:0000:0000:0017")!.Id);
+        Assert.True(s.LiveByIp.ContainsKey("fd00:00e0:0000:0000:0000:0000:0000:0017")); // the key written in full
+        Assert.True(s.Workloads.TryGetValue("w1", out var view));
+        Assert.Equal("FD00:E0::17", view.Address6("eru-mv"));
+        Assert.Equal(("eru-mv", "198.18.16.1"), Assert.Single(view.Addresses())); // the IPv4 list stays IPv4
+        var gone = s.Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1", ip: "198.18.16.1"), 7)], 5);
+        Assert.Null(gone.LiveAt("fd00:e0::17"));
+        Assert.Equal("w1", gone.LiveAt("198.18.16.1")!.Id);
+        Assert.Equal(2, s.LiveByIp.Count);
+    }
+
     /// <summary>
     /// Property: any sequence of changes applied one batch at a time gives the same snapshot as
     /// building from the final state at once (the two code paths of the watcher).
@@ -139,7 +156,8 @@ public class SnapshotTests
                 labels: [("team", rnd.Next(2) == 0 ? "a" : "b")])),
             4 => RegistryChange.Delete(Kinds.Workloads, id),
             5 or 6 => Put(Kinds.WorkloadStatus, Samples.Status(id, node, running: rnd.Next(5) > 0, healthy: rnd.Next(4) > 0,
-                ip: rnd.Next(2) == 0 ? ip : null), lease: rnd.Next(6) == 0 ? 0 : 42),
+                ip: rnd.Next(2) == 0 ? ip : null, ip6: rnd.Next(2) == 0 ? "fd00:e0::" + rnd.Next(1, 6) : null),
+                lease: rnd.Next(6) == 0 ? 0 : 42),
             7 => RegistryChange.Delete(Kinds.WorkloadStatus, id),
             _ => Put(Kinds.Nodes, Samples.Node(node)),
         };

@@ -80,13 +80,15 @@ public static class Samples
         return alnum[..Math.Min(6, alnum.Length)];
     }
 
-    public static WorkloadStatus Status(string id, string node = "n1", bool running = true, bool healthy = true, string? ip = null) => new()
+    public static WorkloadStatus Status(string id, string node = "n1", bool running = true, bool healthy = true, string? ip = null,
+        string? ip6 = null) => new()
     {
         Id = id,
         Node = node,
         Running = running,
         Healthy = healthy,
         Addresses = ip is null ? StringMap.Empty : StringMap.Of(("eru-mv", ip)),
+        Addresses6 = ip6 is null ? null : StringMap.Of(("eru-mv", ip6)),
         CheckedAt = DateTimeOffset.UtcNow,
         Reason = healthy ? null : "http /healthz answered 503",
     };

@@ -41,7 +41,8 @@ public static class HealthProbe
             cts.CancelAfter(timeout);
             try
             {
-                using var resp = await Http.GetAsync(new Uri($"http://{address}:{port.Port}{http.Path}"), cts.Token);
+                var host = address.Contains(':') ? $"[{address}]" : address; // an IPv6 literal goes in brackets in a URL
+                using var resp = await Http.GetAsync(new Uri($"http://{host}:{port.Port}{http.Path}"), cts.Token);
                 var code = (int)resp.StatusCode;
                 var ok = http.ExpectedCode == 0 ? code is >= 200 and < 400 : code == http.ExpectedCode;
                 if (!ok) return $"http GET {http.Path}: {code}";

@@ -284,7 +284,8 @@ public sealed partial class Deployer
             [DockerEngine.AppLabel] = spec.App, [DockerEngine.EntrypointLabel] = spec.Entrypoint,
             [DockerEngine.IdentLabel] = ident, [DockerEngine.NodeLabel] = node.Name, [DockerEngine.RegistryLabel] = identity,
         },
-        Networks = spec.Networks,
+        Networks = spec.Networks4(),
+        Networks6 = spec.Networks6(),
         MemoryLimit = spec.MemoryLimit,
         CpuQuota = plan is null ? spec.Cpu : 0,
         Cpuset = plan is null ? null : DockerEngine.Cpuset(plan.Cores.Select(c => c.Core)),
@@ -304,8 +305,9 @@ public sealed partial class Deployer
         Image = spec.Image,
         Tags = [.. spec.Tags],
         Labels = StringMap.From(spec.Labels),
-        Networks = StringMap.From(spec.Networks.Select(n => new KeyValuePair<string, string>(n.Key,
+        Networks = StringMap.From(spec.Networks4().Select(n => new KeyValuePair<string, string>(n.Key,
             state?.Addresses.TryGetValue(n.Key, out var ip) == true ? ip : n.Value))),
+        Networks6 = spec.Networks6() is { Count: > 0 } fixed6 ? StringMap.From(fixed6) : null,
         Ports = [.. spec.Ports],
         Resources = new ResourceAllocation
         {

@@ -43,8 +43,25 @@ public sealed record DeploySpec
     /// <summary>Named nodes are used even without a heartbeat.</summary>
     public bool Force { get; init; }
 
-    /// <summary>Docker network → fixed IPv4 ("" lets the driver choose). A fixed address fits one instance.</summary>
+    /// <summary>
+    /// Docker network → fixed addresses: "IPV4", "IPV4,IPV6" or ",IPV6" ("" lets the driver choose both). A fixed
+    /// address fits one instance. One string per network, so the API's network map carries IPv6 unchanged.
+    /// </summary>
     public IReadOnlyDictionary<string, string> Networks { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Docker network → the fixed IPv4 address asked for, "" for none.</summary>
+    public IReadOnlyDictionary<string, string> Networks4() => Networks.ToDictionary(n => n.Key, n => SplitAddresses(n.Value).V4);
+
+    /// <summary>Docker network → the fixed IPv6 address asked for, only for networks with one.</summary>
+    public IReadOnlyDictionary<string, string> Networks6() => Networks.Select(n => (n.Key, SplitAddresses(n.Value).V6))
+        .Where(n => n.V6.Length > 0).ToDictionary(n => n.Key, n => n.V6);
+
+    /// <summary>"IPV4,IPV6" → its two parts (either may be "").</summary>
+    public static (string V4, string V6) SplitAddresses(string value)
+    {
+        var comma = value.IndexOf(',', StringComparison.Ordinal);
+        return comma < 0 ? (value, "") : (value[..comma], value[(comma + 1)..]);
+    }
 
     public IReadOnlyList<string> Tags { get; init; } = [];
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
@@ -64,10 +81,13 @@ public sealed record DeploySpec
         if (!Names.IsLabel(Pod)) p.Add($"pod \"{Pod}\" must be a DNS label");
         if (Count is < 1 or > 10_000) p.Add($"count {Count} is outside 1-10000");
         if (MemoryLimit > 0 && MemoryRequest > MemoryLimit) p.Add($"memory request {MemoryRequest} is above the limit {MemoryLimit}");
-        foreach (var (net, ip) in Networks)
+        foreach (var (net, value) in Networks)
         {
+            var (ip, ip6) = SplitAddresses(value);
             if (ip.Length > 0 && !System.Net.IPAddress.TryParse(ip, out _)) p.Add($"network {net}: \"{ip}\" is not an IPv4 address");
-            if (ip.Length > 0 && Count > 1) p.Add($"network {net}: a fixed address fits one instance, count is {Count}");
+            if (ip6.Contains(',', StringComparison.Ordinal) || ip6.Length > 0 && !IpAddresses.IsIPv6(ip6))
+                p.Add($"network {net}: \"{ip6}\" is not an IPv6 address (NETWORK=IPV4,IPV6)");
+            if (value.Trim(',').Length > 0 && Count > 1) p.Add($"network {net}: a fixed address fits one instance, count is {Count}");
         }
         foreach (var t in Tags) if (!Names.IsLabel(t)) p.Add($"tag \"{t}\" must be a DNS label");
         if (Restart is not ("" or "no" or "always" or "on-failure" or "unless-stopped"))

@@ -151,7 +151,10 @@ public sealed partial class Deployer
             + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
             + (kept.Count > 0 ? $"; its successor takes volume(s) {string.Join(", ", kept.Keys)}" : "")));
         var networks = spec.Networks.ToDictionary();
-        foreach (var (n, ip) in addresses) networks[n] = ip;
+        foreach (var (n, ip) in addresses) // the old IPv4 address, with the spec's fixed IPv6 one if it asks for one
+            networks[n] = networks.TryGetValue(n, out var v) && DeploySpec.SplitAddresses(v).V6 is { Length: > 0 } ip6
+                ? ip + "," + ip6
+                : ip;
         var r = await DeployAsync(OneOn(spec with { Networks = networks, Succeeds = old.Id, InheritedVolumes = kept }, old.Node), ct);
         if (r.Ok && intent is not null && Intents is not null && r.Instances[0].Name is { } successor)
         {

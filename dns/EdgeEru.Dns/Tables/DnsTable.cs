@@ -35,4 +35,6 @@ internal sealed class ReverseZone
     public required int ApexLabels { get; init; }
     public required byte[] SoaTail { get; init; }
     public required uint Ttl { get; init; }
+    /// <summary>Under ip6.arpa (names of nibbles), not in-addr.arpa (names of octets).</summary>
+    public bool Ip6 { get; init; }
 }

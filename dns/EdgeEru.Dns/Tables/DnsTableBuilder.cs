@@ -23,6 +23,7 @@ internal static class DnsTableBuilder
         var serial = (uint)snapshot.Revision;
         var reverse = ReverseZones(options.ReverseSubnets).Select(apex =>
         {
+            var ip6 = apex.EndsWith(".ip6.arpa.", StringComparison.Ordinal);
             var wire = DnsName.Encode(apex);
             var z = zones[0];
             return new ReverseZone
@@ -32,6 +33,7 @@ internal static class DnsTableBuilder
                 SoaTail = RRset.SoaTail(DnsName.Encode(z.EffectiveNameServers[0]), DnsName.Encode(z.EffectiveHostmaster), serial,
                     z.NegativeTtl, z.NegativeTtl),
                 Ttl = z.Ttl,
+                Ip6 = ip6,
             };
         }).ToArray();
         return new DnsTable { Snapshot = snapshot, Zones = built, Reverse = reverse };
@@ -147,63 +149,87 @@ internal static class DnsTableBuilder
     /// <summary>The key of a service in <see cref="ZoneAnswers.Services"/>: its name relative to the zone.</summary>
     public static string Key(ServiceKey key) => key.Entrypoint + "." + key.App;
 
-    /// <summary>The address a zone serves for a workload: on its network, or the first one it has.</summary>
-    public static IPAddress? AddressOf(WorkloadView v, ZoneOptions zone)
+    /// <summary>
+    /// The addresses a zone serves for a workload, one per family: on its network, or the first one it has. An IPv6
+    /// address in the IPv4 map (older writers allowed any address there) counts as the IPv6 one when there is no other.
+    /// </summary>
+    public static (IPAddress? V4, IPAddress? V6) AddressesOf(WorkloadView v, ZoneOptions zone)
     {
-        string? ip;
-        if (zone.Network.Length > 0) ip = v.Address(zone.Network);
+        string? text4, text6;
+        if (zone.Network.Length > 0)
+        {
+            text4 = v.Address(zone.Network);
+            text6 = v.Address6(zone.Network);
+        }
         else
         {
             var all = v.Addresses();
-            ip = all.Count > 0 ? all[0].Address : null;
+            text4 = all.Count > 0 ? all[0].Address : null;
+            text6 = v.FirstAddress6();
         }
-        return ip is not null && IPAddress.TryParse(ip, out var parsed) ? parsed : null;
+        var v4 = text4 is not null && IPAddress.TryParse(text4, out var a) ? a : null;
+        var v6 = text6 is not null && IPAddress.TryParse(text6, out var b) && b.AddressFamily == AddressFamily.InterNetworkV6 ? b : null;
+        if (v4 is { AddressFamily: AddressFamily.InterNetworkV6 }) (v4, v6) = (null, v6 ?? v4);
+        return (v4, v6);
     }
 
     private static ServiceAnswers BuildService(ServiceKey key, ViewSet group, ZoneOptions zone)
     {
         var ttl = zone.Ttl;
         var all = new List<IPAddress>(group.Count);
-        var byTag = new Dictionary<string, List<IPAddress>>(StringComparer.Ordinal);
+        var instances = 0;
+        var byTag = new Dictionary<string, (List<IPAddress> Addresses, int Instances)>(StringComparer.Ordinal);
         var below = new Dictionary<string, Subset>(StringComparer.Ordinal);
         var srv = new Dictionary<string, (List<byte[]> Records, List<byte[]> Additional)>(StringComparer.Ordinal);
         var protocols = new HashSet<string>(StringComparer.Ordinal);
         var suffix = "." + key.Entrypoint + "." + key.App + "." + zone.Normalized;
         foreach (var v in group)
         {
-            var ip = AddressOf(v, zone);
-            if (ip is null) continue;
+            var (v4, v6) = AddressesOf(v, zone);
+            if (v4 is null && v6 is null) continue;
             var r = v.Record!;
-            all.Add(ip);
+            instances++;
+            if (v4 is not null) all.Add(v4);
+            if (v6 is not null) all.Add(v6);
             foreach (var tag in r.Tags)
             {
-                if (!byTag.TryGetValue(tag, out var list)) byTag[tag] = list = [];
-                if (!list.Contains(ip)) list.Add(ip);
+                if (!byTag.TryGetValue(tag, out var entry)) entry = ([], 0);
+                if (entry.Addresses.Contains(v4 ?? v6!)) continue; // a tag listed twice
+                if (v4 is not null) entry.Addresses.Add(v4);
+                if (v6 is not null) entry.Addresses.Add(v6);
+                byTag[tag] = (entry.Addresses, entry.Instances + 1);
             }
-            var type = ip.AddressFamily == AddressFamily.InterNetwork ? DnsType.A : DnsType.AAAA;
-            below[r.Ident] = type == DnsType.A
-                ? new Subset { A = new RRset(DnsType.A, [RRset.AddressRecord(null, ip, ttl)]) }
-                : new Subset { AAAA = new RRset(DnsType.AAAA, [RRset.AddressRecord(null, ip, ttl)]) };
+            below[r.Ident] = new Subset
+            {
+                A = v4 is null ? null : new RRset(DnsType.A, [RRset.AddressRecord(null, v4, ttl)]),
+                AAAA = v6 is null ? null : new RRset(DnsType.AAAA, [RRset.AddressRecord(null, v6, ttl)]),
+            };
             var target = DnsName.Encode(r.Ident + suffix);
             foreach (var port in r.Ports)
             {
                 var name = "_" + port.Name + "._" + port.Protocol;
                 if (!srv.TryGetValue(name, out var set)) srv[name] = set = ([], []);
                 set.Records.Add(RRset.Srv(Label(r, "srv.priority", 1), Label(r, "srv.weight", 1), (ushort)port.Port, target, ttl));
-                set.Additional.Add(RRset.AddressRecord(target, ip, ttl));
+                // The target's addresses of both families: a dual-stack client needs no second query.
+                if (v4 is not null) set.Additional.Add(RRset.AddressRecord(target, v4, ttl));
+                if (v6 is not null) set.Additional.Add(RRset.AddressRecord(target, v6, ttl));
                 protocols.Add("_" + port.Protocol);
             }
         }
-        foreach (var (tag, ips) in byTag)
-            below.TryAdd(tag, new Subset { A = RRset.Addresses(ips, DnsType.A, ttl), AAAA = RRset.Addresses(ips, DnsType.AAAA, ttl) });
+        foreach (var (tag, entry) in byTag)
+            below.TryAdd(tag, new Subset
+            {
+                A = RRset.Addresses(entry.Addresses, DnsType.A, ttl), AAAA = RRset.Addresses(entry.Addresses, DnsType.AAAA, ttl),
+            });
         return new ServiceAnswers
         {
             A = RRset.Addresses(all, DnsType.A, ttl),
             AAAA = RRset.Addresses(all, DnsType.AAAA, ttl),
-            Txt = all.Count == 0
+            Txt = instances == 0
                 ? null
                 : new RRset(DnsType.TXT,
-                    [RRset.Txt([$"live={all.Count}", "tags=" + string.Join(",", byTag.Select(t => $"{t.Key}:{t.Value.Count}"))], ttl)]),
+                    [RRset.Txt([$"live={instances}", "tags=" + string.Join(",", byTag.Select(t => $"{t.Key}:{t.Value.Instances}"))],
+                        ttl)]),
             Below = below,
             Srv = srv.ToDictionary(kv => kv.Key, kv => new RRset(DnsType.SRV, [.. kv.Value.Records], [.. kv.Value.Additional]),
                 StringComparer.Ordinal),
@@ -220,37 +246,63 @@ internal static class DnsTableBuilder
         foreach (var (name, node) in snapshot.Nodes)
         {
             IPAddress? ip = node.Address is not null && IPAddress.TryParse(node.Address, out var parsed) ? parsed : null;
+            IPAddress? ip6 = node.Address6 is not null && IPAddress.TryParse(node.Address6, out var parsed6) ? parsed6 : null;
+            IPAddress[] addresses = ip is null ? ip6 is null ? [] : [ip6] : ip6 is null ? [ip] : [ip, ip6];
             var txt = RRset.Txt([$"pod={node.Pod}", $"alive={(snapshot.IsNodeAlive(name) ? "yes" : "no")}",
                 $"live={snapshot.LiveOnNode(name).Count}",
                 $"schedulable={(node.Unschedulable ? "no" : "yes")}"], zone.Ttl);
             nodes[name] = new NodeAnswers
             {
-                A = ip is null ? null : RRset.Addresses([ip], DnsType.A, zone.Ttl),
-                AAAA = ip is null ? null : RRset.Addresses([ip], DnsType.AAAA, zone.Ttl),
+                A = RRset.Addresses(addresses, DnsType.A, zone.Ttl),
+                AAAA = RRset.Addresses(addresses, DnsType.AAAA, zone.Ttl),
                 Txt = new RRset(DnsType.TXT, [txt]),
             };
         }
         return nodes;
     }
 
-    /// <summary>Octet-aligned reverse zones covering each IPv4 subnet (a /15 gives two /16 zones).</summary>
+    /// <summary>
+    /// Reverse zones covering each subnet: octet-aligned under in-addr.arpa for IPv4 (a /15 gives two /16 zones),
+    /// nibble-aligned under ip6.arpa for IPv6 (a /62 gives four /64 zones).
+    /// </summary>
     public static IEnumerable<string> ReverseZones(IEnumerable<string> subnets)
     {
         var seen = new HashSet<string>();
         foreach (var s in subnets)
         {
             var net = IPNetwork.Parse(s);
-            var octets = Math.Max(1, (net.PrefixLength + 7) / 8);
-            var count = 1 << (octets * 8 - net.PrefixLength);
-            var b = net.BaseAddress.GetAddressBytes();
-            var start = (uint)((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
-            for (var i = 0; i < Math.Min(count, 256); i++)
-            {
-                var addr = start + ((uint)i << (32 - octets * 8));
-                var parts = Enumerable.Range(0, octets).Select(o => ((addr >> (24 - 8 * o)) & 0xff).ToString()).Reverse();
-                var zone = string.Join('.', parts) + ".in-addr.arpa.";
+            var zones = net.BaseAddress.AddressFamily == AddressFamily.InterNetworkV6 ? Ip6Zones(net) : Ip4Zones(net);
+            foreach (var zone in zones)
                 if (seen.Add(zone)) yield return zone;
-            }
+        }
+    }
+
+    private static IEnumerable<string> Ip4Zones(IPNetwork net)
+    {
+        var octets = Math.Max(1, (net.PrefixLength + 7) / 8);
+        var count = 1 << (octets * 8 - net.PrefixLength);
+        var b = net.BaseAddress.GetAddressBytes();
+        var start = (uint)((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]);
+        for (var i = 0; i < Math.Min(count, 256); i++)
+        {
+            var addr = start + ((uint)i << (32 - octets * 8));
+            var parts = Enumerable.Range(0, octets).Select(o => ((addr >> (24 - 8 * o)) & 0xff).ToString()).Reverse();
+            yield return string.Join('.', parts) + ".in-addr.arpa.";
+        }
+    }
+
+    private static IEnumerable<string> Ip6Zones(IPNetwork net)
+    {
+        var nibbles = (net.PrefixLength + 3) / 4;
+        var count = 1 << (nibbles * 4 - net.PrefixLength); // 1 to 8
+        var b = net.BaseAddress.GetAddressBytes();
+        var fixedNibbles = new int[nibbles];
+        for (var n = 0; n < nibbles; n++) fixedNibbles[n] = n % 2 == 0 ? b[n / 2] >> 4 : b[n / 2] & 0xf;
+        for (var i = 0; i < count; i++)
+        {
+            var parts = (int[])fixedNibbles.Clone();
+            if (nibbles > 0) parts[^1] |= i;
+            yield return string.Join('.', parts.Reverse().Select(x => x.ToString("x"))) + ".ip6.arpa.";
         }
     }
 }

@@ -99,6 +99,8 @@ public sealed record Node : IRegistryRecord
     public required DockerEndpoint Endpoint { get; init; }
     /// <summary>The host's own address (served as <c>{node}.node.{zone}</c>).</summary>
     public string? Address { get; init; }
+    /// <summary>The host's own IPv6 address beside <see cref="Address"/> (AAAA of <c>{node}.node.{zone}</c>); absent when none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Address6 { get; init; }
     public StringMap Labels { get; set; } = StringMap.Empty;
     public NodeCapacity Capacity { get; set; } = new();
     /// <summary>Docker networks workloads on this node can attach to.</summary>
@@ -115,6 +117,7 @@ public sealed record Node : IRegistryRecord
         Names.Require(e, Names.IsLabel(Pod), $"node {Name}: pod \"{Pod}\" must be a DNS label");
         Endpoint.Validate(e);
         Capacity.Validate(e);
+        Names.Require(e, Address6 is null || IpAddresses.IsIPv6(Address6), $"node {Name}: address6 \"{Address6}\" is not an IPv6 address");
         return e;
     }
 }
@@ -248,6 +251,9 @@ public sealed record Workload : IRegistryRecord
     public StringMap Labels { get; set; } = StringMap.Empty;
     /// <summary>Docker network name → IPv4 address requested ("" when the driver assigns it).</summary>
     [JsonConverter(typeof(AddressMapConverter))] public StringMap Networks { get; set; } = StringMap.Empty;
+    /// <summary>Docker network name → fixed IPv6 address requested; absent when none was asked for (the driver assigns).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(AddressMapConverter))]
+    public StringMap? Networks6 { get; init; }
     [JsonConverter(typeof(InterningConverter<PublishedPort[]>))] public PublishedPort[] Ports { get; set; } = [];
     [JsonConverter(typeof(InterningConverter<ResourceAllocation>))] public ResourceAllocation Resources { get; set; } = new();
     [JsonConverter(typeof(InterningConverter<HealthCheckSpec>))] public HealthCheckSpec? Healthcheck { get; init; }
@@ -291,6 +297,8 @@ public sealed record Workload : IRegistryRecord
         foreach (var (net, ip) in Networks)
             Names.Require(e, ip.Length == 0 || System.Net.IPAddress.TryParse(ip, out _),
                 $"workload {Id}: network {net} address \"{ip}\" is not an IP address");
+        foreach (var (net, ip) in Networks6 ?? StringMap.Empty)
+            Names.Require(e, IpAddresses.IsIPv6(ip), $"workload {Id}: network {net} address6 \"{ip}\" is not an IPv6 address");
         foreach (var v in Volumes ?? [])
         {
             var problem = v.Problem();
@@ -341,8 +349,14 @@ public sealed record WorkloadStatus : IRegistryRecord
     [JsonConverter(typeof(PooledStringConverter))] public required string Node { get; init; }
     public bool Running { get; init; }
     public bool Healthy { get; init; }
-    /// <summary>Docker network name → address observed on the container.</summary>
+    /// <summary>Docker network name → address observed on the container (IPv4; Docker's IPAddress).</summary>
     [JsonConverter(typeof(AddressMapConverter))] public StringMap Addresses { get; set; } = StringMap.Empty;
+    /// <summary>
+    /// Docker network name → IPv6 address observed (Docker's GlobalIPv6Address); absent when the container has none.
+    /// A map beside <see cref="Addresses"/> rather than lists in it: readers that predate it decode the value unchanged.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(AddressMapConverter))]
+    public StringMap? Addresses6 { get; set; }
     public DateTimeOffset CheckedAt { get; init; }
     public string? Reason { get; init; }
 
@@ -356,6 +370,8 @@ public sealed record WorkloadStatus : IRegistryRecord
         foreach (var (net, ip) in Addresses)
             Names.Require(e, System.Net.IPAddress.TryParse(ip, out _),
                 $"workload-status {Id}: network {net} address \"{ip}\" is not an IP address");
+        foreach (var (net, ip) in Addresses6 ?? StringMap.Empty)
+            Names.Require(e, IpAddresses.IsIPv6(ip), $"workload-status {Id}: network {net} address6 \"{ip}\" is not an IPv6 address");
         return e;
     }
 }

@@ -96,7 +96,10 @@ public sealed class RegistrySnapshot
     public ImmutableDictionary<TagKey, ViewSet> LiveByTag { get; }
     public ImmutableDictionary<LabelKey, ViewSet> LiveByLabel { get; }
     public ImmutableDictionary<string, ViewSet> LiveByNode { get; }
-    /// <summary>Live workloads by address; more than one only while an address is being reused.</summary>
+    /// <summary>
+    /// Live workloads by address, both families; more than one only while an address is being reused. IPv6 keys are
+    /// written in full (<see cref="IpAddresses.Key"/>), so ip6.arpa names and their prefixes map onto keys.
+    /// </summary>
     public AddressSet LiveByIp { get; }
 
     /// <summary>Ids of every workload record on each node (live or not): what a node's usage is derived from.</summary>
@@ -117,8 +120,8 @@ public sealed class RegistrySnapshot
 
     public ViewSet LiveOnNode(string node) => LiveByNode.GetValueOrDefault(node);
 
-    /// <summary>The live workload at an address (the lowest id if two briefly share it).</summary>
-    public WorkloadView? LiveAt(string ip) => LiveByIp.TryGetValue(ip, out var a) ? a.Views[0] : null;
+    /// <summary>The live workload at an address of either family, in any spelling (the lowest id if two briefly share it).</summary>
+    public WorkloadView? LiveAt(string ip) => LiveByIp.TryGetValue(IpAddresses.Key(ip), out var a) ? a.Views[0] : null;
 
     public bool IsLive(string id) => Workloads.TryGetValue(id, out var w) && w.IsLive;
 

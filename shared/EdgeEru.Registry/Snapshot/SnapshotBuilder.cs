@@ -154,7 +154,7 @@ internal sealed class SnapshotBuilder
             Groups.Add(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
         foreach (var (k, val) in r.Labels) Groups.Add(_byLabel, new LabelKey(k, val), v);
         Groups.Add(_byNode, r.Node, v);
-        v.ForEachAddress((b: this, v), static (s, _, ip) =>
+        v.ForEachAddressKey((b: this, v), static (s, ip) =>
         {
             var views = s.b._byIp.TryGetValue(ip, out var at) ? at.Views : default;
             s.b._byIp = s.b._byIp.SetItem(new AddressEntry(ip, views.SetItem(s.v)));
@@ -170,7 +170,7 @@ internal sealed class SnapshotBuilder
             Groups.Remove(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v.Id));
         foreach (var (k, val) in r.Labels) Groups.Remove(_byLabel, new LabelKey(k, val), v.Id);
         Groups.Remove(_byNode, r.Node, v.Id);
-        v.ForEachAddress((b: this, id: v.Id), static (s, _, ip) =>
+        v.ForEachAddressKey((b: this, id: v.Id), static (s, ip) =>
         {
             if (!s.b._byIp.TryGetValue(ip, out var at)) return;
             var views = at.Views.Remove(s.id);
@@ -250,7 +250,7 @@ internal sealed class SnapshotBuilder
                 Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
             foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
             Groups.Collect(byNode, rec.Node, v);
-            v.ForEachAddress((byIp, v), static (s, _, ip) => Groups.Collect(s.byIp, ip, s.v));
+            v.ForEachAddressKey((byIp, v), static (s, ip) => Groups.Collect(s.byIp, ip, s.v));
         }
 
         var addresses = new List<AddressEntry>(byIp.Count);

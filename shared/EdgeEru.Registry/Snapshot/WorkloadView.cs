@@ -41,7 +41,49 @@ public sealed class WorkloadView
         return null;
     }
 
-    /// <summary>Every (network, address) pair, observed ones first.</summary>
+    /// <summary>The IPv6 address on a Docker network: observed by the agent, else the fixed one Core requested.</summary>
+    public string? Address6(string network)
+    {
+        if (Status?.Addresses6 is { } observed && observed.TryGetValue(network, out var ip)) return ip;
+        if (Record?.Networks6 is { } requested && requested.TryGetValue(network, out ip)) return ip;
+        return null;
+    }
+
+    /// <summary>The first IPv6 address of <see cref="ForEachAddress6"/>, without a list: what a zone with no network serves.</summary>
+    public string? FirstAddress6()
+    {
+        if (Status?.Addresses6 is { Count: > 0 } observed) return observed.First().Value;
+        return Record?.Networks6 is { Count: > 0 } requested ? requested.First().Value : null;
+    }
+
+    /// <summary>Every (network, IPv6 address) pair, observed ones first.</summary>
+    public List<(string Network, string Address)> Addresses6()
+    {
+        var list = new List<(string, string)>(0);
+        ForEachAddress6(list, static (l, net, ip) => l.Add((net, ip)));
+        return list;
+    }
+
+    /// <summary>Calls <paramref name="action"/> for each (network, IPv6 address) pair without allocating.</summary>
+    public void ForEachAddress6<TState>(TState state, Action<TState, string, string> action)
+    {
+        var observed = Status?.Addresses6;
+        if (observed is not null)
+            foreach (var (net, ip) in observed) action(state, net, ip);
+        if (Record?.Networks6 is { } requested)
+            foreach (var (net, ip) in requested)
+                if (observed is null || !observed.ContainsKey(net))
+                    action(state, net, ip);
+    }
+
+    /// <summary>Every address of both families as the address index keys it (<see cref="IpAddresses.Key"/>).</summary>
+    internal void ForEachAddressKey<TState>(TState state, Action<TState, string> action)
+    {
+        ForEachAddress((state, action), static (s, _, ip) => s.action(s.state, IpAddresses.Key(ip))); // older writers put IPv6 here too
+        ForEachAddress6((state, action), static (s, _, ip) => s.action(s.state, IpAddresses.Key(ip)));
+    }
+
+    /// <summary>Every (network, address) pair, observed ones first (the <c>addresses</c> maps: IPv4).</summary>
     public List<(string Network, string Address)> Addresses()
     {
         var list = new List<(string, string)>(1);
