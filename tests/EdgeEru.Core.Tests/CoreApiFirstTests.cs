@@ -101,7 +101,7 @@ public sealed class CoreApiFirstTests(EtcdFixture etcd, ITestOutputHelper output
         var rows = JsonDocument.Parse(stdout).RootElement.EnumerateArray().ToList();
         Assert.Equal([live.Name, down.Name], rows.Select(r => r.GetProperty("name").GetString()));
         Assert.All(rows, r => Assert.Equal(
-            ["name", "id", "app", "entrypoint", "ident", "node", "image", "tags", "addresses", "live", "state", "created"],
+            ["name", "id", "app", "entrypoint", "ident", "node", "image", "tags", "addresses", "addresses6", "live", "state", "created"],
             r.EnumerateObject().Select(p => p.Name)));
         var first = rows[0];
         Assert.Equal(live.Id, first.GetProperty("id").GetString());
