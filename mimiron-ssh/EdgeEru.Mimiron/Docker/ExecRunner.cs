@@ -63,7 +63,18 @@ public sealed class ExecRunner(DockerClients clients, ILogger<ExecRunner> log)
             return new ExecResult(1, 0, 0, $"node {target.Node.Name}'s Docker engine did not answer: {e.Message}", NotStarted: true);
         }
 
-        using var stream = await client.Exec.StartAndAttachContainerExecAsync(exec, tty, ct);
+        MultiplexedStream stream;
+        try
+        {
+            stream = await client.Exec.StartAndAttachContainerExecAsync(exec, tty, ct);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or System.Net.Sockets.SocketException or DockerApiException)
+        {
+            // Created but not started (the engine went away in between, e.g. while it shuts down): nothing ran.
+            return new ExecResult(1, 0, 0, $"node {target.Node.Name}'s Docker engine did not start the command: {e.Message}",
+                NotStarted: true);
+        }
+        using var _ = stream;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         long bytesIn = 0, bytesOut = 0;
 
