@@ -33,6 +33,8 @@ public sealed class WatcherTests(EtcdFixture etcd, ITestOutputHelper output) : I
         using var _ = conn;
         await using var watcher = NewWatcher(conn);
         await watcher.Ready.WaitAsync(Wait);
+        // Ready is the first list; writes made before the watch is up would come as one catch-up batch.
+        await Eventually.True(() => watcher.InTouch, Wait, "the watch up");
 
         var seen = new List<(long Rev, string? Tags)>();
         using var sub = watcher.Subscribe(s =>
