@@ -30,7 +30,7 @@ internal sealed class EpollConnection : ConnectionContext, IConnectionIdFeature,
     private ReadOnlyMemory<byte> _already;
 
     public EpollConnection(Socket socket, MemoryPool<byte> pool)
-        : this(new EpollSocket(socket), pool, socket.LocalEndPoint, Peers.Plain(socket.RemoteEndPoint), default) { }
+        : this(new EpollSocket(socket), pool, socket.LocalEndPoint, socket.RemoteEndPoint, default) { }
 
     /// <summary>A connection an accept hook hands over, with the bytes it read and did not answer.</summary>
     public EpollConnection(EpollSocket socket, MemoryPool<byte> pool, EndPoint? local, EndPoint? remote, ReadOnlyMemory<byte> already)
