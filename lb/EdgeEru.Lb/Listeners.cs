@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using EdgeEru.Lb.Tls;
+using EdgeEru.Lb.Transport;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
@@ -26,6 +27,13 @@ internal static class Listeners
                 throw new ArgumentException($"listen URL \"{url}\" must start with {(tls is null ? "http" : "https")}:// here");
             Action<ListenOptions> configure = l =>
             {
+                // Before TLS and HTTP, on either transport: Kestrel's request objects see an IPv4 client of a dual-stack
+                // socket as IPv4 (the fast path does the same for its own connections).
+                l.Use(next => connection =>
+                {
+                    connection.RemoteEndPoint = Peers.Plain(connection.RemoteEndPoint);
+                    return next(connection);
+                });
                 if (protocols is { } p) l.Protocols = p;
                 if (tls is not null) l.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = ctx => Handshake(tls, ctx) });
             };

@@ -7,6 +7,7 @@ public sealed class GatewayOptions
 {
     public const string Section = "Ssh";
 
+    /// <summary>The address SSH listens on, either family; "::" listens on both (one dual-stack socket).</summary>
     public string Listen { get; set; } = "127.0.0.1";
     public int Port { get; set; } = 2222;
 

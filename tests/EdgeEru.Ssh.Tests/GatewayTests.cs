@@ -306,6 +306,37 @@ public sealed class GatewayTests(GatewayRig rig, Xunit.Abstractions.ITestOutputH
     }
 
     [Fact]
+    public async Task A_gateway_on_both_families_takes_openssh_over_ipv6_and_ipv4()
+    {
+        // "::" is one dual-stack socket: IPv6 clients, and IPv4 ones as ::ffff:a.b.c.d (audited as a.b.c.d).
+        var audit = Path.Combine(rig.Client.Dir, "audit-dual.jsonl");
+        var (host, port) = await rig.StartGatewayAsync(new XunitLoggerProvider(output), "--Ssh:Listen", "::", "--Ssh:AuditLog", audit);
+        try
+        {
+            rig.Client.TrustHost(port, rig.HostKeyLines);
+            var id = rig.Instances[0].Id[..12] + "\n";
+            Ok(await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "hostname", host: "::1"), id);
+            Ok(await rig.Client.RunAsync(port, "ops~web.hello", rig.OpsKey, "hostname", host: "127.0.0.1"), id);
+            var remotes = await Eventually.Value(async () =>
+            {
+                var logins = (await File.ReadAllLinesAsync(audit)).Select(l => JsonDocument.Parse(l).RootElement)
+                    .Where(e => e.GetProperty("event").GetString() == "login_accepted")
+                    .Select(e => e.GetProperty("remote").GetString()!).ToList();
+                return logins.Count >= 2 ? logins : null;
+            }, TimeSpan.FromSeconds(10), "both logins audited");
+            Assert.Equal(2, remotes.Count);
+            Assert.StartsWith("[::1]:", remotes[0], StringComparison.Ordinal);
+            Assert.StartsWith("127.0.0.1:", remotes[1], StringComparison.Ordinal);
+        }
+        finally
+        {
+            rig.Client.TrustHost(rig.Port, rig.HostKeyLines);
+            await host.StopAsync();
+            await host.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Sessions_are_recorded_as_asciicast()
     {
         var dir = Path.Combine(rig.Client.Dir, "casts");

@@ -23,10 +23,12 @@ public sealed class OpenSshClient : IDisposable
     public static string PublicKeyLine(string keyPath) => File.ReadAllText(keyPath + ".pub").Trim();
 
     /// <summary>
-    /// Trusts exactly these host keys for 127.0.0.1:port (StrictHostKeyChecking stays on: the host key signature is checked).
+    /// Trusts exactly these host keys for 127.0.0.1:port and [::1]:port (StrictHostKeyChecking stays on: the host key
+    /// signature is checked).
     /// </summary>
     public void TrustHost(int port, IEnumerable<string> hostKeyLines) =>
-        File.WriteAllLines(Path.Combine(_dir, "known_hosts"), hostKeyLines.Select(l => $"[127.0.0.1]:{port} {l}"));
+        File.WriteAllLines(Path.Combine(_dir, "known_hosts"),
+            hostKeyLines.SelectMany(l => (string[])[$"[127.0.0.1]:{port} {l}", $"[::1]:{port} {l}"]));
 
     public sealed record Result(int ExitCode, byte[] Stdout, string Stderr)
     {
@@ -43,12 +45,12 @@ public sealed class OpenSshClient : IDisposable
     ];
 
     public Task<Result> RunAsync(int port, string user, string key, string? command, IEnumerable<string>? options = null,
-        byte[]? stdin = null, bool tty = false, TimeSpan? timeout = null)
+        byte[]? stdin = null, bool tty = false, TimeSpan? timeout = null, string host = "127.0.0.1")
     {
         List<string> args = [.. Common(key), "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)];
         foreach (var o in options ?? []) args.AddRange(["-o", o]);
         args.Add(tty ? "-tt" : "-T");
-        args.Add(user + "@127.0.0.1");
+        args.Add(user + "@" + host);
         if (command is not null) args.Add(command);
         return RunToolAsync(_ssh, args, stdin, timeout);
     }

@@ -99,7 +99,7 @@ internal static class Dashboard
                 workload = v.Id,
                 name = r.Name,
                 tags = r.Tags,
-                address = d?.Address ?? v.Addresses().Select(a => a.Address).FirstOrDefault(),
+                address = d?.Address ?? v.Addresses().Select(a => a.Address).FirstOrDefault() ?? v.FirstAddress6(),
                 port = d?.Port,
                 state,
                 reason = v.IsLive ? null : v.Status?.Reason,

@@ -79,6 +79,7 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
             var portName = over?.Port ?? select.Port!;
             var tags = (over is null ? select.Tags ?? [] : over.Tags ?? []).Concat(extraTags ?? []).ToArray();
             var labels = (over is null ? select.Labels : over.Labels) ?? [];
+            var family = over?.Family ?? select.Family;
             var list = new List<Destination>();
             foreach (var v in snapshot.Live(app, entrypoint))
             {
@@ -87,10 +88,9 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
                 if (!labels.All(l => r.Labels.TryGetValue(l.Key, out var x) && x == l.Value)) continue;
                 if (extraLabels is not null && !extraLabels.All(l => r.Labels.TryGetValue(l.Key, out var x) && x == l.Value)) continue;
                 var port = r.Ports.FirstOrDefault(p => p.Name == portName);
-                var addresses = v.Addresses();
-                if (port is null || addresses.Count == 0) continue;
-                var key = Destination.Key(v.Id, addresses[0].Address, port.Port);
-                if (!known.TryGetValue(key, out var d)) d = new Destination(v.Id, addresses[0].Address, port.Port);
+                if (port is null || AddressOf(v, family) is not { } address) continue;
+                var key = Destination.Key(v.Id, address, port.Port);
+                if (!known.TryGetValue(key, out var d)) d = new Destination(v.Id, address, port.Port);
                 used[key] = d;
                 list.Add(d);
             }
@@ -100,5 +100,27 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
         var groups = (node.Groups ?? []).Select(g => (g.Weight, PoolOf(g.Tags, g.Labels))).ToArray();
         var fallback = node.Fallback is null ? null : PoolOf(null, null, node.Fallback);
         return new BackendPools(main, groups, fallback);
+    }
+
+    /// <summary>
+    /// The address a selector's <paramref name="family"/> picks (docs/registry.md, LB domain): "ipv4" and "ipv6" that
+    /// family only, "any" (null) the IPv4 address when there is one, else the IPv6 one; null when the workload has none.
+    /// </summary>
+    internal static string? AddressOf(WorkloadView v, string? family)
+    {
+        // Writers before addresses6 may have put an IPv6 address in the addresses map: its text says which family it is.
+        string? v4 = null, v6 = null;
+        foreach (var (_, ip) in v.Addresses())
+        {
+            if (!ip.Contains(':', StringComparison.Ordinal)) v4 ??= ip;
+            else v6 ??= ip;
+        }
+        v6 = v.FirstAddress6() ?? v6;
+        return family switch
+        {
+            "ipv4" => v4,
+            "ipv6" => v6,
+            _ => v4 ?? v6,
+        };
     }
 }

@@ -14,6 +14,10 @@ internal sealed class Destination(string workloadId, string address, int port)
     public string Address { get; } = address;
     public int Port { get; } = port;
 
+    /// <summary>Where to connect (either family), parsed once: null when the registry's address text is no IP address.</summary>
+    public System.Net.IPEndPoint? EndPoint { get; } =
+        System.Net.IPAddress.TryParse(address, out var ip) ? new System.Net.IPEndPoint(ip, port) : null;
+
     /// <summary>The Host header a workload gets: its own address and port.</summary>
     public string Authority { get; } = address.Contains(':', StringComparison.Ordinal) ? $"[{address}]:{port}" : $"{address}:{port}";
 

@@ -35,7 +35,7 @@ internal sealed partial class FastPathConnection : IPeerWatcher, IDisposable
     {
         _fastPath = fastPath;
         _local = accepted.LocalEndPoint;
-        _remote = accepted.RemoteEndPoint;
+        _remote = Peers.Plain(accepted.RemoteEndPoint);
         _handOver = handOver;
         var peer = (_remote as IPEndPoint)?.Address ?? IPAddress.None;
         _request = new FastPathRequest { Peer = peer, PeerText = peer.ToString(), Limits = fastPath.Limits };

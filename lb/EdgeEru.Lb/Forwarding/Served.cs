@@ -35,6 +35,6 @@ internal static class Served
         if (!log.Enabled) return;
         log.Write(new AccessEntry(DateTime.UtcNow, request.Client, request.Method, request.Host, request.Target, request.Protocol, status,
             Stopwatch.GetElapsedTime(started).TotalMilliseconds, graph?.Domain.Name, terminal?.Id,
-            destination is null ? null : $"{destination.Address}:{destination.Port}", destination?.WorkloadId, request.UserAgent));
+            destination?.Authority, destination?.WorkloadId, request.UserAgent));
     }
 }

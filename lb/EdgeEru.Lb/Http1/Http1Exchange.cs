@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using EdgeEru.Lb.Backends;
@@ -94,10 +93,10 @@ internal static class Http1Exchange
         {
             using var timeout = new CancellationTokenSource(timeoutMs < ConnectTimeout.TotalMilliseconds
                 ? TimeSpan.FromMilliseconds(timeoutMs) : ConnectTimeout);
-            var target = new IPEndPoint(IPAddress.Parse(destination.Address), destination.Port);
+            if (destination.EndPoint is not { } target) return null; // no IP address: unreachable, as a refused connect
             return new UpstreamConnection(await EpollSocket.ConnectAsync(target, timeout.Token));
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or FormatException)
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             return null;
         }

@@ -60,7 +60,7 @@ internal static class RouteMetrics
                         .Concat(pools.Fallback?.Destinations ?? []).Distinct();
                     foreach (var d in all)
                     {
-                        string[] l = [g.Domain.Name, t.Id, d.WorkloadId, $"{d.Address}:{d.Port}"];
+                        string[] l = [g.Domain.Name, t.Id, d.WorkloadId, d.Authority];
                         backends.Add(l);
                         BackendRequests.WithLabels(l).IncTo(d.Requests);
                         BackendInFlight.WithLabels(l).Set(d.InFlight);

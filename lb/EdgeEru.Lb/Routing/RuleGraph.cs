@@ -29,7 +29,7 @@ internal sealed class RuleGraph
         _steps = ids.Select((id, i) => Step.Compile(id, i, domain.Nodes[id], index)).ToArray();
         _init = index[domain.Init];
         _hits = new long[_steps.Length];
-        TrustedProxies = (domain.TrustedProxies ?? []).Select(p => IPNetwork.Parse(p)).ToArray();
+        TrustedProxies = (domain.TrustedProxies ?? []).Select(ClientNetworks.Parse).ToArray();
         Terminals = _steps.Where(s => s.Terminal is not null).Select(s => s.Terminal!).ToArray();
         var backends = Terminals.OfType<BackendTerminal>().Select(t => t.Backend).ToArray();
         EveryBackendSpeaksHttp1 = backends.All(b => b.Protocol == UpstreamProtocol.Http1);
@@ -129,7 +129,7 @@ internal sealed class RuleGraph
                 Regex = match == MatchKind.Regex || kind == FilterKind.UserAgent
                     ? new Regex(node.Value!, options, TimeSpan.FromMilliseconds(50))
                     : null,
-                Networks = (node.Cidrs ?? []).Select(c => IPNetwork.Parse(c)).ToArray(),
+                Networks = (node.Cidrs ?? []).Select(ClientNetworks.Parse).ToArray(),
                 Comparison = node.IgnoreCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal,
                 // The percent key split once ("cookie:uid" → cookie, "uid"), not per request.
                 KeyCookie = node.Key is { } k && k.StartsWith("cookie:", StringComparison.Ordinal) ? k[7..] : null,
@@ -176,12 +176,7 @@ internal sealed class RuleGraph
                 case FilterKind.UserAgent:
                     return r.Header("User-Agent") is { } ua && Regex!.IsMatch(ua);
                 case FilterKind.Ip:
-                {
-                    var client = r.ClientAddress(trusted);
-                    foreach (var n in Networks)
-                        if (n.Contains(client)) return true;
-                    return false;
-                }
+                    return ClientNetworks.Contains(Networks, r.ClientAddress(trusted));
                 default:
                     return Bucket(r, trusted) < Node.Percent;
             }

@@ -24,6 +24,8 @@ public sealed class SshServer : IAsyncDisposable
         _handler = handler;
         _log = log ?? NullLogger.Instance;
         _listener = new TcpListener(endpoint);
+        // "::" takes both families: IPv4 clients arrive on the same socket as ::ffff:a.b.c.d (made plain on accept).
+        if (endpoint.Address.Equals(IPAddress.IPv6Any)) _listener.Server.DualMode = true;
     }
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listener.LocalEndpoint;
@@ -60,7 +62,10 @@ public sealed class SshServer : IAsyncDisposable
             }
             socket.NoDelay = true;
             var id = Interlocked.Increment(ref _nextId);
-            var connection = new SshServerConnection(new NetworkStream(socket, ownsSocket: true), socket.RemoteEndPoint, id, _options,
+            var remote = socket.RemoteEndPoint is IPEndPoint { Address.IsIPv4MappedToIPv6: true } mapped
+                ? new IPEndPoint(mapped.Address.MapToIPv4(), mapped.Port) // the audit names an IPv4 client as such
+                : socket.RemoteEndPoint;
+            var connection = new SshServerConnection(new NetworkStream(socket, ownsSocket: true), remote, id, _options,
                 _handler, _log);
             Task task = null!;
             task = Task.Run(async () =>

@@ -248,8 +248,18 @@ public sealed record LbSelector
     public string[]? Tags { get; init; }
     public Dictionary<string, string>? Labels { get; init; }
 
+    /// <summary>
+    /// Which address of a workload to send to: "ipv4", "ipv6", or "any" (null: the IPv4 address when the workload has
+    /// one, else its IPv6 one). A fallback without one takes the backend's.
+    /// </summary>
+    public string? Family { get; init; }
+
+    public static readonly string[] Families = ["any", "ipv4", "ipv6"];
+
     internal IEnumerable<string> Problems(bool requireService)
     {
+        if (Family is not null && !Families.Contains(Family))
+            yield return $"family \"{Family}\" must be ipv4, ipv6 or any";
         if (requireService || App is not null || Entrypoint is not null || Port is not null)
         {
             if (!Names.IsLabel(App)) yield return $"app \"{App}\" must be a DNS label";
