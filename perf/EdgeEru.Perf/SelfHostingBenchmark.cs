@@ -144,14 +144,7 @@ internal static partial class SelfHostingBenchmark
         }
     }
 
-    private sealed record Replica(string Name, string Entrypoint, string Node, bool Live);
-
-    private static async Task<List<Replica>> EdgeAsync(EruDev dev)
-    {
-        using var doc = JsonDocument.Parse(await dev.EruAsync("ps", "edge", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Replica(w.GetProperty("name").GetString()!,
-            w.GetProperty("entrypoint").GetString()!, w.GetProperty("node").GetString()!, w.GetProperty("live").GetBoolean()))];
-    }
+    private static Task<List<DevWorkload>> EdgeAsync(EruDev dev) => dev.PsAsync("edge");
 
     private static async Task WaitLiveAsync(EruDev dev, int count)
     {

@@ -99,7 +99,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
     /// <summary>A hello instance's process is SIGKILLed (a crash): its agent reports it, DNS and the LB drop it.</summary>
     private async Task<string> ContainerCrashAsync()
     {
-        var victim = (await HelloAsync()).First(w => w.Live);
+        var victim = (await dev.PsAsync("hello")).First(w => w.Live);
         _load!.StaleAddresses = [IPAddress.Parse(victim.Address)];
         var inspected = await dev.DockerAsync(victim.Node, "inspect", "-f", "{{.State.Pid}}", victim.Name);
         var pid = int.Parse(inspected.Trim(), CultureInfo.InvariantCulture);
@@ -112,7 +112,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
     /// <summary>A hello instance stops answering for 5 s (docker pause: connections open, nothing answers).</summary>
     private async Task<string> BackendHangsAsync()
     {
-        var victim = (await HelloAsync()).First(w => w.Live);
+        var victim = (await dev.PsAsync("hello")).First(w => w.Live);
         await dev.DockerAsync(victim.Node, "pause", victim.Name);
         try
         {
@@ -137,7 +137,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
     /// <summary>h3's dockerd stops (SIGTERM: its containers stop with it) and is started again by eru dev.</summary>
     private async Task<string> DockerdRestartAsync()
     {
-        var onH3 = (await HelloAsync()).Where(w => w.Node == "h3").ToList();
+        var onH3 = (await dev.PsAsync("hello")).Where(w => w.Node == "h3").ToList();
         _load!.StaleAddresses = [.. onH3.Select(w => IPAddress.Parse(w.Address))];
         var pid = DockerdPid(3);
         Posix.Terminate(pid);
@@ -214,7 +214,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
             try
             {
                 if (await EtcdHealthyAsync() && (await dev.EruExitAsync("node", "ls")).Code == 0
-                    && await HelloAsync() is { Count: > 0 } hello && hello.All(w => w.Live)
+                    && await dev.PsAsync("hello") is { Count: > 0 } hello && hello.All(w => w.Live)
                     && (await DigAsync()).Order().SequenceEqual(hello.Select(w => w.Address).Order()))
                     return true;
             }
@@ -256,22 +256,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
         }
     }
 
-    private async Task<HashSet<string>> RecordsAsync()
-    {
-        using var doc = JsonDocument.Parse(await dev.EruAsync("ps", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => w.GetProperty("id").GetString()!)];
-    }
-
-    private sealed record Instance(string Name, string Node, string Address, bool Live);
-
-    private async Task<List<Instance>> HelloAsync()
-    {
-        using var doc = JsonDocument.Parse(await dev.EruAsync("ps", "hello", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Instance(w.GetProperty("name").GetString()!,
-            w.GetProperty("node").GetString()!,
-            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
-            w.GetProperty("live").GetBoolean()))];
-    }
+    private async Task<HashSet<string>> RecordsAsync() => [.. (await dev.PsAsync()).Select(w => w.Id)];
 
     private async Task<List<string>> DigAsync() =>
         [.. (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace EdgeEru.Dev;
@@ -97,6 +98,17 @@ public sealed partial class EruDev : IAsyncDisposable
     }
 
     /// <summary>Runs <c>./eru ARGS</c> from the checkout, as a user would, with this cluster's addresses and tokens.</summary>
+    /// <summary>The workloads of <paramref name="app"/> (all when null) as <c>eru ps --json</c> shows them.</summary>
+    public async Task<List<DevWorkload>> PsAsync(string? app = null)
+    {
+        using var doc = JsonDocument.Parse(await EruAsync(app is null ? ["ps", "--json"] : ["ps", app, "--json"]));
+        return [.. doc.RootElement.EnumerateArray().Select(w => new DevWorkload(w.GetProperty("name").GetString()!,
+            w.GetProperty("id").GetString()!, w.GetProperty("entrypoint").GetString()!, w.GetProperty("ident").GetString()!,
+            w.GetProperty("node").GetString()!,
+            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
+            [.. w.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!)], w.GetProperty("live").GetBoolean()))];
+    }
+
     public async Task<string> EruAsync(params string[] args) =>
         await Shell.RunAsync("bash", [Path.Combine(_root, "eru"), .. WithFlags(args)], workingDirectory: _root,
             timeout: TimeSpan.FromMinutes(5));
@@ -196,3 +208,7 @@ public sealed partial class EruDev : IAsyncDisposable
         }
     }
 }
+
+/// <summary>A workload as <c>eru ps --json</c> shows it (its first IPv4 address, "" when none).</summary>
+public sealed record DevWorkload(string Name, string Id, string Entrypoint, string Ident, string Node, string Address,
+    IReadOnlyList<string> Tags, bool Live);

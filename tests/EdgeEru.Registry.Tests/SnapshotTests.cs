@@ -180,4 +180,15 @@ public class SnapshotTests
             "ids " + string.Join(" ", s.IdsByNode.Select(kv => $"{kv.Key}=[{string.Join(",", kv.Value)}]").Order(StringComparer.Ordinal)),
             "live " + s.LiveCount);
     }
+
+    [Fact]
+    public void A_follower_takes_any_other_snapshot_not_older_than_the_one_it_serves()
+    {
+        var served = RegistrySnapshot.Build([RegistryChange.Put(Kinds.Pods, Samples.Pod("a"))], 10);
+        var sameRevision = served.Apply([RegistryChange.Delete(Kinds.Pods, "a")], 10); // a held deletion taking effect
+        Assert.False(served.Supersedes(served));
+        Assert.True(sameRevision.Supersedes(served));
+        Assert.True(served.Apply([], 11).Supersedes(served));
+        Assert.False(served.Supersedes(sameRevision.Apply([], 11)));
+    }
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using EdgeEru.Dev;
 using EdgeEru.TestSupport;
 using Xunit;
@@ -178,16 +177,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
     private void Step(string name, string text) => output.WriteLine($"--- {name}\n{text.Trim()}");
 
-    private sealed record Instance(string Name, string Ident, string Node, string Address, string[] Tags, bool Live);
-
-    private async Task<List<Instance>> PsAsync(string app = "hello")
-    {
-        using var doc = JsonDocument.Parse(await cluster.Dev.EruAsync("ps", app, "--json"));
-        return doc.RootElement.EnumerateArray().Select(w => new Instance(
-            w.GetProperty("name").GetString()!, w.GetProperty("ident").GetString()!, w.GetProperty("node").GetString()!,
-            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
-            [.. w.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!)], w.GetProperty("live").GetBoolean())).ToList();
-    }
+    private Task<List<DevWorkload>> PsAsync(string app = "hello") => cluster.Dev.PsAsync(app);
 
     private async Task<List<string>> DigAsync(string name) =>
         (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Text.Json;
 using EdgeEru.Dev;
 using EdgeEru.TestSupport;
 using Xunit;
@@ -93,16 +92,7 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
         Assert.DoesNotContain(after, w => w.Name == deadLb.Name || edge.Any(e => e.Entrypoint == "lb" && e.Name == w.Name));
     }
 
-    private sealed record Workload(string Name, string Entrypoint, string Node, string Address, bool Live);
-
-    private async Task<List<Workload>> EdgeAsync()
-    {
-        using var doc = JsonDocument.Parse(await cluster.Dev.EruAsync("ps", "edge", "--json"));
-        return [.. doc.RootElement.EnumerateArray().Select(w => new Workload(w.GetProperty("name").GetString()!,
-            w.GetProperty("entrypoint").GetString()!, w.GetProperty("node").GetString()!,
-            w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
-            w.GetProperty("live").GetBoolean()))];
-    }
+    private Task<List<DevWorkload>> EdgeAsync() => cluster.Dev.PsAsync("edge");
 
     private static async Task<List<string>> DigAsync(IPAddress server, string name) =>
         (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"), [$"@{server}", name, "A", "+short", "+time=1", "+tries=2"]))

@@ -51,9 +51,7 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOption
                 return;
             }
             var snapshot = Interlocked.Exchange(ref _pending, null);
-            // A newer snapshot may share its revision: a follower's held deletions take effect later (registry.md).
-            if (snapshot is null || (_table is not null
-                && (ReferenceEquals(snapshot, _table.Snapshot) || snapshot.Revision < _table.Snapshot.Revision))) continue;
+            if (snapshot is null || (_table is not null && !snapshot.Supersedes(_table.Snapshot))) continue;
             var started = Stopwatch.GetTimestamp();
             try
             {

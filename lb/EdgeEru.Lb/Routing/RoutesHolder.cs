@@ -27,9 +27,7 @@ internal sealed class RoutesHolder : IHostedService, IDisposable
         {
             lock (_buildLock)
             {
-                // A newer snapshot may share its revision: a follower's held deletions take effect later (registry.md).
-                if (_routes != Routes.Empty
-                    && (ReferenceEquals(snapshot, _routes.Snapshot) || snapshot.Revision < _routes.Snapshot.Revision)) return;
+                if (_routes != Routes.Empty && !snapshot.Supersedes(_routes.Snapshot)) return;
                 var next = Routes.Build(snapshot, _routes, (domain, ex) =>
                     _log.LogError("lb domain {Domain}: new graph refused ({Error}); still serving its last good graph",
                         domain, ex.Message));

@@ -68,6 +68,12 @@ public sealed class RegistrySnapshot
         LiveCount = liveCount;
     }
 
+    /// <summary>
+    /// Whether a follower serving <paramref name="served"/> should take this one: any other snapshot not older. A newer
+    /// one may share the revision: held deletions take effect later, at the revision they were seen at (registry.md).
+    /// </summary>
+    public bool Supersedes(RegistrySnapshot served) => !ReferenceEquals(this, served) && Revision >= served.Revision;
+
     /// <summary>The etcd revision this snapshot reflects (every change up to it, none after).</summary>
     public long Revision { get; }
 
