@@ -8,7 +8,8 @@ namespace EdgeEru.Cli;
 internal static class DevBanner
 {
     public static void Print(DevSettings settings, string stateDir, TimeSpan took, string etcdEndpoints,
-        IReadOnlyList<SelfHostedEdge.Replica> edge, IReadOnlyList<(string Name, string Endpoint, string Network)> nodes, string lbToken)
+        IReadOnlyList<SelfHostedEdge.Replica> edge, IReadOnlyList<(string Name, string Endpoint, string Network)> nodes, string lbToken,
+        bool dualStack)
     {
         var dir = Path.GetRelativePath(Environment.CurrentDirectory, stateDir) is { } rel && !rel.StartsWith("..", StringComparison.Ordinal)
             ? rel : stateDir;
@@ -54,6 +55,12 @@ internal static class DevBanner
         Console.WriteLine($"  curl -H 'Host: hello.eru.local' http://{lbAt}/");
         Console.WriteLine($"  curl -H 'Host: hello.eru.local' -H 'X-Canary: 1' http://{lbAt}/");
         Console.WriteLine($"  ssh {sshFlags} {settings.SshUser}~web.hello@127.0.0.1");
+        if (dualStack)
+        {
+            Console.WriteLine($"  dig {dnsAt} web.hello.eru AAAA +short     # their IPv6 addresses (the rig is dual-stack)");
+            Console.WriteLine($"  curl -6 -H 'Host: hello.eru.local' http://[::1]:{settings.LbPort}/");
+            Console.WriteLine($"  ssh -6 {sshFlags} {settings.SshUser}~web.hello@::1");
+        }
         Console.WriteLine($"  ./eru ps{coreFlag}");
         Console.WriteLine($"  ./eru logs -f hello{coreFlag}");
         Console.WriteLine($"  ./eru node ls{coreFlag}");

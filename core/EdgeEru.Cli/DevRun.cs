@@ -60,7 +60,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartSelfHostedEdgeAsync(ct);
         await DeployHelloAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken);
+            _lbToken, dualStack: _rig is not null && !settings.SelfHosted);
         await ServeUntilStoppedAsync(ct);
     }
 
@@ -146,15 +146,19 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartServiceAsync("dns", "eru-dns.dll", settings.DnsHttpPort,
         [
             .. _registryFlags, "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
-            "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}",
+            "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", .. ReverseZoneFlags(),
         ], ct);
         await StartServiceAsync("lb", "eru-lb.dll", settings.LbHttpPort,
         [
-            .. _registryFlags, "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort}",
+            .. _registryFlags, "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort};http://[::1]:{settings.LbPort}",
             "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}", "--Lb:AdminToken", _lbToken,
             "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}",
         ], ct);
     }
+
+    /// <summary>PTR records for the simulated hosts' container addresses, both families.</summary>
+    private string[] ReverseZoneFlags() =>
+        _rig is null ? [] : ["--Dns:ReverseSubnets:0", _rig.Subnet, "--Dns:ReverseSubnets:1", _rig.Subnet6];
 
     /// <summary>
     /// Core's API, for ./eru pod|node|deploy|capacity|replace|rm (the token is read from .dev/core.token). Secrets are
@@ -186,13 +190,13 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         var hostKeys = Path.Combine(_stateDir, "ssh-host-keys");
         await StartServiceAsync("ssh", "eru-ssh.dll", settings.SshHttpPort,
         [
-            .. _registryFlags, "--Ssh:Listen", "127.0.0.1", "--Ssh:Port", settings.SshPort.ToString(),
+            .. _registryFlags, "--Ssh:Listen", "127.0.0.1,::1", "--Ssh:Port", settings.SshPort.ToString(),
             "--Ssh:HostKeyDirectory", hostKeys, "--Ssh:AuditLog", Path.Combine(_stateDir, "ssh-audit.jsonl"),
             "--Http:Urls", $"http://127.0.0.1:{settings.SshHttpPort}",
         ], ct);
         // A known_hosts file for the gateway's host keys (made by it on first start), so the try-it line checks them.
         await File.WriteAllLinesAsync(Path.Combine(_stateDir, "ssh-known-hosts"), Directory.GetFiles(hostKeys, "*.pub")
-            .Select(f => $"[127.0.0.1]:{settings.SshPort} {File.ReadAllText(f).Trim()}"), ct);
+            .Select(f => $"[127.0.0.1]:{settings.SshPort},[::1]:{settings.SshPort} {File.ReadAllText(f).Trim()}"), ct);
         var keys = await DevDemo.SshKeysAsync(settings.SshKey, _log, ct);
         var user = new SshUser { Name = settings.SshUser, Keys = keys, Apps = new() { ["hello"] = new SshAppAccess() } };
         await Store.PutAsync(Kinds.SshUsers, user, ct: ct);

@@ -7,8 +7,16 @@ public sealed class GatewayOptions
 {
     public const string Section = "Ssh";
 
-    /// <summary>The address SSH listens on, either family; "::" listens on both (one dual-stack socket).</summary>
+    /// <summary>
+    /// The addresses SSH listens on, comma-separated, either family ("127.0.0.1,::1": loopback in both); "::" alone
+    /// listens on both families everywhere (one dual-stack socket).
+    /// </summary>
     public string Listen { get; set; } = "127.0.0.1";
+
+    /// <summary><see cref="Listen"/> parsed (after <see cref="Problems"/> found none).</summary>
+    public IReadOnlyList<IPAddress> ListenAddresses() => [.. ListenParts().Select(IPAddress.Parse)];
+
+    private string[] ListenParts() => Listen.Split(',', StringSplitOptions.TrimEntries);
     public int Port { get; set; } = 2222;
 
     /// <summary>Where host keys are kept (generated on first start). Empty: ~/.local/share/eru-ssh/host-keys.</summary>
@@ -41,7 +49,8 @@ public sealed class GatewayOptions
     public List<string> Problems()
     {
         var p = new List<string>();
-        if (!IPAddress.TryParse(Listen, out _)) p.Add($"Ssh:Listen \"{Listen}\" is not an IP address");
+        foreach (var part in ListenParts())
+            if (!IPAddress.TryParse(part, out _)) p.Add($"Ssh:Listen \"{part}\" is not an IP address");
         if (Port is < 0 or > 65535) p.Add($"Ssh:Port {Port} is outside 0-65535");
         if (IdleTimeoutSeconds < 0) p.Add("Ssh:IdleTimeoutSeconds must not be negative");
         if (MaxSessionSeconds < 0) p.Add("Ssh:MaxSessionSeconds must not be negative");

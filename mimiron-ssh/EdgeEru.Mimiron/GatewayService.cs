@@ -11,11 +11,11 @@ namespace EdgeEru.Mimiron;
 public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHandler handler, ILogger<GatewayService> log)
     : IHostedService, IAsyncDisposable
 {
-    private SshServer? _server;
+    private readonly List<SshServer> _servers = [];
     private IReadOnlyList<HostKey> _hostKeys = [];
 
-    /// <summary>Where the server listens, once started (the port is chosen by the system when configured as 0).</summary>
-    public IPEndPoint? EndPoint => _server?.LocalEndPoint;
+    /// <summary>Where the (first) server listens, once started (the port is chosen by the system when configured as 0).</summary>
+    public IPEndPoint? EndPoint => _servers.Count > 0 ? _servers[0].LocalEndPoint : null;
 
     public IReadOnlyList<HostKey> HostKeys => _hostKeys;
 
@@ -23,12 +23,19 @@ public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHand
     {
         var o = options.Value;
         _hostKeys = HostKeyStore.LoadOrCreate(o.ResolvedHostKeyDirectory);
-        _server = new SshServer(new IPEndPoint(IPAddress.Parse(o.Listen), o.Port), new SshServerOptions { HostKeys = _hostKeys },
-            handler, log);
-        _server.Start();
-        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => Connections.Set(_server?.ConnectionCount ?? 0));
-        log.LogInformation("ssh gateway listening on {EndPoint}; host keys in {Dir}: {Fingerprints}", _server.LocalEndPoint,
-            o.ResolvedHostKeyDirectory, string.Join(", ", _hostKeys.Select(k => k.PublicKey.ToString())));
+        var port = o.Port;
+        foreach (var address in o.ListenAddresses())
+        {
+            var server = new SshServer(new IPEndPoint(address, port), new SshServerOptions { HostKeys = _hostKeys }, handler, log);
+            server.Start();
+            _servers.Add(server);
+            port = server.LocalEndPoint.Port; // port 0: the system's choice for the first, the same one for the others
+        }
+        SshServer[] listening = [.. _servers]; // a copy: the scrape may run while the list is cleared on stop
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() => Connections.Set(listening.Sum(s => s.ConnectionCount)));
+        log.LogInformation("ssh gateway listening on {EndPoints}; host keys in {Dir}: {Fingerprints}",
+            string.Join(", ", _servers.Select(s => s.LocalEndPoint)), o.ResolvedHostKeyDirectory,
+            string.Join(", ", _hostKeys.Select(k => k.PublicKey.ToString())));
         return Task.CompletedTask;
     }
 
@@ -38,8 +45,8 @@ public sealed class GatewayService(IOptions<GatewayOptions> options, GatewayHand
 
     public async ValueTask DisposeAsync()
     {
-        if (_server is not null) await _server.DisposeAsync();
-        _server = null;
+        foreach (var server in _servers) await server.DisposeAsync();
+        _servers.Clear();
         foreach (var k in _hostKeys) k.Dispose();
         _hostKeys = [];
     }

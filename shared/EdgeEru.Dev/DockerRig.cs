@@ -6,8 +6,9 @@ namespace EdgeEru.Dev;
 
 /// <summary>
 /// Simulated Docker hosts on one machine: each a network namespace on a shared bridge, with its own
-/// dockerd (vfs storage, no iptables, no default bridge) and a macvlan network <c>eru-mv</c> with a
-/// disjoint address range per host. A rig takes one of eight slots of 198.18.0.0/15 (a /18 each), held
+/// dockerd (vfs storage, no iptables, no default bridge) and a dual-stack macvlan network <c>eru-mv</c> with a
+/// disjoint address range per host in both families. A rig takes one of eight slots of 198.18.0.0/15 (a /18 each,
+/// beside the IPv6 ULA /64 <c>fd65:7275:0:{slot}::/64</c>: "eru" in hex), held
 /// by a lock file, so rigs of several test runs or an <c>eru dev</c> can run side by side; the root
 /// namespace reaches containers through the bridge. A busybox image is imported offline on each host.
 /// Needs root, iproute2, docker.io and busybox-static.
@@ -40,9 +41,19 @@ public sealed class DockerRig : IAsyncDisposable
     /// <summary>The rig's subnet: hosts' ranges, host addresses and the bridge all lie in it.</summary>
     public string Subnet => $"{At(0)}/18";
 
+    /// <summary>The rig's IPv6 subnet (a ULA /64): hosts' IPv6 ranges, their addresses and the bridge's.</summary>
+    public string Subnet6 => $"{At6(0, 0)}/64";
+
     /// <summary>The root namespace's address on the bridge (the way in to every container).</summary>
     public string BridgeAddress => At((63 << 8) + 254);
     internal string Gateway => At((63 << 8) + 253);
+
+    /// <summary>The root namespace's IPv6 address on the bridge.</summary>
+    public string BridgeAddress6 => At6(0xff00, 0xfffe);
+    internal string Gateway6 => At6(0xff00, 0xfffd);
+
+    /// <summary>An address of this rig's IPv6 /64 whose last two groups are <paramref name="high"/>:<paramref name="low"/>.</summary>
+    internal string At6(int high, int low) => System.Net.IPAddress.Parse($"fd65:7275:0:{Slot:x}::{high:x}:{low:x}").ToString();
 
     /// <summary>The address <paramref name="offset"/> past the start of this rig's /18.</summary>
     internal string At(int offset)
@@ -74,6 +85,7 @@ public sealed class DockerRig : IAsyncDisposable
             await Ip("link", "add", rig.Bridge, "type", "bridge");
             await Ip("link", "set", rig.Bridge, "up");
             await Ip("addr", "add", rig.BridgeAddress + "/18", "dev", rig.Bridge);
+            await Ip("addr", "add", rig.BridgeAddress6 + "/64", "dev", rig.Bridge, "nodad"); // usable at once, no DAD wait
             var image = BusyboxImage();
             for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image, dockerdArgs));
             return rig;
@@ -248,6 +260,16 @@ public sealed class DockerHost : IAsyncDisposable
     /// <summary>Container addresses this host's macvlan network hands out: a /22, disjoint per host.</summary>
     public string IpRange => $"{_rig.At((Index - 1) << 10)}/22";
 
+    /// <summary>The IPv6 addresses this host's macvlan network hands out: a /112, disjoint per host.</summary>
+    public string IpRange6 => $"{_rig.At6(Index, 0)}/112";
+
+    /// <summary>The host's own IPv6 address on the bridge.</summary>
+    public string Address6 => _rig.At6(0xff00, Index);
+
+    /// <summary>The <paramref name="n"/>-th IPv6 address of this host's container range (for fixed-address tests).</summary>
+    public string ContainerAddress6(int n) =>
+        n is >= 1 and < 65535 ? _rig.At6(Index, n) : throw new ArgumentOutOfRangeException(nameof(n), "1 to 65534");
+
     /// <summary>The <paramref name="n"/>-th address of this host's container range (for fixed-address tests).</summary>
     public string ContainerAddress(int n) =>
         n is >= 1 and < 1023 ? _rig.At(((Index - 1) << 10) + n) : throw new ArgumentOutOfRangeException(nameof(n), "1 to 1022");
@@ -267,12 +289,14 @@ public sealed class DockerHost : IAsyncDisposable
         await DockerRig.Ip("-n", ns, "link", "set", "eth0", "up");
         await DockerRig.Ip("-n", ns, "link", "set", "lo", "up");
         await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/18", "dev", "eth0");
+        await DockerRig.Ip("-n", ns, "addr", "add", host.Address6 + "/64", "dev", "eth0", "nodad");
 
         host._dockerdArgs = [.. extraArgs?.Invoke(host) ?? []];
         await host.StartDockerdAsync();
         await host.DockerAsync(["import", "-", DockerRig.Image], image);
         await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,
-            "--gateway", rig.Gateway, "-o", "parent=eth0", DockerRig.Network]);
+            "--gateway", rig.Gateway, "--ipv6", "--subnet", rig.Subnet6, "--ip-range", host.IpRange6, "--gateway", rig.Gateway6,
+            "-o", "parent=eth0", DockerRig.Network]);
         return host;
     }
 
@@ -316,6 +340,7 @@ public sealed class DockerHost : IAsyncDisposable
         Pod = pod,
         Endpoint = new DockerEndpoint { Address = Endpoint },
         Address = Address,
+        Address6 = Address6,
         Capacity = new NodeCapacity { CpuCores = cpuCores, PiecesPerCore = 100, MemoryBytes = memoryBytes },
         Networks = [DockerRig.Network],
     };

@@ -106,7 +106,11 @@ public sealed partial class EruDev : IAsyncDisposable
             w.GetProperty("id").GetString()!, w.GetProperty("entrypoint").GetString()!, w.GetProperty("ident").GetString()!,
             w.GetProperty("node").GetString()!,
             w.GetProperty("addresses").EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "",
-            [.. w.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!)], w.GetProperty("live").GetBoolean()))];
+            [.. w.GetProperty("tags").EnumerateArray().Select(t => t.GetString()!)], w.GetProperty("live").GetBoolean())
+        {
+            Address6 = w.TryGetProperty("addresses6", out var six)
+                ? six.EnumerateObject().Select(a => a.Value.GetString()!).FirstOrDefault() ?? "" : "",
+        })];
     }
 
     public async Task<string> EruAsync(params string[] args) =>
@@ -211,4 +215,8 @@ public sealed partial class EruDev : IAsyncDisposable
 
 /// <summary>A workload as <c>eru ps --json</c> shows it (its first IPv4 address, "" when none).</summary>
 public sealed record DevWorkload(string Name, string Id, string Entrypoint, string Ident, string Node, string Address,
-    IReadOnlyList<string> Tags, bool Live);
+    IReadOnlyList<string> Tags, bool Live)
+{
+    /// <summary>Its first IPv6 address ("" when none).</summary>
+    public string Address6 { get; init; } = "";
+}

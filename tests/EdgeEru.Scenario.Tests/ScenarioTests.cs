@@ -53,6 +53,36 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         Assert.Equal([v2.Address], await DigAsync("v2.web.hello.eru"));
         Assert.Equal(4, (await DigAsync("v1.web.hello.eru")).Count);
 
+        // 2b. Dual stack: every instance has an IPv6 address of the rig's ULA prefix beside its IPv4 one; DNS answers AAAA
+        // and ip6.arpa PTR, the LB and the gateway take clients over IPv6, and a backend of family ipv6 forwards over IPv6.
+        Assert.All(ps, w => Assert.StartsWith("fd65:7275:", w.Address6, StringComparison.Ordinal));
+        await EventuallyAsync(async () => SetEquals(await DigAsync("web.hello.eru", "AAAA"), ps.Select(w => w.Address6)),
+            "web.hello.eru answers all 5 IPv6 addresses");
+        Assert.Equal([v2.Address6], await DigAsync("v2.web.hello.eru", "AAAA"));
+        Assert.Equal([$"{v2.Ident}.web.hello.eru."], await DigAsync(v2.Address6, "PTR", reverse: true));
+        Assert.Contains("(v", await CurlAsync("-6", $"http://[::1]:{cluster.Dev.LbPort}/", Domain));
+        var six = Path.Combine(cluster.Dev.StateDir, "hello6.json");
+        await File.WriteAllTextAsync(six, """
+            {"name":"hello6.eru.local","init":"web","nodes":{"web":{"type":"backend",
+             "select":{"app":"hello","entrypoint":"web","port":"http","tags":["v2"],"family":"ipv6"}}}}
+            """);
+        Step("lb set hello6", await cluster.Dev.EruAsync("lb", "set", "hello6.eru.local", six));
+        Assert.Contains("(v2)", await EventuallyAsync(async () =>
+        {
+            try
+            {
+                return await CurlAsync("-6", $"http://[::1]:{cluster.Dev.LbPort}/", "hello6.eru.local");
+            }
+            catch (CommandFailedException)
+            {
+                return null; // until eru-lb has the domain
+            }
+        }, "hello6.eru.local answers over IPv6", TimeSpan.FromSeconds(20)));
+        Assert.Contains($"[{v2.Address6}]:80", await cluster.Dev.EruAsync("lb", "explain", "hello6.eru.local"));
+        var (code6, text6) = await SshAsync($"{cluster.Dev.SshUser}~{v2.Name}", "cat /www/index.html", at: "::1");
+        Assert.Equal(0, code6);
+        Assert.Contains("(v2)", text6);
+
         // 3. The LB: plain requests reach v1, the canary header reaches v2, the percent split is sticky per user.
         Assert.Contains("(v1)", await GetAsync());
         Assert.Contains("(v2)", await GetAsync(canary: true));
@@ -179,10 +209,15 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
     private Task<List<DevWorkload>> PsAsync(string app = "hello") => cluster.Dev.PsAsync(app);
 
-    private async Task<List<string>> DigAsync(string name) =>
+    private async Task<List<string>> DigAsync(string name, string type = "A", bool reverse = false) =>
         (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
-            ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
+            ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), .. reverse ? new[] { "-x", name } : [name, type], "+short", "+time=2",
+                "+tries=2"]))
         .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>curl (with <paramref name="family"/>: -4 or -6) for <paramref name="url"/> as <paramref name="host"/>: the body.</summary>
+    private static Task<string> CurlAsync(string family, string url, string host) =>
+        Shell.RunAsync(Tools.Find("curl", "curl"), [family, "-sS", "--fail", "--max-time", "10", "-H", $"Host: {host}", url]);
 
     private async Task<string> GetAsync(bool canary = false, string? cookie = null)
     {
@@ -234,7 +269,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         return (ok, failed);
     }
 
-    private async Task<(int Code, string Text)> SshAsync(string user, string command)
+    private async Task<(int Code, string Text)> SshAsync(string user, string command, string at = "127.0.0.1")
     {
         var psi = new ProcessStartInfo(Tools.Find("ssh", "openssh-client"))
         {
@@ -244,7 +279,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         {
             "-p", cluster.Dev.SshPort.ToString(), "-i", cluster.Dev.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", $"UserKnownHostsFile={Path.Combine(cluster.Dev.StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "ConnectTimeout=10", $"{user}@127.0.0.1", command,
+            "-o", "ConnectTimeout=10", at.Contains(':', StringComparison.Ordinal) ? "-6" : "-4", $"{user}@{at}", command,
         }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
