@@ -142,6 +142,7 @@ public sealed partial class EruDev : IAsyncDisposable
             "ps" or "logs" or "ssh-user" or "dns" or "deploy" or "replace" or "rm" or "node" or "pod" or "capacity" or "run" or "cp"
                 or "secret" or "start" or "stop" or "restart" or "build" =>
                 new[] { "--core", $"http://127.0.0.1:{CorePort}", "--token", Token("core") },
+            "lb" => ["--admin", $"http://127.0.0.1:{LbAdminPort}", "--token", Token("lb")],
             _ => [],
         };
         var end = Array.IndexOf(args, "--");

@@ -511,14 +511,19 @@ public sealed partial class DockerEngine : IDisposable, IDockerEngine
     public Task DisconnectAsync(string id, string network, CancellationToken ct = default) =>
         _client.Networks.DisconnectNetworkAsync(network, new NetworkDisconnectParameters { Container = id, Force = true }, ct);
 
-    /// <summary>Attaches a container to a network, with a fixed IPv4 address unless <paramref name="address"/> is empty.</summary>
-    public Task ConnectAsync(string id, string network, string address, CancellationToken ct = default) =>
+    /// <summary>
+    /// Attaches a container to a network, with a fixed IPv4 address unless <paramref name="address"/> is empty and a fixed
+    /// IPv6 one unless <paramref name="address6"/> is.
+    /// </summary>
+    public Task ConnectAsync(string id, string network, string address, string address6 = "", CancellationToken ct = default) =>
         _client.Networks.ConnectNetworkAsync(network, new NetworkConnectParameters
         {
             Container = id,
             EndpointConfig = new EndpointSettings
             {
-                IPAMConfig = address.Length > 0 ? new EndpointIPAMConfig { IPv4Address = address } : null,
+                IPAMConfig = address.Length > 0 || address6.Length > 0
+                    ? new EndpointIPAMConfig { IPv4Address = address, IPv6Address = address6 }
+                    : null,
             },
         }, ct);
 

@@ -203,12 +203,14 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
     }
 
     [Fact]
-    public async Task Replace_with_keep_ip_hands_the_fixed_address_over_and_restores_the_old_one_on_failure()
+    public async Task Replace_with_keep_ip_hands_both_addresses_over_and_restores_the_old_ones_on_failure()
     {
         StartAgents();
         var ip = _rig.Hosts[0].ContainerAddress(7);
         var old = await DeployOne(Spec("h1", bind: false, cpu: 0.2, ip: ip));
         Assert.Equal(ip, (await Container(old)).Addresses[DockerRig.Network]);
+        var ip6 = (await Container(old)).Addresses6[DockerRig.Network]; // the engine's choice: the rig is dual-stack
+        Assert.StartsWith("fd65:7275:", ip6, StringComparison.Ordinal);
 
         // A replacement that fails (its after_start hook exits 1): the old one gets its address back and runs.
         var broken = await Deployer().ReplaceAsync(Spec("h1", bind: false, cpu: 0.2, tag: "v2") with { Nodes = [], AfterStart = ["false"] },
@@ -218,6 +220,7 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         var restored = await Container(old);
         Assert.True(restored.Running);
         Assert.Equal(ip, restored.Addresses[DockerRig.Network]);
+        Assert.Equal(ip6, restored.Addresses6[DockerRig.Network]);
         Assert.Equal([old], (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value.Id));
         Assert.Equal([old], (await Containers()).Select(c => c.Id));
 
@@ -234,6 +237,8 @@ public sealed class ReallocReplaceTests(EtcdFixture etcd, ITestOutputHelper outp
         var container = Assert.Single(await Containers());
         Assert.Equal(fresh, container.Id);
         Assert.Equal(ip, container.Addresses[DockerRig.Network]);
+        Assert.Equal(ip6, container.Addresses6[DockerRig.Network]); // keep-ip keeps both families
+        Assert.Equal(ip6, record.Networks6?[DockerRig.Network]);
     }
 
     [Fact]

@@ -116,7 +116,7 @@ public sealed partial class Deployer
         var onNode = (await WorkloadsAsync(0, intent.Node, ct)).Where(w => w.Id != old.Id).ToList();
         if (intent.Ident is not null) return onNode.FirstOrDefault(w => w.Ident == intent.Ident);
         var volumes = (old.Volumes ?? []).Where(v => v.Kind == "volume").Select(v => v.Source).ToHashSet(StringComparer.Ordinal);
-        var addresses = intent.Addresses?.Select(a => a.Value).ToHashSet(StringComparer.Ordinal) ?? [];
+        var addresses = intent.Addresses?.Select(a => DeploySpec.SplitAddresses(a.Value).V4).ToHashSet(StringComparer.Ordinal) ?? [];
         return onNode.Where(w => w.App == old.App && w.Entrypoint == old.Entrypoint && w.CreatedAt >= intent.CreatedAt)
             .FirstOrDefault(w => (w.Volumes ?? []).Any(v => volumes.Contains(v.Source))
                 || w.Networks.Any(n => addresses.Contains(n.Value)));

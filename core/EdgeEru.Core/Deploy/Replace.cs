@@ -132,8 +132,7 @@ public sealed partial class Deployer
         var addresses = new Dictionary<string, string>();
         if (options.KeepIp)
         {
-            addresses = spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0)
-                .ToDictionary(n => n, n => old.Networks[n]);
+            addresses = await KeptAddressesAsync(old, spec, ct);
             if (addresses.Count == 0)
                 return Refused(RefusalKind.Precondition,
                     $"keep-ip: {old.Name} has no address on the new spec's networks ({string.Join(", ", spec.Networks.Keys)})");
@@ -148,13 +147,13 @@ public sealed partial class Deployer
         parked.Add((old, addresses, intent));
         await YieldAsync("parked", ct);
         progress?.Invoke(new DeployProgress(null, null, $"stopped {old.Name}"
-            + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values)}" : "")
+            + (addresses.Count > 0 ? $" and released {string.Join(", ", addresses.Values.Select(a => a.Replace(",", " and ")))}" : "")
             + (kept.Count > 0 ? $"; its successor takes volume(s) {string.Join(", ", kept.Keys)}" : "")));
         var networks = spec.Networks.ToDictionary();
-        foreach (var (n, ip) in addresses) // the old IPv4 address, with the spec's fixed IPv6 one if it asks for one
+        foreach (var (n, keptAddresses) in addresses) // the old addresses, but the spec's fixed IPv6 one if it asks for one
             networks[n] = networks.TryGetValue(n, out var v) && DeploySpec.SplitAddresses(v).V6 is { Length: > 0 } ip6
-                ? ip + "," + ip6
-                : ip;
+                ? DeploySpec.SplitAddresses(keptAddresses).V4 + "," + ip6
+                : keptAddresses;
         var r = await DeployAsync(OneOn(spec with { Networks = networks, Succeeds = old.Id, InheritedVolumes = kept }, old.Node), ct);
         if (r.Ok && intent is not null && Intents is not null && r.Instances[0].Name is { } successor)
         {
@@ -168,6 +167,31 @@ public sealed partial class Deployer
         progress?.Invoke(new DeployProgress(null, null,
             $"no way back onto {old.Node} ({r.Error}): the replacement of {old.Name} starts elsewhere with empty volumes"));
         return await DeployAsync(spec with { Count = 1 }, ct);
+    }
+
+    /// <summary>
+    /// keep-ip: the old one's addresses on the new spec's networks, as "IPV4[,IPV6]" (the IPv6 one the engine gave it,
+    /// else the fixed one its record asked for), so its successor answers at both.
+    /// </summary>
+    private async Task<Dictionary<string, string>> KeptAddressesAsync(Workload old, DeploySpec spec, CancellationToken ct)
+    {
+        var v6 = old.Networks6?.ToDictionary(a => a.Key, a => a.Value) ?? [];
+        if (await store.GetAsync(Kinds.Nodes, old.Node, ct) is { } node)
+        {
+            try
+            {
+                using var engine = engines(node.Value.Endpoint);
+                if (await engine.InspectAsync(old.Id, ct) is { } state)
+                    foreach (var (n, ip) in state.Addresses6) v6[n] = ip;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                log.LogWarning("keep-ip: could not ask {Node} for {Name}'s IPv6 addresses ({Error}): keeping the recorded ones",
+                    old.Node, old.Name, ex.Message);
+            }
+        }
+        return spec.Networks.Keys.Where(n => old.Networks.TryGetValue(n, out var ip) && ip.Length > 0)
+            .ToDictionary(n => n, n => v6.TryGetValue(n, out var ip6) ? old.Networks[n] + "," + ip6 : old.Networks[n]);
     }
 
     private static DeployResult Refused(RefusalKind kind, string message) => DeployResult.Of(new Refusal(kind, message));
@@ -208,7 +232,11 @@ public sealed partial class Deployer
             using var engine = engines(node.Value.Endpoint);
             var state = await engine.InspectAsync(old.Id, ct);
             if (state is null) return "its container is gone";
-            foreach (var (n, ip) in addresses.Where(a => !state.Addresses.ContainsKey(a.Key))) await engine.ConnectAsync(old.Id, n, ip, ct);
+            foreach (var (n, kept) in addresses.Where(a => !state.Addresses.ContainsKey(a.Key)))
+            {
+                var (ip, ip6) = DeploySpec.SplitAddresses(kept);
+                await engine.ConnectAsync(old.Id, n, ip, ip6, ct);
+            }
             if (!state.Running) await engine.StartAsync(old.Id, ct);
             return null;
         }

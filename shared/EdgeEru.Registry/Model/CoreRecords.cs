@@ -56,7 +56,7 @@ public sealed record Intent : IRegistryRecord
     /// <summary>create: the instance's ident (its volumes carry it); park: the successor's, once known.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public string? Ident { get; init; }
 
-    /// <summary>park with keep-ip: the addresses the old one let go of (network → address).</summary>
+    /// <summary>park with keep-ip: the addresses the old one let go of (network → "IPV4" or "IPV4,IPV6").</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public StringMap? Addresses { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
 
