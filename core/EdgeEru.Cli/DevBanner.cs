@@ -29,6 +29,9 @@ internal static class DevBanner
             + $"token in {Path.Combine(dir, "core.token")}, audit in {Path.Combine(dir, "core-audit.jsonl")}");
         if (edge.Count == 0)
         {
+            if (settings.Acme)
+                Console.WriteLine($"  acme       pebble (an ACME test CA) for hello.eru.local; https://127.0.0.1:{settings.LbTlsPort}, "
+                    + "certificates: ./eru lb cert ls" + lbFlag);
             Console.WriteLine($"  dns        127.0.0.1:{settings.DnsPort,-21} zone eru.; "
                 + $"metrics http://127.0.0.1:{settings.DnsHttpPort}/metrics");
             Console.WriteLine($"  lb         http://127.0.0.1:{settings.LbPort,-14} dashboard "
@@ -61,6 +64,9 @@ internal static class DevBanner
             Console.WriteLine($"  curl -6 -H 'Host: hello.eru.local' http://[::1]:{settings.LbPort}/");
             Console.WriteLine($"  ssh -6 {sshFlags} {settings.SshUser}~web.hello@::1");
         }
+        if (settings.Acme)
+            Console.WriteLine($"  curl --cacert {Path.Combine(dir, "acme-root.pem")} --resolve hello.eru.local:{settings.LbTlsPort}:127.0.0.1 "
+                + $"https://hello.eru.local:{settings.LbTlsPort}/   # the certificate eru-lb got by ACME");
         Console.WriteLine($"  ./eru ps{coreFlag}");
         Console.WriteLine($"  ./eru logs -f hello{coreFlag}");
         Console.WriteLine($"  ./eru node ls{coreFlag}");

@@ -42,6 +42,7 @@ internal static class DevCommand
         var lbPort = Port("--lb-port", "Loopback port of the balancer's traffic", 8080);
         var lbAdminPort = Port("--lb-admin-port", "Port of the balancer's admin API", 9181);
         var lbHttpPort = Port("--lb-http-port", "Port of the balancer's /metrics and /healthz", 9180);
+        var lbTlsPort = Port("--lb-tls-port", "Loopback port of the balancer's HTTPS (with --acme)", 8443);
         var corePort = Port("--core-port", "Loopback port of Core's gRPC API", 5001);
         var coreHttpPort = Port("--core-http-port", "Port of Core's /metrics and /healthz", 9182);
         var agentHttpPort = new Option<int>("--agent-http-port")
@@ -76,6 +77,11 @@ internal static class DevCommand
         {
             Description = "Run eru-dns and eru-lb as EdgeEru workloads (two replicas each, images built from this checkout) "
                 + "instead of processes",
+        };
+        var acme = new Option<bool>("--acme")
+        {
+            Description = "Run an ACME CA (pebble) beside the cluster and have eru-lb get the demo domain's certificate from it "
+                + "(HTTP-01 on the balancer's plain port), served on --lb-tls-port",
         };
         hosts.Validators.Add(r =>
         {
@@ -136,8 +142,13 @@ internal static class DevCommand
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
             etcdUrl, etcdPort, etcdMembers, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort,
-            agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted,
+            agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted, lbTlsPort, acme,
         };
+        acme.Validators.Add(r =>
+        {
+            if (r.GetValue(acme) && r.GetValue(selfHosted))
+                r.AddError("--acme runs with eru-lb as a process on loopback, not with --self-hosted");
+        });
         selfHosted.Validators.Add(r =>
         {
             if (!r.GetValue(selfHosted)) return;
@@ -150,7 +161,8 @@ internal static class DevCommand
             pr.GetValue(stateDir)!, pr.GetValue(prefix)!, pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort),
             pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort),
             pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [],
-            pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted)),
+            pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted),
+            pr.GetValue(acme), pr.GetValue(lbTlsPort)),
             ct));
         return cmd;
     }

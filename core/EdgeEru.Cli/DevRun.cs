@@ -15,7 +15,7 @@ namespace EdgeEru.Cli;
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
     int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
-    int Hosts, bool SelfHosted);
+    int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443);
 
 /// <summary>
 /// One run of <c>eru dev</c>: the components of a local cluster, each a step started in order (hosts, etcd, the
@@ -37,6 +37,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     private string[] _registryFlags = [];
     private string _lbToken = "", _coreToken = "", _agentToken = "";
     private IReadOnlyList<SelfHostedEdge.Replica> _edge = [];
+    private Pebble? _acmeCa;
 
     private sealed record DevNode(string Name, string Endpoint, string Network);
 
@@ -59,6 +60,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartAgentsAsync(ct);
         await StartSelfHostedEdgeAsync(ct);
         await DeployHelloAsync(ct);
+        await AwaitDemoCertificateAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
             _lbToken, dualStack: _rig is not null && !settings.SelfHosted);
         await ServeUntilStoppedAsync(ct);
@@ -143,6 +145,18 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
     private async Task StartEdgeProcessesAsync(CancellationToken ct)
     {
         if (settings.SelfHosted) return;
+        string[] acmeFlags = [];
+        if (settings.Acme)
+        {
+            // Pebble checks HTTP-01 at hello.eru.local:{lb port}, which its own resolver makes 127.0.0.1: eru-lb's plain port.
+            _acmeCa = _started.Push("ACME CA (pebble)", await Pebble.StartAsync(settings.LbPort, ct: ct));
+            await Store.PutAsync(Kinds.LbDomains, DevDemo.Domain() with
+            {
+                Acme = new LbAcme { Directory = _acmeCa.Directory, Email = $"{settings.SshUser}@eru.local" },
+            }, ct: ct);
+            acmeFlags = ["--Lb:Tls:Urls", $"https://127.0.0.1:{settings.LbTlsPort}", "--Lb:Acme:CaCertificates", _acmeCa.CaPath,
+                "--Lb:Acme:CheckSeconds", "1", "--Lb:Acme:RetrySeconds", "5"];
+        }
         await StartServiceAsync("dns", "eru-dns.dll", settings.DnsHttpPort,
         [
             .. _registryFlags, "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
@@ -152,7 +166,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         [
             .. _registryFlags, "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort};http://[::1]:{settings.LbPort}",
             "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}", "--Lb:AdminToken", _lbToken,
-            "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}",
+            "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}", .. acmeFlags,
         ], ct);
     }
 
@@ -273,6 +287,31 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (Watcher.Current.LiveCount < 4 + _edge.Count && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
     }
+
+    /// <summary>
+    /// With --acme: waits (a minute at most) for eru-lb to have the demo domain's certificate from pebble, and writes the root
+    /// it chains to beside the state, for curl --cacert.
+    /// </summary>
+    private async Task AwaitDemoCertificateAsync(CancellationToken ct)
+    {
+        if (_acmeCa is null) return;
+        var name = "acme-" + DevDemo.Domain().Name;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (await Store.GetAsync(Kinds.LbCertificates, name, ct) is null)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                _log.LogWarning("eru-lb has no certificate for {Domain} from pebble after 60 s (see eru lb cert ls); going on",
+                    DevDemo.Domain().Name);
+                break;
+            }
+            await Task.Delay(250, ct);
+        }
+        await File.WriteAllTextAsync(AcmeRootFile(_stateDir), await _acmeCa.IssuingRootPemAsync(ct), ct);
+    }
+
+    /// <summary>The root pebble's certificates chain to, for clients (eru dev --acme writes it at start).</summary>
+    internal static string AcmeRootFile(string stateDir) => Path.Combine(stateDir, "acme-root.pem");
 
     /// <summary>
     /// Serves until Ctrl-C. Simulated hosts go away whole; engines the user brought stay, so our containers are

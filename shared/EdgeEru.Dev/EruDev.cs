@@ -27,6 +27,7 @@ public sealed partial class EruDev : IAsyncDisposable
     public int DnsPort { get; } = Ports.FreeTcp();
     public int LbPort { get; } = Ports.FreeTcp();
     public int LbAdminPort { get; } = Ports.FreeTcp();
+    public int LbTlsPort { get; } = Ports.FreeTcp();
     public int CorePort { get; } = Ports.FreeTcp();
     public int SshPort { get; } = Ports.FreeTcp();
     public int AgentHttpPort { get; } = FreeTcpRange(DockerRig.MaxHosts);
@@ -74,7 +75,7 @@ public sealed partial class EruDev : IAsyncDisposable
         [
             Path.Combine(_root, "eru"), "dev", .. clusterArgs, "--state-dir", StateDir, "--prefix", Prefix,
             "--etcd-port", Text(EtcdPort), "--dns-port", Text(DnsPort), "--dns-http-port", Text(Ports.FreeTcp()),
-            "--lb-port", Text(LbPort), "--lb-admin-port", Text(LbAdminPort), "--lb-http-port", Text(Ports.FreeTcp()),
+            "--lb-port", Text(LbPort), "--lb-admin-port", Text(LbAdminPort), "--lb-tls-port", Text(LbTlsPort), "--lb-http-port", Text(Ports.FreeTcp()),
             "--core-port", Text(CorePort), "--core-http-port", Text(Ports.FreeTcp()), "--agent-http-port", Text(AgentHttpPort),
             "--ssh-port", Text(SshPort), "--ssh-http-port", Text(Ports.FreeTcp()), "--ssh-user", SshUser, "--ssh-key", KeyFile + ".pub",
         ], line =>

@@ -78,7 +78,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
                 return null; // until eru-lb has the domain
             }
         }, "hello6.eru.local answers over IPv6", TimeSpan.FromSeconds(20)));
-        Assert.Contains($"[{v2.Address6}]:80", await cluster.Dev.EruAsync("lb", "explain", "hello6.eru.local"));
+        Assert.Contains($"\"address\": \"{v2.Address6}\"", await cluster.Dev.EruAsync("lb", "explain", "hello6.eru.local"));
         var (code6, text6) = await SshAsync($"{cluster.Dev.SshUser}~{v2.Name}", "cat /www/index.html", at: "::1");
         Assert.Equal(0, code6);
         Assert.Contains("(v2)", text6);
@@ -96,6 +96,13 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         var canaryUsers = sides.Values.Count(v => v == "v2");
         output.WriteLine($"percent split: {canaryUsers} of 60 users on v2 (10% configured)");
         Assert.InRange(canaryUsers, 1, 18);
+
+        // 3b. eru dev --acme: eru-lb got the demo domain's certificate from pebble by HTTP-01, and serves it over TLS.
+        var https = await Shell.RunAsync(Tools.Find("curl", "curl"), ["-sS", "--fail", "--max-time", "10",
+            "--cacert", Path.Combine(cluster.Dev.StateDir, "acme-root.pem"),
+            "--resolve", $"{Domain}:{cluster.Dev.LbTlsPort}:127.0.0.1", $"https://{Domain}:{cluster.Dev.LbTlsPort}/"]);
+        Assert.Contains("hello from", https);
+        Assert.Contains("acme-hello.eru.local", await cluster.Dev.EruAsync("lb", "cert", "ls"));
 
         // 4. ssh into an instance: the command runs in that container, its exit code comes back.
         var target = ps.First(w => w.Tags.Contains("v1"));
