@@ -30,10 +30,18 @@ public sealed class ReplicaService(
         var memory = new ReapMemory();
         RegistryLease? lease = null;
         var nextReap = DateTime.UtcNow;
+        var datacenter = config["Core:Datacenter"];
+        if (datacenter is not null && !Names.IsLabel(datacenter))
+            throw new WrongDatacenterException($"Core:Datacenter \"{datacenter}\" must be a DNS label (a-z, 0-9, -)");
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                if (datacenter is not null)
+                {
+                    await RecordDatacenterAsync(datacenter, stoppingToken);
+                    datacenter = null;
+                }
                 if (lease is null || lease.IsLost)
                 {
                     if (lease is not null) await lease.DisposeAsync();
@@ -61,7 +69,7 @@ public sealed class ReplicaService(
             {
                 break;
             }
-            catch (Exception ex)
+            catch (Exception ex) when (ex is not WrongDatacenterException)
             {
                 // etcd away, an engine down: said, and tried again; the API keeps serving meanwhile.
                 log.LogWarning("core replica {Id}: {Error}; trying again", identity.Id, ex.Message);
@@ -70,4 +78,24 @@ public sealed class ReplicaService(
         }
         if (lease is not null) await lease.DisposeAsync(); // a clean stop: cores/{id} goes at once
     }
+
+    /// <summary>
+    /// Names this registry's datacenter (<c>datacenter/{name}</c>) unless it is named already; a registry that names
+    /// another one stops this replica: it was pointed at another datacenter's etcd.
+    /// </summary>
+    private async Task RecordDatacenterAsync(string name, CancellationToken ct)
+    {
+        var named = (await store.ListAsync(Kinds.Datacenters, ct: ct)).Items.Select(d => d.Value.Name).ToList();
+        if (named.Count == 0)
+        {
+            await store.PutAsync(Kinds.Datacenters, new Datacenter { Name = name, CreatedAt = DateTimeOffset.UtcNow }, ct: ct);
+            log.LogInformation("this registry is datacenter {Datacenter}", name);
+        }
+        else if (!named.SequenceEqual([name]))
+            throw new WrongDatacenterException($"Core:Datacenter is {name}, but this registry belongs to datacenter(s) "
+                + $"{string.Join(", ", named)}: is Registry:Endpoints another datacenter's etcd?");
+    }
 }
+
+/// <summary>Core was configured for one datacenter and pointed at another one's registry: it must not write there.</summary>
+public sealed class WrongDatacenterException(string message) : Exception(message);

@@ -15,6 +15,7 @@ public static class DnsHost
         builder.ListenOnOpsUrls("http://127.0.0.1:9153"); // DNS itself is on its own sockets (Server/)
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.AddRemoteDatacenters(builder.Configuration); // other datacenters' registries, read-only (multi-dc.md)
         builder.Services.AddCheckedOptions<DnsOptions>(builder.Configuration, DnsOptions.Section, o => o.Problems());
         builder.Services.AddSingleton<DnsMetrics>();
         builder.Services.AddSingleton<DnsTableHolder>();

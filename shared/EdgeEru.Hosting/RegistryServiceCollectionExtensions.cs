@@ -44,6 +44,41 @@ public static class RegistryServiceCollectionExtensions
     }
 
     /// <summary>
+    /// Adds <see cref="RemoteDatacenters"/>: read-only watchers of the registries listed under Registry:Datacenters (an array:
+    /// Name, Endpoints, Prefix, TLS files of the follower's own etcd user there), in failover order; none when the list is
+    /// empty. Each keeps the local Registry:LivenessGrace unless it sets its own.
+    /// </summary>
+    public static IServiceCollection AddRemoteDatacenters(this IServiceCollection services, IConfiguration configuration)
+    {
+        var section = configuration.GetSection(RegistryOptions.Section);
+        var local = new RegistryOptions();
+        section.Bind(local);
+        var remotes = section.GetSection("Datacenters").GetChildren().Select(child =>
+        {
+            var options = new RegistryOptions { LivenessGrace = local.LivenessGrace };
+            child.Bind(options);
+            if (child["Endpoints"] is null) options.Endpoints = ""; // never the local etcd's by default
+            return new RemoteDatacenter(child["Name"] ?? "", options);
+        }).ToList();
+        var problems = RemoteDatacenters.Problems(remotes).ToList();
+        if (problems.Count > 0) throw new OptionsValidationException("Registry:Datacenters", typeof(RegistryOptions), problems);
+        services.AddSingleton(sp => new RemoteDatacenters(remotes, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHostedService<RemoteDatacentersService>();
+        return services;
+    }
+
+    private sealed class RemoteDatacentersService(RemoteDatacenters remotes) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            remotes.Start();
+            return Task.CompletedTask;
+        }
+
+        public async Task StopAsync(CancellationToken cancellationToken) => await remotes.DisposeAsync();
+    }
+
+    /// <summary>
     /// Starts the watcher without waiting for etcd: a follower starts (and reports itself not ready)
     /// even when etcd is away, and serves as soon as the first snapshot arrives.
     /// </summary>

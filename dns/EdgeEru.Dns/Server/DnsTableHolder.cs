@@ -7,14 +7,16 @@ using Microsoft.Extensions.Options;
 namespace EdgeEru.Dns.Server;
 
 /// <summary>
-/// Keeps the current <see cref="DnsTable"/>: rebuilt (incrementally) from each registry snapshot on a
-/// task of its own, so the watcher never waits on DNS; bursts of snapshots coalesce into one build.
+/// Keeps the current <see cref="DnsTable"/>: rebuilt (incrementally) from each registry snapshot, the local one or
+/// another datacenter's, on a task of its own, so no watcher ever waits on DNS; bursts coalesce into one build.
 /// </summary>
-internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOptions> options, DnsMetrics metrics, ILogger<DnsTableHolder> log)
+internal sealed class DnsTableHolder(RegistryWatcher watcher, RemoteDatacenters remotes, IOptions<DnsOptions> options,
+    DnsMetrics metrics, ILogger<DnsTableHolder> log)
     : BackgroundService
 {
     private readonly SemaphoreSlim _signal = new(0, 1);
     private RegistrySnapshot? _pending;
+    private int _remotesChanged;
     private DnsTable? _table;
     private readonly TaskCompletionSource _firstTable = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -28,17 +30,12 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOption
         using var sub = watcher.Subscribe(s =>
         {
             Volatile.Write(ref _pending, s);
-            if (_signal.CurrentCount == 0)
-            {
-                try
-                {
-                    _signal.Release();
-                }
-                catch (SemaphoreFullException)
-                {
-                    // Already signalled: the build will take the newest snapshot.
-                }
-            }
+            Signal();
+        });
+        using var remoteSub = remotes.Subscribe(() =>
+        {
+            Volatile.Write(ref _remotesChanged, 1);
+            Signal();
         });
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -50,12 +47,15 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOption
             {
                 return;
             }
-            var snapshot = Interlocked.Exchange(ref _pending, null);
-            if (snapshot is null || (_table is not null && !snapshot.Supersedes(_table.Snapshot))) continue;
+            var pending = Interlocked.Exchange(ref _pending, null);
+            var remotesChanged = Interlocked.Exchange(ref _remotesChanged, 0) == 1;
+            var snapshot = pending is not null && (_table is null || pending.Supersedes(_table.Snapshot)) ? pending : null;
+            if (snapshot is null && remotesChanged) snapshot = _table?.Snapshot; // another datacenter changed: same local one
+            if (snapshot is null) continue;
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var table = DnsTableBuilder.Build(options.Value, snapshot, _table);
+                var table = DnsTableBuilder.Build(options.Value, snapshot, _table, remotes.Current);
                 Volatile.Write(ref _table, table);
                 metrics.TableBuilt(table, Stopwatch.GetElapsedTime(started));
                 if (_firstTable.TrySetResult())
@@ -68,6 +68,19 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, IOptions<DnsOption
                 log.LogError(ex, "dns table for registry revision {Revision} failed; still serving revision {Serving}",
                     snapshot.Revision, _table?.Snapshot.Revision);
             }
+        }
+    }
+
+    private void Signal()
+    {
+        if (_signal.CurrentCount != 0) return;
+        try
+        {
+            _signal.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled: the build will take the newest snapshots.
         }
     }
 

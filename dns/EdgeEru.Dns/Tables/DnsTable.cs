@@ -8,7 +8,11 @@ namespace EdgeEru.Dns.Tables;
 /// </summary>
 internal sealed class DnsTable
 {
+    /// <summary>The local datacenter's snapshot.</summary>
     public required RegistrySnapshot Snapshot { get; init; }
+
+    /// <summary>Other datacenters' snapshots it was built with, in failover order (docs/multi-dc.md).</summary>
+    public IReadOnlyList<Registry.Watch.DatacenterSnapshot> Remotes { get; init; } = [];
     public required ZoneAnswers[] Zones { get; init; }
     public required ReverseZone[] Reverse { get; init; }
 }
@@ -22,6 +26,13 @@ internal sealed class ZoneAnswers
     public required byte[] SoaTail { get; init; }
     public required RRset Ns { get; init; }
     public required Dictionary<string, ServiceAnswers> Services { get; init; }
+
+    /// <summary>The services of <see cref="Source"/> alone (the next build starts from them); in the main zone of several
+    /// datacenters, <see cref="Services"/> adds the others' where the local one has none live.</summary>
+    public required Dictionary<string, ServiceAnswers> LocalServices { get; init; }
+
+    /// <summary>The snapshot this zone was built from: the local one, or another datacenter's for <c>{dc}.{zone}</c>.</summary>
+    public required RegistrySnapshot Source { get; init; }
     /// <summary>Apps with at least one service: <c>{app}.{zone}</c> exists with no data.</summary>
     public required Dictionary<string, int> Apps { get; init; }
     public required Dictionary<string, NodeAnswers> Nodes { get; init; }

@@ -9,16 +9,30 @@ namespace EdgeEru.Dns.Tables;
 /// <summary>Builds the tables from a registry snapshot, off the hot path: once per snapshot, reusing what did not change.</summary>
 internal static class DnsTableBuilder
 {
-    public static DnsTable Build(DnsOptions options, RegistrySnapshot snapshot, DnsTable? previous)
+    /// <summary>
+    /// The table for <paramref name="snapshot"/> (the local datacenter's) and, when a follower watches other datacenters,
+    /// their <paramref name="remotes"/> in failover order: each datacenter gets its own zone <c>{dc}.{zone}</c> (listed
+    /// first: a name is answered by the first zone it falls in), and the main zone answers a service from the local
+    /// datacenter while it has a live instance, else from the first datacenter in order that has one.
+    /// </summary>
+    public static DnsTable Build(DnsOptions options, RegistrySnapshot snapshot, DnsTable? previous,
+        IReadOnlyList<Registry.Watch.DatacenterSnapshot>? remotes = null)
     {
+        remotes ??= [];
         var zones = options.EffectiveZones;
-        var built = new ZoneAnswers[zones.Count];
-        for (var i = 0; i < zones.Count; i++)
+        var built = new List<ZoneAnswers>(zones.Count * (2 + remotes.Count));
+        foreach (var zone in zones)
         {
-            var prev = previous is not null && i < previous.Zones.Length && ReferenceEquals(previous.Zones[i].Options, zones[i])
-                ? previous.Zones[i]
-                : null;
-            built[i] = BuildZone(zones[i], snapshot, prev, previous?.Snapshot);
+            var others = new List<ZoneAnswers>(remotes.Count);
+            if (snapshot.Datacenter is { } here) built.Add(Zone(DatacenterZone(zone, here), snapshot, previous, 0));
+            for (var r = 0; r < remotes.Count; r++)
+            {
+                if (remotes[r].Name == snapshot.Datacenter) continue; // configured as a remote, but it is this one
+                others.Add(Zone(DatacenterZone(zone, remotes[r].Name), remotes[r].Snapshot, previous, (r + 1) * RemotePriorityStep));
+            }
+            built.AddRange(others);
+            var main = Zone(zone, snapshot, previous, 0);
+            built.Add(others.Count == 0 ? main : WithOtherDatacenters(main, others));
         }
         var serial = (uint)snapshot.Revision;
         var reverse = ReverseZones(options.ReverseSubnets).Select(apex =>
@@ -36,10 +50,87 @@ internal static class DnsTableBuilder
                 Ip6 = ip6,
             };
         }).ToArray();
-        return new DnsTable { Snapshot = snapshot, Zones = built, Reverse = reverse };
+        return new DnsTable { Snapshot = snapshot, Remotes = remotes, Zones = [.. built], Reverse = reverse };
     }
 
-    private static ZoneAnswers BuildZone(ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot)
+    /// <summary>
+    /// What an SRV record of another datacenter's instance adds to its priority, times the datacenter's place in the
+    /// failover order: clients that follow SRV priorities try every local instance first, then the next datacenter's.
+    /// </summary>
+    public const int RemotePriorityStep = 100;
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ZoneOptions, Dictionary<string, ZoneOptions>>
+        DatacenterZones = [];
+
+    /// <summary>
+    /// <c>{dc}.{zone}</c>: the zone's settings under a datacenter's label, the same instance for the same pair (so a build
+    /// finds its previous answers by reference). Its name servers are the parent zone's.
+    /// </summary>
+    private static ZoneOptions DatacenterZone(ZoneOptions zone, string datacenter)
+    {
+        var byName = DatacenterZones.GetOrCreateValue(zone);
+        lock (byName)
+        {
+            if (byName.TryGetValue(datacenter, out var existing)) return existing;
+            return byName[datacenter] = new ZoneOptions
+            {
+                Name = datacenter + "." + zone.Normalized, Network = zone.Network, Ttl = zone.Ttl, NegativeTtl = zone.NegativeTtl,
+                EmptyService = zone.EmptyService, NameServers = [.. zone.EffectiveNameServers],
+                NameServerAddress = zone.NameServerAddress, Hostmaster = zone.EffectiveHostmaster,
+            };
+        }
+    }
+
+    /// <summary>A zone's answers from <paramref name="snapshot"/>, reusing what the previous table built for the same zone.</summary>
+    private static ZoneAnswers Zone(ZoneOptions zone, RegistrySnapshot snapshot, DnsTable? previous, int priorityOffset)
+    {
+        ZoneAnswers? prev = null;
+        foreach (var z in previous?.Zones ?? [])
+            if (ReferenceEquals(z.Options, zone)) prev = z;
+        return BuildZone(zone, snapshot, prev, prev?.Source, priorityOffset);
+    }
+
+    /// <summary>
+    /// The main zone across datacenters: a service with a live local instance answers A, AAAA, TXT, tags and idents
+    /// from the local datacenter; one without answers them from the first other datacenter (in failover order) that
+    /// has a live instance. SRV always lists every datacenter's instances, the others' at lower priority.
+    /// </summary>
+    internal static ZoneAnswers WithOtherDatacenters(ZoneAnswers local, IReadOnlyList<ZoneAnswers> others)
+    {
+        var services = new Dictionary<string, ServiceAnswers>(local.Services, StringComparer.Ordinal);
+        var apps = new Dictionary<string, int>(local.Apps, StringComparer.Ordinal);
+        foreach (var key in others.SelectMany(o => o.Services.Keys).Distinct(StringComparer.Ordinal))
+        {
+            var mine = local.Services.GetValueOrDefault(key);
+            var theirs = others.Select(o => o.Services.GetValueOrDefault(key)).OfType<ServiceAnswers>().Where(s => !s.IsEmpty).ToList();
+            if (theirs.Count == 0) continue;
+            var serving = mine is { IsEmpty: false } ? mine : theirs[0];
+            ServiceAnswers[] all = mine is null ? [.. theirs] : [mine, .. theirs];
+            services[key] = new ServiceAnswers
+            {
+                A = serving.A, AAAA = serving.AAAA, Txt = serving.Txt, Below = serving.Below,
+                Srv = all.SelectMany(s => s.Srv.Keys).Distinct(StringComparer.Ordinal).ToDictionary(name => name, name =>
+                {
+                    var sets = all.Select(s => s.Srv.GetValueOrDefault(name)).OfType<RRset>().ToList();
+                    return sets.Count == 1
+                        ? sets[0]
+                        : new RRset(DnsType.SRV, [.. sets.SelectMany(x => x.Records)], [.. sets.SelectMany(x => x.Additional)]);
+                }, StringComparer.Ordinal),
+                SrvProtocols = [.. all.SelectMany(s => s.SrvProtocols)],
+            };
+            var app = key[(key.IndexOf('.', StringComparison.Ordinal) + 1)..];
+            if (mine is null) apps[app] = apps.GetValueOrDefault(app) + 1;
+        }
+        return new ZoneAnswers
+        {
+            Options = local.Options, Apex = local.Apex, ApexLabels = local.ApexLabels, SoaTail = local.SoaTail, Ns = local.Ns,
+            Services = services, LocalServices = local.LocalServices, Source = local.Source, Apps = apps, Nodes = local.Nodes,
+            Static = local.Static,
+        };
+    }
+
+    private static ZoneAnswers BuildZone(
+        ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot, int priorityOffset)
     {
         var apex = DnsName.Encode(zone.Normalized);
         var mname = DnsName.Encode(zone.EffectiveNameServers[0]);
@@ -55,14 +146,14 @@ internal static class DnsTableBuilder
         if (prev is null || prevSnapshot is null)
         {
             services = new(StringComparer.Ordinal);
-            foreach (var (key, group) in snapshot.LiveByService) services[Key(key)] = BuildService(key, group, zone);
+            foreach (var (key, group) in snapshot.LiveByService) services[Key(key)] = BuildService(key, group, zone, priorityOffset);
         }
         else
         {
-            services = new(prev.Services, StringComparer.Ordinal);
+            services = new(prev.LocalServices, StringComparer.Ordinal);
             foreach (var (key, group) in snapshot.LiveByService)
                 if (!prevSnapshot.LiveByService.TryGetValue(key, out var before) || !before.IsSameAs(group))
-                    services[Key(key)] = BuildService(key, group, zone);
+                    services[Key(key)] = BuildService(key, group, zone, priorityOffset);
             foreach (var key in prevSnapshot.LiveByService.Keys)
                 if (!snapshot.LiveByService.ContainsKey(key)) services.Remove(Key(key));
         }
@@ -100,6 +191,8 @@ internal static class DnsTableBuilder
                 zone.NegativeTtl),
             Ns = ns,
             Services = services,
+            LocalServices = services,
+            Source = snapshot,
             Apps = apps,
             Nodes = nodes,
             Static = statics,
@@ -173,7 +266,7 @@ internal static class DnsTableBuilder
         return (v4, v6);
     }
 
-    private static ServiceAnswers BuildService(ServiceKey key, ViewSet group, ZoneOptions zone)
+    private static ServiceAnswers BuildService(ServiceKey key, ViewSet group, ZoneOptions zone, int priorityOffset)
     {
         var ttl = zone.Ttl;
         var all = new List<IPAddress>(group.Count);
@@ -209,7 +302,8 @@ internal static class DnsTableBuilder
             {
                 var name = "_" + port.Name + "._" + port.Protocol;
                 if (!srv.TryGetValue(name, out var set)) srv[name] = set = ([], []);
-                set.Records.Add(RRset.Srv(Label(r, "srv.priority", 1), Label(r, "srv.weight", 1), (ushort)port.Port, target, ttl));
+                var priority = (ushort)Math.Min(ushort.MaxValue, Label(r, "srv.priority", 1) + priorityOffset);
+                set.Records.Add(RRset.Srv(priority, Label(r, "srv.weight", 1), (ushort)port.Port, target, ttl));
                 // The target's addresses of both families: a dual-stack client needs no second query.
                 if (v4 is not null) set.Additional.Add(RRset.AddressRecord(target, v4, ttl));
                 if (v6 is not null) set.Additional.Add(RRset.AddressRecord(target, v6, ttl));

@@ -74,6 +74,9 @@ public sealed class RegistrySnapshot
     /// </summary>
     public bool Supersedes(RegistrySnapshot served) => !ReferenceEquals(this, served) && Revision >= served.Revision;
 
+    /// <summary>The datacenter this registry says it belongs to (<c>datacenter/{name}</c>), or null when it names none.</summary>
+    public string? Datacenter { get; init; }
+
     /// <summary>The etcd revision this snapshot reflects (every change up to it, none after).</summary>
     public long Revision { get; }
 

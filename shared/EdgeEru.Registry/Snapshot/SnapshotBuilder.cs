@@ -26,9 +26,11 @@ internal sealed class SnapshotBuilder
     private readonly ImmutableDictionary<string, IdSet>.Builder _idsByNode;
     private int _liveCount;
     private readonly ImmutableDictionary<string, LbCertificate>.Builder _lbCertificates;
+    private string? _datacenter;
 
     public SnapshotBuilder(RegistrySnapshot from)
     {
+        _datacenter = from.Datacenter;
         _pods = from.Pods.ToBuilder();
         _nodes = from.Nodes.ToBuilder();
         _nodeStatuses = from.NodeStatuses.ToBuilder();
@@ -51,7 +53,7 @@ internal sealed class SnapshotBuilder
         revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads,
         _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _dnsRecords.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
         _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp,
-        _idsByNode.ToImmutable(), _liveCount, _lbCertificates.ToImmutable());
+        _idsByNode.ToImmutable(), _liveCount, _lbCertificates.ToImmutable()) { Datacenter = _datacenter };
 
     public void Apply(RegistryChange c)
     {
@@ -75,6 +77,10 @@ internal sealed class SnapshotBuilder
             case null when ReferenceEquals(c.Kind, Kinds.SshUsers): _sshUsers.Remove(c.Name); break;
             case null when ReferenceEquals(c.Kind, Kinds.DnsRecords): _dnsRecords.Remove(c.Name); break;
             case null when ReferenceEquals(c.Kind, Kinds.LbCertificates): _lbCertificates.Remove(c.Name); break;
+            case null when ReferenceEquals(c.Kind, Kinds.Datacenters):
+                if (_datacenter == c.Name) _datacenter = null;
+                break;
+            case Datacenter d: _datacenter = d.Name; break;
             case Pod p: _pods[c.Name] = p; break;
             case Node n: _nodes[c.Name] = n; break;
             case NodeStatus s: SetNodeStatus(c.Name, s); break;
@@ -194,6 +200,7 @@ internal sealed class SnapshotBuilder
         var ssh = empty.SshUsers.ToBuilder();
         var dnsRecords = empty.DnsRecords.ToBuilder();
         var lbCertificates = empty.LbCertificates.ToBuilder();
+        string? datacenter = null;
         var problems = empty.Problems.ToBuilder();
         var records = new List<Workload>();
         var statuses = new List<(WorkloadStatus Status, long Lease)>();
@@ -216,6 +223,7 @@ internal sealed class SnapshotBuilder
                 case SshUser r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
                 case DnsRecordSet d: dnsRecords[c.Name] = d; break;
                 case LbCertificate t: lbCertificates[c.Name] = t; break;
+                case Datacenter d: datacenter = d.Name; break;
                 default: break;
             }
         }
@@ -263,7 +271,7 @@ internal sealed class SnapshotBuilder
             Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
             AddressSet.FromSorted(addresses),
             empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value)))),
-            live, lbCertificates.ToImmutable());
+            live, lbCertificates.ToImmutable()) { Datacenter = datacenter };
     }
 
     /// <summary>Sorts by key (ordinal) unless already sorted: an O(n) check saves the sort in the usual case.</summary>

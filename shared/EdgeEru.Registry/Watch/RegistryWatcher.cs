@@ -38,7 +38,8 @@ public sealed class RegistryWatcher : IAsyncDisposable
     private readonly object _applyLock = new(); // the watch loop and the grace timer both publish
     private readonly Timer _releaseTimer;
 
-    public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log)
+    /// <param name="datacenter">For a watcher of another datacenter's registry: tags its metrics apart from the local one's.</param>
+    public RegistryWatcher(EtcdConnection etcd, ILogger<RegistryWatcher> log, string? datacenter = null)
     {
         _etcd = etcd;
         _store = new RegistryStore(etcd);
@@ -47,7 +48,9 @@ public sealed class RegistryWatcher : IAsyncDisposable
         _releaseTimer = new Timer(_ => ReleaseDue(), null, Timeout.Infinite, Timeout.Infinite);
         // Exported by each service's /metrics: the Prometheus adapter joins meter and instrument names, so
         // meter "eru.registry" + instrument "revision" is eru_registry_revision.
-        _meter = new Meter(MeterName, null, [new("prefix", _store.Keys.Prefix)]);
+        _meter = new Meter(MeterName, null, datacenter is null
+            ? [new("prefix", _store.Keys.Prefix)]
+            : [new("prefix", _store.Keys.Prefix), new("datacenter", datacenter)]);
         _meter.CreateObservableGauge("revision", () => Current.Revision, description: "etcd revision of the published snapshot");
         _meter.CreateObservableGauge("out_of_touch", () => OutOfTouchFor.TotalSeconds, "s",
             "time without a working watch on etcd (0 when in touch)");
