@@ -89,6 +89,7 @@ public static class LbHost
         HotPath.WithoutHostFiltering(builder.Services);
 
         builder.Services.AddRegistryWatcher(builder.Configuration);
+        builder.Services.AddRemoteDatacenters(builder.Configuration); // other datacenters' registries, read-only (multi-dc.md)
         builder.Services.ConfigureHttpJsonOptions(o =>
             o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower);
         builder.Services.AddHttpForwarder();

@@ -172,6 +172,9 @@ internal static class AdminApi
                 groups = pools.Groups.Select(g => new { weight = g.Weight, live = g.Pool.Destinations.Select(Describe) }),
                 live = pools.Main.Destinations.Select(Describe),
                 fallback = pools.Fallback?.Destinations.Select(Describe),
+                datacenters = pools.Datacenters.Length == 0
+                    ? null
+                    : pools.Datacenters.Select(d => new { datacenter = d.Datacenter, live = d.Pool.Destinations.Select(Describe) }),
                 note = pools.Main.IsEmpty && pools.Groups.Length == 0
                     ? pools.Fallback is { IsEmpty: false }
                         ? "no live workload for the selection: the fallback serves"

@@ -1,5 +1,6 @@
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
+using EdgeEru.Registry.Watch;
 
 namespace EdgeEru.Lb.Backends;
 
@@ -22,17 +23,55 @@ internal sealed class Pool(Destination[] destinations)
 
     /// <summary>The next turn of this pool (round robin).</summary>
     public uint NextTurn() => (uint)Interlocked.Increment(ref _turn);
+
+    /// <summary>Whether a destination is in (neither ejected nor failing its check): the pool can serve now.</summary>
+    public bool CanServe()
+    {
+        foreach (var d in Destinations)
+            if (!d.IsOut) return true;
+        return false;
+    }
 }
 
-/// <summary>A backend terminal's pools: the main selection (or weighted groups) and the fallback.</summary>
-internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, Pool? fallback)
+/// <summary>
+/// A backend terminal's pools: the main selection (or weighted groups) and the fallback; with a selector's
+/// <c>datacenters</c>, the main selection in each datacenter, in failover order (<see cref="Datacenters"/>).
+/// </summary>
+internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, Pool? fallback,
+    (string Datacenter, Pool Pool)[]? datacenters = null)
 {
     public Pool Main { get; } = main;
     public (int Weight, Pool Pool)[] Groups { get; } = groups;
     public Pool? Fallback { get; } = fallback;
 
-    /// <summary>The pool for one request: a weighted group (if any), else the main one; the fallback when that is empty.</summary>
+    /// <summary>
+    /// The selection in each datacenter the selector lists, in failover order ("local" is <see cref="Main"/>); empty
+    /// without <c>datacenters</c> (the local one only).
+    /// </summary>
+    public (string Datacenter, Pool Pool)[] Datacenters { get; } = datacenters ?? [];
+
+    /// <summary>
+    /// The pool for one request: a weighted group (if any), else the main one; the fallback when that is empty. Across
+    /// datacenters: the first one in order whose pool can serve (a live destination not ejected), the local one's
+    /// fallback before leaving it; none can: as if local only.
+    /// </summary>
     public Pool Choose()
+    {
+        if (Datacenters.Length == 0) return ChooseLocal();
+        foreach (var (_, pool) in Datacenters)
+        {
+            if (!ReferenceEquals(pool, Main))
+            {
+                if (pool.CanServe()) return pool;
+                continue;
+            }
+            var local = ChooseLocal();
+            if (local.CanServe()) return local;
+        }
+        return ChooseLocal();
+    }
+
+    private Pool ChooseLocal()
     {
         var pool = Main;
         if (Groups.Length > 0)
@@ -64,16 +103,24 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
         if (Fallback is not null)
             foreach (var d in Fallback.Destinations)
                 if (d.AffinityKey == affinityKey) return d.IsOut ? null : d;
+        foreach (var (_, pool) in Datacenters)
+            foreach (var d in pool.Destinations)
+                if (d.AffinityKey == affinityKey) return d.IsOut ? null : d;
         return null;
     }
 
-    /// <summary>Builds the pools of a backend node from the live workloads of a snapshot.</summary>
+    /// <summary>
+    /// Builds the pools of a backend node from the live workloads of a snapshot and, for a selector that lists
+    /// datacenters, of the other datacenters' snapshots (<paramref name="remotes"/>, in the balancer's failover order).
+    /// </summary>
     public static BackendPools Build(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> known,
-        Dictionary<string, Destination> used)
+        Dictionary<string, Destination> used, IReadOnlyList<DatacenterSnapshot>? remotes = null)
     {
         var select = node.Select!;
-        Pool PoolOf(string[]? extraTags, Dictionary<string, string>? extraLabels, LbSelector? over = null)
+        Pool PoolOf(string[]? extraTags, Dictionary<string, string>? extraLabels, LbSelector? over = null,
+            RegistrySnapshot? from = null)
         {
+            var registry = from ?? snapshot;
             var app = over?.App ?? select.App!;
             var entrypoint = over?.Entrypoint ?? select.Entrypoint!;
             var portName = over?.Port ?? select.Port!;
@@ -81,7 +128,7 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
             var labels = (over is null ? select.Labels : over.Labels) ?? [];
             var family = over?.Family ?? select.Family;
             var list = new List<Destination>();
-            foreach (var v in snapshot.Live(app, entrypoint))
+            foreach (var v in registry.Live(app, entrypoint))
             {
                 var r = v.Record!;
                 if (!tags.All(r.Tags.Contains)) continue;
@@ -99,7 +146,21 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
         var main = PoolOf(null, null);
         var groups = (node.Groups ?? []).Select(g => (g.Weight, PoolOf(g.Tags, g.Labels))).ToArray();
         var fallback = node.Fallback is null ? null : PoolOf(null, null, node.Fallback);
-        return new BackendPools(main, groups, fallback);
+        if (select.Datacenters is not { Length: > 0 } order) return new BackendPools(main, groups, fallback);
+        remotes ??= [];
+        var tiers = new List<(string, Pool)>();
+        foreach (var entry in order)
+        {
+            if (entry == LbSelector.LocalDatacenter || entry == snapshot.Datacenter) tiers.Add((LbSelector.LocalDatacenter, main));
+            else if (entry == LbSelector.AnyDatacenter)
+                tiers.AddRange(remotes.Where(r => !order.Contains(r.Name) && r.Name != snapshot.Datacenter)
+                    .Select(r => (r.Name, PoolOf(null, null, from: r.Snapshot))));
+            else
+                tiers.Add((entry, remotes.FirstOrDefault(r => r.Name == entry) is { } r
+                    ? PoolOf(null, null, from: r.Snapshot)
+                    : new Pool([]))); // a datacenter this balancer does not follow: nothing there (explain shows it)
+        }
+        return new BackendPools(main, groups, fallback, [.. tiers]);
     }
 
     /// <summary>

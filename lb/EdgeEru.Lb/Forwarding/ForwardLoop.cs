@@ -70,6 +70,8 @@ internal static class ForwardLoop
             destination.Failed(outcome == ForwardOutcome.TimedOut ? "RequestTimedOut" : "Request", log);
             if (attempt == attempts || !client.CanRetry) break;
             client.Reset();
+            // Chosen again: with that one ejected, a datacenter (or fallback) that could not serve may be the next in order.
+            pool = pools.Choose();
         }
 
         // 4. A failure gets the LB's answer; then the request is recorded.

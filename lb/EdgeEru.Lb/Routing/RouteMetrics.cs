@@ -57,7 +57,8 @@ internal static class RouteMetrics
                 {
                     var pools = routes.Pools(g, t);
                     var all = pools.Main.Destinations.Concat(pools.Groups.SelectMany(x => x.Pool.Destinations))
-                        .Concat(pools.Fallback?.Destinations ?? []).Distinct();
+                        .Concat(pools.Fallback?.Destinations ?? []).Concat(pools.Datacenters.SelectMany(x => x.Pool.Destinations))
+                        .Distinct();
                     foreach (var d in all)
                     {
                         string[] l = [g.Domain.Name, t.Id, d.WorkloadId, d.Authority];

@@ -46,7 +46,11 @@ internal sealed class Routes
 
     public BackendPools Pools(RuleGraph graph, BackendTerminal terminal) => _pools[(graph, terminal.Index)];
 
-    public static Routes Build(RegistrySnapshot snapshot, Routes previous, Action<string, Exception> onBadGraph)
+    /// <summary>Other datacenters' snapshots these routes were built with (selectors with <c>datacenters</c> use them).</summary>
+    public IReadOnlyList<Registry.Watch.DatacenterSnapshot> Remotes { get; private init; } = [];
+
+    public static Routes Build(RegistrySnapshot snapshot, Routes previous, Action<string, Exception> onBadGraph,
+        IReadOnlyList<Registry.Watch.DatacenterSnapshot>? remotes = null)
     {
         var graphs = new Dictionary<string, RuleGraph>(StringComparer.OrdinalIgnoreCase);
         var before = previous.Graphs.ToDictionary(g => g.Domain.Name, StringComparer.OrdinalIgnoreCase);
@@ -77,12 +81,12 @@ internal sealed class Routes
         foreach (var graph in graphs.Values)
             foreach (var t in graph.Terminals.OfType<BackendTerminal>())
             {
-                var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used);
+                var p = pools[(graph, t.Index)] = BackendPools.Build(t.Node, snapshot, previous.Destinations, used, remotes);
                 if (t.Node.Options?.HealthCheck is not { } check) continue;
                 foreach (var d in p.Main.Destinations.Concat(p.Groups.SelectMany(g => g.Pool.Destinations))
-                    .Concat(p.Fallback?.Destinations ?? []))
+                    .Concat(p.Fallback?.Destinations ?? []).Concat(p.Datacenters.SelectMany(x => x.Pool.Destinations)))
                     checks.TryAdd(d, check);
             }
-        return new Routes(snapshot, exact, wildcards, pools, used, [.. checks.Select(c => (c.Key, c.Value))]);
+        return new Routes(snapshot, exact, wildcards, pools, used, [.. checks.Select(c => (c.Key, c.Value))]) { Remotes = remotes ?? [] };
     }
 }

@@ -6,14 +6,16 @@ namespace EdgeEru.Lb.Routing;
 internal sealed class RoutesHolder : IHostedService, IDisposable
 {
     private readonly RegistryWatcher _watcher;
+    private readonly RemoteDatacenters _remotes;
     private readonly ILogger<RoutesHolder> _log;
-    private IDisposable? _subscription;
+    private IDisposable? _subscription, _remoteSubscription;
     private Routes _routes = Routes.Empty;
     private readonly object _buildLock = new();
 
-    public RoutesHolder(RegistryWatcher watcher, ILogger<RoutesHolder> log)
+    public RoutesHolder(RegistryWatcher watcher, RemoteDatacenters remotes, ILogger<RoutesHolder> log)
     {
         _watcher = watcher;
+        _remotes = remotes;
         _log = log;
     }
 
@@ -28,21 +30,37 @@ internal sealed class RoutesHolder : IHostedService, IDisposable
             lock (_buildLock)
             {
                 if (_routes != Routes.Empty && !snapshot.Supersedes(_routes.Snapshot)) return;
-                var next = Routes.Build(snapshot, _routes, (domain, ex) =>
-                    _log.LogError("lb domain {Domain}: new graph refused ({Error}); still serving its last good graph",
-                        domain, ex.Message));
-                Volatile.Write(ref _routes, next);
+                Rebuild(snapshot);
             }
         });
+        // Another datacenter changed: the same local snapshot, with its pools of the other datacenters rebuilt.
+        _remoteSubscription = _remotes.Subscribe(() =>
+        {
+            lock (_buildLock)
+                if (_routes != Routes.Empty) Rebuild(_routes.Snapshot);
+        });
         return Task.CompletedTask;
+    }
+
+    private void Rebuild(Registry.Snapshot.RegistrySnapshot snapshot)
+    {
+        var next = Routes.Build(snapshot, _routes, (domain, ex) =>
+            _log.LogError("lb domain {Domain}: new graph refused ({Error}); still serving its last good graph",
+                domain, ex.Message), _remotes.Current);
+        Volatile.Write(ref _routes, next);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
         RouteMetrics.Unregister(this);
         _subscription?.Dispose();
+        _remoteSubscription?.Dispose();
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _subscription?.Dispose();
+    public void Dispose()
+    {
+        _subscription?.Dispose();
+        _remoteSubscription?.Dispose();
+    }
 }

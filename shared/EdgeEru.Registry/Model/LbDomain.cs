@@ -256,10 +256,28 @@ public sealed record LbSelector
 
     public static readonly string[] Families = ["any", "ipv4", "ipv6"];
 
+    /// <summary>
+    /// Where the workloads may be, in failover order (docs/multi-dc.md): "local" (this datacenter), a datacenter's name,
+    /// or "any" (every other datacenter the balancer follows, in its Registry:Datacenters order). Requests go to the first
+    /// entry with a live destination that is not ejected. Null: ["local"]. On a backend's select only.
+    /// </summary>
+    public string[]? Datacenters { get; init; }
+
+    public const string LocalDatacenter = "local", AnyDatacenter = "any";
+
     internal IEnumerable<string> Problems(bool requireService)
     {
         if (Family is not null && !Families.Contains(Family))
             yield return $"family \"{Family}\" must be ipv4, ipv6 or any";
+        if (Datacenters is not null)
+        {
+            if (!requireService) yield return "datacenters belongs on the backend's select, not its fallback";
+            if (Datacenters.Length == 0) yield return "datacenters is empty (leave it out for the local one only)";
+            foreach (var dc in Datacenters)
+                if (!Names.IsLabel(dc)) yield return $"datacenters: \"{dc}\" must be local, any or a datacenter's name";
+            foreach (var twice in Datacenters.GroupBy(d => d).Where(g => g.Count() > 1))
+                yield return $"datacenters: {twice.Key} is listed twice";
+        }
         if (requireService || App is not null || Entrypoint is not null || Port is not null)
         {
             if (!Names.IsLabel(App)) yield return $"app \"{App}\" must be a DNS label";
