@@ -27,6 +27,13 @@ internal sealed class CoreApi
         Description = "PEM CA that eru-core's https certificate chains to (default: $ERU_CORE_CA, else the system's)", Recursive = true,
     };
     public Option<bool> Json { get; } = new("--json") { Description = "Machine-readable output", Recursive = true };
+    /// <summary>A global option (on the root command, recursive): <c>eru --dc NAME ps</c> as well as <c>eru ps --dc NAME</c>.</summary>
+    public static Option<string?> Datacenter { get; } = new("--dc")
+    {
+        Description = "Talk to this datacenter's eru-core (URL, token and CA from $ERU_DATACENTERS, else "
+            + "~/.config/eru/datacenters.json); default $ERU_DC, else --core",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("ERU_DC") is { Length: > 0 } dc ? dc : null, Recursive = true,
+    };
 
     public void AddTo(Command command)
     {
@@ -44,22 +51,70 @@ internal sealed class CoreApi
         return handler;
     }
 
-    /// <summary>Runs <paramref name="call"/> with a client; refusals print the server's status and message.</summary>
+    /// <summary>
+    /// Runs <paramref name="call"/> with a client of eru-core (--dc's, else --core's); refusals print the server's status
+    /// and message.
+    /// </summary>
     public async Task<int> RunAsync(
         ParseResult pr, string what, Func<V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
     {
+        if (pr.GetValue(Datacenter) is { } dc)
+        {
+            var (datacenters, problem) = DatacentersFile.Load();
+            if (problem is not null) return await CliText.Fail(what, $"--dc {dc}: {problem}", 2);
+            if (datacenters.FirstOrDefault(d => d.Name == dc) is not { } entry)
+                return await CliText.Fail(what, $"--dc {dc}: {DatacentersFile.PathOf()} lists no such datacenter "
+                    + $"(it lists {string.Join(", ", datacenters.Select(d => d.Name))})", 2);
+            return await RunOnAsync(entry, what, call, ct);
+        }
         var token = await CliText.TokenAsync(pr.GetValue(Token), "ERU_TOKEN", "core.token", ct);
+        return await RunOnAsync(what, pr.GetValue(Url)!, token, pr.GetValue(Ca) ?? Environment.GetEnvironmentVariable("ERU_CORE_CA"),
+            call, ct);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="call"/> once per datacenter of the datacenters file, in its order (one that does not answer is
+    /// said and passed over); the worst exit code.
+    /// </summary>
+    public static async Task<int> RunEveryDatacenterAsync(
+        string what, Func<string, V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
+    {
+        var (datacenters, problem) = DatacentersFile.Load();
+        if (problem is not null) return await CliText.Fail(what, $"--all-dcs: {problem}", 2);
+        var worst = 0;
+        foreach (var entry in datacenters)
+            worst = Math.Max(worst, await RunOnAsync(entry, $"{what} (datacenter {entry.Name})", (c, t) => call(entry.Name, c, t), ct));
+        return worst;
+    }
+
+    private static async Task<int> RunOnAsync(
+        DatacentersFile.Entry dc, string what, Func<V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
+    {
+        string? token;
+        try
+        {
+            token = await DatacentersFile.TokenAsync(dc, ct);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return await CliText.Fail(what, $"datacenter {dc.Name}: token_file: {ex.Message}", 2);
+        }
+        return await RunOnAsync(what, dc.Core, token, dc.Ca, call, ct);
+    }
+
+    private static async Task<int> RunOnAsync(string what, string coreUrls, string? token, string? caFile,
+        Func<V1.Core.CoreClient, CancellationToken, Task<int>> call, CancellationToken ct)
+    {
         if (token is null)
             return await CliText.Fail(what, "no API token (--token, ERU_TOKEN, or run inside a checkout with ./eru dev running)", 2);
         var urls = new List<Uri>();
-        foreach (var text in pr.GetValue(Url)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var text in coreUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (!Uri.TryCreate(text, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
                 return await CliText.Fail(what, $"--core \"{text}\" is not an http(s) URL", 2);
             urls.Add(u);
         }
         if (urls.Count == 0) return await CliText.Fail(what, "--core names no URL", 2);
-        var caFile = pr.GetValue(Ca) ?? Environment.GetEnvironmentVariable("ERU_CORE_CA");
         System.Security.Cryptography.X509Certificates.X509Certificate2Collection? ca = null;
         if (caFile is not null)
         {

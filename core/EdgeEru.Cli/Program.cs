@@ -21,6 +21,7 @@ var root = new RootCommand("eru: the EdgeEru command line")
     DnsCommand.Create(),
     TokenCommands.Create(),
 };
+root.Options.Add(CoreApi.Datacenter); // eru --dc NAME <command>: every command that talks to eru-core
 root.Subcommands.Add(BuildCommand.Create());
 foreach (var command in DeployCommands.Create().Concat(JobCommands.Create()).Concat(SecretCommands.Create())) root.Subcommands.Add(command);
 var parsed = root.Parse(args);

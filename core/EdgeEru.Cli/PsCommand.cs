@@ -12,52 +12,78 @@ internal static class PsCommand
     {
         var api = new CoreApi();
         var app = new Argument<string?>("app") { Description = "Only this app", Arity = ArgumentArity.ZeroOrOne };
-        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app };
+        var allDcs = new Option<bool>("--all-dcs")
+        {
+            Description = "Every datacenter of the datacenters file (docs/multi-dc.md), each through its own eru-core",
+        };
+        var cmd = new Command("ps", "List workloads: node, address, tags, live or why not") { app, allDcs };
         api.AddTo(cmd);
         LegacyEtcdOptions.AddTo(cmd);
-        cmd.SetAction((pr, ct) => api.RunAsync(pr, "ps", async (c, t) =>
+        cmd.SetAction(async (pr, ct) =>
         {
-            var reply = await c.ListWorkloadsAsync(new V1.ListWorkloadsRequest { App = pr.GetValue(app) ?? "" }, cancellationToken: t);
-            if (pr.GetValue(api.Json)) PrintJson(reply.Workloads);
-            else Print(reply.Workloads, pr.GetValue(app));
-            return 0;
-        }, ct));
+            var request = new V1.ListWorkloadsRequest { App = pr.GetValue(app) ?? "" };
+            var found = new List<(string? Datacenter, V1.Workload Workload)>();
+            var code = pr.GetValue(allDcs)
+                ? await CoreApi.RunEveryDatacenterAsync("ps", async (dc, c, t) =>
+                {
+                    found.AddRange((await c.ListWorkloadsAsync(request, cancellationToken: t)).Workloads.Select(w => ((string?)dc, w)));
+                    return 0;
+                }, ct)
+                : await api.RunAsync(pr, "ps", async (c, t) =>
+                {
+                    found.AddRange((await c.ListWorkloadsAsync(request, cancellationToken: t)).Workloads.Select(w => ((string?)null, w)));
+                    return 0;
+                }, ct);
+            if (code != 0 && found.Count == 0) return code;
+            if (pr.GetValue(api.Json)) PrintJson(found);
+            else Print(found, pr.GetValue(app), pr.GetValue(allDcs));
+            return code;
+        });
         return cmd;
     }
 
     /// <summary>The fields scripts and tests parse, as they were when ps read etcd itself.</summary>
-    private static void PrintJson(IEnumerable<V1.Workload> workloads)
+    private static void PrintJson(IEnumerable<(string? Datacenter, V1.Workload Workload)> workloads)
     {
         var list = new JsonArray();
-        foreach (var w in workloads)
+        foreach (var (dc, w) in workloads)
         {
             var addresses = new JsonObject();
             foreach (var (net, ip) in w.Networks) addresses[net] = ip;
             var addresses6 = new JsonObject();
             foreach (var (net, ip) in w.Networks6) addresses6[net] = ip;
-            list.Add(new JsonObject
+            var item = new JsonObject
             {
                 ["name"] = w.Name, ["id"] = w.Id, ["app"] = w.App, ["entrypoint"] = w.Entrypoint, ["ident"] = w.Ident, ["node"] = w.Node,
                 ["image"] = w.Image, ["tags"] = new JsonArray([.. w.Tags.Select(t => JsonValue.Create(t))]), ["addresses"] = addresses,
                 ["addresses6"] = addresses6, ["live"] = w.Live, ["state"] = w.Live ? "live" : w.Reason, ["created"] = w.CreatedAt,
-            });
+            };
+            if (dc is not null) item["datacenter"] = dc;
+            list.Add(item);
         }
         Console.WriteLine(list.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
-    private static void Print(IReadOnlyCollection<V1.Workload> workloads, string? app)
+    private static void Print(IReadOnlyCollection<(string? Datacenter, V1.Workload Workload)> workloads, string? app, bool allDcs)
     {
         var now = DateTimeOffset.UtcNow;
-        var rows = workloads.Select(w => new[]
+        var rows = workloads.Select(x => Row(x.Workload, now)).ToList();
+        string[] header = ["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"];
+        if (allDcs)
         {
-            w.Name, w.Node, w.Networks.Values.FirstOrDefault() ?? w.Networks6.Values.FirstOrDefault() ?? "-", string.Join(",", w.Tags),
-            w.Live ? "live" : w.Reason,
-            DateTimeOffset.TryParse(w.CreatedAt, CultureInfo.InvariantCulture, DateTimeStyles.None, out var created)
-                ? Age(now - created) : "-",
-        }).ToList();
-        CliText.Table(["NAME", "NODE", "ADDRESS", "TAGS", "STATE", "AGE"], rows);
+            header = ["DATACENTER", .. header];
+            rows = [.. workloads.Zip(rows, (x, r) => (string[])[x.Datacenter ?? "", .. r])];
+        }
+        CliText.Table(header, rows);
         if (rows.Count == 0) Console.WriteLine(app is null ? "(no workloads)" : $"(no workloads of {app})");
     }
+
+    private static string[] Row(V1.Workload w, DateTimeOffset now) =>
+    [
+        w.Name, w.Node, w.Networks.Values.FirstOrDefault() ?? w.Networks6.Values.FirstOrDefault() ?? "-", string.Join(",", w.Tags),
+        w.Live ? "live" : w.Reason,
+        DateTimeOffset.TryParse(w.CreatedAt, CultureInfo.InvariantCulture, DateTimeStyles.None, out var created) ? Age(now - created) : "-",
+    ];
 
     private static string Age(TimeSpan t) =>
         t.TotalDays >= 1 ? $"{(int)t.TotalDays}d"
