@@ -5,7 +5,7 @@
 # perf/run.sh report FILE: builds perf/report.md and the plots from saved RESULT lines, running nothing.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-benchmarks=(registry schedule deploy agent dns lb ssh self-hosting chaos)   # the order of Report/Figures.cs
+benchmarks=(registry schedule deploy agent dns lb ssh self-hosting chaos multidc)   # the order of Report/Figures.cs
 [ $# -ge 1 ] || { echo "usage: perf/run.sh NAME [options] | all | report FILE  (NAME: ${benchmarks[*]})" >&2; exit 2; }
 build() { dotnet build "$root/$1" -c Release -o "$root/.build/$2" --nologo -v quiet -clp:ErrorsOnly >&2; }
 perf() { dotnet "$root/.build/perf/EdgeEru.Perf.dll" "$@"; }

@@ -14,6 +14,7 @@ IReadOnlyDictionary<string, Func<string[], Task<int>>> benchmarks = new Dictiona
     ["deploy"] = DeployBenchmark.RunAsync,
     ["self-hosting"] = SelfHostingBenchmark.RunAsync,
     ["chaos"] = ChaosBenchmark.RunAsync,
+    ["multidc"] = MultiDcBenchmark.RunAsync,
 };
 if (!benchmarks.TryGetValue(name, out var run))
 {

@@ -60,6 +60,8 @@ public static class Figures
         new("ssh", "`ssh … true` p50", "eru_true_p50_ms", "sshd_true_p50_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "`ssh … true` p99", "eru_true_p99_ms", "sshd_true_p99_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "1 GiB out of a container", "eru_mib_s", "sshd_mib_s", "OpenSSH sshd + docker exec", "MiB/s", Better.Higher),
+        new("multidc", "request through eru-lb, p50", "cross_dc_p50_ms", "local_p50_ms",
+            "the same request kept in the local datacenter (the WAN link adds its netem delay each way)", "ms", Better.Lower),
     ];
 
     public static readonly IReadOnlyList<Target> Targets =
@@ -81,6 +83,10 @@ public static class Figures
         new("chaos", "failed DNS, HTTP and SSH requests over eight faults", "failed_requests", "==", 0, "requests"),
         new("chaos", "containers no record knows, after the run", "leaked_workloads", "==", 0, "workloads"),
         new("chaos", "records without their container, after the run", "lost_workloads", "==", 0, "workloads"),
+        new("multidc", "DNS answers the other datacenter, p99 (from etcd's ack)", "dns_failover_p99_ms", "<=", 1000, "ms"),
+        new("multidc", "LB sends to the other datacenter, p99 (from etcd's ack)", "lb_failover_p99_ms", "<=", 100, "ms"),
+        new("multidc", "LB sends to the other datacenter, local instance killed", "lb_failover_instance_killed_max_ms", "<=", 100, "ms"),
+        new("multidc", "failed requests while failing over", "lb_failover_failed_requests", "==", 0, "requests"),
     ];
 
     public static readonly IReadOnlyList<ChartSpec> Charts =
@@ -112,5 +118,5 @@ public static class Figures
 
     /// <summary>The order benchmarks are run and reported in (perf/run.sh all runs the same list).</summary>
     public static readonly IReadOnlyList<string> Benchmarks =
-        ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting", "chaos"];
+        ["registry", "schedule", "deploy", "agent", "dns", "lb", "ssh", "self-hosting", "chaos", "multidc"];
 }
