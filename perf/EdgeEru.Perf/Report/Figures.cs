@@ -61,7 +61,7 @@ public static class Figures
         new("ssh", "`ssh … true` p99", "eru_true_p99_ms", "sshd_true_p99_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "1 GiB out of a container", "eru_mib_s", "sshd_mib_s", "OpenSSH sshd + docker exec", "MiB/s", Better.Higher),
         new("multidc", "request through eru-lb, p50", "cross_dc_p50_ms", "local_p50_ms",
-            "the same request kept in the local datacenter (the WAN link adds its netem delay each way)", "ms", Better.Lower),
+            "the same request kept in the local datacenter (the WAN link adds its delay each way)", "ms", Better.Lower),
     ];
 
     public static readonly IReadOnlyList<Target> Targets =
