@@ -162,6 +162,7 @@ internal static class MultiDcBenchmark
             {
                 await UntilAsync(async () => await Get("shop.bench") == "dc1", TimeSpan.FromSeconds(30), "dc1 serves (ejection over)", lb);
                 await local.DisposeAsync(kill: true);
+                started.Remove(local);
                 var killed = Stopwatch.GetTimestamp();
                 while (true)
                 {
