@@ -120,9 +120,13 @@ internal static class MultiDcBenchmark
                 TimeSpan.FromSeconds(60), "eru-dns and eru-lb serving both datacenters", lb);
 
             // 1. A request kept in dc1 next to one sent to dc2 (the WAN link's delay each way).
-            var (localMs, remoteMs) = (new List<double>(), new List<double>());
+            var (localMs, remoteMs, directMs) = (new List<double>(), new List<double>(), new List<double>());
             for (var i = 0; i < requests; i++)
             {
+                var sent = Stopwatch.GetTimestamp(); // the anchor: straight to dc2's instance across the link, no eru-lb
+                var direct = await http.GetStringAsync(new Uri($"http://{RootSide}:8080/"));
+                if (direct.Trim() != "dc2") throw new InvalidOperationException($"dc2's instance answered {direct}");
+                directMs.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 foreach (var (host, into, expect) in new[] { ("local.bench", localMs, "dc1"), ("remote.bench", remoteMs, "dc2") })
                 {
                     var t = Stopwatch.GetTimestamp();
@@ -188,6 +192,8 @@ internal static class MultiDcBenchmark
                 ["cross_dc_p50_ms"] = Stats.Round(Stats.Percentile(remoteMs, 50)),
                 ["cross_dc_p99_ms"] = Stats.Round(Stats.Percentile(remoteMs, 99)),
                 ["cross_dc_overhead_p50_ms"] = Stats.Round(Stats.Percentile(remoteMs, 50) - Stats.Percentile(localMs, 50)),
+                ["direct_to_other_dc_p50_ms"] = Stats.Round(Stats.Percentile(directMs, 50)),
+                ["direct_to_other_dc_p99_ms"] = Stats.Round(Stats.Percentile(directMs, 99)),
                 ["dns_failover_p50_ms"] = Stats.Round(Stats.Percentile(dnsFailover, 50)),
                 ["dns_failover_p99_ms"] = Stats.Round(Stats.Percentile(dnsFailover, 99)),
                 ["lb_failover_p50_ms"] = Stats.Round(Stats.Percentile(lbFailover, 50)),

@@ -60,6 +60,8 @@ public static class Figures
         new("ssh", "`ssh … true` p50", "eru_true_p50_ms", "sshd_true_p50_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "`ssh … true` p99", "eru_true_p99_ms", "sshd_true_p99_ms", "OpenSSH sshd + docker exec", "ms", Better.Lower),
         new("ssh", "1 GiB out of a container", "eru_mib_s", "sshd_mib_s", "OpenSSH sshd + docker exec", "MiB/s", Better.Higher),
+        new("multidc", "request to the other datacenter through eru-lb, p50", "cross_dc_p50_ms", "direct_to_other_dc_p50_ms",
+            "the same request straight to that instance, no balancer", "ms", Better.Lower),
         new("multidc", "request through eru-lb, p50", "cross_dc_p50_ms", "local_p50_ms",
             "the same request kept in the local datacenter (the WAN link adds its delay each way)", "ms", Better.Lower),
     ];
