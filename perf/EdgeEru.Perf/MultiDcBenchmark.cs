@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using EdgeEru.Dev;
 using EdgeEru.Registry;
@@ -114,7 +112,7 @@ internal static class MultiDcBenchmark
                     return "error";
                 }
             }
-            using var probe = new AddressProbe(dnsPort);
+            using var probe = new DnsProbe(dnsPort);
             await UntilAsync(async () => await Get("remote.bench") == "dc2" && await Get("shop.bench") == "dc1"
                 && probe.FirstA("web.shop.eru") == "127.0.0.1" && probe.FirstA("web.shop.dc2.eru") == RootSide,
                 TimeSpan.FromSeconds(60), "eru-dns and eru-lb serving both datacenters", lb);
@@ -267,63 +265,5 @@ internal static class MultiDcBenchmark
                 throw new TimeoutException($"{what}: not within {timeout.TotalSeconds:F0}s:\n{process.OutputTail()}");
             if (pollMs > 0) await Task.Delay(pollMs);
         }
-    }
-
-    /// <summary>A UDP DNS client that returns the first A record's address of an answer (null: none).</summary>
-    private sealed class AddressProbe : IDisposable
-    {
-        private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        private readonly byte[] _rx = new byte[4096];
-        private ushort _id;
-
-        public AddressProbe(int port)
-        {
-            _socket.Connect(IPAddress.Loopback, port);
-            _socket.ReceiveTimeout = 1000;
-        }
-
-        public string? FirstA(string name)
-        {
-            var q = new List<byte>();
-            var id = ++_id;
-            q.AddRange([(byte)(id >> 8), (byte)id, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-            foreach (var label in name.Split('.'))
-            {
-                q.Add((byte)label.Length);
-                q.AddRange(System.Text.Encoding.ASCII.GetBytes(label));
-            }
-            q.AddRange([0, 0, 1, 0, 1]);
-            _socket.Send(q.ToArray());
-            int n;
-            try
-            {
-                do n = _socket.Receive(_rx);
-                while (n < 12 || BinaryPrimitives.ReadUInt16BigEndian(_rx) != id);
-            }
-            catch (SocketException)
-            {
-                return null;
-            }
-            if (BinaryPrimitives.ReadUInt16BigEndian(_rx.AsSpan(6)) == 0) return null;
-            var at = q.Count; // the question is echoed as sent
-            while (at + 12 <= n)
-            {
-                at += (_rx[at] & 0xC0) == 0xC0 ? 2 : SkipName(at);
-                var type = BinaryPrimitives.ReadUInt16BigEndian(_rx.AsSpan(at));
-                var length = BinaryPrimitives.ReadUInt16BigEndian(_rx.AsSpan(at + 8));
-                if (type == 1 && length == 4) return new IPAddress(_rx.AsSpan(at + 10, 4)).ToString();
-                at += 10 + length;
-            }
-            return null;
-        }
-
-        private int SkipName(int at)
-        {
-            var start = at;
-            while (_rx[at] != 0 && (_rx[at] & 0xC0) != 0xC0) at += _rx[at] + 1;
-            return (_rx[at] == 0 ? at + 1 : at + 2) - start;
-        }
-
-        public void Dispose() => _socket.Dispose();
     }
 }
