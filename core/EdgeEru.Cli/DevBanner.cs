@@ -25,6 +25,13 @@ internal static class DevBanner
         Console.WriteLine();
         Console.WriteLine($"EdgeEru dev cluster is up in {took.TotalSeconds:0} s");
         Console.WriteLine($"  etcd       {etcdEndpoints,-30} prefix {settings.Prefix}{etcdWhere}");
+        if (settings.Datacenter is not null || settings.FollowDcs is { Length: > 0 })
+            Console.WriteLine($"  datacenter {settings.Datacenter ?? "(unnamed)"}"
+                + (settings.FollowDcs is { Length: > 0 } follow
+                    ? "; eru-dns and eru-lb follow "
+                        + string.Join(", ", follow.Select(f => f[..f.IndexOf('=', StringComparison.Ordinal)]))
+                        + " read-only (docs/multi-dc.md)"
+                    : ""));
         Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-14} gRPC edgeeru.core.v1; "
             + $"token in {Path.Combine(dir, "core.token")}, audit in {Path.Combine(dir, "core-audit.jsonl")}");
         if (edge.Count == 0)
@@ -65,8 +72,9 @@ internal static class DevBanner
             Console.WriteLine($"  ssh -6 {sshFlags} {settings.SshUser}~web.hello@::1");
         }
         if (settings.Acme)
-            Console.WriteLine($"  curl --cacert {Path.Combine(dir, "acme-root.pem")} --resolve hello.eru.local:{settings.LbTlsPort}:127.0.0.1 "
-                + $"https://hello.eru.local:{settings.LbTlsPort}/   # the certificate eru-lb got by ACME");
+            Console.WriteLine($"  curl --cacert {Path.Combine(dir, "acme-root.pem")} "
+                + $"--resolve hello.eru.local:{settings.LbTlsPort}:127.0.0.1 https://hello.eru.local:{settings.LbTlsPort}/"
+                + "   # the certificate eru-lb got by ACME");
         Console.WriteLine($"  ./eru ps{coreFlag}");
         Console.WriteLine($"  ./eru logs -f hello{coreFlag}");
         Console.WriteLine($"  ./eru node ls{coreFlag}");

@@ -78,6 +78,27 @@ internal static class DevCommand
             Description = "Run eru-dns and eru-lb as EdgeEru workloads (two replicas each, images built from this checkout) "
                 + "instead of processes",
         };
+        var datacenter = new Option<string?>("--datacenter")
+        {
+            Description = "Name this cluster's datacenter (Core:Datacenter; DNS names {app}.{datacenter}.eru, docs/multi-dc.md)",
+        };
+        var followDcs = new Option<string[]>("--follow-dc")
+        {
+            Description = "Have eru-dns and eru-lb follow another datacenter's registry, read-only: NAME=http://HOST:PORT[/PREFIX] "
+                + "(its etcd; the prefix defaults to this cluster's); repeat in failover order",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        datacenter.Validators.Add(r =>
+        {
+            if (r.GetValue(datacenter) is { } dc && !Names.IsLabel(dc)) r.AddError($"--datacenter: \"{dc}\" is not a DNS label");
+        });
+        followDcs.Validators.Add(r =>
+        {
+            foreach (var f in r.GetValue(followDcs) ?? [])
+                if (DevSettings.ParseFollow(f, "/eru") is { Problem: { } problem }) r.AddError($"--follow-dc {f}: {problem}");
+            if (r.GetValue(followDcs) is { Length: > 0 } && r.GetValue(selfHosted))
+                r.AddError("--follow-dc is for eru-dns and eru-lb as processes, not with --self-hosted");
+        });
         var acme = new Option<bool>("--acme")
         {
             Description = "Run an ACME CA (pebble) beside the cluster and have eru-lb get the demo domain's certificate from it "
@@ -143,6 +164,7 @@ internal static class DevCommand
         {
             etcdUrl, etcdPort, etcdMembers, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort,
             agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted, lbTlsPort, acme,
+            datacenter, followDcs,
         };
         acme.Validators.Add(r =>
         {
@@ -162,7 +184,7 @@ internal static class DevCommand
             pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort),
             pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [],
             pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted),
-            pr.GetValue(acme), pr.GetValue(lbTlsPort)),
+            pr.GetValue(acme), pr.GetValue(lbTlsPort), pr.GetValue(datacenter), pr.GetValue(followDcs) ?? []),
             ct));
         return cmd;
     }

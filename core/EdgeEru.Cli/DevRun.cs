@@ -15,7 +15,31 @@ namespace EdgeEru.Cli;
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
     int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
-    int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443);
+    int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null, string[]? FollowDcs = null)
+{
+    /// <summary>
+    /// <c>--follow-dc NAME=http://HOST:PORT[/PREFIX]</c>: the datacenter, its etcd endpoint and registry prefix (the URL's path,
+    /// else <paramref name="prefix"/>), or what is wrong with it.
+    /// </summary>
+    public static (string Name, string Endpoint, string Prefix, string? Problem) ParseFollow(string value, string prefix)
+    {
+        var eq = value.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0) return ("", "", "", "expected NAME=http://HOST:PORT[/PREFIX]");
+        var name = value[..eq];
+        if (!Names.IsLabel(name)) return (name, "", "", $"\"{name}\" is not a DNS label");
+        if (!Uri.TryCreate(value[(eq + 1)..], UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            return (name, "", "", $"\"{value[(eq + 1)..]}\" is not an http(s) URL of an etcd");
+        var path = url.AbsolutePath.TrimEnd('/');
+        return (name, url.GetLeftPart(UriPartial.Authority), path.Length > 0 ? path : prefix, null);
+    }
+
+    /// <summary>The registry flags that make a follower (eru-dns, eru-lb) watch the <c>--follow-dc</c> datacenters.</summary>
+    public string[] FollowFlags() => [.. (FollowDcs ?? []).Select((f, i) => (Follow: ParseFollow(f, Prefix), i)).SelectMany(x => new[]
+    {
+        $"--Registry:Datacenters:{x.i}:Name", x.Follow.Name, $"--Registry:Datacenters:{x.i}:Endpoints", x.Follow.Endpoint,
+        $"--Registry:Datacenters:{x.i}:Prefix", x.Follow.Prefix,
+    })];
+}
 
 /// <summary>
 /// One run of <c>eru dev</c>: the components of a local cluster, each a step started in order (hosts, etcd, the
@@ -160,13 +184,13 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartServiceAsync("dns", "eru-dns.dll", settings.DnsHttpPort,
         [
             .. _registryFlags, "--Dns:Listen", "127.0.0.1", "--Dns:Port", settings.DnsPort.ToString(),
-            "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", .. ReverseZoneFlags(),
+            "--Http:Urls", $"http://127.0.0.1:{settings.DnsHttpPort}", .. ReverseZoneFlags(), .. settings.FollowFlags(),
         ], ct);
         await StartServiceAsync("lb", "eru-lb.dll", settings.LbHttpPort,
         [
             .. _registryFlags, "--Lb:Urls", $"http://127.0.0.1:{settings.LbPort};http://[::1]:{settings.LbPort}",
             "--Lb:AdminUrls", $"http://127.0.0.1:{settings.LbAdminPort}", "--Lb:AdminToken", _lbToken,
-            "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}", .. acmeFlags,
+            "--Http:Urls", $"http://127.0.0.1:{settings.LbHttpPort}", .. acmeFlags, .. settings.FollowFlags(),
         ], ct);
     }
 
@@ -194,6 +218,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             .. _registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
             "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken, "--Core:AgentToken", _agentToken,
             "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
+            .. settings.Datacenter is { } dc ? new[] { "--Core:Datacenter", dc } : [],
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
         ], ct);
     }

@@ -10,7 +10,7 @@ namespace EdgeEru.Dev;
 /// direction, keeping order and not limiting throughput (chunks in flight overlap), and that can be cut
 /// (a partition: open connections reset, new ones refused until <see cref="Heal"/>).
 /// </summary>
-public sealed class WanLink : IAsyncDisposable
+public sealed class WanLink : IDisposable, IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly IPEndPoint _target;
@@ -143,10 +143,16 @@ public sealed class WanLink : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
+        Dispose();
+        await _accepting;
+    }
+
+    /// <summary>Stops accepting and resets every relayed connection (once; later calls do nothing).</summary>
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
         _listener.Dispose();
         Cut();
-        await _accepting;
-        _stop.Dispose();
     }
 }
