@@ -14,7 +14,7 @@ namespace EdgeEru.Cli;
 /// <summary>What <c>eru dev</c> was asked for (its flags).</summary>
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
-    int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
+    int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
     int Hosts, bool SelfHosted);
 
 /// <summary>
@@ -60,7 +60,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartSelfHostedEdgeAsync(ct);
         await DeployHelloAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken);
+            _lbToken, _coreToken);
         await ServeUntilStoppedAsync(ct);
     }
 
@@ -176,6 +176,8 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             .. _registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
             "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken, "--Core:AgentToken", _agentToken,
             "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
+            "--Core:ConsoleUrls", $"http://127.0.0.1:{settings.ConsolePort}",
+            "--Core:SshAuditLog", Path.Combine(_stateDir, "ssh-audit.jsonl"), // the console shows SSH sessions from it
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
         ], ct);
     }
