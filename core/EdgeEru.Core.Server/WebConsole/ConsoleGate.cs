@@ -1,4 +1,3 @@
-using EdgeEru.Registry.Watch;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -19,8 +18,6 @@ internal sealed class ConsoleGate(IServiceProvider services)
     private readonly AuthInterceptor _auth = ActivatorUtilities.CreateInstance<AuthInterceptor>(services);
 
     public CoreService Service { get; } = ActivatorUtilities.CreateInstance<CoreService>(services);
-
-    public RegistryWatcher Watcher { get; } = services.GetRequiredService<RegistryWatcher>();
 
     public ConsoleSources Sources { get; } = services.GetRequiredService<ConsoleSources>();
 
@@ -69,7 +66,7 @@ internal sealed class ConsoleGate(IServiceProvider services)
     /// <paramref name="admitted"/> may refuse (an RpcException) once the caller is let in, before the start.
     /// </summary>
     public async Task EventsAsync<TRequest, TReply>(HttpContext http, string method, TRequest request,
-        Func<TRequest, IServerStreamWriter<TReply>, ServerCallContext, Task> handler, Action? admitted = null)
+        Func<TRequest, IServerStreamWriter<TReply>, ServerCallContext, Task> handler, Func<Task>? admitted = null)
         where TRequest : class where TReply : class, IMessage
     {
         var writer = new EventWriter<TReply>(http);
@@ -77,7 +74,7 @@ internal sealed class ConsoleGate(IServiceProvider services)
         {
             await _auth.ServerStreamingServerHandler(request, writer, Context(http, method), async (r, w, c) =>
             {
-                admitted?.Invoke(); // checks of the caller's request that answer with a status, before the stream starts
+                if (admitted is not null) await admitted(); // checks of the caller's request that answer with a status, before the stream starts
                 await writer.StartAsync();
                 await handler(r, w, c);
             });

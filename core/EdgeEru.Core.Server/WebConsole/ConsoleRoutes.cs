@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using EdgeEru.Core.Api;
 using EdgeEru.Core.Deploy;
 using EdgeEru.Registry.Model;
+using EdgeEru.Registry.Snapshot;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using V1 = EdgeEru.Core.Api.V1;
@@ -113,11 +114,16 @@ internal static class ConsoleRoutes
         return null;
     }
 
-    /// <summary>NOT_FOUND for an app with no workload (checked once the caller is let in: no probing app names).</summary>
-    private static void RequireKnown(ConsoleGate gate, string app)
+    /// <summary>
+    /// The registry as the service reads it (caught up: a client reads its own writes); NOT_FOUND for an app with no
+    /// workload (checked once the caller is let in: no probing app names).
+    /// </summary>
+    private static async Task<RegistrySnapshot> SnapshotAsync(ConsoleGate gate, HttpContext http, string? knownApp = null)
     {
-        if (!gate.Watcher.Current.Workloads.Any(w => w.Record?.App == app))
-            throw new RpcException(new Status(StatusCode.NotFound, $"no app {app}: no workload of it is recorded"));
+        var snapshot = await gate.Service.CaughtUpAsync(http.RequestAborted);
+        if (knownApp is not null && !snapshot.Workloads.Any(w => w.Record?.App == knownApp))
+            throw new RpcException(new Status(StatusCode.NotFound, $"no app {knownApp}: no workload of it is recorded"));
+        return snapshot;
     }
 
     private static async Task Logs(HttpContext http, ConsoleGate gate, ConsoleRoute route)
@@ -132,46 +138,46 @@ internal static class ConsoleRoutes
         }
         var request = new V1.LogsRequest { App = app, Entrypoint = q["entrypoint"].ToString(), Tail = tail, Follow = q["follow"] == "1" };
         await gate.EventsAsync<V1.LogsRequest, V1.LogEvent>(http, route.MethodPath, request, gate.Service.Logs,
-            () => RequireKnown(gate, app));
+            () => SnapshotAsync(gate, http, app));
     }
 
     private static async Task History(HttpContext http, ConsoleGate gate, ConsoleRoute route)
     {
         if (await AppAsync(http) is not { } app) return;
-        await gate.UnaryAsync(http, route.MethodPath, new Empty(), (_, _) =>
+        await gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
         {
             var sources = gate.Sources;
             var entries = sources.AuditLog is null ? [] : ConsoleViews.History(ConsoleViews.ReadLines(sources.AuditLog), app);
-            if (entries.Count == 0) RequireKnown(gate, app);
-            return Task.FromResult(new { entries, note = sources.AuditLog is null ? "eru-core has no Core:AuditLog" : null });
+            if (entries.Count == 0) await SnapshotAsync(gate, http, app);
+            return new { entries, note = sources.AuditLog is null ? "eru-core has no Core:AuditLog" : null };
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
     }
 
     private static async Task DnsNames(HttpContext http, ConsoleGate gate, ConsoleRoute route)
     {
         if (await AppAsync(http) is not { } app) return;
-        await gate.UnaryAsync(http, route.MethodPath, new Empty(), (_, _) =>
+        await gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
         {
-            RequireKnown(gate, app);
-            return Task.FromResult(new { zone = gate.Sources.DnsZone, names = ConsoleViews.DnsNames(gate.Watcher.Current, app, gate.Sources.DnsZone) });
+            var snapshot = await SnapshotAsync(gate, http, app);
+            return new { zone = gate.Sources.DnsZone, names = ConsoleViews.DnsNames(snapshot, app, gate.Sources.DnsZone) };
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
     }
 
     private static Task LbDomains(HttpContext http, ConsoleGate gate, ConsoleRoute route) =>
-        gate.UnaryAsync(http, route.MethodPath, new Empty(), (_, _) =>
+        gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
         {
             var app = http.Request.Query["app"].ToString();
-            return Task.FromResult(ConsoleViews.LbDomains(gate.Watcher.Current, app.Length > 0 ? app : null));
+            return ConsoleViews.LbDomains(await SnapshotAsync(gate, http), app.Length > 0 ? app : null);
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
 
     private static Task SshSessions(HttpContext http, ConsoleGate gate, ConsoleRoute route) =>
-        gate.UnaryAsync(http, route.MethodPath, new Empty(), (_, _) =>
+        gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
         {
             var app = http.Request.Query["app"].ToString();
             var path = gate.Sources.SshAuditLog;
             var sessions = path is null ? [] : ConsoleViews.SshSessions(ConsoleViews.ReadLines(path), app.Length > 0 ? app : null,
-                gate.Watcher.Current);
-            return Task.FromResult(new { sessions, note = path is null ? "eru-core has no Core:SshAuditLog (eru-ssh's Ssh:AuditLog)" : null });
+                await SnapshotAsync(gate, http));
+            return new { sessions, note = path is null ? "eru-core has no Core:SshAuditLog (eru-ssh's Ssh:AuditLog)" : null };
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
 
     /// <summary>A deploy or replace from the console: an app spec (YAML, as <c>eru deploy</c> takes it) and its options.</summary>
