@@ -14,7 +14,8 @@ namespace EdgeEru.Cli;
 /// <summary>What <c>eru dev</c> was asked for (its flags).</summary>
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
-    int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
+    int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts,
+    string DockerNetwork,
     int Hosts, bool SelfHosted);
 
 /// <summary>

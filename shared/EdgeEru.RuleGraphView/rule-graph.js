@@ -19,7 +19,10 @@ export function layout(d) {
     for (const n of d.nodes) {
       if (!depth.has(n.id)) continue;
       for (const next of [n.succ, n.fail]) {
-        if (next && byId.has(next) && (depth.get(next) ?? -1) < depth.get(n.id) + 1) { depth.set(next, depth.get(n.id) + 1); changed = true; }
+        if (next && byId.has(next) && (depth.get(next) ?? -1) < depth.get(n.id) + 1) {
+          depth.set(next, depth.get(n.id) + 1);
+          changed = true;
+        }
       }
     }
   }

@@ -108,7 +108,8 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
         Assert.Equal(HttpStatusCode.Forbidden, (await CallAsync("GET", "/apps/hello/history", shop)).Status); // read's
 
         var audit = CoreTokens.AuditLines(AuditFile);
-        Assert.Contains(audit, l => l is { Who: "shop-ci", Method: "Control", Outcome: "PermissionDenied" } && l.Apps.SequenceEqual(["hello"]));
+        Assert.Contains(audit, l => l is { Who: "shop-ci", Method: "Control", Outcome: "PermissionDenied" }
+            && l.Apps.SequenceEqual(["hello"]));
         Assert.Contains(audit, l => l is { Who: "reader", Method: "Remove", Outcome: "PermissionDenied" });
         Assert.DoesNotContain(audit, l => l.Method is "ListNodes" or "AppHistory"); // reads are not audited
         Assert.Single(await _store.ListAsync(Kinds.Workloads).ContinueWith(t => t.Result.Items)); // nothing happened
@@ -131,12 +132,14 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
         await Refused(HttpStatusCode.BadRequest, "app \"Hello_\" must be a DNS label", "GET", "/apps/Hello_/logs");
         // The scope first (deploy:nosuch is not hello-ci's), then whether the app is there: no probing names without it.
         await Refused(HttpStatusCode.Forbidden, "Logs needs scope deploy:nosuch", "GET", "/apps/nosuch/logs");
-        await Refused(HttpStatusCode.NotFound, "no app nosuch: no workload of it is recorded", "GET", "/apps/nosuch/logs", token: Bootstrap);
+        await Refused(HttpStatusCode.NotFound, "no app nosuch: no workload of it is recorded", "GET", "/apps/nosuch/logs",
+            token: Bootstrap);
         await Refused(HttpStatusCode.NotFound, "no app nosuch", "GET", "/apps/nosuch/dns");
         await Refused(HttpStatusCode.BadRequest, "tail \"many\" must be a whole number", "GET", "/apps/hello/logs?tail=many");
         await Refused(HttpStatusCode.BadRequest, "action \"explode\" must be start, stop or restart", "POST", "/workloads/control",
             """{"action":"explode","workloads":["a1b2c3"]}""");
-        await Refused(HttpStatusCode.BadRequest, "workloads: name at least one workload", "POST", "/workloads/remove", """{"workloads":[]}""");
+        await Refused(HttpStatusCode.BadRequest, "workloads: name at least one workload", "POST", "/workloads/remove",
+            """{"workloads":[]}""");
         await Refused(HttpStatusCode.NotFound, "no workload ffffff", "POST", "/workloads/remove", """{"workloads":["ffffff"]}""");
         await Refused(HttpStatusCode.BadRequest, "since \"-1\" must be a registry revision", "GET", "/watch/workloads?since=-1");
         await Refused(HttpStatusCode.NotFound, "no console endpoint GET /console/api/nope", "GET", "/nope");
@@ -148,7 +151,10 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
         await _store.PutAsync(Kinds.LbDomains, new LbDomain
         {
             Name = "hello.test", Init = "v1",
-            Nodes = new() { ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http" } } },
+            Nodes = new()
+            {
+                ["v1"] = new LbNode { Type = "backend", Select = new LbSelector { App = "hello", Entrypoint = "web", Port = "http" } },
+            },
         });
         await File.WriteAllLinesAsync(SshAuditFile,
         [

@@ -67,7 +67,8 @@ public sealed class ConsoleRoutesTests
     [Theory]
     [InlineData(null, 1, "dev", "spec: the app spec (YAML, as eru deploy takes it) is missing")]
     [InlineData("appname: [", 1, "dev", "spec: line")]
-    [InlineData("appname: shop\nentrypoints:\n  web:\n    image: x\n", 1, "dev", "spec: appname \"shop\" is not the app of this URL (hello)")]
+    [InlineData("appname: shop\nentrypoints:\n  web:\n    image: x\n", 1, "dev",
+        "spec: appname \"shop\" is not the app of this URL (hello)")]
     [InlineData(Hello, 0, "dev", "count must be 1-100, got 0")]
     [InlineData(Hello, 101, "dev", "count must be 1-100, got 101")]
     [InlineData(Hello, null, "dev", "count must be 1-100, got none")]

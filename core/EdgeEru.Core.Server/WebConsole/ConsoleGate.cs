@@ -74,7 +74,7 @@ internal sealed class ConsoleGate(IServiceProvider services)
         {
             await _auth.ServerStreamingServerHandler(request, writer, Context(http, method), async (r, w, c) =>
             {
-                if (admitted is not null) await admitted(); // checks of the caller's request that answer with a status, before the stream starts
+                if (admitted is not null) await admitted(); // checks that answer with a status, before the stream starts
                 await writer.StartAsync();
                 await handler(r, w, c);
             });

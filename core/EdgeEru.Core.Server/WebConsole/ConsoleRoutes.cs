@@ -68,7 +68,8 @@ internal static class ConsoleRoutes
             endpoints.MapMethods(route.Pattern, [route.Verb], http => handler(http, gate.Value, route)).WithMetadata(route);
         // Anything else under the API is a 404 in JSON, not the page.
         endpoints.MapFallback(Prefix + "/{**rest}", http =>
-            ConsoleGate.BadRequestAsync(http, $"no console endpoint {http.Request.Method} {http.Request.Path}", StatusCodes.Status404NotFound));
+            ConsoleGate.BadRequestAsync(http, $"no console endpoint {http.Request.Method} {http.Request.Path}",
+                StatusCodes.Status404NotFound));
     }
 
     /// <summary>Who the token is and what it may do (the page shows only the actions its scopes allow).</summary>
@@ -223,7 +224,8 @@ internal static class ConsoleRoutes
         var entrypoint = body.Entrypoint ?? (spec.Entrypoints.Count == 1 ? spec.Entrypoints.Keys.Single() : null);
         if (string.IsNullOrEmpty(entrypoint))
             return (null, $"entrypoint: name one of {string.Join(", ", spec.Entrypoints.Keys.Order(StringComparer.Ordinal))}");
-        if (body.Count is not { } count || count is < 1 or > 100) return (null, $"count must be 1-100, got {body.Count?.ToString() ?? "none"}");
+        if (body.Count is not { } count || count is < 1 or > 100)
+            return (null, $"count must be 1-100, got {body.Count?.ToString() ?? "none"}");
         if (string.IsNullOrEmpty(body.Pod)) return (null, "pod: name the pod to deploy into");
         if (body.MemoryBytes is < 0) return (null, $"memoryBytes {body.MemoryBytes} must not be negative");
         if (body.Cpu is < 0) return (null, $"cpu {body.Cpu} must not be negative");

@@ -79,7 +79,8 @@ public static class ConsoleViews
             Add(service, "A/AAAA", "every live instance", w.IsLive);
             foreach (var tag in r.Tags) Add($"{tag}.{service}", "A/AAAA", $"live instances tagged {tag}", w.IsLive);
             Add($"{r.Ident}.{service}", "A/AAAA", $"the instance {r.Name}", w.IsLive);
-            foreach (var p in r.Ports) Add($"_{p.Name}._{p.Protocol}.{service}", "SRV", $"port {p.Port}/{p.Protocol} of live instances", w.IsLive);
+            foreach (var p in r.Ports)
+                Add($"_{p.Name}._{p.Protocol}.{service}", "SRV", $"port {p.Port}/{p.Protocol} of live instances", w.IsLive);
         }
         return [.. names.Values];
     }

@@ -135,7 +135,8 @@ function workloadRow(w) {
   const actions = el("td", { class: "actions" });
   if (can(w.app)) {
     for (const [label, action] of [["Stop", "stop"], ["Start", "start"], ["Restart", "restart"]])
-      actions.append(button(label, "action-" + action, () => act(`${action} ${w.name}`, "/workloads/control", { action, workloads: [w.id] })));
+      actions.append(button(label, "action-" + action,
+        () => act(`${action} ${w.name}`, "/workloads/control", { action, workloads: [w.id] })));
     actions.append(button("Remove", "action-remove danger", () => act(`remove ${w.name}`, "/workloads/remove", { workloads: [w.id] })));
   }
   return el("tr", { "data-workload": w.id, "data-name": w.name, "data-live": String(w.live) },
