@@ -132,6 +132,17 @@ public sealed partial class EruDev : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A command through the SSH gateway as <see cref="SshUser"/> into <paramref name="target"/> (web.hello, an instance's
+    /// name), with this cluster's key and the gateway's known host keys; its output (a failing command throws).
+    /// </summary>
+    public Task<string> SshAsync(string target, string command) => Shell.RunAsync(Tools.Find("ssh", "openssh-client"),
+    [
+        "-p", Text(SshPort), "-i", KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+        "-o", $"UserKnownHostsFile={Path.Combine(StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "ConnectTimeout=10", $"{SshUser}~{target}@127.0.0.1", command,
+    ], stdin: [], timeout: TimeSpan.FromSeconds(60));
+
     /// <summary>Docker's own CLI against a node's engine (for faults: kill a container).</summary>
     public Task<string> DockerAsync(string node, params string[] args) =>
         Shell.RunAsync(Tools.Find("docker", "docker.io"), ["-H", Nodes[node], .. args]);

@@ -112,7 +112,7 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
             && l.Apps.SequenceEqual(["hello"]));
         Assert.Contains(audit, l => l is { Who: "reader", Method: "Remove", Outcome: "PermissionDenied" });
         Assert.DoesNotContain(audit, l => l.Method is "ListNodes" or "AppHistory"); // reads are not audited
-        Assert.Single(await _store.ListAsync(Kinds.Workloads).ContinueWith(t => t.Result.Items)); // nothing happened
+        Assert.Single((await _store.ListAsync(Kinds.Workloads)).Items); // nothing happened
     }
 
     [Fact]
@@ -190,6 +190,18 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
         Assert.Equal("Deploy", entry.GetProperty("method").GetString());
         Assert.NotEqual("OK", entry.GetProperty("outcome").GetString());
         Assert.Contains("nopod", entry.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_page_needs_no_token_holds_no_data_and_may_not_be_framed()
+    {
+        using var page = await _http.GetAsync(new Uri(_console + "/console"));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("frame-ancestors 'none'", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+        Assert.DoesNotContain("hello", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var renderer = await _http.GetAsync(new Uri(_console + "/console/rule-graph.js"));
+        Assert.Contains("export function graph", await renderer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]

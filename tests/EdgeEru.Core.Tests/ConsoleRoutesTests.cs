@@ -13,7 +13,7 @@ public sealed class ConsoleRoutesTests
     /// <summary>The endpoints the console maps, as ASP.NET Core routes them (not the table's own list).</summary>
     private static List<RouteEndpoint> MappedEndpoints()
     {
-        var app = WebApplication.CreateBuilder().Build();
+        using var app = WebApplication.CreateBuilder().Build();
         ConsolePage.Map(app);
         return [.. ((IEndpointRouteBuilder)app).DataSources.SelectMany(d => d.Endpoints).OfType<RouteEndpoint>()];
     }

@@ -16,9 +16,9 @@ public sealed class ConsoleCluster : DevCluster
 
 /// <summary>
 /// eru-core's console in a real browser (Debian chromium driven by Playwright) against a whole <c>./eru dev</c> cluster,
-/// asserting what an operator sees and does: logging in with the printed token, the demo app's workloads live, scaling
-/// it from a spec, a killed container's row turning, its removal, live logs, and a read token that sees no actions and
-/// whose action the API refuses anyway.
+/// asserting what an operator sees and does: logging in with the printed token, the demo app's workloads live, its DNS
+/// names, LB graph and SSH sessions, scaling it from a spec, a killed container's row turning, its removal, live logs,
+/// and a read token that sees no actions and whose action the API refuses anyway.
 /// </summary>
 [Collection(DevClusters.Name)]
 public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOutputHelper output) : IClassFixture<ConsoleCluster>
@@ -79,6 +79,7 @@ public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOut
         await Assertions.Expect(hello.Locator("tr[data-live='true'] td.state").First).ToHaveTextAsync("live");
 
         // 2. hello's panel: DNS names, the LB domain's rule graph (the LB's renderer), SSH sessions from the gateway's audit.
+        Assert.Contains("console-ssh", await dev.SshAsync("web.hello", "echo console-ssh"), StringComparison.Ordinal);
         await page.Locator("a.open[data-app='hello']").ClickAsync();
         await Assertions.Expect(page.Locator("#dns tr[data-name='web.hello.eru']")).ToBeVisibleAsync();
         await Assertions.Expect(page.Locator("#dns tr[data-name='v2.web.hello.eru']")).ToBeVisibleAsync();
@@ -86,7 +87,8 @@ public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOut
         await Assertions.Expect(graph).ToBeVisibleAsync();
         await Assertions.Expect(graph.Locator("g[data-node='canary-header'] .id")).ToHaveTextAsync("canary-header (init)");
         await Assertions.Expect(graph.Locator("g[data-node='split'] .label")).ToHaveTextAsync("10% by cookie:uid");
-        await Assertions.Expect(page.Locator("#ssh tbody")).ToContainTextAsync("no sessions");
+        await Assertions.Expect(page.Locator("#ssh tr[data-event='session_end']")).ToContainTextAsync("echo console-ssh");
+        await Assertions.Expect(page.Locator("#ssh tr[data-event='session_start']")).ToContainTextAsync(dev.SshUser);
 
         // 3. Scale hello.web from 4 to 5 with its spec (examples/hello.yaml, as eru deploy takes it), confirmed.
         await page.Locator("#spec").FillAsync(await File.ReadAllTextAsync(Path.Combine(Repo.Root, "examples", "hello.yaml")));

@@ -29,10 +29,22 @@ internal static class ConsolePage
         foreach (var (path, resource, type) in Files)
         {
             var text = Read(resource);
-            e.MapGet(path, () => Results.Content(text, type));
+            e.MapGet(path, (HttpContext http) => Page(http, text, type));
         }
-        e.MapGet("/console/rule-graph.js", () => Results.Content(RuleGraphLabels.Script, "text/javascript; charset=utf-8"));
+        e.MapGet("/console/rule-graph.js", (HttpContext http) => Page(http, RuleGraphLabels.Script, "text/javascript; charset=utf-8"));
         ConsoleRoutes.Map(e);
+    }
+
+    /// <summary>
+    /// A file of the page, which only its own origin may script, fetch from or frame (a page with actions must not be
+    /// framed by another site); inline styles are the renderer's and the bars'.
+    /// </summary>
+    private static IResult Page(HttpContext http, string text, string type)
+    {
+        http.Response.Headers.ContentSecurityPolicy =
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+        http.Response.Headers.XContentTypeOptions = "nosniff";
+        return Results.Content(text, type);
     }
 
     private static string Read(string name)
