@@ -142,6 +142,8 @@ public sealed class ConsoleApiTests(EtcdFixture etcd, ITestOutputHelper output) 
             """{"workloads":[]}""");
         await Refused(HttpStatusCode.NotFound, "no workload ffffff", "POST", "/workloads/remove", """{"workloads":["ffffff"]}""");
         await Refused(HttpStatusCode.BadRequest, "since \"-1\" must be a registry revision", "GET", "/watch/workloads?since=-1");
+        await Refused(HttpStatusCode.BadRequest, "app \"a b\" must be a DNS label", "GET", "/workloads?app=a%20b");
+        await Refused(HttpStatusCode.BadRequest, "entrypoint \"W\" must be a DNS label", "GET", "/watch/workloads?entrypoint=W");
         await Refused(HttpStatusCode.NotFound, "no console endpoint GET /console/api/nope", "GET", "/nope");
     }
 

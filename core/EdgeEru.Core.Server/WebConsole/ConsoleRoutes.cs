@@ -39,8 +39,7 @@ internal static class ConsoleRoutes
             g.Service.ListPods, ConsoleGate.Json.Format)),
         (Service("GET", "/nodes", "ListNodes"), (h, g, r) => g.UnaryAsync(h, r.MethodPath, new V1.ListNodesRequest(),
             g.Service.ListNodes, ConsoleGate.Json.Format)),
-        (Service("GET", "/workloads", "ListWorkloads"), (h, g, r) => g.UnaryAsync(h, r.MethodPath, Filter(h),
-            g.Service.ListWorkloads, ConsoleGate.Json.Format)),
+        (Service("GET", "/workloads", "ListWorkloads"), ListWorkloads),
         (Service("GET", "/watch/workloads", "WatchWorkloads"), WatchWorkloads),
         (Service("GET", "/watch/nodes", "WatchNodes"), WatchNodes),
         (Service("GET", "/apps/{app}/logs", "Logs"), Logs),
@@ -77,10 +76,27 @@ internal static class ConsoleRoutes
         gate.UnaryAsync(http, route.MethodPath, new Empty(), (_, c) => Task.FromResult(AuthInterceptor.CallerOf(c)),
             caller => JsonSerializer.Serialize(new { name = caller.Name, scopes = caller.Scopes }, ConsoleGate.Web));
 
-    private static V1.ListWorkloadsRequest Filter(HttpContext http) => new()
+    /// <summary>The query's app and entrypoint (empty: every one), each a DNS label when given; null after writing a 400.</summary>
+    private static async Task<V1.ListWorkloadsRequest?> FilterAsync(HttpContext http)
     {
-        App = http.Request.Query["app"].ToString(), Entrypoint = http.Request.Query["entrypoint"].ToString(),
-    };
+        var filter = new V1.ListWorkloadsRequest
+        {
+            App = http.Request.Query["app"].ToString(), Entrypoint = http.Request.Query["entrypoint"].ToString(),
+        };
+        foreach (var (name, value) in new[] { ("app", filter.App), ("entrypoint", filter.Entrypoint) })
+        {
+            if (value.Length == 0 || Names.IsLabel(value)) continue;
+            await ConsoleGate.BadRequestAsync(http, $"{name} \"{value}\" must be a DNS label (a-z 0-9 -, at most 63)");
+            return null;
+        }
+        return filter;
+    }
+
+    private static async Task ListWorkloads(HttpContext http, ConsoleGate gate, ConsoleRoute route)
+    {
+        if (await FilterAsync(http) is { } filter)
+            await gate.UnaryAsync(http, route.MethodPath, filter, gate.Service.ListWorkloads, ConsoleGate.Json.Format);
+    }
 
     /// <summary>A watch's <c>since</c> (a synced revision the page saw), or null after writing a 400.</summary>
     private static async Task<long?> SinceAsync(HttpContext http)
@@ -94,9 +110,9 @@ internal static class ConsoleRoutes
 
     private static async Task WatchWorkloads(HttpContext http, ConsoleGate gate, ConsoleRoute route)
     {
-        if (await SinceAsync(http) is not { } since) return;
+        if (await FilterAsync(http) is not { } filter || await SinceAsync(http) is not { } since) return;
         await gate.EventsAsync<V1.WatchWorkloadsRequest, V1.WorkloadEvent>(http, route.MethodPath,
-            new V1.WatchWorkloadsRequest { Filter = Filter(http), SinceRevision = since }, gate.Service.WatchWorkloads);
+            new V1.WatchWorkloadsRequest { Filter = filter, SinceRevision = since }, gate.Service.WatchWorkloads);
     }
 
     private static async Task WatchNodes(HttpContext http, ConsoleGate gate, ConsoleRoute route)
@@ -164,22 +180,26 @@ internal static class ConsoleRoutes
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
     }
 
-    private static Task LbDomains(HttpContext http, ConsoleGate gate, ConsoleRoute route) =>
-        gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
-        {
-            var app = http.Request.Query["app"].ToString();
-            return ConsoleViews.LbDomains(await SnapshotAsync(gate, http), app.Length > 0 ? app : null);
-        }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
+    private static async Task LbDomains(HttpContext http, ConsoleGate gate, ConsoleRoute route)
+    {
+        if (await FilterAsync(http) is not { } filter) return;
+        await gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
+            ConsoleViews.LbDomains(await SnapshotAsync(gate, http), filter.App.Length > 0 ? filter.App : null),
+            v => JsonSerializer.Serialize(v, ConsoleGate.Web));
+    }
 
-    private static Task SshSessions(HttpContext http, ConsoleGate gate, ConsoleRoute route) =>
-        gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
+    private static async Task SshSessions(HttpContext http, ConsoleGate gate, ConsoleRoute route)
+    {
+        if (await FilterAsync(http) is not { } filter) return;
+        await gate.UnaryAsync(http, route.MethodPath, new Empty(), async (_, _) =>
         {
-            var app = http.Request.Query["app"].ToString();
             var path = gate.Sources.SshAuditLog;
-            var sessions = path is null ? [] : ConsoleViews.SshSessions(ConsoleViews.ReadLines(path), app.Length > 0 ? app : null,
-                await SnapshotAsync(gate, http));
+            var sessions = path is null ? []
+                : ConsoleViews.SshSessions(ConsoleViews.ReadLines(path), filter.App.Length > 0 ? filter.App : null,
+                    await SnapshotAsync(gate, http));
             return new { sessions, note = path is null ? "eru-core has no Core:SshAuditLog (eru-ssh's Ssh:AuditLog)" : null };
         }, v => JsonSerializer.Serialize(v, ConsoleGate.Web));
+    }
 
     /// <summary>A deploy or replace from the console: an app spec (YAML, as <c>eru deploy</c> takes it) and its options.</summary>
     public sealed record SpecBody(
