@@ -28,18 +28,8 @@ public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOut
     private static readonly LocatorAssertionsToContainTextOptions SlowText = new() { Timeout = 120_000 };
 
     [Fact]
-    public async Task An_operator_logs_in_scales_hello_sees_a_killed_container_follows_logs_and_a_read_token_gets_no_actions()
-    {
-        try
-        {
-            await RunAsync();
-        }
-        catch
-        {
-            output.WriteLine("./eru dev output (tail):\n" + cluster.Dev.Output);
-            throw;
-        }
-    }
+    public Task An_operator_logs_in_scales_hello_sees_a_killed_container_follows_logs_and_a_read_token_gets_no_actions() =>
+        cluster.RunAsync(output, RunAsync);
 
     private async Task RunAsync()
     {
