@@ -126,7 +126,14 @@ function renderWorkloads() {
     return el("div", { class: "app-group", "data-app": app }, el("h3", {}, open, ` ${live}/${rows.length} live`), table);
   });
   $("workloads").replaceChildren(...(groups.length ? groups : [el("p", {}, "no workloads")]));
-  if (selected) renderScale();
+  if (selected) { renderScale(); refreshApp(); }
+}
+
+// The app's panel follows the workloads too (DNS names and LB backends count live instances), at most every 2 s.
+let refreshing = null;
+function refreshApp() {
+  if (refreshing) return;
+  refreshing = setTimeout(() => { refreshing = null; if (selected) loadApp(selected); }, 2000);
 }
 
 function workloadRow(w) {
@@ -266,6 +273,8 @@ function select(app) {
   $("app-name").textContent = app;
   $("logs").replaceChildren();
   for (const e of document.querySelectorAll(".needs-deploy")) e.hidden = !can(app);
+  $("follow").hidden = !can(app); // an app's output is its deploy scope's, as with eru logs
+  if (!can(app)) $("logs").append(el("div", { class: "note" }, `logs need scope deploy:${app}`));
   $("action-result").textContent = "";
   renderScale();
   loadApp(app);
