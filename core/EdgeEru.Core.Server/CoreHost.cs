@@ -22,8 +22,10 @@ public static class CoreHost
         var apiUrls = Urls(builder.Configuration["Core:Urls"] ?? "http://127.0.0.1:5001", "Core:Urls");
         // The console (HTTP/1.1: browsers do not speak h2c) on Core:ConsoleUrls, when set; https with the API's certificate.
         var consoleUrls = builder.Configuration["Core:ConsoleUrls"] is { Length: > 0 } cu ? Urls(cu, "Core:ConsoleUrls") : new List<Uri>();
-        var certificate = apiUrls.Concat(consoleUrls).Any(u => u.Scheme == "https")
-            ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"])
+        var httpsIn = apiUrls.Any(u => u.Scheme == "https") ? "Core:Urls"
+            : consoleUrls.Any(u => u.Scheme == "https") ? "Core:ConsoleUrls" : null;
+        var certificate = httpsIn is not null
+            ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"], httpsIn)
             : null;
         var opsUrls = Urls(builder.OpsUrls("http://127.0.0.1:9182"), ServiceHost.OpsUrlsKey);
         var configuredToken = builder.Configuration["Core:Token"];
@@ -123,10 +125,11 @@ public static class CoreHost
     }
 
     /// <summary>The API's certificate (PEM certificate chain and key); an https URL without one is refused at start.</summary>
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(string? certPath, string? keyPath)
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(
+        string? certPath, string? keyPath, string setting)
     {
         if (string.IsNullOrWhiteSpace(certPath) || string.IsNullOrWhiteSpace(keyPath))
-            throw new ArgumentException("Core:Urls has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
+            throw new ArgumentException($"{setting} has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
         try
         {
             return PemTls.LoadCertificate(certPath, keyPath);
