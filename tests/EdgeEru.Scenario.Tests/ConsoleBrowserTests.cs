@@ -18,7 +18,7 @@ public sealed class ConsoleCluster : DevCluster
 /// eru-core's console in a real browser (Debian chromium driven by Playwright) against a whole <c>./eru dev</c> cluster,
 /// asserting what an operator sees and does: logging in with the printed token, the demo app's workloads live, its DNS
 /// names, LB graph and SSH sessions, scaling it from a spec, a killed container's row turning, its removal, live logs,
-/// and a read token that sees no actions and whose action the API refuses anyway.
+/// a read token that sees no actions and whose action the API refuses anyway, and a rolling replace.
 /// </summary>
 [Collection(DevClusters.Name)]
 public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOutputHelper output) : IClassFixture<ConsoleCluster>
@@ -28,7 +28,7 @@ public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOut
     private static readonly LocatorAssertionsToContainTextOptions SlowText = new() { Timeout = 120_000 };
 
     [Fact]
-    public Task An_operator_logs_in_scales_hello_sees_a_killed_container_follows_logs_and_a_read_token_gets_no_actions() =>
+    public Task An_operator_logs_in_scales_hello_sees_a_killed_container_follows_logs_a_read_token_gets_no_actions_and_replaces() =>
         cluster.RunAsync(output, RunAsync);
 
     private async Task RunAsync()
@@ -149,6 +149,18 @@ public sealed partial class ConsoleBrowserTests(ConsoleCluster cluster, ITestOut
             && l.Contains("\"method\":\"Remove\"", StringComparison.Ordinal)
             && l.Contains("\"outcome\":\"PermissionDenied\"", StringComparison.Ordinal));
         Assert.Single(await dev.PsAsync("hello"), w => w.Id == target.Id); // still there
+
+        // 7. A rolling replace of hello.web by the spec as v4, confirmed: every row turns into a live v4 one.
+        await page.Locator("#tags").FillAsync("v4");
+        await page.Locator("#env").FillAsync("VERSION=v4");
+        await page.Locator("#do-replace").ClickAsync();
+        await Assertions.Expect(page.Locator("#confirm-text")).ToContainTextAsync("replace hello by this spec");
+        await page.Locator("#confirm-ok").ClickAsync();
+        var replaced = new LocatorAssertionsToContainTextOptions { Timeout = 300_000 };
+        await Assertions.Expect(page.Locator("#action-result")).ToContainTextAsync("4 created, 0 failed", replaced);
+        await Assertions.Expect(hello.Locator("tr[data-live='true']").Filter(new() { HasText = "v4" })).ToHaveCountAsync(4, Slow);
+        await Assertions.Expect(hello.Locator("tr[data-workload]")).ToHaveCountAsync(4, Slow);
+        await Assertions.Expect(page.Locator("#history tr[data-method='Replace'][data-outcome='OK']")).ToHaveCountAsync(1, Slow);
     }
 
     [GeneratedRegex(@"--network (\S+)")]
