@@ -71,14 +71,18 @@ async function stream(path, signal, onEvent) {
 
 // A watch kept open: reset/put/deleted/synced into a map, rendered when synced; again after a break, from the revision.
 async function watch(path, map, keyOf, render) {
-  let since = 0;
+  let since = 0, changed = false; // rendered only when a batch changed something (every snapshot ends in synced)
   while (!session.signal.aborted) {
     try {
       await stream(path + (since ? (path.includes("?") ? "&" : "?") + "since=" + since : ""), session.signal, e => {
-        if (e.reset) map.clear();
-        else if (e.put) map.set(keyOf(e.put), e.put);
-        else if (e.deleted) map.delete(e.deleted);
-        else if (e.synced) { since = Number(e.revision); render(); setStatus(`registry revision ${e.revision}`); }
+        if (e.reset) { map.clear(); changed = true; }
+        else if (e.put) { map.set(keyOf(e.put), e.put); changed = true; }
+        else if (e.deleted) { map.delete(e.deleted); changed = true; }
+        else if (e.synced) {
+          since = Number(e.revision);
+          if (changed) { changed = false; render(); }
+          setStatus(`registry revision ${e.revision}`);
+        }
       });
     } catch (err) {
       if (session.signal.aborted) return;
