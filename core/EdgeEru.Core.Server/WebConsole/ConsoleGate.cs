@@ -102,8 +102,8 @@ internal sealed class ConsoleGate(IServiceProvider services)
         return http.Response.WriteAsync(json, http.RequestAborted);
     }
 
-    /// <summary>A 4xx before anything reaches the service: the field or the thing that is wrong, in words.</summary>
-    public static Task BadRequestAsync(HttpContext http, string message, int status = StatusCodes.Status400BadRequest) =>
+    /// <summary>A 4xx before anything reaches the service (400 unless said): the field or the thing that is wrong, in words.</summary>
+    public static Task RefuseAsync(HttpContext http, string message, int status = StatusCodes.Status400BadRequest) =>
         WriteJsonAsync(http, status, System.Text.Json.JsonSerializer.Serialize(new { error = message, code = CodeOf(status) }, Web));
 
     /// <summary>The HTTP status that says what a gRPC status says.</summary>

@@ -67,7 +67,7 @@ internal static class ConsoleRoutes
             endpoints.MapMethods(route.Pattern, [route.Verb], http => handler(http, gate.Value, route)).WithMetadata(route);
         // Anything else under the API is a 404 in JSON, not the page.
         endpoints.MapFallback(Prefix + "/{**rest}", http =>
-            ConsoleGate.BadRequestAsync(http, $"no console endpoint {http.Request.Method} {http.Request.Path}",
+            ConsoleGate.RefuseAsync(http, $"no console endpoint {http.Request.Method} {http.Request.Path}",
                 StatusCodes.Status404NotFound));
     }
 
@@ -86,7 +86,7 @@ internal static class ConsoleRoutes
         foreach (var (name, value) in new[] { ("app", filter.App), ("entrypoint", filter.Entrypoint) })
         {
             if (value.Length == 0 || Names.IsLabel(value)) continue;
-            await ConsoleGate.BadRequestAsync(http, $"{name} \"{value}\" must be a DNS label (a-z 0-9 -, at most 63)");
+            await ConsoleGate.RefuseAsync(http, $"{name} \"{value}\" must be a DNS label (a-z 0-9 -, at most 63)");
             return null;
         }
         return filter;
@@ -104,7 +104,7 @@ internal static class ConsoleRoutes
         var since = http.Request.Query["since"];
         if (since.Count == 0) return 0;
         if (long.TryParse(since, System.Globalization.CultureInfo.InvariantCulture, out var revision) && revision >= 0) return revision;
-        await ConsoleGate.BadRequestAsync(http, $"since \"{since}\" must be a registry revision (a whole number, 0 or more)");
+        await ConsoleGate.RefuseAsync(http, $"since \"{since}\" must be a registry revision (a whole number, 0 or more)");
         return null;
     }
 
@@ -127,7 +127,7 @@ internal static class ConsoleRoutes
     {
         var app = http.Request.RouteValues["app"] as string ?? "";
         if (Names.IsLabel(app)) return app;
-        await ConsoleGate.BadRequestAsync(http, $"app \"{app}\" must be a DNS label (a-z 0-9 -, at most 63)");
+        await ConsoleGate.RefuseAsync(http, $"app \"{app}\" must be a DNS label (a-z 0-9 -, at most 63)");
         return null;
     }
 
@@ -150,7 +150,7 @@ internal static class ConsoleRoutes
         var tail = 100;
         if (q["tail"].Count > 0 && (!int.TryParse(q["tail"], System.Globalization.CultureInfo.InvariantCulture, out tail) || tail < 0))
         {
-            await ConsoleGate.BadRequestAsync(http, $"tail \"{q["tail"]}\" must be a whole number, 0 or more");
+            await ConsoleGate.RefuseAsync(http, $"tail \"{q["tail"]}\" must be a whole number, 0 or more");
             return;
         }
         var request = new V1.LogsRequest { App = app, Entrypoint = q["entrypoint"].ToString(), Tail = tail, Follow = q["follow"] == "1" };
@@ -212,7 +212,7 @@ internal static class ConsoleRoutes
     {
         if (http.Request.ContentLength is > 1 << 20)
         {
-            await ConsoleGate.BadRequestAsync(http, "the body is over 1 MiB", StatusCodes.Status413PayloadTooLarge);
+            await ConsoleGate.RefuseAsync(http, "the body is over 1 MiB", StatusCodes.Status413PayloadTooLarge);
             return null;
         }
         try
@@ -222,7 +222,7 @@ internal static class ConsoleRoutes
         }
         catch (JsonException ex)
         {
-            await ConsoleGate.BadRequestAsync(http, $"the body is not the JSON this call takes: {ex.Message}");
+            await ConsoleGate.RefuseAsync(http, $"the body is not the JSON this call takes: {ex.Message}");
             return null;
         }
     }
@@ -269,7 +269,7 @@ internal static class ConsoleRoutes
     {
         if (await AppAsync(http) is not { } app || await ReadAsync<SpecBody>(http) is not { } body) return;
         var (request, problem) = DeployRequest(app, body);
-        if (request is null) await ConsoleGate.BadRequestAsync(http, problem!);
+        if (request is null) await ConsoleGate.RefuseAsync(http, problem!);
         else await gate.CollectedAsync<V1.DeployRequest, V1.DeployEvent>(http, route.MethodPath, request, gate.Service.Deploy);
     }
 
@@ -280,7 +280,7 @@ internal static class ConsoleRoutes
         if (body.BatchSize is < 1 or > 100) problem ??= $"batchSize must be 1-100, got {body.BatchSize}";
         if (request is null || problem is not null)
         {
-            await ConsoleGate.BadRequestAsync(http, problem!);
+            await ConsoleGate.RefuseAsync(http, problem!);
             return;
         }
         await gate.CollectedAsync<V1.ReplaceRequest, V1.DeployEvent>(http, route.MethodPath,
@@ -291,7 +291,7 @@ internal static class ConsoleRoutes
     private static async Task<string[]?> WorkloadsAsync(HttpContext http, WorkloadsBody body)
     {
         if (body.Workloads is { Length: > 0 } list && list.All(w => w is { Length: > 0 and <= 128 })) return list;
-        await ConsoleGate.BadRequestAsync(http, "workloads: name at least one workload (id, id prefix or name)");
+        await ConsoleGate.RefuseAsync(http, "workloads: name at least one workload (id, id prefix or name)");
         return null;
     }
 
@@ -304,7 +304,7 @@ internal static class ConsoleRoutes
         };
         if (action is null)
         {
-            await ConsoleGate.BadRequestAsync(http, $"action \"{body.Action}\" must be start, stop or restart");
+            await ConsoleGate.RefuseAsync(http, $"action \"{body.Action}\" must be start, stop or restart");
             return;
         }
         var request = new V1.ControlRequest { Action = action.Value };
@@ -317,7 +317,7 @@ internal static class ConsoleRoutes
         if (await ReadAsync<WorkloadsBody>(http) is not { } body || await WorkloadsAsync(http, body) is not { } workloads) return;
         if (body.Action is not null)
         {
-            await ConsoleGate.BadRequestAsync(http, "action: remove takes none");
+            await ConsoleGate.RefuseAsync(http, "action: remove takes none");
             return;
         }
         var request = new V1.RemoveRequest();
