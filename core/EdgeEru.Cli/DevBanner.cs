@@ -9,7 +9,7 @@ internal static class DevBanner
 {
     public static void Print(DevSettings settings, string stateDir, TimeSpan took, string etcdEndpoints,
         IReadOnlyList<SelfHostedEdge.Replica> edge, IReadOnlyList<(string Name, string Endpoint, string Network)> nodes, string lbToken,
-        bool dualStack)
+        string coreToken, bool dualStack)
     {
         var dir = Path.GetRelativePath(Environment.CurrentDirectory, stateDir) is { } rel && !rel.StartsWith("..", StringComparison.Ordinal)
             ? rel : stateDir;
@@ -34,6 +34,8 @@ internal static class DevBanner
                     : ""));
         Console.WriteLine($"  core       http://127.0.0.1:{settings.CorePort,-14} gRPC edgeeru.core.v1; "
             + $"token in {Path.Combine(dir, "core.token")}, audit in {Path.Combine(dir, "core-audit.jsonl")}");
+        // The fragment never reaches the server: the page keeps the token for its tab (Core's own token: admin).
+        Console.WriteLine($"  console    http://127.0.0.1:{settings.ConsolePort}/console#token={coreToken}");
         if (edge.Count == 0)
         {
             if (settings.Acme)

@@ -45,6 +45,7 @@ internal static class DevCommand
         var lbTlsPort = Port("--lb-tls-port", "Loopback port of the balancer's HTTPS (with --acme)", 8443);
         var corePort = Port("--core-port", "Loopback port of Core's gRPC API", 5001);
         var coreHttpPort = Port("--core-http-port", "Port of Core's /metrics and /healthz", 9182);
+        var consolePort = Port("--console-port", "Loopback port of Core's web console", 5080);
         var agentHttpPort = new Option<int>("--agent-http-port")
         {
             Description = "Port of the first host's agent (/metrics, /healthz, /logs); host N gets this + N - 1",
@@ -163,8 +164,8 @@ internal static class DevCommand
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
             etcdUrl, etcdPort, etcdMembers, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort,
-            agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted, lbTlsPort, acme,
-            datacenter, followDcs,
+            consolePort, agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted,
+            lbTlsPort, acme, datacenter, followDcs,
         };
         acme.Validators.Add(r =>
         {
@@ -181,7 +182,8 @@ internal static class DevCommand
         });
         cmd.SetAction((pr, ct) => RunAsync(new DevSettings(pr.GetValue(etcdUrl), pr.GetValue(etcdPort), pr.GetValue(etcdMembers),
             pr.GetValue(stateDir)!, pr.GetValue(prefix)!, pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort),
-            pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort),
+            pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(corePort), pr.GetValue(coreHttpPort),
+            pr.GetValue(consolePort), pr.GetValue(agentHttpPort),
             pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [],
             pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted),
             pr.GetValue(acme), pr.GetValue(lbTlsPort), pr.GetValue(datacenter), pr.GetValue(followDcs) ?? []),

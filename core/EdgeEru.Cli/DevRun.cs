@@ -14,8 +14,8 @@ namespace EdgeEru.Cli;
 /// <summary>What <c>eru dev</c> was asked for (its flags).</summary>
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
-    int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
-    int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null, string[]? FollowDcs = null)
+    int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts,
+    string DockerNetwork, int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null, string[]? FollowDcs = null)
 {
     /// <summary>
     /// <c>--follow-dc NAME=http://HOST:PORT[/PREFIX]</c>: the datacenter, its etcd endpoint and registry prefix (the URL's path,
@@ -86,7 +86,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await DeployHelloAsync(ct);
         await AwaitDemoCertificateAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken, dualStack: _rig is not null && !settings.SelfHosted);
+            _lbToken, _coreToken, dualStack: _rig is not null && !settings.SelfHosted);
         await ServeUntilStoppedAsync(ct);
     }
 
@@ -218,6 +218,8 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             .. _registryFlags, "--Core:SecretsKeyFile", secretsKey, "--Core:BindRoots", bindRoot,
             "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken, "--Core:AgentToken", _agentToken,
             "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
+            "--Core:ConsoleUrls", $"http://127.0.0.1:{settings.ConsolePort}",
+            "--Core:SshAuditLog", Path.Combine(_stateDir, "ssh-audit.jsonl"), // the console shows SSH sessions from it
             .. settings.Datacenter is { } dc ? new[] { "--Core:Datacenter", dc } : [],
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
         ], ct);

@@ -1,4 +1,5 @@
 using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Server.WebConsole;
 using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
 using EdgeEru.Hosting;
@@ -19,8 +20,12 @@ public static class CoreHost
         // gRPC on Core:Urls (HTTP/2 without TLS: h2c; https:// URLs with Core:Tls:CertPath and KeyPath, PEM);
         // /metrics and /healthz on Http:Urls (HTTP/1.1).
         var apiUrls = Urls(builder.Configuration["Core:Urls"] ?? "http://127.0.0.1:5001", "Core:Urls");
-        var certificate = apiUrls.Any(u => u.Scheme == "https")
-            ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"])
+        // The console (HTTP/1.1: browsers do not speak h2c) on Core:ConsoleUrls, when set; https with the API's certificate.
+        var consoleUrls = builder.Configuration["Core:ConsoleUrls"] is { Length: > 0 } cu ? Urls(cu, "Core:ConsoleUrls") : new List<Uri>();
+        var httpsIn = apiUrls.Any(u => u.Scheme == "https") ? "Core:Urls"
+            : consoleUrls.Any(u => u.Scheme == "https") ? "Core:ConsoleUrls" : null;
+        var certificate = httpsIn is not null
+            ? Certificate(builder.Configuration["Core:Tls:CertPath"], builder.Configuration["Core:Tls:KeyPath"], httpsIn)
             : null;
         var opsUrls = Urls(builder.OpsUrls("http://127.0.0.1:9182"), ServiceHost.OpsUrlsKey);
         var configuredToken = builder.Configuration["Core:Token"];
@@ -36,8 +41,15 @@ public static class CoreHost
                     if (u.Scheme == "https") o.UseHttps(certificate!);
                 });
             foreach (var u in opsUrls) k.Listen(Endpoint(u), o => o.Protocols = HttpProtocols.Http1);
+            foreach (var u in consoleUrls)
+                k.Listen(Endpoint(u), o =>
+                {
+                    o.Protocols = HttpProtocols.Http1;
+                    if (u.Scheme == "https") o.UseHttps(certificate!);
+                });
         });
         var opsPorts = opsUrls.Select(u => u.Port).ToHashSet();
+        var consolePorts = consoleUrls.Select(u => u.Port).ToHashSet();
 
         builder.Services.AddRegistryStore(builder.Configuration);
         builder.Services.AddRegistryWatcher(builder.Configuration);
@@ -83,6 +95,9 @@ public static class CoreHost
         builder.Services.AddSingleton(sp => new AuditLog(auditLog, sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton(new AgentAccess(builder.Configuration["Core:AgentToken"]));
         builder.Services.AddSingleton(sp => new SnapshotHistory(sp.GetRequiredService<RegistryWatcher>()));
+        builder.Services.AddSingleton(new ConsoleSources(auditLog is { Length: > 0 } ? auditLog : null,
+            builder.Configuration["Core:SshAuditLog"] is { Length: > 0 } sshAudit ? sshAudit : null,
+            builder.Configuration["Core:DnsZone"] is { Length: > 0 } zone ? zone : "eru"));
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<AuthInterceptor>();
@@ -100,6 +115,7 @@ public static class CoreHost
             revision = watcher.Current.Revision,
             registry_in_touch = watcher.InTouch,
         }, statusCode: watcher.Ready.IsCompleted && watcher.InTouch ? 200 : 503));
+        if (consolePorts.Count > 0) ConsolePage.MapOnPorts(app, consolePorts);
         app.MapGrpcService<CoreService>();
         if (box is null) app.Logger.LogWarning("no Core:SecretsKeyFile configured: secrets and registry credentials are off");
         if (string.IsNullOrWhiteSpace(configuredToken))
@@ -109,10 +125,11 @@ public static class CoreHost
     }
 
     /// <summary>The API's certificate (PEM certificate chain and key); an https URL without one is refused at start.</summary>
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(string? certPath, string? keyPath)
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(
+        string? certPath, string? keyPath, string setting)
     {
         if (string.IsNullOrWhiteSpace(certPath) || string.IsNullOrWhiteSpace(keyPath))
-            throw new ArgumentException("Core:Urls has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
+            throw new ArgumentException($"{setting} has an https:// URL: set Core:Tls:CertPath and Core:Tls:KeyPath (PEM files)");
         try
         {
             return PemTls.LoadCertificate(certPath, keyPath);

@@ -308,7 +308,7 @@ public sealed partial class CoreService(
     }
 
     /// <summary>The watcher's snapshot once it has seen etcd's current revision (a client reads its own writes).</summary>
-    private async Task<Registry.Snapshot.RegistrySnapshot> CaughtUpAsync(CancellationToken ct)
+    internal async Task<Registry.Snapshot.RegistrySnapshot> CaughtUpAsync(CancellationToken ct)
     {
         var (_, revision) = await store.ListAsync(Kinds.Pods, ct: ct);
         try

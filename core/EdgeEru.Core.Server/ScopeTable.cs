@@ -50,10 +50,35 @@ public static class ScopeTable
         ["CreateToken"] = AdminChange, ["ListTokens"] = AdminRead, ["RevokeToken"] = AdminChange,
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
+    /// <summary>
+    /// What the console shows beside the service's methods (its JSON endpoints over those use the methods' entries):
+    /// checked by the same gate under <see cref="ConsoleViewPath"/>. A console endpoint names its entry here or in
+    /// <see cref="Methods"/>, and a test fails for one that names neither (ConsoleRoutesTests).
+    /// </summary>
+    public static FrozenDictionary<string, MethodRule> ConsoleViews { get; } = new Dictionary<string, MethodRule>(StringComparer.Ordinal)
+    {
+        // Who the caller is and its scopes (the console shows only the actions they allow).
+        ["WhoAmI"] = ReadOnly,
+        // Core's audit log, an app's mutating calls: who deployed what, as names (the log holds no secret).
+        ["AppHistory"] = ReadOnly,
+        // What eru-dns and eru-lb serve anyway (names, domains and their rules).
+        ["AppDnsNames"] = ReadOnly, ["LbDomains"] = ReadOnly,
+        // The SSH gateway's audit: who ran which command inside which container, with key fingerprints: admin's.
+        ["SshSessions"] = AdminRead,
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    /// <summary>The path a console view is checked under (its method name, in a service of its own).</summary>
+    public const string ConsoleViewPath = "/edgeeru.core.v1.Console/";
+
     private static readonly MethodRule Unknown = new(Need.Admin, true);
 
-    /// <summary>The rule of a gRPC method path (<c>/edgeeru.core.v1.Core/Deploy</c>); unknown methods are admin's.</summary>
-    public static MethodRule For(string methodPath) => Methods.GetValueOrDefault(MethodName(methodPath), Unknown);
+    /// <summary>
+    /// The rule of a gRPC method path (<c>/edgeeru.core.v1.Core/Deploy</c>) or a console view's
+    /// (<c>/edgeeru.core.v1.Console/AppHistory</c>); unknown ones are admin's.
+    /// </summary>
+    public static MethodRule For(string methodPath) =>
+        (methodPath.StartsWith(ConsoleViewPath, StringComparison.Ordinal) ? ConsoleViews : Methods)
+            .GetValueOrDefault(MethodName(methodPath), Unknown);
 
     public static string MethodName(string methodPath) => methodPath[(methodPath.LastIndexOf('/') + 1)..];
 

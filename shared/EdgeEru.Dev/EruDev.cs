@@ -29,6 +29,10 @@ public sealed partial class EruDev : IAsyncDisposable
     public int LbAdminPort { get; } = Ports.FreeTcp();
     public int LbTlsPort { get; } = Ports.FreeTcp();
     public int CorePort { get; } = Ports.FreeTcp();
+    public int ConsolePort { get; } = Ports.FreeTcp();
+
+    /// <summary>The console's address as printed, with the token in its fragment (<c>http://…/console#token=…</c>).</summary>
+    public string ConsoleUrl { get; private set; } = "";
     public int SshPort { get; } = Ports.FreeTcp();
     public int AgentHttpPort { get; } = FreeTcpRange(DockerRig.MaxHosts);
     public string EtcdUrl => $"http://127.0.0.1:{EtcdPort}";
@@ -75,8 +79,9 @@ public sealed partial class EruDev : IAsyncDisposable
         [
             Path.Combine(_root, "eru"), "dev", .. clusterArgs, "--state-dir", StateDir, "--prefix", Prefix,
             "--etcd-port", Text(EtcdPort), "--dns-port", Text(DnsPort), "--dns-http-port", Text(Ports.FreeTcp()),
-            "--lb-port", Text(LbPort), "--lb-admin-port", Text(LbAdminPort), "--lb-tls-port", Text(LbTlsPort), "--lb-http-port", Text(Ports.FreeTcp()),
-            "--core-port", Text(CorePort), "--core-http-port", Text(Ports.FreeTcp()), "--agent-http-port", Text(AgentHttpPort),
+            "--lb-port", Text(LbPort), "--lb-admin-port", Text(LbAdminPort), "--lb-tls-port", Text(LbTlsPort),
+            "--lb-http-port", Text(Ports.FreeTcp()), "--core-port", Text(CorePort), "--core-http-port", Text(Ports.FreeTcp()),
+            "--console-port", Text(ConsolePort), "--agent-http-port", Text(AgentHttpPort),
             "--ssh-port", Text(SshPort), "--ssh-http-port", Text(Ports.FreeTcp()), "--ssh-user", SshUser, "--ssh-key", KeyFile + ".pub",
         ], line =>
         {
@@ -84,6 +89,7 @@ public sealed partial class EruDev : IAsyncDisposable
             onLine?.Invoke(line);
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
             if (EtcdLine().Match(line) is { Success: true } etcd) EtcdEndpoints = etcd.Groups[1].Value;
+            if (ConsoleLine().Match(line) is { Success: true } console) ConsoleUrl = console.Groups[1].Value;
             if (EdgeLine().Match(line) is { Success: true } e)
                 lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
@@ -130,6 +136,17 @@ public sealed partial class EruDev : IAsyncDisposable
             return (ex.ExitCode, ex.Message);
         }
     }
+
+    /// <summary>
+    /// A command through the SSH gateway as <see cref="SshUser"/> into <paramref name="target"/> (web.hello, an instance's
+    /// name), with this cluster's key and the gateway's known host keys; its output (a failing command throws).
+    /// </summary>
+    public Task<string> SshAsync(string target, string command) => Shell.RunAsync(Tools.Find("ssh", "openssh-client"),
+    [
+        "-p", Text(SshPort), "-i", KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+        "-o", $"UserKnownHostsFile={Path.Combine(StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "ConnectTimeout=10", $"{SshUser}~{target}@127.0.0.1", command,
+    ], stdin: [], timeout: TimeSpan.FromSeconds(60));
 
     /// <summary>Docker's own CLI against a node's engine (for faults: kill a container).</summary>
     public Task<string> DockerAsync(string node, params string[] args) =>
@@ -183,6 +200,9 @@ public sealed partial class EruDev : IAsyncDisposable
 
     [GeneratedRegex(@"^\s+etcd\s+(\S+)\s+prefix ")]
     private static partial Regex EtcdLine();
+
+    [GeneratedRegex(@"^\s+console\s+(http://\S+/console#token=\S+)")]
+    private static partial Regex ConsoleLine();
 
     [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
     private static partial Regex NodeLine();

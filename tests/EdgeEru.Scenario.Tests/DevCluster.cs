@@ -1,6 +1,7 @@
 using EdgeEru.Dev;
 using EdgeEru.TestSupport;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace EdgeEru.Scenario.Tests;
 
@@ -18,6 +19,20 @@ public class DevCluster : IAsyncLifetime
     public EruDev Dev => _dev ?? throw new InvalidOperationException("the dev cluster has not started");
 
     public async Task InitializeAsync() => _dev = await EruDev.StartAsync(Repo.Root, ClusterArgs);
+
+    /// <summary>Runs a scenario; when it fails, the test's output gets the tail of what <c>./eru dev</c> printed.</summary>
+    public async Task RunAsync(ITestOutputHelper output, Func<Task> scenario)
+    {
+        try
+        {
+            await scenario();
+        }
+        catch
+        {
+            output.WriteLine("./eru dev output (tail):\n" + Dev.Output);
+            throw;
+        }
+    }
 
     public async Task DisposeAsync()
     {

@@ -24,18 +24,8 @@ public sealed class SelfHostedTests(SelfHostedCluster cluster, ITestOutputHelper
     private static readonly TimeSpan TryTimeout = TimeSpan.FromMilliseconds(300);
 
     [Fact]
-    public async Task The_edge_runs_as_workloads_loses_nothing_when_a_replica_dies_and_rolls_eru_lb_under_load()
-    {
-        try
-        {
-            await RunAsync();
-        }
-        catch
-        {
-            output.WriteLine("./eru dev output (tail):\n" + cluster.Dev.Output);
-            throw;
-        }
-    }
+    public Task The_edge_runs_as_workloads_loses_nothing_when_a_replica_dies_and_rolls_eru_lb_under_load() =>
+        cluster.RunAsync(output, RunAsync);
 
     private async Task RunAsync()
     {

@@ -3,6 +3,7 @@ using EdgeEru.Lb.Backends;
 using EdgeEru.Lb.Routing;
 using EdgeEru.Registry.Model;
 using EdgeEru.Registry.Snapshot;
+using EdgeEru.RuleGraphView;
 
 namespace EdgeEru.Lb.Admin;
 
@@ -25,6 +26,7 @@ internal static class Dashboard
     {
         e.MapGet("/", () => Results.Redirect("/dashboard"));
         e.MapGet("/dashboard", () => Results.Content(Page.Value, "text/html; charset=utf-8"));
+        e.MapGet("/dashboard/rule-graph.js", () => Results.Content(RuleGraphLabels.Script, "text/javascript; charset=utf-8"));
     }
 
     /// <summary>The dashboard's data from the routes in force.</summary>
@@ -45,7 +47,7 @@ internal static class Dashboard
                     {
                         id = n.Key,
                         type = n.Value.Type,
-                        label = Label(n.Value),
+                        label = RuleGraphLabels.Label(n.Value),
                         succ = n.Value.Succ,
                         fail = n.Value.Fail,
                         hits = hits.GetValueOrDefault(n.Key),
@@ -59,22 +61,6 @@ internal static class Dashboard
             }),
         };
     }
-
-    /// <summary>One line saying what a node does.</summary>
-    internal static string Label(LbNode n) => n.Type switch
-    {
-        "path" => $"path {n.Match} {n.Value}" + (n.StripPrefix ? " (strip)" : n.Rewrite is not null ? $" → {n.Rewrite}" : ""),
-        "method" => "method " + string.Join("|", n.Values ?? []),
-        "header" or "query" or "cookie" => $"{n.Type} {n.Name} {n.Match}" + (n.Value is null ? "" : $" {n.Value}"),
-        "ua" => $"ua ~ {n.Value}",
-        "ip" => "ip in " + string.Join(", ", n.Cidrs ?? []),
-        "percent" => $"{n.Percent}% by {n.Key ?? "ip"}",
-        "backend" => $"{n.Select?.App}.{n.Select?.Entrypoint}:{n.Select?.Port}"
-            + (n.Select?.Tags is { Length: > 0 } tags ? " [" + string.Join(",", tags) + "]" : ""),
-        "redirect" => $"{n.Status} → {n.Location}",
-        "respond" => $"respond {n.Status}",
-        _ => n.Type,
-    };
 
     /// <summary>Every workload a backend's selectors (main and fallback) name, live or not, and what the LB sees of it.</summary>
     private static List<object> Workloads(LbNode node, RegistrySnapshot snapshot, Dictionary<string, Destination> destinations)
