@@ -15,7 +15,8 @@ namespace EdgeEru.Cli;
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
     int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts,
-    string DockerNetwork, int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null, string[]? FollowDcs = null)
+    string DockerNetwork, int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null,
+    string[]? FollowDcs = null)
 {
     /// <summary>
     /// <c>--follow-dc NAME=http://HOST:PORT[/PREFIX]</c>: the datacenter, its etcd endpoint and registry prefix (the URL's path,

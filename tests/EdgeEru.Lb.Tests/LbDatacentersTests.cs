@@ -106,7 +106,8 @@ public sealed class LbDatacentersTests(EtcdFixture etcd, ITestOutputHelper outpu
         };
         req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "t");
         using var resp = await Http.SendAsync(req);
-        return (await resp.Content.ReadAsStringAsync()).Replace(" ", "", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal);
+        var json = await resp.Content.ReadAsStringAsync();
+        return json.Replace(" ", "", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal);
     }
 
     [Fact]
@@ -171,7 +172,8 @@ public sealed class LbDatacentersTests(EtcdFixture etcd, ITestOutputHelper outpu
         Assert.Empty(Problems(["local", "any"]));
         Assert.Empty(Problems(["dc2", "local"]));
         Assert.Contains(Problems(["local", "local"]), p => p.Contains("local is listed twice", StringComparison.Ordinal));
-        Assert.Contains(Problems(["Dc_2"]), p => p.Contains("\"Dc_2\" must be local, any or a datacenter's name", StringComparison.Ordinal));
+        Assert.Contains(Problems(["Dc_2"]),
+            p => p.Contains("\"Dc_2\" must be local, any or a datacenter's name", StringComparison.Ordinal));
         Assert.Contains(Problems([]), p => p.Contains("datacenters is empty", StringComparison.Ordinal));
         Assert.Contains(Problems(["any"], onFallback: true), p => p.Contains("not its fallback", StringComparison.Ordinal));
     }
