@@ -123,6 +123,7 @@ public static class Kinds
     public static readonly RegistryKind<LbCertificate> LbCertificates = new("lb/certs", 1, RegistryJsonContext.Default.LbCertificate);
 
     public static readonly RegistryKind<CoreReplica> Cores = new("cores", 1, RegistryJsonContext.Default.CoreReplica);
+    public static readonly RegistryKind<IpPool> IpPools = new("ip-pools", 1, RegistryJsonContext.Default.IpPool);
     public static readonly RegistryKind<Intent> Intents = new("intents", 1, RegistryJsonContext.Default.Intent, isPrivate: true);
     public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
     public static readonly RegistryKind<RegistryAuth> RegistryAuths =
@@ -139,7 +140,7 @@ public static class Kinds
 
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =
-        [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores];
+        [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores, IpPools];
 
     /// <summary>The kinds under the private root: Core's alone, but for <c>lb/</c> ones (eru-lb's ACME state).</summary>
     public static IReadOnlyList<RegistryKind> Private { get; } =

@@ -141,9 +141,9 @@ public sealed partial class Deployer
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
                 await YieldAsync("fence-read", ct);
+                var recorded = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).ToList();
                 // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
-                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision))
-                    .Where(w => w.Id != id && w.Id != spec.Succeeds);
+                var onNode = recorded.Where(w => w.Id != id && w.Id != spec.Succeeds);
                 await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
@@ -157,6 +157,8 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
+                    // The predecessor keeps its address: it runs again if the replace rolls back.
+                    spec = await RoutedAddressesAsync(engine, node, prepared.Spec, recorded, identity, ct);
                     var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
                     id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
                     if (!prepared.Job && !spec.IgnoreHooks)

@@ -24,6 +24,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(RegistryAuth))]
 [JsonSerializable(typeof(ApiToken))]
 [JsonSerializable(typeof(CoreReplica))]
+[JsonSerializable(typeof(IpPool))]
 [JsonSerializable(typeof(Intent))]
 [JsonSerializable(typeof(LbAcmeAccount))]
 [JsonSerializable(typeof(LbAcmeChallenge))]
