@@ -77,6 +77,20 @@ internal static class DevCommand
             Description = "Run eru-dns and eru-lb as EdgeEru workloads (two replicas each, images built from this checkout) "
                 + "instead of processes",
         };
+        var network = new Option<string>("--network")
+        {
+            Description = "How simulated hosts' containers are reached: macvlan (one L2 segment) or routed (a bridge per host on "
+                + "a block Core gives it, routes spread by BGP: bird2 in each host and in the root namespace)",
+            DefaultValueFactory = _ => "macvlan",
+        };
+        network.AcceptOnlyFromAmong("macvlan", "routed");
+        network.Validators.Add(r =>
+        {
+            if (r.GetValue(network) != "routed") return;
+            if (r.GetValue(dockerHosts) is { Length: > 0 }) r.AddError("--network routed runs on simulated hosts, not --docker-host engines");
+            if (r.GetValue(hosts) < 1) r.AddError("--network routed needs --hosts 1 or more");
+            if (r.GetValue(selfHosted)) r.AddError("--network routed does not run a --self-hosted edge yet (its replicas keep macvlan addresses)");
+        });
         hosts.Validators.Add(r =>
         {
             if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
@@ -136,7 +150,7 @@ internal static class DevCommand
         var cmd = new Command("dev", "Run a local EdgeEru cluster in the foreground; Ctrl-C stops everything it started")
         {
             etcdUrl, etcdPort, etcdMembers, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort,
-            agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted,
+            agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted, network,
         };
         selfHosted.Validators.Add(r =>
         {
@@ -150,8 +164,8 @@ internal static class DevCommand
             pr.GetValue(stateDir)!, pr.GetValue(prefix)!, pr.GetValue(dnsPort), pr.GetValue(dnsHttpPort), pr.GetValue(lbPort),
             pr.GetValue(lbAdminPort), pr.GetValue(lbHttpPort), pr.GetValue(corePort), pr.GetValue(coreHttpPort), pr.GetValue(agentHttpPort),
             pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [],
-            pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted)),
-            ct));
+            pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted),
+            pr.GetValue(network) == "routed" ? RigNetwork.Routed : RigNetwork.Macvlan), ct));
         return cmd;
     }
 

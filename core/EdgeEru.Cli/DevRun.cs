@@ -15,7 +15,7 @@ namespace EdgeEru.Cli;
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
     int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts, string DockerNetwork,
-    int Hosts, bool SelfHosted);
+    int Hosts, bool SelfHosted, RigNetwork Network);
 
 /// <summary>
 /// One run of <c>eru dev</c>: the components of a local cluster, each a step started in order (hosts, etcd, the
@@ -60,9 +60,14 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartSelfHostedEdgeAsync(ct);
         await DeployHelloAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken);
+            _lbToken, BgpSpeakers());
         await ServeUntilStoppedAsync(ct);
     }
+
+    /// <summary>With --network routed: each BGP speaker (the edge's and the hosts'), its control socket, and its namespace.</summary>
+    private List<(string Name, string Socket, string? Netns)> BgpSpeakers() => _rig?.EdgeBird is { } edge
+        ? [("edge", edge.Socket, null), .. _rig.Hosts.Select(h => ($"h{h.Index}", h.Bird!.Socket, (string?)h.Name))]
+        : [];
 
     /// <summary>Processes an earlier run left behind (it crashed, or was killed), found by their pid files.</summary>
     private void CleanLeftovers()
@@ -79,7 +84,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         if (settings.Hosts > 0 && settings.DockerHosts.Length == 0 && Environment.IsPrivilegedProcess)
         {
             _log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
-            _rig = _started.Push("simulated hosts", await DockerRig.StartAsync(settings.Hosts, 'd'));
+            _rig = _started.Push("simulated hosts", await DockerRig.StartAsync(settings.Hosts, 'd', network: settings.Network));
             foreach (var h in _rig.Hosts)
             {
                 var pidFile = Path.Combine(_stateDir, $"dockerd-h{h.Index}.pid");
@@ -177,8 +182,28 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             "--Core:Urls", $"http://127.0.0.1:{settings.CorePort}", "--Core:Token", _coreToken, "--Core:AgentToken", _agentToken,
             "--Core:AuditLog", Path.Combine(_stateDir, "core-audit.jsonl"),
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
+            .. RoutedPoolFlags(),
         ], ct);
+        if (_rig is { Mode: RigNetwork.Routed })
+        {
+            // Core records the pool as it starts; the demo's deploy (in this process) needs it recorded.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (await Store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork, ct) is null)
+            {
+                if (DateTime.UtcNow > deadline)
+                    throw new DevCommand.ServiceStartException($"core did not record the ip pool of {DockerRig.RoutedNetwork} within 30 s");
+                await Task.Delay(100, ct);
+            }
+        }
     }
+
+    /// <summary>With --network routed: the rig's pool for Core, cut into /26 blocks (one per host, Calico's default size).</summary>
+    private string[] RoutedPoolFlags() => _rig is { Mode: RigNetwork.Routed } rig
+        ?
+        [
+            $"--Core:IpPools:{DockerRig.RoutedNetwork}:Cidr", rig.RoutedPool, $"--Core:IpPools:{DockerRig.RoutedNetwork}:BlockSize", "26",
+        ]
+        : [];
 
     /// <summary>The SSH gateway, with a user holding this machine's own public keys (if any) for hello.</summary>
     private async Task StartSshGatewayAsync(CancellationToken ct)
@@ -219,7 +244,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         foreach (var h in _rig?.Hosts ?? [])
         {
             await Store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, DockerRig.Network));
+            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, _rig!.ContainerNetwork));
         }
     }
 
