@@ -87,9 +87,11 @@ internal static class DevCommand
         network.Validators.Add(r =>
         {
             if (r.GetValue(network) != "routed") return;
-            if (r.GetValue(dockerHosts) is { Length: > 0 }) r.AddError("--network routed runs on simulated hosts, not --docker-host engines");
+            if (r.GetValue(dockerHosts) is { Length: > 0 })
+                r.AddError("--network routed runs on simulated hosts, not --docker-host engines");
             if (r.GetValue(hosts) < 1) r.AddError("--network routed needs --hosts 1 or more");
-            if (r.GetValue(selfHosted)) r.AddError("--network routed does not run a --self-hosted edge yet (its replicas keep macvlan addresses)");
+            if (r.GetValue(selfHosted))
+                r.AddError("--network routed does not run a --self-hosted edge yet (its replicas keep macvlan addresses)");
         });
         hosts.Validators.Add(r =>
         {

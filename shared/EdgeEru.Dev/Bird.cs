@@ -63,6 +63,10 @@ public sealed class Bird : IAsyncDisposable
     public Task<string> CommandAsync(params string[] args) =>
         Shell.RunAsync(Tools.Find("birdc", "bird2"), ["-s", Socket, .. args], timeout: TimeSpan.FromSeconds(10));
 
+    /// <summary>How many BGP sessions a <c>birdc show protocols</c> listing shows Established.</summary>
+    public static int Established(string showProtocols) => showProtocols.Split('\n')
+        .Count(l => l.Contains(" BGP ", StringComparison.Ordinal) && l.Contains("Established", StringComparison.Ordinal));
+
     /// <summary>
     /// A host's speaker: one session to the edge's (a route reflector, so adding a host changes no other host), its
     /// connected routes inside <paramref name="pool"/> announced (Docker's bridge on the host's block), the blocks it

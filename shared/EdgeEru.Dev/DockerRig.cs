@@ -365,7 +365,8 @@ public sealed class DockerHost : IAsyncDisposable
             // A router: containers' packets pass through the host. Core makes the network on the host's block later.
             await Shell.RunAsync(Tools.Find("nsenter", "util-linux"),
                 [$"--net=/var/run/netns/{ns}", Tools.Find("sysctl", "procps"), "-qw", "net.ipv4.ip_forward=1"]);
-            host._bird = await Bird.StartAsync(ns, Path.Combine(dir, "bird"), Bird.HostConfig(host.Address, rig.BridgeAddress, rig.RoutedPool));
+            host._bird = await Bird.StartAsync(ns, Path.Combine(dir, "bird"),
+                Bird.HostConfig(host.Address, rig.BridgeAddress, rig.RoutedPool));
         }
         else
             await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,

@@ -39,6 +39,9 @@ public sealed partial class EruDev : IAsyncDisposable
     /// <summary>Node name → Docker endpoint, as printed.</summary>
     public Dictionary<string, string> Nodes { get; } = [];
 
+    /// <summary>With --network routed, each BGP speaker as printed: "edge" or a node → its birdc socket and namespace.</summary>
+    public Dictionary<string, (string Socket, string? Netns)> Bgp { get; } = [];
+
     /// <summary>The self-hosted edge's replicas as printed: (entrypoint, address).</summary>
     public List<(string Entrypoint, IPAddress Address)> Edge { get; } = [];
 
@@ -83,6 +86,8 @@ public sealed partial class EruDev : IAsyncDisposable
             onLine?.Invoke(line);
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
             if (EtcdLine().Match(line) is { Success: true } etcd) EtcdEndpoints = etcd.Groups[1].Value;
+            if (BgpLine().Match(line) is { Success: true } b)
+                lock (Bgp) Bgp[b.Groups[1].Value] = (b.Groups[2].Value, b.Groups[3].Success ? b.Groups[3].Value : null);
             if (EdgeLine().Match(line) is { Success: true } e)
                 lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
@@ -125,6 +130,21 @@ public sealed partial class EruDev : IAsyncDisposable
             return (ex.ExitCode, ex.Message);
         }
     }
+
+    /// <summary>eru-dns's A answers for <paramref name="name"/>, as dig prints them (+short), in order.</summary>
+    public async Task<List<string>> DigAsync(string name) =>
+        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
+            ["@127.0.0.1", "-p", DnsPort.ToString(CultureInfo.InvariantCulture), name, "A", "+short", "+time=1", "+tries=2"]))
+        .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>A command through the SSH gateway as <c>{user}~{target}</c> with this cluster's key: its output (failing throws).</summary>
+    public Task<string> SshAsync(string target, string command) =>
+        Shell.RunAsync(Tools.Find("ssh", "openssh-client"),
+        [
+            "-p", SshPort.ToString(CultureInfo.InvariantCulture), "-i", KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", $"UserKnownHostsFile={Path.Combine(StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=5", $"{SshUser}~{target}@127.0.0.1", command,
+        ], timeout: TimeSpan.FromSeconds(30));
 
     /// <summary>Docker's own CLI against a node's engine (for faults: kill a container).</summary>
     public Task<string> DockerAsync(string node, params string[] args) =>
@@ -180,6 +200,9 @@ public sealed partial class EruDev : IAsyncDisposable
 
     [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
     private static partial Regex NodeLine();
+
+    [GeneratedRegex(@"^\s+bgp (\S+)\s+birdc -s (\S+) show protocols(?:\s+\(netns (\S+)\))?")]
+    private static partial Regex BgpLine();
 
     [GeneratedRegex(@"^\s+(dns|lb)\s+(?:http://)?([0-9.]+)(?::53)?\s+workload ")]
     private static partial Regex EdgeLine();

@@ -90,7 +90,8 @@ public sealed class IpBlocksTests
     {
         var pool = Pool() with { Blocks = StringMap.Of(("h1", "198.19.1.0/26"), ("h2", "198.19.0.0/26"), ("h3", "198.19.0.0/26")) };
         var problems = pool.Validate();
-        Assert.Contains(problems, p => p.Contains("block \"198.19.1.0/26\" of node h1 is not a /26 inside 198.19.0.0/24", StringComparison.Ordinal));
+        Assert.Contains(problems,
+            p => p.Contains("block \"198.19.1.0/26\" of node h1 is not a /26 inside 198.19.0.0/24", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("block 198.19.0.0/26 is given to two nodes", StringComparison.Ordinal));
         Assert.Throws<ArgumentException>(() => IpBlocks.BlockFor(Pool(), "Not_A_Label"));
     }

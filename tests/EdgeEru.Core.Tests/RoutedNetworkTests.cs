@@ -40,7 +40,8 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
         foreach (var h in _rig.Hosts)
         {
             await _store.PutAsync(Kinds.Nodes, h.AsNode("dev", cpuCores: 2, memoryBytes: 256 * MiB));
-            await _store.PutAsync(Kinds.NodeStatus, new NodeStatus { Node = $"h{h.Index}", HeartbeatAt = DateTimeOffset.UtcNow }, _lease.Id);
+            var status = new NodeStatus { Node = $"h{h.Index}", HeartbeatAt = DateTimeOffset.UtcNow };
+            await _store.PutAsync(Kinds.NodeStatus, status, _lease.Id);
         }
     }
 
@@ -77,8 +78,8 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
         }
 
         // Every BGP session is up: each host with the root namespace's speaker, which reflects between them.
-        await Eventually.True(async () => Established(await Rig.EdgeBird!.CommandAsync("show", "protocols")) == 2
-            && (await Task.WhenAll(Rig.Hosts.Select(h => h.Bird!.CommandAsync("show", "protocols")))).All(p => Established(p) == 1),
+        await Eventually.True(async () => Bird.Established(await Rig.EdgeBird!.CommandAsync("show", "protocols")) == 2
+            && (await Task.WhenAll(Rig.Hosts.Select(h => h.Bird!.CommandAsync("show", "protocols")))).All(p => Bird.Established(p) == 1),
             TimeSpan.FromSeconds(30), "every BGP session established");
 
         // The root namespace reaches every container through its host (no address of the pool is on-link there).
@@ -105,9 +106,6 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
         var wrong = await deployer.DeployAsync(Spec(1, inBlock2) with { Nodes = ["h1"] });
         Assert.Contains($"is not a container address of node h1's block {pool.Blocks["h1"]}", Assert.Single(wrong.Instances).Error);
     }
-
-    private static int Established(string protocols) =>
-        protocols.Split('\n').Count(l => l.Contains(" BGP ", StringComparison.Ordinal) && l.Contains("Established", StringComparison.Ordinal));
 
     private static async Task<string?> TryGetAsync(HttpClient http, string address)
     {

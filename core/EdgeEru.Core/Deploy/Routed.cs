@@ -49,7 +49,8 @@ public sealed partial class Deployer
             if (fixed4.Length > 0)
             {
                 if (!IpBlocks.IsContainerAddress(block, fixed4))
-                    throw new InvalidOperationException($"network {network}: {fixed4} is not a container address of node {node.Name}'s block {block}");
+                    throw new InvalidOperationException(
+                        $"network {network}: {fixed4} is not a container address of node {node.Name}'s block {block}");
                 continue;
             }
             var used = onNode.Select(w => w.Networks.TryGetValue(network, out var a) ? a : "").Where(a => a.Length > 0)
