@@ -58,24 +58,32 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
     [Fact]
     public async Task Containers_get_addresses_of_their_hosts_blocks_and_reach_each_other_by_routes()
     {
+        // h1 has the network already, on a block it does not hold (left from before) and with no container: made again.
+        var pool = System.Net.IPNetwork.Parse(Rig.RoutedPool);
+        var last = pool.BaseAddress.GetAddressBytes();
+        last[2] += 31; // the pool's last /24, far from the blocks the nodes get
+        var stale = $"{new System.Net.IPAddress(last)}/26";
+        await Rig.Hosts[0].DockerAsync(["network", "create", "-d", "bridge", "--subnet", stale, DockerRig.RoutedNetwork]);
         var deployer = Deployer();
         await deployer.RecordPoolAsync(new IpPool { Network = DockerRig.RoutedNetwork, Cidr = Rig.RoutedPool, BlockSize = 26 });
         var result = await deployer.DeployAsync(Spec(4));
         Assert.True(result.Ok, result.Error ?? string.Join("; ", result.Instances.Select(i => i.Error)));
 
         // Each node got a block (the lowest free ones), each container the lowest free addresses of its node's block.
-        var pool = (await _store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork))!.Value;
-        Assert.Equal(["h1", "h2"], pool.Blocks.Keys.Order());
-        Assert.Equal(2, pool.Blocks.Values.Distinct().Count());
+        var recorded = (await _store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork))!.Value;
+        Assert.Equal(["h1", "h2"], recorded.Blocks.Keys.Order());
+        Assert.Equal(2, recorded.Blocks.Values.Distinct().Count());
         var records = (await _store.ListAsync(Kinds.Workloads)).Items.Select(w => w.Value).ToList();
         Assert.Equal(4, records.Count);
         foreach (var group in records.GroupBy(r => r.Node))
         {
-            var block = pool.Blocks[group.Key];
+            var block = recorded.Blocks[group.Key];
             var addresses = group.Select(r => r.Networks[DockerRig.RoutedNetwork]).Order(StringComparer.Ordinal).ToList();
             Assert.All(addresses, a => Assert.True(IpBlocks.IsContainerAddress(block, a), $"{a} is not in {group.Key}'s block {block}"));
             Assert.Equal(addresses.Count, addresses.Distinct().Count());
         }
+        Assert.Equal(recorded.Blocks["h1"], (await Rig.Hosts[0].DockerAsync(
+            ["network", "inspect", DockerRig.RoutedNetwork, "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"])).Trim());
 
         // Every BGP session is up: each host with the root namespace's speaker, which reflects between them.
         await Eventually.True(async () => Bird.Established(await Rig.EdgeBird!.CommandAsync("show", "protocols")) == 2
@@ -102,9 +110,9 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
             (await h2.DockerAsync(["exec", on2.Name, "wget", "-q", "-O", "-", $"http://{on1.Networks[DockerRig.RoutedNetwork]}/"])).Trim());
 
         // A fixed address outside the node's block is refused, naming the block.
-        var inBlock2 = IpBlocks.PickAddress(pool, "h2", pool.Blocks["h2"], new HashSet<string>());
+        var inBlock2 = IpBlocks.PickAddress(recorded, "h2", recorded.Blocks["h2"], new HashSet<string>());
         var wrong = await deployer.DeployAsync(Spec(1, inBlock2) with { Nodes = ["h1"] });
-        Assert.Contains($"is not a container address of node h1's block {pool.Blocks["h1"]}", Assert.Single(wrong.Instances).Error);
+        Assert.Contains($"is not a container address of node h1's block {recorded.Blocks["h1"]}", Assert.Single(wrong.Instances).Error);
     }
 
     private static async Task<string?> TryGetAsync(HttpClient http, string address)

@@ -29,7 +29,7 @@ public sealed partial class Deployer
 
     /// <summary>
     /// The spec with an address on each routed network of <paramref name="node"/>: the node's block (given on first
-    /// use), the network made there, and the lowest address of the block no workload on the node holds. A fixed
+    /// use), the network made there, and the lowest address of the block no workload on the node holds (nor Docker). A fixed
     /// address (keep-ip) must lie in the node's block.
     /// </summary>
     private async Task<DeploySpec> RoutedAddressesAsync(IDockerEngine engine, Node node, DeploySpec spec,
@@ -42,7 +42,7 @@ public sealed partial class Deployer
             var (fixed4, fixed6) = DeploySpec.SplitAddresses(value);
             if (fixed6.Length > 0) throw new InvalidOperationException($"network {network} is routed (ip pool {pool.Cidr}): IPv4 only");
             var block = await BlockAsync(network, node.Name, ct);
-            await engine.EnsureRoutedNetworkAsync(network, block, IpBlocks.Gateway(block), new Dictionary<string, string>
+            var held = await engine.EnsureRoutedNetworkAsync(network, block, IpBlocks.Gateway(block), new Dictionary<string, string>
             {
                 [DockerEngine.NodeLabel] = node.Name, [DockerEngine.RegistryLabel] = identity,
             }, ct);
@@ -53,8 +53,9 @@ public sealed partial class Deployer
                         $"network {network}: {fixed4} is not a container address of node {node.Name}'s block {block}");
                 continue;
             }
+            // Recorded addresses (stopped containers' too), and those Docker holds for deploys not recorded yet.
             var used = onNode.Select(w => w.Networks.TryGetValue(network, out var a) ? a : "").Where(a => a.Length > 0)
-                .ToHashSet(StringComparer.Ordinal);
+                .Concat(held).ToHashSet(StringComparer.Ordinal);
             networks ??= spec.Networks.ToDictionary();
             networks[network] = IpBlocks.PickAddress(pool, node.Name, block, used);
         }
