@@ -241,10 +241,11 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             }, ct: ct);
             _nodes.Add(new DevNode(name, endpoint, settings.DockerNetwork));
         }
-        foreach (var h in _rig?.Hosts ?? [])
+        if (_rig is not { } rig) return;
+        foreach (var h in rig.Hosts)
         {
             await Store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, _rig!.ContainerNetwork));
+            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, rig.ContainerNetwork));
         }
     }
 

@@ -157,7 +157,7 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    // The predecessor keeps its address: it runs again if the replace rolls back.
+                    // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
                     spec = await RoutedAddressesAsync(engine, node, prepared.Spec, recorded, identity, ct);
                     var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
                     id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
