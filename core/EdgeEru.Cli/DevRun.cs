@@ -99,6 +99,8 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         }
         else if (settings.Hosts > 0 && settings.DockerHosts.Length == 0)
             _log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");
+        if (settings.Network == RigNetwork.Routed && _rig is null)
+            throw new DevCommand.ServiceStartException("--network routed runs on simulated hosts: it needs root (namespaces, routes)");
         if (settings.SelfHosted && _rig is null)
             throw new DevCommand.ServiceStartException(
                 "--self-hosted runs the edge on simulated hosts: it needs root and --hosts 2 or more");
