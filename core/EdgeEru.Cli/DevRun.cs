@@ -60,13 +60,13 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await StartSelfHostedEdgeAsync(ct);
         await DeployHelloAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken, BgpSpeakers());
+            _lbToken, [.. BgpSpeakers().Select(s => (s.Name, s.Bird.Socket, s.Netns))]);
         await ServeUntilStoppedAsync(ct);
     }
 
-    /// <summary>With --network routed: each BGP speaker (the edge's and the hosts'), its control socket, and its namespace.</summary>
-    private List<(string Name, string Socket, string? Netns)> BgpSpeakers() => _rig?.EdgeBird is { } edge
-        ? [("edge", edge.Socket, null), .. _rig.Hosts.Select(h => ($"h{h.Index}", h.Bird!.Socket, (string?)h.Name))]
+    /// <summary>With --network routed: each BGP speaker, the edge's and the hosts', and its namespace (null: the root one).</summary>
+    private List<(string Name, Bird Bird, string? Netns)> BgpSpeakers() => _rig?.EdgeBird is { } edge
+        ? [("edge", edge, null), .. _rig.Hosts.Select(h => ($"h{h.Index}", h.Bird!, (string?)h.Name))]
         : [];
 
     /// <summary>Processes an earlier run left behind (it crashed, or was killed), found by their pid files.</summary>
@@ -96,6 +96,10 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
                 }, _log, ct);
                 _started.Push($"supervisor of dockerd h{h.Index}", supervisor);
             }
+            // The BGP speakers, as calico-node keeps bird running: a dead one's routes are gone until it is back.
+            foreach (var (name, bird, _) in BgpSpeakers())
+                _started.Push($"supervisor of bird {name}", new Supervisor($"bird of {name}", () => bird.Running,
+                    _ => bird.StartAgainAsync(), _log, ct));
         }
         else if (settings.Hosts > 0 && settings.DockerHosts.Length == 0)
             _log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");

@@ -12,48 +12,61 @@ public sealed class Bird : IAsyncDisposable
     /// <summary>One private AS for the whole rig (iBGP, Calico's default 64512).</summary>
     public const int As = 64512;
 
-    private readonly ChildProcess _process;
+    private readonly string? _netns;
+    private readonly string _conf;
+    private ChildProcess? _process;
 
-    private Bird(ChildProcess process, string socket)
+    private Bird(string? netns, string conf, string socket)
     {
-        _process = process;
+        _netns = netns;
+        _conf = conf;
         Socket = socket;
     }
 
     /// <summary>The control socket: <c>birdc -s SOCKET show protocols</c>.</summary>
     public string Socket { get; }
 
+    /// <summary>Whether bird runs (a fault may have killed it; eru dev then starts it again).</summary>
+    public bool Running => _process is { HasExited: false };
+
     /// <summary>Starts bird (in <paramref name="netns"/>, or the root namespace when null) and waits for its control socket.</summary>
     public static async Task<Bird> StartAsync(string? netns, string dir, string config)
     {
-        var bird = Tools.Find("bird", "bird2");
         Tools.Find("birdc", "bird2");
         Directory.CreateDirectory(dir);
         var conf = Path.Combine(dir, "bird.conf");
         await File.WriteAllTextAsync(conf, config);
-        var socket = Path.Combine(dir, "bird.ctl");
-        string[] args = ["-f", "-c", conf, "-s", socket, "-P", Path.Combine(dir, "bird.pid")];
+        var speaker = new Bird(netns, conf, Path.Combine(dir, "bird.ctl"));
+        await speaker.StartAgainAsync();
+        return speaker;
+    }
+
+    /// <summary>Starts bird (again, with the same config: its sessions come up and its routes are installed anew).</summary>
+    public async Task StartAgainAsync()
+    {
+        if (_process is not null) await _process.DisposeAsync();
+        var bird = Tools.Find("bird", "bird2");
+        string[] args = ["-f", "-c", _conf, "-s", Socket, "-P", Path.ChangeExtension(_conf, "pid")];
         // nsenter, not `ip netns exec` (which remounts /sys), as for dockerd.
-        var process = netns is null ? ChildProcess.Start(bird, args)
-            : ChildProcess.Start(Tools.Find("nsenter", "util-linux"), [$"--net=/var/run/netns/{netns}", bird, .. args]);
-        var speaker = new Bird(process, socket);
+        var process = _process = _netns is null ? ChildProcess.Start(bird, args)
+            : ChildProcess.Start(Tools.Find("nsenter", "util-linux"), [$"--net=/var/run/netns/{_netns}", bird, .. args]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
         {
             if (process.HasExited)
-                throw new InvalidOperationException($"bird {conf} exited with {process.ExitCode}:\n{process.OutputTail()}");
+                throw new InvalidOperationException($"bird {_conf} exited with {process.ExitCode}:\n{process.OutputTail()}");
             try
             {
-                if (File.Exists(socket)) await speaker.CommandAsync("show", "status");
-                return speaker;
+                if (File.Exists(Socket)) await CommandAsync("show", "status");
+                return;
             }
             catch (CommandFailedException) when (DateTime.UtcNow < deadline)
             {
             }
             if (DateTime.UtcNow > deadline)
             {
-                await speaker.DisposeAsync();
-                throw new TimeoutException($"bird {conf} did not answer on {socket} within 20 s:\n{process.OutputTail()}");
+                await process.DisposeAsync();
+                throw new TimeoutException($"bird {_conf} did not answer on {Socket} within 20 s:\n{process.OutputTail()}");
             }
             await Task.Delay(100);
         }
@@ -114,5 +127,5 @@ public sealed class Bird : IAsyncDisposable
         "direct; strict bind yes; connect delay time 1; connect retry time 2; error wait time 1, 4; hold time 9;";
 
     /// <summary>Stops bird with SIGTERM: it withdraws its routes from the kernel on the way out.</summary>
-    public ValueTask DisposeAsync() => _process.DisposeAsync();
+    public ValueTask DisposeAsync() => _process?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using EdgeEru.Dev;
@@ -15,8 +16,9 @@ public sealed class RoutedDevCluster : DevCluster
 
 /// <summary>
 /// The platform on a routed network, as Calico runs one: each host owns a block of the pool Core recorded, its
-/// containers' addresses come from it, and bird spreads the blocks over BGP. Through public interfaces only: etcdctl
-/// for the pool, the eru CLI, dig, HTTP through the LB, ssh through the gateway, birdc and ip for the routes.
+/// containers' addresses come from it, and bird spreads the blocks over BGP; a killed speaker is started again and its
+/// routes come back. Through public interfaces only: etcdctl for the pool, the eru CLI, dig, HTTP through the LB, ssh
+/// through the gateway, birdc and ip for the routes.
 /// </summary>
 [Collection(DevClusters.Name)]
 public sealed class RoutedScenarioTests(RoutedDevCluster cluster, ITestOutputHelper output) : IClassFixture<RoutedDevCluster>
@@ -90,6 +92,30 @@ public sealed class RoutedScenarioTests(RoutedDevCluster cluster, ITestOutputHel
         Assert.Contains("[h2 ", await BirdAsync("edge", "show", "route", "for", added.Address), StringComparison.Ordinal);
         Assert.Equal(added.Id[..12], Hostname(await dev.SshAsync(on1.Name, $"wget -q -O - http://{added.Address}/")));
         Assert.Equal(added.Id[..12], Hostname(await Http.GetStringAsync(new Uri($"http://{added.Address}/"))));
+
+        // 7. h2's BGP speaker is killed: eru dev starts it again, its sessions come back and so do the routes to h2.
+        var pidFile = Path.Combine(Path.GetDirectoryName(dev.Bgp["h2"].Socket)!, "bird.pid");
+        var killed = (await File.ReadAllTextAsync(pidFile)).Trim();
+        System.Diagnostics.Process.GetProcessById(int.Parse(killed, CultureInfo.InvariantCulture)).Kill();
+        await Eventually.True(async () => File.Exists(pidFile) && (await File.ReadAllTextAsync(pidFile)).Trim() is { Length: > 0 } pid
+            && pid != killed && Bird.Established(await BirdAsync("edge", "show", "protocols")) == 2
+            && (await BirdAsync("edge", "show", "route", "for", added.Address)).Contains("[h2 ", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60), "h2's bird started again, its session and its block's route back at the edge");
+        var again = await Eventually.Value(async () => await TryGetAsync($"http://{added.Address}/"), TimeSpan.FromSeconds(30),
+            $"{added.Name} answers the root namespace again");
+        Assert.Equal(added.Id[..12], Hostname(again));
+    }
+
+    private static async Task<string?> TryGetAsync(string url)
+    {
+        try
+        {
+            return await Http.GetStringAsync(new Uri(url));
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return null; // the route is not back yet
+        }
     }
 
     /// <summary>The routed network's pool as Core recorded it (etcdctl, as an operator reads it): node → block.</summary>
