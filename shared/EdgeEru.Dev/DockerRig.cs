@@ -108,11 +108,16 @@ public sealed class DockerRig : IAsyncDisposable
         Tools.Find("dockerd", "docker.io");
         Tools.Find("docker", "docker.io");
         Tools.Find("busybox", "busybox-static");
+        if (network == RigNetwork.Routed)
+        {
+            Tools.Find("bird", "bird2");
+            Tools.Find("birdc", "bird2");
+            Tools.Find("sysctl", "procps");
+        }
         var id = idPrefix + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
         var (slot, slotLock) = await TakeSlotAsync(id);
         var dir = Path.Combine("/tmp", "eru-rig-" + id);
         Directory.CreateDirectory(dir);
-        if (network == RigNetwork.Routed) Tools.Find("bird", "bird2");
         var rig = new DockerRig(id, dir, slot, slotLock, network);
         try
         {
