@@ -115,6 +115,33 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
         Assert.Contains($"is not a container address of node h1's block {recorded.Blocks["h1"]}", Assert.Single(wrong.Instances).Error);
     }
 
+    [Fact]
+    public async Task An_address_taken_after_core_looked_is_picked_again()
+    {
+        var h1 = Rig.Hosts[0];
+        var squatted = "";
+        var deployer = new Deployer(_store, e => new DockerEngine(e), _logs.CreateLogger<Deployer>())
+        {
+            // Another deploy's container starts on the address Core just picked on h1 (in Docker, not yet recorded).
+            Interleave = async (point, ct) =>
+            {
+                if (point != "address-picked" || squatted.Length > 0) return;
+                var pool = (await _store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork, ct))!.Value;
+                squatted = IpBlocks.PickAddress(pool, "h1", pool.Blocks["h1"], new HashSet<string>());
+                await h1.DockerAsync(["run", "-d", "--name", "squatter", "--network", DockerRig.RoutedNetwork, "--ip", squatted,
+                    DockerRig.Image, "sleep", "600"]);
+            },
+        };
+        await deployer.RecordPoolAsync(new IpPool { Network = DockerRig.RoutedNetwork, Cidr = Rig.RoutedPool, BlockSize = 26 });
+        var result = await deployer.DeployAsync(Spec(1) with { Nodes = ["h1"] });
+        Assert.True(result.Ok, result.Error ?? string.Join("; ", result.Instances.Select(i => i.Error)));
+        var record = Assert.Single((await _store.ListAsync(Kinds.Workloads)).Items).Value;
+        var pool = (await _store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork))!.Value;
+        Assert.NotEqual("", squatted);
+        Assert.Equal(IpBlocks.PickAddress(pool, "h1", pool.Blocks["h1"], new HashSet<string> { squatted }),
+            record.Networks[DockerRig.RoutedNetwork]);
+    }
+
     private static async Task<string?> TryGetAsync(HttpClient http, string address)
     {
         try

@@ -157,10 +157,24 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
-                    spec = await RoutedAddressesAsync(engine, node, prepared.Spec, recorded, identity, ct);
-                    var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
-                    id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
+                    var refused = new HashSet<string>(StringComparer.Ordinal);
+                    for (var pick = 1; id is null; pick++)
+                    {
+                        // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
+                        spec = await RoutedAddressesAsync(engine, node, prepared.Spec, recorded, refused, identity, ct);
+                        await YieldAsync("address-picked", ct);
+                        var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
+                        try
+                        {
+                            id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
+                        }
+                        // Another deploy to the node started a container on the address Core picked, after Core looked: pick again.
+                        catch (global::Docker.DotNet.DockerApiException ex) when (pick < 3 && IsAddressTaken(ex)
+                            && PickedAddresses(prepared.Spec, spec) is { Count: > 0 } picked)
+                        {
+                            refused.UnionWith(picked);
+                        }
+                    }
                     if (!prepared.Job && !spec.IgnoreHooks)
                     {
                         await RunHooksAsync(engine, id, "after_create", spec.AfterCreate, ct);

@@ -29,11 +29,12 @@ public sealed partial class Deployer
 
     /// <summary>
     /// The spec with an address on each routed network of <paramref name="node"/>: the node's block (given on first
-    /// use), the network made there, and the lowest address of the block no workload on the node holds (nor Docker). A fixed
-    /// address (keep-ip) must lie in the node's block.
+    /// use), the network made there, and the lowest address of the block no workload on the node holds (nor Docker, nor
+    /// <paramref name="refused"/>: taken by another deploy after the last look). A fixed address (keep-ip) must lie in the
+    /// node's block.
     /// </summary>
     private async Task<DeploySpec> RoutedAddressesAsync(IDockerEngine engine, Node node, DeploySpec spec,
-        IReadOnlyList<Workload> onNode, string identity, CancellationToken ct)
+        IReadOnlyList<Workload> onNode, IReadOnlySet<string> refused, string identity, CancellationToken ct)
     {
         Dictionary<string, string>? networks = null;
         foreach (var (network, value) in spec.Networks)
@@ -55,12 +56,20 @@ public sealed partial class Deployer
             }
             // Recorded addresses (stopped containers' too), and those Docker holds for deploys not recorded yet.
             var used = onNode.Select(w => w.Networks.TryGetValue(network, out var a) ? a : "").Where(a => a.Length > 0)
-                .Concat(held).ToHashSet(StringComparer.Ordinal);
+                .Concat(held).Concat(refused).ToHashSet(StringComparer.Ordinal);
             networks ??= spec.Networks.ToDictionary();
             networks[network] = IpBlocks.PickAddress(pool, node.Name, block, used);
         }
         return networks is null ? spec : spec with { Networks = networks };
     }
+
+    /// <summary>The addresses Core picked (the spec asked for none on those networks).</summary>
+    private static List<string> PickedAddresses(DeploySpec asked, DeploySpec placed) =>
+        [.. placed.Networks4().Where(n => n.Value.Length > 0 && asked.Networks4().GetValueOrDefault(n.Key) is "").Select(n => n.Value)];
+
+    /// <summary>Docker's answer when a container's fixed address is held by another one on the network.</summary>
+    private static bool IsAddressTaken(global::Docker.DotNet.DockerApiException ex) =>
+        ex.ResponseBody.Contains("Address already in use", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The node's block in the pool; the first time, the lowest free one, recorded under a guard on the pool.</summary>
     private Task<string> BlockAsync(string network, string node, CancellationToken ct) =>
