@@ -113,6 +113,11 @@ public sealed class RoutedNetworkTests(EtcdFixture etcd, ITestOutputHelper outpu
         var inBlock2 = IpBlocks.PickAddress(recorded, "h2", recorded.Blocks["h2"], new HashSet<string>());
         var wrong = await deployer.DeployAsync(Spec(1, inBlock2) with { Nodes = ["h1"] });
         Assert.Contains($"is not a container address of node h1's block {recorded.Blocks["h1"]}", Assert.Single(wrong.Instances).Error);
+
+        // IPv6 on a routed network is refused before anything is made.
+        var v6 = await deployer.DeployAsync(Spec(1, ",fd00:e1::5"));
+        Assert.Contains($"network {DockerRig.RoutedNetwork} is routed (ip pool {Rig.RoutedPool}): IPv4 only", v6.Error);
+        Assert.Empty(v6.Instances);
     }
 
     [Fact]

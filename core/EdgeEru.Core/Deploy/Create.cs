@@ -51,8 +51,12 @@ public sealed partial class Deployer
         return new DeployResult(instances, null);
     }
 
-    /// <summary>What a deploy resolves once for all of its instances: the files (secrets' content too) and pull credentials.</summary>
-    private sealed record Prepared(DeploySpec Spec, IReadOnlyList<ContainerFile> Files, string? PullAuth, bool Job);
+    /// <summary>
+    /// What a deploy resolves once for all of its instances: the files (secrets' content too), pull credentials, and which
+    /// of its networks are routed (have an ip pool).
+    /// </summary>
+    private sealed record Prepared(
+        DeploySpec Spec, IReadOnlyList<ContainerFile> Files, string? PullAuth, bool Job, IReadOnlySet<string> Routed);
 
     /// <summary>
     /// Checks what the spec alone cannot (bind mounts under the allowed roots, secrets that exist) and reads
@@ -89,7 +93,15 @@ public sealed partial class Deployer
         {
             return (null, new Refusal(RefusalKind.Precondition, ex.Message));
         }
-        return (new Prepared(spec, files, pullAuth, job), null);
+        var routed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (network, value) in spec.Networks)
+        {
+            if (await store.GetAsync(Kinds.IpPools, network, ct) is not { Value: var pool }) continue;
+            if (DeploySpec.SplitAddresses(value).V6.Length > 0)
+                return (null, new Refusal(RefusalKind.Invalid, $"network {network} is routed (ip pool {pool.Cidr}): IPv4 only"));
+            routed.Add(network);
+        }
+        return (new Prepared(spec, files, pullAuth, job, routed), null);
     }
 
     /// <summary>Pulls the image onto the node when it lacks it (never with ignore_pull); null when it is there, else why not.</summary>
@@ -161,7 +173,7 @@ public sealed partial class Deployer
                     for (var pick = 1; id is null; pick++)
                     {
                         // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
-                        spec = await RoutedAddressesAsync(engine, node, prepared.Spec, recorded, refused, identity, ct);
+                        spec = await RoutedAddressesAsync(engine, node, prepared, recorded, refused, identity, ct);
                         await YieldAsync("address-picked", ct);
                         var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
                         try

@@ -33,16 +33,15 @@ public sealed partial class Deployer
     /// <paramref name="refused"/>: taken by another deploy after the last look). A fixed address (keep-ip) must lie in the
     /// node's block.
     /// </summary>
-    private async Task<DeploySpec> RoutedAddressesAsync(IDockerEngine engine, Node node, DeploySpec spec,
+    private async Task<DeploySpec> RoutedAddressesAsync(IDockerEngine engine, Node node, Prepared prepared,
         IReadOnlyList<Workload> onNode, IReadOnlySet<string> refused, string identity, CancellationToken ct)
     {
+        var spec = prepared.Spec;
         Dictionary<string, string>? networks = null;
-        foreach (var (network, value) in spec.Networks)
+        foreach (var (network, value) in spec.Networks.Where(n => prepared.Routed.Contains(n.Key)))
         {
-            if (await store.GetAsync(Kinds.IpPools, network, ct) is not { Value: var pool }) continue;
-            var (fixed4, fixed6) = DeploySpec.SplitAddresses(value);
-            if (fixed6.Length > 0) throw new InvalidOperationException($"network {network} is routed (ip pool {pool.Cidr}): IPv4 only");
-            var block = await BlockAsync(network, node.Name, ct);
+            var (pool, block) = await BlockAsync(network, node.Name, ct);
+            var fixed4 = DeploySpec.SplitAddresses(value).V4;
             var held = await engine.EnsureRoutedNetworkAsync(network, block, IpBlocks.Gateway(block), new Dictionary<string, string>
             {
                 [DockerEngine.NodeLabel] = node.Name, [DockerEngine.RegistryLabel] = identity,
@@ -72,7 +71,7 @@ public sealed partial class Deployer
         ex.ResponseBody.Contains("Address already in use", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The node's block in the pool; the first time, the lowest free one, recorded under a guard on the pool.</summary>
-    private Task<string> BlockAsync(string network, string node, CancellationToken ct) =>
+    private Task<(IpPool Pool, string Block)> BlockAsync(string network, string node, CancellationToken ct) =>
         store.TransactAsync(async (tx, c) =>
         {
             // Guarded on the node too: a node removed meanwhile gets no block (its removal frees its blocks).
@@ -80,6 +79,6 @@ public sealed partial class Deployer
             var pool = await tx.GetAsync(Kinds.IpPools, network, c) ?? throw new InvalidOperationException($"ip pool {network} is gone");
             var (next, block) = IpBlocks.BlockFor(pool.Value, node);
             if (!ReferenceEquals(next, pool.Value)) tx.Put(Kinds.IpPools, next);
-            return block;
+            return (next, block);
         }, ct: ct);
 }
