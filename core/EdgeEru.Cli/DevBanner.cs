@@ -9,7 +9,7 @@ internal static class DevBanner
 {
     public static void Print(DevSettings settings, string stateDir, TimeSpan took, string etcdEndpoints,
         IReadOnlyList<SelfHostedEdge.Replica> edge, IReadOnlyList<(string Name, string Endpoint, string Network)> nodes, string lbToken,
-        string coreToken, bool dualStack)
+        string coreToken, bool dualStack, IReadOnlyList<(string Name, string Socket, string? Netns)> bgp)
     {
         var dir = Path.GetRelativePath(Environment.CurrentDirectory, stateDir) is { } rel && !rel.StartsWith("..", StringComparison.Ordinal)
             ? rel : stateDir;
@@ -58,6 +58,8 @@ internal static class DevBanner
         for (var i = 0; i < nodes.Count; i++)
             Console.WriteLine($"  node {nodes[i].Name,-5} {nodes[i].Endpoint,-30} "
                 + $"agent http://127.0.0.1:{settings.AgentHttpPort + i}/metrics");
+        foreach (var (name, socket, netns) in bgp)
+            Console.WriteLine($"  bgp {name,-6} birdc -s {socket} show protocols" + (netns is null ? "" : $"   (netns {netns})"));
         Console.WriteLine();
         Console.WriteLine("Try it:");
         var (dnsAt, lbAt) = edge.Count == 0 ? ($"@127.0.0.1 -p {settings.DnsPort}", $"127.0.0.1:{settings.LbPort}")

@@ -105,6 +105,22 @@ internal static class DevCommand
             Description = "Run an ACME CA (pebble) beside the cluster and have eru-lb get the demo domain's certificate from it "
                 + "(HTTP-01 on the balancer's plain port), served on --lb-tls-port",
         };
+        var network = new Option<string>("--network")
+        {
+            Description = "How simulated hosts' containers are reached: macvlan (one L2 segment) or routed (a bridge per host on "
+                + "a block Core gives it, routes spread by BGP: bird2 in each host and in the root namespace)",
+            DefaultValueFactory = _ => "macvlan",
+        };
+        network.AcceptOnlyFromAmong("macvlan", "routed");
+        network.Validators.Add(r =>
+        {
+            if (r.GetValue(network) != "routed") return;
+            if (r.GetValue(dockerHosts) is { Length: > 0 })
+                r.AddError("--network routed runs on simulated hosts, not --docker-host engines");
+            if (r.GetValue(hosts) < 1) r.AddError("--network routed needs --hosts 1 or more");
+            if (r.GetValue(selfHosted))
+                r.AddError("--network routed does not run a --self-hosted edge yet (its replicas keep macvlan addresses)");
+        });
         hosts.Validators.Add(r =>
         {
             if (r.GetValue(hosts) is < 0 or > 12) r.AddError("--hosts must be between 0 and 12");
@@ -165,7 +181,7 @@ internal static class DevCommand
         {
             etcdUrl, etcdPort, etcdMembers, stateDir, prefix, dnsPort, dnsHttpPort, lbPort, lbAdminPort, lbHttpPort, corePort, coreHttpPort,
             consolePort, agentHttpPort, sshPort, sshHttpPort, sshUser, sshKey, dockerHosts, dockerNetwork, hosts, selfHosted,
-            lbTlsPort, acme, datacenter, followDcs,
+            lbTlsPort, acme, datacenter, followDcs, network,
         };
         acme.Validators.Add(r =>
         {
@@ -186,6 +202,7 @@ internal static class DevCommand
             pr.GetValue(consolePort), pr.GetValue(agentHttpPort),
             pr.GetValue(sshPort), pr.GetValue(sshHttpPort), pr.GetValue(sshUser)!, pr.GetValue(sshKey), pr.GetValue(dockerHosts) ?? [],
             pr.GetValue(dockerNetwork)!, pr.GetValue(dockerHosts) is { Length: > 0 } ? 0 : pr.GetValue(hosts), pr.GetValue(selfHosted),
+            pr.GetValue(network) == "routed" ? RigNetwork.Routed : RigNetwork.Macvlan,
             pr.GetValue(acme), pr.GetValue(lbTlsPort), pr.GetValue(datacenter), pr.GetValue(followDcs) ?? []),
             ct));
         return cmd;

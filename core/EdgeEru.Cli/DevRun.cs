@@ -15,8 +15,8 @@ namespace EdgeEru.Cli;
 internal sealed record DevSettings(string? EtcdUrl, int EtcdPort, int EtcdMembers, string StateDir, string Prefix,
     int DnsPort, int DnsHttpPort, int LbPort, int LbAdminPort, int LbHttpPort, int CorePort, int CoreHttpPort,
     int ConsolePort, int AgentHttpPort, int SshPort, int SshHttpPort, string SshUser, string? SshKey, string[] DockerHosts,
-    string DockerNetwork, int Hosts, bool SelfHosted, bool Acme = false, int LbTlsPort = 8443, string? Datacenter = null,
-    string[]? FollowDcs = null)
+    string DockerNetwork, int Hosts, bool SelfHosted, RigNetwork Network, bool Acme = false, int LbTlsPort = 8443,
+    string? Datacenter = null, string[]? FollowDcs = null)
 {
     /// <summary>
     /// <c>--follow-dc NAME=http://HOST:PORT[/PREFIX]</c>: the datacenter, its etcd endpoint and registry prefix (the URL's path,
@@ -87,9 +87,15 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         await DeployHelloAsync(ct);
         await AwaitDemoCertificateAsync(ct);
         DevBanner.Print(settings, _stateDir, clock.Elapsed, _etcdEndpoints, _edge, [.. _nodes.Select(n => (n.Name, n.Endpoint, n.Network))],
-            _lbToken, _coreToken, dualStack: _rig is not null && !settings.SelfHosted);
+            _lbToken, _coreToken, dualStack: _rig is { Mode: RigNetwork.Macvlan } && !settings.SelfHosted,
+            [.. BgpSpeakers().Select(s => (s.Name, s.Bird.Socket, s.Netns))]);
         await ServeUntilStoppedAsync(ct);
     }
+
+    /// <summary>With --network routed: each BGP speaker, the edge's and the hosts', and its namespace (null: the root one).</summary>
+    private List<(string Name, Bird Bird, string? Netns)> BgpSpeakers() => _rig?.EdgeBird is { } edge
+        ? [("edge", edge, null), .. _rig.Hosts.Select(h => ($"h{h.Index}", h.Bird!, (string?)h.Name))]
+        : [];
 
     /// <summary>Processes an earlier run left behind (it crashed, or was killed), found by their pid files.</summary>
     private void CleanLeftovers()
@@ -106,7 +112,7 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
         if (settings.Hosts > 0 && settings.DockerHosts.Length == 0 && Environment.IsPrivilegedProcess)
         {
             _log.LogInformation("starting {Hosts} simulated Docker hosts", settings.Hosts);
-            _rig = _started.Push("simulated hosts", await DockerRig.StartAsync(settings.Hosts, 'd'));
+            _rig = _started.Push("simulated hosts", await DockerRig.StartAsync(settings.Hosts, 'd', network: settings.Network));
             foreach (var h in _rig.Hosts)
             {
                 var pidFile = Path.Combine(_stateDir, $"dockerd-h{h.Index}.pid");
@@ -118,9 +124,15 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
                 }, _log, ct);
                 _started.Push($"supervisor of dockerd h{h.Index}", supervisor);
             }
+            // The BGP speakers, as calico-node keeps bird running: a dead one's routes are gone until it is back.
+            foreach (var (name, bird, _) in BgpSpeakers())
+                _started.Push($"supervisor of bird {name}", new Supervisor($"bird of {name}", () => bird.Running,
+                    _ => bird.StartAgainAsync(), _log, ct));
         }
         else if (settings.Hosts > 0 && settings.DockerHosts.Length == 0)
             _log.LogWarning("simulated hosts need root (network namespaces); run ./eru dev as root, --docker-host, or --hosts 0");
+        if (settings.Network == RigNetwork.Routed && _rig is null)
+            throw new DevCommand.ServiceStartException("--network routed runs on simulated hosts: it needs root (namespaces, routes)");
         if (settings.SelfHosted && _rig is null)
             throw new DevCommand.ServiceStartException(
                 "--self-hosted runs the edge on simulated hosts: it needs root and --hosts 2 or more");
@@ -197,7 +209,8 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
 
     /// <summary>PTR records for the simulated hosts' container addresses, both families.</summary>
     private string[] ReverseZoneFlags() =>
-        _rig is null ? [] : ["--Dns:ReverseSubnets:0", _rig.Subnet, "--Dns:ReverseSubnets:1", _rig.Subnet6];
+        _rig is null ? [] : _rig.Mode == RigNetwork.Routed ? ["--Dns:ReverseSubnets:0", _rig.Subnet]
+            : ["--Dns:ReverseSubnets:0", _rig.Subnet, "--Dns:ReverseSubnets:1", _rig.Subnet6];
 
     /// <summary>
     /// Core's API, for ./eru pod|node|deploy|capacity|replace|rm (the token is read from .dev/core.token). Secrets are
@@ -223,8 +236,28 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             "--Core:SshAuditLog", Path.Combine(_stateDir, "ssh-audit.jsonl"), // the console shows SSH sessions from it
             .. settings.Datacenter is { } dc ? new[] { "--Core:Datacenter", dc } : [],
             "--Http:Urls", $"http://127.0.0.1:{settings.CoreHttpPort}",
+            .. RoutedPoolFlags(),
         ], ct);
+        if (_rig is { Mode: RigNetwork.Routed })
+        {
+            // Core records the pool as it starts; the demo's deploy (in this process) needs it recorded.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (await Store.GetAsync(Kinds.IpPools, DockerRig.RoutedNetwork, ct) is null)
+            {
+                if (DateTime.UtcNow > deadline)
+                    throw new DevCommand.ServiceStartException($"core did not record the ip pool of {DockerRig.RoutedNetwork} within 30 s");
+                await Task.Delay(100, ct);
+            }
+        }
     }
+
+    /// <summary>With --network routed: the rig's pool for Core, cut into /26 blocks (one per host, Calico's default size).</summary>
+    private string[] RoutedPoolFlags() => _rig is { Mode: RigNetwork.Routed } rig
+        ?
+        [
+            $"--Core:IpPools:{DockerRig.RoutedNetwork}:Cidr", rig.RoutedPool, $"--Core:IpPools:{DockerRig.RoutedNetwork}:BlockSize", "26",
+        ]
+        : [];
 
     /// <summary>The SSH gateway, with a user holding this machine's own public keys (if any) for hello.</summary>
     private async Task StartSshGatewayAsync(CancellationToken ct)
@@ -262,10 +295,11 @@ internal sealed class DevRun(DevSettings settings, ILoggerFactory logs) : IAsync
             }, ct: ct);
             _nodes.Add(new DevNode(name, endpoint, settings.DockerNetwork));
         }
-        foreach (var h in _rig?.Hosts ?? [])
+        if (_rig is not { } rig) return;
+        foreach (var h in rig.Hosts)
         {
             await Store.PutAsync(Kinds.Nodes, h.AsNode("dev", Environment.ProcessorCount, 2L << 30), ct: ct);
-            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, DockerRig.Network));
+            _nodes.Add(new DevNode($"h{h.Index}", h.Endpoint, rig.ContainerNetwork));
         }
     }
 

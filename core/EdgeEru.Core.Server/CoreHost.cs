@@ -88,6 +88,9 @@ public static class CoreHost
             Intents = new IntentLog(sp.GetRequiredService<RegistryStore>(), replica.Id),
             Interleave = crashAt,
         });
+        var pools = IpPoolService.FromConfiguration(builder.Configuration); // a wrong pool stops the start here
+        builder.Services.AddHostedService(sp => new IpPoolService(sp.GetRequiredService<Deployer>(), pools,
+            sp.GetRequiredService<ILogger<IpPoolService>>()));
         builder.Services.AddHostedService<ReplicaService>();
         builder.Services.AddSingleton(new BearerToken(token));
         builder.Services.AddSingleton(sp => new TokenStore(sp.GetRequiredService<RegistryStore>()));

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using EdgeEru.Core.Deploy;
+using EdgeEru.Core.Scheduling;
 using EdgeEru.Docker;
 using EdgeEru.Core.Secrets;
 using EdgeEru.Registry;
@@ -105,6 +106,9 @@ public sealed partial class CoreService(
                 return $"node {request.Name} still has {left.Count} workload(s): {string.Join(", ", left.Take(5))}";
             tx.Delete(Kinds.Nodes, request.Name);
             if (fence is not null) tx.Delete(Kinds.Allocations, request.Name);
+            // Its blocks of routed networks are free again (a node added later under this name gets a fresh one).
+            foreach (var pool in await tx.ListAsync(Kinds.IpPools, c))
+                if (pool.Value.Blocks.ContainsKey(request.Name)) tx.Put(Kinds.IpPools, IpBlocks.Release(pool.Value, request.Name));
             return null;
         }, ct: ct);
         if (removed == "missing") throw Refuse(StatusCode.NotFound, $"node {request.Name} does not exist");

@@ -258,11 +258,7 @@ public sealed class ChaosRun(EruDev dev, Action<string> log)
 
     private async Task<HashSet<string>> RecordsAsync() => [.. (await dev.PsAsync()).Select(w => w.Id)];
 
-    private async Task<List<string>> DigAsync() =>
-        [.. (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
-            ["@127.0.0.1", "-p", dev.DnsPort.ToString(CultureInfo.InvariantCulture), "web.hello.eru", "A", "+short", "+time=1",
-                "+tries=2"]))
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+    private Task<List<string>> DigAsync() => dev.DigAsync("web.hello.eru");
 
     private async Task<bool> EtcdHealthyAsync()
     {

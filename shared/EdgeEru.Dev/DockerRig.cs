@@ -4,18 +4,35 @@ using EdgeEru.Registry.Model;
 
 namespace EdgeEru.Dev;
 
+/// <summary>How a rig's containers are reached: one L2 segment, or routes (docs/deploy.md, routed networks).</summary>
+public enum RigNetwork
+{
+    /// <summary>A macvlan network <c>eru-mv</c> on every host's veth: containers of all hosts share the bridge's L2.</summary>
+    Macvlan,
+
+    /// <summary>
+    /// Containers on each host's own bridge network <c>eru-routed</c> (made by Core on the host's block of the pool),
+    /// reached through their host by routes that bird spreads over BGP; the hosts' veths are only an underlay.
+    /// </summary>
+    Routed,
+}
+
 /// <summary>
 /// Simulated Docker hosts on one machine: each a network namespace on a shared bridge, with its own
 /// dockerd (vfs storage, no iptables, no default bridge) and a dual-stack macvlan network <c>eru-mv</c> with a
-/// disjoint address range per host in both families. A rig takes one of eight slots of 198.18.0.0/15 (a /18 each,
-/// beside the IPv6 ULA /64 <c>fd65:7275:0:{slot}::/64</c>: "eru" in hex), held
+/// disjoint address range per host in both families, or (<see cref="RigNetwork.Routed"/>) a BGP speaker per host and one
+/// in the root namespace. A rig takes one of eight slots of 198.18.0.0/15 (a /18 each, beside the IPv6 ULA /64
+/// <c>fd65:7275:0:{slot}::/64</c>: "eru" in hex), held
 /// by a lock file, so rigs of several test runs or an <c>eru dev</c> can run side by side; the root
 /// namespace reaches containers through the bridge. A busybox image is imported offline on each host.
-/// Needs root, iproute2, docker.io and busybox-static.
+/// Needs root, iproute2, docker.io and busybox-static (and bird2 for a routed rig).
 /// </summary>
 public sealed class DockerRig : IAsyncDisposable
 {
     public const string Network = "eru-mv";
+
+    /// <summary>The routed network's name on every host (a host-local bridge per host).</summary>
+    public const string RoutedNetwork = "eru-routed";
     public const string Image = "edgeeru/busybox:test";
     public const int MaxHosts = 12;
     private const int Slots = 8;
@@ -23,14 +40,41 @@ public sealed class DockerRig : IAsyncDisposable
     private readonly string _dir;
     private readonly FileStream _slotLock;
     private readonly List<DockerHost> _hosts = [];
+    private Bird? _edgeBird;
 
-    private DockerRig(string id, string dir, int slot, FileStream slotLock)
+    private DockerRig(string id, string dir, int slot, FileStream slotLock, RigNetwork mode)
     {
         _id = id;
         _dir = dir;
         Slot = slot;
         _slotLock = slotLock;
+        Mode = mode;
     }
+
+    public RigNetwork Mode { get; }
+
+    /// <summary>The Docker network containers of this rig's hosts attach to.</summary>
+    public string ContainerNetwork => Mode == RigNetwork.Routed ? RoutedNetwork : Network;
+
+    /// <summary>
+    /// A routed rig's address pool: the first /19 of the slot (the hosts' and the bridge's addresses lie outside it),
+    /// for Core to cut into blocks.
+    /// </summary>
+    public string RoutedPool => $"{At(0)}/19";
+
+    /// <summary>
+    /// The prefix of the bridge's and hosts' addresses: the whole /18 with macvlan (containers share it), a /24 with
+    /// routes (the underlay: no container address is on-link, each is reached through its host).
+    /// </summary>
+    internal int UnderlayPrefix => Mode == RigNetwork.Routed ? 24 : 18;
+
+    /// <summary>The root namespace's BGP speaker of a routed rig (null with macvlan).</summary>
+    public Bird? EdgeBird => _edgeBird;
+
+    /// <summary>The kernel table the root namespace's speaker installs blocks in, and the priority of the rule to it.</summary>
+    public int RouteTable => RouteTableOf(Slot);
+
+    private static int RouteTableOf(int slot) => 18180 + slot;
 
     public string Bridge => "br-" + _id;
     public IReadOnlyList<DockerHost> Hosts => _hosts;
@@ -67,7 +111,7 @@ public sealed class DockerRig : IAsyncDisposable
     /// <paramref name="dockerdArgs"/> adds arguments to a host's dockerd (e.g. a TLS listener on its address).
     /// </summary>
     public static async Task<DockerRig> StartAsync(
-        int hosts, char idPrefix = 'e', Func<DockerHost, IEnumerable<string>>? dockerdArgs = null)
+        int hosts, char idPrefix = 'e', Func<DockerHost, IEnumerable<string>>? dockerdArgs = null, RigNetwork network = RigNetwork.Macvlan)
     {
         if (hosts is < 1 or > MaxHosts) throw new ArgumentOutOfRangeException(nameof(hosts), $"1 to {MaxHosts} simulated hosts");
         Tools.Find("ip", "iproute2");
@@ -75,19 +119,27 @@ public sealed class DockerRig : IAsyncDisposable
         Tools.Find("dockerd", "docker.io");
         Tools.Find("docker", "docker.io");
         Tools.Find("busybox", "busybox-static");
+        if (network == RigNetwork.Routed)
+        {
+            Tools.Find("bird", "bird2");
+            Tools.Find("birdc", "bird2");
+            Tools.Find("sysctl", "procps");
+        }
         var id = idPrefix + Guid.NewGuid().ToString("N")[..6]; // interface names are at most 15 bytes
         var (slot, slotLock) = await TakeSlotAsync(id);
         var dir = Path.Combine("/tmp", "eru-rig-" + id);
         Directory.CreateDirectory(dir);
-        var rig = new DockerRig(id, dir, slot, slotLock);
+        var rig = new DockerRig(id, dir, slot, slotLock, network);
         try
         {
             await Ip("link", "add", rig.Bridge, "type", "bridge");
             await Ip("link", "set", rig.Bridge, "up");
-            await Ip("addr", "add", rig.BridgeAddress + "/18", "dev", rig.Bridge);
-            await Ip("addr", "add", rig.BridgeAddress6 + "/64", "dev", rig.Bridge, "nodad"); // usable at once, no DAD wait
+            await Ip("addr", "add", $"{rig.BridgeAddress}/{rig.UnderlayPrefix}", "dev", rig.Bridge);
+            if (rig.Mode == RigNetwork.Macvlan)
+                await Ip("addr", "add", rig.BridgeAddress6 + "/64", "dev", rig.Bridge, "nodad"); // usable at once, no DAD wait
             var image = BusyboxImage();
             for (var i = 1; i <= hosts; i++) rig._hosts.Add(await DockerHost.StartAsync(rig, i, dir, image, dockerdArgs));
+            if (network == RigNetwork.Routed) await rig.StartEdgeRoutingAsync();
             return rig;
         }
         catch
@@ -98,6 +150,42 @@ public sealed class DockerRig : IAsyncDisposable
     }
 
     internal string Id => _id;
+
+    /// <summary>
+    /// The root namespace's part of a routed rig: the pool's addresses are looked up in the rig's own table (a rule),
+    /// where bird installs the hosts' blocks; the rest of the pool is unreachable there, so that no packet for a
+    /// container address without a route leaves by the machine's default route.
+    /// </summary>
+    private async Task StartEdgeRoutingAsync()
+    {
+        var table = RouteTable.ToString();
+        await Ip("route", "add", "unreachable", RoutedPool, "table", table);
+        await Ip("rule", "add", "to", RoutedPool, "lookup", table, "pref", table);
+        _edgeBird = await Bird.StartAsync(null, Path.Combine(_dir, "edge-bird"),
+            Bird.EdgeConfig(BridgeAddress, _hosts.Select(h => ($"h{h.Index}", h.Address)), RoutedPool, RouteTable));
+    }
+
+    /// <summary>Removes the rule and the table of a routed rig in <paramref name="slot"/> (whoever left them).</summary>
+    private static async Task RemoveEdgeRoutingAsync(int slot)
+    {
+        var table = RouteTableOf(slot).ToString();
+        try
+        {
+            while (true) await Ip("rule", "del", "pref", table);
+        }
+        catch (CommandFailedException)
+        {
+            // No (more) rule at that priority.
+        }
+        try
+        {
+            await Ip("route", "flush", "table", table);
+        }
+        catch (CommandFailedException)
+        {
+            // The table was never made.
+        }
+    }
 
     /// <summary>
     /// Takes the first free slot. The lock is an exclusive advisory lock on an open file, so it dies
@@ -122,6 +210,7 @@ public sealed class DockerRig : IAsyncDisposable
                 }
                 var owner = $"/tmp/eru-rig-slot{slot}.owner";
                 if (File.Exists(owner)) await CleanAsync(File.ReadAllText(owner).Trim());
+                await RemoveEdgeRoutingAsync(slot);
                 File.WriteAllText(owner, id);
                 return (slot, slotLock);
             }
@@ -210,6 +299,8 @@ public sealed class DockerRig : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         foreach (var h in _hosts) await h.DisposeAsync();
+        if (_edgeBird is not null) await _edgeBird.DisposeAsync();
+        if (Mode == RigNetwork.Routed) await RemoveEdgeRoutingAsync(Slot);
         try
         {
             await Ip("link", "del", Bridge);
@@ -234,6 +325,7 @@ public sealed class DockerRig : IAsyncDisposable
 public sealed class DockerHost : IAsyncDisposable
 {
     private ChildProcess? _dockerd;
+    private Bird? _bird;
     private string[] _dockerdArgs = [];
 
     private readonly DockerRig _rig;
@@ -256,6 +348,9 @@ public sealed class DockerHost : IAsyncDisposable
     public string SocketPath { get; }
     public string Endpoint => "unix://" + SocketPath;
     private string Dir { get; }
+
+    /// <summary>The host's BGP speaker in a routed rig (null with macvlan).</summary>
+    public Bird? Bird => _bird;
 
     /// <summary>Container addresses this host's macvlan network hands out: a /22, disjoint per host.</summary>
     public string IpRange => $"{_rig.At((Index - 1) << 10)}/22";
@@ -288,15 +383,24 @@ public sealed class DockerHost : IAsyncDisposable
         await DockerRig.Ip("-n", ns, "link", "set", "p" + ns, "name", "eth0");
         await DockerRig.Ip("-n", ns, "link", "set", "eth0", "up");
         await DockerRig.Ip("-n", ns, "link", "set", "lo", "up");
-        await DockerRig.Ip("-n", ns, "addr", "add", host.Address + "/18", "dev", "eth0");
-        await DockerRig.Ip("-n", ns, "addr", "add", host.Address6 + "/64", "dev", "eth0", "nodad");
+        await DockerRig.Ip("-n", ns, "addr", "add", $"{host.Address}/{rig.UnderlayPrefix}", "dev", "eth0");
+        if (rig.Mode == RigNetwork.Macvlan) await DockerRig.Ip("-n", ns, "addr", "add", host.Address6 + "/64", "dev", "eth0", "nodad");
 
         host._dockerdArgs = [.. extraArgs?.Invoke(host) ?? []];
         await host.StartDockerdAsync();
         await host.DockerAsync(["import", "-", DockerRig.Image], image);
-        await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,
-            "--gateway", rig.Gateway, "--ipv6", "--subnet", rig.Subnet6, "--ip-range", host.IpRange6, "--gateway", rig.Gateway6,
-            "-o", "parent=eth0", DockerRig.Network]);
+        if (rig.Mode == RigNetwork.Routed)
+        {
+            // A router: containers' packets pass through the host. Core makes the network on the host's block later.
+            await Shell.RunAsync(Tools.Find("nsenter", "util-linux"),
+                [$"--net=/var/run/netns/{ns}", Tools.Find("sysctl", "procps"), "-qw", "net.ipv4.ip_forward=1"]);
+            host._bird = await Bird.StartAsync(ns, Path.Combine(dir, "bird"),
+                Bird.HostConfig(host.Address, rig.BridgeAddress, rig.RoutedPool));
+        }
+        else
+            await host.DockerAsync(["network", "create", "-d", "macvlan", "--subnet", rig.Subnet, "--ip-range", host.IpRange,
+                "--gateway", rig.Gateway, "--ipv6", "--subnet", rig.Subnet6, "--ip-range", host.IpRange6, "--gateway", rig.Gateway6,
+                "-o", "parent=eth0", DockerRig.Network]);
         return host;
     }
 
@@ -340,9 +444,9 @@ public sealed class DockerHost : IAsyncDisposable
         Pod = pod,
         Endpoint = new DockerEndpoint { Address = Endpoint },
         Address = Address,
-        Address6 = Address6,
+        Address6 = _rig.Mode == RigNetwork.Macvlan ? Address6 : null, // a routed rig's underlay is IPv4 only
         Capacity = new NodeCapacity { CpuCores = cpuCores, PiecesPerCore = 100, MemoryBytes = memoryBytes },
-        Networks = [DockerRig.Network],
+        Networks = [_rig.ContainerNetwork],
     };
 
     /// <summary>Runs the docker CLI against this host (fixture set-up; the platform itself speaks the Engine API).</summary>
@@ -383,6 +487,7 @@ public sealed class DockerHost : IAsyncDisposable
             // dockerd is already gone: the sweep below finds what it left.
         }
         if (_dockerd is not null) await _dockerd.DisposeAsync();
+        if (_bird is not null) await _bird.DisposeAsync();
         var execRoot = $"/tmp/{Name}";
         await DockerRig.SweepAsync(text =>
             text.Contains(execRoot, StringComparison.Ordinal) || text.Contains(Dir, StringComparison.Ordinal));

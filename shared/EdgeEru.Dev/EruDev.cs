@@ -44,6 +44,9 @@ public sealed partial class EruDev : IAsyncDisposable
     /// <summary>Node name → Docker endpoint, as printed.</summary>
     public Dictionary<string, string> Nodes { get; } = [];
 
+    /// <summary>With --network routed, each BGP speaker as printed: "edge" or a node → its birdc socket and namespace.</summary>
+    public Dictionary<string, (string Socket, string? Netns)> Bgp { get; } = [];
+
     /// <summary>The self-hosted edge's replicas as printed: (entrypoint, address).</summary>
     public List<(string Entrypoint, IPAddress Address)> Edge { get; } = [];
 
@@ -90,6 +93,8 @@ public sealed partial class EruDev : IAsyncDisposable
             if (NodeLine().Match(line) is { Success: true } m) lock (Nodes) Nodes[m.Groups[1].Value] = m.Groups[2].Value;
             if (EtcdLine().Match(line) is { Success: true } etcd) EtcdEndpoints = etcd.Groups[1].Value;
             if (ConsoleLine().Match(line) is { Success: true } console) ConsoleUrl = console.Groups[1].Value;
+            if (BgpLine().Match(line) is { Success: true } b)
+                lock (Bgp) Bgp[b.Groups[1].Value] = (b.Groups[2].Value, b.Groups[3].Success ? b.Groups[3].Value : null);
             if (EdgeLine().Match(line) is { Success: true } e)
                 lock (Edge) Edge.Add((e.Groups[1].Value, IPAddress.Parse(e.Groups[2].Value)));
             if (line.StartsWith("EdgeEru dev cluster is up", StringComparison.Ordinal)) ready.TrySetResult();
@@ -138,15 +143,46 @@ public sealed partial class EruDev : IAsyncDisposable
     }
 
     /// <summary>
+    /// eru-dns's answers of <paramref name="type"/> for <paramref name="name"/> (with <paramref name="reverse"/>, the PTR of
+    /// an address: dig -x), as dig prints them (+short), in order.
+    /// </summary>
+    public async Task<List<string>> DigAsync(string name, string type = "A", bool reverse = false) =>
+        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
+            ["@127.0.0.1", "-p", DnsPort.ToString(CultureInfo.InvariantCulture), .. reverse ? ["-x", name] : new[] { name, type },
+                "+short", "+time=1", "+tries=2"]))
+        .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>
     /// A command through the SSH gateway as <see cref="SshUser"/> into <paramref name="target"/> (web.hello, an instance's
     /// name), with this cluster's key and the gateway's known host keys; its output (a failing command throws).
     /// </summary>
-    public Task<string> SshAsync(string target, string command) => Shell.RunAsync(Tools.Find("ssh", "openssh-client"),
+    public Task<string> SshAsync(string target, string command) =>
+        Shell.RunAsync(Tools.Find("ssh", "openssh-client"), SshArgs(target, command, "127.0.0.1"), stdin: [],
+            timeout: TimeSpan.FromSeconds(60));
+
+    /// <summary>
+    /// As <see cref="SshAsync"/>, to the gateway at <paramref name="at"/> (127.0.0.1, or ::1 over IPv6): the command's exit
+    /// code and its output (or, when it failed, ssh's message).
+    /// </summary>
+    public async Task<(int Code, string Output)> SshExitAsync(string target, string command, string at = "127.0.0.1")
+    {
+        try
+        {
+            return (0, await Shell.RunAsync(Tools.Find("ssh", "openssh-client"), SshArgs(target, command, at), stdin: [],
+                timeout: TimeSpan.FromSeconds(60)));
+        }
+        catch (CommandFailedException ex)
+        {
+            return (ex.ExitCode, ex.Message);
+        }
+    }
+
+    private string[] SshArgs(string target, string command, string at) =>
     [
         "-p", Text(SshPort), "-i", KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
         "-o", $"UserKnownHostsFile={Path.Combine(StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "ConnectTimeout=10", $"{SshUser}~{target}@127.0.0.1", command,
-    ], stdin: [], timeout: TimeSpan.FromSeconds(60));
+        "-o", "ConnectTimeout=10", at.Contains(':', StringComparison.Ordinal) ? "-6" : "-4", $"{SshUser}~{target}@{at}", command,
+    ];
 
     /// <summary>Docker's own CLI against a node's engine (for faults: kill a container).</summary>
     public Task<string> DockerAsync(string node, params string[] args) =>
@@ -206,6 +242,9 @@ public sealed partial class EruDev : IAsyncDisposable
 
     [GeneratedRegex(@"^\s+node (\S+)\s+(\S+)\s+agent ")]
     private static partial Regex NodeLine();
+
+    [GeneratedRegex(@"^\s+bgp (\S+)\s+birdc -s (\S+) show protocols(?:\s+\(netns (\S+)\))?")]
+    private static partial Regex BgpLine();
 
     [GeneratedRegex(@"^\s+(dns|lb)\s+(?:http://)?([0-9.]+)(?::53)?\s+workload ")]
     private static partial Regex EdgeLine();

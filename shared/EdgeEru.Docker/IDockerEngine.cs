@@ -18,6 +18,10 @@ public interface IDockerEngine : IDisposable
 
     Task EnsureVolumeAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default);
 
+    /// <summary>A routed network's host-local bridge on the node's block (made once, then checked): the addresses held on it.</summary>
+    Task<IReadOnlySet<string>> EnsureRoutedNetworkAsync(
+        string name, string subnet, string gateway, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default);
+
     Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default);
 
     Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default);

@@ -124,6 +124,7 @@ public static class Kinds
 
     public static readonly RegistryKind<CoreReplica> Cores = new("cores", 1, RegistryJsonContext.Default.CoreReplica);
     public static readonly RegistryKind<Datacenter> Datacenters = new("datacenter", 1, RegistryJsonContext.Default.Datacenter);
+    public static readonly RegistryKind<IpPool> IpPools = new("ip-pools", 1, RegistryJsonContext.Default.IpPool);
     public static readonly RegistryKind<Intent> Intents = new("intents", 1, RegistryJsonContext.Default.Intent, isPrivate: true);
     public static readonly RegistryKind<Secret> Secrets = new("secrets", 1, RegistryJsonContext.Default.Secret, isPrivate: true);
     public static readonly RegistryKind<RegistryAuth> RegistryAuths =
@@ -141,7 +142,7 @@ public static class Kinds
     /// <summary>The kinds under the prefix, which followers list and watch.</summary>
     public static IReadOnlyList<RegistryKind> All { get; } =
         [Pods, Nodes, NodeStatus, Allocations, Workloads, WorkloadStatus, LbDomains, SshUsers, DnsRecords, LbCertificates, Cores,
-            Datacenters];
+            Datacenters, IpPools];
 
     /// <summary>The kinds under the private root: Core's alone, but for <c>lb/</c> ones (eru-lb's ACME state).</summary>
     public static IReadOnlyList<RegistryKind> Private { get; } =

@@ -219,6 +219,10 @@ public sealed class AllocationPropertyTests(EtcdFixture etcd, ITestOutputHelper 
         public Task<bool> VolumeExistsAsync(string name, CancellationToken ct = default) =>
             throw new NotSupportedException("no volumes in these specs");
 
+        public Task<IReadOnlySet<string>> EnsureRoutedNetworkAsync(
+            string name, string subnet, string gateway, IReadOnlyDictionary<string, string> labels, CancellationToken ct = default) =>
+            throw new NotSupportedException("no routed networks in these specs");
+
         public Task<bool> RemoveVolumeAsync(string name, CancellationToken ct = default) =>
             throw new NotSupportedException("no volumes in these specs");
 

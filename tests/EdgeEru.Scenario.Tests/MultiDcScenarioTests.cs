@@ -126,10 +126,7 @@ public sealed class MultiDcScenarioTests(ITestOutputHelper output) : IAsyncLifet
 
     private static string Host(string body) => body.Split(' ', StringSplitOptions.RemoveEmptyEntries) is [_, _, var h, ..] ? h : body;
 
-    private static async Task<List<string>> DigAsync(EruDev dev, string name) =>
-        [.. (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
-                ["@127.0.0.1", "-p", dev.DnsPort.ToString(), name, "A", "+short", "+time=2", "+tries=2"]))
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+    private static Task<List<string>> DigAsync(EruDev dev, string name) => dev.DigAsync(name);
 
     private static async Task<string> GetAsync(EruDev dev, string host = Domain)
     {

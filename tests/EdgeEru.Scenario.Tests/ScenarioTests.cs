@@ -79,7 +79,7 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
             }
         }, "hello6.eru.local answers over IPv6", TimeSpan.FromSeconds(20)));
         Assert.Contains($"\"address\": \"{v2.Address6}\"", await cluster.Dev.EruAsync("lb", "explain", "hello6.eru.local"));
-        var (code6, text6) = await SshAsync($"{cluster.Dev.SshUser}~{v2.Name}", "cat /www/index.html", at: "::1");
+        var (code6, text6) = await SshAsync(v2.Name, "cat /www/index.html", at: "::1");
         Assert.Equal(0, code6);
         Assert.Contains("(v2)", text6);
 
@@ -106,15 +106,15 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
         // 4. ssh into an instance: the command runs in that container, its exit code comes back.
         var target = ps.First(w => w.Tags.Contains("v1"));
-        var (code, text) = await SshAsync($"{cluster.Dev.SshUser}~{target.Name}", "cat /www/index.html");
+        var (code, text) = await SshAsync(target.Name, "cat /www/index.html");
         Assert.Equal(0, code);
         Assert.Contains("(v1)", text);
-        Assert.Equal(3, (await SshAsync($"{cluster.Dev.SshUser}~web.hello", "exit 3")).Code);
-        Assert.NotEqual(0, (await SshAsync($"{cluster.Dev.SshUser}~nosuchapp", "true")).Code);
+        Assert.Equal(3, (await SshAsync("web.hello", "exit 3")).Code);
+        Assert.NotEqual(0, (await SshAsync("nosuchapp", "true")).Code);
 
         // 5. Kill a container: DNS and the LB drop it within a health interval or two.
         var victim = ps.First(w => w.Tags.Contains("v1") && w.Node == "h1");
-        var hostname = (await SshAsync($"{cluster.Dev.SshUser}~{victim.Name}", "hostname")).Text.Trim();
+        var hostname = (await SshAsync(victim.Name, "hostname")).Text.Trim();
         await cluster.Dev.DockerAsync(victim.Node, "kill", victim.Name);
         var killedAt = Stopwatch.StartNew();
         await EventuallyAsync(async () => !(await DigAsync("web.hello.eru")).Contains(victim.Address), $"{victim.Name} gone from DNS",
@@ -216,11 +216,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
 
     private Task<List<DevWorkload>> PsAsync(string app = "hello") => cluster.Dev.PsAsync(app);
 
-    private async Task<List<string>> DigAsync(string name, string type = "A", bool reverse = false) =>
-        (await Shell.RunAsync(Tools.Find("dig", "bind9-dnsutils"),
-            ["@127.0.0.1", "-p", cluster.Dev.DnsPort.ToString(), .. reverse ? new[] { "-x", name } : [name, type], "+short", "+time=2",
-                "+tries=2"]))
-        .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order(StringComparer.Ordinal).ToList();
+    private Task<List<string>> DigAsync(string name, string type = "A", bool reverse = false) =>
+        cluster.Dev.DigAsync(name, type, reverse);
 
     /// <summary>curl (with <paramref name="family"/>: -4 or -6) for <paramref name="url"/> as <paramref name="host"/>: the body.</summary>
     private static Task<string> CurlAsync(string family, string url, string host) =>
@@ -276,28 +273,13 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         return (ok, failed);
     }
 
-    private async Task<(int Code, string Text)> SshAsync(string user, string command, string at = "127.0.0.1")
+    /// <summary>A command through the gateway into <paramref name="target"/>: its exit code and output (said in the log).</summary>
+    private async Task<(int Code, string Text)> SshAsync(string target, string command, string at = "127.0.0.1")
     {
-        var psi = new ProcessStartInfo(Tools.Find("ssh", "openssh-client"))
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
-        };
-        foreach (var a in new[]
-        {
-            "-p", cluster.Dev.SshPort.ToString(), "-i", cluster.Dev.KeyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", $"UserKnownHostsFile={Path.Combine(cluster.Dev.StateDir, "ssh-known-hosts")}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "ConnectTimeout=10", at.Contains(':', StringComparison.Ordinal) ? "-6" : "-4", $"{user}@{at}", command,
-        }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await p.WaitForExitAsync(cts.Token);
-        output.WriteLine($"ssh {user} {command}: exit {p.ExitCode} {(await stderr).Trim()}");
-        return (p.ExitCode, await stdout);
+        var (code, text) = await cluster.Dev.SshExitAsync(target, command, at);
+        output.WriteLine($"ssh {target} {command}: exit {code}");
+        return (code, text);
     }
-
 
     private static bool SetEquals(IEnumerable<string> a, IEnumerable<string> b) => a.ToHashSet().SetEquals(b);
 

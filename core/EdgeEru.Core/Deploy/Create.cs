@@ -51,8 +51,12 @@ public sealed partial class Deployer
         return new DeployResult(instances, null);
     }
 
-    /// <summary>What a deploy resolves once for all of its instances: the files (secrets' content too) and pull credentials.</summary>
-    private sealed record Prepared(DeploySpec Spec, IReadOnlyList<ContainerFile> Files, string? PullAuth, bool Job);
+    /// <summary>
+    /// What a deploy resolves once for all of its instances: the files (secrets' content too), pull credentials, and which
+    /// of its networks are routed (have an ip pool).
+    /// </summary>
+    private sealed record Prepared(
+        DeploySpec Spec, IReadOnlyList<ContainerFile> Files, string? PullAuth, bool Job, IReadOnlySet<string> Routed);
 
     /// <summary>
     /// Checks what the spec alone cannot (bind mounts under the allowed roots, secrets that exist) and reads
@@ -89,7 +93,15 @@ public sealed partial class Deployer
         {
             return (null, new Refusal(RefusalKind.Precondition, ex.Message));
         }
-        return (new Prepared(spec, files, pullAuth, job), null);
+        var routed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (network, value) in spec.Networks)
+        {
+            if (await store.GetAsync(Kinds.IpPools, network, ct) is not { Value: var pool }) continue;
+            if (DeploySpec.SplitAddresses(value).V6.Length > 0)
+                return (null, new Refusal(RefusalKind.Invalid, $"network {network} is routed (ip pool {pool.Cidr}): IPv4 only"));
+            routed.Add(network);
+        }
+        return (new Prepared(spec, files, pullAuth, job, routed), null);
     }
 
     /// <summary>Pulls the image onto the node when it lacks it (never with ignore_pull); null when it is there, else why not.</summary>
@@ -141,9 +153,9 @@ public sealed partial class Deployer
                 var tx = store.Begin();
                 var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
                 await YieldAsync("fence-read", ct);
+                var recorded = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).ToList();
                 // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
-                var onNode = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision))
-                    .Where(w => w.Id != id && w.Id != spec.Succeeds);
+                var onNode = recorded.Where(w => w.Id != id && w.Id != spec.Succeeds);
                 await YieldAsync("usage-read", ct);
                 var free = NodeUsage.Free(node, onNode, spec.App);
                 if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
@@ -157,8 +169,24 @@ public sealed partial class Deployer
                 if (id is null)
                 {
                     plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
-                    id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
+                    var refused = new HashSet<string>(StringComparer.Ordinal);
+                    for (var pick = 1; id is null; pick++)
+                    {
+                        // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
+                        spec = await RoutedAddressesAsync(engine, node, prepared, recorded, refused, identity, ct);
+                        await YieldAsync("address-picked", ct);
+                        var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
+                        try
+                        {
+                            id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
+                        }
+                        // Another deploy to the node started a container on the address Core picked, after Core looked: pick again.
+                        catch (global::Docker.DotNet.DockerApiException ex) when (pick < 3 && IsAddressTaken(ex)
+                            && PickedAddresses(prepared.Spec, spec) is { Count: > 0 } picked)
+                        {
+                            refused.UnionWith(picked);
+                        }
+                    }
                     if (!prepared.Job && !spec.IgnoreHooks)
                     {
                         await RunHooksAsync(engine, id, "after_create", spec.AfterCreate, ct);

@@ -31,7 +31,7 @@ public sealed partial class Deployer(
 
     /// <summary>
     /// Test and fault-injection seam: awaited at the operations' yield points ("fence-read", "usage-read",
-    /// "created", "before-commit", "removed-container", "parked", "successor-created", "realloc-committed",
+    /// "address-picked", "created", "before-commit", "removed-container", "parked", "successor-created", "realloc-committed",
     /// "job-started", ...) so that tests can force interleavings of concurrent deploys, or crash Core there.
     /// </summary>
     public Func<string, CancellationToken, Task>? Interleave { get; init; }

@@ -25,6 +25,7 @@ namespace EdgeEru.Registry.Serialization;
 [JsonSerializable(typeof(ApiToken))]
 [JsonSerializable(typeof(CoreReplica))]
 [JsonSerializable(typeof(Datacenter))]
+[JsonSerializable(typeof(IpPool))]
 [JsonSerializable(typeof(Intent))]
 [JsonSerializable(typeof(LbAcmeAccount))]
 [JsonSerializable(typeof(LbAcmeChallenge))]
