@@ -138,40 +138,13 @@ public sealed class MultiDcScenarioTests(ITestOutputHelper output) : IAsyncLifet
         return body.Trim();
     }
 
-    /// <summary>Four clients request the domain while <paramref name="during"/> runs and at least <paramref name="atLeast"/>.</summary>
-    private async Task<(int Ok, int Failed)> LoadAsync(EruDev dev, TimeSpan atLeast, HashSet<string> seen, Func<Task> during)
-    {
-        int ok = 0, failed = 0;
-        using var stop = new CancellationTokenSource();
-        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+    /// <summary>Four clients ask the domain while <paramref name="during"/> runs; who answers goes in <paramref name="seen"/>.</summary>
+    private Task<(int Ok, int Failed)> LoadAsync(EruDev dev, TimeSpan atLeast, HashSet<string> seen, Func<Task> during) =>
+        ParallelLoad.RunAsync(async () =>
         {
-            for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++) // bounded in count and time
-            {
-                try
-                {
-                    var host = Host(await GetAsync(dev));
-                    lock (seen) seen.Add(host);
-                    Interlocked.Increment(ref ok);
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or Xunit.Sdk.XunitException)
-                {
-                    if (Interlocked.Increment(ref failed) <= 5) output.WriteLine("failed request: " + ex.Message);
-                }
-            }
-        })).ToList();
-        var started = Stopwatch.StartNew();
-        try
-        {
-            await during();
-            if (started.Elapsed < atLeast) await Task.Delay(atLeast - started.Elapsed);
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await Task.WhenAll(clients);
-        }
-        return (ok, failed);
-    }
+            var host = Host(await GetAsync(dev));
+            lock (seen) seen.Add(host);
+        }, during, atLeast, output.WriteLine);
 
     private static bool SetEquals(IEnumerable<string> a, IEnumerable<string> b) => a.ToHashSet().SetEquals(b);
 

@@ -239,39 +239,8 @@ public sealed class ScenarioTests(DevCluster cluster, ITestOutputHelper output) 
         body.Contains("(v2)", StringComparison.Ordinal) ? "v2" : body.Contains("(v1)", StringComparison.Ordinal) ? "v1" : body;
 
     /// <summary>Four clients request the domain while <paramref name="during"/> runs (and at least <paramref name="atLeast"/>).</summary>
-    private async Task<(int Ok, int Failed)> LoadAsync(TimeSpan atLeast, Func<Task> during)
-    {
-        var ok = 0;
-        var failed = 0;
-        using var stop = new CancellationTokenSource();
-        var clients = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
-        {
-            for (var n = 0; n < 200_000 && !stop.IsCancellationRequested; n++) // bounded in count and time
-            {
-                try
-                {
-                    await GetAsync();
-                    Interlocked.Increment(ref ok);
-                }
-                catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or Xunit.Sdk.XunitException)
-                {
-                    if (Interlocked.Increment(ref failed) <= 5) output.WriteLine("failed request: " + ex.Message);
-                }
-            }
-        })).ToList();
-        var started = Stopwatch.StartNew();
-        try
-        {
-            await during();
-            if (started.Elapsed < atLeast) await Task.Delay(atLeast - started.Elapsed);
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await Task.WhenAll(clients);
-        }
-        return (ok, failed);
-    }
+    private Task<(int Ok, int Failed)> LoadAsync(TimeSpan atLeast, Func<Task> during) =>
+        ParallelLoad.RunAsync(() => GetAsync(), during, atLeast, output.WriteLine);
 
     /// <summary>A command through the gateway into <paramref name="target"/>: its exit code and output (said in the log).</summary>
     private async Task<(int Code, string Text)> SshAsync(string target, string command, string at = "127.0.0.1")
