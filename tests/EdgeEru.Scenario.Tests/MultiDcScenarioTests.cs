@@ -8,10 +8,11 @@ using Xunit.Abstractions;
 namespace EdgeEru.Scenario.Tests;
 
 /// <summary>
-/// Two datacenters on the rig (docs/multi-dc.md): two <c>./eru dev</c> clusters, each with its own etcd, Core, agent,
-/// hosts and edge; dc1's eru-dns and eru-lb follow dc2's registry read-only across a WAN link (a delaying relay: this
-/// kernel has no netem). Every hello instance of dc1 killed under load: no failed request, DNS and the LB send to dc2;
-/// they come back when dc1's instances do; the link cut (a partition) leaves each datacenter serving its own.
+/// Two datacenters on the rig (docs/multi-dc.md): two <c>./eru dev --network routed</c> clusters, each with its own etcd,
+/// Core, agent, hosts (BGP speakers) and edge, with no shared L2 between them; dc1's eru-dns and eru-lb follow dc2's
+/// registry read-only across a WAN link (a delaying relay: this kernel has no netem). Every hello instance of dc1 killed
+/// under load: no failed request, DNS and the LB send to dc2; they come back when dc1's instances do; the link cut (a
+/// partition) leaves each datacenter serving its own.
 /// </summary>
 [Collection(DevClusters.Name)]
 public sealed class MultiDcScenarioTests(ITestOutputHelper output) : IAsyncLifetime, IDisposable
@@ -27,11 +28,13 @@ public sealed class MultiDcScenarioTests(ITestOutputHelper output) : IAsyncLifet
 
     public async Task InitializeAsync()
     {
-        _dc2 = await EruDev.StartAsync(Repo.Root, ["--hosts", "1", "--datacenter", "dc2"]);
+        // Both on routed networks: dc1's edge reaches dc2's containers only by routes dc2's BGP speakers announce.
+        _dc2 = await EruDev.StartAsync(Repo.Root, ["--hosts", "1", "--network", "routed", "--datacenter", "dc2"]);
         _wan = new WanLink(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, _dc2.EtcdPort),
             TimeSpan.FromMilliseconds(5));
         _dc1 = await EruDev.StartAsync(Repo.Root,
-            ["--hosts", "1", "--datacenter", "dc1", "--follow-dc", $"dc2=http://127.0.0.1:{_wan.EndPoint.Port}{_dc2.Prefix}"]);
+            ["--hosts", "1", "--network", "routed", "--datacenter", "dc1",
+                "--follow-dc", $"dc2=http://127.0.0.1:{_wan.EndPoint.Port}{_dc2.Prefix}"]);
     }
 
     public async Task DisposeAsync()
