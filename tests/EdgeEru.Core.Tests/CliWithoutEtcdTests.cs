@@ -81,7 +81,8 @@ public sealed partial class CliWithoutEtcdTests(EtcdFixture etcd, ITestOutputHel
         await File.WriteAllBytesAsync(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         _url = $"http://127.0.0.1:{Ports.FreeTcp()}";
         _core = CoreHost.Create(["--Registry:Endpoints", etcd.Url, "--Registry:Prefix", EtcdFixture.NewPrefix(), "--Core:Urls", _url,
-            "--Core:Token", Token, "--Core:AgentToken", "agent", "--Core:SecretsKeyFile", key, "--Core:AuditLog", Path.Combine(_dir, "audit.jsonl"),
+            "--Core:Token", Token, "--Core:AgentToken", "agent", "--Core:SecretsKeyFile", key,
+            "--Core:AuditLog", Path.Combine(_dir, "audit.jsonl"),
             "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}"], l => l.AddProvider(new XunitLoggerProvider(output)));
         await _core.StartAsync();
     }
