@@ -58,17 +58,13 @@ internal sealed class BackendPools(Pool main, (int Weight, Pool Pool)[] groups, 
     public Pool Choose()
     {
         if (Datacenters.Length == 0) return ChooseLocal();
+        Pool? local = null; // chosen once: a second weighted roll would be work done twice
         foreach (var (_, pool) in Datacenters)
         {
-            if (!ReferenceEquals(pool, Main))
-            {
-                if (pool.CanServe()) return pool;
-                continue;
-            }
-            var local = ChooseLocal();
-            if (local.CanServe()) return local;
+            var candidate = ReferenceEquals(pool, Main) ? local ??= ChooseLocal() : pool;
+            if (candidate.CanServe()) return candidate;
         }
-        return ChooseLocal();
+        return local ?? ChooseLocal();
     }
 
     private Pool ChooseLocal()
