@@ -191,4 +191,26 @@ public class SnapshotTests
         Assert.True(served.Apply([], 11).Supersedes(served));
         Assert.False(served.Supersedes(sameRevision.Apply([], 11)));
     }
+
+    [Fact]
+    public void A_snapshot_names_the_services_whose_live_group_changed_since_its_parent()
+    {
+        var one = LiveOne();
+        var other = Samples.Workload("w2", entrypoint: "worker", ip: "198.18.16.2");
+        var two = one.Apply([Put(Kinds.Workloads, other), Put(Kinds.WorkloadStatus, Samples.Status("w2", ip: "198.18.16.2"), 7)], 4);
+        Assert.Equal([new ServiceKey("shop", "worker")], two.ChangedServices!);
+        Assert.Same(two.ChangedServices, two.ChangedServicesSince(one));
+        Assert.Empty(two.ChangedServicesSince(two)!);
+
+        // A workload that stops being live names its service.
+        var three = two.Apply([Put(Kinds.WorkloadStatus, Samples.Status("w1", healthy: false, ip: "198.18.16.1"), 7)], 5);
+        Assert.Equal([new ServiceKey("shop", "web")], three.ChangedServices!);
+        Assert.Null(three.ChangedServicesSince(one)); // two steps: not known from the snapshot alone
+
+        // Nothing live changed: an empty set, not null. A full build knows no parent.
+        Assert.Empty(three.Apply([Put(Kinds.Pods, new Pod { Name = "p2" })], 6).ChangedServices!);
+        var full = RegistrySnapshot.Build([Put(Kinds.Workloads, other)], 9);
+        Assert.Null(full.ChangedServices);
+        Assert.Null(full.ChangedServicesSince(three));
+    }
 }

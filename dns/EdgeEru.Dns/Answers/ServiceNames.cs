@@ -12,7 +12,7 @@ internal static class ServiceNames
 {
     /// <summary>An app exists, with no data, while it has a service.</summary>
     public static QueryOutcome App(ref ResponseWriter w, ZoneAnswers zone, ReadOnlySpan<byte> app) =>
-        zone.Apps.GetAlternateLookup<ReadOnlySpan<char>>().ContainsKey(LookupKey.Chars(app, stackalloc char[63]))
+        zone.Apps.ContainsKey(LookupKey.Chars(app, stackalloc char[63]))
             ? w.NoData()
             : w.NxDomain();
 
@@ -21,7 +21,7 @@ internal static class ServiceNames
     public static QueryOutcome Answer(ref ResponseWriter w, scoped in DnsQuery query, ZoneAnswers zone, int depth)
     {
         var key = LookupKey.Dotted(query.Label(depth - 2), query.Label(depth - 1), stackalloc char[127]);
-        if (!zone.Services.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var service)) return w.NxDomain();
+        if (!zone.Services.TryGetValue(key, out var service)) return w.NxDomain();
         var first = query.Label(0);
         return depth switch
         {

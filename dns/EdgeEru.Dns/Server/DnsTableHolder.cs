@@ -15,7 +15,12 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, RemoteDatacenters 
     : BackgroundService
 {
     private readonly SemaphoreSlim _signal = new(0, 1);
+    private readonly Lock _pendingLock = new();
     private RegistrySnapshot? _pending;
+    // The services changed over the snapshots that arrived since the last build, from snapshot _changesFrom on
+    // (a Generation); null when not known (a full list among them): the build then compares every service.
+    private HashSet<ServiceKey>? _changes;
+    private long _changesFrom = -1;
     private int _remotesChanged;
     private DnsTable? _table;
     private readonly TaskCompletionSource _firstTable = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -29,7 +34,13 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, RemoteDatacenters 
     {
         using var sub = watcher.Subscribe(s =>
         {
-            Volatile.Write(ref _pending, s);
+            lock (_pendingLock)
+            {
+                if (_changesFrom == -1) (_changesFrom, _changes) = (s.Parent, []);
+                if (s.ChangedServices is null) _changes = null;
+                else _changes?.UnionWith(s.ChangedServices);
+                _pending = s;
+            }
             Signal();
         });
         using var remoteSub = remotes.Subscribe(() =>
@@ -47,7 +58,14 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, RemoteDatacenters 
             {
                 return;
             }
-            var pending = Interlocked.Exchange(ref _pending, null);
+            RegistrySnapshot? pending;
+            IReadOnlySet<ServiceKey>? changed;
+            lock (_pendingLock)
+            {
+                (pending, _pending) = (_pending, null);
+                changed = _table is not null && _changesFrom == _table.Snapshot.Generation ? _changes : null;
+                (_changesFrom, _changes) = (-1, null);
+            }
             var remotesChanged = Interlocked.Exchange(ref _remotesChanged, 0) == 1;
             var snapshot = pending is not null && (_table is null || pending.Supersedes(_table.Snapshot)) ? pending : null;
             if (snapshot is null && remotesChanged) snapshot = _table?.Snapshot; // another datacenter changed: same local one
@@ -55,7 +73,9 @@ internal sealed class DnsTableHolder(RegistryWatcher watcher, RemoteDatacenters 
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var table = DnsTableBuilder.Build(options.Value, snapshot, _table, remotes.Current);
+                // Changes are known only for the pending snapshot over the one the table was built from.
+                var table = DnsTableBuilder.Build(options.Value, snapshot, _table, remotes.Current,
+                    ReferenceEquals(snapshot, pending) ? changed : null);
                 Volatile.Write(ref _table, table);
                 metrics.TableBuilt(table, Stopwatch.GetElapsedTime(started));
                 if (_firstTable.TrySetResult())

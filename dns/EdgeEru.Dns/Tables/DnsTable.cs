@@ -25,16 +25,16 @@ internal sealed class ZoneAnswers
     /// <summary>SOA without owner: appended after a pointer to the apex inside the question.</summary>
     public required byte[] SoaTail { get; init; }
     public required RRset Ns { get; init; }
-    public required Dictionary<string, ServiceAnswers> Services { get; init; }
+    public required LayeredMap<ServiceAnswers> Services { get; init; }
 
     /// <summary>The services of <see cref="Source"/> alone (the next build starts from them); in the main zone of several
     /// datacenters, <see cref="Services"/> adds the others' where the local one has none live.</summary>
-    public required Dictionary<string, ServiceAnswers> LocalServices { get; init; }
+    public required LayeredMap<ServiceAnswers> LocalServices { get; init; }
 
     /// <summary>The snapshot this zone was built from: the local one, or another datacenter's for <c>{dc}.{zone}</c>.</summary>
     public required RegistrySnapshot Source { get; init; }
     /// <summary>Apps with at least one service: <c>{app}.{zone}</c> exists with no data.</summary>
-    public required Dictionary<string, int> Apps { get; init; }
+    public required LayeredMap<int> Apps { get; init; }
     public required Dictionary<string, NodeAnswers> Nodes { get; init; }
     /// <summary>Static records by name relative to the zone ("db", "x.y"), with the names on the way to them.</summary>
     public required Dictionary<string, StaticAnswers> Static { get; init; }

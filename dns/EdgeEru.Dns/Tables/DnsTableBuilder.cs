@@ -14,9 +14,12 @@ internal static class DnsTableBuilder
     /// their <paramref name="remotes"/> in failover order: each datacenter gets its own zone <c>{dc}.{zone}</c> (listed
     /// first: a name is answered by the first zone it falls in), and the main zone answers a service from the local
     /// datacenter while it has a live instance, else from the first datacenter in order that has one.
+    /// <paramref name="changedServices"/>: the services whose live group changed between <paramref name="previous"/>'s
+    /// snapshot and this one, when the caller knows (it may have skipped snapshots); else the snapshot may say, or
+    /// every service is compared.
     /// </summary>
     public static DnsTable Build(DnsOptions options, RegistrySnapshot snapshot, DnsTable? previous,
-        IReadOnlyList<Registry.Watch.DatacenterSnapshot>? remotes = null)
+        IReadOnlyList<Registry.Watch.DatacenterSnapshot>? remotes = null, IReadOnlySet<ServiceKey>? changedServices = null)
     {
         remotes ??= [];
         var zones = options.EffectiveZones;
@@ -24,14 +27,16 @@ internal static class DnsTableBuilder
         foreach (var zone in zones)
         {
             var others = new List<ZoneAnswers>(remotes.Count);
-            if (snapshot.Datacenter is { } here) built.Add(Zone(DatacenterZone(zone, here), snapshot, previous, 0));
+            if (snapshot.Datacenter is { } here)
+                built.Add(Zone(DatacenterZone(zone, here), snapshot, previous, 0, changedServices));
             for (var r = 0; r < remotes.Count; r++)
             {
                 if (remotes[r].Name == snapshot.Datacenter) continue; // configured as a remote, but it is this one
-                others.Add(Zone(DatacenterZone(zone, remotes[r].Name), remotes[r].Snapshot, previous, (r + 1) * RemotePriorityStep));
+                others.Add(Zone(DatacenterZone(zone, remotes[r].Name), remotes[r].Snapshot, previous, (r + 1) * RemotePriorityStep,
+                    null));
             }
             built.AddRange(others);
-            var main = Zone(zone, snapshot, previous, 0);
+            var main = Zone(zone, snapshot, previous, 0, changedServices);
             built.Add(others.Count == 0 ? main : WithOtherDatacenters(main, others));
         }
         var serial = (uint)snapshot.Revision;
@@ -82,12 +87,17 @@ internal static class DnsTableBuilder
     }
 
     /// <summary>A zone's answers from <paramref name="snapshot"/>, reusing what the previous table built for the same zone.</summary>
-    private static ZoneAnswers Zone(ZoneOptions zone, RegistrySnapshot snapshot, DnsTable? previous, int priorityOffset)
+    /// <param name="changedServices">Services changed since the previous table's local snapshot, if known.</param>
+    private static ZoneAnswers Zone(ZoneOptions zone, RegistrySnapshot snapshot, DnsTable? previous, int priorityOffset,
+        IReadOnlySet<ServiceKey>? changedServices)
     {
         ZoneAnswers? prev = null;
         foreach (var z in previous?.Zones ?? [])
             if (ReferenceEquals(z.Options, zone)) prev = z;
-        return BuildZone(zone, snapshot, prev, prev?.Source, priorityOffset);
+        var changed = prev is null ? null
+            : ReferenceEquals(prev.Source, previous!.Snapshot) && changedServices is not null ? changedServices
+            : snapshot.ChangedServicesSince(prev.Source);
+        return BuildZone(zone, snapshot, prev, prev?.Source, priorityOffset, changed);
     }
 
     /// <summary>
@@ -99,7 +109,7 @@ internal static class DnsTableBuilder
     {
         var services = new Dictionary<string, ServiceAnswers>(local.Services, StringComparer.Ordinal);
         var apps = new Dictionary<string, int>(local.Apps, StringComparer.Ordinal);
-        foreach (var key in others.SelectMany(o => o.Services.Keys).Distinct(StringComparer.Ordinal))
+        foreach (var key in others.SelectMany(o => o.Services.Select(s => s.Key)).Distinct(StringComparer.Ordinal))
         {
             var mine = local.Services.GetValueOrDefault(key);
             var theirs = others.Select(o => o.Services.GetValueOrDefault(key)).OfType<ServiceAnswers>().Where(s => !s.IsEmpty).ToList();
@@ -124,13 +134,14 @@ internal static class DnsTableBuilder
         return new ZoneAnswers
         {
             Options = local.Options, Apex = local.Apex, ApexLabels = local.ApexLabels, SoaTail = local.SoaTail, Ns = local.Ns,
-            Services = services, LocalServices = local.LocalServices, Source = local.Source, Apps = apps, Nodes = local.Nodes,
+            Services = LayeredMap<ServiceAnswers>.Of(services), LocalServices = local.LocalServices, Source = local.Source,
+            Apps = LayeredMap<int>.Of(apps), Nodes = local.Nodes,
             Static = local.Static,
         };
     }
 
-    private static ZoneAnswers BuildZone(
-        ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot, int priorityOffset)
+    private static ZoneAnswers BuildZone(ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot,
+        int priorityOffset, IReadOnlySet<ServiceKey>? changed)
     {
         var apex = DnsName.Encode(zone.Normalized);
         var mname = DnsName.Encode(zone.EffectiveNameServers[0]);
@@ -142,6 +153,70 @@ internal static class DnsTableBuilder
                 .Select(n => RRset.AddressRecord(DnsName.Encode(n), glueAddress, zone.Ttl))]);
 
         // Services: rebuild only those whose group of live workloads is not the very same as before.
+        LayeredMap<ServiceAnswers> services;
+        LayeredMap<int> apps;
+        if (prev is not null && changed is not null && zone.EmptyService != EmptyServiceAnswer.NoData)
+        {
+            // The registry said which services changed: the others are neither compared nor copied (O(changes)).
+            var edits = new List<(string Key, bool Present, ServiceAnswers Value)>(changed.Count);
+            var appEdits = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var key in changed)
+            {
+                var name = Key(key);
+                var had = prev.LocalServices.ContainsKey(name);
+                var has = snapshot.LiveByService.TryGetValue(key, out var group);
+                edits.Add((name, has, has ? BuildService(key, group, zone, priorityOffset) : null!));
+                if (had == has) continue;
+                var count = appEdits.TryGetValue(key.App, out var c) ? c : prev.Apps.GetValueOrDefault(key.App);
+                appEdits[key.App] = count + (has ? 1 : -1);
+            }
+            services = prev.LocalServices.With(edits);
+            apps = prev.Apps.With(appEdits.Select(kv => (kv.Key, kv.Value > 0, kv.Value)));
+        }
+        else
+        {
+            var all = Services(zone, snapshot, prev, prevSnapshot, priorityOffset);
+            var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var key in all.Keys)
+            {
+                var app = key[(key.IndexOf('.', StringComparison.Ordinal) + 1)..];
+                counts[app] = counts.GetValueOrDefault(app) + 1;
+            }
+            services = LayeredMap<ServiceAnswers>.Of(all);
+            apps = LayeredMap<int>.Of(counts);
+        }
+
+        var nodes = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.Nodes, snapshot.Nodes)
+            && ReferenceEquals(prevSnapshot.NodeStatuses, snapshot.NodeStatuses)
+            && ReferenceEquals(prevSnapshot.LiveByNode, snapshot.LiveByNode)
+            ? prev.Nodes
+            : BuildNodes(snapshot, zone, prev, prevSnapshot);
+
+        var statics = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.DnsRecords, snapshot.DnsRecords)
+            ? prev.Static
+            : BuildStatic(snapshot, zone);
+
+        return new ZoneAnswers
+        {
+            Options = zone,
+            Apex = apex,
+            ApexLabels = zone.Normalized.TrimEnd('.').Split('.').Length,
+            SoaTail = RRset.SoaTail(mname, DnsName.Encode(zone.EffectiveHostmaster), (uint)snapshot.Revision, zone.NegativeTtl,
+                zone.NegativeTtl),
+            Ns = ns,
+            Services = services,
+            LocalServices = services,
+            Source = snapshot,
+            Apps = apps,
+            Nodes = nodes,
+            Static = statics,
+        };
+    }
+
+    /// <summary>Every service of a zone, as a new dictionary: built afresh, or compared service by service with the last.</summary>
+    private static Dictionary<string, ServiceAnswers> Services(
+        ZoneOptions zone, RegistrySnapshot snapshot, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot, int priorityOffset)
+    {
         Dictionary<string, ServiceAnswers> services;
         if (prev is null || prevSnapshot is null)
         {
@@ -164,39 +239,7 @@ internal static class DnsTableBuilder
             foreach (var w in snapshot.Workloads)
                 if (w.Record is { } r) services.TryAdd(r.Entrypoint + "." + r.App, new ServiceAnswers());
         }
-
-        var apps = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var key in services.Keys)
-        {
-            var app = key[(key.IndexOf('.', StringComparison.Ordinal) + 1)..];
-            apps[app] = apps.GetValueOrDefault(app) + 1;
-        }
-
-        var nodes = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.Nodes, snapshot.Nodes)
-            && ReferenceEquals(prevSnapshot.NodeStatuses, snapshot.NodeStatuses)
-            && ReferenceEquals(prevSnapshot.LiveByNode, snapshot.LiveByNode)
-            ? prev.Nodes
-            : BuildNodes(snapshot, zone);
-
-        var statics = prev is not null && prevSnapshot is not null && ReferenceEquals(prevSnapshot.DnsRecords, snapshot.DnsRecords)
-            ? prev.Static
-            : BuildStatic(snapshot, zone);
-
-        return new ZoneAnswers
-        {
-            Options = zone,
-            Apex = apex,
-            ApexLabels = zone.Normalized.TrimEnd('.').Split('.').Length,
-            SoaTail = RRset.SoaTail(mname, DnsName.Encode(zone.EffectiveHostmaster), (uint)snapshot.Revision, zone.NegativeTtl,
-                zone.NegativeTtl),
-            Ns = ns,
-            Services = services,
-            LocalServices = services,
-            Source = snapshot,
-            Apps = apps,
-            Nodes = nodes,
-            Static = statics,
-        };
+        return services;
     }
 
     private static Dictionary<string, StaticAnswers> BuildStatic(RegistrySnapshot snapshot, ZoneOptions zone)
@@ -334,11 +377,21 @@ internal static class DnsTableBuilder
     private static ushort Label(Workload r, string key, ushort fallback) =>
         r.Labels.TryGetValue(key, out var v) && ushort.TryParse(v, out var n) ? n : fallback;
 
-    private static Dictionary<string, NodeAnswers> BuildNodes(RegistrySnapshot snapshot, ZoneOptions zone)
+    /// <summary>Each node's names; a node whose record, liveness and live workloads are as before keeps its answers.</summary>
+    private static Dictionary<string, NodeAnswers> BuildNodes(
+        RegistrySnapshot snapshot, ZoneOptions zone, ZoneAnswers? prev, RegistrySnapshot? prevSnapshot)
     {
         var nodes = new Dictionary<string, NodeAnswers>(StringComparer.Ordinal);
         foreach (var (name, node) in snapshot.Nodes)
         {
+            if (prev is not null && prevSnapshot is not null && prev.Nodes.TryGetValue(name, out var kept)
+                && prevSnapshot.Nodes.TryGetValue(name, out var before) && ReferenceEquals(before, node)
+                && prevSnapshot.IsNodeAlive(name) == snapshot.IsNodeAlive(name)
+                && prevSnapshot.LiveOnNode(name).IsSameAs(snapshot.LiveOnNode(name)))
+            {
+                nodes[name] = kept;
+                continue;
+            }
             IPAddress? ip = node.Address is not null && IPAddress.TryParse(node.Address, out var parsed) ? parsed : null;
             IPAddress? ip6 = node.Address6 is not null && IPAddress.TryParse(node.Address6, out var parsed6) ? parsed6 : null;
             IPAddress[] addresses = ip is null ? ip6 is null ? [] : [ip6] : ip6 is null ? [ip] : [ip, ip6];

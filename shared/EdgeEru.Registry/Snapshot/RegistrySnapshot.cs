@@ -74,6 +74,29 @@ public sealed class RegistrySnapshot
     /// </summary>
     public bool Supersedes(RegistrySnapshot served) => !ReferenceEquals(this, served) && Revision >= served.Revision;
 
+    private static long _generations;
+
+    /// <summary>A number no other snapshot of this process has: how a follower tells what a snapshot was made from.</summary>
+    public long Generation { get; } = Interlocked.Increment(ref _generations);
+
+    /// <summary>The <see cref="Generation"/> of the snapshot this one was applied to; 0 for a full build.</summary>
+    public long Parent { get; init; }
+
+    /// <summary>
+    /// The services whose group of live workloads differs from the parent's (null for a full build): a follower that
+    /// keeps answers per service rebuilds these alone instead of comparing every service.
+    /// </summary>
+    public IReadOnlySet<ServiceKey>? ChangedServices { get; init; }
+
+    /// <summary>
+    /// The services changed since <paramref name="earlier"/> when this snapshot was applied to it directly (none when it
+    /// is the same snapshot); null when that is not known.
+    /// </summary>
+    public IReadOnlySet<ServiceKey>? ChangedServicesSince(RegistrySnapshot earlier) =>
+        ReferenceEquals(this, earlier) ? NoServices : Parent == earlier.Generation ? ChangedServices : null;
+
+    private static readonly IReadOnlySet<ServiceKey> NoServices = new HashSet<ServiceKey>();
+
     /// <summary>The datacenter this registry says it belongs to (<c>datacenter/{name}</c>), or null when it names none.</summary>
     public string? Datacenter { get; init; }
 

@@ -27,9 +27,12 @@ internal sealed class SnapshotBuilder
     private int _liveCount;
     private readonly ImmutableDictionary<string, LbCertificate>.Builder _lbCertificates;
     private string? _datacenter;
+    private readonly long _parent;
+    private readonly HashSet<ServiceKey> _changedServices = [];
 
     public SnapshotBuilder(RegistrySnapshot from)
     {
+        _parent = from.Generation;
         _datacenter = from.Datacenter;
         _pods = from.Pods.ToBuilder();
         _nodes = from.Nodes.ToBuilder();
@@ -53,7 +56,10 @@ internal sealed class SnapshotBuilder
         revision, _pods.ToImmutable(), _nodes.ToImmutable(), _nodeStatuses.ToImmutable(), _workloads,
         _lbDomains.ToImmutable(), _sshUsers.ToImmutable(), _dnsRecords.ToImmutable(), _problems.ToImmutable(), _byService.ToImmutable(),
         _byTag.ToImmutable(), _byLabel.ToImmutable(), _byNode.ToImmutable(), _byIp,
-        _idsByNode.ToImmutable(), _liveCount, _lbCertificates.ToImmutable()) { Datacenter = _datacenter };
+        _idsByNode.ToImmutable(), _liveCount, _lbCertificates.ToImmutable())
+    {
+        Datacenter = _datacenter, Parent = _parent, ChangedServices = _changedServices,
+    };
 
     public void Apply(RegistryChange c)
     {
@@ -155,7 +161,9 @@ internal sealed class SnapshotBuilder
     private void AddLive(WorkloadView v)
     {
         var r = v.Record!;
-        Groups.Add(_byService, new ServiceKey(r.App, r.Entrypoint), v);
+        var service = new ServiceKey(r.App, r.Entrypoint);
+        Groups.Add(_byService, service, v);
+        _changedServices.Add(service);
         WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) =>
             Groups.Add(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
         foreach (var (k, val) in r.Labels) Groups.Add(_byLabel, new LabelKey(k, val), v);
@@ -171,7 +179,9 @@ internal sealed class SnapshotBuilder
     private void RemoveLive(WorkloadView v)
     {
         var r = v.Record!;
-        Groups.Remove(_byService, new ServiceKey(r.App, r.Entrypoint), v.Id);
+        var service = new ServiceKey(r.App, r.Entrypoint);
+        Groups.Remove(_byService, service, v.Id);
+        _changedServices.Add(service);
         WorkloadView.ForEachDistinctTag(r, (this, v), static (s, tag) =>
             Groups.Remove(s.Item1._byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v.Id));
         foreach (var (k, val) in r.Labels) Groups.Remove(_byLabel, new LabelKey(k, val), v.Id);
