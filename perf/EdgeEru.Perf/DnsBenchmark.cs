@@ -25,9 +25,19 @@ internal static partial class DnsBenchmark
         var services = BenchCluster.Arg(args, "--services", 10_000);
         var seconds = BenchCluster.Arg(args, "--seconds", 10);
         var rounds = BenchCluster.Arg(args, "--rounds", 2);
+        // --dns-env K=V,K=V: environment for eru-dns (e.g. DOTNET_GC* knobs); --no-qps: memory and propagation alone.
+        var env = BenchCluster.ArgString(args, "--dns-env", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
+        if (args.Contains("--no-qps")) rounds = 0;
         // The dev cluster's zone first (two services, six instances: every answer hot in any cache), then the large one.
-        var small = await MeasureZoneAsync(6, 2, seconds, rounds, propagation: false);
-        var large = await MeasureZoneAsync(workloads, services, seconds, rounds, propagation: true);
+        var small = rounds == 0 ? null : await MeasureZoneAsync(6, 2, seconds, rounds, propagation: false, env);
+        var large = await MeasureZoneAsync(workloads, services, seconds, rounds, propagation: true, env);
+        if (small is null)
+        {
+            Console.WriteLine($"eru-dns: working set {large.WorkingSetMb:F0} MB, managed heap {large.ManagedHeapMb:F0} MB, " +
+                $"propagation p50 {Stats.Percentile(large.FromAck, 50):F1} ms p99 {Stats.Percentile(large.FromAck, 99):F1} ms");
+            return 0;
+        }
         var smallRatio = small.Eru.Qps / small.Knot.Qps;
         var ratio = large.Eru.Qps / large.Knot.Qps;
         var propagationP99 = Stats.Percentile(large.FromAck, 99);
@@ -71,7 +81,8 @@ internal static partial class DnsBenchmark
     /// and Knot from a zone file of the same names, the same answers checked on a sample, then dnsperf on each in turn;
     /// with <paramref name="propagation"/>, how long a registry change takes to reach an answer. Memory is read last.
     /// </summary>
-    private static async Task<ZoneFigures> MeasureZoneAsync(int workloads, int services, int seconds, int rounds, bool propagation)
+    private static async Task<ZoneFigures> MeasureZoneAsync(
+        int workloads, int services, int seconds, int rounds, bool propagation, IReadOnlyDictionary<string, string> env)
     {
         const int nodes = 200;
         var dir = Directory.CreateTempSubdirectory("eru-dns-bench-").FullName;
@@ -92,39 +103,44 @@ internal static partial class DnsBenchmark
             var dll = Path.Combine(AppContext.BaseDirectory, "..", "dns", "eru-dns.dll");
             await using var ours = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl,
                 "--Dns:Port", ourPort.ToString(), "--Http:Urls", $"http://127.0.0.1:{httpPort}",
-                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"], environment: env);
             using var ourProbe = new DnsProbe(ourPort);
             sw.Restart();
             var sample = $"web.app{(services - 2) / 2}.eru";
             await UntilAsync(() => ourProbe.Ask(sample, A) is (0, > 0), TimeSpan.FromSeconds(120), "eru-dns serving", ours);
             Console.WriteLine($"eru-dns serving after {sw.Elapsed.TotalSeconds:F1}s");
 
-            // Knot, from a zone file with the same names and TTLs.
-            var knotPort = Ports.FreeTcp();
-            WriteKnot(dir, knotPort, workloads, services);
-            await using var knot = ChildProcess.Start(Tools.Find("knotd", "knot"), ["-c", Path.Combine(dir, "knot.conf")]);
-            using var knotProbe = new DnsProbe(knotPort);
-            sw.Restart();
-            await UntilAsync(() => knotProbe.Ask(sample, A) is (0, > 0), TimeSpan.FromSeconds(120), "knot serving", knot);
-            Console.WriteLine($"knot serving after {sw.Elapsed.TotalSeconds:F1}s");
-
-            // The same answers from both (rcode and answer count) for a sample of the mix.
-            var queries = QueryMix(workloads, services, 200_000, new Random(1));
             var mismatches = 0;
-            foreach (var (name, type) in queries.Take(300))
-                if (!Equals(ourProbe.Ask(name, type), knotProbe.Ask(name, type))) mismatches++;
-            var queryFile = Path.Combine(dir, "queries.txt");
-            await File.WriteAllLinesAsync(queryFile, queries.Select(q => $"{q.Name} {(q.Type == SRV ? "SRV" : "A")}"));
-
-            var runs = new List<(string Who, DnsperfResult R)>();
-            for (var round = 0; round < rounds; round++)
+            var none = new DnsperfResult(0, 0, 0, 0);
+            var best = new Dictionary<string, DnsperfResult> { ["eru"] = none, ["knot"] = none };
+            if (rounds > 0)
             {
-                runs.Add(("eru", await DnsperfAsync(ourPort, queryFile, seconds)));
-                runs.Add(("knot", await DnsperfAsync(knotPort, queryFile, seconds)));
+                // Knot, from a zone file with the same names and TTLs.
+                var knotPort = Ports.FreeTcp();
+                WriteKnot(dir, knotPort, workloads, services);
+                await using var knot = ChildProcess.Start(Tools.Find("knotd", "knot"), ["-c", Path.Combine(dir, "knot.conf")]);
+                using var knotProbe = new DnsProbe(knotPort);
+                sw.Restart();
+                await UntilAsync(() => knotProbe.Ask(sample, A) is (0, > 0), TimeSpan.FromSeconds(120), "knot serving", knot);
+                Console.WriteLine($"knot serving after {sw.Elapsed.TotalSeconds:F1}s");
+
+                // The same answers from both (rcode and answer count) for a sample of the mix.
+                var queries = QueryMix(workloads, services, 200_000, new Random(1));
+                foreach (var (name, type) in queries.Take(300))
+                    if (!Equals(ourProbe.Ask(name, type), knotProbe.Ask(name, type))) mismatches++;
+                var queryFile = Path.Combine(dir, "queries.txt");
+                await File.WriteAllLinesAsync(queryFile, queries.Select(q => $"{q.Name} {(q.Type == SRV ? "SRV" : "A")}"));
+
+                var runs = new List<(string Who, DnsperfResult R)>();
+                for (var round = 0; round < rounds; round++)
+                {
+                    runs.Add(("eru", await DnsperfAsync(ourPort, queryFile, seconds)));
+                    runs.Add(("knot", await DnsperfAsync(knotPort, queryFile, seconds)));
+                }
+                best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(r => r.R.Qps).R);
+                foreach (var (who, r) in runs)
+                    Console.WriteLine($"{who,-5} {r.Qps,10:F0} qps  avg {r.AvgLatencyMs:F3} ms  sd {r.StdDevMs:F3} ms  lost {r.Lost}");
             }
-            var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(r => r.R.Qps).R);
-            foreach (var (who, r) in runs)
-                Console.WriteLine($"{who,-5} {r.Qps,10:F0} qps  avg {r.AvgLatencyMs:F3} ms  sd {r.StdDevMs:F3} ms  lost {r.Lost}");
 
             // Propagation: a workload turns healthy in etcd; how long until the first answer that has it.
             var fromAck = new List<double>();

@@ -312,9 +312,9 @@ internal static class DnsTableBuilder
     private static ServiceAnswers BuildService(ServiceKey key, ViewSet group, ZoneOptions zone, int priorityOffset)
     {
         var ttl = zone.Ttl;
-        var all = new List<IPAddress>(group.Count);
+        var all = new List<(IPAddress, byte[])>(group.Count);
         var instances = 0;
-        var byTag = new Dictionary<string, (List<IPAddress> Addresses, int Instances)>(StringComparer.Ordinal);
+        var byTag = new Dictionary<string, (List<(IPAddress Ip, byte[])> Addresses, int Instances)>(StringComparer.Ordinal);
         var below = new Dictionary<string, Subset>(StringComparer.Ordinal);
         var srv = new Dictionary<string, (List<byte[]> Records, List<byte[]> Additional)>(StringComparer.Ordinal);
         var protocols = new HashSet<string>(StringComparer.Ordinal);
@@ -325,20 +325,24 @@ internal static class DnsTableBuilder
             if (v4 is null && v6 is null) continue;
             var r = v.Record!;
             instances++;
-            if (v4 is not null) all.Add(v4);
-            if (v6 is not null) all.Add(v6);
+            // One encoded record per address, shared by the service's set, its tags' and its own (the table's bulk).
+            var a4 = v4 is null ? null : RRset.AddressRecord(null, v4, ttl);
+            var a6 = v6 is null ? null : RRset.AddressRecord(null, v6, ttl);
+            if (v4 is not null) all.Add((v4, a4!));
+            if (v6 is not null) all.Add((v6, a6!));
             foreach (var tag in r.Tags)
             {
                 if (!byTag.TryGetValue(tag, out var entry)) entry = ([], 0);
-                if (entry.Addresses.Contains(v4 ?? v6!)) continue; // a tag listed twice
-                if (v4 is not null) entry.Addresses.Add(v4);
-                if (v6 is not null) entry.Addresses.Add(v6);
+                var first = v4 ?? v6!;
+                if (entry.Addresses.Exists(x => x.Ip.Equals(first))) continue; // a tag listed twice
+                if (v4 is not null) entry.Addresses.Add((v4, a4!));
+                if (v6 is not null) entry.Addresses.Add((v6, a6!));
                 byTag[tag] = (entry.Addresses, entry.Instances + 1);
             }
             below[r.Ident] = new Subset
             {
-                A = v4 is null ? null : new RRset(DnsType.A, [RRset.AddressRecord(null, v4, ttl)]),
-                AAAA = v6 is null ? null : new RRset(DnsType.AAAA, [RRset.AddressRecord(null, v6, ttl)]),
+                A = a4 is null ? null : new RRset(DnsType.A, [a4]),
+                AAAA = a6 is null ? null : new RRset(DnsType.AAAA, [a6]),
             };
             var target = DnsName.Encode(r.Ident + suffix);
             foreach (var port in r.Ports)
@@ -356,12 +360,12 @@ internal static class DnsTableBuilder
         foreach (var (tag, entry) in byTag)
             below.TryAdd(tag, new Subset
             {
-                A = RRset.Addresses(entry.Addresses, DnsType.A, ttl), AAAA = RRset.Addresses(entry.Addresses, DnsType.AAAA, ttl),
+                A = RRset.Addresses(entry.Addresses, DnsType.A), AAAA = RRset.Addresses(entry.Addresses, DnsType.AAAA),
             });
         return new ServiceAnswers
         {
-            A = RRset.Addresses(all, DnsType.A, ttl),
-            AAAA = RRset.Addresses(all, DnsType.AAAA, ttl),
+            A = RRset.Addresses(all, DnsType.A),
+            AAAA = RRset.Addresses(all, DnsType.AAAA),
             Txt = instances == 0
                 ? null
                 : new RRset(DnsType.TXT,

@@ -36,6 +36,17 @@ internal sealed class RRset(ushort type, byte[][] records, byte[][]? additional 
         return records.Count == 0 ? null : new RRset(type, [.. records]);
     }
 
+    /// <summary>The set of one family (A or AAAA) from addresses encoded already, each address once.</summary>
+    public static RRset? Addresses(IReadOnlyList<(IPAddress Ip, byte[] Record)> addresses, ushort type)
+    {
+        var family = type == DnsType.A ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6;
+        var records = new List<byte[]>(addresses.Count);
+        var seen = new HashSet<IPAddress>();
+        foreach (var (ip, record) in addresses)
+            if (ip.AddressFamily == family && seen.Add(ip)) records.Add(record);
+        return records.Count == 0 ? null : new RRset(type, [.. records]);
+    }
+
     /// <summary>Writes a record's RDATA.</summary>
     private delegate void Rdata(ref DnsWriter w);
 
