@@ -75,6 +75,7 @@ public class IncrementalTableTests
             Assert.True(Bytes(s.Txt) == Bytes(t.Txt), $"step {step}: TXT of {key}");
             Assert.Equal(s.Below.Keys.Order(), t.Below.Keys.Order());
             foreach (var (label, subset) in s.Below) Assert.True(Bytes(subset.A) == Bytes(t.Below[label].A), $"step {step}: {label}.{key}");
+            Assert.Equal(s.Instances.OrderBy(i => i.Key), t.Instances.OrderBy(i => i.Key));
             Assert.Equal(s.Srv.Keys.Order(), t.Srv.Keys.Order());
             foreach (var (name, srv) in s.Srv) Assert.True(Bytes(srv) == Bytes(t.Srv[name]), $"step {step}: {name}.{key}");
         }

@@ -33,10 +33,15 @@ internal static class ServiceNames
     }
 
     /// <summary><c>{ident}</c> or <c>{tag}</c> in front of the service: one instance, or the instances with the tag.</summary>
-    private static QueryOutcome Subset(ref ResponseWriter w, ServiceAnswers service, ReadOnlySpan<byte> label) =>
-        service.Below.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(LookupKey.Chars(label, stackalloc char[63]), out var subset)
+    private static QueryOutcome Subset(ref ResponseWriter w, ServiceAnswers service, ReadOnlySpan<byte> label)
+    {
+        var key = LookupKey.Chars(label, stackalloc char[63]);
+        if (service.Instances.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var at))
+            return w.Instance(service.A, service.AAAA, at);
+        return service.Below.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var subset)
             ? w.Records(subset.A, subset.AAAA, null, null)
             : w.NxDomain();
+    }
 
     /// <summary><c>_{proto}</c> in front of the service: on the way to SRV names, so it exists with no data.</summary>
     private static QueryOutcome SrvProtocol(ref ResponseWriter w, ServiceAnswers service, ReadOnlySpan<byte> proto) =>

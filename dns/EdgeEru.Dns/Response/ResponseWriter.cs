@@ -68,6 +68,21 @@ internal ref struct ResponseWriter
         return set is null ? NoData() : Answer(set);
     }
 
+    /// <summary>One instance's own name: its record of the asked family, taken from its service's sets.</summary>
+    public QueryOutcome Instance(RRset? a, RRset? aaaa, InstanceRecords at)
+    {
+        var (set, index) = _qtype switch
+        {
+            DnsType.A => (a, at.A),
+            DnsType.AAAA => (aaaa, at.AAAA),
+            DnsType.ANY => at.A >= 0 ? (a, at.A) : (aaaa, at.AAAA),
+            _ => (null, -1),
+        };
+        if (set is null || index < 0) return NoData();
+        Add(set.Records[index], ref _answers);
+        return Finish(DnsRcode.NoError, authoritative: true);
+    }
+
     public QueryOutcome Soa()
     {
         if (Fits(2 + _soaTail!.Length))

@@ -118,7 +118,7 @@ internal static class DnsTableBuilder
             ServiceAnswers[] all = mine is null ? [.. theirs] : [mine, .. theirs];
             services[key] = new ServiceAnswers
             {
-                A = serving.A, AAAA = serving.AAAA, Txt = serving.Txt, Below = serving.Below,
+                A = serving.A, AAAA = serving.AAAA, Txt = serving.Txt, Below = serving.Below, Instances = serving.Instances,
                 Srv = all.SelectMany(s => s.Srv.Keys).Distinct(StringComparer.Ordinal).ToDictionary(name => name, name =>
                 {
                     var sets = all.Select(s => s.Srv.GetValueOrDefault(name)).OfType<RRset>().ToList();
@@ -316,6 +316,7 @@ internal static class DnsTableBuilder
         var instances = 0;
         var byTag = new Dictionary<string, (List<(IPAddress Ip, byte[])> Addresses, int Instances)>(StringComparer.Ordinal);
         var below = new Dictionary<string, Subset>(StringComparer.Ordinal);
+        var idents = new Dictionary<string, (IPAddress? V4, IPAddress? V6)>(StringComparer.Ordinal);
         var srv = new Dictionary<string, (List<byte[]> Records, List<byte[]> Additional)>(StringComparer.Ordinal);
         var protocols = new HashSet<string>(StringComparer.Ordinal);
         var suffix = "." + key.Entrypoint + "." + key.App + "." + zone.Normalized;
@@ -339,11 +340,7 @@ internal static class DnsTableBuilder
                 if (v6 is not null) entry.Addresses.Add((v6, a6!));
                 byTag[tag] = (entry.Addresses, entry.Instances + 1);
             }
-            below[r.Ident] = new Subset
-            {
-                A = a4 is null ? null : new RRset(DnsType.A, [a4]),
-                AAAA = a6 is null ? null : new RRset(DnsType.AAAA, [a6]),
-            };
+            idents[r.Ident] = (v4, v6);
             var target = DnsName.Encode(r.Ident + suffix);
             foreach (var port in r.Ports)
             {
@@ -358,14 +355,18 @@ internal static class DnsTableBuilder
             }
         }
         foreach (var (tag, entry) in byTag)
-            below.TryAdd(tag, new Subset
-            {
-                A = RRset.Addresses(entry.Addresses, DnsType.A), AAAA = RRset.Addresses(entry.Addresses, DnsType.AAAA),
-            });
+            if (!idents.ContainsKey(tag)) // an ident wins over an equal tag
+                below[tag] = new Subset
+                {
+                    A = RRset.Addresses(entry.Addresses, DnsType.A), AAAA = RRset.Addresses(entry.Addresses, DnsType.AAAA),
+                };
+        var a = RRset.Addresses(all, DnsType.A);
+        var aaaa = RRset.Addresses(all, DnsType.AAAA);
         return new ServiceAnswers
         {
-            A = RRset.Addresses(all, DnsType.A),
-            AAAA = RRset.Addresses(all, DnsType.AAAA),
+            A = a,
+            AAAA = aaaa,
+            Instances = Instances(idents, all),
             Txt = instances == 0
                 ? null
                 : new RRset(DnsType.TXT,
@@ -376,6 +377,24 @@ internal static class DnsTableBuilder
                 StringComparer.Ordinal),
             SrvProtocols = protocols,
         };
+    }
+
+    /// <summary>
+    /// Each instance's place in its service's sets. The sets hold each address once, in the order of
+    /// <paramref name="all"/>, per family; an instance sharing an address with another (an address being reused) points
+    /// at that one record, which has its address.
+    /// </summary>
+    private static Dictionary<string, InstanceRecords> Instances(
+        Dictionary<string, (IPAddress? V4, IPAddress? V6)> idents, List<(IPAddress Ip, byte[])> all)
+    {
+        var at = new Dictionary<IPAddress, int>(all.Count);
+        int n4 = 0, n6 = 0;
+        foreach (var (ip, _) in all)
+            if (!at.ContainsKey(ip)) at[ip] = ip.AddressFamily == AddressFamily.InterNetwork ? n4++ : n6++;
+        var instances = new Dictionary<string, InstanceRecords>(idents.Count, StringComparer.Ordinal);
+        foreach (var (ident, (v4, v6)) in idents)
+            instances[ident] = new InstanceRecords(v4 is null ? -1 : at[v4], v6 is null ? -1 : at[v6]);
+        return instances;
     }
 
     private static ushort Label(Workload r, string key, ushort fallback) =>

@@ -7,8 +7,15 @@ internal sealed class ServiceAnswers
     public RRset? AAAA { get; init; }
     public RRset? Txt { get; init; }
 
-    /// <summary>Instance idents and tags: the first label below the service. An ident wins over an equal tag.</summary>
+    /// <summary>Tags: the first label below the service, naming the instances with the tag.</summary>
     public Dictionary<string, Subset> Below { get; init; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Instance idents, the first label below the service too (an ident wins over an equal tag): where the instance's
+    /// own records are in <see cref="A"/> and <see cref="AAAA"/>. An index, not a set per instance: at 100k instances
+    /// that is 10 MB less to hold.
+    /// </summary>
+    public Dictionary<string, InstanceRecords> Instances { get; init; } = new(StringComparer.Ordinal);
 
     /// <summary>SRV sets by "_{port}._{proto}".</summary>
     public Dictionary<string, RRset> Srv { get; init; } = new(StringComparer.Ordinal);
@@ -20,7 +27,10 @@ internal sealed class ServiceAnswers
     public bool IsEmpty => A is null && AAAA is null;
 }
 
-/// <summary>The addresses of one instance or one tag subset.</summary>
+/// <summary>Where one instance's record is in its service's A and AAAA sets (-1: none of that family).</summary>
+internal readonly record struct InstanceRecords(int A, int AAAA);
+
+/// <summary>The addresses of one tag subset.</summary>
 internal sealed class Subset
 {
     public RRset? A { get; init; }
