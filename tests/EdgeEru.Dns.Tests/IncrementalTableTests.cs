@@ -86,7 +86,8 @@ public class IncrementalTableTests
     private static string Bytes(RRset? set) =>
         set is null
             ? "-"
-            : string.Join("|", set.Records.Select(Convert.ToHexString)) + "/" + string.Join("|", set.Additional.Select(Convert.ToHexString));
+            : string.Join("|", set.Records.Select(Convert.ToHexString)) + "/"
+                + string.Join("|", set.Additional.Select(Convert.ToHexString));
 
     [Fact]
     public void A_layered_map_sets_removes_counts_and_folds_as_a_dictionary_would()
