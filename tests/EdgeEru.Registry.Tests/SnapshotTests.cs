@@ -141,6 +141,46 @@ public class SnapshotTests
         }
     }
 
+    [Fact]
+    public void A_full_build_fed_page_by_page_in_key_order_equals_one_built_from_the_state_in_any_order()
+    {
+        for (var seed = 1; seed <= 60; seed++)
+        {
+            var rnd = new Random(seed);
+            var state = new Dictionary<(RegistryKind, string), RegistryChange>();
+            for (var i = 0; i < 60; i++)
+            {
+                var c = RandomChange(rnd);
+                if (c.IsDelete) state.Remove((c.Kind, c.Name));
+                else state[(c.Kind, c.Name)] = c; // problems too: a list carries them
+            }
+            // As etcd lists them: by key, in pages of any size.
+            var listed = state.Values.OrderBy(c => c.Kind.Segment + "/" + c.Name, StringComparer.Ordinal).ToList();
+            var build = new FullBuild();
+            for (var at = 0; at < listed.Count;)
+            {
+                var n = rnd.Next(1, 8);
+                build.Add(listed.Skip(at).Take(n).ToList());
+                at += n;
+            }
+            var streamed = build.Finish(5);
+            var shuffled = RegistrySnapshot.Build(state.Values.OrderBy(_ => rnd.Next()).ToList(), 5);
+            Assert.True(Describe(streamed) == Describe(shuffled), $"seed {seed}:\nstreamed:\n{Describe(streamed)}\nbatch:\n{Describe(shuffled)}");
+        }
+    }
+
+    [Fact]
+    public void A_heartbeat_or_status_after_the_records_rebuilds_the_join_at_the_end()
+    {
+        var build = new FullBuild();
+        build.Add([Put(Kinds.Workloads, Samples.Workload("w1", ip: "198.18.16.1"))]);
+        build.Add([Put(Kinds.WorkloadStatus, Samples.Status("w1", ip: "198.18.16.1"), 7)]);
+        build.Add([Put(Kinds.NodeStatus, Samples.NodeStatus("n1"))]);
+        var snapshot = build.Finish(3);
+        Assert.True(snapshot.IsLive("w1")); // joined with its status and its node's heartbeat, though both came after it
+        Assert.Equal(1, snapshot.LiveCount);
+    }
+
     private static RegistryChange RandomChange(Random rnd)
     {
         string[] nodes = ["n1", "n2", "n3"];

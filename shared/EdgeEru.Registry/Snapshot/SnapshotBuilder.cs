@@ -138,7 +138,7 @@ internal sealed class SnapshotBuilder
         if (next is { IsLive: true }) AddLive(next);
     }
 
-    private static WorkloadView NewView(
+    internal static WorkloadView NewView(
         string id, Workload? rec, WorkloadStatus? st, long lease, IReadOnlyDictionary<string, NodeStatus> nodeStatuses)
     {
         if (rec is not null && st is not null) st = ShareWithRecord(rec, st);
@@ -195,97 +195,16 @@ internal sealed class SnapshotBuilder
         _liveCount--;
     }
 
-    /// <summary>
-    /// The initial build: the whole registry at one revision, grouped in plain collections, frozen once.
-    /// Records and statuses are merge-joined by id (etcd lists keys sorted, so they usually arrive in
-    /// order); views then come out in id order and every group is collected already sorted.
-    /// </summary>
+    /// <summary>The initial build of a whole registry at one revision (see <see cref="FullBuild"/>).</summary>
     public static RegistrySnapshot BuildFull(IEnumerable<RegistryChange> state, long revision)
     {
-        var empty = RegistrySnapshot.Empty;
-        var pods = empty.Pods.ToBuilder();
-        var nodes = empty.Nodes.ToBuilder();
-        var nodeStatuses = empty.NodeStatuses.ToBuilder();
-        var lb = empty.LbDomains.ToBuilder();
-        var ssh = empty.SshUsers.ToBuilder();
-        var dnsRecords = empty.DnsRecords.ToBuilder();
-        var lbCertificates = empty.LbCertificates.ToBuilder();
-        string? datacenter = null;
-        var problems = empty.Problems.ToBuilder();
-        var records = new List<Workload>();
-        var statuses = new List<(WorkloadStatus Status, long Lease)>();
-
-        foreach (var c in state)
-        {
-            if (c.Problem is not null)
-            {
-                problems[c.Kind.Segment + "/" + c.Name] = c.Problem;
-                continue;
-            }
-            switch (c.Value)
-            {
-                case Pod p: pods[c.Name] = p; break;
-                case Node n: nodes[c.Name] = n; break;
-                case NodeStatus s: nodeStatuses[c.Name] = s; break;
-                case Workload w: records.Add(w); break;
-                case WorkloadStatus s: statuses.Add((s, c.Lease)); break;
-                case LbDomain d: lb[c.Name] = d; break;
-                case SshUser r when ReferenceEquals(c.Kind, Kinds.SshUsers): ssh[c.Name] = r; break;
-                case DnsRecordSet d: dnsRecords[c.Name] = d; break;
-                case LbCertificate t: lbCertificates[c.Name] = t; break;
-                case Datacenter d: datacenter = d.Name; break;
-                default: break;
-            }
-        }
-        SortIfNeeded(records, static w => w.Id);
-        SortIfNeeded(statuses, static s => s.Status.Id);
-
-        var frozenStatuses = nodeStatuses.ToImmutable();
-        var views = new List<WorkloadView>(Math.Max(records.Count, statuses.Count));
-        var ids = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        var byService = new Dictionary<ServiceKey, List<WorkloadView>>();
-        var byTag = new Dictionary<TagKey, List<WorkloadView>>();
-        var byLabel = new Dictionary<LabelKey, List<WorkloadView>>();
-        var byNode = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
-        var byIp = new Dictionary<string, List<WorkloadView>>(StringComparer.Ordinal);
-        var live = 0;
-        int ri = 0, si = 0;
-        while (ri < records.Count || si < statuses.Count)
-        {
-            var order = ri == records.Count ? 1 : si == statuses.Count ? -1 : string.CompareOrdinal(records[ri].Id, statuses[si].Status.Id);
-            var rec = order <= 0 ? records[ri++] : null;
-            var (st, lease) = order >= 0 ? statuses[si++] : default;
-            var v = NewView(rec?.Id ?? st!.Id, rec, st, lease, frozenStatuses);
-            if (views.Count > 0 && views[^1].Id == v.Id)
-                throw new ArgumentException($"workload {v.Id} appears twice in the state", nameof(state));
-            views.Add(v);
-            if (rec is null) continue;
-            Groups.Collect(ids, rec.Node, v.Id);
-            if (!v.IsLive) continue;
-            live++;
-            Groups.Collect(byService, new ServiceKey(rec.App, rec.Entrypoint), v);
-            WorkloadView.ForEachDistinctTag(rec, (byTag, v), static (s, tag) =>
-                Groups.Collect(s.byTag, new TagKey(s.v.Record!.App, s.v.Record.Entrypoint, tag), s.v));
-            foreach (var (k, val) in rec.Labels) Groups.Collect(byLabel, new LabelKey(k, val), v);
-            Groups.Collect(byNode, rec.Node, v);
-            v.ForEachAddressKey((byIp, v), static (s, ip) => Groups.Collect(s.byIp, ip, s.v));
-        }
-
-        var addresses = new List<AddressEntry>(byIp.Count);
-        foreach (var (ip, list) in byIp) addresses.Add(new AddressEntry(ip, ViewSet.FromSorted(list)));
-        SortIfNeeded(addresses, static a => a.Address);
-        return new RegistrySnapshot(
-            revision, pods.ToImmutable(), nodes.ToImmutable(), frozenStatuses,
-            ViewSet.FromSorted(views), lb.ToImmutable(), ssh.ToImmutable(), dnsRecords.ToImmutable(), problems.ToImmutable(),
-            Groups.Freeze(empty.LiveByService, byService), Groups.Freeze(empty.LiveByTag, byTag),
-            Groups.Freeze(empty.LiveByLabel, byLabel), Groups.Freeze(empty.LiveByNode, byNode),
-            AddressSet.FromSorted(addresses),
-            empty.IdsByNode.AddRange(ids.Select(kv => new KeyValuePair<string, IdSet>(kv.Key, IdSet.FromSorted(kv.Value)))),
-            live, lbCertificates.ToImmutable()) { Datacenter = datacenter };
+        var build = new FullBuild();
+        build.Add(state);
+        return build.Finish(revision);
     }
 
     /// <summary>Sorts by key (ordinal) unless already sorted: an O(n) check saves the sort in the usual case.</summary>
-    private static void SortIfNeeded<T>(List<T> items, Func<T, string> key)
+    internal static void SortIfNeeded<T>(List<T> items, Func<T, string> key)
     {
         for (var i = 1; i < items.Count; i++)
         {

@@ -3,6 +3,7 @@ using EdgeEru.Registry.Snapshot;
 using EdgeEru.Registry.Store;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Threading.Channels;
 using Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
@@ -196,29 +197,53 @@ public sealed class RegistryWatcher : IAsyncDisposable
 
     private async Task ListAsync(CancellationToken ct)
     {
-        // Pages are decoded on the thread pool while the next page is fetched: decoding is the
-        // expensive part of a large list, and this spreads it over the cores and under the I/O.
-        var pages = new List<Task<List<RegistryChange>>>();
+        // Pages are decoded on the thread pool while the next page is fetched, and a first list joins them into the
+        // snapshot in key order as they come: decoding and indexing run under the I/O, not after the last page. A
+        // list after the first builds at the end, as it must also hold what it lacks of the last snapshot.
+        var first = Current.Revision == 0;
+        var build = first ? new FullBuild() : null;
+        var state = first ? null : new List<RegistryChange>();
+        var pages = Channel.CreateUnbounded<Task<List<RegistryChange>>>(new UnboundedChannelOptions { SingleReader = true });
         var keys = 0;
-        var revision = await _store.RangePagesAsync(_store.Keys.Root, 0, page =>
+        var consume = Task.Run(async () =>
         {
-            var kvs = page.ToArray();
-            keys += kvs.Length;
-            pages.Add(Task.Run(() => Decode(kvs), ct));
-        }, ct);
-        var state = new List<RegistryChange>(keys);
-        foreach (var page in pages)
-            foreach (var change in await page)
+            await foreach (var page in pages.Reader.ReadAllAsync(ct))
             {
-                ReportProblem(change);
-                state.Add(change);
+                var changes = await page;
+                foreach (var change in changes) ReportProblem(change);
+                if (build is not null) build.Add(changes);
+                else state!.AddRange(changes);
             }
+        }, ct);
+        long revision;
+        try
+        {
+            revision = await _store.RangePagesAsync(_store.Keys.Root, 0, page =>
+            {
+                var kvs = page.ToArray();
+                keys += kvs.Length;
+                pages.Writer.TryWrite(Task.Run(() => Decode(kvs), ct));
+            }, ct);
+        }
+        finally
+        {
+            pages.Writer.TryComplete();
+        }
+        await consume;
         RegistrySnapshot snapshot;
         lock (_applyLock)
         {
-            // Lease-held keys the previous snapshot had and this list lacks are held like deleted ones.
-            var kept = _held.HoldMissing(Current, state);
-            snapshot = RegistrySnapshot.Build(state, revision);
+            var kept = 0;
+            if (build is not null)
+            {
+                snapshot = build.Finish(revision);
+            }
+            else
+            {
+                // Lease-held keys the previous snapshot had and this list lacks are held like deleted ones.
+                kept = _held.HoldMissing(Current, state!);
+                snapshot = RegistrySnapshot.Build(state!, revision);
+            }
             if (kept > 0)
                 _log.LogWarning("registry list lacks {Count} heartbeats and statuses of the last snapshot; serving them for {Grace}s more",
                     kept, _held.Grace.TotalSeconds);
