@@ -165,7 +165,8 @@ public class SnapshotTests
             }
             var streamed = build.Finish(5);
             var shuffled = RegistrySnapshot.Build(state.Values.OrderBy(_ => rnd.Next()).ToList(), 5);
-            Assert.True(Describe(streamed) == Describe(shuffled), $"seed {seed}:\nstreamed:\n{Describe(streamed)}\nbatch:\n{Describe(shuffled)}");
+            Assert.True(Describe(streamed) == Describe(shuffled),
+                $"seed {seed}:\nstreamed:\n{Describe(streamed)}\nbatch:\n{Describe(shuffled)}");
         }
     }
 
