@@ -52,6 +52,7 @@ public sealed class NodeAgent(
 
     private static readonly Wake FullReconcile = new("", "reconcile");
     private static readonly Wake HealthChanged = new("", "health");
+    private static readonly Wake ReconcileDone = new("", "listed");
     private readonly ConcurrentDictionary<string, HealthState> _health = new();
     private readonly Dictionary<string, WorkloadStatus> _written = [];
     private readonly Channel<Wake> _wake = Channel.CreateUnbounded<Wake>(new UnboundedChannelOptions { SingleReader = true });
@@ -67,6 +68,9 @@ public sealed class NodeAgent(
     private bool _dockerUp;
     private bool _etcdUp = true;
     private DateTime _nextReconcile = DateTime.MinValue;
+    private Task<IReadOnlyList<ContainerState>>? _listing;
+    private bool _listAgain;
+    private readonly HashSet<string> _eventsWhileListing = new(StringComparer.Ordinal);
 
     public string Node => options.Node;
 
@@ -131,6 +135,7 @@ public sealed class NodeAgent(
                 if (_dockerUp || _heartbeat)
                     log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
                 SetDockerUp(false);
+                DropListing(); // Docker's return starts a new one
                 await DrainWriteAsync();
                 if (_heartbeat) await StopHeartbeatAsync();
                 wait = backoff;
@@ -162,6 +167,18 @@ public sealed class NodeAgent(
         await stopEvents.CancelAsync();
         await events;
         await checks;
+        DropListing();
+    }
+
+    /// <summary>
+    /// Forgets a background listing (Docker is away, or the agent stops) without waiting for it: against a Docker that
+    /// hangs it ends only at the client's timeout. What it meets is observed and dropped.
+    /// </summary>
+    private void DropListing()
+    {
+        _listing?.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _listing = null;
+        _eventsWhileListing.Clear();
     }
 
     private static bool IsDockerFault(Exception ex, CancellationToken ct) =>
@@ -225,9 +242,11 @@ public sealed class NodeAgent(
     }
 
     /// <summary>
-    /// The containers again: all of them when a reconcile is due, else those the events named. A container known
-    /// to run whose only event is <c>die</c> is taken as stopped without asking Docker (the event says so, and a
-    /// stopped container has no addresses); any other event is inspected, and every reconcile is the truth.
+    /// The containers again: those the events named, and every one when a full listing (started when a reconcile is
+    /// due, in the background: it inspects each container) has come back. A container known to run whose only
+    /// event is <c>die</c> is taken as stopped without asking Docker (the event says so, and a stopped container has
+    /// no addresses); any other event is inspected. The listing is the truth but for containers with events since
+    /// it began, whose event-time state is newer.
     /// </summary>
     private async Task<bool> RefreshContainersAsync(List<Wake> wakes, CancellationToken ct)
     {
@@ -237,24 +256,38 @@ public sealed class NodeAgent(
             if (w == FullReconcile) full = true;
             else if (w.Id.Length > 0) died[w.Id] = w.Action == "die" && died.GetValueOrDefault(w.Id, true);
         var before = _containers;
-        if (full)
+        var b = _containers.ToBuilder();
+        foreach (var (id, onlyDied) in died)
         {
-            var list = await engine.ListEdgeEruAsync(ct);
-            _containers = list.ToImmutableDictionary(c => c.Id, StringComparer.Ordinal);
+            if (onlyDied && b.TryGetValue(id, out var known))
+                b[id] = known with { Running = false, Pid = 0, Addresses = Stopped, Addresses6 = Stopped };
+            else if (await engine.InspectAsync(id, ct) is { } c) b[c.Id] = c;
+            else b.Remove(id);
+            if (_listing is not null) _eventsWhileListing.Add(id);
+        }
+        if (_listing is { IsCompleted: true } listed)
+        {
+            _listing = null;
             _nextReconcile = DateTime.UtcNow + options.ReconcileInterval;
+            var list = await listed; // rethrows what Docker said (away: the round fails as any Docker call would)
+            var known = b.ToImmutable();
+            b.Clear();
+            foreach (var c in list)
+                if (!_eventsWhileListing.Contains(c.Id)) b[c.Id] = c;
+            foreach (var id in _eventsWhileListing)
+                if (known.TryGetValue(id, out var c)) b[id] = c;
+            _eventsWhileListing.Clear();
         }
-        else
+        if (_listing is not null && full) _listAgain = true; // e.g. the event stream broke while listing: list once more after it
+        else if (_listing is null && (full || _listAgain))
         {
-            var b = _containers.ToBuilder();
-            foreach (var (id, onlyDied) in died)
-            {
-                if (onlyDied && b.TryGetValue(id, out var known))
-                    b[id] = known with { Running = false, Pid = 0, Addresses = Stopped, Addresses6 = Stopped };
-                else if (await engine.InspectAsync(id, ct) is { } c) b[c.Id] = c;
-                else b.Remove(id);
-            }
-            _containers = b.ToImmutable();
+            _listAgain = false;
+            _nextReconcile = DateTime.MaxValue; // set again when the listing is in
+            // In the background: a Docker event is never held up behind a listing of every container.
+            _listing = Task.Run(() => engine.ListEdgeEruAsync(ct), ct);
+            _ = _listing.ContinueWith(_ => _wake.Writer.TryWrite(ReconcileDone), TaskScheduler.Default);
         }
+        _containers = b.ToImmutable();
         foreach (var gone in _health.Keys.Where(id => !_containers.ContainsKey(id))) _health.TryRemove(gone, out _);
         _metrics.Containers(_containers.Values.Count(c => c.Running), _containers.Values.Count(c => !c.Running));
         return !ReferenceEquals(before, _containers) && !Same(before, _containers);
