@@ -213,8 +213,7 @@ public sealed class NodeAgent(
             if (changed)
             {
                 ContainersChanged?.Invoke();
-                // A container (re)started: its first check need not wait for the next round. Only this loop releases.
-                if (_checkNow.CurrentCount == 0) _checkNow.Release();
+                WakeChecks(); // a container (re)started: its first check need not wait for the next round
             }
         }
     }
@@ -337,6 +336,18 @@ public sealed class NodeAgent(
         }
     }
 
+    private void WakeChecks()
+    {
+        try
+        {
+            if (_checkNow.CurrentCount == 0) _checkNow.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Woken already (a background registry write and the loop may both ask).
+        }
+    }
+
     /// <summary>Runs every due check at once (each bounded by its timeout).</summary>
     private async Task RunDueChecksAsync(CancellationToken ct)
     {
@@ -361,9 +372,9 @@ public sealed class NodeAgent(
         var address = c.Addresses.Values.FirstOrDefault() ?? c.Addresses6.Values.FirstOrDefault(); // IPv6-only: check over IPv6
         var problem = address is null ? "no address" : await HealthProbe.CheckAsync(w, address, ct);
         if (w.Healthcheck is not null) _metrics.Check(problem is null);
-        var reason = h.Reason;
+        var (reason, first) = (h.Reason, h.LastCheck == DateTimeOffset.MinValue);
         var verdict = h.Observe(problem, w.Healthcheck, DateTimeOffset.UtcNow);
-        if (verdict is not null || h.Reason != reason) _wake.Writer.TryWrite(HealthChanged); // the status changes
+        if (verdict is not null || h.Reason != reason || first) _wake.Writer.TryWrite(HealthChanged); // the status changes
         switch (verdict)
         {
             case true:
@@ -424,11 +435,20 @@ public sealed class NodeAgent(
         var snapshot = registry();
         if (snapshot.Revision == 0) return; // the watcher has not seen the registry yet: no record is known, nothing can be judged
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var toCheck = false;
         foreach (var c in _containers.Values)
         {
-            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is null) continue; // never a status without a record
+            // Never a status without a record.
+            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue;
             seen.Add(c.Id);
             var h = c.Running ? _health.GetValueOrDefault(c.Id) : null;
+            // A run's status waits for its first check (which wakes this writer): before it there is nothing to say, and
+            // a restarted container's health would still be its last run's.
+            if (c.Running && (h is null || h.StartedAt != Started(c, w) || h.LastCheck == DateTimeOffset.MinValue))
+            {
+                toCheck = true;
+                continue;
+            }
             var healthy = h?.Healthy == true;
             var status = new WorkloadStatus
             {
@@ -444,6 +464,7 @@ public sealed class NodeAgent(
             _metrics.Write("workload-status");
             _written[c.Id] = status;
         }
+        if (toCheck) WakeChecks();
         foreach (var gone in _written.Keys.Where(id => !seen.Contains(id)).ToList())
         {
             await store.DeleteAsync(Kinds.WorkloadStatus, gone, ct);

@@ -100,7 +100,8 @@ public sealed class LogShipper(
     /// cursor are history, as for running containers.
     /// </summary>
     private bool Unread(ContainerState c) =>
-        c.StartedAt != default && (cursors.Get(c.Id) is not null || c.StartedAt.ToUnixTimeMilliseconds() * 1_000_000 + StartMargin >= _started);
+        c.StartedAt != default
+        && (cursors.Get(c.Id) is not null || c.StartedAt.ToUnixTimeMilliseconds() * 1_000_000 + StartMargin >= _started);
 
     private async Task FollowAsync(ContainerState c, string app, long since, Attachment a)
     {
