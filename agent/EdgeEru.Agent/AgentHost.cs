@@ -6,14 +6,18 @@ using EdgeEru.Hosting;
 using EdgeEru.Registry.Store;
 using EdgeEru.Registry.Watch;
 using Microsoft.Extensions.Options;
+using Prometheus;
 
 namespace EdgeEru.Agent;
 
 /// <summary>eru-agent's host, built the same way for the binary and for tests.</summary>
 public static class AgentHost
 {
+    private static int _metricsConfigured;
+
     public static WebApplication Create(string[] args, Action<ILoggingBuilder>? logging = null)
     {
+        QuietMetrics();
         var builder = ServiceHost.CreateBuilder(args, logging);
         var problems = ConfigProblems(builder.Configuration);
         if (problems.Count > 0) throw new OptionsValidationException("eru-agent", typeof(AgentServiceOptions), problems);
@@ -68,6 +72,18 @@ public static class AgentHost
         });
         LogStreamApi.Map(app, builder.Configuration["Http:Token"]);
         return app;
+    }
+
+    /// <summary>
+    /// prometheus-net listens to every Meter and EventSource by default: with a health check per container every
+    /// second, HttpClient's per-address histograms grew by every container's address (memory and a measurement per
+    /// check). /metrics keeps the agent's own metrics, the registry watcher's meter and the process metrics, as eru-lb's.
+    /// </summary>
+    private static void QuietMetrics()
+    {
+        if (Interlocked.Exchange(ref _metricsConfigured, 1) == 1) return;
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true });
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => i.Meter.Name == RegistryWatcher.MeterName);
     }
 
     /// <summary>Every problem of the configuration at once, before anything starts (values that do not even bind included).</summary>

@@ -47,10 +47,16 @@ public sealed class NodeAgent(
     RegistryStore store, Func<RegistrySnapshot> registry, DockerEngine engine, AgentOptions options, ILogger<NodeAgent> log)
     : IAsyncDisposable
 {
-    private const string FullReconcile = "";
+    /// <summary>What woke the writer: a container's Docker event, a full reconcile, or a health verdict or reason that changed.</summary>
+    private readonly record struct Wake(string Id, string Action);
+
+    private static readonly Wake FullReconcile = new("", "reconcile");
+    private static readonly Wake HealthChanged = new("", "health");
+    private static readonly Wake ReconcileDone = new("", "listed");
     private readonly ConcurrentDictionary<string, HealthState> _health = new();
     private readonly Dictionary<string, WorkloadStatus> _written = [];
-    private readonly Channel<string> _wake = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Wake> _wake = Channel.CreateUnbounded<Wake>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly SemaphoreSlim _checkNow = new(0, 1);
     private readonly AgentMetrics _metrics = new(options.Node);
     private ImmutableDictionary<string, ContainerState> _containers = ImmutableDictionary<string, ContainerState>.Empty;
     private RegistryLease? _lease;
@@ -62,6 +68,9 @@ public sealed class NodeAgent(
     private bool _dockerUp;
     private bool _etcdUp = true;
     private DateTime _nextReconcile = DateTime.MinValue;
+    private Task<IReadOnlyList<ContainerState>>? _listing;
+    private bool _listAgain;
+    private readonly HashSet<string> _eventsWhileListing = new(StringComparer.Ordinal);
 
     public string Node => options.Node;
 
@@ -99,6 +108,8 @@ public sealed class NodeAgent(
     {
         using var stopEvents = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var events = Task.Run(() => FollowEventsAsync(stopEvents.Token), CancellationToken.None);
+        // Health checks keep their own cadence: a round of checks never stands between a Docker event and its status.
+        var checks = Task.Run(() => CheckLoopAsync(stopEvents.Token), CancellationToken.None);
         var backoff = TimeSpan.FromMilliseconds(500);
         while (!ct.IsCancellationRequested)
         {
@@ -124,6 +135,7 @@ public sealed class NodeAgent(
                 if (_dockerUp || _heartbeat)
                     log.LogWarning("agent {Node}: Docker does not answer ({Error}); heartbeat stopped", options.Node, ex.Message);
                 SetDockerUp(false);
+                DropListing(); // Docker's return starts a new one
                 await DrainWriteAsync();
                 if (_heartbeat) await StopHeartbeatAsync();
                 wait = backoff;
@@ -154,6 +166,19 @@ public sealed class NodeAgent(
         }
         await stopEvents.CancelAsync();
         await events;
+        await checks;
+        DropListing();
+    }
+
+    /// <summary>
+    /// Forgets a background listing (Docker is away, or the agent stops) without waiting for it: against a Docker that
+    /// hangs it ends only at the client's timeout. What it meets is observed and dropped.
+    /// </summary>
+    private void DropListing()
+    {
+        _listing?.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        _listing = null;
+        _eventsWhileListing.Clear();
     }
 
     private static bool IsDockerFault(Exception ex, CancellationToken ct) =>
@@ -161,19 +186,36 @@ public sealed class NodeAgent(
             or global::Docker.DotNet.DockerApiException
         || ex is OperationCanceledException && !ct.IsCancellationRequested; // Docker.DotNet's own request timeout
 
-    /// <summary>One round: Docker answers? containers (all, or those events named), due checks, then the registry.</summary>
+    /// <summary>
+    /// One round: Docker answers? containers (all, or those events named), then the registry. Health checks run in
+    /// their own loop (<see cref="CheckLoopAsync"/>); a verdict that changes wakes this one.
+    /// </summary>
     public async Task TickAsync(CancellationToken ct)
     {
-        await engine.PingAsync(ct); // throws when Docker is away
+        var wakes = new List<Wake>();
+        while (_wake.Reader.TryRead(out var w)) wakes.Add(w);
+        // A round woken by Docker's events needs no ping: the event stream just spoke. The interval's rounds find Docker away.
+        if (!_dockerUp || !wakes.Exists(w => w.Id.Length > 0)) await engine.PingAsync(ct); // throws when Docker is away
         if (!_dockerUp)
         {
             SetDockerUp(true);
             _nextReconcile = DateTime.MinValue; // events may have been missed: list everything
             log.LogInformation("agent {Node}: Docker answers; reconciling every container", options.Node);
         }
-        await RefreshContainersAsync(ct);
-        await RunDueChecksAsync(ct);
-        await SyncRegistryAsync(ct);
+        var changed = await RefreshContainersAsync(wakes, ct);
+        try
+        {
+            await SyncRegistryAsync(ct);
+        }
+        finally
+        {
+            // After the write: the log shipper's and the checks' reactions never come before the status.
+            if (changed)
+            {
+                ContainersChanged?.Invoke();
+                WakeChecks(); // a container (re)started: its first check need not wait for the next round
+            }
+        }
     }
 
     /// <summary>
@@ -198,34 +240,59 @@ public sealed class NodeAgent(
         await write;
     }
 
-    private async Task RefreshContainersAsync(CancellationToken ct)
+    /// <summary>
+    /// The containers again: those the events named, and every one when a full listing (started when a reconcile is
+    /// due, in the background: it inspects each container) has come back. A container known to run whose only
+    /// event is <c>die</c> is taken as stopped without asking Docker (the event says so, and a stopped container has
+    /// no addresses); any other event is inspected. The listing is the truth but for containers with events since
+    /// it began, whose event-time state is newer.
+    /// </summary>
+    private async Task<bool> RefreshContainersAsync(List<Wake> wakes, CancellationToken ct)
     {
-        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var died = new Dictionary<string, bool>(StringComparer.Ordinal); // id → only die events: no inspect needed
         var full = DateTime.UtcNow >= _nextReconcile;
-        while (_wake.Reader.TryRead(out var id))
-            if (id == FullReconcile) full = true;
-            else ids.Add(id);
+        foreach (var w in wakes)
+            if (w == FullReconcile) full = true;
+            else if (w.Id.Length > 0) died[w.Id] = w.Action == "die" && died.GetValueOrDefault(w.Id, true);
         var before = _containers;
-        if (full)
+        var b = _containers.ToBuilder();
+        foreach (var (id, onlyDied) in died)
         {
-            var list = await engine.ListEdgeEruAsync(ct);
-            _containers = list.ToImmutableDictionary(c => c.Id, StringComparer.Ordinal);
+            if (onlyDied && b.TryGetValue(id, out var known))
+                b[id] = known with { Running = false, Pid = 0, Addresses = Stopped, Addresses6 = Stopped };
+            else if (await engine.InspectAsync(id, ct) is { } c) b[c.Id] = c;
+            else b.Remove(id);
+            if (_listing is not null) _eventsWhileListing.Add(id);
+        }
+        if (_listing is { IsCompleted: true } listed)
+        {
+            _listing = null;
             _nextReconcile = DateTime.UtcNow + options.ReconcileInterval;
+            var list = await listed; // rethrows what Docker said (away: the round fails as any Docker call would)
+            var known = b.ToImmutable();
+            b.Clear();
+            foreach (var c in list)
+                if (!_eventsWhileListing.Contains(c.Id)) b[c.Id] = c;
+            foreach (var id in _eventsWhileListing)
+                if (known.TryGetValue(id, out var c)) b[id] = c;
+            _eventsWhileListing.Clear();
         }
-        else
+        if (_listing is not null && full) _listAgain = true; // e.g. the event stream broke while listing: list once more after it
+        else if (_listing is null && (full || _listAgain))
         {
-            var b = _containers.ToBuilder();
-            foreach (var id in ids)
-            {
-                if (await engine.InspectAsync(id, ct) is { } c) b[c.Id] = c;
-                else b.Remove(id);
-            }
-            _containers = b.ToImmutable();
+            _listAgain = false;
+            _nextReconcile = DateTime.MaxValue; // set again when the listing is in
+            // In the background: a Docker event is never held up behind a listing of every container.
+            _listing = Task.Run(() => engine.ListEdgeEruAsync(ct), ct);
+            _ = _listing.ContinueWith(_ => _wake.Writer.TryWrite(ReconcileDone), TaskScheduler.Default);
         }
+        _containers = b.ToImmutable();
         foreach (var gone in _health.Keys.Where(id => !_containers.ContainsKey(id))) _health.TryRemove(gone, out _);
         _metrics.Containers(_containers.Values.Count(c => c.Running), _containers.Values.Count(c => !c.Running));
-        if (!ReferenceEquals(before, _containers) && !Same(before, _containers)) ContainersChanged?.Invoke();
+        return !ReferenceEquals(before, _containers) && !Same(before, _containers);
     }
+
+    private static readonly IReadOnlyDictionary<string, string> Stopped = ImmutableDictionary<string, string>.Empty;
 
     private static bool Same(ImmutableDictionary<string, ContainerState> a, ImmutableDictionary<string, ContainerState> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var c) && c.Running == kv.Value.Running
@@ -237,13 +304,57 @@ public sealed class NodeAgent(
     /// </summary>
     public bool IsRecorded(string containerId) => registry().Workloads.TryGetValue(containerId, out var view) && view.Record is not null;
 
-    /// <summary>Runs every due check at once (each bounded by its timeout), whether or not etcd is there.</summary>
+    /// <summary>
+    /// Checks every interval (and at once when a container starts), whether or not etcd or Docker is there. A verdict
+    /// or reason that changes wakes the writer: checks and statuses never wait for each other.
+    /// </summary>
+    private async Task CheckLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await RunDueChecksAsync(ct);
+                await _checkNow.WaitAsync(options.Interval, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                log.LogError(ex, "agent {Node}: check round failed", options.Node);
+                try
+                {
+                    await Task.Delay(options.Interval, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void WakeChecks()
+    {
+        try
+        {
+            if (_checkNow.CurrentCount == 0) _checkNow.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Woken already (a background registry write and the loop may both ask).
+        }
+    }
+
+    /// <summary>Runs every due check at once (each bounded by its timeout).</summary>
     private async Task RunDueChecksAsync(CancellationToken ct)
     {
         var snapshot = registry();
         var now = DateTimeOffset.UtcNow;
         var checks = new List<Task>();
-        foreach (var c in _containers.Values)
+        foreach (var c in Containers.Values)
         {
             if (!c.Running || !snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue;
             var h = _health.AddOrUpdate(c.Id, _ => new HealthState(Started(c, w)),
@@ -261,7 +372,10 @@ public sealed class NodeAgent(
         var address = c.Addresses.Values.FirstOrDefault() ?? c.Addresses6.Values.FirstOrDefault(); // IPv6-only: check over IPv6
         var problem = address is null ? "no address" : await HealthProbe.CheckAsync(w, address, ct);
         if (w.Healthcheck is not null) _metrics.Check(problem is null);
-        switch (h.Observe(problem, w.Healthcheck, DateTimeOffset.UtcNow))
+        var (reason, first) = (h.Reason, h.LastCheck == DateTimeOffset.MinValue);
+        var verdict = h.Observe(problem, w.Healthcheck, DateTimeOffset.UtcNow);
+        if (verdict is not null || h.Reason != reason || first) _wake.Writer.TryWrite(HealthChanged); // the status changes
+        switch (verdict)
         {
             case true:
                 log.LogInformation("workload {Name} healthy", w.Name);
@@ -321,11 +435,20 @@ public sealed class NodeAgent(
         var snapshot = registry();
         if (snapshot.Revision == 0) return; // the watcher has not seen the registry yet: no record is known, nothing can be judged
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var toCheck = false;
         foreach (var c in _containers.Values)
         {
-            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is null) continue; // never a status without a record
+            // Never a status without a record.
+            if (!snapshot.Workloads.TryGetValue(c.Id, out var view) || view.Record is not { } w) continue;
             seen.Add(c.Id);
             var h = c.Running ? _health.GetValueOrDefault(c.Id) : null;
+            // A run's status waits for its first check (which wakes this writer): before it there is nothing to say, and
+            // a restarted container's health would still be its last run's.
+            if (c.Running && (h is null || h.StartedAt != Started(c, w) || h.LastCheck == DateTimeOffset.MinValue))
+            {
+                toCheck = true;
+                continue;
+            }
             var healthy = h?.Healthy == true;
             var status = new WorkloadStatus
             {
@@ -341,6 +464,7 @@ public sealed class NodeAgent(
             _metrics.Write("workload-status");
             _written[c.Id] = status;
         }
+        if (toCheck) WakeChecks();
         foreach (var gone in _written.Keys.Where(id => !seen.Contains(id)).ToList())
         {
             await store.DeleteAsync(Kinds.WorkloadStatus, gone, ct);
@@ -369,7 +493,7 @@ public sealed class NodeAgent(
                 await engine.FollowEventsAsync(e =>
                 {
                     _metrics.Event(e.Action);
-                    _wake.Writer.TryWrite(e.Id);
+                    if (Changes(e.Action)) _wake.Writer.TryWrite(new Wake(e.Id, e.Action));
                 }, ct);
                 if (DateTime.UtcNow - connected > TimeSpan.FromSeconds(10)) backoff = TimeSpan.FromMilliseconds(500);
             }
@@ -392,6 +516,16 @@ public sealed class NodeAgent(
             backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, options.DockerBackoffMax.Ticks));
         }
     }
+
+    /// <summary>
+    /// Whether an event can change what the agent reports. <c>kill</c> and <c>oom</c> come before the <c>die</c> that
+    /// matters (or the process lives on); execs, attaches and copies leave the container as it was. Inspecting for them
+    /// would only put a round trip before the die.
+    /// </summary>
+    private static bool Changes(string action) =>
+        !action.StartsWith("exec_", StringComparison.Ordinal)
+        && action is not ("kill" or "oom" or "attach" or "detach" or "resize" or "top" or "archive-path" or "extract-to-dir"
+            or "copy" or "export" or "commit");
 
     /// <summary>Waits for a background write to end (its outcome no longer matters: Docker is away and the heartbeat goes).</summary>
     private async Task DrainWriteAsync()

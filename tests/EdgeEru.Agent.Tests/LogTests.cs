@@ -76,6 +76,28 @@ public sealed partial class LogTests(RigFixture rig, EtcdFixture etcd, ITestOutp
     }
 
     [Fact]
+    public async Task A_container_that_ends_before_its_record_is_written_still_has_its_lines_shipped()
+    {
+        // Core writes the record after the container started: a short run can be over before the agent may follow it
+        // (the perf benchmark's log step once waited for 100,000 lines of such a container that never came).
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        await using var scene = new AgentScene(rig, etcd.Url, output);
+        await scene.RegisterNodeAsync();
+        await scene.StartAgentAsync("--Logs:Sinks:0:Type", "tcp",
+            "--Logs:Sinks:0:Address", $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}", "--Logs:Sinks:0:Name", "short");
+        await scene.DeployAsync("short", ["sh", "-c", "i=0; while [ $i -lt 50 ]; do echo \"line $i\"; i=$((i+1)); done"]);
+
+        using var client = await listener.AcceptTcpClientAsync().WaitAsync(TimeSpan.FromSeconds(20));
+        using var reader = new StreamReader(client.GetStream(), Encoding.UTF8);
+        var lines = new List<string>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (lines.Count < 50 && await reader.ReadLineAsync(cts.Token) is { } line)
+            lines.Add(JsonDocument.Parse(line).RootElement.GetProperty("line").GetString()!);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => $"line {i}"), lines);
+    }
+
+    [Fact]
     public async Task An_agent_restarted_with_its_cursor_file_ships_what_was_written_meanwhile_and_nothing_twice()
     {
         var dir = Directory.CreateTempSubdirectory("eru-cursor-").FullName;

@@ -10,7 +10,9 @@ namespace EdgeEru.Agent.Logs;
 /// </summary>
 public sealed class LineSplitter(int maxLineBytes)
 {
-    private readonly byte[] _pending = new byte[Math.Max(4, maxLineBytes)];
+    // Grows up to the bound as long lines come: one splitter per stream of every container, most lines are short.
+    private readonly int _max = Math.Max(4, maxLineBytes);
+    private byte[] _pending = new byte[Math.Min(256, Math.Max(4, maxLineBytes))];
     private int _length;
 
     private bool _continues;
@@ -25,6 +27,8 @@ public sealed class LineSplitter(int maxLineBytes)
         {
             var nl = data.IndexOf((byte)'\n');
             var take = nl < 0 ? data.Length : nl;
+            if (take > _pending.Length - _length && _pending.Length < _max)
+                Array.Resize(ref _pending, Math.Min(_max, Math.Max(_pending.Length * 2, _length + take)));
             var room = _pending.Length - _length;
             if (take > room)
             {

@@ -65,9 +65,10 @@ public sealed class LogShipper(
         foreach (var c in containers.Values)
         {
             // Only this cluster's workloads: a container whose record comes later is attached then, from its start.
-            if (!c.Running || !c.Labels.TryGetValue(DockerEngine.AppLabel, out var app) || !agent.IsRecorded(c.Id)) continue;
+            if (!c.Labels.TryGetValue(DockerEngine.AppLabel, out var app) || !agent.IsRecorded(c.Id)) continue;
             _attached.TryGetValue(c.Id, out var current);
-            if (current is not null && current.StartedAt == c.StartedAt && !current.Run.IsCompleted) continue;
+            if (current is not null && current.StartedAt == c.StartedAt && (!current.Run.IsCompleted || !c.Running)) continue;
+            if (!c.Running && !Unread(c)) continue;
             // After the last line shipped, when there is one (this run's, or a previous agent's from the cursor
             // file). Else from the run's start — less a margin, as Docker stamps StartedAt after the process may
             // already have written — but not before this agent started (without a cursor, older lines are history).
@@ -91,6 +92,16 @@ public sealed class LogShipper(
             cursors.Forget(id);
         }
     }
+
+    /// <summary>
+    /// Whether a stopped container's last run may have output this agent never read: it ran and ended between two
+    /// looks (its record came late, or it was short), or while the agent was down (a cursor says where the agent
+    /// stopped). Docker answers such a follow with the run's lines and ends. Runs older than the agent without a
+    /// cursor are history, as for running containers.
+    /// </summary>
+    private bool Unread(ContainerState c) =>
+        c.StartedAt != default
+        && (cursors.Get(c.Id) is not null || c.StartedAt.ToUnixTimeMilliseconds() * 1_000_000 + StartMargin >= _started);
 
     private async Task FollowAsync(ContainerState c, string app, long since, Attachment a)
     {
@@ -118,7 +129,8 @@ public sealed class LogShipper(
         {
             using var stream = await engine.FollowLogsAsync(c.Id, since, a.Stop.Token);
             log.LogDebug("following the output of {Container} ({App}.{Entrypoint}.{Ident})", c.Name, app, entrypoint, ident);
-            var buffer = new byte[64 * 1024];
+            // Docker sends a frame per line (at most 16 KiB of it): a bigger buffer would only hold memory, 200 containers over.
+            var buffer = new byte[8 * 1024];
             while (true)
             {
                 var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, a.Stop.Token);

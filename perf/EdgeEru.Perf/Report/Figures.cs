@@ -84,6 +84,8 @@ public static class Figures
         new("lb", "rule graph change → routing, p99", "graph_change_p99_ms", "<=", 100, "ms"),
         new("lb", "health change → routing, p99", "health_change_p99_ms", "<=", 100, "ms"),
         new("lb", "failed requests during a rolling replace", "rolling_replace_failed", "==", 0, "requests"),
+        new("agent", "container death → status p50 vs Docker's die event", "death_to_status_p50_ratio_vs_die_event", "<=", 1.2, "×"),
+        new("agent", "agent memory (RSS) with 200 containers", "agent_rss_mb", "<=", 80, "MB"),
         new("agent", "dropped log lines", "log_lines_dropped", "==", 0, "lines"),
         new("self-hosting", "failed requests: replica killed, eru-lb replaced, edge rebuilt", "failed_requests", "==", 0, "requests"),
         new("chaos", "failed DNS, HTTP and SSH requests over eight faults", "failed_requests", "==", 0, "requests"),
