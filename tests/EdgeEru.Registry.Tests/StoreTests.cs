@@ -64,6 +64,37 @@ public class StoreTests(EtcdFixture etcd) : IClassFixture<EtcdFixture>
     }
 
     [Fact]
+    public async Task A_large_list_read_in_tiles_gives_every_key_once_in_key_order()
+    {
+        var prefix = EtcdFixture.NewPrefix();
+        var (conn, store) = etcd.Connect(prefix);
+        using var _ = conn;
+        // Past four pages: the range is then read in tiles by the id's first character. Hex ids as Docker makes them,
+        // and a few that are not hex at all (they fall in the first or last tile).
+        var ids = Enumerable.Range(0, 4 * RegistryStore.PageSize + 700)
+            .Select(i => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(i)))[..16])
+            .Concat(["-odd", "zz-top", "Upper"]).ToList();
+        foreach (var chunk in ids.Chunk(60))
+        {
+            var tx = store.Begin();
+            foreach (var id in chunk)
+            {
+                tx.Put(Kinds.Workloads, Samples.Workload(id));
+                tx.Put(Kinds.WorkloadStatus, Samples.Status(id));
+            }
+            Assert.True(await tx.CommitAsync());
+        }
+        await store.PutAsync(Kinds.Pods, Samples.Pod("p1"));
+        var keys = new List<string>();
+        var rev = await store.RangePagesAsync(store.Keys.Root, 0, page => keys.AddRange(page.Select(kv => kv.Key.ToStringUtf8())),
+            CancellationToken.None);
+        Assert.True(rev > 0);
+        Assert.Equal(2 * ids.Count + 1, keys.Count);
+        Assert.Equal(keys.Count, keys.Distinct().Count());
+        Assert.Equal(keys.Order(StringComparer.Ordinal), keys); // statuses before records, each in id order
+    }
+
+    [Fact]
     public async Task Create_only_creates_once()
     {
         var (conn, store) = etcd.Connect();

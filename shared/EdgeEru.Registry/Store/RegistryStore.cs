@@ -1,3 +1,4 @@
+using System.Text;
 using EdgeEru.Registry.Etcd;
 using EdgeEru.Registry.Model;
 using Etcdserverpb;
@@ -100,28 +101,63 @@ public sealed class RegistryStore
         return resp.Kvs.Count == 0 ? 0 : resp.Kvs[0].ModRevision;
     }
 
-    /// <summary>Reads every key under <paramref name="prefix"/> at one revision (the first page's, unless given).</summary>
+    /// <summary>Reads every key under <paramref name="prefix"/> at one revision (the first page's, unless given), in key order.</summary>
     internal async Task<long> RangePagesAsync(
         string prefix, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct)
     {
-        var start = ByteString.CopyFromUtf8(prefix);
-        var end = ByteString.CopyFrom(RegistryKeys.RangeEnd(start.Span));
-        while (true)
+        var start = Encoding.UTF8.GetBytes(prefix);
+        var end = RegistryKeys.RangeEnd(start);
+        // The kinds that grow with the cluster are ranges of their own: a page then counts what is left of its kind only.
+        byte[][] kinds = prefix == Keys.Root
+            ? [Encoding.UTF8.GetBytes(Keys.Root + Kinds.WorkloadStatus.Segment + "/"),
+                Encoding.UTF8.GetBytes(Keys.Root + Kinds.Workloads.Segment + "/")]
+            : [];
+        var from = start;
+        foreach (var kind in kinds)
+        {
+            revision = await RangeAsync(from, kind, revision, onPage, ct);
+            from = RegistryKeys.RangeEnd(kind);
+            revision = await RangeAsync(kind, from, revision, onPage, ct);
+        }
+        return await RangeAsync(from, end, revision, onPage, ct);
+    }
+
+    /// <summary>
+    /// Pages through [<paramref name="start"/>, <paramref name="end"/>). etcd 3.4 walks every key of the range on each
+    /// limited read (to count them), so paging through one large range costs O(n²/page): a range found to hold many
+    /// keys is read in tiles by the first character after its start (ids are hex), each paged on its own.
+    /// </summary>
+    private async Task<long> RangeAsync(
+        byte[] start, byte[] end, long revision, Action<IReadOnlyList<Mvccpb.KeyValue>> onPage, CancellationToken ct,
+        bool tiled = false)
+    {
+        var next = start;
+        while (next.AsSpan().SequenceCompareTo(end) < 0)
         {
             var resp = await _etcd.KV.RangeAsync(new RangeRequest
             {
-                Key = start,
-                RangeEnd = end,
+                Key = ByteString.CopyFrom(next),
+                RangeEnd = ByteString.CopyFrom(end),
                 Limit = PageSize,
                 Revision = revision,
             }, deadline: _etcd.Deadline, cancellationToken: ct);
             if (revision == 0) revision = resp.Header.Revision;
-            onPage(resp.Kvs);
+            if (resp.Kvs.Count > 0) onPage(resp.Kvs);
             if (!resp.More || resp.Kvs.Count == 0) return revision;
-            // Next page starts just after the last key.
-            var last = resp.Kvs[^1].Key.ToByteArray();
-            start = ByteString.CopyFrom([.. last, 0]);
+            next = [.. resp.Kvs[^1].Key.Span, 0]; // just after the last key
+            if (tiled || resp.Count <= 4 * PageSize) continue;
+            const string cuts = "123456789abcdef";
+            for (var i = 0; i <= cuts.Length; i++)
+            {
+                byte[] lo = i == 0 ? start : [.. start, (byte)cuts[i - 1]];
+                byte[] hi = i == cuts.Length ? end : [.. start, (byte)cuts[i]];
+                if (hi.AsSpan().SequenceCompareTo(end) > 0) hi = end;
+                if (next.AsSpan().SequenceCompareTo(lo) > 0) lo = next;
+                if (lo.AsSpan().SequenceCompareTo(hi) < 0) revision = await RangeAsync(lo, hi, revision, onPage, ct, tiled: true);
+            }
+            return revision;
         }
+        return revision;
     }
 
     /// <summary>The key every write of private keys alone touches as well (<c>{prefix}/sync</c>; followers skip it).</summary>
