@@ -14,7 +14,7 @@ namespace EdgeEru.Perf;
 /// ssh: the gateway (eru-ssh → Docker exec) against the path users would otherwise build: OpenSSH sshd on a loopback
 /// port whose forced command runs <c>docker exec</c> into the same container. Both: time to run <c>true</c>
 /// (connect, auth, exec, exit; p50/p99) and bulk throughput of 1 GiB out of the container, with the ssh binary as client.
-/// Then 100 sessions opened at once and kept open (<c>echo ready; exec sleep</c>): each one's setup time until its
+/// Then 100 sessions opened at once and kept open (<c>echo ready; exec cat</c>): each one's setup time until its
 /// <c>ready</c> arrives, and the server's memory with all of them open: eru-ssh's RSS against the sum of the RSS of every
 /// sshd process (the listener, and per session its privilege-separation monitor and the session's own sshd); the
 /// <c>docker exec</c> clients the anchor runs per session are reported apart (and not counted against it). Two rounds,
@@ -237,7 +237,8 @@ internal static class SshBenchmark
                     RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
                 };
                 foreach (var a in args[..^1]) psi.ArgumentList.Add(a);
-                psi.ArgumentList.Add("echo ready; exec sleep 600");
+                // Open until the client leaves, as a shell waiting for input: both servers then end it on stdin's EOF.
+                psi.ArgumentList.Add("echo ready; exec cat >/dev/null");
                 var sw = Stopwatch.StartNew();
                 var p = Process.Start(psi)!;
                 clients.Add(p);
@@ -271,7 +272,9 @@ internal static class SshBenchmark
                 await p.WaitForExitAsync();
                 p.Dispose();
             }
-            await Task.Delay(TimeSpan.FromSeconds(2)); // the servers end those sessions before the next round
+            // The servers end those sessions before the next round (sshd: back to its listener alone).
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            for (var i = 0; i < 150 && Tree(serverPid).Skip(1).Any(); i++) await Task.Delay(200);
         }
     }
 
