@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text.Json;
 using EdgeEru.Dev;
@@ -13,6 +14,11 @@ namespace EdgeEru.Perf;
 /// ssh: the gateway (eru-ssh → Docker exec) against the path users would otherwise build: OpenSSH sshd on a loopback
 /// port whose forced command runs <c>docker exec</c> into the same container. Both: time to run <c>true</c>
 /// (connect, auth, exec, exit; p50/p99) and bulk throughput of 1 GiB out of the container, with the ssh binary as client.
+/// Then 100 sessions opened at once and kept open (<c>echo ready; exec cat</c>): each one's setup time until its
+/// <c>ready</c> arrives, and the server's memory with all of them open: eru-ssh's RSS against the sum of the RSS of every
+/// sshd process (the listener, and per session its privilege-separation monitor and the session's own sshd); the
+/// <c>docker exec</c> clients the anchor runs per session are reported apart (and not counted against it). Two rounds,
+/// the order swapped; the pooled setup times and each side's largest RSS are reported.
 /// </summary>
 internal static class SshBenchmark
 {
@@ -20,6 +26,7 @@ internal static class SshBenchmark
     {
         var runs = BenchCluster.Arg(args, "--runs", 30);
         var mib = BenchCluster.Arg(args, "--mib", 1024);
+        var sessions = BenchCluster.Arg(args, "--sessions", 100);
         if (!Environment.IsPrivilegedProcess)
             throw new InvalidOperationException("the ssh benchmark needs root (a simulated Docker host and sshd)");
         var sshd = Tools.Find("sshd", "openssh-server");
@@ -57,7 +64,9 @@ internal static class SshBenchmark
             await using var gateway = ChildProcess.Start("dotnet", [dll, "--Registry:Endpoints", etcd.ClientUrl,
                 "--Ssh:Port", eruPort.ToString(), "--Ssh:HostKeyDirectory", Path.Combine(dir, "eru-keys"),
                 "--Ssh:AuditLog", Path.Combine(dir, "audit.jsonl"), "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
+                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning",
+                // The concurrent sessions are one user's: lift the per-user cap (20) as sshd's MaxStartups is lifted below.
+                "--Ssh:MaxSessionsPerUser", (sessions + 10).ToString()]);
 
             // The anchor: sshd whose forced command is docker exec into the same container.
             var sshdPort = Ports.FreeTcp();
@@ -75,6 +84,7 @@ internal static class SshBenchmark
                 PasswordAuthentication no
                 KbdInteractiveAuthentication no
                 PermitRootLogin prohibit-password
+                MaxStartups {sessions + 10}
                 ForceCommand {docker} -H {host.Endpoint} exec -i {container} sh -c "$SSH_ORIGINAL_COMMAND"
                 """);
             Directory.CreateDirectory("/run/sshd"); // sshd's privilege separation directory
@@ -126,6 +136,30 @@ internal static class SshBenchmark
                 Console.WriteLine($"{who,-5} true: p50 {Stats.Percentile(list, 50):F1} ms  p99 {Stats.Percentile(list, 99):F1} ms  " +
                     $"({list.Count} runs)");
 
+            // Many sessions at once, all kept open; the order swapped between rounds (the first meets a quieter dockerd).
+            var servers = new Dictionary<string, int> { ["eru"] = gateway.Id, ["sshd"] = anchor.Id };
+            var concurrentSetup = targets.ToDictionary(t => t.Who, _ => new List<double>());
+            var rss = targets.ToDictionary(t => t.Who, _ => 0.0);
+            var failed = targets.ToDictionary(t => t.Who, _ => 0);
+            var execClientsMb = 0.0;
+            var eruIdleMb = ServerRssKb(gateway.Id, "eru") / 1024.0;
+            for (var round = 0; round < 2; round++)
+                foreach (var (who, a) in round == 0 ? targets : Enumerable.Reverse(targets))
+                {
+                    var c = await ConcurrentAsync(ssh, a, sessions, servers[who], who);
+                    concurrentSetup[who].AddRange(c.SetupMs);
+                    rss[who] = Math.Max(rss[who], c.ServerRssMb);
+                    failed[who] += c.Failed;
+                    if (who == "sshd") execClientsMb = Math.Max(execClientsMb, c.DockerCliRssMb);
+                    Console.WriteLine($"{who,-5} {sessions} sessions at once: setup p50 {Stats.Percentile(c.SetupMs, 50):F0} ms  " +
+                        $"p99 {Stats.Percentile(c.SetupMs, 99):F0} ms  server RSS {c.ServerRssMb:F0} MB  failed {c.Failed}" +
+                        (who == "sshd" ? $"  (docker exec clients {c.DockerCliRssMb:F0} MB)" : ""));
+                }
+
+            var setupRatio = Stats.Percentile(setup["eru"], 50) / Stats.Percentile(setup["sshd"], 50);
+            var throughputRatio = throughput["eru"] / throughput["sshd"];
+            var eruP99 = Stats.Percentile(concurrentSetup["eru"], 99);
+            var sshdP99 = Stats.Percentile(concurrentSetup["sshd"], 99);
             var result = new Dictionary<string, object>
             {
                 ["runs"] = runs, ["mib"] = mib,
@@ -133,9 +167,23 @@ internal static class SshBenchmark
                 ["eru_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["eru"], 99), 1),
                 ["sshd_true_p50_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 50), 1),
                 ["sshd_true_p99_ms"] = Stats.Round(Stats.Percentile(setup["sshd"], 99), 1),
-                ["setup_p50_ratio_vs_sshd"] = Stats.Round(Stats.Percentile(setup["eru"], 50) / Stats.Percentile(setup["sshd"], 50)),
+                ["setup_p50_ratio_vs_sshd"] = Stats.Round(setupRatio),
                 ["eru_mib_s"] = Math.Round(throughput["eru"]), ["sshd_mib_s"] = Math.Round(throughput["sshd"]),
-                ["throughput_ratio_vs_sshd"] = Stats.Round(throughput["eru"] / throughput["sshd"]),
+                ["throughput_ratio_vs_sshd"] = Stats.Round(throughputRatio),
+                ["concurrent_sessions"] = sessions,
+                ["eru_concurrent_setup_p50_ms"] = Stats.Round(Stats.Percentile(concurrentSetup["eru"], 50), 1),
+                ["eru_concurrent_setup_p99_ms"] = Stats.Round(eruP99, 1),
+                ["sshd_concurrent_setup_p50_ms"] = Stats.Round(Stats.Percentile(concurrentSetup["sshd"], 50), 1),
+                ["sshd_concurrent_setup_p99_ms"] = Stats.Round(sshdP99, 1),
+                ["eru_concurrent_failed"] = failed["eru"], ["sshd_concurrent_failed"] = failed["sshd"],
+                ["eru_rss_mb_idle"] = Math.Round(eruIdleMb),
+                ["eru_rss_mb_100_sessions"] = Math.Round(rss["eru"]),
+                ["sshd_rss_mb_100_sessions"] = Math.Round(rss["sshd"]),
+                ["sshd_docker_exec_clients_rss_mb_100_sessions"] = Math.Round(execClientsMb),
+                ["concurrent_setup_p99_ratio_vs_sshd"] = Stats.Round(eruP99 / sshdP99),
+                ["rss_ratio_vs_sshd_100_sessions"] = Stats.Round(rss["eru"] / rss["sshd"]),
+                ["targets_met"] = setupRatio < 1 && throughputRatio >= 1 && eruP99 <= sshdP99 && rss["eru"] <= rss["sshd"]
+                    && failed["eru"] == 0,
             };
             Console.WriteLine("RESULT ssh " + JsonSerializer.Serialize(result));
             return 0;
@@ -166,6 +214,115 @@ internal static class SshBenchmark
         var ms = sw.Elapsed.TotalMilliseconds;
         if (p.ExitCode != 0) Console.Error.WriteLine($"ssh exited {p.ExitCode}: {(await err).Trim()}");
         return (p.ExitCode, ms, countOut ? total : 0);
+    }
+
+    private sealed record ConcurrentRun(List<double> SetupMs, int Failed, double ServerRssMb, double DockerCliRssMb);
+
+    /// <summary>
+    /// Opens <paramref name="sessions"/> sessions at once (stdin kept open, as a user's), each timed from its client's start
+    /// until its <c>ready</c> line; with all of them open, the server's RSS; then the clients are killed (by their pids).
+    /// </summary>
+    private static async Task<ConcurrentRun> ConcurrentAsync(string ssh, string[] args, int sessions, int serverPid, string who)
+    {
+        var clients = new List<Process>();
+        var setup = new List<double>();
+        var failed = 0;
+        try
+        {
+            var ready = new List<Task>();
+            for (var i = 0; i < sessions; i++)
+            {
+                var psi = new ProcessStartInfo(ssh)
+                {
+                    RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+                };
+                foreach (var a in args[..^1]) psi.ArgumentList.Add(a);
+                // Open until the client leaves, as a shell waiting for input: both servers then end it on stdin's EOF.
+                psi.ArgumentList.Add("echo ready; exec cat >/dev/null");
+                var sw = Stopwatch.StartNew();
+                var p = Process.Start(psi)!;
+                clients.Add(p);
+                _ = p.StandardError.ReadToEndAsync();
+                ready.Add(Task.Run(async () =>
+                {
+                    while (await p.StandardOutput.ReadLineAsync() is { } line)
+                        if (line == "ready")
+                        {
+                            lock (setup) setup.Add(sw.Elapsed.TotalMilliseconds);
+                            return;
+                        }
+                    Interlocked.Increment(ref failed);
+                }));
+            }
+            // Bounded: a session that is not up within two minutes counts as failed.
+            var all = Task.WhenAll(ready);
+            if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromMinutes(2))) != all)
+                failed = sessions - setup.Count;
+            if (setup.Count == 0) throw new InvalidOperationException($"{who}: none of {sessions} concurrent sessions came up");
+            var tree = Tree(serverPid).ToList();
+            var server = tree.Sum(pid => ServerRssKb(pid, who)) / 1024.0;
+            var dockerCli = tree.Where(pid => Comm(pid) == "docker").Sum(RssKb) / 1024.0;
+            return new ConcurrentRun(setup, failed, server, dockerCli);
+        }
+        finally
+        {
+            foreach (var p in clients)
+            {
+                if (!p.HasExited) p.Kill();
+                await p.WaitForExitAsync();
+                p.Dispose();
+            }
+            // The servers end those sessions before the next round (sshd: back to its listener alone).
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            for (var i = 0; i < 150 && Tree(serverPid).Skip(1).Any(); i++) await Task.Delay(200);
+        }
+    }
+
+    /// <summary>What counts as the server: eru-ssh's one process; for OpenSSH every sshd process (not the docker CLI).</summary>
+    private static long ServerRssKb(int pid, string who) => who == "eru" || Comm(pid) == "sshd" ? RssKb(pid) : 0;
+
+    private static IEnumerable<int> Tree(int pid)
+    {
+        yield return pid;
+        foreach (var c in Children(pid).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            foreach (var d in Tree(int.Parse(c, CultureInfo.InvariantCulture))) yield return d;
+    }
+
+    private static string Children(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/task/{pid}/children");
+        }
+        catch (IOException)
+        {
+            return ""; // gone meanwhile
+        }
+    }
+
+    private static string Comm(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").Trim();
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private static long RssKb(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
     }
 
     private static async Task WaitListening(int port, ChildProcess process, string what) =>

@@ -42,13 +42,43 @@ public sealed partial class Deployer
                 for (var i = 0; i < p.Value; i++) Report(outcomes, progress, new InstanceOutcome(node.Name, null, null, problem));
                 return outcomes;
             }
-            for (var i = 0; i < p.Value; i++) Report(outcomes, progress, await CreateInstanceAsync(engine, node, prepared!, ct));
+            // Several instances in flight per node: dockerd creates and starts containers in parallel, and a deploy's
+            // wall time is otherwise the sum of every create, start and commit on its busiest node.
+            using var siblings = new Siblings();
+            var next = 0;
+            await Task.WhenAll(Enumerable.Range(0, Math.Min(p.Value, InFlightPerNode(prepared!))).Select(async _ =>
+            {
+                while (Interlocked.Increment(ref next) <= p.Value)
+                {
+                    var outcome = await CreateInstanceAsync(engine, node, prepared!, ct, siblings);
+                    lock (outcomes) Report(outcomes, progress, outcome);
+                }
+            }));
             return outcomes;
         }));
         var instances = perNode.SelectMany(o => o).ToList();
         log.LogInformation("deploy {App}.{Entrypoint}: {Ok} of {Count} instances created",
             spec.App, spec.Entrypoint, instances.Count(i => i.Error is null), spec.Count);
         return new DeployResult(instances, null);
+    }
+
+    /// <summary>
+    /// How many of a deploy's instances are created at once on one node. Routed networks take one at a time: Core
+    /// picks their addresses from what is recorded, and siblings in flight would all pick the same one.
+    /// </summary>
+    private int InFlightPerNode(Prepared prepared) => prepared.Routed.Count > 0 ? 1 : Math.Max(1, Options.InFlightPerNode);
+
+    /// <summary>
+    /// A deploy's instances in flight on one node: what they reserved before they are recorded (so siblings plan
+    /// around each other's memory and cores), and a lock so that they commit one after another under the node's
+    /// fence instead of making each other's transactions fail.
+    /// </summary>
+    private sealed class Siblings : IDisposable
+    {
+        public readonly SemaphoreSlim Commit = new(1, 1);
+        public readonly Dictionary<string, Workload> Reserved = new(StringComparer.Ordinal);
+
+        public void Dispose() => Commit.Dispose();
     }
 
     /// <summary>
@@ -134,13 +164,15 @@ public sealed partial class Deployer
     /// the record under the node's fence, checked again against fresh usage. A failure rolls back only this
     /// instance: its container and the volumes made for it (never a predecessor's).
     /// </summary>
-    private async Task<InstanceOutcome> CreateInstanceAsync(IDockerEngine engine, Node node, Prepared prepared, CancellationToken ct)
+    private async Task<InstanceOutcome> CreateInstanceAsync(
+        IDockerEngine engine, Node node, Prepared prepared, CancellationToken ct, Siblings? siblings = null)
     {
         var spec = prepared.Spec;
         var ident = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
         var name = $"{spec.App}_{spec.Entrypoint}_{ident}";
         string? id = null;
         CpuPlan? plan = null;
+        ContainerState? state = null;
         var madeVolumes = new List<string>();
         Intent? intent = null;
         try
@@ -150,65 +182,102 @@ public sealed partial class Deployer
             var mounts = await VolumesAsync(engine, node, spec, ident, identity, madeVolumes, ct);
             for (var attempt = 1; attempt <= Attempts; attempt++)
             {
-                var tx = store.Begin();
-                var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
-                await YieldAsync("fence-read", ct);
-                var recorded = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).ToList();
-                // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
-                var onNode = recorded.Where(w => w.Id != id && w.Id != spec.Succeeds);
-                await YieldAsync("usage-read", ct);
-                var free = NodeUsage.Free(node, onNode, spec.App);
-                if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
+                // Made and started: siblings commit one at a time, each on a fence read after the last one's commit.
+                var locked = id is not null && siblings is not null;
+                if (locked) await siblings!.Commit.WaitAsync(ct);
+                try
                 {
-                    if (id is null) throw new InvalidOperationException("no room left on the node (taken meanwhile)");
-                    // Our cores were taken meanwhile: start over with a fresh plan.
-                    await engine.RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
-                    (id, plan) = (null, null);
-                    continue;
-                }
-                if (id is null)
-                {
-                    plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
-                    var refused = new HashSet<string>(StringComparer.Ordinal);
-                    for (var pick = 1; id is null; pick++)
+                    var tx = store.Begin();
+                    var fence = await tx.GetAsync(Kinds.Allocations, node.Name, ct); // the commit's only guard
+                    await YieldAsync("fence-read", ct);
+                    var recorded = (await WorkloadsAsync(fence?.ModRevision ?? 0, node.Name, ct, tx.ReadRevision)).ToList();
+                    // A successor (replace) may use its stopped predecessor's room: only one of the two ever runs.
+                    var onNode = recorded.Where(w => w.Id != id && w.Id != spec.Succeeds);
+                    await YieldAsync("usage-read", ct);
+                    if (id is null && siblings is not null)
                     {
-                        // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace rolls back.
-                        spec = await RoutedAddressesAsync(engine, node, prepared, recorded, refused, identity, ct);
-                        await YieldAsync("address-picked", ct);
-                        var container = Container(spec, node, name, ident, identity, plan) with { Mounts = mounts, Files = prepared.Files };
-                        try
+                        // Before its container exists, an instance plans around what its siblings in flight reserved.
+                        lock (siblings)
                         {
-                            id = prepared.Job ? await engine.CreateAsync(container, ct) : await engine.CreateAndStartAsync(container, ct);
-                        }
-                        // Another deploy to the node started a container on the address Core picked, after Core looked: pick again.
-                        catch (global::Docker.DotNet.DockerApiException ex) when (pick < 3 && IsAddressTaken(ex)
-                            && PickedAddresses(prepared.Spec, spec) is { Count: > 0 } picked)
-                        {
-                            refused.UnionWith(picked);
+                            siblings.Reserved.Remove(ident);
+                            var reserved = siblings.Reserved.Values.Where(r => !recorded.Any(w => w.Ident == r.Ident)).ToList();
+                            var free = NodeUsage.Free(node, onNode.Concat(reserved), spec.App);
+                            if (Scheduler.Capacity(free, spec.Resources) < 1)
+                                throw new InvalidOperationException("no room left on the node (taken meanwhile)");
+                            plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
+                            siblings.Reserved[ident] = Reservation(spec, ident, plan);
                         }
                     }
-                    if (!prepared.Job && !spec.IgnoreHooks)
+                    else
                     {
-                        await RunHooksAsync(engine, id, "after_create", spec.AfterCreate, ct);
-                        await RunHooksAsync(engine, id, "after_start", spec.AfterStart, ct);
+                        var free = NodeUsage.Free(node, onNode, spec.App);
+                        if (Scheduler.Capacity(free, spec.Resources) < 1 || (plan is not null && !StillFits(plan, free)))
+                        {
+                            if (id is null) throw new InvalidOperationException("no room left on the node (taken meanwhile)");
+                            // Our cores were taken meanwhile: start over with a fresh plan.
+                            await engine.RemoveAsync(id, TimeSpan.Zero, CancellationToken.None);
+                            (id, plan, state) = (null, null, null);
+                            continue;
+                        }
+                        if (id is null) plan = spec.CpuBind ? CpuPlanner.Plan(free.FreePieces, free.CoreNuma, spec.Resources) : null;
                     }
-                    await YieldAsync("created", ct);
-                }
-                var state = await engine.InspectAsync(id, ct);
-                await YieldAsync("before-commit", ct);
-                tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state) with
-                {
-                    Volumes = mounts.Count > 0 ? [.. mounts] : null,
-                    Secrets = spec.Secrets.Count > 0 ? [.. spec.Secrets.Select(x => x.Name).Distinct(StringComparer.Ordinal)] : null,
-                    Job = prepared.Job,
-                });
-                tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
-                if (intent is not null) tx.Delete(Kinds.Intents, intent.Id); // recorded: nothing left to finish or undo
-                if (await tx.CommitAsync(ct))
-                    return new InstanceOutcome(node.Name, id, name, null)
+                    if (id is null)
                     {
-                        Addresses = state?.Addresses ?? new Dictionary<string, string>(),
-                    };
+                        var refused = new HashSet<string>(StringComparer.Ordinal);
+                        for (var pick = 1; id is null; pick++)
+                        {
+                            // Routed addresses skip every record on the node, the predecessor's too: it runs again if a replace
+                            // rolls back.
+                            spec = await RoutedAddressesAsync(engine, node, prepared, recorded, refused, identity, ct);
+                            await YieldAsync("address-picked", ct);
+                            var container = Container(spec, node, name, ident, identity, plan) with
+                            {
+                                Mounts = mounts, Files = prepared.Files,
+                            };
+                            try
+                            {
+                                id = prepared.Job
+                                    ? await engine.CreateAsync(container, ct)
+                                    : await engine.CreateAndStartAsync(container, ct);
+                            }
+                            // Another deploy to the node started a container on the address Core picked, after Core looked:
+                            // pick again.
+                            catch (global::Docker.DotNet.DockerApiException ex) when (pick < 3 && IsAddressTaken(ex)
+                                && PickedAddresses(prepared.Spec, spec) is { Count: > 0 } picked)
+                            {
+                                refused.UnionWith(picked);
+                            }
+                        }
+                        if (!prepared.Job && !spec.IgnoreHooks)
+                        {
+                            await RunHooksAsync(engine, id, "after_create", spec.AfterCreate, ct);
+                            await RunHooksAsync(engine, id, "after_start", spec.AfterStart, ct);
+                        }
+                        await YieldAsync("created", ct);
+                        // Siblings committed meanwhile: commit on a fresh fence read (in turn) rather than fail this one.
+                        if (siblings is not null) continue;
+                    }
+                    // Once: a retried commit records the same container, and its addresses do not change.
+                    state ??= await engine.InspectAsync(id, ct);
+                    await YieldAsync("before-commit", ct);
+                    tx.Put(Kinds.Workloads, Record(spec, node, id, name, ident, plan, state) with
+                    {
+                        Volumes = mounts.Count > 0 ? [.. mounts] : null,
+                        Secrets = spec.Secrets.Count > 0 ? [.. spec.Secrets.Select(x => x.Name).Distinct(StringComparer.Ordinal)] : null,
+                        Job = prepared.Job,
+                    });
+                    tx.Put(Kinds.Allocations, NextFence(node.Name, fence));
+                    if (intent is not null) tx.Delete(Kinds.Intents, intent.Id); // recorded: nothing left to finish or undo
+                    if (await tx.CommitAsync(ct))
+                        return new InstanceOutcome(node.Name, id, name, null)
+                        {
+                            Addresses = state?.Addresses ?? new Dictionary<string, string>(),
+                        };
+                }
+                finally
+                {
+                    if (locked) siblings!.Commit.Release();
+                }
                 await Task.Delay(Random.Shared.Next(5, 30), ct); // another writer changed the node: look again
             }
             throw new RegistryConflictException(Attempts);
@@ -230,7 +299,22 @@ public sealed partial class Deployer
             await DoneAsync(intent);
             throw;
         }
+        finally
+        {
+            if (siblings is not null) lock (siblings) siblings.Reserved.Remove(ident);
+        }
     }
+
+    /// <summary>What an instance in flight holds on its node, as a record would count it (memory request, bound cores).</summary>
+    private static Workload Reservation(DeploySpec spec, string ident, CpuPlan? plan) => new()
+    {
+        Id = "", Name = "", App = spec.App, Entrypoint = spec.Entrypoint, Ident = ident, Pod = "", Node = "", Image = spec.Image,
+        Resources = new ResourceAllocation
+        {
+            MemoryRequestBytes = spec.MemoryRequest,
+            CpuBind = plan is null ? [] : [.. plan.Cores.Select(c => new CpuBinding { Core = c.Core, Pieces = c.Pieces })],
+        },
+    };
 
     /// <summary>Removes what one failed instance made: its container and its new volumes.</summary>
     private async Task RollBackAsync(IDockerEngine engine, string? id, List<string> madeVolumes)

@@ -172,4 +172,7 @@ public sealed record DeployerOptions
 {
     /// <summary>Host paths under which bind mounts are allowed; none: bind mounts are refused.</summary>
     public IReadOnlyList<string> BindRoots { get; init; } = [];
+
+    /// <summary>A deploy's instances created at once per node (dockerd handles several creates and starts in parallel).</summary>
+    public int InFlightPerNode { get; init; } = 4;
 }
