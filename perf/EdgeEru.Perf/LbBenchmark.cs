@@ -77,22 +77,32 @@ internal static partial class LbBenchmark
                 "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
                 "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"]);
             // --baseline-lb DIR: another build of eru-lb (e.g. main's) measured in the same rounds, for A/B of a change.
+            // --baseline-env K=V,K=V (repeatable): one more baseline each, with that environment (e.g. DOTNET_GC* knobs),
+            // of the --baseline-lb build or else of this one. Named base, base2, base3, ...
             var baseIndex = Array.IndexOf(args, "--baseline-lb");
             var baseDll = baseIndex >= 0 && baseIndex + 1 < args.Length
                 ? Path.GetFullPath(Path.Combine(args[baseIndex + 1], "eru-lb.dll"))
                 : null;
-            var basePort = Ports.FreeTcp();
-            // --baseline-env K=V,K=V: environment for the baseline only (e.g. DOTNET_GC* knobs against the same build).
-            var baseEnv = BenchCluster.ArgString(args, "--baseline-env", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
-                .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
-            if (baseEnv.Count > 0) baseDll ??= Path.GetFullPath(dll);
-            await using var baseLb = baseDll is null ? null : ChildProcess.Start("dotnet", [baseDll, "--Registry:Endpoints", etcd.ClientUrl,
-                "--Lb:Urls", $"http://127.0.0.1:{basePort}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
-                "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
-                "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"], environment: baseEnv);
+            var baseEnvs = args.Select((a, i) => (a, i)).Where(x => x.a == "--baseline-env" && x.i + 1 < args.Length)
+                .Select(x => args[x.i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
+                    .ToDictionary(kv => kv[0], kv => kv[1]))
+                .ToList();
+            if (baseEnvs.Count == 0 && baseDll is not null) baseEnvs.Add([]);
+            var baselines = new List<(string Who, int Port, ChildProcess Lb)>();
+            await using var stopBaselines = new AsyncDisposables(baselines.Select(b => b.Lb));
+            foreach (var env in baseEnvs)
+            {
+                var port = Ports.FreeTcp();
+                baselines.Add((baselines.Count == 0 ? "base" : $"base{baselines.Count + 1}", port, ChildProcess.Start("dotnet",
+                    [baseDll ?? Path.GetFullPath(dll), "--Registry:Endpoints", etcd.ClientUrl,
+                        "--Lb:Urls", $"http://127.0.0.1:{port}", "--Http:Urls", $"http://127.0.0.1:{Ports.FreeTcp()}",
+                        "--Lb:AdminUrls", $"http://127.0.0.1:{Ports.FreeTcp()}", "--Lb:AdminToken", "bench",
+                        "--Logging:Format", "simple", "--Logging:LogLevel:Default", "Warning"], environment: env)));
+                if (env.Count > 0) Console.WriteLine($"{baselines[^1].Who}: {string.Join(' ', env.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            }
             using var http = new HttpClient();
             await Until(async () => await Status(http, lbPort) == 200, "eru-lb routing", lb);
-            if (baseLb is not null) await Until(async () => await Status(http, basePort) == 200, "baseline eru-lb routing", baseLb);
+            foreach (var b in baselines) await Until(async () => await Status(http, b.Port) == 200, $"{b.Who} eru-lb routing", b.Lb);
             await Until(async () => await Status(http, proxyPort) == 200, "nginx proxying", proxy);
 
             // A warm-up for each (JIT tiers, connection pools, nginx's upstream keepalive), not measured; then the
@@ -101,7 +111,7 @@ internal static partial class LbBenchmark
             if (warmup > 0)
                 foreach (var (port, servers) in
                     new[] { (backendPort, new[] { backend }), (proxyPort, [proxy, backend]), (lbPort, [lb, backend]) }
-                        .Concat(baseLb is null ? [] : [(basePort, new[] { baseLb, backend })]))
+                        .Concat(baselines.Select(b => (b.Port, new[] { b.Lb, backend }))))
                     await WrkAsync(port, warmup, connections, servers);
             var runs = new List<(string Who, WrkResult R)>();
             for (var round = 0; round < BenchCluster.Arg(args, "--rounds", 4); round++)
@@ -113,7 +123,7 @@ internal static partial class LbBenchmark
                 {
                     ("nginx", proxyPort, [proxy, backend]), ("eru", lbPort, [lb, backend]),
                 };
-                if (baseLb is not null) proxies.Add(("base", basePort, [baseLb, backend]));
+                foreach (var b in baselines) proxies.Add((b.Who, b.Port, [b.Lb, backend]));
                 for (var k = 0; k < proxies.Count; k++)
                 {
                     var (who, port, servers) = proxies[(round + k) % proxies.Count];
@@ -125,7 +135,7 @@ internal static partial class LbBenchmark
                     $"({r.FrontCpuUsPerRequest:F1} us/request in the front process)  rss {r.RssMb:F0} MB  errors {r.Errors}");
             var best = runs.GroupBy(r => r.Who).ToDictionary(g => g.Key, g => g.MaxBy(x => x.R.Rps).R);
             Console.WriteLine($"eru-lb memory after the rounds: {Memory(lb.Id)}");
-            if (baseLb is not null) Console.WriteLine($"baseline memory after the rounds: {Memory(baseLb.Id)}");
+            foreach (var b in baselines) Console.WriteLine($"{b.Who} memory after the rounds: {Memory(b.Lb.Id)}");
             // The garbage collector's share (collections, heap size): prometheus-net's runtime figures.
             var metrics = await http.GetStringAsync($"http://127.0.0.1:{lbMetricsPort}/metrics");
             foreach (var line in metrics.Split('\n').Where(l => l.StartsWith("dotnet_collection_count_total", StringComparison.Ordinal)
@@ -228,12 +238,15 @@ internal static partial class LbBenchmark
                     && best["eru"].RssMb <= 2 * best["nginx"].RssMb
                     && Stats.Percentile(graphMs, 99) <= 100 && Stats.Percentile(healthMs, 99) <= 100 && rolling.Failed == 0,
             };
-            if (baseLb is not null)
+            foreach (var (who, _, _) in baselines)
             {
-                result["baseline_eru_rps"] = Math.Round(best["base"].Rps);
-                result["baseline_eru_cpu_us_per_request"] = runs.Where(r => r.Who == "base").Min(r => r.R.FrontCpuUsPerRequest);
-                result["rps_ratio_vs_baseline_per_round"] = runs.Where(r => r.Who == "eru")
-                    .Zip(runs.Where(r => r.Who == "base"), (e, b) => Math.Round(e.R.Rps / b.R.Rps, 3)).ToList();
+                var key = who == "base" ? "baseline" : who.Replace("base", "baseline", StringComparison.Ordinal);
+                result[$"{key}_eru_rps"] = Math.Round(best[who].Rps);
+                result[$"{key}_eru_p99_ms"] = best[who].P99Ms;
+                result[$"{key}_eru_rss_mb"] = Math.Round(best[who].RssMb);
+                result[$"{key}_eru_cpu_us_per_request"] = runs.Where(r => r.Who == who).Min(r => r.R.FrontCpuUsPerRequest);
+                result[$"rps_ratio_vs_{key}_per_round"] = runs.Where(r => r.Who == "eru")
+                    .Zip(runs.Where(r => r.Who == who), (e, b) => Math.Round(e.R.Rps / b.R.Rps, 3)).ToList();
             }
             Console.WriteLine("RESULT lb " + JsonSerializer.Serialize(result));
             return 0;
@@ -445,6 +458,15 @@ internal static partial class LbBenchmark
         return new WrkResult(double.Parse(f.Groups[1].Value, CultureInfo.InvariantCulture),
             Math.Round(Stats.Percentile(micros, 50) / 1000, 3), Math.Round(Stats.Percentile(micros, 99) / 1000, 3), errors, cpu, rss,
             done > 0 ? Math.Round(frontCpu * 1e6 / done, 1) : 0);
+    }
+
+    /// <summary>Disposes processes started along the way (the list may grow after this is made).</summary>
+    private sealed class AsyncDisposables(IEnumerable<IAsyncDisposable> items) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var item in items) await item.DisposeAsync();
+        }
     }
 
     private static double Percent(string wrk, string which)
