@@ -453,8 +453,8 @@ internal static partial class LbBenchmark
         }
         File.Delete(log);
         var done = long.Parse(n.Groups[1].Value, CultureInfo.InvariantCulture);
-        var errors = long.Parse(n.Groups[2].Value, CultureInfo.InvariantCulture) + long.Parse(n.Groups[3].Value, CultureInfo.InvariantCulture)
-            + long.Parse(n.Groups[4].Value, CultureInfo.InvariantCulture);
+        // failed, errored, timeout
+        var errors = Enumerable.Range(2, 3).Sum(g => long.Parse(n.Groups[g].Value, CultureInfo.InvariantCulture));
         return new WrkResult(double.Parse(f.Groups[1].Value, CultureInfo.InvariantCulture),
             Math.Round(Stats.Percentile(micros, 50) / 1000, 3), Math.Round(Stats.Percentile(micros, 99) / 1000, 3), errors, cpu, rss,
             done > 0 ? Math.Round(frontCpu * 1e6 / done, 1) : 0);
