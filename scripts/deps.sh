@@ -6,7 +6,7 @@ set -euo pipefail
 case "${1:-}" in
   dev)  pkgs=(etcd-server etcd-client bind9-dnsutils docker.io docker-registry busybox-static iproute2 openssh-client pebble bird2) ;;
   test) pkgs=(etcd-server etcd-client bind9-dnsutils docker.io docker-registry busybox-static iproute2 chromium openssh-client openssh-sftp-server pebble bird2) ;;
-  perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nginx-light docker.io busybox-static iproute2 openssh-client openssh-server) ;;
+  perf) pkgs=(etcd-server etcd-client knot dnsperf bind9-dnsutils wrk nghttp2-client nginx-light docker.io busybox-static iproute2 openssh-client openssh-server) ;;
   *) echo "usage: $0 dev|test|perf" >&2; exit 2 ;;
 esac
 
