@@ -214,6 +214,7 @@ public static class Scheduler
         private readonly PlacementRequest _request;
         private readonly int _upTo;
         private readonly int[] _exact; // -1: not counted yet
+        private readonly Dictionary<CoreState, (int Plans, int Limit)> _plans = new(CoreState.Alike);
 
         public NodeCapacities(NodeResources[] nodes, PlacementRequest request, int upTo)
         {
@@ -232,9 +233,25 @@ public static class Scheduler
 
         public int Exact(int i)
         {
-            if (_exact[i] < 0)
-                _exact[i] = Limit(_nodes[i], Capacity(_nodes[i], _request.Resources, _upTo), _request.PerNodeLimit);
+            if (_exact[i] < 0) _exact[i] = Limit(_nodes[i], Room(_nodes[i]), _request.PerNodeLimit);
             return _exact[i];
+        }
+
+        /// <summary><see cref="Capacity(NodeResources, ResourceRequest, int)"/>, counting CPU plans once per alike cores.</summary>
+        private int Room(NodeResources n)
+        {
+            var r = _request.Resources;
+            if (!r.CpuBind) return Capacity(n, r, _upTo);
+            var memory = r.Memory > 0 ? (int)Math.Min(n.FreeMemory / r.Memory, _upTo) : _upTo;
+            if (memory == 0) return 0;
+            // Nodes of one shape with the same free pieces (untouched ones, above all) have the same plans. The
+            // count is min(plans, limit): a count below its limit is all there are, else it holds up to that limit.
+            var key = new CoreState(n.FreePieces, n.CoreNuma);
+            if (_plans.TryGetValue(key, out var known) && (known.Plans < known.Limit || memory <= known.Limit))
+                return Math.Min(known.Plans, memory);
+            var plans = CpuPlanner.Capacity(n.FreePieces, n.CoreNuma, r, limit: memory);
+            _plans[key] = (plans, memory);
+            return plans;
         }
 
         /// <summary>Never below <see cref="Exact"/>; the exact room where that is as cheap (and then remembered).</summary>
@@ -247,6 +264,26 @@ public static class Scheduler
             var bound = Limit(n, Math.Min(memory, CpuPlanner.QuickBound(n.FreePieces, r)), _request.PerNodeLimit);
             if (bound == 0) _exact[i] = 0; // the exact room is below it
             return bound;
+        }
+    }
+
+    /// <summary>A node's free pieces per core and their NUMA nodes, compared by content.</summary>
+    private readonly record struct CoreState(int[] FreePieces, string[] CoreNuma)
+    {
+        public static readonly IEqualityComparer<CoreState> Alike = new AlikeComparer();
+
+        private sealed class AlikeComparer : IEqualityComparer<CoreState>
+        {
+            public bool Equals(CoreState a, CoreState b) =>
+                a.FreePieces.AsSpan().SequenceEqual(b.FreePieces)
+                && (ReferenceEquals(a.CoreNuma, b.CoreNuma) || a.CoreNuma.AsSpan().SequenceEqual(b.CoreNuma));
+
+            public int GetHashCode(CoreState s)
+            {
+                var hash = new HashCode();
+                hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(s.FreePieces.AsSpan()));
+                return hash.ToHashCode();
+            }
         }
     }
 
