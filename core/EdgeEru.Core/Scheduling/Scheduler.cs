@@ -118,9 +118,12 @@ public static class Scheduler
     private static PlacementResult? PlaceAuto(NodeResources[] ordered, NodeCapacities capacity, int[] placed,
         PlacementRequest request, NodeReasons reasons)
     {
-        var heap = new PriorityQueue<int, AutoKey>(request.Resources.CpuBind || request.Count >= ordered.Length
-            ? (IEnumerable<(int, AutoKey)>)AutoEntries(ordered, capacity)
-            : SmallestAutoEntries(ordered, capacity, request.Count));
+        // With bound rooms every node must compete (an exact room may sort a node far later); exact rooms let
+        // the heap start from the count smallest keys.
+        var start = new SmallestKeys<AutoKey>(request.Resources.CpuBind ? int.MaxValue : request.Count, ordered.Length);
+        for (var i = 0; i < ordered.Length; i++)
+            if (capacity.Bound(i) is var room and > 0) start.Offer(i, new AutoKey(ordered[i].Existing, room, i));
+        var heap = new PriorityQueue<int, AutoKey>(start.Entries);
         for (var k = 0; k < request.Count;)
         {
             if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
@@ -134,35 +137,6 @@ public static class Scheduler
             if (p < capacity.Exact(i)) heap.Enqueue(i, new AutoKey(ordered[i].Existing + p, capacity.Exact(i) - p, i));
         }
         return null;
-    }
-
-    private static List<(int, AutoKey)> AutoEntries(NodeResources[] ordered, NodeCapacities capacity)
-    {
-        var entries = new List<(int, AutoKey)>(ordered.Length);
-        for (var i = 0; i < ordered.Length; i++)
-            if (capacity.Bound(i) is var room and > 0) entries.Add((i, new AutoKey(ordered[i].Existing, room, i)));
-        return entries;
-    }
-
-    /// <summary>
-    /// The <paramref name="count"/> smallest keys, when every room is exact: the first count turns of AUTO only
-    /// take those (a node outside them has count smaller keys ahead of it) and the nodes they put back, so a heap
-    /// of them places as a heap of every node would, without building one over thousands of nodes.
-    /// </summary>
-    private static (int, AutoKey)[] SmallestAutoEntries(NodeResources[] ordered, NodeCapacities capacity, int count)
-    {
-        var largestFirst = new PriorityQueue<int, AutoKey>(count + 1, Comparer<AutoKey>.Create((a, b) => b.CompareTo(a)));
-        var largest = default(AutoKey);
-        for (var i = 0; i < ordered.Length; i++)
-        {
-            if (capacity.Bound(i) is not (var room and > 0)) continue;
-            var key = new AutoKey(ordered[i].Existing, room, i);
-            if (largestFirst.Count < count) largestFirst.Enqueue(i, key);
-            else if (key.CompareTo(largest) < 0) largestFirst.EnqueueDequeue(i, key);
-            else continue;
-            largestFirst.TryPeek(out _, out largest);
-        }
-        return [.. largestFirst.UnorderedItems];
     }
 
     /// <summary>AUTO's order: fewest instances of the app, then most room left, then name (= index).</summary>
@@ -181,24 +155,36 @@ public static class Scheduler
         // A node's usage after one more only grows with what it got, so a min-heap on (usage, name) picks
         // exactly what a scan of every node in name order would. The order does not depend on room, so a
         // node's exact room is counted when it first comes out on top (none: it leaves the heap).
+        // Without binding every node in the heap has room, so (as with AUTO) the first count turns only take
+        // the count smallest keys and what they put back; with binding a node may turn out to have none.
         var used = new long[ordered.Length];
-        var entries = new List<(int, (double Usage, int Index))>(ordered.Length);
+        var start = new SmallestKeys<GlobalKey>(request.Resources.CpuBind ? int.MaxValue : request.Count, ordered.Length);
         for (var i = 0; i < ordered.Length; i++)
         {
             if (capacity.Bound(i) == 0) continue;
             used[i] = UsedPieces(ordered[i]);
-            entries.Add((i, (UsageAfter(ordered[i], used[i], request.Resources, 1), i)));
+            start.Offer(i, new GlobalKey(UsageAfter(ordered[i], used[i], request.Resources, 1), i));
         }
-        var heap = new PriorityQueue<int, (double Usage, int Index)>(entries);
+        var heap = new PriorityQueue<int, GlobalKey>(start.Entries);
         for (var k = 0; k < request.Count;)
         {
             if (!heap.TryDequeue(out var i, out _)) return Fail(Short(request, k), reasons);
             if (capacity.Exact(i) == 0) continue;
             var p = ++placed[i];
             k++;
-            if (p < capacity.Exact(i)) heap.Enqueue(i, (UsageAfter(ordered[i], used[i], request.Resources, p + 1), i));
+            if (p < capacity.Exact(i)) heap.Enqueue(i, new GlobalKey(UsageAfter(ordered[i], used[i], request.Resources, p + 1), i));
         }
         return null;
+    }
+
+    /// <summary>GLOBAL's order: lowest usage after placing, then name (= index).</summary>
+    private readonly record struct GlobalKey(double Usage, int Index) : IComparable<GlobalKey>
+    {
+        public int CompareTo(GlobalKey other)
+        {
+            var byUsage = Usage.CompareTo(other.Usage);
+            return byUsage != 0 ? byUsage : Index.CompareTo(other.Index);
+        }
     }
 
     /// <summary>DRAINED: the fullest nodes first, each filled before the next.</summary>
@@ -357,9 +343,14 @@ public static class Scheduler
     /// <summary>Pieces in use on a node (of its cores × pieces per core).</summary>
     private static long UsedPieces(NodeResources n)
     {
+        var total = (long)n.PiecesPerCore * n.CpuCores;
+        // Free pieces are at most pieces per core each: then an int sum (vectorized) cannot overflow.
         long free = 0;
-        foreach (var p in n.FreePieces) free += p;
-        return (long)n.PiecesPerCore * n.CpuCores - free;
+        if (total <= int.MaxValue && n.PiecesPerCore >= 0 && !n.FreePieces.AsSpan().ContainsAnyExceptInRange(0, n.PiecesPerCore))
+            free = n.FreePieces.Sum();
+        else
+            foreach (var p in n.FreePieces) free += p;
+        return total - free;
     }
 
     /// <summary>Relative usage of a node after <paramref name="more"/> instances: memory and CPU fractions, averaged.</summary>
