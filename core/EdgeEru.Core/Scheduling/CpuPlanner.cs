@@ -43,6 +43,28 @@ public static class CpuPlanner
         return n;
     }
 
+    /// <summary>
+    /// Never below <see cref="Capacity"/>, in one pass over the cores and without the split search: every plan
+    /// takes X full units (⌊free/100⌋ of a core) and X×100+Y pieces in all. The scheduler ranks nodes by it and
+    /// counts plans exactly only for the nodes that come first.
+    /// </summary>
+    internal static int QuickBound(ReadOnlySpan<int> freePieces, ResourceRequest request)
+    {
+        int x = request.FullCores, f = request.FragmentPieces;
+        if (x == 0 && f == 0) return 0;
+        long units = 0, total = 0, fragments = 0;
+        var need = x == 0 ? f : Full;
+        foreach (var free in freePieces)
+        {
+            total += free;
+            units += free / Full;
+            if (x == 0 || (x == 1 && f == 0)) fragments += free / need;
+        }
+        // Fragment-only and one-core requests are counted in closed form by Capacity: Σ⌊free/need⌋.
+        if (x == 0 || (x == 1 && f == 0)) return (int)Math.Min(int.MaxValue, fragments);
+        return (int)Math.Min(Math.Min(units / x, total / (x * Full + f)), int.MaxValue);
+    }
+
     /// <summary>ERU's estimate, in time linear in the full units: never below what fits.</summary>
     public static int UpperBound(IReadOnlyList<int> freePieces, ResourceRequest request)
     {
@@ -134,14 +156,40 @@ public static class CpuPlanner
             for (var c = 0; c < cores; c++) _all[c] = c;
             if (coreNuma.Count == cores && cores > 0)
             {
-                var byName = new SortedDictionary<string, List<int>>(StringComparer.Ordinal);
+                // Groups in ordinal name order. A node has a few NUMA nodes: a linear search of the names seen
+                // beats a sorted map (a planner is built for every plan the allocator makes).
+                var names = new List<string>(4);
+                var groupOf = new int[cores];
                 for (var c = 0; c < cores; c++)
                 {
-                    if (!byName.TryGetValue(coreNuma[c], out var list)) byName[coreNuma[c]] = list = [];
-                    list.Add(c);
+                    var name = coreNuma[c];
+                    var g = c > 0 && string.Equals(name, coreNuma[c - 1], StringComparison.Ordinal)
+                        ? groupOf[c - 1]
+                        : names.IndexOf(name);
+                    if (g < 0)
+                    {
+                        g = names.Count;
+                        names.Add(name);
+                    }
+                    groupOf[c] = g;
                 }
-                GroupNames = [.. byName.Keys];
-                _groups = [.. byName.Values.Select(l => l.ToArray())];
+                var rank = new int[names.Count];
+                var byName = new int[names.Count];
+                for (var g = 0; g < byName.Length; g++) byName[g] = g;
+                Array.Sort(byName, (a, b) => string.CompareOrdinal(names[a], names[b]));
+                for (var r = 0; r < byName.Length; r++) rank[byName[r]] = r;
+                var sizes = new int[names.Count];
+                foreach (var g in groupOf) sizes[rank[g]]++;
+                _groups = new int[names.Count][];
+                for (var r = 0; r < _groups.Length; r++) _groups[r] = new int[sizes[r]];
+                Array.Clear(sizes);
+                for (var c = 0; c < cores; c++)
+                {
+                    var r = rank[groupOf[c]];
+                    _groups[r][sizes[r]++] = c;
+                }
+                GroupNames = new string[names.Count];
+                for (var r = 0; r < byName.Length; r++) GroupNames[r] = names[byName[r]];
             }
             else
             {
