@@ -211,10 +211,7 @@ internal static class AgentBenchmark
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
     }
 
-    private static double RssMb(int pid) =>
-        long.Parse(File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
-                .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
-            CultureInfo.InvariantCulture) / 1024.0;
+    private static double RssMb(int pid) => ProcessStats.RssKb(pid) / 1024.0;
 
     /// <summary>
     /// The part of the RSS that is the agent's own (heap, stacks, JIT'd code): RssAnon + RssShmem, without the pages of

@@ -402,7 +402,7 @@ internal static partial class LbBenchmark
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
         var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;
-        var rss = pids.Sum(RssKb) / 1024.0;
+        var rss = pids.Sum(ProcessStats.RssKb) / 1024.0;
         var text = output.ToString();
         var rps = double.Parse(RpsLine().Match(text).Groups[1].Value, CultureInfo.InvariantCulture);
         var errors = ErrorsLine().Match(text) is { Success: true } e ? long.Parse(e.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
@@ -439,7 +439,7 @@ internal static partial class LbBenchmark
         }
         var cpu = (pids.Sum(CpuTicks) - cpuBefore) / 100.0;
         var frontCpu = (front.Sum(CpuTicks) - frontBefore) / 100.0;
-        var rss = pids.Sum(RssKb) / 1024.0;
+        var rss = pids.Sum(ProcessStats.RssKb) / 1024.0;
         var text = output.ToString();
         if (H2Finished().Match(text) is not { Success: true } f || H2Requests().Match(text) is not { Success: true } n)
             throw new InvalidOperationException($"h2load: no totals in its output:\n{text}");
@@ -523,19 +523,6 @@ internal static partial class LbBenchmark
         catch (IOException)
         {
             return "unknown";
-        }
-    }
-
-    private static long RssKb(int pid)
-    {
-        try
-        {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
-        }
-        catch (IOException)
-        {
-            return 0;
         }
     }
 

@@ -261,7 +261,7 @@ internal static class SshBenchmark
             if (setup.Count == 0) throw new InvalidOperationException($"{who}: none of {sessions} concurrent sessions came up");
             var tree = Tree(serverPid).ToList();
             var server = tree.Sum(pid => ServerRssKb(pid, who)) / 1024.0;
-            var dockerCli = tree.Where(pid => Comm(pid) == "docker").Sum(RssKb) / 1024.0;
+            var dockerCli = tree.Where(pid => Comm(pid) == "docker").Sum(ProcessStats.RssKb) / 1024.0;
             return new ConcurrentRun(setup, failed, server, dockerCli);
         }
         finally
@@ -279,7 +279,7 @@ internal static class SshBenchmark
     }
 
     /// <summary>What counts as the server: eru-ssh's one process; for OpenSSH every sshd process (not the docker CLI).</summary>
-    private static long ServerRssKb(int pid, string who) => who == "eru" || Comm(pid) == "sshd" ? RssKb(pid) : 0;
+    private static long ServerRssKb(int pid, string who) => who == "eru" || Comm(pid) == "sshd" ? ProcessStats.RssKb(pid) : 0;
 
     private static IEnumerable<int> Tree(int pid)
     {
@@ -309,19 +309,6 @@ internal static class SshBenchmark
         catch (IOException)
         {
             return "";
-        }
-    }
-
-    private static long RssKb(int pid)
-    {
-        try
-        {
-            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
-        }
-        catch (IOException)
-        {
-            return 0;
         }
     }
 
