@@ -173,6 +173,9 @@ public sealed record DeployerOptions
     /// <summary>Host paths under which bind mounts are allowed; none: bind mounts are refused.</summary>
     public IReadOnlyList<string> BindRoots { get; init; } = [];
 
-    /// <summary>A deploy's instances created at once per node (dockerd handles several creates and starts in parallel).</summary>
-    public int InFlightPerNode { get; init; } = 4;
+    /// <summary>
+    /// A deploy's instances created at once per node (dockerd handles several creates and starts in parallel). 1 until
+    /// a failure of AppsTests' interrupted job, seen in full Core test runs with 4, is understood (docs/core.md).
+    /// </summary>
+    public int InFlightPerNode { get; init; } = 1;
 }
