@@ -120,7 +120,8 @@ public static class Figures
 
     public static readonly IReadOnlyList<ChartSpec> Charts =
     [
-        new("registry-build.svg", "registry", "Registry: full snapshot build vs a raw etcd read (lower is better)", "ms", ["100k workloads"],
+        new("registry-build.svg", "registry", "Registry: full snapshot build vs a raw etcd read (lower is better)", "ms",
+            ["100k workloads"],
             [new("EdgeEru snapshot", ["full_build_ms"]), new("raw etcd read", ["anchor_raw_range_ms"])]),
         new("schedule.svg", "schedule", "Schedule: planning 1M instances over 5,000 nodes vs Nomad C1M (lower is better)", "s",
             ["1M instances"], [new("EdgeEru scheduler", ["planning_s"]), new("Nomad C1M", ["anchor_c1m_s"])]),
