@@ -93,7 +93,6 @@ internal sealed class FullBuild
     public RegistrySnapshot Finish(long revision)
     {
         Joined joined;
-        var frozenStatuses = _nodeStatuses.ToImmutable();
         if (StatusesFirst && _inOrder && _joined is not null)
         {
             joined = _joined;
@@ -103,7 +102,7 @@ internal sealed class FullBuild
             // Not in etcd's order (or nothing joined yet): sort and join everything now.
             SnapshotBuilder.SortIfNeeded(_records, static w => w.Id);
             SnapshotBuilder.SortIfNeeded(_statuses, static s => s.Status.Id);
-            joined = new Joined(frozenStatuses);
+            joined = new Joined(_nodeStatuses.ToImmutable());
             (_joinedRecords, _joinedStatuses) = (0, 0);
         }
         while (_joinedRecords < _records.Count || _joinedStatuses < _statuses.Count)
